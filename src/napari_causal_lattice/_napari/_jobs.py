@@ -1,0 +1,130 @@
+"""Run a core function in a napari ``thread_worker`` with a progress bar, Cancel and error notifications.
+
+Every dock widget embeds one :class:`JobPanel`.  The core function must accept the keyword
+arguments ``progress`` and ``cancel`` (see :mod:`napari_causal_lattice.progress`); its return
+value is handed to ``on_result`` in the GUI thread, so layers are only touched once the work
+finished successfully: a cancelled or failed job leaves every layer as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from ..progress import Cancelled
+
+
+class _ProgressRelay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+
+    advanced = Signal(int, int)
+
+
+class JobPanel(QWidget):
+    """Progress bar, status line and Cancel button that run one job at a time.
+
+    Attributes
+    ----------
+    worker : FunctionWorker or None
+        The running (or last) worker; tests wait on ``worker.finished``.
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.worker = None
+        self._cancel = threading.Event()
+        self._relay = _ProgressRelay()
+        self._relay.advanced.connect(self._on_progress)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.bar)
+        row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    def run(
+        self,
+        func: Callable[..., Any],
+        *args,
+        on_result: Callable[[Any], None],
+        label: str = "working",
+        on_finish: Callable[[], None] | None = None,
+        **kwargs,
+    ):
+        """Start ``func(*args, progress=..., cancel=..., **kwargs)`` in a worker thread.
+
+        Returns the worker (already started).  ``on_result`` runs in the GUI thread with the
+        return value; errors become napari error notifications and leave layers untouched.
+        """
+        if self.running:
+            show_info("A job is already running in this panel; wait for it or press Cancel.")
+            return None
+        self._cancel = threading.Event()
+        relay = self._relay
+
+        def progress(done: int, total: int) -> None:
+            relay.advanced.emit(int(done), int(total))
+
+        worker = create_worker(func, *args, progress=progress, cancel=self._cancel, _start_thread=False, **kwargs)
+        worker.returned.connect(lambda result: self._on_returned(result, on_result, label))
+        worker.errored.connect(lambda exc: self._on_error(exc, label))
+        worker.finished.connect(self._on_finished)
+        if on_finish is not None:
+            worker.finished.connect(on_finish)
+        self.worker = worker
+        self.bar.setRange(0, 0)
+        self.status.setText(f"{label}...")
+        self.cancel_button.setEnabled(True)
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next checkpoint."""
+        self._cancel.set()
+        self.status.setText("cancelling...")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(min(done, total))
+
+    def _on_returned(self, result, on_result, label: str) -> None:
+        try:
+            on_result(result)
+        except (ValueError, TypeError) as exc:
+            self._on_error(exc, label)
+            return
+        self.status.setText(f"{label}: done")
+
+    def _on_error(self, exc: BaseException, label: str) -> None:
+        if isinstance(exc, Cancelled):
+            self.status.setText(f"{label}: cancelled, nothing changed")
+            show_info(f"{label}: cancelled; no layer was changed.")
+            return
+        message = f"{label} failed: {exc}"
+        self.status.setText(message)
+        show_error(message)
+
+    def _on_finished(self) -> None:
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1)
+        self.cancel_button.setEnabled(False)

@@ -1,0 +1,139 @@
+"""Lattice geometry shared by every step: descriptor names, units and the grid -> image affine.
+
+Coordinates are ``(y, x) = (row, column)`` in pixels, pixel centres at integer
+coordinates, as in napari and scikit-image.  A lattice grid index ``(i, j)``
+(row ``i``, column ``j``) sits at ``origin + i * v2 + j * v1`` in the image, so
+``v1`` is the lattice vector along the grid columns (roughly the image x axis,
+the paper's ``a``) and ``v2`` the one along the grid rows (the paper's ``b``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The 8 unit-cell descriptors of the paper, in the paper's order.
+DESCRIPTORS: tuple[str, ...] = ("I14", "I5", "a", "b", "alpha", "Vol", "Px", "Py")
+
+#: Human-readable descriptions of the descriptors.
+DESCRIPTOR_LABELS: dict[str, str] = {
+    "I14": "total intensity of the 4 A-site corner columns",
+    "I5": "intensity of the B-site column",
+    "a": "mean A-A edge length along lattice vector 1",
+    "b": "mean A-A edge length along lattice vector 2",
+    "alpha": "angle between the two lattice edges",
+    "Vol": "projected unit-cell area a * b * |sin(alpha)|",
+    "Px": "polarization: B offset from the A-corner centroid, component 1",
+    "Py": "polarization: B offset from the A-corner centroid, component 2",
+}
+
+
+def descriptor_units(pixel_size: float | None, intensity_unit: str = "counts") -> dict[str, str]:
+    """Units of the 8 descriptors.
+
+    Parameters
+    ----------
+    pixel_size : float or None
+        Pixel size in pm per px.  ``None`` means lengths stay in px.
+    intensity_unit : str
+        Unit of the column intensities.
+
+    Returns
+    -------
+    dict
+        Descriptor name -> unit string (``"pm"``, ``"pm^2"``, ``"px"``, ``"deg"``...).
+    """
+    length = "px" if pixel_size is None else "pm"
+    return {
+        "I14": intensity_unit,
+        "I5": intensity_unit,
+        "a": length,
+        "b": length,
+        "alpha": "deg",
+        "Vol": f"{length}^2",
+        "Px": length,
+        "Py": length,
+    }
+
+
+def _vec2(value, name: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=float).reshape(-1)
+    if arr.shape != (2,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a finite (y, x) pair in px, got {value!r}")
+    return arr
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """A 2D Bravais lattice in image pixel coordinates.
+
+    Parameters
+    ----------
+    origin : (2,) array
+        Image position (y, x) in px of grid index (0, 0).
+    v1 : (2,) array
+        Lattice vector along the grid columns ``j`` (y, x) in px.
+    v2 : (2,) array
+        Lattice vector along the grid rows ``i`` (y, x) in px.
+    """
+
+    origin: np.ndarray
+    v1: np.ndarray
+    v2: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "origin", _vec2(self.origin, "origin"))
+        object.__setattr__(self, "v1", _vec2(self.v1, "v1"))
+        object.__setattr__(self, "v2", _vec2(self.v2, "v2"))
+        det = self.v1[0] * self.v2[1] - self.v1[1] * self.v2[0]
+        if abs(det) < 1e-9:
+            raise ValueError("lattice vectors v1 and v2 are parallel (or zero); cannot build a 2D lattice")
+
+    @property
+    def affine(self) -> np.ndarray:
+        """(3, 3) homogeneous matrix mapping grid ``(i, j, 1)`` to image ``(y, x, 1)`` in px."""
+        m = np.eye(3)
+        m[:2, 0] = self.v2
+        m[:2, 1] = self.v1
+        m[:2, 2] = self.origin
+        return m
+
+    def to_image(self, ij) -> np.ndarray:
+        """Image positions (..., 2) yx in px of grid indices ``ij`` (..., 2) (may be fractional)."""
+        ij = np.asarray(ij, dtype=float)
+        return self.origin + ij[..., :1] * self.v2 + ij[..., 1:2] * self.v1
+
+    def to_grid(self, yx) -> np.ndarray:
+        """Fractional grid indices (..., 2) ``(i, j)`` of image positions ``yx`` (..., 2) in px."""
+        yx = np.asarray(yx, dtype=float) - self.origin
+        basis = np.stack([self.v2, self.v1], axis=1)  # columns: v2, v1
+        return np.linalg.solve(basis, yx.reshape(-1, 2).T).T.reshape(yx.shape)
+
+    def subgrid(self, offset_ij=(0.0, 0.0), step: float = 1.0) -> "Lattice":
+        """Lattice of a coarser or shifted grid: index ``k`` maps to ``offset_ij + k * step`` here."""
+        origin = self.to_image(np.asarray(offset_ij, dtype=float))
+        return Lattice(origin=origin, v1=self.v1 * step, v2=self.v2 * step)
+
+    @property
+    def spacings(self) -> tuple[float, float]:
+        """Lengths ``(|v1|, |v2|)`` in px."""
+        return float(np.hypot(*self.v1)), float(np.hypot(*self.v2))
+
+    @property
+    def angle(self) -> float:
+        """Angle between v1 and v2 in degrees."""
+        c = np.dot(self.v1, self.v2) / (np.hypot(*self.v1) * np.hypot(*self.v2))
+        return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+    @property
+    def rotation(self) -> float:
+        """Angle of v1 from the image x axis in degrees (counter-clockwise on screen, y down)."""
+        return float(np.degrees(np.arctan2(-self.v1[0], self.v1[1])))
+
+    def to_state(self) -> dict:
+        return {"origin": self.origin.copy(), "v1": self.v1.copy(), "v2": self.v2.copy()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Lattice":
+        return cls(origin=state["origin"], v1=state["v1"], v2=state["v2"])

@@ -1,0 +1,69 @@
+"""Provenance records attached to every result: what made it, with which parameters and seed."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from importlib import metadata
+
+import numpy as np
+
+from ._version import __version__
+
+_TRACKED = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "lingam")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of this package and the numerical packages its results depend on."""
+    versions = {"napari-causal-lattice": __version__, "python": platform.python_version()}
+    for name in _TRACKED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def jsonable(value):
+    """Convert numpy scalars/arrays, tuples and nested containers to plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def make_provenance(step: str, params: dict | None = None, *, seed=None, inputs: dict | None = None) -> dict:
+    """Build a provenance record.
+
+    Parameters
+    ----------
+    step : str
+        Name of the public function that produced the result (e.g. ``"find_columns"``).
+    params : dict, optional
+        Every parameter the function used, after defaults were filled in.
+    seed : int or None
+        Seed of the random generator, if the step is random.
+    inputs : dict, optional
+        Provenance of the inputs (nested records), so a chain of steps stays traceable.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable record with ``step``, ``params``, ``seed``, ``versions``, ``created`` (UTC ISO 8601)
+        and ``inputs``.
+    """
+    return {
+        "step": step,
+        "params": jsonable(params or {}),
+        "seed": jsonable(seed),
+        "versions": package_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": jsonable(inputs or {}),
+    }
