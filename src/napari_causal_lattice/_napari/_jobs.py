@@ -1,6 +1,7 @@
 """Run a core function in a napari ``thread_worker`` with a progress bar, Cancel and error notifications.
 
-Every dock widget embeds one :class:`JobPanel`.  The core function must accept the keyword
+Every dock widget embeds one :class:`JobPanel`.  Expected problems (``ValueError``/``TypeError`` with an
+actionable message) become a plain error notification; anything else is relayed with its traceback.  The core function must accept the keyword
 arguments ``progress`` and ``cancel`` (see :mod:`napari_causal_lattice.progress`); its return
 value is handed to ``on_result`` in the GUI thread, so layers are only touched once the work
 finished successfully: a cancelled or failed job leaves every layer as it was.
@@ -11,10 +12,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import notification_manager, show_error, show_info
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from superqt.utils import create_worker
 
 from ..progress import Cancelled
 
@@ -37,6 +38,7 @@ class JobPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.worker = None
+        self._busy = False
         self._cancel = threading.Event()
         self._relay = _ProgressRelay()
         self._relay.advanced.connect(self._on_progress)
@@ -59,7 +61,8 @@ class JobPanel(QWidget):
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and self.worker.is_running
+        """True from ``run`` until the worker's ``finished`` signal reached the GUI thread."""
+        return self._busy
 
     def run(
         self,
@@ -84,13 +87,21 @@ class JobPanel(QWidget):
         def progress(done: int, total: int) -> None:
             relay.advanced.emit(int(done), int(total))
 
-        worker = create_worker(func, *args, progress=progress, cancel=self._cancel, _start_thread=False, **kwargs)
+        worker = create_worker(
+            func,
+            *args,
+            progress=progress,
+            cancel=self._cancel,
+            _start_thread=False,
+            _connect={"errored": lambda exc: self._on_error(exc, label)},
+            **kwargs,
+        )
         worker.returned.connect(lambda result: self._on_returned(result, on_result, label))
-        worker.errored.connect(lambda exc: self._on_error(exc, label))
         worker.finished.connect(self._on_finished)
         if on_finish is not None:
             worker.finished.connect(on_finish)
         self.worker = worker
+        self._busy = True
         self.bar.setRange(0, 0)
         self.status.setText(f"{label}...")
         self.cancel_button.setEnabled(True)
@@ -122,9 +133,13 @@ class JobPanel(QWidget):
             return
         message = f"{label} failed: {exc}"
         self.status.setText(message)
-        show_error(message)
+        if isinstance(exc, (ValueError, TypeError)):
+            show_error(message)
+        else:
+            notification_manager.receive_error(type(exc), exc, exc.__traceback__)
 
     def _on_finished(self) -> None:
+        self._busy = False
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
         self.cancel_button.setEnabled(False)

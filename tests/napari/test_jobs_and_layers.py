@@ -1,0 +1,90 @@
+"""The shared job panel (worker thread, progress, cancel, errors) and aligned map layers."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from napari_causal_lattice import Cancelled, Lattice
+from napari_causal_lattice._napari._jobs import JobPanel
+from napari_causal_lattice._napari.layers import map_layer_tuple, symmetric_limits
+from napari_causal_lattice.progress import report
+
+
+def slow_sum(values, *, progress=None, cancel=None, delay=0.0):
+    total = 0
+    for k, v in enumerate(values):
+        time.sleep(delay)
+        total += v
+        report(progress, k + 1, len(values), cancel)
+    return total
+
+
+def test_job_runs_in_a_thread_and_delivers_in_gui_thread(qtbot):
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    seen = {}
+
+    def on_result(value):
+        seen["value"] = value
+        seen["thread"] = threading.current_thread()
+
+    panel.run(slow_sum, [1, 2, 3], on_result=on_result, label="sum")
+    assert panel.running
+    qtbot.waitUntil(lambda: not panel.running, timeout=5000)
+    assert seen["value"] == 6
+    assert seen["thread"] is threading.main_thread()
+    assert panel.bar.value() == panel.bar.maximum()
+    assert "done" in panel.status.text()
+
+
+def test_cancel_stops_without_result(qtbot):
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    results = []
+    panel.run(slow_sum, list(range(200)), on_result=results.append, label="sum", delay=0.01)
+    qtbot.waitUntil(lambda: panel.bar.maximum() == 200, timeout=5000)
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.running, timeout=5000)
+    assert results == []
+    assert "cancelled" in panel.status.text()
+
+
+def test_error_is_reported_not_raised(qtbot):
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+
+    def bad(*, progress=None, cancel=None):
+        raise ValueError("window 50 is larger than the 10 x 10 cell grid; use a window <= 10")
+
+    results = []
+    panel.run(bad, on_result=results.append, label="sliding")
+    qtbot.waitUntil(lambda: not panel.running, timeout=5000)
+    assert results == []
+    assert "window 50" in panel.status.text()
+
+
+def test_cancelled_is_an_exception_type():
+    assert issubclass(Cancelled, Exception)
+
+
+def test_symmetric_limits():
+    assert symmetric_limits(np.array([-1.0, 3.0, np.nan])) == (-3.0, 3.0)
+    assert symmetric_limits(np.array([np.nan])) == (-1.0, 1.0)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 11.0])
+def test_map_layer_lands_on_its_lattice_site(make_napari_viewer, rotation):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((300, 300)), scale=(19.8, 19.8), translate=(5.0, -7.0))
+    t = np.radians(rotation)
+    lattice = Lattice(origin=(40.0, 50.0), v1=20 * np.array([-np.sin(t), np.cos(t)]), v2=20 * np.array([np.cos(t), np.sin(t)]))
+    values = np.arange(12.0).reshape(3, 4)
+    data, kwargs, kind = map_layer_tuple(values, lattice.affine, name="test", image_layer=image, signed=True)
+    layer = viewer.add_layer(__import__("napari").layers.Layer.create(data, kwargs, kind))
+    i, j = 2, 3
+    site_px = lattice.to_image([i, j])
+    expected_world = image.data_to_world(site_px)
+    np.testing.assert_allclose(layer.data_to_world([i, j]), expected_world, atol=1e-9)
+    assert layer.contrast_limits == [-11.0, 11.0]

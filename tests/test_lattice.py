@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from napari_causal_lattice import DESCRIPTORS, Lattice, descriptor_units
+from napari_causal_lattice.descriptors import compute_descriptors
+
+
+def rotated_lattice(deg=7.0, pitch=20.0, origin=(30.0, 40.0)):
+    t = np.radians(deg)
+    v1 = pitch * np.array([-np.sin(t), np.cos(t)])
+    v2 = pitch * np.array([np.cos(t), np.sin(t)])
+    return Lattice(origin=origin, v1=v1, v2=v2)
+
+
+def test_affine_maps_grid_to_image_and_back():
+    lat = rotated_lattice()
+    ij = np.array([[0, 0], [3, 5], [10, -2]], float)
+    yx = lat.to_image(ij)
+    homog = (lat.affine @ np.c_[ij, np.ones(3)].T).T[:, :2]
+    np.testing.assert_allclose(yx, homog)
+    np.testing.assert_allclose(lat.to_grid(yx), ij, atol=1e-12)
+    assert lat.spacings == pytest.approx((20.0, 20.0))
+    assert lat.angle == pytest.approx(90.0)
+    assert lat.rotation == pytest.approx(7.0)
+
+
+def test_subgrid_places_window_centres():
+    lat = rotated_lattice()
+    windows = lat.subgrid((4.5, 4.5), step=5)
+    np.testing.assert_allclose(windows.to_image([2, 1]), lat.to_image([4.5 + 10, 4.5 + 5]))
+
+
+def test_state_round_trip():
+    lat = rotated_lattice()
+    back = Lattice.from_state(lat.to_state())
+    np.testing.assert_array_equal(back.affine, lat.affine)
+
+
+def test_bad_lattice_vectors():
+    with pytest.raises(ValueError, match="parallel"):
+        Lattice(origin=(0, 0), v1=(0, 1), v2=(0, 2))
+    with pytest.raises(ValueError, match="finite"):
+        Lattice(origin=(np.nan, 0), v1=(0, 1), v2=(1, 0))
+
+
+def test_units_follow_pixel_size():
+    assert descriptor_units(20.0)["Vol"] == "pm^2"
+    assert descriptor_units(None)["Px"] == "px"
+    assert set(descriptor_units(None)) == set(DESCRIPTORS)
+
+
+def _cell(lat, di=0.0, dj=0.0):
+    corners = lat.to_image(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float))
+    b = lat.to_image(np.array([0.5 + di, 0.5 + dj]))
+    return corners[None], b[None]
+
+
+def test_descriptors_on_a_rotated_cell():
+    lat = rotated_lattice(deg=12.0, pitch=20.0)
+    corners, b = _cell(lat, di=0.05, dj=-0.1)  # B shifted along v2 by 1 px and along v1 by -2 px
+    d = compute_descriptors(corners, b, [[1, 2, 3, 4]], [5.0], pixel_size=10.0, frame="lattice", v1=lat.v1)
+    row = d.iloc[0]
+    assert row["I14"] == 10 and row["I5"] == 5
+    assert row["a"] == pytest.approx(200.0) and row["b"] == pytest.approx(200.0)
+    assert row["alpha"] == pytest.approx(90.0)
+    assert row["Vol"] == pytest.approx(40000.0)
+    assert row["Px"] == pytest.approx(-20.0)
+    assert row["Py"] == pytest.approx(10.0)
+    image = compute_descriptors(corners, b, [[1, 2, 3, 4]], [5.0], pixel_size=10.0, frame="image")
+    assert np.hypot(image["Px"][0], image["Py"][0]) == pytest.approx(np.hypot(20.0, 10.0))
+
+
+def test_descriptors_non_square_pixels():
+    lat = Lattice(origin=(0, 0), v1=(0, 10), v2=(20, 0))
+    corners, b = _cell(lat)
+    d = compute_descriptors(corners, b, [[1, 1, 1, 1]], [1.0], pixel_size=(10.0, 20.0))
+    assert d["a"][0] == pytest.approx(200.0) and d["b"][0] == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"corners_yx": np.zeros((2, 3, 2))}, "corners_yx"),
+        ({"b_yx": np.zeros((3, 2))}, "b_yx"),
+        ({"pixel_size": -1.0}, "pixel_size"),
+        ({"frame": "polar"}, "frame"),
+    ],
+)
+def test_descriptor_input_errors(kwargs, match):
+    args = {
+        "corners_yx": np.zeros((2, 4, 2)),
+        "b_yx": np.zeros((2, 2)),
+        "corner_intensity": np.ones((2, 4)),
+        "b_intensity": np.ones(2),
+    }
+    args.update(kwargs)
+    positional = [args.pop(k) for k in ("corners_yx", "b_yx", "corner_intensity", "b_intensity")]
+    with pytest.raises(ValueError, match=match):
+        compute_descriptors(*positional, **args)
