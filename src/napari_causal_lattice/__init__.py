@@ -1,11 +1,43 @@
 """napari-causal-lattice: causal couplings between unit-cell descriptors in atomically resolved STEM images.
 
-The public API is a chain of plain functions (image -> columns -> cells -> causal maps); it never
-imports Qt or napari.  The napari plugin lives in :mod:`napari_causal_lattice._napari`.
+The public API is a chain of plain functions (image -> columns -> cells -> causal maps); importing it never
+imports Qt or napari, and the heavier modules load on first use.  The napari plugin lives in
+:mod:`napari_causal_lattice._napari`.
+
+Examples
+--------
+>>> import napari_causal_lattice as ncl
+>>> sample = ncl.synthetic_perovskite(seed=0, shape_cells=(12, 12))
+>>> sample.image.ndim, sample.truth.grid_shape
+(2, (12, 12))
 """
+
+from importlib import import_module
 
 from ._version import __version__
 from .lattice import DESCRIPTORS, Lattice, descriptor_units
 from .progress import Cancelled
 
-__all__ = ["__version__", "DESCRIPTORS", "Lattice", "descriptor_units", "Cancelled"]
+_LAZY = {
+    "synthetic_perovskite": "synthetic",
+    "synthetic_descriptor_grid": "synthetic",
+    "SyntheticSample": "synthetic",
+    "SyntheticTruth": "synthetic",
+    "SyntheticGrid": "synthetic",
+    "compute_descriptors": "descriptors",
+}
+
+__all__ = ["__version__", "DESCRIPTORS", "Lattice", "descriptor_units", "Cancelled", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_causal_lattice' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
