@@ -1,0 +1,326 @@
+"""The "Theory (LGD)" dock widget: Eqs. 15-16 plotted live, and a measured coupling profile across a drawn wall.
+
+Top: spin boxes for the doping factor ``eps``, the wall width ``Lc`` (px), the field ratio ``r = e2*/e1*``,
+the electrostriction coefficients and ``P0``; the plots of Eq. 15 (``dP2/dP1``) and Eq. 16 (strain
+couplings) vs distance follow every change.  Bottom: pick a Shapes layer whose line is the wall and a
+source layer (a sliding-result overlay, or the B columns Points layer after Descriptors), a coupling, and
+"Measure profile" runs :func:`~napari_causal_lattice.walls.wall_profile` in a worker; the measured profile,
+its tanh fit and the theory shape with the current ``Lc`` are drawn under the theory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Points, Shapes
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import theory
+from ..lattice import DESCRIPTORS
+from ._jobs import JobPanel
+from .layers import META_KEY, image_data_to_world
+
+
+def _is_sliding(obj) -> bool:
+    return hasattr(obj, "element") and hasattr(obj, "adjacency") and hasattr(obj, "window")
+
+
+def _is_cells(obj) -> bool:
+    return hasattr(obj, "table") and hasattr(obj, "lattice") and hasattr(obj, "grid_shape")
+
+
+def find_source(layer):
+    """The SlidingResult or Cells riding on ``layer.metadata[META_KEY]`` (sliding preferred), or None."""
+    meta = layer.metadata.get(META_KEY) if hasattr(layer, "metadata") else None
+    candidates = list(meta.values()) if isinstance(meta, dict) else [meta]
+    for test in (_is_sliding, _is_cells):
+        for obj in candidates:
+            if obj is not None and test(obj):
+                return obj
+    return None
+
+
+def line_in_image_px(shapes_layer, source_layer, source) -> np.ndarray:
+    """(2, 2) first and last vertex of the wall shape, as image px of the source.
+
+    Uses the selected shape of ``shapes_layer`` (else its last shape).  Points layers hold image px; a map
+    layer (indexed by window or cell) is taken back to image px with the source's lattice.
+    """
+    if len(shapes_layer.data) == 0:
+        raise ValueError(f"the Shapes layer {shapes_layer.name!r} is empty; draw the wall as a line on it first")
+    selected = sorted(shapes_layer.selected_data)
+    vertices = np.asarray(shapes_layer.data[selected[-1] if selected else -1], dtype=float)[:, -2:]
+    ends = vertices[[0, -1]]
+    if np.allclose(ends[0], ends[1]):
+        raise ValueError("the wall shape starts and ends at the same point; draw it as a line across the image")
+    to_world = image_data_to_world(shapes_layer)
+    from_world = np.linalg.inv(image_data_to_world(source_layer))
+    homog = np.column_stack([ends, np.ones(2)]) @ (from_world @ to_world).T
+    if isinstance(source_layer, Points):
+        return homog[:, :2]
+    return (homog @ source.lattice.affine.T)[:, :2]
+
+
+class TheoryWidget(QWidget):
+    """LGD linearized theory plots and measured coupling profiles across a drawn domain wall.
+
+    Attributes
+    ----------
+    jobs : JobPanel
+        Runs the profile measurement.
+    profile : WallProfile or None
+        Last measured profile.
+    figure : matplotlib Figure
+        Plots: Eq. 15, Eq. 16 and the measured profile.
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.profile = None
+        layout = QVBoxLayout(self)
+
+        params = QGroupBox("LGD parameters")
+        grid = QGridLayout(params)
+        self.eps = self._spin(0.0, -1.0, 0.99, 0.05, 3)
+        self.eps_slider = QSlider(Qt.Orientation.Horizontal)
+        self.eps_slider.setRange(-100, 99)
+        self.eps_slider.valueChanged.connect(lambda v: self.eps.setValue(v / 100.0))
+        self.eps.valueChanged.connect(lambda v: self.eps_slider.setValue(int(round(v * 100))))
+        grid.addWidget(QLabel("eps (doping)"), 0, 0)
+        grid.addWidget(self.eps_slider, 0, 1, 1, 2)
+        grid.addWidget(self.eps, 0, 3)
+        self.Lc = self._spin(40.0, 0.1, 1e5, 1.0, 2)
+        self.r = self._spin(0.5, -20.0, 20.0, 0.1, 3)
+        self.Q11 = self._spin(theory.Q11_BFO, -1.0, 1.0, 0.001, 4)
+        self.Q12 = self._spin(theory.Q12_BFO, -1.0, 1.0, 0.001, 4)
+        self.Q44 = self._spin(theory.Q44_BFO, -1.0, 1.0, 0.001, 4)
+        self.P0 = self._spin(theory.P0_BFO, 0.0, 5.0, 0.01, 3)
+        self.extent = self._spin(200.0, 1.0, 1e5, 10.0, 1)
+        cells = [
+            ("Lc [px]", self.Lc, "wall width (correlation length L_C^P), px"),
+            ("r = e2*/e1*", self.r, "ratio of the non-observable local fields (Eq. 15)"),
+            ("Q11 [m^4/C^2]", self.Q11, "electrostriction Q11 (default BiFeO3)"),
+            ("Q12 [m^4/C^2]", self.Q12, "electrostriction Q12 (default BiFeO3)"),
+            ("Q44 [m^4/C^2]", self.Q44, "electrostriction Q44, Voigt (default BiFeO3)"),
+            ("P0 [C/m^2]", self.P0, "bulk spontaneous polarization of the undoped material"),
+            ("range +- [px]", self.extent, "half-width of the plotted distance range"),
+        ]
+        for k, (text, spin, tip) in enumerate(cells):
+            row, col = 1 + k // 2, 2 * (k % 2)
+            label = QLabel(text)
+            label.setToolTip(tip)
+            spin.setToolTip(tip)
+            grid.addWidget(label, row, col)
+            grid.addWidget(spin, row, col + 1)
+        layout.addWidget(params)
+
+        measure = QGroupBox("Measured profile")
+        mform = QFormLayout(measure)
+        self.wall_layer = QComboBox()
+        self.source_layer = QComboBox()
+        self.source_layer.currentIndexChanged.connect(self._update_names)
+        mform.addRow("wall (Shapes line)", self.wall_layer)
+        mform.addRow("source", self.source_layer)
+        self.effect = QComboBox()
+        self.cause = QComboBox()
+        pair = QHBoxLayout()
+        pair.addWidget(self.effect)
+        pair.addWidget(QLabel("<-"))
+        pair.addWidget(self.cause)
+        mform.addRow("coupling", pair)
+        self.bin_width = self._spin(0.0, 0.0, 1e5, 1.0, 2)
+        self.bin_width.setSpecialValueText("auto (1 lattice spacing)")
+        mform.addRow("bin width [px]", self.bin_width)
+        self.n_bootstrap = QSpinBox()
+        self.n_bootstrap.setRange(20, 5000)
+        self.n_bootstrap.setValue(200)
+        mform.addRow("bootstrap resamples", self.n_bootstrap)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        mform.addRow("seed", self.seed)
+        buttons = QHBoxLayout()
+        self.measure_button = QPushButton("Measure profile")
+        self.measure_button.clicked.connect(self._measure_clicked)
+        self.use_fit_button = QPushButton("Use fitted Lc")
+        self.use_fit_button.setEnabled(False)
+        self.use_fit_button.clicked.connect(self.use_fitted_lc)
+        buttons.addWidget(self.measure_button)
+        buttons.addWidget(self.use_fit_button)
+        mform.addRow(buttons)
+        self.fit_label = QLabel("")
+        self.fit_label.setWordWrap(True)
+        mform.addRow(self.fit_label)
+        layout.addWidget(measure)
+
+        self.jobs = JobPanel()
+        layout.addWidget(self.jobs)
+        self.figure = Figure(figsize=(5, 6.5), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(480)
+        layout.addWidget(self.canvas)
+
+        for spin in (self.eps, self.Lc, self.r, self.Q11, self.Q12, self.Q44, self.P0, self.extent):
+            spin.valueChanged.connect(self.redraw)
+        self.viewer.layers.events.inserted.connect(self.refresh_layers)
+        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.refresh_layers()
+        self.redraw()
+
+    @staticmethod
+    def _spin(value, low, high, step, decimals) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setRange(low, high)
+        spin.setDecimals(decimals)
+        spin.setSingleStep(step)
+        spin.setValue(value)
+        spin.setKeyboardTracking(False)
+        return spin
+
+    def refresh_layers(self, event=None) -> None:
+        """Refill the layer choices: Shapes layers for the wall, layers carrying a sliding result or cells."""
+        keep_wall, keep_source = self.wall_layer.currentText(), self.source_layer.currentText()
+        self.wall_layer.blockSignals(True)
+        self.source_layer.blockSignals(True)
+        self.wall_layer.clear()
+        self.source_layer.clear()
+        for layer in self.viewer.layers:
+            if isinstance(layer, Shapes):
+                self.wall_layer.addItem(layer.name)
+            elif find_source(layer) is not None:
+                self.source_layer.addItem(layer.name)
+        for combo, keep in ((self.wall_layer, keep_wall), (self.source_layer, keep_source)):
+            index = combo.findText(keep)
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        self.wall_layer.blockSignals(False)
+        self.source_layer.blockSignals(False)
+        self._update_names()
+
+    def _update_names(self, *args) -> None:
+        source = self._source()[1]
+        names = list(getattr(source, "names", ())) if _is_sliding(source) else list(DESCRIPTORS)
+        for combo, default in ((self.effect, "Px"), (self.cause, "Py")):
+            current = combo.currentText() or default
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+
+    def _source(self):
+        name = self.source_layer.currentText()
+        if not name or name not in self.viewer.layers:
+            return None, None
+        layer = self.viewer.layers[name]
+        return layer, find_source(layer)
+
+    def parameters(self) -> dict:
+        """Current theory parameters (``Lc`` in px, ``Q`` in m^4/C^2, ``P0`` in C/m^2)."""
+        return {
+            "eps": self.eps.value(), "Lc": self.Lc.value(), "r": self.r.value(), "Q11": self.Q11.value(),
+            "Q12": self.Q12.value(), "Q44": self.Q44.value(), "P0": self.P0.value(),
+        }
+
+    def redraw(self, *args) -> None:
+        """Redraw Eq. 15, Eq. 16 and (if measured) the profile with the current parameters."""
+        p = self.parameters()
+        x = np.linspace(-self.extent.value(), self.extent.value(), 801)
+        self.figure.clear()
+        ax15, ax16, axm = self.figure.subplots(3, 1, sharex=True)
+        ratio = theory.dp2_dp1(x, eps=p["eps"], Lc=p["Lc"], r=p["r"])
+        finite = np.abs(ratio[np.isfinite(ratio)])
+        top = max(min(float(np.percentile(finite, 95)) * 1.2, 10.0), 1e-3) if finite.size else 1.0
+        # break the line at the poles instead of joining +inf to -inf
+        ax15.plot(x, np.where(np.abs(ratio) > 5 * top, np.nan, ratio), color="C3")
+        ax15.set_ylim(-top, top)
+        ax15.set_ylabel("dP2/dP1")
+        ax15.set_title(f"Eq. 15: eps = {p['eps']:g}, r = {p['r']:g}, Lc = {p['Lc']:g} px", fontsize="small")
+        couplings = theory.strain_couplings(x, eps=p["eps"], Lc=p["Lc"], Q11=p["Q11"], Q12=p["Q12"],
+                                            Q44=p["Q44"], P0=p["P0"])
+        for name, values in couplings.items():
+            ax16.plot(x, values, label=name)
+        ax16.set_ylabel("[m^2/C]")
+        ax16.set_title("Eq. 16: strain-polarization couplings", fontsize="small")
+        ax16.legend(fontsize="x-small", ncol=2)
+        for ax in (ax15, ax16):
+            ax.axvline(0.0, color="0.6", lw=0.8)
+            ax.axhline(0.0, color="0.6", lw=0.8)
+        self._draw_profile(axm, x, p)
+        axm.set_xlim(x[0], x[-1])
+        self.canvas.draw_idle()
+
+    def _draw_profile(self, ax, x, p) -> None:
+        ax.set_xlabel("distance from wall [px]")
+        if self.profile is None:
+            ax.text(0.5, 0.5, "draw the wall as a line on a Shapes layer,\nthen press Measure profile",
+                    ha="center", va="center", transform=ax.transAxes, fontsize="small", color="0.4")
+            ax.set_yticks([])
+            return
+        from ..walls import plot_wall_profile
+
+        plot_wall_profile(ax, self.profile)
+        fit = self.profile.params
+        if fit:
+            shape = fit["amplitude"] * np.tanh((x - fit["shift"]) / p["Lc"]) + fit["offset"]
+            ax.plot(x, shape, "--", color="C3", lw=1.0, label=f"theory shape, Lc = {p['Lc']:g} px")
+            ax.legend(fontsize="x-small")
+        ax.set_title(f"measured {self.profile.effect} <- {self.profile.cause}", fontsize="small")
+
+    def run(self):
+        """Measure the chosen coupling across the wall line; returns the started worker."""
+        from ..walls import wall_profile
+
+        if not self.wall_layer.currentText():
+            raise ValueError("add a Shapes layer and draw the wall as a line on it")
+        layer, source = self._source()
+        if source is None:
+            raise ValueError("choose a source layer with a sliding result or cells (run Descriptors or Sliding)")
+        shapes = self.viewer.layers[self.wall_layer.currentText()]
+        line = line_in_image_px(shapes, layer, source)
+        bin_width = self.bin_width.value() or None
+        return self.jobs.run(
+            wall_profile, source, line, effect=self.effect.currentText(), cause=self.cause.currentText(),
+            bin_width=bin_width, n_bootstrap=self.n_bootstrap.value(), seed=self.seed.value(),
+            on_result=self._on_profile, label="wall profile",
+        )
+
+    def _measure_clicked(self) -> None:
+        try:
+            self.run()
+        except (ValueError, TypeError) as exc:
+            show_error(str(exc))
+
+    def _on_profile(self, profile) -> None:
+        self.profile = profile
+        fit = profile.params
+        self.fit_label.setText(
+            f"{profile.effect} <- {profile.cause} ({profile.method}): Lc = {fit['Lc']:.3g} ± {fit['Lc_err']:.2g} px, "
+            f"A = {fit['amplitude']:.3g} ± {fit['amplitude_err']:.2g}, c = {fit['offset']:.3g}, "
+            f"wall at {fit['shift']:+.3g} px from the line; sign change: {'yes' if profile.sign_change else 'no'}"
+        )
+        self.use_fit_button.setEnabled(True)
+        reach = float(profile.table["distance"].abs().max()) + profile.bin_width
+        if reach > self.extent.value():
+            self.extent.setValue(reach)
+        self.redraw()
+
+    def use_fitted_lc(self) -> None:
+        """Set the theory ``Lc`` to the fitted wall width."""
+        if self.profile is not None and self.profile.params:
+            self.Lc.setValue(self.profile.params["Lc"])

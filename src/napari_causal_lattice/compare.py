@@ -1,0 +1,509 @@
+"""Causal couplings compared across images and groups of images (e.g. compositions, Figs. 5 and 7 of the paper).
+
+Each image is fitted with :func:`napari_causal_lattice.causal.fit_lingam` (bootstrap resamples from one
+seeded generator); a group's coefficient is the mean of its images' coefficients, and its confidence
+interval comes from averaging one bootstrap replicate per image, drawn at random, many times (images are
+independent samples, each weighted equally as in the paper's per-composition averages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .lattice import DESCRIPTORS
+from .progress import report
+from .provenance import make_provenance
+
+_TABLE_COLUMNS = ("level", "image", "group", "effect", "cause", "coefficient", "ci_low", "ci_high", "probability",
+                  "n_samples")
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Every edge coefficient per image and per group, with bootstrap confidence intervals.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Tidy table, one row per (level, image or group, effect, cause) with columns ``level`` (``"image"`` or
+        ``"group"``), ``image`` (image name; ``""`` on group rows), ``group``, ``effect``, ``cause``
+        (lingam convention ``effect <- cause``), ``coefficient``, ``ci_low``, ``ci_high`` (percentile
+        interval at ``confidence``), ``probability`` (fraction of bootstrap resamples in which the edge is
+        non-zero; group rows: mean over the group's images) and ``n_samples`` (cells; group rows: sum).
+    names : tuple of str
+        The ``p`` variables.
+    images : tuple of str
+        Image names, in input order.
+    groups : tuple of str
+        Group of each image.
+    adjacency : (n_images, p, p) array
+        Adjacency of each image's full fit, ``[k, e, c]`` = effect of ``c`` on ``e``.
+    confidence : float
+        Level of the intervals.
+    shared_order : bool
+        Whether all fits used one causal order (see :func:`compare_images`).
+    causal_order : tuple of str or None
+        The shared order (causes first) when ``shared_order``.
+    units : dict
+        Variable name -> unit of the input descriptors (``""`` when unknown).
+    standardized : bool
+        Whether each image was standardized before fitting (coefficients in std/std).
+    provenance : dict
+    """
+
+    table: pd.DataFrame
+    names: tuple
+    images: tuple
+    groups: tuple
+    adjacency: np.ndarray
+    confidence: float
+    shared_order: bool
+    causal_order: tuple | None
+    units: dict
+    standardized: bool
+    provenance: dict
+
+    @property
+    def group_names(self) -> tuple:
+        """Distinct groups in order of first appearance."""
+        return tuple(dict.fromkeys(self.groups))
+
+    def edge(self, effect: str, cause: str, *, level: str = "group") -> pd.DataFrame:
+        """Rows of one coupling ``effect <- cause`` at ``level`` ``"group"`` or ``"image"``."""
+        if level not in ("group", "image"):
+            raise ValueError(f"level must be 'group' or 'image', got {level!r}")
+        for name in (effect, cause):
+            if name not in self.names:
+                raise ValueError(f"unknown variable {name!r}; this comparison has {', '.join(self.names)}")
+        t = self.table
+        return t[(t["level"] == level) & (t["effect"] == effect) & (t["cause"] == cause)].reset_index(drop=True)
+
+    def edge_units(self, effect: str, cause: str) -> str:
+        """Unit of the coefficient ``effect <- cause``: ``"std/std"`` when standardized, else effect/cause unit."""
+        if self.standardized:
+            return "std/std"
+        ue, uc = self.units.get(effect, ""), self.units.get(cause, "")
+        return f"{ue or '?'}/{uc or '?'}"
+
+    def group_adjacency(self, group: str) -> np.ndarray:
+        """(p, p) mean adjacency of the images of ``group``."""
+        members = [k for k, g in enumerate(self.groups) if g == group]
+        if not members:
+            raise ValueError(f"unknown group {group!r}; groups are {', '.join(self.group_names)}")
+        return self.adjacency[members].mean(axis=0)
+
+    def to_state(self) -> dict:
+        return {
+            "table": {
+                "columns": [str(c) for c in self.table.columns],
+                "data": {str(c): self.table[c].to_numpy().copy() for c in self.table.columns},
+            },
+            "names": list(self.names),
+            "images": list(self.images),
+            "groups": list(self.groups),
+            "adjacency": self.adjacency.copy(),
+            "confidence": float(self.confidence),
+            "shared_order": bool(self.shared_order),
+            "causal_order": None if self.causal_order is None else list(self.causal_order),
+            "units": {"names": list(self.units), "values": [str(v) for v in self.units.values()]},
+            "standardized": bool(self.standardized),
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ComparisonResult":
+        columns = list(state["table"]["columns"])
+        data = state["table"]["data"]
+        order = state["causal_order"]
+        return cls(
+            table=pd.DataFrame({c: np.asarray(data[c]) for c in columns}, columns=columns),
+            names=tuple(str(n) for n in state["names"]),
+            images=tuple(str(n) for n in state["images"]),
+            groups=tuple(str(n) for n in state["groups"]),
+            adjacency=np.asarray(state["adjacency"], dtype=float),
+            confidence=float(state["confidence"]),
+            shared_order=bool(state["shared_order"]),
+            causal_order=None if order is None else tuple(str(n) for n in order),
+            units=dict(zip(state["units"]["names"], state["units"]["values"])),
+            standardized=bool(state["standardized"]),
+            provenance=state["provenance"],
+        )
+
+
+def _named_items(items) -> tuple[list[str], list]:
+    if isinstance(items, dict):
+        names, values = [str(k) for k in items], list(items.values())
+    else:
+        values = list(items)
+        names = [f"image {k + 1}" for k in range(len(values))]
+    if len(values) < 1:
+        raise ValueError("compare_images needs at least one image (Cells, DataFrame or LingamResult)")
+    return names, values
+
+
+def _resolve_groups(groups, names: list[str]) -> list[str]:
+    if groups is None:
+        return ["all"] * len(names)
+    if isinstance(groups, dict):
+        missing = [n for n in names if n not in groups]
+        if missing:
+            raise ValueError(f"groups has no entry for image(s) {missing}; give a group label for every image")
+        return [str(groups[n]) for n in names]
+    groups = [str(g) for g in groups]
+    if len(groups) != len(names):
+        raise ValueError(f"got {len(groups)} group labels for {len(names)} images; give one label per image")
+    return groups
+
+
+def _is_lingam_result(item) -> bool:
+    return hasattr(item, "adjacency") and hasattr(item, "bootstrap_adjacency") and hasattr(item, "names")
+
+
+def _table_of(item, name: str) -> tuple[pd.DataFrame, dict]:
+    if isinstance(item, pd.DataFrame):
+        return item, {}
+    table = getattr(item, "table", None)
+    if isinstance(table, pd.DataFrame):
+        return table, dict(getattr(item, "units", None) or {})
+    raise TypeError(
+        f"{name}: expected Cells (from build_cells), a DataFrame of descriptors or a LingamResult with bootstrap "
+        f"samples, got {type(item).__name__}"
+    )
+
+
+def _data_matrix(table: pd.DataFrame, variables: list[str], name: str) -> np.ndarray:
+    missing = [v for v in variables if v not in table.columns]
+    if missing:
+        raise ValueError(f"{name}: the cell table lacks variable(s) {missing}; choose variables present in all images")
+    X = table[variables].to_numpy(dtype=float)
+    X = X[np.all(np.isfinite(X), axis=1)]
+    if X.shape[0] < len(variables) + 2:
+        raise ValueError(f"{name}: only {X.shape[0]} complete cells for {len(variables)} variables; need more cells")
+    return X
+
+
+def order_prior(order, p: int) -> np.ndarray:
+    """(p, p) prior-knowledge matrix (lingam convention) that forces the causal ``order`` (indices, causes first).
+
+    ``pk[i, j] = 0`` (no directed path ``j -> i``) whenever ``j`` comes after ``i`` in the order, else -1.
+    """
+    position = np.empty(p, dtype=int)
+    position[np.asarray(order, dtype=int)] = np.arange(p)
+    pk = np.full((p, p), -1, dtype=np.int64)
+    pk[position[None, :] > position[:, None]] = 0
+    np.fill_diagonal(pk, -1)
+    return pk
+
+
+def compare_images(
+    items,
+    groups=None,
+    *,
+    variables=None,
+    n_bootstrap: int = 100,
+    seed=None,
+    shared_order: bool = False,
+    standardize: bool = False,
+    prior_knowledge="default",
+    confidence: float = 0.95,
+    progress=None,
+    cancel=None,
+) -> ComparisonResult:
+    """Fit every image and compare all edge coefficients per image and per group, with bootstrap intervals.
+
+    Parameters
+    ----------
+    items : sequence or dict
+        Images as Cells (from ``build_cells``), DataFrames with the descriptor columns, or LingamResults that
+        carry bootstrap samples (``bootstrap_adjacency``; then used as they are).  A dict maps image names to
+        items; a sequence names them ``"image 1"``, ``"image 2"``...
+    groups : sequence or dict, optional
+        Group label per image (e.g. the composition ``"x = 0.07"``); default one group ``"all"``.
+    variables : sequence of str, optional
+        Variables to fit; default the 8 descriptors.  All images must have them.
+    n_bootstrap : int
+        Bootstrap resamples per image (>= 20).
+    seed : int, numpy Generator or None
+        Seed; image ``k`` gets its own child generator, so results do not depend on the processing order.
+    shared_order : bool
+        Fit one causal order for all images: the order is estimated once on the pooled data (each image
+        centred, so offsets between images do not create fake dependencies), then every image is fitted
+        with that order fixed (a prior-knowledge matrix that forbids paths against it) so only the pruning
+        and the coefficients differ between images and groups.  Not applicable to LingamResult items.
+    standardize : bool
+        Standardize each image before fitting (coefficients in std/std).  Default False: raw coefficients in
+        descriptor units, comparable between images with different spreads.
+    prior_knowledge : "default", None or (p, p) array
+        Passed to ``fit_lingam`` (ignored with ``shared_order``, whose pooled fit uses it).
+    confidence : float
+        Level of the percentile intervals.
+    progress, cancel
+        See :mod:`napari_causal_lattice.progress` (one unit per image).
+
+    Returns
+    -------
+    ComparisonResult
+    """
+    from .causal import fit_lingam
+
+    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
+        raise ValueError(f"n_bootstrap must be a whole number >= 20 for confidence intervals, got {n_bootstrap!r}")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
+    n_bootstrap = int(n_bootstrap)
+    names, values = _named_items(items)
+    if len(set(names)) != len(names):
+        raise ValueError("image names must be unique")
+    group_of = _resolve_groups(groups, names)
+    root = np.random.default_rng(seed)
+    child_seeds = [int(s) for s in root.integers(0, 2**63 - 1, size=len(values) + 1)]
+    results_given = [_is_lingam_result(v) for v in values]
+    if variables is None:
+        variables = list(values[results_given.index(True)].names) if all(results_given) else list(DESCRIPTORS)
+    variables = [str(v) for v in variables]
+    p = len(variables)
+    if shared_order and any(results_given):
+        raise ValueError("shared_order needs the cell tables of every image, not precomputed LingamResults")
+    data, units = {}, {}
+    for name, item, given in zip(names, values, results_given):
+        if not given:
+            table, unit_map = _table_of(item, name)
+            data[name] = _data_matrix(table, variables, name)
+            units.update(unit_map)
+    causal_order = None
+    prior = prior_knowledge
+    total = len(values) + (1 if shared_order else 0)
+    done = 0
+    if shared_order:
+        pooled = np.vstack([X - X.mean(axis=0) for X in data.values()])
+        pooled_fit = fit_lingam(pooled, names=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
+                                seed=child_seeds[-1], standardize=standardize, cancel=cancel)
+        order_idx = [int(k) for k in pooled_fit.causal_order]
+        causal_order = tuple(variables[k] for k in order_idx)
+        prior = order_prior(order_idx, p)
+        done += 1
+        report(progress, done, total, cancel)
+    adjacency = np.empty((len(values), p, p))
+    boots, n_samples = [], []
+    for k, (name, item, given) in enumerate(zip(names, values, results_given)):
+        if given:
+            result = item
+            if list(result.names) != variables:
+                raise ValueError(f"{name}: the LingamResult has variables {list(result.names)}, expected {variables}")
+            if result.bootstrap_adjacency is None or len(result.bootstrap_adjacency) < 20:
+                raise ValueError(f"{name}: the LingamResult has no (or < 20) bootstrap samples; refit with "
+                                 "n_bootstrap >= 20 or pass the cells instead")
+        else:
+            result = fit_lingam(data[name], names=variables, prior_knowledge=prior, n_bootstrap=n_bootstrap,
+                                seed=child_seeds[k], standardize=standardize, units=units or None, cancel=cancel)
+        if given:
+            units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
+        adjacency[k] = np.asarray(result.adjacency, dtype=float)
+        boots.append(np.asarray(result.bootstrap_adjacency, dtype=float))
+        n_samples.append(int(getattr(result, "n_samples", len(data.get(name, ())))))
+        done += 1
+        report(progress, done, total, cancel)
+    table = _tidy(names, group_of, variables, adjacency, boots, n_samples, float(confidence), root, n_bootstrap)
+    provenance = make_provenance(
+        "compare_images",
+        {"images": names, "groups": group_of, "variables": variables, "n_bootstrap": n_bootstrap,
+         "shared_order": shared_order, "standardize": standardize, "confidence": confidence,
+         "prior_knowledge": prior_knowledge if isinstance(prior_knowledge, (str, type(None))) else "matrix",
+         "causal_order": causal_order},
+        seed=seed if not isinstance(seed, np.random.Generator) else "Generator",
+        inputs={n: getattr(v, "provenance", {}) or {} for n, v in zip(names, values)},
+    )
+    return ComparisonResult(
+        table=table, names=tuple(variables), images=tuple(names), groups=tuple(group_of), adjacency=adjacency,
+        confidence=float(confidence), shared_order=bool(shared_order), causal_order=causal_order,
+        units={v: str(units.get(v, "")) for v in variables}, standardized=bool(standardize),
+        provenance=provenance,
+    )
+
+
+def _tidy(names, group_of, variables, adjacency, boots, n_samples, confidence, rng, n_group_boot) -> pd.DataFrame:
+    p = len(variables)
+    alpha = (1.0 - confidence) / 2.0
+    eff, cau = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    off = eff != cau
+    eff, cau = eff[off], cau[off]
+    frames = []
+
+    def rows(level, image, group, coef, boot, prob, n):
+        low, high = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
+        return pd.DataFrame({
+            "level": level, "image": image, "group": group,
+            "effect": [variables[e] for e in eff], "cause": [variables[c] for c in cau],
+            "coefficient": coef[eff, cau], "ci_low": low[eff, cau], "ci_high": high[eff, cau],
+            "probability": prob[eff, cau], "n_samples": n,
+        })
+
+    for k, name in enumerate(names):
+        prob = np.mean(boots[k] != 0, axis=0)
+        frames.append(rows("image", name, group_of[k], adjacency[k], boots[k], prob, n_samples[k]))
+    for group in dict.fromkeys(group_of):
+        members = [k for k, g in enumerate(group_of) if g == group]
+        picks = [boots[k][rng.integers(0, len(boots[k]), size=n_group_boot)] for k in members]
+        group_boot = np.mean(picks, axis=0)
+        coef = adjacency[members].mean(axis=0)
+        prob = np.mean([np.mean(boots[k] != 0, axis=0) for k in members], axis=0)
+        frames.append(rows("group", "", group, coef, group_boot, prob, int(sum(n_samples[k] for k in members))))
+    return pd.concat(frames, ignore_index=True)[list(_TABLE_COLUMNS)]
+
+
+def plot_coefficient_vs_group(ax, result: ComparisonResult, effect: str, cause: str, *, show_images: bool = True,
+                              color="C0"):
+    """Fig. 5/7 style: coefficient ``effect <- cause`` per group with its interval (and each image's).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Target axes (no pyplot state).
+    result : ComparisonResult
+    effect, cause : str
+        The coupling ``effect <- cause``.
+    show_images : bool
+        Also draw each image's coefficient and interval, offset slightly to the right of its group.
+    color : str
+        Matplotlib colour.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    group_rows = result.edge(effect, cause, level="group")
+    positions = {g: k for k, g in enumerate(result.group_names)}
+    x = np.array([positions[g] for g in group_rows["group"]], dtype=float)
+    coef = group_rows["coefficient"]
+    yerr = np.vstack([coef - group_rows["ci_low"], group_rows["ci_high"] - coef])
+    ax.errorbar(x, group_rows["coefficient"], yerr=yerr, fmt="s-", color=color, capsize=4, ms=6,
+                label=f"group mean ({result.confidence:.0%} CI)")
+    if show_images:
+        img = result.edge(effect, cause, level="image")
+        counts: dict = {}
+        xs = []
+        for g in img["group"]:
+            counts[g] = counts.get(g, 0) + 1
+            xs.append(positions[g] + 0.08 * counts[g])
+        yerr_i = np.vstack([img["coefficient"] - img["ci_low"], img["ci_high"] - img["coefficient"]])
+        ax.errorbar(xs, img["coefficient"], yerr=yerr_i, fmt="o", color=color, alpha=0.45, ms=3, capsize=2,
+                    label="images")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xticks(range(len(positions)), list(positions))
+    ax.set_xlabel("group")
+    ax.set_ylabel(f"{effect} <- {cause} [{result.edge_units(effect, cause)}]")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def compare_stem_images(
+    images,
+    groups=None,
+    *,
+    pixel_size=None,
+    variables=None,
+    n_bootstrap: int = 100,
+    seed=None,
+    shared_order: bool = False,
+    standardize: bool = False,
+    prior_knowledge="default",
+    confidence: float = 0.95,
+    progress=None,
+    cancel=None,
+) -> ComparisonResult:
+    """Run ``find_columns -> build_cells`` on every image (Cells items pass through), then :func:`compare_images`.
+
+    Parameters
+    ----------
+    images : dict
+        Image name -> (H, W) STEM image array, or ready ``Cells`` (e.g. from a results folder).
+    groups : sequence or dict, optional
+        Group label per image, as in :func:`compare_images`.
+    pixel_size : float or dict, optional
+        pm per px for all images, or image name -> pm per px (None: lengths in px; give it when the images
+        differ in magnification, else their lattice and polarization descriptors are not comparable).
+    variables, n_bootstrap, seed, shared_order, standardize, prior_knowledge, confidence
+        As in :func:`compare_images`.
+    progress, cancel
+        See :mod:`napari_causal_lattice.progress`: one unit per image for the columns, then one per fit.
+
+    Returns
+    -------
+    ComparisonResult
+    """
+    from .cells import build_cells
+    from .columns import find_columns
+
+    if not isinstance(images, dict) or not images:
+        raise ValueError("images must be a non-empty dict: image name -> 2D image array (or Cells)")
+    names = list(images)
+    total = 2 * len(names) + (1 if shared_order else 0)
+    cells = {}
+    for k, name in enumerate(names):
+        item = images[name]
+        if hasattr(item, "table"):
+            cells[name] = item
+        else:
+            size = pixel_size.get(name) if isinstance(pixel_size, dict) else pixel_size
+            try:
+                columns = find_columns(item, pixel_size=size, cancel=cancel)
+                cells[name] = build_cells(columns, cancel=cancel)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
+        report(progress, k + 1, total, cancel)
+
+    def fit_progress(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(len(names) + done, total)
+
+    return compare_images(
+        cells, groups, variables=variables, n_bootstrap=n_bootstrap, seed=seed, shared_order=shared_order,
+        standardize=standardize, prior_knowledge=prior_knowledge, confidence=confidence,
+        progress=fit_progress, cancel=cancel,
+    )
+
+
+def plot_group_adjacency(axes, result: ComparisonResult, *, vmax: float | None = None, symlog: bool | None = None):
+    """Fig. 3 style: the mean adjacency matrix of each group side by side, on one shared colour scale.
+
+    Parameters
+    ----------
+    axes : sequence of matplotlib.axes.Axes
+        One Axes per group, in the order of ``result.group_names``.
+    result : ComparisonResult
+    vmax : float, optional
+        Colour limit (symmetric around 0); default the largest |coefficient| of all groups.
+    symlog : bool, optional
+        Symmetric-log colour scale (linear below ``vmax / 1000``), so couplings of very different units
+        (e.g. Vol <- a in pm^2/pm next to Px <- Py in pm/pm) stay visible; default on unless standardized.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+        The last image drawn (for a colour bar).
+    """
+    axes = list(np.ravel(axes))
+    groups = result.group_names
+    if len(axes) != len(groups):
+        raise ValueError(f"plot_group_adjacency needs one Axes per group ({len(groups)}), got {len(axes)}")
+    from matplotlib.colors import Normalize, SymLogNorm
+
+    if symlog is None:
+        symlog = not result.standardized
+    mats = [result.group_adjacency(g) for g in groups]
+    if vmax is None:
+        vmax = max(float(np.max(np.abs(m))) for m in mats) or 1.0
+    names = list(result.names)
+    norm = SymLogNorm(linthresh=vmax * 1e-3, vmin=-vmax, vmax=vmax) if symlog else Normalize(-vmax, vmax)
+    image = None
+    for ax, group, mat in zip(axes, groups, mats):
+        image = ax.imshow(mat, cmap="RdBu_r", norm=norm)
+        ax.set_title(str(group), fontsize="small")
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize="x-small")
+        ax.set_yticks(range(len(names)), names, fontsize="x-small")
+        ax.set_xlabel("cause", fontsize="x-small")
+    axes[0].set_ylabel("effect", fontsize="x-small")
+    return image
