@@ -16,7 +16,7 @@ from napari_causal_lattice.synthetic import synthetic_descriptor_grid, synthetic
 
 K0 = 0.6  # default px_py_coupling
 C_I5 = 100.0  # default py_i5_coupling, pm per unit relative I5 change
-I5_NOMINAL = 200.0 * 0.4  # dose * b_intensity
+I5_NOMINAL = 1000.0 * 0.4  # dose * b_intensity
 A0 = 20.0 * 19.8  # pitch * pixel_size, pm
 
 
@@ -52,7 +52,7 @@ def test_defaults_shapes_and_units(sample):
     assert t.units["Px"] == "pm" and t.units["Vol"] == "pm^2" and t.units["alpha"] == "deg"
     assert t.region_names == {0: "domain -", 1: "domain +", 2: "interface", 3: "substrate"}
     assert sample.provenance["step"] == "synthetic_perovskite" and sample.provenance["seed"] == 0
-    assert sample.params["dose"] == 200.0 and sample.params["shape_cells"] == (48, 48)
+    assert sample.params["dose"] == 1000.0 and sample.params["shape_cells"] == (48, 48)
     assert abs(t.lattice.rotation - 3.0) < 1e-9
     np.testing.assert_allclose(t.lattice.spacings, (20.0, 20.0))
 

@@ -25,6 +25,16 @@ _LAZY = {
     "SyntheticTruth": "synthetic",
     "SyntheticGrid": "synthetic",
     "compute_descriptors": "descriptors",
+    "build_cells": "cells",
+    "Cells": "cells",
+    "dp2_dp1": "theory",
+    "strain_couplings": "theory",
+    "spontaneous_polarization": "theory",
+    "wall_profile": "walls",
+    "WallProfile": "walls",
+    "compare_images": "compare",
+    "compare_stem_images": "compare",
+    "ComparisonResult": "compare",
 }
 
 __all__ = ["__version__", "DESCRIPTORS", "Lattice", "descriptor_units", "Cancelled", *_LAZY]

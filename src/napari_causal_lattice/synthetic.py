@@ -70,7 +70,7 @@ _OPTIONS: dict[str, _Option] = {
                         "on screen)", -45.0, 45.0),
     "sigma_a": _Option(2.4, "Gaussian sigma of the A columns in px (at most pitch / 3)", 0.0, None, True, True),
     "sigma_b": _Option(2.0, "Gaussian sigma of the B columns in px (at most pitch / 3)", 0.0, None, True, True),
-    "dose": _Option(200.0, "expected electron counts at the peak of a film A column (above background)",
+    "dose": _Option(1000.0, "expected electron counts at the peak of a film A column (above background)",
                     0.0, 1e9, True),
     "b_intensity": _Option(0.4, "B peak amplitude relative to the film A peak (A brighter than B)", 0.0, 1.0, True),
     "substrate_intensity": _Option(0.7, "A peak amplitude in the substrate relative to the film", 0.0, 2.0, True),
@@ -534,8 +534,8 @@ def synthetic_perovskite(seed: int | None = 0, **options) -> SyntheticSample:
         sigma_a, sigma_b : float
             Gaussian widths (sigma) of the A and B columns in px, at most pitch / 3 [2.4, 2.0].
         dose : float
-            Expected counts at the peak of a film A column, > 0 [200.0]; with the defaults a 2D Gaussian fit
-            locates a column to about 0.05 px (1 pm).
+            Expected counts at the peak of a film A column, > 0 [1000.0]; with the defaults a 2D Gaussian fit
+            locates a column to about 0.03 px (0.6 pm) and the B intensity to a few per cent.
         b_intensity : float
             B peak relative to the film A peak, in (0, 1] [0.4].
         substrate_intensity : float

@@ -74,7 +74,8 @@ def map_layer_tuple(
 ) -> tuple:
     """LayerDataTuple of an image layer showing ``values`` (ny, nx) aligned on the STEM image.
 
-    Signed maps get a diverging colormap with symmetric limits; NaN pixels stay transparent.
+    Signed maps get a diverging colormap with symmetric limits; NaN pixels stay transparent.  ``units`` (the
+    unit of the values) goes into the layer metadata; the layer's axis units are copied from the image layer.
     """
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
@@ -98,4 +99,6 @@ def map_layer_tuple(
         "interpolation2d": "nearest",
         "metadata": meta,
     }
+    if image_layer is not None:
+        kwargs["units"] = tuple(image_layer.units)[-2:]
     return (values, kwargs, "image")

@@ -1,0 +1,366 @@
+"""The "Descriptors" dock widget: unit cells and their 8 descriptors from the current column layers.
+
+Uses the CURRENT data of the A and B Points layers (after any manual edits), re-measures the column
+intensities on the image with :func:`~napari_causal_lattice.columns.columns_from_positions`, builds the
+cells with :func:`~napari_causal_lattice.cells.build_cells` in a worker thread, then adds
+
+- one image layer per chosen descriptor (``"Px [pm]"``...), placed by the cell lattice so each value sits on
+  its B column, signed Px / Py with a diverging colormap and symmetric limits;
+- a Vectors layer ``"Polarization"`` from each B column along its offset from the A-corner centroid (image
+  frame, px), drawn ``length`` times longer (spin box);
+- ``i, j`` and the descriptors as features of the B Points layer (NaN for B columns without a complete cell)
+  and ``metadata[META_KEY]["cells"]`` on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from napari.layers import Image, Layer, Points, Vectors
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..cells import Cells, build_cells
+from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
+from .layers import META_KEY, image_data_to_world, map_layer_tuple
+
+#: Descriptors shown with a diverging colormap and limits symmetric around 0.
+SIGNED = ("Px", "Py")
+
+
+def _pixel_size_from_layer(layer) -> tuple[tuple[float, float] | None, str]:
+    """(sy, sx) in pm/px from an image layer's scale and units, or None, and a note on where it came from."""
+    scale = np.asarray(layer.scale[-2:], dtype=float)
+    units = getattr(layer, "units", None)
+    unit = units[-1] if units is not None else None
+    if unit is not None and str(unit.dimensionality) == "[length]":
+        factors = np.array([(1 * u).to("pm").magnitude for u in units[-2:]], dtype=float)
+        return (float(scale[0] * factors[0]), float(scale[1] * factors[1])), f"from the image scale ({unit:~})"
+    if np.allclose(scale, 1.0):
+        return None, "unknown: the image has no scale; lengths in px unless you enter it"
+    return (float(scale[0]), float(scale[1])), "image scale, assumed pm/px"
+
+
+def _positions_in_image_px(points, image) -> np.ndarray:
+    """(N, 2) yx of a Points layer's data in the image layer's pixel frame."""
+    data = np.asarray(points.data, dtype=float)[:, -2:]
+    to_image = np.linalg.inv(image_data_to_world(image)) @ image_data_to_world(points)
+    homog = np.column_stack([data, np.ones(len(data))])
+    return (homog @ to_image.T)[:, :2]
+
+
+def compute_cells(image, a_positions, b_positions, *, pixel_size=None, frame="lattice", progress=None, cancel=None):
+    """Columns at the given positions (intensities re-measured on ``image``) and their cells.
+
+    Parameters
+    ----------
+    image : (H, W) array
+        The STEM image.
+    a_positions, b_positions : (Na, 2), (Nb, 2) arrays
+        A and B column positions (y, x) in px of the image.
+    pixel_size : float, (sy, sx) pair or None
+        pm/px.
+    frame : {"lattice", "image"}
+        Polarization frame.
+
+    Returns
+    -------
+    dict
+        ``columns`` (Columns), ``cells`` (Cells), ``b_rows`` (n,) row of each cell's B column in
+        ``b_positions`` and ``offset_px`` (n, 2) B offset from its A-corner centroid (y, x) in px.
+    """
+    from scipy.spatial import cKDTree
+
+    from ..columns import columns_from_positions
+
+    # Columns record a single (square) pixel size; a (sy, sx) pair goes to build_cells only
+    square = None if pixel_size is None or np.ndim(pixel_size) else float(pixel_size)
+    columns = columns_from_positions(image, a_positions, b_positions, pixel_size=square)
+    cells = build_cells(columns, pixel_size=pixel_size, frame=frame, progress=progress, cancel=cancel)
+    b_pos = columns.positions[cells.b_index]
+    _, b_rows = cKDTree(np.asarray(b_positions, dtype=float)).query(b_pos)
+    offset = b_pos - columns.positions[cells.corners].mean(axis=1)
+    return {"columns": columns, "cells": cells, "b_rows": b_rows, "offset_px": offset}
+
+
+class DescriptorsWidget(QWidget):
+    """Build unit cells from the column layers and show the 8 descriptors as aligned layers.
+
+    Attributes
+    ----------
+    jobs : JobPanel
+        Runs the build in a worker thread.
+    cells : Cells or None
+        The last built cells.
+    layers : list
+        Layers added by the last build (maps, then the Vectors layer).
+    """
+
+    def __init__(self, napari_viewer):
+        from ._jobs import JobPanel
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.cells: Cells | None = None
+        self.layers: list = []
+        self.vectors_layer = None
+
+        self.image_combo = QComboBox()
+        self.a_combo = QComboBox()
+        self.b_combo = QComboBox()
+        self.frame_combo = QComboBox()
+        self.frame_combo.addItems(["lattice", "image"])
+        self.frame_combo.setToolTip(
+            "lattice: Px along lattice vector 1 (a), Py perpendicular to it; image: Px along x, Py along y (down)"
+        )
+        self.pixel_y = self._pixel_spin()
+        self.pixel_x = self._pixel_spin()
+        self.pixel_note = QLabel("")
+        self.pixel_note.setWordWrap(True)
+        pixel_row = QHBoxLayout()
+        pixel_row.addWidget(QLabel("y"))
+        pixel_row.addWidget(self.pixel_y)
+        pixel_row.addWidget(QLabel("x"))
+        pixel_row.addWidget(self.pixel_x)
+
+        form = QFormLayout()
+        form.addRow("Image", self.image_combo)
+        form.addRow("A columns", self.a_combo)
+        form.addRow("B columns", self.b_combo)
+        form.addRow("Polarization frame", self.frame_combo)
+        form.addRow("Pixel size (pm/px)", pixel_row)
+        form.addRow("", self.pixel_note)
+
+        self.checks: dict[str, QCheckBox] = {}
+        box = QGroupBox("Show maps")
+        grid = QGridLayout(box)
+        for k, name in enumerate(DESCRIPTORS):
+            check = QCheckBox(name)
+            check.setChecked(True)
+            check.setToolTip(DESCRIPTOR_LABELS[name])
+            self.checks[name] = check
+            grid.addWidget(check, k // 4, k % 4)
+
+        self.build_button = QPushButton("Build cells")
+        self.build_button.clicked.connect(self.run)
+        self.jobs = JobPanel(self)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+
+        self.length_spin = QDoubleSpinBox()
+        self.length_spin.setRange(0.1, 1000.0)
+        self.length_spin.setDecimals(1)
+        self.length_spin.setValue(10.0)
+        self.length_spin.setToolTip("Polarization arrows are drawn this many times longer than the B offset")
+        self.length_spin.valueChanged.connect(self.set_vector_length)
+        self.export_button = QPushButton("Export CSV...")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(lambda: self.export_csv())
+        bottom = QFormLayout()
+        bottom.addRow("Arrow length x", self.length_spin)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(box)
+        layout.addWidget(self.build_button)
+        layout.addWidget(self.jobs)
+        layout.addWidget(self.summary)
+        layout.addLayout(bottom)
+        layout.addWidget(self.export_button)
+        layout.addStretch(1)
+
+        self.image_combo.currentTextChanged.connect(self._update_pixel_size)
+        self.viewer.layers.events.inserted.connect(self.refresh_layers)
+        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.refresh_layers()
+
+    @staticmethod
+    def _pixel_spin() -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setRange(0.0, 1e6)
+        spin.setDecimals(3)
+        spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+        spin.setMinimumWidth(80)
+        spin.setSpecialValueText("unknown")
+        spin.setToolTip("pm per px; 'unknown' (0) keeps lengths in px")
+        return spin
+
+    # ----------------------------------------------------------------- layer choice
+    def refresh_layers(self, event=None) -> None:
+        """Refill the layer choices from the viewer, keeping the current picks when they still exist."""
+        images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        points = [layer.name for layer in self.viewer.layers if isinstance(layer, Points)]
+        self._fill(self.a_combo, points, self._default_points(points, "A columns"))
+        self._fill(self.b_combo, points, self._default_points(points, "B columns"))
+        meta = self._meta(self.a_combo.currentText())
+        self._fill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
+
+    @staticmethod
+    def _default_points(names: list[str], base: str) -> str | None:
+        if base in names:
+            return base
+        return next((n for n in names if n.startswith(base)), None)
+
+    @staticmethod
+    def _fill(combo: QComboBox, names: list[str], default: str | None) -> None:
+        current = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(names)
+        combo.blockSignals(False)
+        pick = current if current in names else default
+        if pick is not None and pick in names:
+            combo.setCurrentText(pick)
+        combo.currentTextChanged.emit(combo.currentText())
+
+    def _meta(self, name: str) -> dict:
+        if name in self.viewer.layers:
+            meta = self.viewer.layers[name].metadata.get(META_KEY)
+            if isinstance(meta, dict):
+                return meta
+        return {}
+
+    def _update_pixel_size(self, name: str) -> None:
+        if name not in self.viewer.layers:
+            return
+        size, note = _pixel_size_from_layer(self.viewer.layers[name])
+        self.pixel_y.setValue(0.0 if size is None else size[0])
+        self.pixel_x.setValue(0.0 if size is None else size[1])
+        self.pixel_note.setText(note)
+
+    @property
+    def pixel_size(self) -> float | tuple[float, float] | None:
+        """pm/px from the spin boxes: None when unknown, a float for square pixels, else (sy, sx)."""
+        sy, sx = self.pixel_y.value(), self.pixel_x.value()
+        if sy <= 0 and sx <= 0:
+            return None
+        if sy <= 0 or sx <= 0:
+            raise ValueError("enter the pixel size for both y and x (or set both to 'unknown')")
+        return sx if sy == sx else (sy, sx)
+
+    @property
+    def selected_descriptors(self) -> list[str]:
+        """Descriptors whose map is added, in :data:`DESCRIPTORS` order."""
+        return [name for name in DESCRIPTORS if self.checks[name].isChecked()]
+
+    def _layer(self, combo: QComboBox, kind, what: str):
+        name = combo.currentText()
+        if not name or name not in self.viewer.layers or not isinstance(self.viewer.layers[name], kind):
+            raise ValueError(f"pick the {what} layer (none is selected or it was removed)")
+        return self.viewer.layers[name]
+
+    # ----------------------------------------------------------------- build
+    def run(self):
+        """Build cells from the current layer data in a worker; returns the started worker (None on bad input)."""
+        try:
+            image_layer = self._layer(self.image_combo, Image, "image")
+            a_layer = self._layer(self.a_combo, Points, "A columns")
+            b_layer = self._layer(self.b_combo, Points, "B columns")
+            if a_layer is b_layer:
+                raise ValueError("the A and B columns must be two different Points layers")
+            data = image_layer.data[0] if image_layer.multiscale else image_layer.data
+            image = np.asarray(data, dtype=float)
+            if image.ndim != 2:
+                raise ValueError(f"the image must be 2D (one STEM frame), got shape {image.shape}")
+            a_pos = _positions_in_image_px(a_layer, image_layer)
+            b_pos = _positions_in_image_px(b_layer, image_layer)
+            pixel_size = self.pixel_size
+        except ValueError as exc:
+            self.jobs.status.setText(str(exc))
+            show_error(f"Descriptors: {exc}")
+            return None
+        frame = self.frame_combo.currentText()
+        chosen = self.selected_descriptors
+
+        def done(result):
+            self._show(result, image_layer, b_layer, chosen)
+
+        return self.jobs.run(
+            compute_cells, image, a_pos, b_pos, pixel_size=pixel_size, frame=frame, on_result=done,
+            label="Build cells",
+        )
+
+    def _show(self, result: dict, image_layer, b_layer, chosen: list[str]) -> None:
+        cells: Cells = result["cells"]
+        maps = cells.maps()
+        added = []
+        for name in chosen:
+            unit = cells.units[name]
+            data, kwargs, kind = map_layer_tuple(
+                maps[name], cells.lattice.affine, name=f"{name} [{unit}]", image_layer=image_layer,
+                signed=name in SIGNED, units=unit, metadata={META_KEY: {"cells": cells, "descriptor": name}},
+            )
+            added.append(self.viewer.add_layer(Layer.create(data, kwargs, kind)))
+
+        b_rows = result["b_rows"]
+        start = cells.table[["y", "x"]].to_numpy()
+        vectors = np.stack([start, result["offset_px"]], axis=1)
+        self.vectors_layer = self.viewer.add_layer(
+            Vectors(
+                vectors, name="Polarization", length=self.length_spin.value(), edge_width=0.15 * self._pitch(cells),
+                edge_color="yellow", vector_style="arrow", scale=image_layer.scale, translate=image_layer.translate,
+                rotate=image_layer.rotate, shear=image_layer.shear, affine=image_layer.affine,
+                units=image_layer.units,
+                features=cells.table[["i", "j", "Px", "Py"]].reset_index(drop=True),
+                metadata={META_KEY: {"cells": cells, "units": "px (image frame), times length"}},
+            )
+        )
+        added.append(self.vectors_layer)
+
+        n_b = len(b_layer.data)
+        extra = pd.DataFrame(np.nan, index=range(n_b), columns=["i", "j", *DESCRIPTORS])
+        extra.iloc[b_rows] = cells.table[["i", "j", *DESCRIPTORS]].to_numpy()
+        features = b_layer.features.reset_index(drop=True)
+        features = features.drop(columns=[c for c in extra.columns if c in features.columns])
+        b_layer.features = pd.concat([features, extra], axis=1)
+        meta = dict(b_layer.metadata)
+        meta[META_KEY] = {**meta.get(META_KEY, {}), "cells": cells}
+        b_layer.metadata = meta
+
+        self.cells = cells
+        self.layers = added
+        self.export_button.setEnabled(True)
+        self.summary.setText(
+            f"{len(cells)} cells on a {cells.grid_shape[0]} x {cells.grid_shape[1]} grid; "
+            f"{cells.n_excluded} B columns without 4 A corners excluded; lengths in {cells.length_unit}"
+        )
+
+    @staticmethod
+    def _pitch(cells: Cells) -> float:
+        return float(min(cells.lattice.spacings))
+
+    # ----------------------------------------------------------------- outputs
+    def set_vector_length(self, value: float) -> None:
+        """Draw the polarization arrows ``value`` times the B offset."""
+        if self.vectors_layer is not None and self.vectors_layer in self.viewer.layers:
+            self.vectors_layer.length = float(value)
+
+    def export_csv(self, path=None):
+        """Write the last cells as CSV (units in the headers); asks for a file when ``path`` is None.
+
+        Returns the written path, or None when there is nothing to write or the dialog was cancelled.
+        """
+        if self.cells is None:
+            show_info("Build the cells first.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export cells as CSV", "cells.csv", "CSV (*.csv)")
+            if not path:
+                return None
+        written = self.cells.to_csv(path)
+        self.jobs.status.setText(f"saved {written}")
+        return written

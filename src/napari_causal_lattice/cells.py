@@ -1,0 +1,567 @@
+"""Unit cells on the lattice grid and their 8 descriptors.
+
+A unit cell is one B column and the 4 A columns around it, ``A(i, j), A(i, j+1), A(i+1, j),
+A(i+1, j+1)``.  :func:`build_cells` indexes the A columns on the lattice grid (robust to a rotated,
+slightly distorted lattice, to missing and to spurious columns), puts each B column in the cell whose 4 A
+corners surround it and computes the descriptors with
+:func:`napari_causal_lattice.descriptors.compute_descriptors` (the same definition as the synthetic truth).
+
+How the indexing works: every A column looks for its 4 nearest-neighbour A columns one lattice vector away
+(within 35 % of the shorter lattice spacing), first with the global lattice vectors, then with its own
+vectors measured from the links already found, so a lattice that bends or rotates slowly is followed.  A link
+is kept only when both ends agree, so a spurious column next to a real one cannot steal its neighbours.  Grid
+indices then propagate along the links (breadth first), so they do not drift across a distorted field of
+view; islands cut off by a gap are attached with the lattice fitted on the largest connected part (and left
+out when they do not sit on it).  Two columns claiming one grid index are resolved by distance: the one
+whose links fit best wins.  A B column goes to the cell around it, found from its nearest indexed A column;
+it must lie inside the quadrilateral of the 4 corners, and a second B in one cell (the farther from the
+corner centroid) is excluded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .descriptors import compute_descriptors, pixel_scale
+from .lattice import DESCRIPTORS, Lattice, descriptor_units
+from .progress import report
+from .provenance import make_provenance
+
+#: Neighbour search radius, as a fraction of the shorter lattice spacing.
+LINK_TOLERANCE = 0.35
+
+#: Steps ``(di, dj)`` of the 4 nearest-neighbour links, in the order +v1, -v1, +v2, -v2.
+_STEPS = np.array([[0, 1], [0, -1], [1, 0], [-1, 0]])
+_OPPOSITE = np.array([1, 0, 3, 2])
+
+#: Passes of the neighbour search (each one predicts with the lattice vectors measured in the last).
+_LINK_PASSES = 4
+
+#: Smallest group of linked A columns, cut off from the main lattice, that is still indexed.
+_MIN_ISLAND = 4
+
+_TABLE_INDEX = ("i", "j", "y", "x")
+
+
+def _as_pixel_size(pixel_size):
+    """Normalise a pixel size to None, a float (square pixels) or a ``(sy, sx)`` tuple of floats, in pm/px."""
+    if pixel_size is None:
+        return None
+    arr = np.asarray(pixel_size, dtype=float)
+    if arr.size not in (1, 2):
+        raise ValueError(
+            f"pixel_size must be one number (pm per px) or a (sy, sx) pair for non-square pixels, got {pixel_size!r}"
+        )
+    scale = pixel_scale(arr.reshape(-1) if arr.size == 2 else float(arr.reshape(-1)[0]))
+    if arr.size == 1 or scale[0] == scale[1]:
+        return float(scale[0])
+    return (float(scale[0]), float(scale[1]))
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """Complete unit cells of one image, indexed on the lattice grid.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per complete cell, sorted by ``(i, j)``: grid indices ``i`` (row, along ``v2``) and ``j``
+        (column, along ``v1``) starting at 0, the B-column position ``y, x`` in px, and the 8 descriptors
+        :data:`~napari_causal_lattice.lattice.DESCRIPTORS` in the units of :attr:`units`.
+    corners : (n, 4) int array
+        Indices into the columns of the A corners ``A(i, j), A(i, j+1), A(i+1, j), A(i+1, j+1)``.
+    b_index : (n,) int array
+        Index into the columns of each cell's B column.
+    lattice : Lattice
+        Grid ``(i, j)`` -> nominal B position (y, x) in px: the A lattice fitted on all indexed A columns,
+        shifted by half a cell along both vectors, with cell (0, 0) at its origin.  ``lattice.affine`` places
+        the maps of :meth:`maps` on the image.
+    grid_shape : (int, int)
+        ``(ni, nj)`` = (max i + 1, max j + 1).
+    units : dict
+        Descriptor name -> unit (pm, pm^2, deg, counts; px when the pixel size is unknown).
+    pixel_size : float, (sy, sx) tuple or None
+        Pixel size in pm/px used for the descriptors; None when lengths are in px.
+    frame : {"lattice", "image"}
+        Frame of Px, Py (see :func:`~napari_causal_lattice.descriptors.compute_descriptors`).
+    n_excluded : int
+        B columns without a complete cell (a missing A corner, outside the indexed lattice, or a second B
+        column in an already occupied cell).
+    provenance : dict
+        How the cells were made (see :func:`~napari_causal_lattice.provenance.make_provenance`).
+    """
+
+    table: pd.DataFrame
+    corners: np.ndarray
+    b_index: np.ndarray
+    lattice: Lattice
+    grid_shape: tuple[int, int]
+    units: dict
+    pixel_size: float | tuple[float, float] | None
+    frame: str
+    n_excluded: int
+    provenance: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        ni, nj = self.grid_shape
+        return (
+            f"Cells({len(self)} cells on a {ni} x {nj} grid, {self.n_excluded} B columns excluded, "
+            f"lengths in {self.length_unit}, frame {self.frame!r})"
+        )
+
+    @property
+    def length_unit(self) -> str:
+        """Unit of a, b, Px, Py (``"pm"`` or ``"px"``)."""
+        return self.units["a"]
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """Each descriptor on the cell grid.
+
+        Returns
+        -------
+        dict
+            Descriptor name -> (ni, nj) float array, NaN where there is no complete cell.  Pixel ``[i, j]``
+            sits at image position ``self.lattice.to_image((i, j))`` (px); place a map on the image with
+            ``self.lattice.affine``.
+        """
+        i = self.table["i"].to_numpy()
+        j = self.table["j"].to_numpy()
+        out = {}
+        for name in DESCRIPTORS:
+            grid = np.full(self.grid_shape, np.nan)
+            grid[i, j] = self.table[name].to_numpy()
+            out[name] = grid
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table with the unit in every column header, positions also in pm.
+
+        Columns: ``i``, ``j``, ``y [px]``, ``x [px]``, then ``y [pm]``, ``x [pm]`` when the pixel size is
+        known (non-square pixels scale y and x separately), then each descriptor as ``"name [unit]"``
+        (e.g. ``"Px [pm]"``, ``"alpha [deg]"``).
+        """
+        out = pd.DataFrame({"i": self.table["i"], "j": self.table["j"]})
+        out["y [px]"] = self.table["y"]
+        out["x [px]"] = self.table["x"]
+        if self.pixel_size is not None:
+            sy, sx = pixel_scale(self.pixel_size)
+            out["y [pm]"] = self.table["y"] * sy
+            out["x [pm]"] = self.table["x"] * sx
+        for name in DESCRIPTORS:
+            out[f"{name} [{self.units[name]}]"] = self.table[name]
+        return out
+
+    def to_csv(self, path) -> Path:
+        """Write :meth:`to_frame` as CSV (no index column) and return the path."""
+        path = Path(path)
+        self.to_frame().to_csv(path, index=False)
+        return path
+
+    def to_state(self) -> dict:
+        """Nested dict of arrays and plain values; :meth:`from_state` rebuilds an identical object."""
+        pixel_size = self.pixel_size
+        if isinstance(pixel_size, tuple):
+            pixel_size = np.asarray(pixel_size, dtype=float)
+        return {
+            "table": {
+                "columns": [str(c) for c in self.table.columns],
+                "data": {str(c): self.table[c].to_numpy().copy() for c in self.table.columns},
+            },
+            "corners": self.corners.copy(),
+            "b_index": self.b_index.copy(),
+            "lattice": self.lattice.to_state(),
+            "grid_shape": np.asarray(self.grid_shape, dtype=np.int64),
+            "units": dict(self.units),
+            "pixel_size": pixel_size,
+            "frame": self.frame,
+            "n_excluded": int(self.n_excluded),
+            "provenance": json.dumps(self.provenance),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Cells":
+        """Rebuild from :meth:`to_state` output."""
+        columns = list(state["table"]["columns"])
+        data = state["table"]["data"]
+        table = pd.DataFrame({c: np.asarray(data[c]) for c in columns}, columns=columns)
+        prov = state.get("provenance", "{}")
+        pixel_size = state["pixel_size"]
+        if pixel_size is not None:
+            arr = np.asarray(pixel_size, dtype=float).reshape(-1)
+            pixel_size = float(arr[0]) if arr.size == 1 else (float(arr[0]), float(arr[1]))
+        return cls(
+            table=table,
+            corners=np.asarray(state["corners"], dtype=np.int64),
+            b_index=np.asarray(state["b_index"], dtype=np.int64),
+            lattice=Lattice.from_state(state["lattice"]),
+            grid_shape=tuple(int(v) for v in np.asarray(state["grid_shape"]).reshape(-1)),
+            units=dict(state["units"]),
+            pixel_size=pixel_size,
+            frame=str(state["frame"]),
+            n_excluded=int(state["n_excluded"]),
+            provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
+        )
+
+
+def _check_columns(columns):
+    """Positions (N, 2), sublattice labels (N,) str, intensity (N,) and lattice of a Columns-like object."""
+    missing = [name for name in ("positions", "sublattice", "intensity", "lattice") if not hasattr(columns, name)]
+    if missing:
+        raise TypeError(
+            f"build_cells needs a Columns object (from find_columns or columns_from_positions); "
+            f"got {type(columns).__name__} without {', '.join(missing)}"
+        )
+    positions = np.asarray(columns.positions, dtype=float)
+    if positions.ndim != 2 or positions.shape[1] != 2:
+        raise ValueError(f"column positions must be an (N, 2) array of (y, x) in px, got shape {positions.shape}")
+    if not np.all(np.isfinite(positions)):
+        raise ValueError(
+            f"{int((~np.isfinite(positions)).any(axis=1).sum())} column positions are NaN or infinite; "
+            "remove or re-fit those columns before building cells"
+        )
+    n = len(positions)
+    if columns.sublattice is None:
+        raise ValueError("the columns have no A/B sublattice labels; classify them into A and B sites first")
+    labels = np.asarray(columns.sublattice).astype(str)
+    if labels.shape != (n,):
+        raise ValueError(f"sublattice must hold one 'A'/'B' label per column ({n}), got shape {labels.shape}")
+    unknown = sorted(set(labels.tolist()) - {"A", "B"})
+    if unknown:
+        raise ValueError(
+            f"sublattice labels must be 'A' or 'B', found {unknown[:5]}; classify the columns into A and B sites first"
+        )
+    n_a, n_b = int(np.sum(labels == "A")), int(np.sum(labels == "B"))
+    if n_a == 0 or n_b == 0:
+        have, lack = ("B", "A") if n_a == 0 else ("A", "B")
+        raise ValueError(
+            f"only {have} columns were given ({max(n_a, n_b)}), no {lack} columns: a unit cell needs a B column "
+            "surrounded by 4 A columns; check the A/B classification (or the A and B layers)"
+        )
+    intensity = np.asarray(columns.intensity, dtype=float)
+    if intensity.shape != (n,):
+        raise ValueError(f"intensity must have one value per column ({n}), got shape {intensity.shape}")
+    lattice = columns.lattice
+    if not isinstance(lattice, Lattice):
+        raise TypeError(f"columns.lattice must be a Lattice (the A-sublattice estimate), got {type(lattice).__name__}")
+    return positions, labels, intensity, lattice
+
+
+def _link_neighbours(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
+    """(n_a, 4) mutual nearest-neighbour links along +v1, -v1, +v2, -v2 (index into a_pos or -1).
+
+    The first pass looks one global lattice vector away; later passes use each column's own lattice vectors
+    measured from the links found so far, so a lattice that bends or rotates slowly is followed.
+    """
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(a_pos)
+    tol = LINK_TOLERANCE * min(np.hypot(*v1), np.hypot(*v2))
+    n = len(a_pos)
+    local = np.broadcast_to(np.stack([v1, -v1, v2, -v2]), (n, 4, 2)).copy()
+    links = np.full((n, 4), -1, dtype=np.int64)
+    for _ in range(_LINK_PASSES):
+        src, dst, step, res = [], [], [], []
+        for d in range(4):
+            dist, target = tree.query(a_pos + local[:, d], distance_upper_bound=tol)
+            ok = np.flatnonzero(np.isfinite(dist))
+            # looking back from the target by the same vector must find this column again
+            _, back = tree.query(a_pos[target[ok]] - local[ok, d])
+            ok = ok[back == ok]
+            src += [ok, target[ok]]
+            dst += [target[ok], ok]
+            step += [np.full(len(ok), d), np.full(len(ok), _OPPOSITE[d])]
+            res += [dist[ok], dist[ok]]
+        new = _best_links(n, *(np.concatenate(v) for v in (src, dst, step, res)))
+        if np.count_nonzero(new >= 0) <= np.count_nonzero(links >= 0):
+            break
+        links = new
+        # each column's own +v1 and +v2: mean of its measured links along that axis, else the previous guess
+        for axis in (0, 1):
+            fwd, bwd = links[:, 2 * axis], links[:, 2 * axis + 1]
+            total = np.zeros((n, 2))
+            count = np.zeros(n)
+            has = fwd >= 0
+            total[has] += a_pos[fwd[has]] - a_pos[has]
+            count[has] += 1
+            has = bwd >= 0
+            total[has] += a_pos[has] - a_pos[bwd[has]]
+            count[has] += 1
+            measured = count > 0
+            vec = local[:, 2 * axis].copy()
+            vec[measured] = total[measured] / count[measured, None]
+            local[:, 2 * axis], local[:, 2 * axis + 1] = vec, -vec
+    return links
+
+
+def _best_links(n: int, src, dst, step, res) -> np.ndarray:
+    """(n, 4) links from candidate edges: per column and direction the best fitting one, kept when symmetric."""
+    links = np.full((n, 4), -1, dtype=np.int64)
+    order = np.lexsort((res, step, src))
+    src, dst, step = src[order], dst[order], step[order]
+    first = np.ones(len(src), dtype=bool)
+    first[1:] = (src[1:] != src[:-1]) | (step[1:] != step[:-1])
+    links[src[first], step[first]] = dst[first]
+    has = np.nonzero(links >= 0)
+    mutual = links[links[has], _OPPOSITE[has[1]]] == has[0]
+    links[has[0][~mutual], has[1][~mutual]] = -1
+    return links
+
+
+def _tree_indices(links: np.ndarray, nodes: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Grid indices (len(nodes), 2) along a breadth-first tree, relative to its root ``nodes[0]``.
+
+    Each node's index is its parent's plus the step of the link between them; the sums along the tree are
+    taken by pointer jumping (log2(depth) vectorised rounds).
+    """
+    n = len(links)
+    child = nodes[1:]
+    parent = pred[child]
+    direction = np.argmax(links[parent] == child[:, None], axis=1)
+    acc = np.zeros((n, 2), dtype=np.int64)
+    acc[child] = _STEPS[direction]
+    up = np.arange(n)
+    up[child] = parent
+    while np.any(up[nodes] != nodes[0]):
+        acc = acc + acc[up]
+        up = up[up]
+    return acc[nodes]
+
+
+def _fit_lattice(positions: np.ndarray, ij: np.ndarray) -> Lattice:
+    """Least-squares lattice ``yx = origin + i * v2 + j * v1`` through indexed columns."""
+    design = np.column_stack([np.ones(len(ij)), ij[:, 0], ij[:, 1]])
+    coef, *_ = np.linalg.lstsq(design, positions, rcond=None)
+    return Lattice(origin=coef[0], v1=coef[2], v2=coef[1])
+
+
+def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
+    """Grid indices (n_a, 2) of the A columns (-1 where not indexed), the indexed mask and the fitted A lattice."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+    n = len(a_pos)
+    links = _link_neighbours(a_pos, lattice.v1, lattice.v2)
+    report(progress, 1, 4, cancel)
+    src, direction = np.nonzero(links >= 0)
+    dst = links[src, direction]
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)).tocsr()
+    n_comp, comp = connected_components(graph, directed=False)
+    sizes = np.bincount(comp, minlength=n_comp)
+    # residual of each link against the nominal vector, for resolving duplicates
+    vectors = np.stack([lattice.v1, -lattice.v1, lattice.v2, -lattice.v2])
+    misfit = np.zeros(n)
+    count = np.zeros(n)
+    if len(src):
+        res = np.hypot(*(a_pos[dst] - a_pos[src] - vectors[direction]).T)
+        np.add.at(misfit, src, res)
+        np.add.at(count, src, 1)
+    misfit = np.where(count > 0, misfit / np.maximum(count, 1), np.inf)
+
+    ij = np.full((n, 2), -1, dtype=np.int64)
+    assigned = np.zeros(n, dtype=bool)
+    order_comps = np.argsort(-sizes, kind="stable")
+    rank = np.empty(n_comp, dtype=np.int64)
+    rank[order_comps] = np.arange(n_comp)
+    fitted = None
+    for c in order_comps:
+        members = np.flatnonzero(comp == c)
+        if sizes[c] < _MIN_ISLAND:
+            break
+        seed = members[np.argmin(misfit[members])]
+        nodes, pred = breadth_first_order(graph, seed, directed=False, return_predecessors=True)
+        idx = _tree_indices(links, nodes, pred)
+        if fitted is None:
+            if np.ptp(idx[:, 0]) < 1 or np.ptp(idx[:, 1]) < 1:
+                break  # a single row or column of A columns: no 2D lattice to index on
+            offset = np.zeros(2, dtype=np.int64)
+            fitted = _fit_lattice(a_pos[nodes], idx)
+        else:
+            shift = np.median(fitted.to_grid(a_pos[nodes]) - idx, axis=0)
+            if np.any(np.abs(shift - np.round(shift)) > 0.3):
+                continue  # the island does not sit on the main lattice: leave it out rather than guess
+            offset = np.round(shift).astype(np.int64)
+        ij[nodes] = idx + offset
+        assigned[nodes] = True
+    if fitted is None:
+        raise ValueError(
+            "could not index the A columns on a lattice: no 2 x 2 block of A columns one lattice vector apart "
+            f"(lattice vectors v1={np.round(lattice.v1, 2).tolist()}, v2={np.round(lattice.v2, 2).tolist()} px); "
+            "check the lattice estimate and the A/B classification"
+        )
+    report(progress, 2, 4, cancel)
+    # duplicates: keep, per grid index, the column of the larger connected part, then the one whose links fit best
+    idx_rows = np.flatnonzero(assigned)
+    order = idx_rows[np.lexsort((misfit[idx_rows], rank[comp[idx_rows]], ij[idx_rows, 1], ij[idx_rows, 0]))]
+    keys = ij[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
+    ij[order[~first]] = -1
+    assigned[order[~first]] = False
+    fitted = _fit_lattice(a_pos[assigned], ij[assigned])
+    return ij, assigned, fitted
+
+
+def _inside_quad(point: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Whether points (n, 2) lie inside the quadrilaterals (n, 4, 2) given in corner order 00, 01, 10, 11."""
+    ring = quad[:, [0, 1, 3, 2]]
+    edge = np.roll(ring, -1, axis=1) - ring
+    rel = point[:, None, :] - ring
+    cross = edge[..., 0] * rel[..., 1] - edge[..., 1] * rel[..., 0]
+    return np.all(cross > 0, axis=1) | np.all(cross < 0, axis=1)
+
+
+def build_cells(
+    columns,
+    *,
+    pixel_size=None,
+    frame: str = "lattice",
+    progress=None,
+    cancel=None,
+) -> Cells:
+    """Index the columns on the lattice grid, form unit cells and compute their 8 descriptors.
+
+    Parameters
+    ----------
+    columns : Columns
+        Atom columns with ``positions`` (N, 2) yx in px, ``sublattice`` (N,) "A"/"B", ``intensity`` (N,),
+        ``lattice`` (the A-sublattice estimate; only its vectors are used, as the nearest-neighbour steps)
+        and ``pixel_size``.
+    pixel_size : float or (sy, sx) pair, optional
+        Pixel size in pm/px (a pair for non-square pixels).  Defaults to ``columns.pixel_size``; when both
+        are None, lengths stay in px and the units say so.
+    frame : {"lattice", "image"}
+        ``"lattice"``: Px along lattice vector 1 (``columns.lattice.v1``), Py perpendicular to it;
+        ``"image"``: Px along image x, Py along image y (down).
+    progress : callable, optional
+        ``progress(done, total)``.
+    cancel : object with ``is_set()``, optional
+        Stops with :class:`~napari_causal_lattice.progress.Cancelled` when set.
+
+    Returns
+    -------
+    Cells
+        One row per B column that has all 4 A corners; grid indices start at 0.
+
+    Raises
+    ------
+    TypeError
+        If ``columns`` is not a Columns-like object.
+    ValueError
+        If the columns lack A/B labels, hold a single sublattice, or no B column has 4 A corners.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> from napari_causal_lattice.lattice import Lattice
+    >>> lat = Lattice(origin=(10, 10), v1=(0, 20), v2=(20, 0))
+    >>> a = lat.to_image(np.stack(np.meshgrid(range(3), range(3), indexing="ij"), -1).reshape(-1, 2))
+    >>> b = lat.to_image(np.stack(np.meshgrid([0.5, 1.5], [0.5, 1.5], indexing="ij"), -1).reshape(-1, 2))
+    >>> cols = SimpleNamespace(positions=np.vstack([a, b]), sublattice=np.array(["A"] * 9 + ["B"] * 4),
+    ...                        intensity=np.ones(13), lattice=lat, pixel_size=10.0, provenance={})
+    >>> cells = build_cells(cols)
+    >>> cells.grid_shape, cells.table["a"].round(6).tolist()
+    ((2, 2), [200.0, 200.0, 200.0, 200.0])
+    """
+    positions, labels, intensity, lattice = _check_columns(columns)
+    if frame not in ("lattice", "image"):
+        raise ValueError(f"frame must be 'lattice' (Px along lattice vector 1) or 'image' (Px along x), got {frame!r}")
+    if pixel_size is None:
+        pixel_size = getattr(columns, "pixel_size", None)
+    pixel_size = _as_pixel_size(pixel_size)
+
+    a_cols = np.flatnonzero(labels == "A")
+    b_cols = np.flatnonzero(labels == "B")
+    a_pos = positions[a_cols]
+    b_pos = positions[b_cols]
+    report(progress, 0, 4, cancel)
+    ij, assigned, fitted = _index_a_columns(a_pos, lattice, progress, cancel)
+
+    # B -> cell: from its nearest indexed A column, the cell whose corner A(i, j) lies up-left in grid terms
+    from scipy.spatial import cKDTree
+
+    indexed = np.flatnonzero(assigned)
+    _, near = cKDTree(a_pos[indexed]).query(b_pos)
+    anchor = indexed[near]
+    frac = fitted.to_grid(b_pos) - fitted.to_grid(a_pos[anchor])
+    cell_ij = ij[anchor] + np.floor(frac).astype(np.int64)
+
+    lo = ij[assigned].min(axis=0)
+    shape = ij[assigned].max(axis=0) - lo + 1
+    lookup = np.full(tuple(shape), -1, dtype=np.int64)
+    lookup[tuple((ij[assigned] - lo).T)] = indexed
+    corner_steps = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    grid = cell_ij[:, None, :] + corner_steps[None] - lo
+    inside = np.all((grid >= 0) & (grid < shape), axis=2)
+    corner_a = np.full((len(b_pos), 4), -1, dtype=np.int64)
+    corner_a[inside] = lookup[grid[..., 0][inside], grid[..., 1][inside]]
+    complete = np.all(corner_a >= 0, axis=1)
+    quad = a_pos[np.where(corner_a >= 0, corner_a, 0)]
+    complete &= _inside_quad(b_pos, quad)
+    # one B per cell: keep the B closest to its corner centroid
+    dist = np.hypot(*(b_pos - quad.mean(axis=1)).T)
+    keep = np.flatnonzero(complete)
+    keep = keep[np.lexsort((dist[keep], cell_ij[keep, 1], cell_ij[keep, 0]))]
+    if len(keep):
+        first = np.ones(len(keep), dtype=bool)
+        first[1:] = np.any(cell_ij[keep][1:] != cell_ij[keep][:-1], axis=1)
+        keep = keep[first]
+    if len(keep) == 0:
+        raise ValueError(
+            f"no complete unit cell: none of the {len(b_pos)} B columns has all 4 A corners "
+            f"({int(assigned.sum())} of {len(a_pos)} A columns were indexed on the lattice); check the A/B "
+            "classification and that the field of view holds at least 2 x 2 A columns around a B column"
+        )
+    report(progress, 3, 4, cancel)
+
+    corners = a_cols[corner_a[keep]]
+    b_index = b_cols[keep]
+    corner_int = intensity[corners]
+    b_int = intensity[b_index]
+    if not (np.all(np.isfinite(corner_int)) and np.all(np.isfinite(b_int))):
+        bad = int(np.sum(~np.isfinite(corner_int).all(axis=1) | ~np.isfinite(b_int)))
+        raise ValueError(
+            f"{bad} unit cells use columns whose intensity is NaN or infinite; re-measure the intensities "
+            "(e.g. columns too close to the image border) or remove those columns"
+        )
+    values = compute_descriptors(
+        positions[corners], positions[b_index], corner_int, b_int, pixel_size=pixel_size, frame=frame,
+        v1=lattice.v1,
+    )
+    cell_grid = cell_ij[keep] - cell_ij[keep].min(axis=0)
+    table = pd.DataFrame(
+        {"i": cell_grid[:, 0], "j": cell_grid[:, 1], "y": positions[b_index, 0], "x": positions[b_index, 1]}
+    )
+    table = pd.concat([table, values], axis=1)
+    order = np.lexsort((table["j"].to_numpy(), table["i"].to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
+    origin_ij = cell_ij[keep].min(axis=0) + 0.5
+    b_lattice = Lattice(origin=fitted.to_image(origin_ij), v1=fitted.v1, v2=fitted.v2)
+    grid_shape = (int(table["i"].max()) + 1, int(table["j"].max()) + 1)
+    units = descriptor_units(pixel_size)
+    provenance = make_provenance(
+        "build_cells",
+        {"pixel_size": pixel_size, "frame": frame, "link_tolerance": LINK_TOLERANCE},
+        inputs={"columns": getattr(columns, "provenance", None) or {}},
+    )
+    report(progress, 4, 4, cancel)
+    return Cells(
+        table=table,
+        corners=corners[order],
+        b_index=b_index[order],
+        lattice=b_lattice,
+        grid_shape=grid_shape,
+        units=units,
+        pixel_size=pixel_size,
+        frame=frame,
+        n_excluded=int(len(b_pos) - len(keep)),
+        provenance=provenance,
+    )

@@ -1,0 +1,132 @@
+"""The Descriptors widget: real worker path, aligned maps, features on the B layer, vectors, CSV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_causal_lattice._napari.descriptors_widget import DescriptorsWidget
+from napari_causal_lattice._napari.layers import META_KEY
+from napari_causal_lattice._napari.sample import sample_layer_tuples
+from napari_causal_lattice.lattice import DESCRIPTORS
+from napari_causal_lattice.synthetic import synthetic_perovskite
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return synthetic_perovskite(seed=2, shape_cells=(8, 10), substrate_rows=2, interface_rows=2, rotation=20.0)
+
+
+def add_sample(viewer, sample):
+    """Image + visible "A columns" / "B columns" Points layers at the true positions (image scale copied)."""
+    image_t, a_t, b_t = sample_layer_tuples(sample)
+    image = viewer.add_image(image_t[0], **image_t[1])
+    scale, units = image.scale, image.units
+    a = viewer.add_points(sample.truth.a_positions, name="A columns", scale=scale, units=units, size=6,
+                          face_color="orange",
+                          metadata={META_KEY: {"image": image.name}})
+    b = viewer.add_points(sample.truth.b_positions, name="B columns", scale=scale, units=units, size=5,
+                          face_color="cyan",
+                          features={"intensity": sample.truth.b_intensity})
+    return image, a, b
+
+
+def build(widget, qtbot):
+    worker = widget.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: not widget.jobs.running and widget.cells is not None, timeout=30000)
+    return widget.cells
+
+
+def test_build_adds_aligned_layers(make_napari_viewer, qtbot, sample, tmp_path):
+    viewer = make_napari_viewer()
+    image, a_layer, b_layer = add_sample(viewer, sample)
+    # a manual edit: delete the A column at grid (3, 4); the 4 cells around it lose a corner
+    truth = sample.truth
+    gone = int(np.flatnonzero((truth.a_grid == (3, 4)).all(axis=1))[0])
+    a_layer.data = np.delete(a_layer.data, gone, axis=0)
+    widget = DescriptorsWidget(viewer)
+    assert widget.image_combo.currentText() == image.name
+    assert (widget.a_combo.currentText(), widget.b_combo.currentText()) == ("A columns", "B columns")
+    assert widget.pixel_size == pytest.approx(sample.pixel_size)
+    for name in ("I14", "Vol"):
+        widget.checks[name].setChecked(False)
+
+    cells = build(widget, qtbot)
+    ni, nj = truth.grid_shape
+    assert len(cells) == ni * nj - 4 and cells.n_excluded == 4
+    assert cells.units["Px"] == "pm"
+
+    names = [layer.name for layer in viewer.layers]
+    for name in ("I5 [counts]", "a [pm]", "b [pm]", "alpha [deg]", "Px [pm]", "Py [pm]", "Polarization"):
+        assert name in names
+    assert "I14 [counts]" not in names and "Vol [pm^2]" not in names
+    px_layer = viewer.layers["Px [pm]"]
+    lo, hi = px_layer.contrast_limits
+    assert lo == pytest.approx(-hi) and hi > 0
+
+    # geometry is unchanged by re-measuring intensities: a, b, alpha, |P| equal the truth's; Px, Py up to the
+    # direction of lattice vector 1 estimated from the edited columns (< 0.5 pm)
+    t = truth.descriptors.set_index(["i", "j"])
+    shift = cells.table[["i", "j"]].min().to_numpy() - truth.descriptors[["i", "j"]].min().to_numpy()
+    got = cells.table.set_index([cells.table["i"] - shift[0], cells.table["j"] - shift[1]])
+    t = t.loc[got.index]
+    for name in ("a", "b", "alpha"):
+        np.testing.assert_allclose(got[name], t[name], atol=1e-9)
+    np.testing.assert_allclose(np.hypot(got["Px"], got["Py"]), np.hypot(t["Px"], t["Py"]), atol=1e-9)
+    np.testing.assert_allclose(got[["Px", "Py"]], t[["Px", "Py"]], atol=0.5)
+
+    # a known B column lands on its map pixel in world coordinates
+    b_features = b_layer.features
+    assert set(["i", "j", *DESCRIPTORS]) <= set(b_features.columns)
+    assert "intensity" in b_features.columns
+    assert int(b_features["Px"].isna().sum()) == 4
+    row = int(np.flatnonzero(np.isfinite(b_features["Px"]))[17])
+    i, j = int(b_features["i"][row]), int(b_features["j"][row])
+    b_world = np.asarray(b_layer.data_to_world(b_layer.data[row]))
+    for layer in (px_layer, viewer.layers["a [pm]"]):
+        map_world = np.asarray(layer.data_to_world((i, j)))
+        p_px = np.hypot(b_features["Px"][row], b_features["Py"][row]) / sample.pixel_size
+        assert np.hypot(*(map_world - b_world)) <= (0.5 + p_px) * sample.pixel_size
+        assert layer.data[i, j] == pytest.approx(b_features[layer.name.split(" ")[0]][row])
+    assert b_layer.metadata[META_KEY]["cells"] is cells
+
+    # polarization vectors: start on the B columns, length follows the spin box
+    vectors = widget.vectors_layer
+    np.testing.assert_allclose(vectors.data[:, 0], cells.table[["y", "x"]].to_numpy())
+    widget.length_spin.setValue(25.0)
+    assert vectors.length == 25.0
+
+    path = widget.export_csv(tmp_path / "cells.csv")
+    csv = pd.read_csv(path)
+    assert len(csv) == len(cells) and "Px [pm]" in csv.columns
+
+
+def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
+    viewer = make_napari_viewer()
+    image, a_layer, b_layer = add_sample(viewer, sample)
+    widget = DescriptorsWidget(viewer)
+    for name in DESCRIPTORS[:-1]:
+        widget.checks[name].setChecked(False)
+    widget.frame_combo.setCurrentText("image")
+    first = build(widget, qtbot)
+    assert first.frame == "image" and first.n_excluded == 0
+    assert "Py [pm]" in viewer.layers
+    # move a B column by 1 px along x: its Px (image frame) grows by one pixel size, nothing else moves
+    px_before = b_layer.features["Px"].to_numpy().copy()
+    moved = b_layer.data.copy()
+    moved[5, 1] += 1.0
+    b_layer.data = moved
+    widget.cells = None
+    second = build(widget, qtbot)
+    px_after = b_layer.features["Px"].to_numpy()
+    assert px_after[5] - px_before[5] == pytest.approx(sample.pixel_size, rel=1e-9)
+    np.testing.assert_allclose(np.delete(px_after, 5), np.delete(px_before, 5), atol=1e-9)
+    assert second is not first
+    assert sum(layer.name.startswith("Py [pm]") for layer in viewer.layers) == 2
+
+    # the same layer for A and B is refused without starting a job
+    widget.b_combo.setCurrentText("A columns")
+    assert widget.run() is None
+    assert "different" in widget.jobs.status.text()
