@@ -1,0 +1,667 @@
+"""Sliding-window LiNGAM: the causal adjacency of the unit-cell descriptors, window by window.
+
+The cell grid (lattice indices ``i``, ``j``) is tiled with square windows of ``window x window``
+cells moved by ``stride`` cells (the paper uses ``stride = window // 2``, i.e. 50 % overlap).
+Every window, and every bootstrap resample of it, is fitted with DirectLiNGAM; all fits of all
+windows go through the batched engine :func:`napari_causal_lattice.causal.engine.direct_lingam_batch`
+in fixed-size chunks spread over a thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .lattice import DESCRIPTORS, Lattice
+from .progress import report
+from .provenance import make_provenance
+
+#: Soft cap on the number of float64 values of one chunk's design array (m x n x p), ~16 MB.
+_CHUNK_VALUES = 2**21
+#: Most fits in one chunk (the engine is batched over fits).
+_CHUNK_FITS = 1024
+#: Small jobs are still cut into this many chunks, so both cores work and progress moves.
+_MIN_CHUNKS = 8
+_DEFAULT_EXOGENOUS = ("I14", "I5")
+
+
+@dataclass(frozen=True)
+class SlidingResult:
+    """Causal adjacency of every window of a sliding LiNGAM transform.
+
+    Window ``(ky, kx)`` covers the grid rows ``i0 + ky * stride ... + window - 1`` and columns
+    ``j0 + kx * stride ... + window - 1`` (``i0, j0``: the smallest grid indices of the cells).
+
+    Attributes
+    ----------
+    names : tuple of str
+        The ``p`` variables, in the order of the matrix axes.
+    window, stride : int
+        Window side and step, in cells.
+    adjacency : (ny, nx, p, p) float array
+        Per-window adjacency of the full-window fit; ``adjacency[ky, kx, e, c]`` is the effect of
+        variable ``c`` on variable ``e`` (lingam convention ``e <- c``).  NaN for skipped windows.
+        In standard deviations of the window (dimensionless) when ``standardized``, otherwise in
+        ``units[e] / units[c]``.
+    probabilities : (ny, nx, p, p) float array or None
+        Fraction of bootstrap resamples in which the edge ``e <- c`` is non-zero (lingam's
+        ``get_probabilities`` with ``min_causal_effect=0``; degenerate resamples, if any, are left out);
+        None without bootstrap.  NaN for skipped windows.
+    n_cells : (ny, nx) int array
+        Complete cells (all variables finite) inside each window.
+    orders : (ny, nx, p) int array
+        Causal order (variable indices, causes first) of the full-window fit; -1 when skipped.
+    reasons : (ny, nx) str array
+        Why a window was skipped; ``""`` when it was fitted.
+    centers_grid : (ny, nx, 2) float array
+        Window centres as fractional grid indices ``(i, j)``.
+    lattice : Lattice or None
+        Window index ``(ky, kx)`` -> window centre ``(y, x)`` in image px (a sub-grid of the cell
+        lattice), so per-window maps line up with the image; None when the cells had no lattice.
+    n_bootstrap : int
+        Bootstrap resamples per window.
+    standardized : bool
+        Whether each window was standardized (zero mean, unit variance per variable) before fitting.
+    units : dict
+        Variable name -> unit of the input descriptors.
+    prior_knowledge : (p, p) int array or None
+        Prior-knowledge matrix used (lingam convention), None when unconstrained.
+    scales : (ny, nx, p) float array
+        Standard deviation of each variable over each window's cells, in descriptor units (NaN where
+        skipped): ``adjacency[..., e, c] * scales[..., e] / scales[..., c]`` is the coupling in units.
+    provenance : dict
+        Parameters, seed and versions.
+    bootstrap_adjacency : (ny, nx, n_bootstrap, p, p) float array or None
+        Adjacency of every bootstrap fit (only with ``keep_bootstrap=True``); NaN for skipped windows.
+    bootstrap_orders : (ny, nx, n_bootstrap, p) int array or None
+        Causal order of every bootstrap fit (only with ``keep_bootstrap=True``); -1 for skipped windows.
+    """
+
+    names: tuple
+    window: int
+    stride: int
+    adjacency: np.ndarray
+    probabilities: np.ndarray | None
+    n_cells: np.ndarray
+    orders: np.ndarray
+    reasons: np.ndarray
+    centers_grid: np.ndarray
+    lattice: Lattice | None
+    n_bootstrap: int
+    standardized: bool
+    units: dict
+    prior_knowledge: np.ndarray | None
+    scales: np.ndarray
+    provenance: dict
+    bootstrap_adjacency: np.ndarray | None = None
+    bootstrap_orders: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Number of windows ``(ny, nx)``."""
+        return tuple(self.n_cells.shape)
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """(ny, nx) bool: windows that were fitted."""
+        return self.reasons == ""
+
+    @property
+    def centers_image(self) -> np.ndarray | None:
+        """(ny, nx, 2) window centres ``(y, x)`` in image px, or None without a lattice."""
+        if self.lattice is None:
+            return None
+        return self.lattice.to_image(np.indices(self.shape, dtype=float).transpose(1, 2, 0))
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ValueError(f"unknown variable {name!r}; this result has {', '.join(self.names)}") from None
+
+    def element(self, effect: str, cause: str, *, in_units: bool = False) -> np.ndarray:
+        """(ny, nx) map of the coefficient ``effect <- cause`` (NaN where skipped).
+
+        ``in_units=True`` converts standardized coefficients to descriptor units (unit of ``effect`` per
+        unit of ``cause``) with each window's standard deviations.
+        """
+        e, c = self._index(effect), self._index(cause)
+        values = self.adjacency[:, :, e, c].copy()
+        if in_units and self.standardized:
+            values *= self.scales[:, :, e] / self.scales[:, :, c]
+        return values
+
+    def probability(self, effect: str, cause: str) -> np.ndarray:
+        """(ny, nx) map of the bootstrap probability of ``effect <- cause`` (NaN where skipped)."""
+        if self.probabilities is None:
+            raise ValueError("this sliding result has no bootstrap probabilities; rerun with n_bootstrap > 0")
+        return self.probabilities[:, :, self._index(effect), self._index(cause)].copy()
+
+    def element_units(self, effect: str, cause: str, *, in_units: bool = False) -> str:
+        """Unit of :meth:`element` ``(effect, cause, in_units=in_units)``."""
+        if self.standardized and not in_units:
+            return "std/std"
+        ue, uc = self.units.get(effect, ""), self.units.get(cause, "")
+        if not ue or not uc:
+            return ""
+        return f"{ue}/{uc}" if ue != uc else "1"
+
+    def window_adjacency(self, ky: int, kx: int) -> pd.DataFrame:
+        """(p, p) adjacency of one window as a labelled table (rows: effects, columns: causes)."""
+        return pd.DataFrame(self.adjacency[ky, kx], index=list(self.names), columns=list(self.names))
+
+    def window_result(self, ky: int, kx: int):
+        """The fit of window ``(ky, kx)`` as a :class:`~napari_causal_lattice.causal.result.LingamResult`.
+
+        Gives the window the global fit's queries and drawings (``edges()``, ``coefficient()``,
+        :func:`~napari_causal_lattice.plotting.plot_causal_graph`).  Raises ValueError for a skipped window.
+        """
+        from .causal.result import LingamResult
+
+        ny, nx = self.shape
+        if not (0 <= ky < ny and 0 <= kx < nx):
+            raise ValueError(f"window ({ky}, {kx}) is outside the {ny} x {nx} windows")
+        if not self.fitted[ky, kx]:
+            raise ValueError(f"window ({ky}, {kx}) was skipped: {self.reasons[ky, kx]}")
+        keep = self.bootstrap_adjacency is not None
+        return LingamResult(
+            names=self.names,
+            causal_order=self.orders[ky, kx],
+            adjacency=self.adjacency[ky, kx],
+            probabilities=None if self.probabilities is None else self.probabilities[ky, kx],
+            bootstrap_adjacency=self.bootstrap_adjacency[ky, kx] if keep else None,
+            bootstrap_orders=self.bootstrap_orders[ky, kx] if keep else None,
+            n_samples=int(self.n_cells[ky, kx]),
+            units=self.units,
+            scale=self.scales[ky, kx],
+            standardized=self.standardized,
+            prior_knowledge=self.prior_knowledge,
+            params={"window_index": [int(ky), int(kx)], "centre_ij": self.centers_grid[ky, kx].tolist()},
+            provenance=self.provenance,
+        )
+
+    def to_state(self) -> dict:
+        return {
+            "names": list(self.names),
+            "window": int(self.window),
+            "stride": int(self.stride),
+            "adjacency": self.adjacency.copy(),
+            "probabilities": None if self.probabilities is None else self.probabilities.copy(),
+            "n_cells": self.n_cells.copy(),
+            "orders": self.orders.copy(),
+            "reasons": [str(r) for r in self.reasons.ravel()],
+            "centers_grid": self.centers_grid.copy(),
+            "lattice": None if self.lattice is None else self.lattice.to_state(),
+            "n_bootstrap": int(self.n_bootstrap),
+            "standardized": bool(self.standardized),
+            "units": {"names": list(self.units), "values": [str(v) for v in self.units.values()]},
+            "prior_knowledge": None if self.prior_knowledge is None else self.prior_knowledge.copy(),
+            "scales": self.scales.copy(),
+            "provenance": self.provenance,
+            "bootstrap_adjacency": None if self.bootstrap_adjacency is None else self.bootstrap_adjacency.copy(),
+            "bootstrap_orders": None if self.bootstrap_orders is None else self.bootstrap_orders.copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SlidingResult":
+        n_cells = np.asarray(state["n_cells"])
+        probabilities = state["probabilities"]
+        prior = state["prior_knowledge"]
+        return cls(
+            names=tuple(str(n) for n in state["names"]),
+            window=int(state["window"]),
+            stride=int(state["stride"]),
+            adjacency=np.asarray(state["adjacency"], dtype=float),
+            probabilities=None if probabilities is None else np.asarray(probabilities, dtype=float),
+            n_cells=n_cells,
+            orders=np.asarray(state["orders"]),
+            reasons=np.asarray(list(state["reasons"]), dtype=object).reshape(n_cells.shape).astype(str),
+            centers_grid=np.asarray(state["centers_grid"], dtype=float),
+            lattice=None if state["lattice"] is None else Lattice.from_state(state["lattice"]),
+            n_bootstrap=int(state["n_bootstrap"]),
+            standardized=bool(state["standardized"]),
+            units=dict(zip(state["units"]["names"], state["units"]["values"])),
+            prior_knowledge=None if prior is None else np.asarray(prior),
+            scales=np.asarray(state["scales"], dtype=float),
+            provenance=state["provenance"],
+            bootstrap_adjacency=_optional_array(state.get("bootstrap_adjacency"), float),
+            bootstrap_orders=_optional_array(state.get("bootstrap_orders"), np.int64),
+        )
+
+
+def _optional_array(value, dtype) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, dtype=dtype)
+
+
+def _table_and_lattice(cells, lattice, units):
+    if isinstance(cells, pd.DataFrame):
+        return cells, lattice, dict(units or {})
+    table = getattr(cells, "table", None)
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(
+            f"cells must be a Cells object (from build_cells) or a pandas DataFrame with columns i, j and the "
+            f"descriptors, got {type(cells).__name__}"
+        )
+    if lattice is None:
+        lattice = getattr(cells, "lattice", None)
+    return table, lattice, dict(units or getattr(cells, "units", None) or {})
+
+
+def _check_int(value, name: str, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole number of cells, got {value!r}")
+    if value < lowest:
+        raise ValueError(f"{name} must be at least {lowest}, got {value}")
+    return int(value)
+
+
+def _grid_indices(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    missing = [c for c in ("i", "j") if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"the cell table has no lattice-grid column(s) {missing}; it needs integer columns i (row) and j "
+            "(column) of the cell grid, as produced by build_cells"
+        )
+    out = []
+    for name in ("i", "j"):
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)
+        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+            raise ValueError(f"grid column {name!r} must hold whole numbers (no NaN); check the cell indexing")
+        out.append(values.astype(np.int64))
+    return out[0], out[1]
+
+
+def _resolve_prior(prior_knowledge, names: tuple) -> tuple[np.ndarray | None, str]:
+    p = len(names)
+    if prior_knowledge is None:
+        return None, "none"
+    if isinstance(prior_knowledge, str):
+        if prior_knowledge != "default":
+            raise ValueError(
+                f"prior_knowledge must be 'default', None, a (p, p) matrix or a dict of make_prior_knowledge "
+                f"arguments, got {prior_knowledge!r}"
+            )
+        exogenous = [n for n in _DEFAULT_EXOGENOUS if n in names]
+        if not exogenous:
+            return None, "default (no intensity variable selected: none)"
+        from .causal.prior import make_prior_knowledge
+
+        return np.asarray(make_prior_knowledge(list(names), exogenous=exogenous)), (
+            f"default ({', '.join(exogenous)} exogenous)"
+        )
+    if isinstance(prior_knowledge, dict):
+        from .causal.prior import make_prior_knowledge
+
+        return np.asarray(make_prior_knowledge(list(names), **prior_knowledge)), f"custom {sorted(prior_knowledge)}"
+    matrix = np.asarray(prior_knowledge)
+    if matrix.shape != (p, p):
+        raise ValueError(f"prior_knowledge matrix must be ({p}, {p}) for variables {list(names)}, got {matrix.shape}")
+    from .causal.prior import make_prior_knowledge
+
+    return np.asarray(make_prior_knowledge(list(names), matrix=matrix)), "custom matrix"
+
+
+def _root_entropy(seed) -> int:
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63))
+    if seed is None:
+        return int(np.random.default_rng().integers(0, 2**63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"seed must be a non-negative integer, a numpy Generator or None, got {seed!r}")
+    return int(seed)
+
+
+def _window_rng(entropy: int, flat_index: int) -> np.random.Generator:
+    """Generator of one window, fixed by the root seed and the window's position only."""
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(int(flat_index),)))
+
+
+@dataclass(frozen=True)
+class _WindowPlan:
+    """Windows of one grid: the standardized cells of every fitted window, ready for the engine."""
+
+    data: np.ndarray  # (w, n_max, p) rows of each fitted window (valid rows first, zero padding)
+    counts: np.ndarray  # (w,) valid rows
+    scales: np.ndarray  # (w, p) standard deviation of each variable in each fitted window
+    fitted_index: list  # [(ky, kx)] of the fitted windows, row-major
+    n_cells: np.ndarray  # (ny, nx)
+    reasons: np.ndarray  # (ny, nx) str
+    origin: tuple  # (i0, j0) smallest grid indices
+    grid_shape: tuple  # (ni, nj)
+
+
+def _plan_windows(table: pd.DataFrame, names: tuple, *, window: int, stride: int, min_cells: int,
+                  standardize: bool) -> _WindowPlan:
+    """Cut the cell table into windows; skip (with a reason) those with too few cells or a constant variable."""
+    p = len(names)
+    gi, gj = _grid_indices(table)
+    if gi.size == 0:
+        raise ValueError("the cell table is empty; find columns and build cells first")
+    values = table.loc[:, list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    i0, j0 = int(gi.min()), int(gj.min())
+    ni, nj = int(gi.max()) - i0 + 1, int(gj.max()) - j0 + 1
+    if window > min(ni, nj):
+        raise ValueError(
+            f"window of {window} cells is larger than the cell grid ({ni} x {nj} cells); choose window <= {min(ni, nj)}"
+        )
+    li, lj = gi - i0, gj - j0
+    if np.unique(li * nj + lj).size != li.size:
+        raise ValueError("several cells share the same grid index (i, j); each cell must appear once")
+    grid = np.full((ni, nj, p), np.nan)
+    grid[li, lj] = values
+    complete = np.all(np.isfinite(grid), axis=-1)
+
+    ny, nx = (ni - window) // stride + 1, (nj - window) // stride + 1
+    n_cells = np.zeros((ny, nx), dtype=np.int64)
+    reasons = np.full((ny, nx), "", dtype=object)
+    n_max = window * window
+    fitted_data, fitted_index, fitted_scales = [], [], []
+    for ky in range(ny):
+        for kx in range(nx):
+            rows_slice = slice(ky * stride, ky * stride + window)
+            cols_slice = slice(kx * stride, kx * stride + window)
+            rows = grid[rows_slice, cols_slice].reshape(-1, p)[complete[rows_slice, cols_slice].ravel()]
+            n_cells[ky, kx] = len(rows)
+            if len(rows) < min_cells:
+                reasons[ky, kx] = f"{len(rows)} complete cells < min_cells = {min_cells}"
+                continue
+            spread = rows.std(axis=0)
+            flat = np.abs(rows).max(axis=0)
+            constant = [names[c] for c in range(p) if spread[c] <= 1e-12 * max(flat[c], 1e-300)]
+            if constant:
+                reasons[ky, kx] = f"{', '.join(constant)} constant in this window"
+                continue
+            if standardize:
+                rows = (rows - rows.mean(axis=0)) / spread
+            padded = np.zeros((n_max, p))
+            padded[: len(rows)] = rows
+            fitted_data.append(padded)
+            fitted_index.append((ky, kx))
+            fitted_scales.append(spread)
+    if not fitted_index:
+        raise ValueError(
+            f"no window has enough usable cells (most complete cells in a window: {int(n_cells.max())}, "
+            f"min_cells = {min_cells}); use a larger window or a smaller min_cells"
+        )
+    return _WindowPlan(
+        data=np.stack(fitted_data),
+        counts=n_cells[tuple(np.array(fitted_index).T)],
+        scales=np.stack(fitted_scales),
+        fitted_index=fitted_index,
+        n_cells=n_cells,
+        reasons=reasons.astype(str),
+        origin=(i0, j0),
+        grid_shape=(ni, nj),
+    )
+
+
+def _draw_resamples(plan: _WindowPlan, n_bootstrap: int, entropy: int) -> np.ndarray:
+    """(w, 1 + n_bootstrap, n_max) row indices of every fit; fit 0 of a window is the window itself.
+
+    Window ``(ky, kx)`` draws from its own generator (see :func:`_window_rng`), so the resamples do not
+    depend on which other windows exist or how the fits are scheduled.  Padding rows point at row 0.
+    """
+    n_windows, n_max, _ = plan.data.shape
+    nx = plan.n_cells.shape[1]
+    resamples = np.zeros((n_windows, 1 + n_bootstrap, n_max), dtype=np.int32)
+    resamples[:, 0] = np.arange(n_max)
+    if n_bootstrap:
+        from .causal.engine import bootstrap_indices
+
+        for w, (ky, kx) in enumerate(plan.fitted_index):
+            n = int(plan.counts[w])
+            resamples[w, 1:, :n] = bootstrap_indices(n, n_bootstrap, _window_rng(entropy, ky * nx + kx))
+    resamples[np.broadcast_to(np.arange(n_max) >= plan.counts[:, None, None], resamples.shape)] = 0
+    return resamples
+
+
+def sliding_lingam(
+    cells,
+    *,
+    window: int,
+    stride: int | None = None,
+    n_bootstrap: int = 0,
+    seed=None,
+    min_cells: int | None = None,
+    variables=None,
+    prior_knowledge="default",
+    standardize: bool = True,
+    lattice: Lattice | None = None,
+    units: dict | None = None,
+    keep_bootstrap: bool = False,
+    workers: int | None = None,
+    progress=None,
+    cancel=None,
+) -> SlidingResult:
+    """Fit DirectLiNGAM in every square window of the cell grid (the paper's sliding LiNGAM transform).
+
+    Parameters
+    ----------
+    cells : Cells or pandas.DataFrame
+        The unit cells: a :class:`~napari_causal_lattice.cells.Cells` (its ``table`` and ``lattice`` are
+        used) or a DataFrame with integer lattice-grid columns ``i`` (row), ``j`` (column) and the
+        variables, one row per cell.  Rows with a NaN variable are left out.
+    window : int
+        Window side in cells (>= 3, at most the grid size).
+    stride : int, optional
+        Step between windows in cells, 1 ... ``window``; default ``window // 2`` (50 % overlap, as in
+        the paper).
+    n_bootstrap : int
+        Bootstrap resamples per window (0: no probabilities).
+    seed : int, numpy.random.Generator or None
+        Seed of the bootstrap resampling.  Window ``k`` draws its resamples from its own generator
+        ``SeedSequence(seed, spawn_key=(k,))``, so results do not depend on ``workers`` or chunking.
+        None draws a fresh seed, recorded in the provenance.
+    min_cells : int, optional
+        Windows with fewer complete cells are skipped (NaN, with a reason).  Default
+        ``max(3 p, ceil(window**2 / 2))``; at least ``p + 2``.
+    variables : sequence of str, optional
+        Variables to use; default the 8 descriptors ``I14, I5, a, b, alpha, Vol, Px, Py``.
+    prior_knowledge : "default", None, (p, p) array or dict
+        ``"default"``: I14 and I5 exogenous (the paper's assumption); None: unconstrained; a lingam
+        prior-knowledge matrix; or keyword arguments of
+        :func:`~napari_causal_lattice.causal.prior.make_prior_knowledge`.
+    standardize : bool
+        Standardize each variable within each window (zero mean, unit variance over the window's
+        cells) before fitting, so coefficients are in window standard deviations and comparable
+        between windows.  Bootstrap resamples are drawn from the standardized window.
+    lattice : Lattice, optional
+        Grid -> image lattice, for a DataFrame input (a Cells object brings its own).
+    units : dict, optional
+        Variable name -> unit, for a DataFrame input (a Cells object brings its own).
+    keep_bootstrap : bool
+        Also return every bootstrap fit (``bootstrap_adjacency``, ``bootstrap_orders``); memory
+        ``ny * nx * n_bootstrap * p * (p + 1) * 8`` bytes.
+    workers : int, optional
+        Threads running chunks of fits in parallel; default the number of CPUs.  Results are identical
+        for any value.
+    progress : callable(done, total), optional
+        Called with the number of fits done.
+    cancel : object with ``is_set()``, optional
+        Checked between chunks of fits; raises :class:`~napari_causal_lattice.progress.Cancelled`.
+
+    Returns
+    -------
+    SlidingResult
+        Per-window adjacency (ny, nx, p, p), probabilities, cell counts, causal orders, skip reasons,
+        window centres and the window -> image lattice.
+
+    Raises
+    ------
+    ValueError
+        Window < 3 or larger than the grid, stride outside 1 ... window, unknown variable, or no window
+        with enough cells.
+
+    Examples
+    --------
+    >>> from napari_causal_lattice.synthetic import synthetic_descriptor_grid
+    >>> grid = synthetic_descriptor_grid((24, 24), seed=0)
+    >>> res = sliding_lingam(grid, window=12, n_bootstrap=5, seed=0)
+    >>> res.shape, res.stride
+    ((3, 3), 6)
+    >>> res.element("Px", "Py").shape, res.probability("Px", "Py").shape
+    ((3, 3), (3, 3))
+    """
+    table, lattice, units = _table_and_lattice(cells, lattice, units)
+    window = _check_int(window, "window", 3)
+    stride = window // 2 if stride is None else stride
+    stride = _check_int(stride, "stride", 1)
+    if stride > window:
+        raise ValueError(f"stride ({stride}) must not exceed the window ({window}); windows would leave gaps")
+    n_bootstrap = _check_int(n_bootstrap, "n_bootstrap", 0)
+    names = tuple(DESCRIPTORS if variables is None else (variables,) if isinstance(variables, str) else variables)
+    if len(names) < 2:
+        raise ValueError("choose at least 2 variables for a causal analysis")
+    if len(set(names)) != len(names):
+        raise ValueError(f"variables are repeated: {list(names)}")
+    unknown = [n for n in names if n not in table.columns]
+    if unknown:
+        have = [c for c in table.columns if c not in ("i", "j", "y", "x")]
+        raise ValueError(f"unknown variable(s) {unknown}; the cell table has {have}")
+    p = len(names)
+    default_min = max(3 * p, -(-window * window // 2))
+    min_cells = default_min if min_cells is None else _check_int(min_cells, "min_cells", p + 2)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    workers = _check_int(workers, "workers", 1)
+    if lattice is not None and not isinstance(lattice, Lattice):
+        raise TypeError(f"lattice must be a Lattice or None, got {type(lattice).__name__}")
+    prior, prior_label = _resolve_prior(prior_knowledge, names)
+
+    plan = _plan_windows(table, names, window=window, stride=stride, min_cells=min_cells, standardize=standardize)
+    entropy = _root_entropy(seed)
+    resamples = _draw_resamples(plan, n_bootstrap, entropy)
+    fit_orders, fit_adjacency = _run_fits(
+        plan.data, plan.counts, resamples, prior, workers=workers, progress=progress, cancel=cancel
+    )
+    ny, nx = plan.n_cells.shape
+    fitted_index = plan.fitted_index
+    per_window = 1 + n_bootstrap
+
+    adjacency = np.full((ny, nx, p, p), np.nan)
+    orders = np.full((ny, nx, p), -1, dtype=np.int64)
+    scales = np.full((ny, nx, p), np.nan)
+    probabilities = np.full((ny, nx, p, p), np.nan) if n_bootstrap else None
+    fit_orders = fit_orders.reshape(len(fitted_index), per_window, p)
+    fit_adjacency = fit_adjacency.reshape(len(fitted_index), per_window, p, p)
+    keep = keep_bootstrap and n_bootstrap > 0
+    boot_adjacency = np.full((ny, nx, n_bootstrap, p, p), np.nan) if keep else None
+    boot_orders = np.full((ny, nx, n_bootstrap, p), -1, dtype=np.int64) if keep else None
+    reasons = plan.reasons.copy()
+    for w, (ky, kx) in enumerate(fitted_index):
+        if fit_orders[w, 0, 0] < 0:
+            reasons[ky, kx] = "degenerate: a variable is (nearly) a linear combination of the others in this window"
+            continue
+        adjacency[ky, kx] = fit_adjacency[w, 0]
+        orders[ky, kx] = fit_orders[w, 0]
+        scales[ky, kx] = plan.scales[w]
+        if n_bootstrap:
+            usable = fit_orders[w, 1:, 0] >= 0
+            probabilities[ky, kx] = np.count_nonzero(fit_adjacency[w, 1:][usable], axis=0) / max(usable.sum(), 1)
+        if keep:
+            boot_adjacency[ky, kx] = fit_adjacency[w, 1:]
+            boot_orders[ky, kx] = fit_orders[w, 1:]
+
+    if not np.any(reasons == ""):
+        raise ValueError(
+            "every window is degenerate (a variable is a linear combination of the others, e.g. Vol = a * b); "
+            "drop one of the dependent variables"
+        )
+    i0, j0 = plan.origin
+    first_centre = (i0 + (window - 1) / 2.0, j0 + (window - 1) / 2.0)
+    centers = np.stack(
+        np.meshgrid(first_centre[0] + stride * np.arange(ny), first_centre[1] + stride * np.arange(nx), indexing="ij"),
+        axis=-1,
+    )
+    params = {
+        "window": window,
+        "stride": stride,
+        "n_bootstrap": n_bootstrap,
+        "min_cells": min_cells,
+        "variables": list(names),
+        "prior_knowledge": prior_label,
+        "standardize": bool(standardize),
+        "grid_origin_ij": [i0, j0],
+        "grid_shape": list(plan.grid_shape),
+        "n_windows": int(ny * nx),
+        "n_fitted": int(np.sum(reasons == "")),
+    }
+    return SlidingResult(
+        names=names,
+        window=window,
+        stride=stride,
+        adjacency=adjacency,
+        probabilities=probabilities,
+        n_cells=plan.n_cells,
+        orders=orders,
+        reasons=reasons,
+        centers_grid=centers,
+        lattice=None if lattice is None else lattice.subgrid(first_centre, stride),
+        n_bootstrap=n_bootstrap,
+        standardized=bool(standardize),
+        units={n: str(units.get(n, "")) for n in names},
+        prior_knowledge=prior,
+        scales=scales,
+        provenance=make_provenance(
+            "sliding_lingam",
+            params,
+            seed=entropy,
+            inputs={"cells": getattr(cells, "provenance", {}) or {}},
+        ),
+        bootstrap_adjacency=boot_adjacency,
+        bootstrap_orders=boot_orders,
+    )
+
+
+def _run_fits(data, counts, resamples, prior, *, workers, progress, cancel):
+    """Fit every (window, resample) pair through the batched engine, in fixed chunks.
+
+    ``data`` (w, n_max, p) standardized windows (valid rows first), ``counts`` (w,) valid rows,
+    ``resamples`` (w, r, n_max) row indices per fit (r = 0: the window itself).  Returns
+    ``orders (w * r, p)`` and ``B (w * r, p, p)``.  The chunks depend only on the array shapes, never
+    on ``workers``, so every fit sees exactly the same arrays whatever the parallelism.
+    """
+    from .causal.engine import direct_lingam_batch
+
+    n_windows, per_window, n_max = resamples.shape
+    p = data.shape[-1]
+    total = n_windows * per_window
+    chunk = int(max(1, min(_CHUNK_FITS, _CHUNK_VALUES // (n_max * p), -(-total // _MIN_CHUNKS))))
+    starts = list(range(0, total, chunk))
+    orders = np.empty((total, p), dtype=np.int64)
+    adjacency = np.empty((total, p, p))
+    valid = np.arange(n_max)[None, :]
+
+    def fit(start: int) -> int:
+        stop = min(start + chunk, total)
+        fits = np.arange(start, stop)
+        w, r = fits // per_window, fits % per_window
+        X = data[w[:, None], resamples[w, r]]
+        mask = valid < counts[w][:, None]
+        o, b = direct_lingam_batch(X, prior_knowledge=prior, mask=mask, workers=1)
+        orders[start:stop] = o
+        adjacency[start:stop] = b
+        return stop - start
+
+    done = 0
+    report(progress, done, total, cancel)
+    if workers == 1 or len(starts) == 1:
+        for start in starts:
+            done += fit(start)
+            report(progress, done, total, cancel)
+        return orders, adjacency
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(starts)))
+    try:
+        pending = {pool.submit(fit, start) for start in starts}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done += future.result()
+            report(progress, done, total, cancel)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return orders, adjacency

@@ -1,0 +1,157 @@
+"""The Sliding LiNGAM widget: real worker path, aligned overlays, window inspector, PCA layers, cancel."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from napari.utils.interactions import mouse_press_callbacks
+
+from napari_causal_lattice._napari.layers import META_KEY
+from napari_causal_lattice._napari.sliding_widget import SlidingWidget
+from napari_causal_lattice.synthetic import synthetic_descriptor_grid
+
+WINDOW = 12
+
+
+@pytest.fixture(scope="module")
+def grid():
+    # lattice rotated by 3 deg (synthetic default); wall near j = 23.5
+    return synthetic_descriptor_grid((36, 48), seed=5, substrate_rows=0, interface_rows=12)
+
+
+def add_source(viewer, grid, *, with_cells=True):
+    """A STEM-like image in pm (scale + translate) and the B columns layer carrying the cells."""
+    image = viewer.add_image(
+        np.zeros((900, 1000)), name="STEM", scale=(19.8, 19.8), translate=(150.0, -80.0), units="pm"
+    )
+    table = grid.table
+    meta = {META_KEY: {"image": "STEM", "cells": grid}} if with_cells else {}
+    points = viewer.add_points(
+        table[["y", "x"]].to_numpy(),
+        name="B columns",
+        scale=image.scale,
+        translate=image.translate,
+        units=image.units,
+        features=table.reset_index(drop=True),
+        metadata=meta,
+        size=4,
+    )
+    return image, points
+
+
+def run(widget, qtbot, timeout=60000):
+    worker = widget.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=timeout)
+    return widget.result
+
+
+def window_centre_world(grid, image, result, ky, kx):
+    """World position of a window's centre from its cells' nominal B positions (mean over the window)."""
+    t = grid.table
+    stride = result.stride
+    inside = t.i.between(ky * stride, ky * stride + WINDOW - 1) & t.j.between(kx * stride, kx * stride + WINDOW - 1)
+    return np.asarray(image.data_to_world(t.loc[inside, ["y", "x"]].mean().to_numpy()))
+
+
+def test_run_overlay_aligned_and_inspector(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    image, _ = add_source(viewer, grid)
+    widget = SlidingWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.source_combo.currentText() == "B columns" and widget.image_combo.currentText() == "STEM"
+    widget.window_spin.setValue(WINDOW)
+    widget.boot_spin.setValue(4)
+    result = run(widget, qtbot)
+    assert result is not None and result.shape == (5, 7) and result.stride == WINDOW // 2
+    assert "35 of 35 windows fitted" in widget.summary.text()
+
+    # Run adds the default overlay Px <- Py with symmetric limits around 0
+    layer = viewer.layers[f"Px <- Py (window {WINDOW})"]
+    assert layer in widget.overlay_layers
+    lo, hi = layer.contrast_limits
+    assert lo == pytest.approx(-hi)
+    assert layer.metadata[META_KEY]["sliding"] is result
+    # alignment: the overlay pixel of window (ky, kx) lands on the mean world position of the window's cells
+    for ky, kx in [(0, 0), (2, 5), (4, 6)]:
+        pixel_world = np.asarray(layer.data_to_world((ky, kx)))
+        np.testing.assert_allclose(pixel_world, window_centre_world(grid, image, result, ky, kx), atol=1e-6)
+    # the overlay shows the planted sign flip of Px <- Py across the wall (left: domain -, right: domain +)
+    values = np.asarray(layer.data)
+    assert np.all(values[:3, 0] * values[:3, -1] < 0)
+
+    prob = widget.add_overlay("Py", "I5", probability=True)
+    assert prob.name == f"P(Py <- I5) (window {WINDOW})" and prob.contrast_limits == [0.0, 1.0]
+
+    # clicking on the canvas at a window centre shows that window
+    target = window_centre_world(grid, image, result, 3, 2)
+    event = SimpleNamespace(type="mouse_press", position=tuple(target), modifiers=(), button=1)
+    mouse_press_callbacks(viewer, event)
+    assert widget.selected_window == (3, 2)
+    assert "Window (3, 2)" in widget.window_label.text() and "causal order" in widget.window_label.text()
+    assert len(widget.window_figure.axes) == 2
+    assert widget.window_at((-1e6, -1e6)) is None
+
+
+def test_pca_layers_aligned(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    image, _ = add_source(viewer, grid)
+    widget = SlidingWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.window_spin.setValue(WINDOW)
+    widget.boot_spin.setValue(0)
+    result = run(widget, qtbot)
+    pca = widget.run_pca(3)
+    assert [layer.name for layer in widget.pca_layers] == ["PCA loading 1", "PCA loading 2", "PCA loading 3"]
+    assert len(widget.pca_figure.axes) == 3
+    first = viewer.layers["PCA loading 1"]
+    np.testing.assert_allclose(first.data, pca.loadings[0])
+    np.testing.assert_allclose(
+        first.data_to_world((1, 4)), window_centre_world(grid, image, result, 1, 4), atol=1e-6
+    )
+    # probabilities need bootstraps: a clear message, no layer
+    n_layers = len(viewer.layers)
+    assert widget.run_pca(2, use="probabilities") is None
+    assert "n_bootstrap" in widget.jobs.status.text() and len(viewer.layers) == n_layers
+
+
+def test_features_only_source_fits_lattice(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    image, _ = add_source(viewer, grid, with_cells=False)
+    widget = SlidingWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.image_combo.setCurrentText("STEM")
+    widget.window_spin.setValue(WINDOW)
+    widget.stride_spin.setValue(WINDOW)
+    widget.boot_spin.setValue(0)
+    result = run(widget, qtbot)
+    assert result.shape == (3, 4)
+    np.testing.assert_allclose(result.lattice.affine, grid.lattice.subgrid(((WINDOW - 1) / 2,) * 2, WINDOW).affine,
+                               atol=1e-6)
+
+
+def test_cancel_and_bad_input_leave_layers_untouched(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    add_source(viewer, grid)
+    widget = SlidingWidget(viewer)
+    qtbot.addWidget(widget)
+    names = [layer.name for layer in viewer.layers]
+
+    widget.window_spin.setValue(200)
+    run(widget, qtbot)
+    assert "larger than the cell grid" in widget.jobs.status.text()
+    assert widget.result is None and [layer.name for layer in viewer.layers] == names
+
+    widget.window_spin.setValue(6)
+    widget.stride_spin.setValue(1)
+    widget.boot_spin.setValue(2000)
+    worker = widget.run()
+    qtbot.waitUntil(lambda: widget.jobs.bar.maximum() > 1, timeout=30000)
+    widget.jobs.cancel()
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=60000)
+    assert worker is not None and "cancelled" in widget.jobs.status.text()
+    assert widget.result is None and [layer.name for layer in viewer.layers] == names
+    with pytest.raises(ValueError, match="run the sliding LiNGAM first"):
+        widget.add_overlay()
