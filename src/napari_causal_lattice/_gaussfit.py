@@ -1,0 +1,206 @@
+"""Batched sub-pixel refinement of atom columns: patches, centre of mass, 2D Gaussian fits.
+
+All columns are refined together with numpy: one Levenberg-Marquardt step updates every
+column's 5 parameters at once (batched 5x5 normal equations), so there is no Python-level
+optimizer call per column.  Model of one column on its disk-shaped patch::
+
+    f(y, x) = amp * exp(-((y - y0)^2 + (x - x0)^2) / (2 sigma^2)) + bg
+
+Positions are (y, x) in px, pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Parameter order of the Gaussian model.
+PARAMS = ("amp", "y0", "x0", "sigma", "bg")
+
+
+def extract_patches(image: np.ndarray, centres: np.ndarray, radius: float):
+    """Disk-shaped pixel patches around ``centres``.
+
+    Parameters
+    ----------
+    image : (H, W) float array
+    centres : (N, 2) float array
+        Patch centres (y, x) in px.
+    radius : float
+        Disk radius in px.
+
+    Returns
+    -------
+    values, yy, xx : (N, M) float arrays
+        Pixel values and their (y, x) coordinates in px; ``M`` offsets within ``radius + 0.71`` px of
+        the rounded centre, which covers the disk around the sub-pixel centre.
+    mask : (N, M) bool array
+        Pixels inside both the image and the disk around the (sub-pixel) centre.
+    """
+    ny, nx = image.shape
+    r = int(np.ceil(radius))
+    dy, dx = np.mgrid[-r - 1 : r + 2, -r - 1 : r + 2]
+    near = dy**2 + dx**2 <= (radius + 0.71) ** 2
+    dy, dx = dy[near], dx[near]
+    base = np.rint(centres).astype(np.int64)
+    yy = base[:, :1] + dy[None, :]
+    xx = base[:, 1:] + dx[None, :]
+    inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+    values = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)]
+    disk = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2 <= radius**2
+    return values, yy.astype(float), xx.astype(float), inside & disk
+
+
+def centre_of_mass(image: np.ndarray, centres: np.ndarray, radius: float, *, iterations: int = 3) -> np.ndarray:
+    """Background-subtracted centre of mass in a disk, iterated; (N, 2) yx px.
+
+    The background of each patch is its minimum inside the disk; a centre never moves further
+    than ``radius`` from where it started.
+    """
+    start = np.asarray(centres, dtype=float)
+    pos = start.copy()
+    for _ in range(iterations):
+        values, yy, xx, mask = extract_patches(image, pos, radius)
+        low = np.where(mask, values, np.inf).min(axis=1, keepdims=True)
+        w = np.where(mask, values - low, 0.0)
+        total = w.sum(axis=1)
+        ok = total > 0
+        new = pos.copy()
+        new[ok, 0] = (w[ok] * yy[ok]).sum(axis=1) / total[ok]
+        new[ok, 1] = (w[ok] * xx[ok]).sum(axis=1) / total[ok]
+        shift = new - start
+        dist = np.hypot(shift[:, 0], shift[:, 1])
+        too_far = dist > radius
+        new[too_far] = start[too_far] + shift[too_far] * (radius / dist[too_far])[:, None]
+        pos = new
+    return pos
+
+
+def _model(p: np.ndarray, yy: np.ndarray, xx: np.ndarray):
+    """Model values (n, M) and Jacobian (n, 5, M) in float32; ``yy``, ``xx`` are offsets from a reference."""
+    q = p.astype(np.float32)
+    amp, y0, x0, sig, bg = (q[:, k : k + 1] for k in range(5))
+    jac = np.empty((yy.shape[0], 5, yy.shape[1]), dtype=np.float32)
+    dy = np.subtract(yy, y0, out=jac[:, 1])
+    dx = np.subtract(xx, x0, out=jac[:, 2])
+    r2 = np.multiply(dy, dy, out=jac[:, 3])
+    r2 += dx * dx
+    inv = 1.0 / (sig * sig)
+    e = np.exp(r2 * (-0.5 * inv), out=jac[:, 0])
+    ae = amp * e * inv
+    jac[:, 1] *= ae
+    jac[:, 2] *= ae
+    jac[:, 3] *= ae / sig
+    jac[:, 4] = 1.0
+    return amp * e + bg, jac
+
+
+def initial_guess(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray, centres: np.ndarray,
+                  radius: float) -> np.ndarray:
+    """(N, 5) starting parameters from the patches: amplitude, centre, moment width, background."""
+    bg = np.where(mask, values, np.inf).min(axis=1)
+    top = np.where(mask, values, -np.inf).max(axis=1)
+    w = np.where(mask, values - bg[:, None], 0.0)
+    r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
+    total = np.maximum(w.sum(axis=1), 1e-300)
+    sigma = np.sqrt(np.maximum((w * r2).sum(axis=1) / (2.0 * total), 1e-6))
+    sigma = np.clip(0.6 * sigma, 0.5, radius / 1.5)
+    return np.column_stack([np.maximum(top - bg, 1e-12), centres[:, 0], centres[:, 1], sigma, bg])
+
+
+def fit_gaussians(
+    values: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    mask: np.ndarray,
+    p0: np.ndarray,
+    *,
+    radius: float,
+    free=(True, True, True, True, True),
+    iterations: int = 30,
+):
+    """Batched Levenberg-Marquardt fit of the isotropic Gaussian model on every patch.
+
+    Parameters
+    ----------
+    values, yy, xx : (N, M) float arrays
+        Patch values and pixel coordinates (px), from :func:`extract_patches`.
+    mask : (N, M) bool array
+        Pixels that take part in each fit.
+    p0 : (N, 5) float array
+        Starting parameters in the order of :data:`PARAMS`.
+    radius : float
+        Patch radius in px; centres stay within it of their start, ``sigma`` in [0.3, radius] px.
+    free : sequence of 5 bool
+        Which parameters are fitted (the others stay at ``p0``).
+    iterations : int
+        Maximum number of LM steps.
+
+    Returns
+    -------
+    params : (N, 5) float array
+    r_squared : (N,) float array
+        Coefficient of determination on the masked pixels, clipped to [0, 1].
+    """
+    ref = np.rint(np.asarray(p0, dtype=float)[:, 1:3])
+    p = np.array(p0, dtype=float)
+    p[:, 1:3] -= ref
+    w_all = mask.astype(np.float32)
+    v_all = values.astype(np.float32)
+    y_all = (yy - ref[:, :1]).astype(np.float32)
+    x_all = (xx - ref[:, 1:]).astype(np.float32)
+    start = p[:, 1:3].copy()
+    free = np.asarray(free, dtype=bool)
+    fixed_diag = np.diag((~free).astype(float))
+    n = p.shape[0]
+    lam = np.full(n, 1e-3)
+    cost = np.empty(n)
+    idx = np.arange(n)
+    vv, yw, xw, ww = v_all, y_all, x_all, w_all
+
+    def evaluate(params):
+        f, jac = _model(params, yw, xw)
+        res = (vv - f) * ww
+        return res, jac, np.einsum("nm,nm->n", res, res, dtype=np.float64)
+
+    res, jac, cost_w = evaluate(p)
+    cost[:] = cost_w
+    for _ in range(iterations):
+        pw = p[idx]
+        jac_a = jac * free.astype(np.float32)[None, :, None]
+        jw = jac_a * ww[:, None, :]
+        jtj = (jw @ jac_a.transpose(0, 2, 1)).astype(np.float64)
+        jtr = (jw @ res[..., None])[..., 0].astype(np.float64)
+        diag = np.einsum("nkk->nk", jtj)
+        scale = np.maximum(diag, 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-300))
+        lhs = jtj + (lam[idx, None] * scale)[..., None] * np.eye(5) + fixed_diag
+        step = np.linalg.solve(lhs, jtr[..., None])[..., 0] * free
+        trial = pw + step
+        trial[:, 3] = np.clip(trial[:, 3], 0.3, radius)
+        shift = trial[:, 1:3] - start[idx]
+        dist = np.hypot(shift[:, 0], shift[:, 1])
+        far = dist > radius
+        trial[far, 1:3] = start[idx][far] + shift[far] * (radius / dist[far])[:, None]
+        t_res, t_jac, t_cost = evaluate(trial)
+        better = t_cost < cost[idx]
+        rel = (cost[idx] - t_cost) / np.maximum(cost[idx], 1e-300)
+        p[idx[better]] = trial[better]
+        cost[idx[better]] = t_cost[better]
+        res[better], jac[better] = t_res[better], t_jac[better]
+        lam[idx[better]] = np.maximum(lam[idx[better]] / 3.0, 1e-7)
+        lam[idx[~better]] *= 4.0
+        small_step = np.abs(step[:, 1:3]).max(axis=1) < 1e-3
+        done = (better & (rel < 1e-6)) | small_step | (~better & (lam[idx] > 1e4))
+        if done.all():
+            break
+        if done.any():
+            keep = ~done
+            idx = idx[keep]
+            res, jac = res[keep], jac[keep]
+            vv, yw, xw, ww = vv[keep], yw[keep], xw[keep], ww[keep]
+    p[:, 1:3] += ref
+    w = w_all
+    count = np.maximum(w.sum(axis=1), 1.0)
+    mean = (values * w).sum(axis=1) / count
+    total = (((values - mean[:, None]) * w) ** 2).sum(axis=1)
+    r2 = np.where(total > 0, 1.0 - cost / np.maximum(total, 1e-300), 0.0)
+    return p, np.clip(r2, 0.0, 1.0)

@@ -1,0 +1,392 @@
+"""The "Atom columns" dock widget: find, refine and hand-edit the A and B atom columns of a STEM image.
+
+Find runs :func:`~napari_causal_lattice.columns.find_columns` on the chosen image layer (for a stack, the
+plane on screen) in a worker and adds two Points layers, "A columns" (orange) and "B columns" (cyan),
+aligned with the image (its scale/translate/rotate/shear/affine copied, data in image px), with features
+``intensity``, ``width`` and ``quality`` and ``metadata[META_KEY] = {"columns": Columns, "image": name}``.
+Re-running Find adds new layers with a suffix (" [2]", ...): no layer is ever overwritten.
+
+Users then add, move or delete points with napari's Points tools; Refine re-fits only the points that
+were added or moved since the last refinement (the others keep their positions) and rebuilds the
+Columns on the layers; Undo refine restores the positions from before the last Refine.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from napari.layers import Image, Points
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from scipy.spatial import cKDTree
+
+from ..columns import Columns, as_image, columns_from_positions, find_columns, refine_columns
+from ._jobs import JobPanel
+from .layers import META_KEY
+
+#: Face colours of the two Points layers.
+COLORS = {"A": "orange", "B": "cyan"}
+#: Feature columns written on the Points layers.
+FEATURES = ("intensity", "width", "quality")
+
+
+def pixel_size_from_layer(layer) -> tuple[float | None, str]:
+    """Pixel size in pm/px from an image layer's scale and units, and a note on where it came from.
+
+    Length units (nm, angstrom, pm...) are converted to pm; a scale without units is taken as pm/px;
+    a scale of 1 without units means unknown (None).
+    """
+    scale = float(np.asarray(layer.scale, dtype=float)[-1])
+    units = getattr(layer, "units", None)
+    unit = units[-1] if units is not None else None
+    if unit is not None and str(unit.dimensionality) == "[length]":
+        return float(scale * (1 * unit).to("pm").magnitude), f"from the image scale ({unit:~})"
+    if np.isclose(scale, 1.0):
+        return None, "unknown (the image has no scale): positions stay in px"
+    return scale, "image scale, assumed pm/px"
+
+
+def image_plane(layer, viewer) -> np.ndarray:
+    """The 2D plane of an image layer shown in the viewer (RGB kept as (H, W, 3|4)), as a numpy array."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    spatial = layer.ndim
+    lead = spatial - 2
+    if lead > 0:
+        point = layer.world_to_data(viewer.dims.point)
+        index = tuple(int(np.clip(np.rint(point[k]), 0, data.shape[k] - 1)) for k in range(lead))
+        data = data[index]
+    return np.asarray(data)
+
+
+def _transform_kwargs(layer) -> dict:
+    """scale/translate/rotate/shear/affine/units of the image's last two (spatial) dimensions."""
+    if layer.ndim == 2:
+        kwargs = {
+            "scale": tuple(layer.scale),
+            "translate": tuple(layer.translate),
+            "rotate": np.asarray(layer.rotate),
+            "shear": np.asarray(layer.shear),
+            "affine": np.asarray(layer.affine.affine_matrix),
+        }
+    else:
+        affine = np.asarray(layer.affine.affine_matrix)
+        keep = [layer.ndim - 2, layer.ndim - 1, layer.ndim]
+        kwargs = {
+            "scale": tuple(layer.scale[-2:]),
+            "translate": tuple(layer.translate[-2:]),
+            "rotate": np.asarray(layer.rotate)[-2:, -2:],
+            "affine": affine[np.ix_(keep, keep)],
+        }
+    units = getattr(layer, "units", None)
+    if units is not None:
+        kwargs["units"] = tuple(str(u) for u in units[-2:])
+    return kwargs
+
+
+def _unique_name(viewer, base: str) -> str:
+    names = {layer.name for layer in viewer.layers}
+    if base not in names:
+        return base
+    k = 2
+    while f"{base} [{k}]" in names:
+        k += 1
+    return f"{base} [{k}]"
+
+
+def refine_edits(plane, a_data, b_data, a_ref, b_ref, *, radius, pixel_size, intensity, progress=None,
+                 cancel=None) -> dict:
+    """Re-fit the points added or moved since the last refinement and rebuild the Columns.
+
+    Parameters
+    ----------
+    plane : (H, W) array
+        The image the columns were found in.
+    a_data, b_data : (Na, 2), (Nb, 2) arrays
+        Current A and B positions (y, x) in px.
+    a_ref, b_ref : (n, 2) arrays
+        Positions after the last refinement; points found there (within 1e-6 px) are left alone.
+    radius : float
+        Fit radius in px.
+
+    Returns
+    -------
+    dict
+        ``a``, ``b``: new positions; ``changed_a``, ``changed_b``: (N,) bool of the refined points;
+        ``columns``: Columns over all current points.
+    """
+    out = {}
+    for name, data, ref in (("a", a_data, a_ref), ("b", b_data, b_ref)):
+        data = np.asarray(data, dtype=float).reshape(-1, 2)
+        if len(ref) and len(data):
+            dist, _ = cKDTree(ref).query(data)
+            changed = dist > 1e-6
+        else:
+            changed = np.ones(len(data), dtype=bool)
+        new = data.copy()
+        if changed.any():
+            new[changed] = refine_columns(plane, data[changed], radius=radius, intensity=intensity,
+                                          cancel=cancel).positions
+        out[name], out[f"changed_{name}"] = new, changed
+    if progress is not None:
+        progress(1, 2)
+    out["columns"] = columns_from_positions(plane, out["a"], out["b"], pixel_size=pixel_size, radius=radius,
+                                            intensity=intensity)
+    return out
+
+
+class ColumnsWidget(QWidget):
+    """Find A and B atom columns on an image layer; refine hand-edited points.
+
+    Attributes
+    ----------
+    jobs : JobPanel
+        Runs Find and Refine in a worker thread.
+    columns : Columns or None
+        The columns on the current A/B layers.
+    a_layer, b_layer : Points or None
+        The layers made by the last Find.
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.columns: Columns | None = None
+        self.a_layer: Points | None = None
+        self.b_layer: Points | None = None
+        self._plane: np.ndarray | None = None
+        self._refined: dict[str, np.ndarray] = {}
+        self._undo: dict | None = None
+
+        self.image_combo = QComboBox()
+        self.pixel_spin = self._spin(1e6, "pm per px; 'unknown' keeps lengths in px")
+        self.pixel_note = QLabel("")
+        self.pixel_note.setWordWrap(True)
+        self.spacing_spin = self._spin(1e7, "approximate A-A lattice spacing (pm, or px without pixel size); "
+                                            "'auto' finds it from the Fourier transform", special="auto")
+        self.b_brighter = QCheckBox("B columns brighter than A")
+        self.intensity_combo = QComboBox()
+        self.intensity_combo.addItems(["gaussian", "disk"])
+        self.intensity_combo.setToolTip("gaussian: fitted Gaussian volume; disk: sum of the pixels around the column")
+
+        form = QFormLayout()
+        form.addRow("Image", self.image_combo)
+        form.addRow("Pixel size (pm/px)", self.pixel_spin)
+        form.addRow("", self.pixel_note)
+        form.addRow("Spacing", self.spacing_spin)
+        form.addRow("Intensity", self.intensity_combo)
+        form.addRow("", self.b_brighter)
+
+        self.find_button = QPushButton("Find")
+        self.find_button.setToolTip("Find, refine and classify the columns (new layers; nothing is overwritten)")
+        self.find_button.clicked.connect(self.run)
+        self.refine_button = QPushButton("Refine")
+        self.refine_button.setToolTip("Re-fit only the points added or moved since the last refinement")
+        self.refine_button.clicked.connect(self.refine)
+        self.undo_button = QPushButton("Undo refine")
+        self.undo_button.clicked.connect(self.undo_refine)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.refine_button)
+        buttons.addWidget(self.undo_button)
+        self.jobs = JobPanel(self)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.find_button)
+        layout.addLayout(buttons)
+        layout.addWidget(self.jobs)
+        layout.addWidget(self.summary)
+        layout.addStretch(1)
+
+        self.image_combo.currentTextChanged.connect(self._update_pixel_size)
+        self.viewer.layers.events.inserted.connect(self.refresh_layers)
+        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.refresh_layers()
+        self._update_buttons()
+
+    @staticmethod
+    def _spin(maximum: float, tip: str, special: str = "unknown") -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setRange(0.0, maximum)
+        spin.setDecimals(3)
+        spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+        spin.setSpecialValueText(special)
+        spin.setToolTip(tip)
+        return spin
+
+    # ----------------------------------------------------------------- layer choice
+    def refresh_layers(self, event=None) -> None:
+        """Refill the image choice from the viewer, keeping the current pick when it still exists."""
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        current = self.image_combo.currentText()
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(names)
+        if current in names:
+            self.image_combo.setCurrentText(current)
+        self.image_combo.blockSignals(False)
+        if self.image_combo.currentText() != current:
+            self._update_pixel_size(self.image_combo.currentText())
+        self._update_buttons()
+
+    def _update_pixel_size(self, name: str) -> None:
+        if name not in self.viewer.layers:
+            return
+        size, note = pixel_size_from_layer(self.viewer.layers[name])
+        self.pixel_spin.setValue(0.0 if size is None else size)
+        self.pixel_note.setText(note)
+        self.spacing_spin.setSuffix(" px" if size is None else " pm")
+
+    def _update_buttons(self) -> None:
+        made = self.a_layer is not None and self.a_layer in self.viewer.layers
+        self.refine_button.setEnabled(made)
+        self.undo_button.setEnabled(made and self._undo is not None)
+
+    @property
+    def pixel_size(self) -> float | None:
+        value = self.pixel_spin.value()
+        return None if value <= 0 else float(value)
+
+    @property
+    def spacing(self) -> float | None:
+        value = self.spacing_spin.value()
+        return None if value <= 0 else float(value)
+
+    def image_layer(self) -> Image:
+        name = self.image_combo.currentText()
+        if name not in self.viewer.layers:
+            raise ValueError("pick an image layer first (open a STEM image or File > Open Sample)")
+        return self.viewer.layers[name]
+
+    # ----------------------------------------------------------------- Find
+    def run(self):
+        """Find the columns on the chosen image (current plane) in a worker; returns the started worker."""
+        layer = self.image_layer()
+        plane = image_plane(layer, self.viewer)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plane = as_image(plane)
+        for item in caught:
+            show_info(str(item.message))
+        return self.jobs.run(
+            find_columns,
+            plane,
+            pixel_size=self.pixel_size,
+            spacing=self.spacing,
+            b_brighter=self.b_brighter.isChecked(),
+            intensity=self.intensity_combo.currentText(),
+            on_result=lambda cols: self._add_layers(cols, layer, plane),
+            label="Find columns",
+        )
+
+    def _points_kwargs(self, name: str, sub: str, columns: Columns, image_layer) -> dict:
+        idx = columns.a if sub == "A" else columns.b
+        frame = columns.to_frame().iloc[idx]
+        size = 0.18 * min(columns.lattice.spacings)
+        return {
+            "name": _unique_name(self.viewer, name),
+            "face_color": COLORS[sub],
+            "border_color": "black",
+            "border_width": 0.05,
+            "size": size,
+            "features": frame[list(FEATURES)].reset_index(drop=True),
+            "metadata": {META_KEY: {"columns": columns, "image": image_layer.name}},
+            **_transform_kwargs(image_layer),
+        }
+
+    def _add_layers(self, columns: Columns, image_layer, plane) -> None:
+        self.columns = columns
+        self._plane = plane
+        self.a_layer = self.viewer.add_points(columns.positions[columns.a],
+                                              **self._points_kwargs("A columns", "A", columns, image_layer))
+        self.b_layer = self.viewer.add_points(columns.positions[columns.b],
+                                              **self._points_kwargs("B columns", "B", columns, image_layer))
+        self._refined = {"A": self.a_layer.data.copy(), "B": self.b_layer.data.copy()}
+        self._undo = None
+        self._update_buttons()
+        s1, s2 = columns.lattice.spacings
+        unit = "px"
+        if columns.pixel_size is not None:
+            s1, s2, unit = s1 * columns.pixel_size, s2 * columns.pixel_size, "pm"
+        self.summary.setText(
+            f"{len(columns.a)} A and {len(columns.b)} B columns; lattice {s1:.1f} x {s2:.1f} {unit}, "
+            f"angle {columns.lattice.angle:.1f} deg; median fit quality {np.median(columns.quality):.2f}"
+        )
+
+    # ----------------------------------------------------------------- Refine / Undo
+    def _check_made_layers(self) -> None:
+        if self.a_layer is None or self.a_layer not in self.viewer.layers or self.b_layer not in self.viewer.layers:
+            raise ValueError("run Find first: Refine works on the A/B columns layers this widget made")
+
+    def refine(self):
+        """Re-fit the points added or moved since the last refinement (worker); returns the started worker."""
+        self._check_made_layers()
+        radius = float(self.columns.provenance.get("params", {}).get("radius") or 0.0) or None
+        return self.jobs.run(
+            refine_edits,
+            self._plane,
+            np.asarray(self.a_layer.data)[:, -2:],
+            np.asarray(self.b_layer.data)[:, -2:],
+            self._refined["A"],
+            self._refined["B"],
+            radius=radius,
+            pixel_size=self.columns.pixel_size,
+            intensity=self.columns.provenance.get("params", {}).get("intensity", "gaussian"),
+            on_result=self._apply_refined,
+            label="Refine columns",
+        )
+
+    def _snapshot(self) -> dict:
+        return {
+            "A": (self.a_layer.data.copy(), self.a_layer.features.copy()),
+            "B": (self.b_layer.data.copy(), self.b_layer.features.copy()),
+            "refined": {k: v.copy() for k, v in self._refined.items()},
+            "columns": self.columns,
+        }
+
+    def _apply_refined(self, out: dict) -> None:
+        self._check_made_layers()
+        self._undo = self._snapshot()
+        columns = out["columns"]
+        frame = columns.to_frame()
+        for sub, layer, key in (("A", self.a_layer, "a"), ("B", self.b_layer, "b")):
+            idx = columns.a if sub == "A" else columns.b
+            layer.data = out[key]
+            layer.features = pd.DataFrame(frame.iloc[idx][list(FEATURES)].reset_index(drop=True))
+            layer.metadata[META_KEY] = {**layer.metadata.get(META_KEY, {}), "columns": columns}
+        self.columns = columns
+        self._refined = {"A": np.asarray(out["a"]).copy(), "B": np.asarray(out["b"]).copy()}
+        n = int(out["changed_a"].sum() + out["changed_b"].sum())
+        self.summary.setText(f"refined {n} added/moved point(s); {len(columns.a)} A and {len(columns.b)} B columns")
+        self._update_buttons()
+
+    def undo_refine(self) -> None:
+        """Restore the points (positions and features) from before the last Refine."""
+        if self._undo is None:
+            show_info("nothing to undo: no Refine since the last Find")
+            return
+        self._check_made_layers()
+        snap, self._undo = self._undo, None
+        for sub, layer in (("A", self.a_layer), ("B", self.b_layer)):
+            data, features = snap[sub]
+            layer.data = data
+            layer.features = features
+            layer.metadata[META_KEY] = {**layer.metadata.get(META_KEY, {}), "columns": snap["columns"]}
+        self._refined = snap["refined"]
+        self.columns = snap["columns"]
+        self.summary.setText("restored the points from before the last Refine")
+        self._update_buttons()
