@@ -35,7 +35,7 @@ from scipy.spatial import cKDTree
 
 from ..columns import Columns, as_image, columns_from_positions, find_columns, refine_columns
 from ._jobs import JobPanel
-from .layers import META_KEY
+from .layers import META_KEY, is_map_layer
 
 #: Face colours of the two Points layers.
 COLORS = {"A": "orange", "B": "cyan"}
@@ -231,7 +231,7 @@ class ColumnsWidget(QWidget):
     # ----------------------------------------------------------------- layer choice
     def refresh_layers(self, event=None) -> None:
         """Refill the image choice from the viewer, keeping the current pick when it still exists."""
-        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image) and not is_map_layer(layer)]
         current = self.image_combo.currentText()
         self.image_combo.blockSignals(True)
         self.image_combo.clear()

@@ -35,20 +35,14 @@ from qtpy.QtWidgets import (
 
 from ..lattice import DESCRIPTORS
 from ._jobs import JobPanel
-from .layers import META_KEY
+from .layers import META_KEY, is_map_layer
 
 _USE, _NAME, _GROUP = range(3)
 
 
-_DERIVED_KEYS = ("cells", "sliding", "pca", "lingam", "result", "descriptor", "loading")
-
-
 def is_stem_image(layer) -> bool:
     """True for a 2D grey image layer that is not one of our derived maps (descriptor, overlay, loading)."""
-    if not isinstance(layer, Image) or layer.ndim != 2 or layer.rgb:
-        return False
-    meta = layer.metadata.get(META_KEY)
-    return not (isinstance(meta, dict) and any(key in meta for key in _DERIVED_KEYS))
+    return isinstance(layer, Image) and layer.ndim == 2 and not layer.rgb and not is_map_layer(layer)
 
 
 def layer_pixel_size(layer) -> float | None:

@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
 
 from ..cells import Cells, build_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
-from .layers import META_KEY, image_data_to_world, map_layer_tuple
+from .layers import META_KEY, image_data_to_world, is_map_layer, map_layer_tuple
 
 #: Descriptors shown with a diverging colormap and limits symmetric around 0.
 SIGNED = ("Px", "Py")
@@ -202,7 +202,7 @@ class DescriptorsWidget(QWidget):
     # ----------------------------------------------------------------- layer choice
     def refresh_layers(self, event=None) -> None:
         """Refill the layer choices from the viewer, keeping the current picks when they still exist."""
-        images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image) and not is_map_layer(layer)]
         points = [layer.name for layer in self.viewer.layers if isinstance(layer, Points)]
         self._fill(self.a_combo, points, self._default_points(points, "A columns"))
         self._fill(self.b_combo, points, self._default_points(points, "B columns"))

@@ -14,6 +14,12 @@ from napari.utils.transforms import Affine
 META_KEY = "napari_causal_lattice"
 
 
+def is_map_layer(layer) -> bool:
+    """True for the map layers this plugin adds (descriptor maps, overlays, loadings), not STEM images."""
+    meta = layer.metadata.get(META_KEY)
+    return isinstance(meta, dict) and bool(meta.get("map"))
+
+
 def image_data_to_world(image_layer) -> np.ndarray:
     """(3, 3) matrix mapping the image layer's 2D pixel (y, x, 1) to world coordinates.
 
@@ -87,6 +93,7 @@ def map_layer_tuple(
         limits = (lo, hi if hi > lo else lo + 1.0)
         cmap = colormap or "viridis"
     meta = dict(metadata or {})
+    meta[META_KEY] = {**meta.get(META_KEY, {}), "map": True}
     if units is not None:
         meta.setdefault("units", units)
     kwargs = {

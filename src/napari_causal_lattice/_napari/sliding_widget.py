@@ -38,7 +38,7 @@ from ..pca import AdjacencyPCA, adjacency_pca
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
 from ._mpl import MplCanvas
-from .layers import META_KEY, aligned_affine, map_layer_tuple
+from .layers import META_KEY, aligned_affine, is_map_layer, map_layer_tuple
 
 KIND_COEFFICIENT = "coefficient"
 KIND_PROBABILITY = "probability"
@@ -223,9 +223,10 @@ class SlidingWidget(QWidget):
         images = [
             layer.name
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and META_KEY not in layer.metadata
+            if isinstance(layer, Image) and not is_map_layer(layer)
         ]
-        self._fill(self.source_combo, sources, next((n for n in sources if n.startswith("B columns")), None))
+        with_cells = [n for n in sources if self._meta(n).get("cells") is not None]
+        self._fill(self.source_combo, sources, (with_cells or sources or [None])[-1])
         meta = self._meta(self.source_combo.currentText())
         self._fill(self.image_combo, images, meta.get("image"))
 
