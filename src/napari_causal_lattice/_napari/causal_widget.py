@@ -1,0 +1,446 @@
+"""The "Causal discovery" dock widget: DirectLiNGAM on the unit-cell descriptors, graph and heatmaps.
+
+Cell sources are Points layers carrying a ``Cells`` object in ``metadata[META_KEY]["cells"]`` (the B-column
+layer after the Descriptors step) or descriptor columns in their features (units, if any, from a dict
+``metadata[META_KEY]["units"]``), and tables loaded from CSV (``"Px [pm]"`` headers give units).
+The fit runs in a worker thread (progress, Cancel between bootstrap chunks); the result is drawn in the dock
+and stored on the source layer's metadata (``metadata[META_KEY]["lingam"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from napari.layers import Points
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..causal import DEFAULT_EXOGENOUS, fit_lingam
+from ..lattice import DESCRIPTORS
+from ..plotting import plot_adjacency, plot_causal_graph
+from ..provenance import jsonable
+from ._jobs import JobPanel
+from ._mpl import MplCanvas
+from .layers import META_KEY
+
+_UNIT_HEADER = re.compile(r"^\s*(.+?)\s*\[(.*)\]\s*$")
+
+
+def _split_edges(text: str) -> list[str]:
+    return [e.strip() for e in re.split(r"[,;\n]", text) if e.strip()]
+
+
+class _CheckGrid(QWidget):
+    """A grid of check boxes, one per name."""
+
+    def __init__(self, columns: int = 4, parent=None):
+        super().__init__(parent)
+        self._columns = columns
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self.boxes: dict[str, QCheckBox] = {}
+
+    def set_names(self, names, checked) -> None:
+        for box in self.boxes.values():
+            self._grid.removeWidget(box)
+            box.deleteLater()
+        self.boxes = {}
+        for k, name in enumerate(names):
+            box = QCheckBox(name)
+            box.setChecked(name in checked)
+            self._grid.addWidget(box, k // self._columns, k % self._columns)
+            self.boxes[name] = box
+
+    def checked(self) -> list[str]:
+        return [n for n, b in self.boxes.items() if b.isChecked()]
+
+    def set_checked(self, names) -> None:
+        for n, b in self.boxes.items():
+            b.setChecked(n in names)
+
+
+class CausalWidget(QWidget):
+    """Dock widget "Causal discovery".
+
+    Public methods used by tests and scripts: :meth:`refresh_sources`, :meth:`load_table`,
+    :meth:`set_variables`, :meth:`set_exogenous`, :meth:`run` (returns the started worker),
+    :meth:`redraw`, :meth:`export_csv`, :meth:`export_json`.  The last fit is in :attr:`result`.
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.result = None
+        self._tables: dict[str, tuple[pd.DataFrame, dict]] = {}
+        self._source_of_result: str | None = None
+        self._shown: tuple | None = None  # (source, candidate columns) the check boxes were built for
+        self._watched: set[int] = set()
+
+        # --- source
+        self.source = QComboBox()
+        self.source.currentIndexChanged.connect(self._on_source_changed)
+        refresh = QPushButton("Refresh")
+        refresh.setToolTip("Re-scan the layers (e.g. after running Descriptors).")
+        refresh.clicked.connect(self.refresh_sources)
+        load = QPushButton("Load CSV...")
+        load.setToolTip("A table with one row per unit cell and one column per descriptor ('Px [pm]' headers ok).")
+        load.clicked.connect(self._ask_table)
+        src_row = QHBoxLayout()
+        src_row.addWidget(self.source, 1)
+        src_row.addWidget(refresh)
+        src_row.addWidget(load)
+
+        # --- variables and prior knowledge
+        self.variables = _CheckGrid()
+        self.exogenous = _CheckGrid()
+        self.required = QLineEdit()
+        self.required.setPlaceholderText("e.g. Py <- I5, Px <- Py")
+        self.required.setToolTip("Directed paths known to exist ('effect <- cause'); they fix the order.")
+        self.forbidden = QLineEdit()
+        self.forbidden.setPlaceholderText("e.g. I5 <- Px")
+        self.forbidden.setToolTip("Directed paths known NOT to exist ('effect <- cause').")
+        var_box = QGroupBox("Variables")
+        QVBoxLayout(var_box).addWidget(self.variables)
+        prior_box = QGroupBox("Prior knowledge")
+        prior_form = QFormLayout(prior_box)
+        prior_form.addRow(QLabel("Exogenous (no cause among the variables):"))
+        prior_form.addRow(self.exogenous)
+        prior_form.addRow("Required paths", self.required)
+        prior_form.addRow("Forbidden paths", self.forbidden)
+
+        # --- options
+        self.n_bootstrap = QSpinBox()
+        self.n_bootstrap.setRange(0, 100000)
+        self.n_bootstrap.setValue(100)
+        self.n_bootstrap.setToolTip("Bootstrap resamples for edge probabilities and confidence intervals.")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(0)
+        self.min_probability = QDoubleSpinBox()
+        self.min_probability.setRange(0.0, 1.0)
+        self.min_probability.setSingleStep(0.05)
+        self.min_probability.setValue(0.5)
+        self.min_probability.setToolTip("Edges with a lower bootstrap probability are not drawn or exported.")
+        self.min_probability.valueChanged.connect(self.redraw)
+        self.in_units = QCheckBox("physical units (e.g. pm per pm)")
+        self.in_units.setToolTip("Off: standardised coefficients (std of effect per std of cause).")
+        self.in_units.toggled.connect(self.redraw)
+        opts = QFormLayout()
+        opts.addRow("Bootstrap resamples", self.n_bootstrap)
+        opts.addRow("Seed", self.seed)
+        opts.addRow("Min probability to draw", self.min_probability)
+        opts.addRow("Coefficients", self.in_units)
+
+        self.run_button = QPushButton("Run causal discovery")
+        self.run_button.clicked.connect(self._run_clicked)
+        self.jobs = JobPanel()
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+
+        # --- results
+        self.graph_canvas = MplCanvas()
+        self.adjacency_canvas = MplCanvas()
+        self.probability_canvas = MplCanvas()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.graph_canvas, "Graph")
+        self.tabs.addTab(self.adjacency_canvas, "Adjacency")
+        self.tabs.addTab(self.probability_canvas, "Probability")
+        self.export_csv_button = QPushButton("Export edges CSV...")
+        self.export_csv_button.clicked.connect(lambda: self._ask_export("csv"))
+        self.export_json_button = QPushButton("Export JSON...")
+        self.export_json_button.clicked.connect(lambda: self._ask_export("json"))
+        for b in (self.export_csv_button, self.export_json_button):
+            b.setEnabled(False)
+        exp_row = QHBoxLayout()
+        exp_row.addWidget(self.export_csv_button)
+        exp_row.addWidget(self.export_json_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Cells"))
+        layout.addLayout(src_row)
+        layout.addWidget(var_box)
+        layout.addWidget(prior_box)
+        layout.addLayout(opts)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.jobs)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(exp_row)
+
+        self.viewer.layers.events.inserted.connect(self.refresh_sources)
+        self.viewer.layers.events.removed.connect(self.refresh_sources)
+        self.refresh_sources()
+
+    # ------------------------------------------------------------------ sources
+    def _layer_table(self, layer) -> tuple[pd.DataFrame, dict] | None:
+        meta = layer.metadata.get(META_KEY) or {}
+        cells = meta.get("cells") if isinstance(meta, dict) else None
+        if cells is not None and hasattr(cells, "table"):
+            return cells.table, dict(getattr(cells, "units", {}) or {})
+        features = getattr(layer, "features", None)
+        if features is not None and sum(c in features.columns for c in DESCRIPTORS) >= 2:
+            units = meta.get("units") if isinstance(meta, dict) else None
+            return features, dict(units) if isinstance(units, dict) else {}
+        return None
+
+    def refresh_sources(self, *_args) -> None:
+        """Rebuild the list of cell sources (Points layers with descriptors, loaded tables)."""
+        current = self.source.currentData()
+        self.source.blockSignals(True)
+        self.source.clear()
+        for layer in self.viewer.layers:
+            if isinstance(layer, Points) and id(layer) not in self._watched:
+                # the Descriptors step adds columns to an existing layer: follow it
+                self._watched.add(id(layer))
+                layer.events.features.connect(self.refresh_sources)
+                layer.events.metadata.connect(self.refresh_sources)
+            if isinstance(layer, Points) and self._layer_table(layer) is not None:
+                self.source.addItem(f"layer: {layer.name}", f"layer:{layer.name}")
+        for key in self._tables:
+            self.source.addItem(f"table: {key}", f"table:{key}")
+        if self.source.count() == 0:
+            self.source.addItem("(no cells: run Descriptors or load a CSV table)", None)
+        index = self.source.findData(current) if current else -1
+        if index < 0:  # prefer the newest layer with Cells
+            index = 0
+            for k in range(self.source.count()):
+                data = self.source.itemData(k)
+                if data and data.startswith("layer:"):
+                    meta = self.viewer.layers[data[6:]].metadata.get(META_KEY) or {}
+                    if isinstance(meta, dict) and "cells" in meta:
+                        index = k
+        self.source.setCurrentIndex(index)
+        self.source.blockSignals(False)
+        self._on_source_changed()
+
+    def current_table(self) -> tuple[pd.DataFrame, dict]:
+        """The selected source as (table, units).
+
+        Raises
+        ------
+        ValueError
+            If there is no usable source.
+        """
+        data = self.source.currentData()
+        if not data:
+            raise ValueError("No cells to analyse: run the Descriptors step or load a CSV table first.")
+        kind, key = data.split(":", 1)
+        if kind == "table":
+            return self._tables[key]
+        if key not in self.viewer.layers:
+            raise ValueError(f"The layer {key!r} is gone; press Refresh.")
+        found = self._layer_table(self.viewer.layers[key])
+        if found is None:
+            raise ValueError(f"The layer {key!r} has no descriptor columns; run the Descriptors step on it.")
+        return found
+
+    def _on_source_changed(self, *_args) -> None:
+        try:
+            table, _ = self.current_table()
+        except (ValueError, KeyError):
+            table = pd.DataFrame()
+        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+        candidates = [c for c in DESCRIPTORS if c in numeric] or [
+            c for c in numeric if c not in ("i", "j", "y", "x")
+        ]
+        shown = (self.source.currentData(), tuple(candidates))
+        if shown == self._shown:  # keep the user's ticks
+            return
+        self._shown = shown
+        self.variables.set_names(candidates, candidates)
+        self.exogenous.set_names(candidates, [c for c in DEFAULT_EXOGENOUS if c in candidates])
+
+    def load_table(self, path) -> str:
+        """Load a CSV table of cells (one row per cell) and select it; returns its source name.
+
+        Column headers like ``"Px [pm]"`` give the unit of ``Px``.
+        """
+        path = Path(path)
+        try:
+            table = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise ValueError(f"Cannot read {path.name} as a CSV table: {err}") from None
+        units, rename = {}, {}
+        for col in table.columns:
+            match = _UNIT_HEADER.match(str(col))
+            if match:
+                rename[col] = match.group(1)
+                units[match.group(1)] = match.group(2)
+        table = table.rename(columns=rename)
+        key = path.name
+        self._tables[key] = (table, units)
+        self.refresh_sources()
+        self.source.setCurrentIndex(self.source.findData(f"table:{key}"))
+        return key
+
+    def _ask_table(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load a table of cells", "", "CSV (*.csv);;All files (*)")
+        if path:
+            try:
+                self.load_table(path)
+            except ValueError as err:
+                show_error(str(err))
+
+    # ------------------------------------------------------------------ settings
+    def set_variables(self, names) -> None:
+        """Tick exactly these variables."""
+        self.variables.set_checked(list(names))
+
+    def set_exogenous(self, names) -> None:
+        """Tick exactly these variables as exogenous."""
+        self.exogenous.set_checked(list(names))
+
+    def prior_knowledge(self, names) -> dict:
+        """Prior knowledge of the form, restricted to the chosen variables (argument of ``fit_lingam``)."""
+        return {
+            "exogenous": [n for n in self.exogenous.checked() if n in names],
+            "required": _split_edges(self.required.text()),
+            "forbidden": _split_edges(self.forbidden.text()),
+        }
+
+    # ------------------------------------------------------------------ run
+    def run(self):
+        """Start the fit in a worker thread and return the worker (None if a job is already running).
+
+        Raises
+        ------
+        ValueError
+            No source, or fewer than 2 variables ticked.
+        """
+        table, units = self.current_table()
+        names = self.variables.checked()
+        if len(names) < 2:
+            raise ValueError("Tick at least 2 variables for a causal analysis.")
+        self._source_of_result = self.source.currentData()
+        return self.jobs.run(
+            fit_lingam,
+            table[names],
+            names=names,
+            prior_knowledge=self.prior_knowledge(names),
+            n_bootstrap=self.n_bootstrap.value(),
+            seed=self.seed.value(),
+            units=units,
+            on_result=self._on_result,
+            label="Causal discovery",
+        )
+
+    def _run_clicked(self) -> None:
+        try:
+            self.run()
+        except ValueError as err:
+            show_error(str(err))
+
+    def _on_result(self, result) -> None:
+        self.result = result
+        self.redraw()
+        for b in (self.export_csv_button, self.export_json_button):
+            b.setEnabled(True)
+        source = self._source_of_result
+        if source and source.startswith("layer:") and source[6:] in self.viewer.layers:
+            layer = self.viewer.layers[source[6:]]
+            meta = dict(layer.metadata)
+            entry = meta.get(META_KEY)
+            meta[META_KEY] = {**(entry if isinstance(entry, dict) else {}), "lingam": result}
+            layer.metadata = meta
+
+    def redraw(self, *_args) -> None:
+        """Redraw graph and heatmaps of :attr:`result` with the current display options."""
+        res = self.result
+        if res is None:
+            return
+        in_units = self.in_units.isChecked()
+        min_p = self.min_probability.value()
+        dropped = f", {res.n_dropped} rows with NaN dropped" if res.n_dropped else ""
+        order = " \u2192 ".join(res.names[k] for k in res.causal_order)
+        self.summary.setText(
+            f"{res.n_samples} cells{dropped}; {res.n_bootstrap} resamples.\nCausal order: {order}"
+        )
+        B = res.adjacency_in_units() if in_units else res.adjacency
+        prob = res.probabilities
+        unit_label = "unit of effect / unit of cause" if in_units else "std / std"
+
+        fig = self.graph_canvas.clear()
+        plot_causal_graph(
+            res, ax=fig.add_subplot(), in_units=in_units, min_probability=min_p,
+            fmt="{:+.3g}" if in_units else "{:+.2f}",
+            title=f"cause \u2192 effect ({'physical units' if in_units else 'standardised'}"
+            + (f", P \u2265 {min_p:.2f})" if prob is not None else ")"),
+        )
+        self.graph_canvas.draw()
+
+        fig = self.adjacency_canvas.clear()
+        shown = B if prob is None else np.where(prob >= min_p, B, 0.0)
+        plot_adjacency(shown, res.names, ax=fig.add_subplot(), signed=True, label=unit_label, fmt="{:.2g}",
+                       title="direct effects: effect \u2190 cause")
+        self.adjacency_canvas.draw()
+
+        fig = self.probability_canvas.clear()
+        ax = fig.add_subplot()
+        if prob is None:
+            ax.text(0.5, 0.5, "no bootstrap:\nset resamples > 0", ha="center", va="center")
+            ax.set_axis_off()
+        else:
+            plot_adjacency(prob, res.names, ax=ax, signed=False, vmin=0.0, vmax=1.0, label="probability",
+                           title=f"bootstrap probability ({res.n_bootstrap} resamples)")
+        self.probability_canvas.draw()
+
+    # ------------------------------------------------------------------ export
+    def edges_table(self) -> pd.DataFrame:
+        """Edges of :attr:`result` with probability >= the min probability, in the chosen units."""
+        if self.result is None:
+            raise ValueError("Run the causal discovery first.")
+        return self.result.edges(self.min_probability.value(), in_units=self.in_units.isChecked())
+
+    def export_csv(self, path) -> Path:
+        """Write the edge table (cause, effect, coefficient, probability, ci_low, ci_high, std, unit)."""
+        path = Path(path)
+        self.edges_table().to_csv(path, index=False)
+        return path
+
+    def export_json(self, path) -> Path:
+        """Write the whole result (order, matrices, bootstrap statistics, params, provenance) as JSON."""
+        if self.result is None:
+            raise ValueError("Run the causal discovery first.")
+        res = self.result
+        doc = {
+            "convention": "adjacency[i][j] = direct effect of names[j] on names[i] (effect <- cause)",
+            "adjacency_units": "std/std" if res.standardized else "data units",
+            "adjacency_in_units": res.adjacency_in_units(),
+            **{k: v for k, v in res.to_state().items() if k != "bootstrap_adjacency"},
+            "edges": self.edges_table().to_dict(orient="records"),
+        }
+        path = Path(path)
+        path.write_text(json.dumps(jsonable(doc), indent=1))
+        return path
+
+    def _ask_export(self, kind: str) -> None:
+        filt = "CSV (*.csv)" if kind == "csv" else "JSON (*.json)"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export causal result ({kind})", f"causal_edges.{kind}", filt)
+        if not path:
+            return
+        try:
+            out = self.export_csv(path) if kind == "csv" else self.export_json(path)
+        except (ValueError, OSError) as err:
+            show_error(f"Export failed: {err}")
+            return
+        show_info(f"Saved {out}")

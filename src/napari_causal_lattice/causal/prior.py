@@ -1,0 +1,200 @@
+"""Prior knowledge for DirectLiNGAM, written with variable names.
+
+The result is lingam's prior-knowledge matrix ``pk`` (p, p) of ints: ``pk[i, j] = 1`` a directed path
+``j -> i`` exists, ``0`` there is no directed path ``j -> i``, ``-1`` nothing is known (diagonal: -1).
+DirectLiNGAM uses it as hard ordering constraints ("j before i" for a required path; "i before j" for a
+forbidden path, unless the reverse path is also forbidden) and never lets a forbidden cause into the
+regression of its effect.  A required path only fixes the order: it does not force a non-zero coefficient.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .engine import partial_orders
+
+__all__ = ["make_prior_knowledge", "parse_edge", "describe_prior_knowledge"]
+
+_ARROW = re.compile(r"^\s*(.+?)\s*(<-|->)\s*(.+?)\s*$")
+
+
+def parse_edge(edge, names: Sequence[str]) -> tuple[int, int]:
+    """Resolve one edge to ``(effect_index, cause_index)``.
+
+    Parameters
+    ----------
+    edge : str or tuple
+        ``"Px <- Py"`` (Py causes Px), ``"Py -> Px"``, or a pair ``(effect, cause)`` of names or indices.
+    names : sequence of str
+        Variable names, in column order.
+
+    Returns
+    -------
+    (int, int)
+        Indices of the effect and of the cause.
+    """
+    if isinstance(edge, str):
+        match = _ARROW.match(edge)
+        if match is None:
+            raise ValueError(f"Cannot read the edge {edge!r}: write it as 'effect <- cause' or 'cause -> effect'.")
+        left, arrow, right = match.groups()
+        effect, cause = (left, right) if arrow == "<-" else (right, left)
+    else:
+        try:
+            effect, cause = edge
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"An edge must be a string like 'Px <- Py' or a pair (effect, cause); got {edge!r}."
+            ) from None
+    i, j = _index(effect, names), _index(cause, names)
+    if i == j:
+        raise ValueError(f"The edge {edge!r} links {names[i]!r} to itself; self-loops are not allowed.")
+    return i, j
+
+
+def _index(name, names: Sequence[str]) -> int:
+    if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
+        if not 0 <= int(name) < len(names):
+            raise ValueError(f"Variable index {name} is out of range for {len(names)} variables {list(names)}.")
+        return int(name)
+    if isinstance(name, str) and name in names:
+        return list(names).index(name)
+    raise ValueError(f"Unknown variable {name!r}; the variables are {list(names)}.")
+
+
+def _indices(items, names, what: str) -> list[int]:
+    if isinstance(items, (str, int, np.integer)):
+        items = [items]
+    if not isinstance(items, Iterable):
+        raise TypeError(f"{what} must be a list of variable names, got {items!r}.")
+    return [_index(v, names) for v in items]
+
+
+def make_prior_knowledge(
+    names: Sequence[str],
+    *,
+    exogenous=(),
+    sink=(),
+    forbidden=(),
+    required=(),
+    matrix=None,
+) -> np.ndarray:
+    """Build a lingam prior-knowledge matrix from names.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Variable names in column order (p of them).
+    exogenous : iterable of str
+        Variables with no cause among the others (e.g. ``("I14", "I5")``): ``pk[e, :] = 0``.
+    sink : iterable of str
+        Variables that cause none of the others: ``pk[:, s] = 0``.
+    forbidden : iterable of edges
+        No directed path ``cause -> effect``; edges as ``"effect <- cause"``, ``"cause -> effect"`` or
+        ``(effect, cause)``.
+    required : iterable of edges
+        A directed path ``cause -> effect`` exists (orders ``cause`` before ``effect``).
+    matrix : (p, p) array, optional
+        Start from an existing lingam matrix (-1 / 0 / 1); the other arguments are applied on top.
+
+    Returns
+    -------
+    (p, p) int array
+        lingam convention, ``pk[i, j]`` is about a path ``j -> i``; diagonal -1.
+
+    Raises
+    ------
+    ValueError
+        Unknown names, a pair both required and forbidden, an exogenous variable with a required cause,
+        a sink with a required effect, or constraints that admit no causal order (a cycle).
+
+    Examples
+    --------
+    >>> make_prior_knowledge(["I14", "I5", "Px"], exogenous=["I14"], required=["Px <- I5"])
+    array([[-1,  0,  0],
+           [-1, -1, -1],
+           [-1,  1, -1]])
+    """
+    names = [str(n) for n in names]
+    p = len(names)
+    if len(set(names)) != p:
+        raise ValueError(f"Variable names must be unique, got {names}.")
+    if matrix is not None:
+        pk = np.array(matrix, dtype=float)
+        if pk.shape != (p, p):
+            raise ValueError(f"The prior-knowledge matrix must be {p} x {p} for variables {names}, got {pk.shape}.")
+        pk = np.where(np.isnan(pk), -1, pk)
+        if not np.all(np.isin(pk, (-1, 0, 1))):
+            raise ValueError("A lingam prior-knowledge matrix may only contain -1 (unknown), 0 (no path) and 1 (path).")
+        pk = pk.astype(int)
+    else:
+        pk = np.full((p, p), -1, dtype=int)
+    forb = [parse_edge(e, names) for e in _edges(forbidden, "forbidden")]
+    req = [parse_edge(e, names) for e in _edges(required, "required")]
+    both = set(forb) & set(req)
+    if both:
+        pairs = [f"{names[i]} <- {names[j]}" for i, j in sorted(both)]
+        raise ValueError(f"These edges are both required and forbidden: {pairs}; keep only one of each.")
+    for i, j in forb:
+        pk[i, j] = 0
+    for i, j in req:
+        pk[i, j] = 1
+    exo = _indices(exogenous, names, "exogenous")
+    snk = _indices(sink, names, "sink")
+    for i, j in req:
+        if i in exo:
+            raise ValueError(f"{names[i]} is declared exogenous but the edge '{names[i]} <- {names[j]}' is required.")
+        if j in snk:
+            raise ValueError(f"{names[j]} is declared a sink but the edge '{names[i]} <- {names[j]}' is required.")
+    for s in snk:
+        pk[:, s] = 0
+    for e in exo:
+        pk[e, :] = 0
+    np.fill_diagonal(pk, -1)
+    try:
+        partial_orders(pk)
+    except ValueError as err:
+        raise ValueError(f"Inconsistent prior knowledge for {names}: {err}") from None
+    return pk
+
+
+def _edges(edges, what: str) -> list:
+    if edges is None:
+        return []
+    if isinstance(edges, str):
+        return [edges]
+    if isinstance(edges, tuple) and len(edges) == 2 and not isinstance(edges[0], (tuple, list)):
+        return [edges]
+    try:
+        return list(edges)
+    except TypeError:
+        raise TypeError(f"{what} edges must be a list like ['Px <- Py'], got {edges!r}.") from None
+
+
+def describe_prior_knowledge(pk, names: Sequence[str]) -> dict:
+    """Readable summary of a prior-knowledge matrix.
+
+    Returns
+    -------
+    dict
+        ``exogenous`` (names with pk[e, others] all 0), ``sink`` (pk[others, s] all 0), ``required`` and
+        ``forbidden`` ("effect <- cause" strings for the remaining 1 / 0 entries).
+    """
+    pk = np.asarray(pk)
+    p = len(names)
+    off = ~np.eye(p, dtype=bool)
+    exo = [names[i] for i in range(p) if p > 1 and np.all(pk[i][off[i]] == 0)]
+    snk = [names[j] for j in range(p) if p > 1 and np.all(pk[:, j][off[:, j]] == 0)]
+    req, forb = [], []
+    for i in range(p):
+        for j in range(p):
+            if i == j:
+                continue
+            if pk[i, j] == 1:
+                req.append(f"{names[i]} <- {names[j]}")
+            elif pk[i, j] == 0 and names[i] not in exo and names[j] not in snk:
+                forb.append(f"{names[i]} <- {names[j]}")
+    return {"exogenous": exo, "sink": snk, "required": req, "forbidden": forb}

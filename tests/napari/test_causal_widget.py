@@ -1,0 +1,147 @@
+"""The "Causal discovery" dock widget on the real worker path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_causal_lattice._napari.causal_widget import CausalWidget
+from napari_causal_lattice._napari.layers import META_KEY
+from napari_causal_lattice.lattice import DESCRIPTORS
+from napari_causal_lattice.synthetic import synthetic_descriptor_grid
+
+
+@pytest.fixture
+def grid():
+    return synthetic_descriptor_grid((20, 20), seed=0)
+
+
+def add_points(viewer, grid, name="B columns"):
+    table = grid.table
+    return viewer.add_points(
+        table[["y", "x"]].to_numpy(), features=table.reset_index(drop=True), name=name,
+        metadata={META_KEY: {"units": dict(grid.units)}},
+    )
+
+
+def wait(qtbot, widget, timeout=60000):
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=timeout)
+
+
+def test_fit_from_points_features_shows_graph_and_exports(make_napari_viewer, qtbot, tmp_path, grid):
+    viewer = make_napari_viewer()
+    layer = add_points(viewer, grid)
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.source.currentData() == "layer:B columns"
+    assert widget.variables.checked() == list(DESCRIPTORS)
+    assert widget.exogenous.checked() == ["I14", "I5"]
+    widget.n_bootstrap.setValue(20)
+    widget.seed.setValue(3)
+    worker = widget.run()
+    assert worker is not None
+    wait(qtbot, widget)
+    res = widget.result
+    assert res is not None and res.n_samples == 400 and res.n_bootstrap == 20
+    assert set(res.names[k] for k in res.causal_order[:2]) == {"I14", "I5"}
+    # the planted Vol <- a coupling (b0 pm^2 per pm in the synthetic grid) is found with its physical value
+    b0 = grid.params["pitch"] * grid.params["pixel_size"]
+    assert res.coefficient("Vol", "a", in_units=True) == pytest.approx(b0, rel=0.05)
+    assert res.coupling_unit("Vol", "a") == "pm^2/pm"
+    assert layer.metadata[META_KEY]["lingam"] is res
+    # drawn: graph arrows and two heatmaps
+    assert widget.graph_canvas.figure.axes and widget.adjacency_canvas.figure.axes
+    assert widget.probability_canvas.figure.axes[0].images
+    widget.in_units.setChecked(True)
+    edges = pd.read_csv(widget.export_csv(tmp_path / "edges.csv"))
+    assert {"cause", "effect", "coefficient", "probability", "ci_low", "ci_high"} <= set(edges.columns)
+    row = edges[(edges.effect == "Vol") & (edges.cause == "a")].iloc[0]
+    assert row.coefficient == pytest.approx(b0, rel=0.05) and row.probability >= 0.5
+    doc = json.loads(widget.export_json(tmp_path / "result.json").read_text())
+    assert doc["names"] == list(DESCRIPTORS) and len(doc["adjacency"]) == 8
+    assert doc["params"]["seed"] == 3
+
+
+def test_seeded_runs_identical_and_prior_knowledge_applied(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    add_points(viewer, grid)
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.set_variables(["I5", "a", "b", "Vol", "Px", "Py"])
+    widget.set_exogenous(["I5"])
+    widget.required.setText("Px <- Py")
+    widget.n_bootstrap.setValue(10)
+    widget.run()
+    wait(qtbot, widget)
+    first = widget.result
+    assert first.names == ("I5", "a", "b", "Vol", "Px", "Py")
+    order = [first.names[k] for k in first.causal_order]
+    assert order[0] == "I5" and order.index("Py") < order.index("Px")
+    widget.run()
+    wait(qtbot, widget)
+    assert np.array_equal(widget.result.bootstrap_adjacency, first.bootstrap_adjacency)
+
+
+def test_csv_table_source_with_units_and_nan(make_napari_viewer, qtbot, tmp_path, grid):
+    viewer = make_napari_viewer()
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    with pytest.raises(ValueError, match="No cells"):
+        widget.run()
+    table = grid.table[list(DESCRIPTORS)].copy()
+    table.iloc[:5, 2] = np.nan
+    table.columns = [f"{c} [{grid.units[c]}]" for c in DESCRIPTORS]
+    path = tmp_path / "cells.csv"
+    table.to_csv(path, index=False)
+    assert widget.load_table(path) == "cells.csv"
+    widget.n_bootstrap.setValue(0)
+    widget.run()
+    wait(qtbot, widget)
+    res = widget.result
+    assert res.n_dropped == 5 and res.units["Vol"] == "pm^2" and res.probabilities is None
+    assert "5 rows with NaN dropped" in widget.summary.text()
+    widget.set_variables(["a"])
+    with pytest.raises(ValueError, match="at least 2"):
+        widget.run()
+
+
+def test_bad_prior_is_reported_not_raised(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    add_points(viewer, grid)
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.required.setText("Px <- Pz")
+    widget.n_bootstrap.setValue(0)
+    widget.run()
+    wait(qtbot, widget)
+    assert widget.result is None
+    assert "Unknown variable 'Pz'" in widget.jobs.status.text()
+
+
+def test_cancel_between_bootstrap_chunks(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    add_points(viewer, grid)
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.n_bootstrap.setValue(100000)
+    widget.run()
+    widget.jobs.cancel()
+    wait(qtbot, widget)
+    assert widget.result is None
+    assert "cancelled" in widget.jobs.status.text()
+
+
+def test_follows_features_added_later_and_keeps_ticks(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    layer = viewer.add_points(grid.table[["y", "x"]].to_numpy(), name="B columns")
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.source.currentData() is None
+    layer.features = grid.table.reset_index(drop=True)  # what the Descriptors step does
+    assert widget.source.currentData() == "layer:B columns"
+    widget.set_variables(["a", "b", "Vol"])
+    layer.metadata = {META_KEY: {"units": dict(grid.units)}}
+    assert widget.variables.checked() == ["a", "b", "Vol"]

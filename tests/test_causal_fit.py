@@ -1,0 +1,246 @@
+"""fit_lingam, LingamResult and prior knowledge: planted truth, bad input, seeding, state round trip."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_causal_lattice.causal import (
+    LingamResult,
+    bootstrap_indices,
+    fit_lingam,
+    make_prior_knowledge,
+    parse_edge,
+)
+from napari_causal_lattice.lattice import DESCRIPTORS
+
+
+def toy_chain(n=3000, seed=0):
+    """The paper's Fig. 1 toy: z1 = 3 z0 + e1, z2 = -6 z1 + e2, uniform(-1, 1) noise."""
+    rng = np.random.default_rng(seed)
+    z0 = rng.uniform(-1, 1, n)
+    z1 = 3 * z0 + rng.uniform(-1, 1, n)
+    z2 = -6 * z1 + rng.uniform(-1, 1, n)
+    return pd.DataFrame({"z2": z2, "z0": z0, "z1": z1})
+
+
+def descriptor_table(n=600, seed=1):
+    """Small planted table with the 8 descriptor names: I14 -> a -> Vol, I5 -> Px -> Py, b, alpha free."""
+    rng = np.random.default_rng(seed)
+    u = lambda: rng.uniform(-1, 1, n)  # noqa: E731
+    I14 = 1000 + 50 * u()
+    I5 = 800 + 40 * u()
+    a = 390 + 0.05 * (I14 - 1000) + 2 * u()
+    b = 395 + 2 * u()
+    alpha = 90 + 0.5 * u()
+    Vol = 1500 + 30 * (a - 390) + 20 * u()
+    Px = 0.1 * (I5 - 800) + 3 * u()
+    Py = -0.8 * Px + 2 * u()
+    table = pd.DataFrame(dict(zip(DESCRIPTORS, (I14, I5, a, b, alpha, Vol, Px, Py))))
+    table.attrs["units"] = {"I14": "counts", "I5": "counts", "a": "pm", "b": "pm", "alpha": "deg",
+                            "Vol": "pm^2", "Px": "pm", "Py": "pm"}
+    return table
+
+
+def test_fig1_toy_recovers_chain_and_coefficients():
+    res = fit_lingam(toy_chain(), prior_knowledge=None)
+    assert [res.names[k] for k in res.causal_order] == ["z0", "z1", "z2"]
+    assert res.coefficient("z1", "z0", in_units=True) == pytest.approx(3.0, rel=0.05)
+    assert res.coefficient("z2", "z1", in_units=True) == pytest.approx(-6.0, rel=0.05)
+    # no direct z0 -> z2 edge and nothing points back
+    B = res.adjacency
+    assert B[res.index("z2"), res.index("z0")] == 0
+    assert B[res.index("z0")].sum() == 0 and B[res.index("z1"), res.index("z2")] == 0
+    # standardised coefficient = physical * sd(cause) / sd(effect)
+    sd = res.scale
+    i, j = res.index("z1"), res.index("z0")
+    assert res.adjacency[i, j] == pytest.approx(res.coefficient("z1", "z0", in_units=True) * sd[j] / sd[i])
+
+
+def test_regression_differs_from_causal_reconstruction():
+    """OLS of z1 on (z0, z2) mixes cause and effect; the causal fit isolates z1 <- z0 (the paper's point)."""
+    t = toy_chain()
+    A = np.c_[t.z0, t.z2, np.ones(len(t))]
+    ols = np.linalg.lstsq(A, t.z1, rcond=None)[0]
+    res = fit_lingam(t, prior_knowledge=None)
+    assert abs(ols[0] - 3.0) > 1.0  # regression coefficient of z0 is far from the causal 3
+    assert res.coefficient("z1", "z0", in_units=True) == pytest.approx(3.0, rel=0.05)
+
+
+def test_unstandardized_matches_lingam_with_same_prior():
+    lingam = pytest.importorskip("lingam")
+    t = descriptor_table()
+    res = fit_lingam(t, standardize=False)
+    pk = lingam.utils.make_prior_knowledge(8, exogenous_variables=[0, 1])
+    assert np.array_equal(res.prior_knowledge, pk)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = lingam.DirectLiNGAM(prior_knowledge=pk).fit(t.to_numpy())
+    assert list(res.causal_order) == list(ref.causal_order_)
+    np.testing.assert_allclose(res.adjacency, ref.adjacency_matrix_, atol=1e-8)
+
+
+def test_default_prior_and_planted_edges():
+    t = descriptor_table()
+    res = fit_lingam(t, n_bootstrap=30, seed=3)
+    assert set(res.names[k] for k in res.causal_order[:2]) == {"I14", "I5"}
+    assert res.params["prior_knowledge"]["exogenous"] == ["I14", "I5"]
+    assert res.coefficient("Py", "Px", in_units=True) == pytest.approx(-0.8, rel=0.1)
+    assert res.coefficient("a", "I14", in_units=True) == pytest.approx(0.05, rel=0.1)
+    assert res.probability("Py", "Px") == 1.0
+    assert res.coupling_unit("Vol", "a") == "pm^2/pm"
+    edges = res.edges(min_probability=0.9, in_units=True)
+    top = {(r.effect, r.cause) for r in edges.itertuples()}
+    assert {("Py", "Px"), ("a", "I14"), ("Vol", "a"), ("Px", "I5")} <= top
+    row = edges[(edges.effect == "Py") & (edges.cause == "Px")].iloc[0]
+    assert row.ci_low <= row.coefficient <= row.ci_high and row.unit == "1"
+
+
+def test_bootstrap_is_seeded_and_bit_identical():
+    t = descriptor_table(n=200)
+    a = fit_lingam(t, n_bootstrap=20, seed=11)
+    b = fit_lingam(t, n_bootstrap=20, seed=11)
+    c = fit_lingam(t, n_bootstrap=20, seed=12)
+    assert np.array_equal(a.bootstrap_adjacency, b.bootstrap_adjacency)
+    assert np.array_equal(a.probabilities, b.probabilities)
+    assert not np.array_equal(a.bootstrap_adjacency, c.bootstrap_adjacency)
+    assert a.probabilities.shape == (8, 8) and a.n_bootstrap == 20
+
+
+def test_bootstrap_resamples_are_the_documented_indices():
+    lingam = pytest.importorskip("lingam")
+    t = toy_chain(n=300)
+    res = fit_lingam(t, prior_knowledge=None, standardize=False, n_bootstrap=120, seed=7)  # 3 chunks
+    idx = bootstrap_indices(300, 120, np.random.default_rng(7))
+    X = t.to_numpy()
+    for k in (0, 1, 119):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = lingam.DirectLiNGAM().fit(X[idx[k]])
+        assert list(res.bootstrap_orders[k]) == list(ref.causal_order_)
+        np.testing.assert_allclose(res.bootstrap_adjacency[k], ref.adjacency_matrix_, atol=1e-8)
+
+
+def test_min_causal_effect_thresholds_probabilities():
+    t = descriptor_table(n=300)
+    loose = fit_lingam(t, n_bootstrap=10, seed=1)
+    strict = fit_lingam(t, n_bootstrap=10, seed=1, min_causal_effect=0.5)
+    assert np.all(strict.probabilities <= loose.probabilities)
+    assert strict.probability("Py", "Px") == 1.0  # |standardised coefficient| ~ 0.6 > 0.5
+
+
+def test_nan_rows_dropped_and_counted():
+    t = descriptor_table(n=300)
+    t.iloc[[3, 10, 11], 2] = np.nan
+    t.iloc[50, 6] = np.inf
+    res = fit_lingam(t)
+    assert res.n_dropped == 4 and res.n_samples == 296
+    assert np.all(np.isfinite(res.adjacency))
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: t.iloc[:9], "need more than 9"),
+        (lambda t: t.assign(b=5.0), "constant"),
+        (lambda t: t.assign(b=2 * t["a"] + 1), "duplicates"),
+        (lambda t: t.assign(Vol=t["a"] + t["b"] - t["Px"]), "linearly dependent"),
+    ],
+)
+def test_bad_tables_raise_clear_errors(mutate, message):
+    with pytest.raises(ValueError, match=message):
+        fit_lingam(mutate(descriptor_table(n=200)))
+
+
+def test_bad_arguments_raise_clear_errors():
+    t = descriptor_table(n=100)
+    with pytest.raises(ValueError, match="Unknown variable 'Pz'"):
+        fit_lingam(t, prior_knowledge={"exogenous": ["Pz"]})
+    with pytest.raises(ValueError, match="cyclic"):
+        fit_lingam(t, prior_knowledge={"required": ["Px <- Py", "Py <- a", "a <- Px"]})
+    with pytest.raises(ValueError, match="both required and forbidden"):
+        fit_lingam(t, prior_knowledge={"required": ["Px <- Py"], "forbidden": [("Px", "Py")]})
+    with pytest.raises(ValueError, match="exogenous"):
+        fit_lingam(t, prior_knowledge={"exogenous": ["Px"], "required": ["Px <- Py"]})
+    with pytest.raises(ValueError, match="not in the table"):
+        fit_lingam(t, names=["a", "nope"])
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        fit_lingam(t, n_bootstrap=-1)
+    with pytest.raises(TypeError, match="numeric"):
+        fit_lingam(t.assign(a="x"))
+    with pytest.raises(ValueError, match="2-D"):
+        fit_lingam(np.zeros(10))
+
+
+def test_prior_forms_and_array_input():
+    t = descriptor_table(n=300)
+    X = t.to_numpy()
+    r1 = fit_lingam(X, names=list(DESCRIPTORS), prior_knowledge=["I14", "I5", "Py <- Px"])
+    r2 = fit_lingam(t, prior_knowledge={"exogenous": ["I14", "I5"], "required": [("Py", "Px")]})
+    r3 = fit_lingam(t, prior_knowledge=r2.prior_knowledge)
+    assert np.array_equal(r1.prior_knowledge, r2.prior_knowledge)
+    assert np.array_equal(r1.adjacency, r2.adjacency) and np.array_equal(r2.adjacency, r3.adjacency)
+    assert r1.units["a"] == "" and r2.units["a"] == "pm"
+    plain = fit_lingam(X[:, :3])
+    assert plain.names == ("x0", "x1", "x2") and plain.prior_knowledge is None
+
+
+def test_make_prior_knowledge_matches_lingam():
+    lingam = pytest.importorskip("lingam")
+    names = ["A", "B", "C", "D"]
+    ours = make_prior_knowledge(names, exogenous=["A"], sink=["D"], required=["C <- B"], forbidden=["B -> A"])
+    ref = lingam.utils.make_prior_knowledge(4, exogenous_variables=[0], sink_variables=[3], paths=[[1, 2]],
+                                            no_paths=[[1, 0]])
+    assert np.array_equal(ours, ref)
+    assert parse_edge("C <- B", names) == parse_edge("B -> C", names) == parse_edge(("C", "B"), names) == (2, 1)
+    with pytest.raises(ValueError, match="effect <- cause"):
+        parse_edge("C B", names)
+
+
+def test_state_round_trip_is_exact():
+    res = fit_lingam(descriptor_table(n=200), n_bootstrap=8, seed=2)
+    state = res.to_state()
+    back = LingamResult.from_state(state)
+    for name in ("causal_order", "adjacency", "probabilities", "bootstrap_adjacency", "bootstrap_orders",
+                 "scale", "prior_knowledge"):
+        assert np.array_equal(getattr(back, name), getattr(res, name)), name
+    assert back.names == res.names and back.units == res.units and back.params == res.params
+    assert back.provenance == res.provenance and back.n_samples == res.n_samples
+    pd.testing.assert_frame_equal(back.edges(), res.edges())
+    plain = fit_lingam(descriptor_table(n=100))
+    again = LingamResult.from_state(plain.to_state())
+    assert again.probabilities is None and again.n_bootstrap == 0
+    with pytest.raises(ValueError, match="no bootstrap"):
+        again.probability("Py", "Px")
+    assert np.isnan(again.edges()["probability"]).all()
+
+
+def test_progress_and_cancel():
+    from napari_causal_lattice.progress import Cancelled
+
+    calls = []
+    fit_lingam(descriptor_table(n=100), n_bootstrap=120, seed=0, progress=lambda d, t: calls.append((d, t)))
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4)
+
+    class Flag:
+        def __init__(self):
+            self.n = 0
+
+        def is_set(self):
+            self.n += 1
+            return self.n > 2
+
+    with pytest.raises(Cancelled):
+        fit_lingam(descriptor_table(n=100), n_bootstrap=200, seed=0, cancel=Flag())
+
+
+def test_accepts_a_cells_like_object_with_units():
+    class FakeCells:
+        table = descriptor_table(n=200).assign(i=0, j=0)
+        units = {"a": "pm", "Vol": "pm^2"}
+
+    res = fit_lingam(FakeCells())
+    assert res.names == DESCRIPTORS and res.units["Vol"] == "pm^2" and res.units["alpha"] == "deg"
