@@ -456,10 +456,11 @@ def test_real_pto_supercrystal_curved_lattice(shared_data):
     # every cell is a distinct grid index and a distinct B column
     keys = cells.table[["i", "j"]].to_numpy()
     assert len(np.unique(keys, axis=0)) == len(keys) == len(np.unique(cells.b_index))
-    # the bent lattice is indexed without tearing: the film rows 1..6 are nearly complete (>= 95 %)
+    # the bent lattice is indexed without tearing: the PbTiO3 rows 1..5 are nearly complete (>= 95 %); below
+    # them the Ti columns sink into the tails of the Pb columns and find_columns keeps only plausible fits
     ni, nj = cells.grid_shape
     assert nj >= 50
-    film = np.isfinite(cells.maps()["a"][1:7])
+    film = np.isfinite(cells.maps()["a"][1:6])
     assert film.mean() >= 0.95
     # a, b of a perovskite (~3.6-4.1 A), right angles within a few degrees, one cell per B
     assert 360 <= cells.table["a"].median() <= 410 and 360 <= cells.table["b"].median() <= 410

@@ -835,7 +835,11 @@ def columns_from_positions(
     sublattice = np.array(["A"] * len(a) + ["B"] * len(b))
     if radius is None:
         radius = _default_radius(positions)
-    refined = refine_columns(img, positions, radius=radius, intensity=intensity, move=refine)
+    # intensities and widths always come from a full fit (centre free), so they mean the same as
+    # find_columns'; the positions are the given ones unless ``refine``
+    refined = refine_columns(img, positions, radius=radius, intensity=intensity, move=True)
+    if not refine:
+        refined = refined._replace(positions=positions.copy())
     a_pos = refined.positions[: len(a)]
     v1, v2 = _lattice_vectors_from_positions(a_pos)
     lattice = _fit_lattice(a_pos, v1, v2, img.shape)

@@ -63,7 +63,18 @@ def _positions_in_image_px(points, image) -> np.ndarray:
     return (homog @ to_image.T)[:, :2]
 
 
-def compute_cells(image, a_positions, b_positions, *, pixel_size=None, frame="lattice", progress=None, cancel=None):
+def compute_cells(
+    image,
+    a_positions,
+    b_positions,
+    *,
+    pixel_size=None,
+    frame="lattice",
+    radius=None,
+    intensity="gaussian",
+    progress=None,
+    cancel=None,
+):
     """Columns at the given positions (intensities re-measured on ``image``) and their cells.
 
     Parameters
@@ -76,6 +87,10 @@ def compute_cells(image, a_positions, b_positions, *, pixel_size=None, frame="la
         pm/px.
     frame : {"lattice", "image"}
         Polarization frame.
+    radius : float, optional
+        Fit-patch radius in px (the one ``find_columns`` used, so intensities mean the same).
+    intensity : {"gaussian", "disk"}
+        How column intensities are measured.
 
     Returns
     -------
@@ -89,7 +104,9 @@ def compute_cells(image, a_positions, b_positions, *, pixel_size=None, frame="la
 
     # Columns record a single (square) pixel size; a (sy, sx) pair goes to build_cells only
     square = None if pixel_size is None or np.ndim(pixel_size) else float(pixel_size)
-    columns = columns_from_positions(image, a_positions, b_positions, pixel_size=square)
+    columns = columns_from_positions(
+        image, a_positions, b_positions, pixel_size=square, radius=radius, intensity=intensity
+    )
     cells = build_cells(columns, pixel_size=pixel_size, frame=frame, progress=progress, cancel=cancel)
     b_pos = columns.positions[cells.b_index]
     _, b_rows = cKDTree(np.asarray(b_positions, dtype=float)).query(b_pos)
@@ -184,6 +201,8 @@ class DescriptorsWidget(QWidget):
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
+        for combo in (self.image_combo, self.a_combo, self.b_combo):
+            combo.textActivated.connect(lambda text, combo=combo: combo.setProperty("user_pick", text))
         self.viewer.layers.events.inserted.connect(self.refresh_layers)
         self.viewer.layers.events.removed.connect(self.refresh_layers)
         self.refresh_layers()
@@ -217,12 +236,15 @@ class DescriptorsWidget(QWidget):
 
     @staticmethod
     def _fill(combo: QComboBox, names: list[str], default: str | None) -> None:
+        """Refill ``combo``: a pick the user made stays; otherwise the default wins over an automatic pick."""
         current = combo.currentText()
+        user_pick = combo.property("user_pick")
         combo.blockSignals(True)
         combo.clear()
         combo.addItems(names)
         combo.blockSignals(False)
-        pick = current if current in names else default
+        keep = current in names and (current == user_pick or default not in names)
+        pick = current if keep else default
         if pick is not None and pick in names:
             combo.setCurrentText(pick)
         combo.currentTextChanged.emit(combo.currentText())
@@ -286,11 +308,16 @@ class DescriptorsWidget(QWidget):
         frame = self.frame_combo.currentText()
         chosen = self.selected_descriptors
 
+        # measure intensities as the column finder did, so I14 / I5 mean the same as in scripts
+        found = self._meta(b_layer.name).get("columns")
+        params = found.provenance.get("params", {}) if found is not None else {}
+
         def done(result):
             self._show(result, image_layer, b_layer, chosen)
 
         return self.jobs.run(
-            compute_cells, image, a_pos, b_pos, pixel_size=pixel_size, frame=frame, on_result=done,
+            compute_cells, image, a_pos, b_pos, pixel_size=pixel_size, frame=frame,
+            radius=params.get("radius"), intensity=params.get("intensity", "gaussian"), on_result=done,
             label="Build cells",
         )
 

@@ -1,0 +1,132 @@
+"""Command line: ``napari-causal-lattice analyze IMAGE... --out DIR`` and ``napari-causal-lattice demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._version import __version__
+
+_EPILOG = """examples:
+  napari-causal-lattice analyze scan1.tif scan2.hspy --out results
+  napari-causal-lattice analyze *.tif --out results --window 16 --bootstrap 50 --workers 2
+  napari-causal-lattice analyze *.dm4 --out results --scheduler tcp://headnode:8786
+  napari-causal-lattice demo --headless --out demo_results
+
+Each image gets its own folder out/<name>/ with manifest.json (parameters, seeds, versions, input hash),
+arrays.npz, columns.csv, cells.csv and figures/*.png.  Images whose folder is already complete are skipped,
+so rerunning an interrupted batch resumes it.  Exit status: 0 all done, 1 some image failed, 2 bad usage.
+"""
+
+
+def _int_at_least(lowest: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"expected a number >= {lowest}, got {value}")
+        return value
+
+    return parse
+
+
+def _pixel_size(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pixel size in pm/px, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the pixel size must be a positive number of pm/px, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="napari-causal-lattice",
+        description="Map causal couplings (DirectLiNGAM) between unit-cell descriptors of atomically resolved "
+        "STEM images of perovskites.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="run the whole analysis headless on image files",
+        description="Find atom columns, build unit cells and their 8 descriptors, fit global and sliding-window "
+        "LiNGAM, run PCA of the sliding adjacency, and write results + figures per image.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    analyze.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="image files: .tif/.tiff, .npy, .hspy/.hdf5, .dm3/.dm4/.emd (needs rosettasciio)")
+    analyze.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per image)")
+    analyze.add_argument("--window", type=_int_at_least(3), default=20,
+                         help="sliding window side in unit cells (stride = window / 2); default 20")
+    analyze.add_argument("--bootstrap", type=_int_at_least(0), default=100, metavar="N",
+                         help="bootstrap resamples for edge probabilities (0 = none); default 100")
+    analyze.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed; default 0")
+    analyze.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="PM",
+                         help="pixel size in pm/px, overriding the files' calibration (for files without one)")
+    analyze.add_argument("--workers", type=_int_at_least(1), default=None, metavar="N",
+                         help="local workers: N images in parallel processes (one image: its windows in N threads)")
+    analyze.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="dask.distributed scheduler address (e.g. tcp://host:8786): run the images on "
+                         "that cluster (see docs/cluster.md)")
+    analyze.add_argument("--overwrite", action="store_true",
+                         help="recompute images whose results are already complete (default: skip them)")
+
+    demo = sub.add_parser("demo", help="run the synthetic demo (in napari, or headless)")
+    demo.add_argument("--headless", action="store_true", help="run without a window and write the results")
+    demo.add_argument("--out", default=None, metavar="DIR", help="folder for the demo results")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``napari-causal-lattice`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "demo":
+        try:
+            from ._napari.demo import run_demo
+
+            run_demo(headless=args.headless, out=args.out)
+        except (ValueError, ImportError, OSError) as exc:
+            print(f"napari-causal-lattice demo: error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    from .pipeline import analyze_images
+
+    try:
+        items = analyze_images(
+            args.images,
+            out=args.out,
+            window=args.window,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            pixel_size=args.pixel_size,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished images are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    counts = {s: sum(item.status == s for item in items) for s in ("done", "skipped", "failed")}
+    print(f"{counts['done']} done, {counts['skipped']} skipped (already complete), {counts['failed']} failed",
+          file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

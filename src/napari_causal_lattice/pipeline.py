@@ -1,0 +1,538 @@
+"""Headless pipeline: image -> columns -> cells -> global and sliding LiNGAM -> PCA -> results folder.
+
+:func:`run_pipeline` runs one image; :func:`analyze_images` runs many (serially, in a local process pool, or on
+a dask.distributed cluster), skipping images whose results are already complete, so an interrupted batch
+resumes where it stopped.  Results folders also hold PNG figures (descriptor maps, the ``Px <- Py`` overlay,
+PCA loadings, the global causal graph) rendered with matplotlib's Agg backend.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .io import LoadedImage, Results, array_sha256, check_results_target, load_image, results_complete, save_results
+from .lattice import DESCRIPTORS
+from .progress import report
+
+#: Share of the progress bar given to each stage (sums to 1000).
+_STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20, "save": 80}
+#: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
+_PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cells", "napari_causal_lattice.causal",
+                     "napari_causal_lattice.sliding", "napari_causal_lattice.pca")
+#: The overlay drawn in ``figures/overlay_Px_Py.png``: the paper's most structured sliding map.
+OVERLAY = ("Px", "Py")
+
+
+class _StageProgress:
+    """Maps each stage's own (done, total) onto one 0..1000 bar and honours ``cancel`` between stages."""
+
+    def __init__(self, progress, cancel):
+        self.progress = progress
+        self.cancel = cancel
+        self.offset = 0
+
+    def start(self, stage: str):
+        report(self.progress, self.offset, 1000, self.cancel)
+        self._width = _STAGES[stage]
+
+    def sub(self, done: int, total: int):
+        if self.progress is not None and total > 0:
+            self.progress(self.offset + int(self._width * min(done, total) / total), 1000)
+
+    def finish(self):
+        self.offset += self._width
+        report(self.progress, self.offset, 1000, self.cancel)
+
+
+def _as_image(image_or_path, pixel_size) -> LoadedImage:
+    """A LoadedImage from a path, a LoadedImage, a sample with ``.image``/``.pixel_size``, or a 2D array."""
+    if isinstance(image_or_path, (str, Path)):
+        loaded = load_image(image_or_path)
+    elif isinstance(image_or_path, LoadedImage):
+        loaded = image_or_path
+        if loaded.data.ndim != 2:
+            raise ValueError(f"{loaded.source} holds a stack {loaded.data.shape}; load one plane with "
+                             "load_image(path, plane=k)")
+    else:
+        data = getattr(image_or_path, "image", image_or_path)
+        sample_ps = getattr(image_or_path, "pixel_size", None)
+        if not isinstance(data, np.ndarray):
+            raise TypeError(
+                f"run_pipeline needs an image path, a LoadedImage or a 2D array, got {type(image_or_path).__name__}"
+            )
+        if data.ndim != 2:
+            raise ValueError(f"the image must be 2D (rows, columns), got shape {data.shape}; pick one plane first")
+        if not np.all(np.isfinite(data)):
+            raise ValueError("the image has NaN or infinite pixels; fill or crop them before analysis")
+        ps = None if sample_ps is None else float(sample_ps)
+        loaded = LoadedImage(
+            data=np.asarray(data, dtype=np.float64),
+            pixel_size=ps,
+            units="px" if ps is None else "pm",
+            metadata={"format": "array"},
+            source="<array>",
+            sha256=array_sha256(data),
+        )
+    if pixel_size is not None:
+        if isinstance(pixel_size, bool) or not np.isfinite(pixel_size) or pixel_size <= 0:
+            raise ValueError(f"pixel_size must be a positive number of pm per px, got {pixel_size!r}")
+        notes = tuple(n for n in loaded.notes if "no pixel size" not in n)
+        if loaded.pixel_size is not None and not np.isclose(loaded.pixel_size, pixel_size):
+            notes += (f"the file says {loaded.pixel_size:.4g} pm/px; using the given {float(pixel_size):.4g} pm/px.",)
+        loaded = replace(loaded, pixel_size=float(pixel_size), units="pm", notes=notes)
+    return loaded
+
+
+def run_pipeline(
+    image_or_path,
+    *,
+    pixel_size: float | None = None,
+    out=None,
+    window: int = 20,
+    n_bootstrap: int = 100,
+    seed: int = 0,
+    workers: int | None = None,
+    n_components: int = 4,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+) -> Results:
+    """Run the whole analysis on one image.
+
+    Parameters
+    ----------
+    image_or_path : str, Path, LoadedImage, SyntheticSample or (H, W) array
+        The STEM image (a file is read with :func:`~napari_causal_lattice.io.load_image`).
+    pixel_size : float, optional
+        Pixel size in pm/px; overrides the file's calibration (needed for files without one to get pm).
+    out : str or Path, optional
+        Results folder to write (results, CSV and PNG figures; see :func:`write_outputs`).  It is checked
+        before the computation starts, so a folder holding someone else's files fails at once.
+    window : int
+        Sliding window side in unit cells (stride ``window // 2``, as in the paper).
+    n_bootstrap : int
+        Bootstrap resamples of the global fit and of every window (0: no probabilities).
+    seed : int
+        Seed of every random step (bootstrap resampling); the same seed gives the same results.
+    workers : int, optional
+        Threads that fit the sliding windows in parallel (default: all cores).
+    n_components : int
+        PCA components of the sliding adjacency (fewer if there are too few fitted windows).
+    overwrite : bool
+        Replace earlier results in ``out``.
+    progress : callable, optional
+        ``progress(done, total)`` over the whole run (total 1000).
+    cancel : object with ``is_set()``, optional
+        Stops between steps (and between windows) with :class:`~napari_causal_lattice.progress.Cancelled`.
+
+    Returns
+    -------
+    Results
+        Columns, Cells, global LingamResult, SlidingResult, AdjacencyPCA and ``image_info``.
+    """
+    from .causal import fit_lingam
+    from .cells import build_cells
+    from .columns import find_columns
+    from .pca import adjacency_pca
+    from .sliding import sliding_lingam
+
+    image = _as_image(image_or_path, pixel_size)
+    if out is not None:
+        check_results_target(out, overwrite=overwrite)
+    stages = _StageProgress(progress, cancel)
+    ps = image.pixel_size
+
+    stages.start("columns")
+    columns = find_columns(image.data, pixel_size=ps, progress=stages.sub, cancel=cancel)
+    stages.finish()
+
+    stages.start("cells")
+    cells = build_cells(columns, pixel_size=ps)
+    stages.finish()
+
+    stages.start("lingam")
+    lingam = fit_lingam(cells.table, names=list(DESCRIPTORS), n_bootstrap=n_bootstrap, seed=seed,
+                        units=cells.units, progress=stages.sub, cancel=cancel)
+    stages.finish()
+
+    stages.start("sliding")
+    sliding = sliding_lingam(cells, window=window, n_bootstrap=n_bootstrap, seed=seed, workers=workers,
+                             progress=stages.sub, cancel=cancel)
+    stages.finish()
+
+    stages.start("pca")
+    fitted = int(np.count_nonzero(sliding.fitted))
+    k = min(int(n_components), fitted - 1, len(DESCRIPTORS) ** 2)
+    if k < 1:
+        raise ValueError(
+            f"only {fitted} of the {sliding.fitted.size} sliding windows could be fitted (window {window} cells); "
+            "use a smaller --window or a larger image"
+        )
+    pca = adjacency_pca(sliding, n_components=k)
+    stages.finish()
+
+    results = Results(columns=columns, cells=cells, lingam=lingam, sliding=sliding, pca=pca, image_info=image.info)
+    stages.start("save")
+    if out is not None:
+        write_outputs(out, results, image=image.data, overwrite=overwrite)
+    stages.finish()
+    return results
+
+
+# ----------------------------------------------------------------------------------------------- figures
+
+
+def _figure(nrows=1, ncols=1, size=(6.0, 4.5)):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=100)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.08, top=0.9, wspace=0.5, hspace=0.45)
+    return fig, axes
+
+
+def _panel_layout(shape, n: int):
+    """(nrows, ncols, figsize) for ``n`` panels showing arrays of ``shape`` (rows, cols): wide maps stack."""
+    aspect = shape[1] / max(shape[0], 1)
+    ncols = next((c for c in (4, 2, 1) if n % c == 0 and aspect <= 8 / c), 1)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    width = 3.2 if ncols > 1 else 8.0
+    height = float(np.clip(width / aspect, 0.8, 4.0))
+    return nrows, ncols, (ncols * (width + 1.3), nrows * (height + 1.0))
+
+
+def _mesh(lattice, shape):
+    """Cell-corner coordinates (X, Y), each (ny+1, nx+1) px, of a map on ``lattice`` (for pcolormesh)."""
+    ii, jj = np.meshgrid(np.arange(shape[0] + 1) - 0.5, np.arange(shape[1] + 1) - 0.5, indexing="ij")
+    yx = lattice.to_image(np.stack([ii, jj], axis=-1))
+    return yx[..., 1], yx[..., 0]
+
+
+def _limits(values):
+    finite = np.abs(values[np.isfinite(values)])
+    m = float(finite.max()) if finite.size else 1.0
+    return -(m or 1.0), (m or 1.0)
+
+
+def _overlay(ax, image, lattice, values, *, title, unit):
+    ax.imshow(image, cmap="gray", interpolation="nearest")
+    lo, hi = _limits(values)
+    X, Y = _mesh(lattice, values.shape)
+    mesh = ax.pcolormesh(X, Y, np.ma.masked_invalid(values), cmap="RdBu_r", vmin=lo, vmax=hi, alpha=0.6,
+                         shading="flat")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(image.shape[0] - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=unit)
+
+
+def plot_descriptor_maps(cells):
+    """Figure of the 8 descriptor maps on the cell grid (2 x 4 panels, units in the titles)."""
+    maps = cells.maps()
+    nrows, ncols, size = _panel_layout(cells.grid_shape, len(DESCRIPTORS))
+    fig, axes = _figure(nrows, ncols, size=size)
+    for ax, name in zip(axes.ravel(), DESCRIPTORS):
+        values = maps[name]
+        signed = name in ("Px", "Py")
+        lo, hi = _limits(values) if signed else (np.nanmin(values), np.nanmax(values))
+        im = ax.imshow(values, cmap="RdBu_r" if signed else "viridis", vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(f"{name} [{cells.units.get(name, '')}]", fontsize=9)
+        ax.set_xlabel("j (cell)", fontsize=8)
+        ax.set_ylabel("i (cell)", fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def plot_overlay(image, sliding, effect: str = OVERLAY[0], cause: str = OVERLAY[1]):
+    """Figure of the sliding map ``effect <- cause`` drawn over the image at the window positions."""
+    fig, axes = _figure(size=_panel_layout(image.shape, 1)[2])
+    _overlay(axes[0, 0], image, sliding.lattice, sliding.element(effect, cause),
+             title=f"{effect} <- {cause} (window {sliding.window})", unit=sliding.element_units(effect, cause))
+    return fig
+
+
+def plot_pca_loadings(image, pca):
+    """Figure of the PCA loading maps over the image, with the explained variance of each component."""
+    k = pca.loadings.shape[0]
+    nrows, ncols, size = _panel_layout(image.shape, k)
+    fig, axes = _figure(nrows, ncols, size=size)
+    for n, ax in enumerate(axes.ravel()[:k]):
+        _overlay(ax, image, pca.lattice, pca.loadings[n],
+                 title=f"PCA loading {n + 1} ({100 * pca.explained_variance_ratio[n]:.0f} %)", unit="loading")
+    return fig
+
+
+def plot_causal_graph(lingam):
+    """Figure of the global causal graph (:func:`napari_causal_lattice.plotting.plot_causal_graph`)."""
+    from .plotting import new_axes, plot_causal_graph as draw
+
+    ax = draw(lingam, ax=new_axes(figsize=(7.5, 7.5)), title=f"Global causal graph ({lingam.n_samples} cells)")
+    return ax.figure
+
+
+def _figure_writers(results: Results, image) -> dict:
+    def save(make):
+        def write(path):
+            fig = make()
+            fig.savefig(path)
+
+        return write
+
+    writers = {}
+    if results.cells is not None:
+        writers["figures/descriptor_maps.png"] = save(lambda: plot_descriptor_maps(results.cells))
+    if results.sliding is not None and image is not None and results.sliding.lattice is not None:
+        writers[f"figures/overlay_{OVERLAY[0]}_{OVERLAY[1]}.png"] = save(lambda: plot_overlay(image, results.sliding))
+    if results.pca is not None and image is not None and results.pca.lattice is not None:
+        writers["figures/pca_loadings.png"] = save(lambda: plot_pca_loadings(image, results.pca))
+    if results.lingam is not None:
+        writers["figures/causal_graph.png"] = save(lambda: plot_causal_graph(results.lingam))
+    return writers
+
+
+def write_outputs(out, results: Results, *, image=None, overwrite: bool = False) -> Path:
+    """Save ``results`` with CSV tables and PNG figures into ``out`` in one atomic save.
+
+    Parameters
+    ----------
+    out : str or Path
+        Results folder (see :func:`~napari_causal_lattice.io.save_results` for the rules).
+    results : Results
+        From :func:`run_pipeline`.
+    image : (H, W) array, optional
+        The analysed image, drawn under the overlay and PCA figures (those two are skipped without it).
+    overwrite : bool
+        Replace earlier results in ``out``.
+
+    Returns
+    -------
+    Path
+        The results folder.
+    """
+    return save_results(
+        out,
+        columns=results.columns,
+        cells=results.cells,
+        lingam=results.lingam,
+        sliding=results.sliding,
+        pca=results.pca,
+        image_info=results.image_info,
+        overwrite=overwrite,
+        extra=_figure_writers(results, image),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- batches
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """Outcome of one image of a batch: ``status`` is "done", "skipped" (complete results) or "failed"."""
+
+    image: str
+    out: str
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+
+
+def output_folders(paths, out) -> list[Path]:
+    """One results subfolder of ``out`` per image, named after the file (disambiguated when names clash)."""
+    out = Path(out)
+    stems = [Path(p).stem for p in paths]
+    names = []
+    for p, stem in zip(paths, stems):
+        name = stem if stems.count(stem) == 1 else f"{stem}_{Path(p).suffix.lstrip('.').lower()}"
+        while name in names:
+            name += "_"
+        names.append(name)
+    return [out / n for n in names]
+
+
+def _compute(job: dict):
+    """Run the pipeline on one loaded image (runs in a worker process or on a dask worker)."""
+    start = time.perf_counter()
+    try:
+        results = run_pipeline(job["image"], window=job["window"], n_bootstrap=job["n_bootstrap"],
+                               seed=job["seed"], workers=job["workers"])
+    except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
+        return None, _describe(exc), time.perf_counter() - start
+    return results, "", time.perf_counter() - start
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (ValueError, TypeError, OSError, ImportError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class TextProgress:
+    """Plain-text progress bar on a stream (stderr): redrawn in place on a terminal, every 10 % otherwise."""
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.label = ""
+        self._last = -1
+
+    def begin(self, label: str):
+        self.label = label
+        self._last = -1
+
+    def __call__(self, done: int, total: int):
+        frac = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
+        pct = int(100 * frac)
+        if self.tty:
+            filled = int(self.width * frac)
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%")
+            self.stream.flush()
+        elif pct // 10 != self._last // 10:
+            self.stream.write(f"{self.label} {pct:3d}%\n")
+            self.stream.flush()
+        self._last = pct
+
+    def line(self, text: str):
+        self.stream.write(("\r" if self.tty else "") + text + "\n")
+        self.stream.flush()
+
+
+def analyze_images(
+    paths,
+    *,
+    out,
+    window: int = 20,
+    n_bootstrap: int = 100,
+    seed: int = 0,
+    pixel_size: float | None = None,
+    workers: int | None = None,
+    scheduler=None,
+    overwrite: bool = False,
+    stream=None,
+) -> list[BatchItem]:
+    """Analyse several images into ``out/<image name>/`` folders; resumable.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Image files.
+    out : str or Path
+        Parent folder; one results subfolder per image.
+    window, n_bootstrap, seed, pixel_size
+        As in :func:`run_pipeline` (the same seed for every image).
+    workers : int, optional
+        Local workers: several images run in a pool of this many processes; a single image (or the serial
+        path) fits its windows in this many threads.
+    scheduler : str or distributed.Client, optional
+        Address of a dask.distributed scheduler (``tcp://host:8786``) or a Client: the images run on its
+        workers (the images are read here and sent to them; results come back and are written here).
+    overwrite : bool
+        Recompute images whose results are complete (default: skip them).
+    stream : text stream, optional
+        Where progress goes (default stderr).
+
+    Returns
+    -------
+    list of BatchItem
+        One per image, in input order.
+    """
+    bar = TextProgress(stream)
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError("no images given; pass one or more image files")
+    folders = output_folders(paths, out)
+    items: dict[int, BatchItem] = {}
+    jobs: dict[int, dict] = {}
+    images: dict[int, LoadedImage] = {}
+    n = len(paths)
+    for k, (path, folder) in enumerate(zip(paths, folders)):
+        if not overwrite and results_complete(folder):
+            items[k] = BatchItem(path, str(folder), "skipped", "results complete")
+            bar.line(f"[{k + 1}/{n}] {Path(path).name}: skipped (results complete in {folder})")
+            continue
+        try:
+            check_results_target(folder, overwrite=True)
+            images[k] = _as_image(path, pixel_size)
+        except (ValueError, TypeError, OSError, ImportError) as exc:
+            items[k] = BatchItem(path, str(folder), "failed", _describe(exc))
+            bar.line(f"[{k + 1}/{n}] {Path(path).name}: FAILED: {_describe(exc)}")
+            continue
+        for note in images[k].notes:
+            bar.line(f"[{k + 1}/{n}] {Path(path).name}: note: {note}")
+        jobs[k] = {"image": images[k], "window": window, "n_bootstrap": n_bootstrap, "seed": seed, "workers": 1}
+
+    def finish(k, results, message, seconds):
+        path, folder = paths[k], folders[k]
+        if results is not None:
+            start = time.perf_counter()
+            try:
+                write_outputs(folder, results, image=images[k].data, overwrite=True)
+            except (ValueError, TypeError, OSError) as exc:
+                results, message = None, _describe(exc)
+            seconds += time.perf_counter() - start
+        status = "done" if results is not None else "failed"
+        items[k] = BatchItem(path, str(folder), status, message, seconds)
+        text = f"done in {seconds:.1f} s -> {folder}" if status == "done" else f"FAILED: {message}"
+        bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}")
+
+    if scheduler is not None and jobs:
+        _run_on_dask(jobs, scheduler, finish, bar)
+    elif workers and workers > 1 and len(jobs) > 1:
+        _run_in_pool(jobs, workers, finish, bar)
+    else:
+        for k, job in jobs.items():
+            bar.begin(f"[{k + 1}/{n}] {Path(paths[k]).name}")
+            start = time.perf_counter()
+            try:
+                results = run_pipeline(job["image"], window=window, n_bootstrap=n_bootstrap, seed=seed,
+                                       workers=workers, progress=bar)
+                message = ""
+            except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
+                results, message = None, _describe(exc)
+            finish(k, results, message, time.perf_counter() - start)
+    return [items[k] for k in range(n)]
+
+
+def _run_in_pool(jobs: dict, workers: int, finish, bar):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    bar.line(f"running {len(jobs)} images on {min(workers, len(jobs))} local worker processes")
+    # forkserver: children fork from one clean server that imported the pipeline once (no threads inherited)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__, *_PIPELINE_MODULES])
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        futures = {pool.submit(_compute, job): k for k, job in jobs.items()}
+        for future in as_completed(futures):
+            finish(futures[future], *future.result())
+
+
+def _run_on_dask(jobs: dict, scheduler, finish, bar):
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise ImportError(
+            "--scheduler needs dask.distributed: pip install 'napari-causal-lattice[dask]'"
+        ) from exc
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, timeout="20s") if own else scheduler
+    except OSError as exc:
+        raise OSError(f"cannot reach the dask scheduler at {scheduler} ({exc}); is it running and reachable?") from exc
+    try:
+        bar.line(f"running {len(jobs)} images on the dask cluster at {client.scheduler.address}")
+        futures = {client.submit(_compute, job, pure=False, key=f"ncl-image-{k}-{id(job)}"): k for k, job in jobs.items()}
+        for future in as_completed(futures):
+            finish(futures[future], *future.result())
+    finally:
+        if own:
+            client.close()

@@ -1,0 +1,165 @@
+"""Headless pipeline on a small synthetic perovskite: every step, results folder, figures, resume, dask."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_causal_lattice import Cancelled
+from napari_causal_lattice.io import load_results, results_complete, save_results
+from napari_causal_lattice.pipeline import analyze_images, output_folders, run_pipeline
+from napari_causal_lattice.synthetic import synthetic_perovskite
+
+WINDOW = 8
+OPTIONS = {"shape_cells": (18, 18), "pitch": 14.0, "pixel_size": 28.0}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return synthetic_perovskite(seed=3, **OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def results(sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe") / "run"
+    seen = []
+    res = run_pipeline(sample, out=out, window=WINDOW, n_bootstrap=4, seed=5, progress=lambda d, t: seen.append((d, t)))
+    return res, out, seen
+
+
+def test_every_step_runs_and_recovers_planted_structure(sample, results):
+    res, _, seen = results
+    truth = sample.truth
+    from scipy.spatial import cKDTree
+
+    found_b = res.columns.positions[res.columns.sublattice == "B"]
+    dist, _ = cKDTree(found_b).query(truth.b_positions)
+    assert np.mean(dist < 1.0) > 0.95  # planted B columns found within 1 px
+    assert res.columns.pixel_size == pytest.approx(28.0)
+    # descriptors in pm: the lattice parameter is pitch * pixel size = 392 pm within 2 %
+    assert np.nanmedian(res.cells.table["a"]) == pytest.approx(14.0 * 28.0, rel=0.02)
+    assert res.cells.units["Px"] == "pm"
+    assert list(res.lingam.names) == ["I14", "I5", "a", "b", "alpha", "Vol", "Px", "Py"]
+    assert res.sliding.window == WINDOW and res.sliding.stride == WINDOW // 2
+    assert res.sliding.adjacency.shape[2:] == (8, 8)
+    assert res.pca.loadings.shape[1:] == res.sliding.adjacency.shape[:2]
+    assert res.image_info["sha256"] and res.image_info["pixel_size"] == pytest.approx(28.0)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == 1000 and {t for _, t in seen} == {1000}
+
+
+def test_results_folder_round_trips_with_provenance_and_figures(results):
+    res, out, _ = results
+    assert results_complete(out)
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == ["arrays.npz", "cells.csv", "columns.csv", "figures/causal_graph.png",
+                     "figures/descriptor_maps.png", "figures/overlay_Px_Py.png", "figures/pca_loadings.png",
+                     "manifest.json"]
+    for png in out.glob("figures/*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    cells_csv = pd.read_csv(out / "cells.csv")
+    assert {"y [pm]", "x [pm]", "Px [pm]", "Vol [pm^2]", "alpha [deg]"} <= set(cells_csv.columns)
+    np.testing.assert_allclose(cells_csv["y [pm]"], res.cells.table["y"] * 28.0)
+    columns_csv = pd.read_csv(out / "columns.csv")
+    np.testing.assert_allclose(columns_csv["x [pm]"], res.columns.positions[:, 1] * 28.0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["contents"]["sliding"]["provenance"]["seed"] == 5
+    assert manifest["contents"]["sliding"]["provenance"]["params"]["window"] == WINDOW
+    back = load_results(out)
+    np.testing.assert_array_equal(back.columns.positions, res.columns.positions)
+    np.testing.assert_array_equal(back.cells.table.to_numpy(), res.cells.table.to_numpy())
+    np.testing.assert_array_equal(back.sliding.adjacency, res.sliding.adjacency)
+    np.testing.assert_array_equal(back.sliding.reasons, res.sliding.reasons)
+    np.testing.assert_array_equal(back.lingam.adjacency, res.lingam.adjacency)
+    np.testing.assert_array_equal(back.pca.loadings, res.pca.loadings)
+    assert back.image_info == json.loads(json.dumps(res.image_info))
+
+
+def test_same_seed_same_results(sample, results):
+    res, _, _ = results
+    again = run_pipeline(sample, window=WINDOW, n_bootstrap=4, seed=5)
+    np.testing.assert_array_equal(again.sliding.adjacency, res.sliding.adjacency)
+    np.testing.assert_array_equal(again.sliding.probabilities, res.sliding.probabilities)
+    np.testing.assert_array_equal(again.lingam.adjacency, res.lingam.adjacency)
+
+
+def test_foreign_output_folder_fails_before_computing(sample, tmp_path):
+    (tmp_path / "report.docx").write_text("mine")
+    calls = []
+    with pytest.raises(ValueError, match="not napari-causal-lattice results"):
+        run_pipeline(sample, out=tmp_path, window=WINDOW, n_bootstrap=0, progress=lambda d, t: calls.append(d))
+    assert calls == [] and sorted(p.name for p in tmp_path.iterdir()) == ["report.docx"]
+
+
+def test_cancel_stops_and_writes_nothing(sample, tmp_path):
+    flag = threading.Event()
+
+    def progress(done, total):
+        if done >= 150:
+            flag.set()
+
+    with pytest.raises(Cancelled):
+        run_pipeline(sample, out=tmp_path / "r", window=WINDOW, n_bootstrap=0, progress=progress, cancel=flag)
+    assert not (tmp_path / "r").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs_are_refused_clearly(tmp_path):
+    with pytest.raises(ValueError, match="must be 2D"):
+        run_pipeline(np.zeros((3, 20, 20)))
+    with pytest.raises(TypeError, match="image path, a LoadedImage or a 2D array"):
+        run_pipeline([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="positive number of pm per px"):
+        run_pipeline(np.zeros((20, 20)), pixel_size=-1)
+
+
+def test_output_folders_are_unique():
+    folders = output_folders(["a/scan.tif", "b/scan.hspy", "c/other.npy", "d/scan.tif"], "out")
+    assert [f.name for f in folders] == ["scan_tif", "scan_hspy", "other", "scan_tif_"]
+
+
+def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    np.save(tmp_path / "one.npy", sample.image)
+    np.save(tmp_path / "two.npy", sample.image[:, ::-1])
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00broken")
+    out = tmp_path / "out"
+    images = [tmp_path / "one.npy", tmp_path / "broken.tif", tmp_path / "two.npy"]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        items = analyze_images(images, out=out, window=WINDOW, n_bootstrap=0, seed=1, pixel_size=28.0,
+                               scheduler=cluster.scheduler_address)
+    assert [i.status for i in items] == ["done", "failed", "done"]
+    assert "cannot read broken.tif" in items[1].message
+    assert results_complete(out / "one") and results_complete(out / "two")
+    serial = run_pipeline(tmp_path / "one.npy", pixel_size=28.0, window=WINDOW, n_bootstrap=0, seed=1)
+    np.testing.assert_array_equal(load_results(out / "one").sliding.adjacency, serial.sliding.adjacency)
+
+    before = (out / "one" / "manifest.json").stat().st_mtime_ns
+    again = analyze_images(images, out=out, window=WINDOW, n_bootstrap=0, seed=1, pixel_size=28.0)
+    assert [i.status for i in again] == ["skipped", "failed", "skipped"]
+    assert (out / "one" / "manifest.json").stat().st_mtime_ns == before
+
+
+def test_incomplete_results_are_recomputed(sample, tmp_path):
+    np.save(tmp_path / "img.npy", sample.image)
+    out = tmp_path / "out"
+    save_results(out / "img", image_info={"note": "interrupted run"})
+    (out / "img" / "arrays.npz").unlink()
+    assert not results_complete(out / "img")
+    [item] = analyze_images([tmp_path / "img.npy"], out=out, window=WINDOW, n_bootstrap=0, pixel_size=28.0)
+    assert item.status == "done" and results_complete(out / "img")
+
+
+@pytest.mark.realdata
+def test_real_pto_image_end_to_end_in_pm(shared_data, tmp_path):
+    path = shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned.hspy"
+    res = run_pipeline(path, out=tmp_path / "pto", window=6, n_bootstrap=0, seed=0)
+    assert res.image_info["pixel_size"] == pytest.approx(14.997, abs=1e-3)
+    assert res.cells.units["a"] == "pm"
+    # PbTiO3 pseudocubic a is about 390-400 pm (README of the data set); allow 10 %
+    assert np.nanmedian(res.cells.table["a"]) == pytest.approx(395.0, rel=0.10)
+    assert int(res.sliding.fitted.sum()) >= 4
+    assert results_complete(tmp_path / "pto")
