@@ -201,9 +201,14 @@ def as_image(image) -> np.ndarray:
             "replace them (e.g. by the local median) or crop them away before finding columns"
         )
     if min(arr.shape) < 16:
-        raise ValueError(f"image of shape {arr.shape} is too small; it needs at least 3x3 unit cells")
+        raise ValueError(
+            f"image of shape {arr.shape} is too small; use an image (or crop) with at least 3x3 unit cells"
+        )
     if np.ptp(arr) == 0:
-        raise ValueError("image is constant (every pixel has the same value); there are no atom columns to find")
+        raise ValueError(
+            "image is constant (every pixel has the same value), so there are no atom columns to find; "
+            "check that you picked the STEM image (not a mask, a label layer or an empty frame)"
+        )
     return arr
 
 

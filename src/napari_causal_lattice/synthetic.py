@@ -307,8 +307,36 @@ def _names_state(names: dict) -> list[str]:
     return [names[k] for k in sorted(names)]
 
 
+class _PlantedStructure:
+    """Queries shared by :class:`SyntheticTruth` and :class:`SyntheticGrid` (fields ``region``, ``wall``,
+    ``adjacency``)."""
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(ni, nj) number of cells."""
+        return tuple(self.region.shape)
+
+    def signed_distance_to_wall(self, yx, *, unit: str = "px") -> np.ndarray:
+        """Signed distance of positions ``yx`` (..., 2) in px to the domain wall (> 0 in "domain +").
+
+        ``unit="px"`` returns px, ``unit="cells"`` unit cells (divide by ``wall["width_cells"]`` for d / Lc).
+        """
+        return _signed_distance(self.wall, yx, unit)
+
+    def coefficient(self, effect: str, cause: str) -> np.ndarray:
+        """(ni, nj) map of the planted ``effect <- cause`` coefficient."""
+        return self.adjacency[..., _descriptor_index(effect), _descriptor_index(cause)]
+
+    def wall_line(self) -> np.ndarray:
+        """(2, 2) end points (y, x) in px of the planted wall across the cell grid, as a user would draw it."""
+        half = 0.75 * max(self.grid_shape) * self.wall["pitch_px"]
+        along = np.array([-self.wall["normal"][1], self.wall["normal"][0]])
+        point = np.asarray(self.wall["point"], dtype=float)
+        return np.stack([point - half * along, point + half * along])
+
+
 @dataclass(frozen=True, eq=False)
-class SyntheticTruth:
+class SyntheticTruth(_PlantedStructure):
     """Ground truth of a synthetic perovskite image.
 
     Attributes
@@ -364,22 +392,6 @@ class SyntheticTruth:
     wall: dict
     units: dict
     pixel_size: float
-
-    @property
-    def grid_shape(self) -> tuple[int, int]:
-        """(ni, nj) number of cells."""
-        return tuple(self.region.shape)
-
-    def signed_distance_to_wall(self, yx, *, unit: str = "px") -> np.ndarray:
-        """Signed distance of positions ``yx`` (..., 2) in px to the domain wall (> 0 in "domain +").
-
-        ``unit="px"`` returns px, ``unit="cells"`` unit cells (divide by ``wall["width_cells"]`` for d / Lc).
-        """
-        return _signed_distance(self.wall, yx, unit)
-
-    def coefficient(self, effect: str, cause: str) -> np.ndarray:
-        """(ni, nj) map of the planted ``effect <- cause`` coefficient."""
-        return self.adjacency[..., _descriptor_index(effect), _descriptor_index(cause)]
 
     def to_state(self) -> dict:
         """Nested dict of arrays / str / float for saving; :meth:`from_state` rebuilds it exactly."""
@@ -440,7 +452,7 @@ class SyntheticSample:
 
 
 @dataclass(frozen=True, eq=False)
-class SyntheticGrid:
+class SyntheticGrid(_PlantedStructure):
     """Descriptor 8-vectors drawn directly on a cell grid from the planted structural equations.
 
     Attributes
@@ -468,19 +480,6 @@ class SyntheticGrid:
     pixel_size: float
     params: dict
     provenance: dict = field(repr=False)
-
-    @property
-    def grid_shape(self) -> tuple[int, int]:
-        """(ni, nj) number of cells."""
-        return tuple(self.region.shape)
-
-    def signed_distance_to_wall(self, yx, *, unit: str = "px") -> np.ndarray:
-        """Signed distance of positions ``yx`` (..., 2) in px to the wall (> 0 in "domain +"); px or cells."""
-        return _signed_distance(self.wall, yx, unit)
-
-    def coefficient(self, effect: str, cause: str) -> np.ndarray:
-        """(ni, nj) map of the planted ``effect <- cause`` coefficient."""
-        return self.adjacency[..., _descriptor_index(effect), _descriptor_index(cause)]
 
     def to_state(self) -> dict:
         """Nested dict for saving; :meth:`from_state` rebuilds it exactly."""

@@ -101,13 +101,8 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     sliding.run_pca(cfg["pca_components"])
 
     truth = image.metadata["napari_causal_lattice"]["truth"]
-    wall = truth.wall
-    point = np.asarray(wall["point"], float)
-    along = np.array([-wall["normal"][1], wall["normal"][0]])
-    half = 0.45 * min(image.data.shape)
-    line_px = np.array([point - half * along, point + half * along])
     viewer.add_shapes(
-        [line_px], shape_type="line", name="Domain wall", edge_color="yellow", edge_width=4,
+        [truth.wall_line()], shape_type="line", name="Domain wall", edge_color="yellow", edge_width=4,
         scale=image.scale, translate=image.translate, units=image.units,
     )
     _log("wall profile of Px <- Py against the LGD theory")
