@@ -22,29 +22,11 @@ Without a display, prefix the command with ``xvfb-run -a``. The test suite runs 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 
 PLUGIN = "napari-causal-lattice"
-
-
-def wait_for(widget, timeout: float = 300.0) -> None:
-    """Let Qt run until the widget's background job has finished, then check that it succeeded."""
-    from qtpy.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    start = time.monotonic()
-    while widget.jobs.running:
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(f"{type(widget).__name__} took longer than {timeout:.0f} s")
-    app.processEvents()
-    status = widget.jobs.status.text()
-    if "failed" in status.lower() or "cancelled" in status.lower():
-        raise RuntimeError(f"{type(widget).__name__}: {status}")
 
 
 def write_synthetic_tiff(path) -> Path:
@@ -106,7 +88,7 @@ def main(image_path=None, *, out="scripted_viewer_output", viewer=None, window: 
     columns.refresh_layers()
     columns.image_combo.setCurrentText(image.name)
     columns.run()
-    wait_for(columns)
+    columns.jobs.wait()
 
     descriptors = widgets["Descriptors"]
     descriptors.refresh_layers()
@@ -114,14 +96,14 @@ def main(image_path=None, *, out="scripted_viewer_output", viewer=None, window: 
     descriptors.b_combo.setCurrentText(columns.b_layer.name)
     descriptors.image_combo.setCurrentText(image.name)
     descriptors.run()
-    wait_for(descriptors)
+    descriptors.jobs.wait()
 
     causal = widgets["Causal discovery"]
     causal.refresh_sources()
     causal.n_bootstrap.setValue(n_bootstrap)
     causal.seed.setValue(seed)
     causal.run()
-    wait_for(causal)
+    causal.jobs.wait()
 
     sliding = widgets["Sliding LiNGAM"]
     sliding.refresh_layers()
@@ -130,7 +112,7 @@ def main(image_path=None, *, out="scripted_viewer_output", viewer=None, window: 
     sliding.boot_spin.setValue(n_bootstrap)
     sliding.seed_spin.setValue(seed)
     sliding.run()
-    wait_for(sliding)  # adds the "Px <- Py (window N)" overlay
+    sliding.jobs.wait()  # adds the "Px <- Py (window N)" overlay
     if n_bootstrap:
         sliding.add_overlay("Py", "I5", probability=True)  # bootstrap probability of the Py <- I5 edge
     sliding.run_pca(2)

@@ -601,6 +601,21 @@ def refine_columns(
                    done0=0, total=total)
 
 
+def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step: str, params: dict) -> Columns:
+    """Columns from a refinement, with the provenance of the public function ``step``."""
+    return Columns(
+        positions=refined.positions,
+        sublattice=sublattice,
+        intensity=refined.intensity,
+        width=refined.width,
+        quality=refined.quality,
+        lattice=lattice,
+        pixel_size=pixel_size,
+        image_shape=shape,
+        provenance=make_provenance(step, params),
+    )
+
+
 def find_columns(
     image,
     *,
@@ -784,17 +799,7 @@ def find_columns(
         "radius": radius,
         "b_site_offset": half.tolist(),
     }
-    return Columns(
-        positions=refined.positions,
-        sublattice=sublattice,
-        intensity=refined.intensity,
-        width=refined.width,
-        quality=refined.quality,
-        lattice=lattice,
-        pixel_size=pixel_size,
-        image_shape=img.shape,
-        provenance=make_provenance("find_columns", params),
-    )
+    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params)
 
 
 def columns_from_positions(
@@ -849,14 +854,4 @@ def columns_from_positions(
     v1, v2 = _lattice_vectors_from_positions(a_pos)
     lattice = _fit_lattice(a_pos, v1, v2, img.shape)
     params = {"pixel_size": pixel_size, "refine": bool(refine), "radius": float(radius), "intensity": intensity}
-    return Columns(
-        positions=refined.positions,
-        sublattice=sublattice,
-        intensity=refined.intensity,
-        width=refined.width,
-        quality=refined.quality,
-        lattice=lattice,
-        pixel_size=pixel_size,
-        image_shape=img.shape,
-        provenance=make_provenance("columns_from_positions", params),
-    )
+    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "columns_from_positions", params)

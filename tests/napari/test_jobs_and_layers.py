@@ -88,3 +88,19 @@ def test_map_layer_lands_on_its_lattice_site(make_napari_viewer, rotation):
     expected_world = image.data_to_world(site_px)
     np.testing.assert_allclose(layer.data_to_world([i, j]), expected_world, atol=1e-9)
     assert layer.contrast_limits == [-11.0, 11.0]
+
+
+def test_wait_blocks_a_script_until_done_and_raises_on_failure(qtbot):
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    results = []
+    panel.run(slow_sum, [1, 2], on_result=results.append, label="sum", delay=0.02)
+    panel.wait(timeout=5)
+    assert results == [3]
+
+    def bad(*, progress=None, cancel=None):
+        raise ValueError("no periodic lattice found; try giving spacing=")
+
+    panel.run(bad, on_result=results.append, label="columns")
+    with pytest.raises(RuntimeError, match="no periodic lattice"):
+        panel.wait(timeout=5)

@@ -10,11 +10,12 @@ finished successfully: a cancelled or failed job leaves every layer as it was.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 from napari.utils.notifications import notification_manager, show_error, show_info
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QApplication, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 from superqt.utils import create_worker
 
 from ..progress import Cancelled
@@ -107,6 +108,28 @@ class JobPanel(QWidget):
         self.cancel_button.setEnabled(True)
         worker.start()
         return worker
+
+    def wait(self, timeout: float = 600.0) -> None:
+        """Block a script (not a callback) until the job finished, keeping the GUI alive.
+
+        Raises
+        ------
+        TimeoutError
+            The job ran longer than ``timeout`` seconds (it keeps running; press Cancel to stop it).
+        RuntimeError
+            The job failed or was cancelled (the status line says why; layers are unchanged).
+        """
+        app = QApplication.instance()
+        start = time.monotonic()
+        while self.running:
+            app.processEvents()
+            time.sleep(0.01)
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"the job did not finish within {timeout:.0f} s; press Cancel to stop it")
+        app.processEvents()
+        status = self.status.text()
+        if "failed" in status or "cancelled" in status:
+            raise RuntimeError(status)
 
     def cancel(self) -> None:
         """Ask the running job to stop at its next checkpoint."""

@@ -8,7 +8,6 @@ same without showing a window and writes the results folder and a screenshot of 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +17,6 @@ WIDGETS = ("Atom columns", "Descriptors", "Causal discovery", "Sliding LiNGAM", 
 
 #: Demo settings: small enough to finish in well under a minute on a laptop.
 DEMO_SETTINGS = {"window": 12, "n_bootstrap": 20, "seed": 0, "pca_components": 4}
-
-
-def _wait(widget, timeout: float = 600.0) -> None:
-    """Process Qt events until the widget's job finished; raise if it failed or was cancelled."""
-    from qtpy.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    start = time.monotonic()
-    while widget.jobs.running:
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(f"{type(widget).__name__} did not finish within {timeout:.0f} s")
-    app.processEvents()
-    status = widget.jobs.status.text()
-    if "failed" in status or "cancelled" in status:
-        raise RuntimeError(f"demo step {type(widget).__name__}: {status}")
 
 
 def _log(message: str) -> None:
@@ -68,7 +50,7 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     columns = widgets["Atom columns"]
     columns.image_combo.setCurrentText(image.name)
     columns.run()
-    _wait(columns)
+    columns.jobs.wait()
 
     _log("measuring unit-cell descriptors")
     descriptors = widgets["Descriptors"]
@@ -77,7 +59,7 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     descriptors.a_combo.setCurrentText("A columns")
     descriptors.b_combo.setCurrentText("B columns")
     descriptors.run()
-    _wait(descriptors)
+    descriptors.jobs.wait()
 
     _log(f"global DirectLiNGAM with {cfg['n_bootstrap']} bootstraps")
     causal = widgets["Causal discovery"]
@@ -85,7 +67,7 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     causal.n_bootstrap.setValue(cfg["n_bootstrap"])
     causal.seed.setValue(cfg["seed"])
     causal.run()
-    _wait(causal)
+    causal.jobs.wait()
 
     _log(f"sliding LiNGAM, window {cfg['window']} cells")
     sliding = widgets["Sliding LiNGAM"]
@@ -96,7 +78,7 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     sliding.boot_spin.setValue(cfg["n_bootstrap"])
     sliding.seed_spin.setValue(cfg["seed"])
     sliding.run()
-    _wait(sliding)
+    sliding.jobs.wait()
     sliding.add_overlay("Py", "I5", probability=True)
     sliding.run_pca(cfg["pca_components"])
 
@@ -114,7 +96,7 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     theory.cause.setCurrentText("Py")
     theory.seed.setValue(cfg["seed"])
     theory.run()
-    _wait(theory)
+    theory.jobs.wait()
 
     for layer in viewer.layers:
         layer.visible = layer.name in {"Synthetic perovskite", "Px <- Py (window %d)" % cfg["window"], "Domain wall"}
