@@ -8,6 +8,7 @@ same without showing a window and writes the results folder and a screenshot of 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,15 @@ def run_demo(headless: bool = False, out: str | None = None, *, settings: dict |
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = widgets["Descriptors"].cells
     columns = viewer.layers["B columns"].metadata["napari_causal_lattice"]["columns"]
+    image = viewer.layers["Synthetic perovskite"]
+    pixels = np.ascontiguousarray(image.data)
+    image_info = {
+        "source": "embedded synthetic sample (synthetic_perovskite, seed 0)",
+        "sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+        "shape": list(pixels.shape),
+        "pixel_size": float(image.scale[-1]),
+        "units": "pm",
+    }
     save_results(
         out_dir / "results",
         columns=columns,
@@ -162,6 +172,7 @@ def run_demo(headless: bool = False, out: str | None = None, *, settings: dict |
         lingam=widgets["Causal discovery"].result,
         sliding=widgets["Sliding LiNGAM"].result,
         pca=widgets["Sliding LiNGAM"].pca,
+        image_info=image_info,
         overwrite=True,
     )
     screenshot = out_dir / "viewer.png"
