@@ -23,7 +23,8 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["analyze", "--help"])
     text = capsys.readouterr().out
-    for option in ("--out", "--window", "--bootstrap", "--seed", "--workers", "--scheduler", "--pixel-size"):
+    for option in ("--out", "--window", "--bootstrap", "--seed", "--workers", "--scheduler", "--pixel-size",
+                   "--split-pixels"):
         assert option in text
     assert main([]) == 2
 
@@ -35,6 +36,7 @@ def test_version_and_help(capsys):
         (["analyze", "x.tif", "--out", "o", "--window", "2"], "expected a number >= 3"),
         (["analyze", "x.tif", "--out", "o", "--bootstrap", "many"], "expected a whole number"),
         (["analyze", "x.tif", "--out", "o", "--pixel-size", "-3"], "positive number of pm/px"),
+        (["analyze", "x.tif", "--out", "o", "--split-pixels", "0"], "expected a number >= 1"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(argv, message, capsys):

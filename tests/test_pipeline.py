@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
@@ -124,23 +125,64 @@ def test_output_folders_are_unique():
 def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_path):
     distributed = pytest.importorskip("distributed")
     np.save(tmp_path / "one.npy", sample.image)
-    np.save(tmp_path / "two.npy", sample.image[:, ::-1])
+    np.save(tmp_path / "two.npy", sample.image[:, 14:][:, ::-1])
     (tmp_path / "broken.tif").write_bytes(b"II*\x00broken")
     out = tmp_path / "out"
     images = [tmp_path / "one.npy", tmp_path / "broken.tif", tmp_path / "two.npy"]
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        items = analyze_images(images, out=out, window=WINDOW, n_bootstrap=0, seed=1, pixel_size=28.0,
-                               scheduler=cluster.scheduler_address)
+    log = io.StringIO()
+    cluster_options = {"n_workers": 1, "threads_per_worker": 2}
+    with distributed.LocalCluster(processes=False, dashboard_address=None, **cluster_options) as cluster:
+        # one.npy reaches split_pixels: analysed here with its windows on the cluster; two.npy goes whole
+        items = analyze_images(images, out=out, window=WINDOW, n_bootstrap=3, seed=1, pixel_size=28.0,
+                               scheduler=cluster.scheduler_address, split_pixels=sample.image.size, stream=log)
     assert [i.status for i in items] == ["done", "failed", "done"]
     assert "cannot read broken.tif" in items[1].message
+    assert "running 1 images on the dask cluster" in log.getvalue()
+    assert "one.npy: analysed here, its sliding windows on the cluster" in log.getvalue()
+    assert "two.npy: analysed here" not in log.getvalue()
     assert results_complete(out / "one") and results_complete(out / "two")
-    serial = run_pipeline(tmp_path / "one.npy", pixel_size=28.0, window=WINDOW, n_bootstrap=0, seed=1)
-    np.testing.assert_array_equal(load_results(out / "one").sliding.adjacency, serial.sliding.adjacency)
+    for name in ("one", "two"):
+        serial = run_pipeline(tmp_path / f"{name}.npy", pixel_size=28.0, window=WINDOW, n_bootstrap=3, seed=1)
+        back = load_results(out / name).sliding
+        np.testing.assert_array_equal(back.adjacency, serial.sliding.adjacency)
+        np.testing.assert_array_equal(back.probabilities, serial.sliding.probabilities)
 
     before = (out / "one" / "manifest.json").stat().st_mtime_ns
-    again = analyze_images(images, out=out, window=WINDOW, n_bootstrap=0, seed=1, pixel_size=28.0)
+    again = analyze_images(images, out=out, window=WINDOW, n_bootstrap=3, seed=1, pixel_size=28.0, stream=log)
     assert [i.status for i in again] == ["skipped", "failed", "skipped"]
     assert (out / "one" / "manifest.json").stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="split_pixels must be a positive whole number"):
+        analyze_images(images, out=out, split_pixels=0)
+
+
+def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(sample, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    np.save(tmp_path / "only.npy", sample.image)
+    log = io.StringIO()
+    cluster_options = {"n_workers": 2, "threads_per_worker": 1}
+    with distributed.LocalCluster(processes=False, dashboard_address=None, **cluster_options) as cluster:
+        with distributed.Client(cluster) as client:
+            # the only image to compute is split whatever its size
+            [item] = analyze_images([tmp_path / "only.npy"], out=tmp_path / "out", window=WINDOW, n_bootstrap=3,
+                                    seed=2, pixel_size=28.0, scheduler=client, stream=log)
+            assert item.status == "done" and "its sliding windows on the cluster" in log.getvalue()
+            on_cluster = run_pipeline(sample, window=WINDOW, n_bootstrap=3, seed=2, executor=client)
+
+            flag = threading.Event()
+
+            def progress(done, total):
+                if done > 400:  # inside the sliding stage (300 ... 900 of the 1000-step bar)
+                    flag.set()
+
+            with pytest.raises(Cancelled):
+                run_pipeline(sample, out=tmp_path / "cancelled", window=WINDOW, n_bootstrap=20, seed=2,
+                             executor=client, progress=progress, cancel=flag)
+            assert not (tmp_path / "cancelled").exists()
+    local = run_pipeline(sample, window=WINDOW, n_bootstrap=3, seed=2, workers=1)
+    np.testing.assert_array_equal(on_cluster.sliding.adjacency, local.sliding.adjacency)
+    np.testing.assert_array_equal(on_cluster.sliding.probabilities, local.sliding.probabilities)
+    np.testing.assert_array_equal(load_results(tmp_path / "out" / "only").sliding.probabilities,
+                                  local.sliding.probabilities)
 
 
 def test_incomplete_results_are_recomputed(sample, tmp_path):

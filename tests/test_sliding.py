@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -99,6 +101,63 @@ def test_same_seed_bit_identical_any_workers(grid):
     assert np.array_equal(one.adjacency, other.adjacency)  # the full-window fit does not depend on the seed
     assert not np.array_equal(one.probabilities, other.probabilities)
     assert one.provenance["seed"] == 5 and one.provenance["params"]["window"] == 12
+
+
+class _FirstOnlyExecutor(Executor):
+    """Runs the first submitted chunk at once and leaves later ones queued (never started), like a busy cluster."""
+
+    def __init__(self):
+        self.futures = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        if not self.futures:
+            future.set_result(fn(*args, **kwargs))
+        self.futures.append(future)
+        return future
+
+
+def _small(grid):
+    return grid.table[(grid.table.i < 30) & (grid.table.j < 48)]
+
+
+def test_executor_gives_bit_identical_results(grid):
+    """Chunks sent to a dask cluster or to worker processes give exactly the numbers of the local threads."""
+    distributed = pytest.importorskip("distributed")
+    options = {"window": 12, "stride": 6, "n_bootstrap": 6, "seed": 5, "keep_bootstrap": True}
+    local = sliding_lingam(_small(grid), workers=1, **options)
+    cluster_options = {"n_workers": 2, "threads_per_worker": 1}
+    with distributed.LocalCluster(processes=False, dashboard_address=None, **cluster_options) as cluster:
+        with distributed.Client(cluster) as client:
+            on_client = sliding_lingam(_small(grid), executor=client, **options)
+            capped = sliding_lingam(_small(grid), executor=client.get_executor(), workers=1, **options)
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        in_processes = sliding_lingam(_small(grid), executor=pool, **options)
+    for other in (on_client, capped, in_processes):
+        for name in ("adjacency", "probabilities", "orders", "bootstrap_adjacency", "bootstrap_orders", "scales"):
+            assert np.array_equal(getattr(local, name), getattr(other, name), equal_nan=True), name
+        assert other.provenance["seed"] == 5
+
+
+def test_cancel_on_an_executor_stops_submitting_and_cancels_pending(grid):
+    flag = threading.Event()
+    seen = []
+
+    def stop_after_first(done, total):
+        seen.append(done)
+        if done > 0:
+            flag.set()
+
+    queued = _FirstOnlyExecutor()
+    with pytest.raises(Cancelled):
+        sliding_lingam(_small(grid), window=12, stride=6, n_bootstrap=20, seed=0, executor=queued, workers=3,
+                       progress=stop_after_first, cancel=flag)
+    # 8 chunks, at most 3 in flight: the first finished, nothing more was submitted, the 2 queued were cancelled
+    assert seen[0] == 0 and seen[-1] > 0 and len(queued.futures) == 3
+    assert queued.futures[0].done() and all(f.cancelled() for f in queued.futures[1:])
+    with pytest.raises(TypeError, match="concurrent.futures.Executor"):
+        sliding_lingam(_small(grid), window=12, executor="tcp://localhost:8786")
 
 
 def test_holes_skip_windows_with_reason():

@@ -6,11 +6,13 @@ import argparse
 import sys
 
 from ._version import __version__
+from .pipeline import SPLIT_PIXELS
 
 _EPILOG = """examples:
   napari-causal-lattice analyze scan1.tif scan2.hspy --out results
   napari-causal-lattice analyze *.tif --out results --window 16 --bootstrap 50 --workers 2
   napari-causal-lattice analyze *.dm4 --out results --scheduler tcp://headnode:8786
+  napari-causal-lattice analyze huge_stitched.tif --out results --scheduler tcp://headnode:8786
   napari-causal-lattice demo --headless --out demo_results
 
 Each image gets its own folder out/<name>/ with manifest.json (parameters, seeds, versions, input hash),
@@ -76,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="local workers: N images in parallel processes (one image: its windows in N threads)")
     analyze.add_argument("--scheduler", default=None, metavar="ADDRESS",
                          help="dask.distributed scheduler address (e.g. tcp://host:8786): run the images on "
-                         "that cluster (see docs/cluster.md)")
+                         "that cluster; a single image, or one of at least --split-pixels pixels, is analysed "
+                         "here with its sliding windows spread over the cluster (see docs/cluster.md)")
+    analyze.add_argument("--split-pixels", type=_int_at_least(1), default=SPLIT_PIXELS, metavar="N",
+                         help=f"with --scheduler: split images of at least N pixels over the cluster window by "
+                         f"window instead of sending each whole to one worker; default {SPLIT_PIXELS} (4096 x 4096)")
     analyze.add_argument("--overwrite", action="store_true",
                          help="recompute images whose results are already complete (default: skip them)")
 
@@ -114,6 +120,7 @@ def main(argv=None) -> int:
             pixel_size=args.pixel_size,
             workers=args.workers,
             scheduler=args.scheduler,
+            split_pixels=args.split_pixels,
             overwrite=args.overwrite,
         )
     except (ValueError, OSError, ImportError) as exc:

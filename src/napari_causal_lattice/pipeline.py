@@ -1,9 +1,11 @@
 """Headless pipeline: image -> columns -> cells -> global and sliding LiNGAM -> PCA -> results folder.
 
-:func:`run_pipeline` runs one image; :func:`analyze_images` runs many (serially, in a local process pool, or on
-a dask.distributed cluster), skipping images whose results are already complete, so an interrupted batch
-resumes where it stopped.  Results folders also hold PNG figures (descriptor maps, the ``Px <- Py`` overlay,
-PCA loadings, the global causal graph) rendered with matplotlib's Agg backend.
+:func:`run_pipeline` runs one image (its sliding windows optionally on any executor, e.g. a dask cluster);
+:func:`analyze_images` runs many (serially, in a local process pool, or on a dask.distributed cluster, each
+image whole on one worker or split window by window over all of them), skipping images whose results are
+already complete, so an interrupted batch resumes where it stopped.  Results folders also hold PNG figures
+(descriptor maps, the ``Px <- Py`` overlay, PCA loadings, the global causal graph) rendered with matplotlib's
+Agg backend.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ _STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20
 #: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
 _PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cells", "napari_causal_lattice.causal",
                      "napari_causal_lattice.sliding", "napari_causal_lattice.pca")
+#: With a dask scheduler, images of at least this many pixels (4096 x 4096) are not sent whole to one worker:
+#: they are analysed on the submitting machine and their sliding windows are spread over the cluster.
+SPLIT_PIXELS = 4096 * 4096
 #: The overlay drawn in ``figures/overlay_Px_Py.png``: the paper's most structured sliding map.
 OVERLAY = ("Px", "Py")
 
@@ -100,6 +105,7 @@ def run_pipeline(
     workers: int | None = None,
     n_components: int = 4,
     overwrite: bool = False,
+    executor=None,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
 ) -> Results:
@@ -126,6 +132,10 @@ def run_pipeline(
         PCA components of the sliding adjacency (fewer if there are too few fitted windows).
     overwrite : bool
         Replace earlier results in ``out``.
+    executor : concurrent.futures.Executor or distributed.Client, optional
+        Where the sliding-window fits run (see :func:`~napari_causal_lattice.sliding.sliding_lingam`): e.g. a
+        dask cluster, so the windows of one huge image spread over many machines.  Columns, cells, the
+        global fit and PCA run here.  Results are bit-identical to a local run.
     progress : callable, optional
         ``progress(done, total)`` over the whole run (total 1000).
     cancel : object with ``is_set()``, optional
@@ -163,7 +173,7 @@ def run_pipeline(
 
     stages.start("sliding")
     sliding = sliding_lingam(cells, window=window, n_bootstrap=n_bootstrap, seed=seed, workers=workers,
-                             progress=stages.sub, cancel=cancel)
+                             executor=executor, progress=stages.sub, cancel=cancel)
     stages.finish()
 
     stages.start("pca")
@@ -416,6 +426,7 @@ def analyze_images(
     pixel_size: float | None = None,
     workers: int | None = None,
     scheduler=None,
+    split_pixels: int = SPLIT_PIXELS,
     overwrite: bool = False,
     stream=None,
 ) -> list[BatchItem]:
@@ -433,8 +444,17 @@ def analyze_images(
         Local workers: several images run in a pool of this many processes; a single image (or the serial
         path) fits its windows in this many threads.
     scheduler : str or distributed.Client, optional
-        Address of a dask.distributed scheduler (``tcp://host:8786``) or a Client: the images run on its
-        workers (the images are read here and sent to them; results come back and are written here).
+        Address of a dask.distributed scheduler (``tcp://host:8786``) or a Client.  Each image runs in one of
+        two ways (results are bit-identical either way):
+
+        - whole on one worker (the image is read here and sent; results come back and are written here);
+        - split: when it is the only image to compute, or has at least ``split_pixels`` pixels, it is
+          analysed here (columns, cells, global fit, PCA) while its sliding-window fits, the bulk of the
+          work, are spread over all the cluster's workers.
+
+        Whole-image tasks are submitted first, then split images run one after another.
+    split_pixels : int
+        Pixel count from which an image is split over the cluster (default :data:`SPLIT_PIXELS`, 4096 x 4096).
     overwrite : bool
         Recompute images whose results are complete (default: skip them).
     stream : text stream, optional
@@ -449,6 +469,8 @@ def analyze_images(
     paths = [str(p) for p in paths]
     if not paths:
         raise ValueError("no images given; pass one or more image files")
+    if isinstance(split_pixels, bool) or not isinstance(split_pixels, (int, np.integer)) or split_pixels < 1:
+        raise ValueError(f"split_pixels must be a positive whole number of pixels, got {split_pixels!r}")
     folders = output_folders(paths, out)
     items: dict[int, BatchItem] = {}
     jobs: dict[int, dict] = {}
@@ -484,21 +506,28 @@ def analyze_images(
         text = f"done in {seconds:.1f} s -> {folder}" if status == "done" else f"FAILED: {message}"
         bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}")
 
+    def run_here(k, executor=None):
+        if executor is not None:
+            bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: analysed here, its sliding windows on the cluster")
+        bar.begin(f"[{k + 1}/{n}] {Path(paths[k]).name}")
+        start = time.perf_counter()
+        try:
+            results = run_pipeline(jobs[k]["image"], window=window, n_bootstrap=n_bootstrap, seed=seed,
+                                   workers=None if executor is not None else workers, executor=executor,
+                                   progress=bar)
+            message = ""
+        except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
+            results, message = None, _describe(exc)
+        finish(k, results, message, time.perf_counter() - start)
+
     if scheduler is not None and jobs:
-        _run_on_dask(jobs, scheduler, finish, bar)
+        split = [k for k in jobs if len(jobs) == 1 or images[k].data.size >= split_pixels]
+        _run_on_dask(jobs, scheduler, finish, bar, split=split, run_here=run_here)
     elif workers and workers > 1 and len(jobs) > 1:
         _run_in_pool(jobs, workers, finish, bar)
     else:
-        for k, job in jobs.items():
-            bar.begin(f"[{k + 1}/{n}] {Path(paths[k]).name}")
-            start = time.perf_counter()
-            try:
-                results = run_pipeline(job["image"], window=window, n_bootstrap=n_bootstrap, seed=seed,
-                                       workers=workers, progress=bar)
-                message = ""
-            except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
-                results, message = None, _describe(exc)
-            finish(k, results, message, time.perf_counter() - start)
+        for k in jobs:
+            run_here(k)
     return [items[k] for k in range(n)]
 
 
@@ -516,7 +545,7 @@ def _run_in_pool(jobs: dict, workers: int, finish, bar):
             finish(futures[future], *future.result())
 
 
-def _run_on_dask(jobs: dict, scheduler, finish, bar):
+def _run_on_dask(jobs: dict, scheduler, finish, bar, *, split, run_here):
     try:
         from distributed import Client, as_completed
     except ImportError as exc:
@@ -529,8 +558,16 @@ def _run_on_dask(jobs: dict, scheduler, finish, bar):
     except OSError as exc:
         raise OSError(f"cannot reach the dask scheduler at {scheduler} ({exc}); is it running and reachable?") from exc
     try:
-        bar.line(f"running {len(jobs)} images on the dask cluster at {client.scheduler.address}")
-        futures = {client.submit(_compute, job, pure=False, key=f"ncl-image-{k}-{id(job)}"): k for k, job in jobs.items()}
+        address = client.scheduler.address
+        whole = {k: job for k, job in jobs.items() if k not in split}
+        if whole:
+            bar.line(f"running {len(whole)} images on the dask cluster at {address}")
+        futures = {client.submit(_compute, job, pure=False, key=f"ncl-image-{k}-{id(job)}"): k
+                   for k, job in whole.items()}
+        if split:
+            executor = client.get_executor(pure=False)
+            for k in split:
+                run_here(k, executor)
         for future in as_completed(futures):
             finish(futures[future], *future.result())
     finally:

@@ -4,13 +4,14 @@ The cell grid (lattice indices ``i``, ``j``) is tiled with square windows of ``w
 cells moved by ``stride`` cells (the paper uses ``stride = window // 2``, i.e. 50 % overlap).
 Every window, and every bootstrap resample of it, is fitted with DirectLiNGAM; all fits of all
 windows go through the batched engine :func:`napari_causal_lattice.causal.engine.direct_lingam_batch`
-in fixed-size chunks spread over a thread pool.
+in fixed-size chunks (:func:`fit_chunk`) spread over a local thread pool or any
+``concurrent.futures.Executor`` (a process pool, a dask.distributed cluster).
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -399,24 +400,38 @@ def _plan_windows(table: pd.DataFrame, names: tuple, *, window: int, stride: int
     )
 
 
-def _draw_resamples(plan: _WindowPlan, n_bootstrap: int, entropy: int) -> np.ndarray:
-    """(w, 1 + n_bootstrap, n_max) row indices of every fit; fit 0 of a window is the window itself.
+def _window_resamples(count: int, n_max: int, n_bootstrap: int, entropy: int, flat_index: int) -> np.ndarray:
+    """(1 + n_bootstrap, n_max) int32 row indices of one window's fits; fit 0 is the window itself.
 
-    Window ``(ky, kx)`` draws from its own generator (see :func:`_window_rng`), so the resamples do not
-    depend on which other windows exist or how the fits are scheduled.  Padding rows point at row 0.
+    The resamples come from the window's own generator (see :func:`_window_rng`), so they do not depend on
+    which other windows exist, how the fits are chunked or where a chunk runs.  Padding rows point at row 0.
     """
-    n_windows, n_max, _ = plan.data.shape
-    nx = plan.n_cells.shape[1]
-    resamples = np.zeros((n_windows, 1 + n_bootstrap, n_max), dtype=np.int32)
-    resamples[:, 0] = np.arange(n_max)
+    rows = np.zeros((1 + n_bootstrap, n_max), dtype=np.int32)
+    rows[0, :count] = np.arange(count)
     if n_bootstrap:
         from .causal.engine import bootstrap_indices
 
-        for w, (ky, kx) in enumerate(plan.fitted_index):
-            n = int(plan.counts[w])
-            resamples[w, 1:, :n] = bootstrap_indices(n, n_bootstrap, _window_rng(entropy, ky * nx + kx))
-    resamples[np.broadcast_to(np.arange(n_max) >= plan.counts[:, None, None], resamples.shape)] = 0
-    return resamples
+        rows[1:, :count] = bootstrap_indices(count, n_bootstrap, _window_rng(entropy, flat_index))
+    return rows
+
+
+def _flat_indices(plan: _WindowPlan) -> np.ndarray:
+    """(w,) row-major window index ``ky * nx + kx`` of every fitted window (the key of its generator)."""
+    nx = plan.n_cells.shape[1]
+    return np.array([ky * nx + kx for ky, kx in plan.fitted_index], dtype=np.int64)
+
+
+def _draw_resamples(plan: _WindowPlan, n_bootstrap: int, entropy: int) -> np.ndarray:
+    """(w, 1 + n_bootstrap, n_max) row indices of all fits of all fitted windows, as :func:`fit_chunk` draws them.
+
+    The fits themselves never hold this array (each chunk draws its own); ``benchmarks/bench_sliding.py`` uses
+    it to refit exactly the same resamples with lingam.
+    """
+    n_max = plan.data.shape[1]
+    return np.stack([
+        _window_resamples(int(n), n_max, n_bootstrap, entropy, int(flat))
+        for n, flat in zip(plan.counts, _flat_indices(plan))
+    ])
 
 
 def sliding_lingam(
@@ -434,6 +449,7 @@ def sliding_lingam(
     units: dict | None = None,
     keep_bootstrap: bool = False,
     workers: int | None = None,
+    executor=None,
     progress=None,
     cancel=None,
 ) -> SlidingResult:
@@ -477,12 +493,20 @@ def sliding_lingam(
         Also return every bootstrap fit (``bootstrap_adjacency``, ``bootstrap_orders``); memory
         ``ny * nx * n_bootstrap * p * (p + 1) * 8`` bytes.
     workers : int, optional
-        Threads running chunks of fits in parallel; default the number of CPUs.  Results are identical
-        for any value.
+        Threads running chunks of fits in parallel; default the number of CPUs.  With ``executor``: the
+        most chunks submitted to it and not yet finished (default: all chunks at once; the executor queues
+        them).  Results are identical for any value.
+    executor : concurrent.futures.Executor or distributed.Client, optional
+        Run the chunks of fits there instead of on local threads, e.g. ``ProcessPoolExecutor()`` or a dask
+        cluster (``distributed.Client(address)`` or its ``get_executor()``), so the windows of one huge
+        image spread over many machines.  Each chunk is a call of the module-level :func:`fit_chunk` on
+        plain arrays (the windows' cells, a few MB at most) and draws its resamples itself from the seed
+        and the window index: results are bit-identical to the local run.  The executor is not shut down.
     progress : callable(done, total), optional
         Called with the number of fits done.
     cancel : object with ``is_set()``, optional
-        Checked between chunks of fits; raises :class:`~napari_causal_lattice.progress.Cancelled`.
+        Checked between chunks of fits; raises :class:`~napari_causal_lattice.progress.Cancelled` (no more
+        chunks are submitted and pending ones are cancelled).
 
     Returns
     -------
@@ -495,6 +519,10 @@ def sliding_lingam(
     ValueError
         Window < 3 or larger than the grid, stride outside 1 ... window, unknown variable, or no window
         with enough cells.
+    TypeError
+        A non-integer window, stride, seed or workers, or an ``executor`` that is not an Executor or Client.
+    Cancelled
+        ``cancel`` was set; nothing is returned.
 
     Examples
     --------
@@ -525,18 +553,18 @@ def sliding_lingam(
     p = len(names)
     default_min = max(3 * p, -(-window * window // 2))
     min_cells = default_min if min_cells is None else _check_int(min_cells, "min_cells", p + 2)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    workers = _check_int(workers, "workers", 1)
+    executor = _as_executor(executor)
+    in_flight = None if workers is None else _check_int(workers, "workers", 1)
+    workers = (os.cpu_count() or 1) if in_flight is None else in_flight
     if lattice is not None and not isinstance(lattice, Lattice):
         raise TypeError(f"lattice must be a Lattice or None, got {type(lattice).__name__}")
     prior, prior_label = _resolve_prior(prior_knowledge, names)
 
     plan = _plan_windows(table, names, window=window, stride=stride, min_cells=min_cells, standardize=standardize)
     entropy = _root_entropy(seed)
-    resamples = _draw_resamples(plan, n_bootstrap, entropy)
     fit_orders, fit_adjacency = _run_fits(
-        plan.data, plan.counts, resamples, prior, workers=workers, progress=progress, cancel=cancel
+        plan, n_bootstrap, entropy, prior, workers=workers, executor=executor, in_flight=in_flight,
+        progress=progress, cancel=cancel,
     )
     ny, nx = plan.n_cells.shape
     fitted_index = plan.fitted_index
@@ -617,51 +645,123 @@ def sliding_lingam(
     )
 
 
-def _run_fits(data, counts, resamples, prior, *, workers, progress, cancel):
-    """Fit every (window, resample) pair through the batched engine, in fixed chunks.
+def fit_chunk(data, counts, flat_index, first: int, stop: int, *, n_bootstrap: int, entropy: int, prior):
+    """Fit one chunk of (window, resample) pairs; the unit of work sent to a thread, process or dask worker.
 
-    ``data`` (w, n_max, p) standardized windows (valid rows first), ``counts`` (w,) valid rows,
-    ``resamples`` (w, r, n_max) row indices per fit (r = 0: the window itself).  Returns
-    ``orders (w * r, p)`` and ``B (w * r, p, p)``.  The chunks depend only on the array shapes, never
-    on ``workers``, so every fit sees exactly the same arrays whatever the parallelism.
+    Takes and returns plain arrays only (picklable), and draws each window's resamples from the seed and the
+    window's index, so a chunk gives bit-identical numbers wherever it runs.
+
+    Parameters
+    ----------
+    data : (u, n_max, p) float array
+        The (standardized) cells of the ``u`` consecutive fitted windows the chunk touches, valid rows first,
+        zero padding after.
+    counts : (u,) int array
+        Valid rows of each window.
+    flat_index : (u,) int array
+        Row-major index ``ky * nx + kx`` of each window (keys its resampling generator).
+    first, stop : int
+        The chunk's fits, numbered over these windows: fit ``f`` is resample ``f % (1 + n_bootstrap)`` of
+        window ``f // (1 + n_bootstrap)`` (resample 0: the window itself).
+    n_bootstrap : int
+        Bootstrap resamples per window.
+    entropy : int
+        Root seed of the run.
+    prior : (p, p) int array or None
+        Prior knowledge (lingam convention).
+
+    Returns
+    -------
+    orders : (stop - first, p) int array
+        Causal order of each fit (-1 for a degenerate fit).
+    adjacency : (stop - first, p, p) float array
+        Adjacency of each fit, ``B[e, c]`` = effect of ``c`` on ``e``.
     """
     from .causal.engine import direct_lingam_batch
 
-    n_windows, per_window, n_max = resamples.shape
-    p = data.shape[-1]
+    per_window = 1 + n_bootstrap
+    n_max = data.shape[1]
+    fits = np.arange(first, stop)
+    w, r = fits // per_window, fits % per_window
+    rows = np.empty((len(fits), n_max), dtype=np.int32)
+    for u in np.unique(w):
+        drawn = _window_resamples(int(counts[u]), n_max, n_bootstrap, entropy, int(flat_index[u]))
+        rows[w == u] = drawn[r[w == u]]
+    X = data[w[:, None], rows]
+    mask = np.arange(n_max)[None, :] < counts[w][:, None]
+    return direct_lingam_batch(X, prior_knowledge=prior, mask=mask, workers=1)
+
+
+def _as_executor(executor):
+    """A concurrent.futures-style executor from ``executor`` (a distributed.Client becomes its executor)."""
+    if executor is None or isinstance(executor, Executor):
+        return executor
+    if callable(getattr(executor, "get_executor", None)):  # distributed.Client
+        return executor.get_executor(pure=False)
+    raise TypeError(
+        f"executor must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor(), or "
+        f"distributed.Client(address).get_executor()) or a distributed.Client, got {type(executor).__name__}"
+    )
+
+
+def _run_fits(plan: _WindowPlan, n_bootstrap: int, entropy: int, prior, *, workers: int, executor, in_flight,
+              progress, cancel):
+    """Fit every (window, resample) pair of ``plan`` through :func:`fit_chunk`, in fixed chunks.
+
+    Returns ``orders (w * r, p)`` and ``B (w * r, p, p)`` with ``r = 1 + n_bootstrap`` fits per window.  The
+    chunks depend only on the array shapes, never on ``workers`` or the executor, so every fit sees exactly
+    the same arrays whatever the parallelism.  Chunks run in the calling thread (``workers == 1``), on a
+    local thread pool of ``workers`` threads, or on ``executor`` with at most ``in_flight`` chunks submitted
+    and unfinished at a time (None: all at once).  Cancel and progress are handled here, between chunks:
+    on cancel no more chunks are submitted, pending ones are cancelled and Cancelled is raised.
+    """
+    n_windows, n_max, p = plan.data.shape
+    per_window = 1 + n_bootstrap
     total = n_windows * per_window
     chunk = int(max(1, min(_CHUNK_FITS, _CHUNK_VALUES // (n_max * p), -(-total // _MIN_CHUNKS))))
     starts = list(range(0, total, chunk))
+    flat = _flat_indices(plan)
     orders = np.empty((total, p), dtype=np.int64)
     adjacency = np.empty((total, p, p))
-    valid = np.arange(n_max)[None, :]
 
-    def fit(start: int) -> int:
+    def arguments(start: int) -> tuple:
         stop = min(start + chunk, total)
-        fits = np.arange(start, stop)
-        w, r = fits // per_window, fits % per_window
-        X = data[w[:, None], resamples[w, r]]
-        mask = valid < counts[w][:, None]
-        o, b = direct_lingam_batch(X, prior_knowledge=prior, mask=mask, workers=1)
-        orders[start:stop] = o
-        adjacency[start:stop] = b
-        return stop - start
+        w0, w1 = start // per_window, (stop - 1) // per_window + 1
+        offset = w0 * per_window
+        return (plan.data[w0:w1], plan.counts[w0:w1], flat[w0:w1], start - offset, stop - offset)
 
+    def store(start: int, result) -> int:
+        o, b = result
+        orders[start : start + len(o)] = o
+        adjacency[start : start + len(o)] = b
+        return len(o)
+
+    options = {"n_bootstrap": n_bootstrap, "entropy": entropy, "prior": prior}
     done = 0
     report(progress, done, total, cancel)
-    if workers == 1 or len(starts) == 1:
+    if executor is None and (workers == 1 or len(starts) == 1):
         for start in starts:
-            done += fit(start)
+            done += store(start, fit_chunk(*arguments(start), **options))
             report(progress, done, total, cancel)
         return orders, adjacency
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(starts)))
+    own = executor is None
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(starts))) if own else executor
+    limit = len(starts) if own or in_flight is None else in_flight
+    queue = iter(starts)
+    pending: dict = {}
     try:
-        pending = {pool.submit(fit, start) for start in starts}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while True:
+            while len(pending) < limit and (start := next(queue, None)) is not None:
+                pending[pool.submit(fit_chunk, *arguments(start), **options)] = start
+            if not pending:
+                break
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                done += future.result()
+                done += store(pending.pop(future), future.result())
             report(progress, done, total, cancel)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in pending:
+            future.cancel()
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
     return orders, adjacency

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_causal_lattice._napari.compare_widget import CompareWidget
+from napari_causal_lattice._napari.compare_widget import CompareWidget, group_probabilities
 from napari_causal_lattice._napari.sample import sample_layer_tuples
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
@@ -42,12 +42,29 @@ def test_compare_ranks_images_by_planted_coupling(make_napari_viewer, qtbot, sam
     np.testing.assert_allclose(rows["coefficient"], STRENGTHS, atol=0.15)
     assert rows["ci_high"][0] < rows["ci_low"][1]
     assert (widget.result.table["n_samples"] > 300).all()
-    # coefficient-vs-group plot plus one adjacency panel per group (and a colour bar)
-    assert len(widget.figure.subfigs) == 2
-    assert len(widget.figure.subfigs[1].axes) == 3
+    # causal graphs tab first: one graph per group, the planted Px <- Py arrow labelled with its group coefficient
+    assert widget.tabs.currentWidget() is widget.graph_canvas
+    graph_axes = widget.graph_figure.axes
+    assert [ax.get_title() for ax in graph_axes] == ["k0=0.2 (1 image)", "k0=0.8 (1 image)"]
+    for ax, k0 in zip(graph_axes, STRENGTHS):
+        labels = [t.get_text() for t in ax.texts]
+        assert set(widget.result.names) <= set(labels)  # every node drawn
+        coefficient = widget.result.group_adjacency(f"k0={k0}")[6, 7]
+        assert any(label.startswith(f"{coefficient:+.2f}\nP=") for label in labels)
+    probabilities = group_probabilities(widget.result, "k0=0.8")
+    assert probabilities[6, 7] == pytest.approx(rows["probability"][1]) and probabilities[6, 7] >= 0.9
+    assert np.all(np.diag(probabilities) == 0)
+    # raising the threshold to 1.0 keeps only the edges present in every resample
+    n_arrows = len(graph_axes[1].patches)
+    widget.min_probability.setValue(1.0)
+    kept = np.count_nonzero((probabilities >= 1.0) & (widget.result.group_adjacency("k0=0.8") != 0))
+    assert len(widget.graph_figure.axes[1].patches) == 8 + kept < n_arrows  # 8 node circles + arrows
+    # adjacency matrices: one panel per group and a colour bar
+    assert len(widget.matrix_figure.axes) == 3
     widget.effect.setCurrentText("Vol")
     widget.cause.setCurrentText("a")
-    assert "Vol <- a" in widget.figure.subfigs[0].axes[0].get_ylabel()
+    assert widget.tabs.currentWidget() is widget.coupling_canvas
+    assert "Vol <- a" in widget.figure.axes[0].get_ylabel()
 
 
 def test_compare_needs_a_group_and_an_image(make_napari_viewer, samples):

@@ -3,8 +3,10 @@
 A table lists the image layers (tick the ones to use, type a group label for each) and any results folders
 added with "Add results folder..." (their cells are refitted with the shared parameters).  "Compare" runs
 :func:`~napari_causal_lattice.compare.compare_stem_images` in a worker (columns -> cells -> fit per image,
-progress over images), then plots the chosen coupling vs group with confidence intervals (Figs. 5/7 of
-the paper) and the mean adjacency matrix of every group side by side.
+progress over images), then shows three tabs: the causal graph of every group side by side (mean adjacency of
+the group's images, edges with a mean bootstrap probability of at least "min probability"), the chosen coupling
+vs group with confidence intervals (Figs. 5/7 of the paper), and the groups' adjacency matrices side by side.
+The graphs share one node layout (a circle), so the same arrow sits at the same place in every group.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from napari.layers import Image
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -27,6 +28,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -35,9 +37,15 @@ from qtpy.QtWidgets import (
 
 from ..lattice import DESCRIPTORS
 from ._jobs import JobPanel
+from ._mpl import MplCanvas
 from .layers import META_KEY, is_map_layer
 
 _USE, _NAME, _GROUP = range(3)
+#: Most causal-graph panels in one row of the "causal graphs" tab.
+_GRAPH_COLUMNS = 3
+#: Node order on the graphs' circle, clockwise from the top: the couplings the paper discusses (Px <- Py,
+#: Vol <- a, Vol <- b, Py <- I5) become long chords instead of short arrows hidden under their labels.
+_CIRCLE_ORDER = ("Vol", "I14", "a", "Px", "alpha", "I5", "b", "Py")
 
 
 def is_stem_image(layer) -> bool:
@@ -66,8 +74,14 @@ class CompareWidget(QWidget):
         Runs the comparison.
     result : ComparisonResult or None
         Last comparison.
+    tabs : QTabWidget
+        "causal graphs", "coupling vs group", "adjacency matrices".
+    graph_figure : matplotlib Figure
+        One causal graph per group (:func:`~napari_causal_lattice.plotting.plot_causal_graph`).
     figure : matplotlib Figure
-        Coefficient vs group (top) and group adjacency matrices (bottom).
+        The chosen coupling vs group.
+    matrix_figure : matplotlib Figure
+        The groups' mean adjacency matrices on one colour scale (and a colour bar).
     """
 
     def __init__(self, napari_viewer):
@@ -118,6 +132,12 @@ class CompareWidget(QWidget):
         pair.addWidget(QLabel("<-"))
         pair.addWidget(self.cause)
         form.addRow("coupling to plot", pair)
+        self.min_probability = QDoubleSpinBox()
+        self.min_probability.setRange(0.0, 1.0)
+        self.min_probability.setSingleStep(0.05)
+        self.min_probability.setValue(0.5)
+        self.min_probability.setToolTip("graph arrows need at least this mean bootstrap probability in the group")
+        form.addRow("graphs: min probability", self.min_probability)
         layout.addLayout(form)
         self.run_button = QPushButton("Compare")
         self.run_button.clicked.connect(self._run_clicked)
@@ -125,12 +145,21 @@ class CompareWidget(QWidget):
         self.jobs = JobPanel()
         layout.addWidget(self.jobs)
 
-        self.figure = Figure(figsize=(5, 5.5), layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(420)
-        layout.addWidget(self.canvas)
-        self.effect.currentTextChanged.connect(self.redraw)
-        self.cause.currentTextChanged.connect(self.redraw)
+        self.graph_canvas = MplCanvas(figsize=(6, 3.4))
+        self.coupling_canvas = MplCanvas(figsize=(5, 3.4))
+        self.matrix_canvas = MplCanvas(figsize=(6, 3.4))
+        self.graph_figure = self.graph_canvas.figure
+        self.figure = self.coupling_canvas.figure
+        self.matrix_figure = self.matrix_canvas.figure
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.graph_canvas, "causal graphs")
+        self.tabs.addTab(self.coupling_canvas, "coupling vs group")
+        self.tabs.addTab(self.matrix_canvas, "adjacency matrices")
+        self.tabs.setMinimumHeight(360)
+        layout.addWidget(self.tabs, 1)
+        self.effect.currentTextChanged.connect(self._coupling_changed)
+        self.cause.currentTextChanged.connect(self._coupling_changed)
+        self.min_probability.valueChanged.connect(self.draw_graphs)
         self.viewer.layers.events.inserted.connect(self.refresh_layers)
         self.viewer.layers.events.removed.connect(self.refresh_layers)
         self.refresh_layers()
@@ -227,32 +256,99 @@ class CompareWidget(QWidget):
     def _on_result(self, result) -> None:
         self.result = result
         self.redraw()
+        self.tabs.setCurrentWidget(self.graph_canvas)
+
+    def _coupling_changed(self, *args) -> None:
+        self.draw_coupling()
+        self.tabs.setCurrentWidget(self.coupling_canvas)
 
     def redraw(self, *args) -> None:
-        """Draw the chosen coupling vs group and the group adjacency matrices of the last result."""
-        from ..compare import plot_coefficient_vs_group, plot_group_adjacency
+        """Draw all three tabs from the last result (a hint when there is none yet)."""
+        self.draw_graphs()
+        self.draw_coupling()
+        self.draw_matrices()
 
-        self.figure.clear()
-        if self.result is None:
-            ax = self.figure.add_subplot()
-            ax.text(0.5, 0.5, "tick images, type their groups,\nthen press Compare", ha="center", va="center",
-                    transform=ax.transAxes, color="0.4", fontsize="small")
+    def _hint(self, canvas) -> bool:
+        """Show the "press Compare" hint on an empty canvas; True when there is no result to draw."""
+        if self.result is not None:
+            return False
+        ax = canvas.clear().add_subplot()
+        ax.text(0.5, 0.5, "tick images, type their groups,\nthen press Compare", ha="center", va="center",
+                transform=ax.transAxes, color="0.4", fontsize="small")
+        ax.set_axis_off()
+        canvas.draw()
+        return True
+
+    def draw_graphs(self, *args) -> None:
+        """One causal graph per group, side by side (at most 3 per row), edges with P >= min probability."""
+        from ..plotting import plot_causal_graph
+
+        if self._hint(self.graph_canvas):
+            return
+        result = self.result
+        groups = result.group_names
+        ncols = min(len(groups), _GRAPH_COLUMNS)
+        nrows = -(-len(groups) // ncols)
+        figure = self.graph_canvas.clear()
+        axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax in axes[len(groups):]:
             ax.set_axis_off()
-            self.canvas.draw_idle()
+        unit = "std/std" if result.standardized else "units of effect / cause"
+        names = list(result.names)
+        ordered = [n for n in _CIRCLE_ORDER if n in names] + [n for n in names if n not in _CIRCLE_ORDER]
+        index = np.ix_([names.index(n) for n in ordered], [names.index(n) for n in ordered])
+        for ax, group in zip(axes, groups):
+            n_images = sum(g == group for g in result.groups)
+            plot_causal_graph(result.group_adjacency(group)[index], ordered, ax=ax,
+                              probabilities=group_probabilities(result, group)[index],
+                              min_probability=self.min_probability.value(), layout="circle",
+                              title=f"{group} ({n_images} image{'s' if n_images != 1 else ''})")
+        figure.suptitle(f"mean coefficients [{unit}], P = mean bootstrap probability >= "
+                        f"{self.min_probability.value():.2f}", fontsize=8)
+        self.graph_canvas.canvas.setMinimumHeight(300 * nrows)
+        self.graph_canvas.draw()
+
+    def draw_coupling(self, *args) -> None:
+        """The chosen coupling ``effect <- cause`` vs group, with confidence intervals."""
+        from ..compare import plot_coefficient_vs_group
+
+        if self._hint(self.coupling_canvas):
             return
         effect, cause = self.effect.currentText(), self.cause.currentText()
-        n_groups = len(self.result.group_names)
-        top, bottom = self.figure.subfigures(2, 1, height_ratios=[1.2, 1])
-        ax = top.add_subplot()
+        ax = self.coupling_canvas.clear().add_subplot()
         if effect != cause and effect in self.result.names and cause in self.result.names:
             plot_coefficient_vs_group(ax, self.result, effect, cause)
         else:
             ax.text(0.5, 0.5, "choose two different variables", ha="center", va="center", transform=ax.transAxes)
-        axes = bottom.subplots(1, n_groups, squeeze=False)[0]
+        self.coupling_canvas.draw()
+
+    def draw_matrices(self, *args) -> None:
+        """The groups' mean adjacency matrices side by side on one colour scale."""
+        from ..compare import plot_group_adjacency
+
+        if self._hint(self.matrix_canvas):
+            return
+        figure = self.matrix_canvas.clear()
+        axes = figure.subplots(1, len(self.result.group_names), squeeze=False)[0]
         image = plot_group_adjacency(axes, self.result)
         label = "coefficient [std/std]" if self.result.standardized else "coefficient (symlog)"
-        bar = bottom.colorbar(image, ax=list(axes), shrink=0.8, label=label)
+        bar = figure.colorbar(image, ax=list(axes), shrink=0.8, label=label)
         top_value = image.norm.vmax
-        bar.set_ticks([-top_value, -top_value / 100, 0.0, top_value / 100, top_value])
-        bar.set_ticklabels([f"{v:.2g}" for v in (-top_value, -top_value / 100, 0.0, top_value / 100, top_value)])
-        self.canvas.draw_idle()
+        ticks = (-top_value, -top_value / 100, 0.0, top_value / 100, top_value)
+        bar.set_ticks(ticks)
+        bar.set_ticklabels([f"{v:.2g}" for v in ticks])
+        self.matrix_canvas.draw()
+
+
+def group_probabilities(result, group: str) -> np.ndarray:
+    """(p, p) mean bootstrap probability of each edge ``effect <- cause`` over the images of ``group``.
+
+    Read from the group rows of ``result.table``; 0 on the diagonal and for pairs without a row.
+    """
+    names = list(result.names)
+    rows = result.table[(result.table["level"] == "group") & (result.table["group"] == group)]
+    out = np.zeros((len(names), len(names)))
+    effect = rows["effect"].map(names.index).to_numpy()
+    cause = rows["cause"].map(names.index).to_numpy()
+    out[effect, cause] = rows["probability"].to_numpy(dtype=float)
+    return np.nan_to_num(out, nan=0.0)
