@@ -109,6 +109,11 @@ def test_rms_position_error_on_synthetic_default(sample, found):
     d, _ = cKDTree(found.positions).query(truth)
     rms_pm = np.sqrt(np.mean(d**2)) * sample.pixel_size
     assert rms_pm <= 2.0, f"RMS position error {rms_pm:.2f} pm"
+    # per sublattice, measured A 0.49 pm, B 0.785 pm (B 0.792 pm without peeling): the B error is the photon
+    # noise limit of the fainter, narrower B columns here, their A neighbours' tails hardly reach them
+    for idx, true, floor in ((found.a, sample.truth.a_positions, 0.6), (found.b, sample.truth.b_positions, 0.95)):
+        d, _ = cKDTree(found.positions[idx]).query(true)
+        assert np.sqrt(np.mean(d**2)) * sample.pixel_size <= floor
 
 
 def _scipy_reference_fit(image, start, radius):
@@ -178,6 +183,79 @@ def test_gaussian_volume_matches_planted_amplitude():
     assert np.median(cols.intensity[cols.a]) == pytest.approx(volume_a, rel=0.05)
     assert np.median(cols.width[cols.a]) == pytest.approx(1.8, rel=0.05)
     assert np.all((cols.quality >= 0) & (cols.quality <= 1)) and np.median(cols.quality) > 0.8
+
+
+# --------------------------------------------------------------------------- peeling the A sublattice
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """Wide columns on a 20 px cell (sigma A 4.0, B 3.5 px): each B column sits in the tails of 4 bright A."""
+    return synthetic_perovskite(seed=0, shape_cells=(16, 16), sigma_a=4.0, sigma_b=3.5)
+
+
+def _rms_pm(found_pos, truth, pixel_size):
+    d, _ = cKDTree(found_pos).query(truth)
+    return np.sqrt(np.mean(d**2)) * pixel_size
+
+
+def _planted_b_volume(sample):
+    p = sample.params
+    return 2 * np.pi * p["dose"] * p["b_intensity"] * p["sigma_b"] ** 2
+
+
+def test_peeling_the_a_tails_unbiases_the_b_columns(wide):
+    cols = find_columns(wide.image, pixel_size=wide.pixel_size)
+    ps = wide.pixel_size
+    assert len(cols.a) == len(wide.truth.a_positions) and len(cols.b) == len(wide.truth.b_positions)
+    # measured with peeling (seeds 0-2): A 0.75 pm, B 2.72-2.75 pm; without: A 1.19-1.22 pm, B 26-43 pm, and
+    # 1-3 of the 256 B columns lost
+    assert _rms_pm(cols.positions[cols.a], wide.truth.a_positions, ps) <= 0.9
+    assert _rms_pm(cols.positions[cols.b], wide.truth.b_positions, ps) <= 3.5
+    # B Gaussian volume: measured 0.96-0.98 of the planted one with peeling, 0.39-0.40 without (the A tails
+    # raise the fitted constant background of each B patch)
+    hand = columns_from_positions(wide.image, wide.truth.a_positions, wide.truth.b_positions)
+    for result in (cols, hand):
+        assert np.median(result.intensity[result.b]) == pytest.approx(_planted_b_volume(wide), rel=0.08)
+        assert np.median(result.width[result.b]) == pytest.approx(3.5, rel=0.05)
+
+
+def test_b_columns_without_maxima_are_found_on_the_peeled_image():
+    # sigma A 5 px on a 20 px cell: the faint B columns (0.25 of A) make no local maxima of their own, so
+    # detection alone found one sublattice and raised; the B columns are now looked for on the image with
+    # the A columns peeled.  Measured (seeds 0-3): A all found, B recall 0.81-0.85, precision 0.95-0.98,
+    # B RMS 19-23 pm (an independent fit on the image minus the true A model: 24 pm)
+    sample = synthetic_perovskite(seed=0, shape_cells=(16, 16), sigma_a=5.0, sigma_b=4.0, b_intensity=0.25)
+    cols = find_columns(sample.image, pixel_size=sample.pixel_size)
+    tol = 0.25 * sample.params["pitch"]
+    recall, precision, _ = _match(cols.positions[cols.a], sample.truth.a_positions, tol)
+    assert recall == 1.0 and precision == 1.0
+    recall, precision, err = _match(cols.positions[cols.b], sample.truth.b_positions, tol)
+    assert recall >= 0.75 and precision >= 0.93, (recall, precision)
+    assert np.sqrt(np.mean(err**2)) * sample.pixel_size <= 30.0
+
+
+def test_refine_columns_peels_given_neighbours(wide):
+    b, a = wide.truth.b_positions, wide.truth.a_positions
+    radius = 7.0
+    peeled = refine_columns(wide.image, np.rint(b), radius=radius, peel=np.rint(a))
+    plain = refine_columns(wide.image, np.rint(b), radius=radius)
+    # measured RMS 2.86 pm with the A columns peeled, 11.5 pm without
+    assert _rms_pm(peeled.positions, b, wide.pixel_size) <= 3.5
+    assert _rms_pm(plain.positions, b, wide.pixel_size) >= 8.0
+    with pytest.raises(ValueError, match="peel"):
+        refine_columns(wide.image, b, radius=radius, peel=np.full((3, 2), np.nan))
+
+
+def test_render_gaussians_sums_the_columns():
+    from napari_causal_lattice._gaussfit import render_gaussians
+
+    centres = np.array([[10.3, 20.7], [0.2, 5.0], [39.6, 49.1]])
+    amp, sigma = np.array([1.0, 2.0, 3.0]), np.array([2.0, 1.5, 2.5])
+    out = render_gaussians((40, 50), amp, centres, sigma, reach=20, chunk=2)
+    yy, xx = np.mgrid[:40, :50]
+    direct = sum(a * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * s**2)) for a, (y, x), s in zip(amp, centres, sigma))
+    np.testing.assert_allclose(out, direct, atol=1e-9)
 
 
 # --------------------------------------------------------------------------- refine and manual edits
@@ -323,13 +401,14 @@ def test_real_pto_sro(shared_data):
     assert sorted(cols.lattice.spacings) == pytest.approx([24.2, 24.2], abs=0.5)
     _check_counts(cols, 0.05, subs=("A",))
     # B: complete over the top PbTiO3 rows and the SrRuO3 layer (y < 130 px); near the interface and in the
-    # bottom PbTiO3 rows the Ti columns drown in the tails of the bright Pb columns and are only kept where a
-    # Gaussian fits them (about 80 % of them over the whole image)
+    # bottom PbTiO3 rows the Ti columns sit in the tails of the bright Pb columns: peeling the Pb Gaussians
+    # recovers most of them (measured 346 of 373 B sites = 93 % over the image; 298 = 80 % without peeling),
+    # the rest stay out where no compact Gaussian fits the peeled image
     upper = dataclasses.replace(cols, image_shape=(130 + max(cols.lattice.spacings), cols.image_shape[1]),
                                 **_subset(cols, cols.positions[:, 0] < 130))
     _check_counts(upper, 0.05, subs=("B",))
     n_b, expected_b = _inner_count(cols, "B")
-    assert n_b >= 0.75 * expected_b
+    assert n_b >= 0.9 * expected_b
     # bottom PbTiO3 rows: Pb (A) much brighter than Ti (B)
     bottom = cols.positions[:, 0] > 185
     a_int = cols.intensity[bottom & (cols.sublattice == "A")]

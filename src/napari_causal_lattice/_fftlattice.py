@@ -229,7 +229,9 @@ def local_phases(image: np.ndarray, gs: np.ndarray, points: np.ndarray, *, bandw
         Fractional coordinates along each ``g``, in [0, 1).
     """
     ny, nx = (sp_fft.next_fast_len(int(s)) for s in image.shape)
-    spec = sp_fft.fft2(image - image.mean(), s=(ny, nx))
+    # numpy.fft, not scipy.fft: scipy.fft's dispatch crashed (segfault) in a napari worker thread once an
+    # earlier worker had imported it (Descriptors then Compare widget in one session)
+    spec = np.fft.fft2(image - image.mean(), s=(ny, nx))
     out = np.empty((len(points), len(gs)))
     for col, g in enumerate(gs):
         width = bandwidth * np.hypot(*g)
@@ -243,7 +245,7 @@ def local_phases(image: np.ndarray, gs: np.ndarray, points: np.ndarray, *, bandw
         ly, lx = 4 * (2 * hy + 1), 4 * (2 * hx + 1)
         small = np.zeros((ly, lx), dtype=complex)
         small[np.ix_(dy % ly, dx % lx)] = band
-        demod = sp_fft.ifft2(small)
+        demod = np.fft.ifft2(small)
         coords = np.stack([points[:, 0] * ly / ny, points[:, 1] * lx / nx])
         re = ndimage.map_coordinates(demod.real, coords, order=1, mode="grid-wrap")
         im = ndimage.map_coordinates(demod.imag, coords, order=1, mode="grid-wrap")

@@ -204,3 +204,50 @@ def fit_gaussians(
     total = (((values - mean[:, None]) * w) ** 2).sum(axis=1)
     r2 = np.where(total > 0, 1.0 - cost / np.maximum(total, 1e-300), 0.0)
     return p, np.clip(r2, 0.0, 1.0)
+
+
+def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndarray, *, reach: float,
+                     chunk: int = 2048) -> np.ndarray:
+    """Sum of isotropic Gaussians (no background) on an image grid.
+
+    Each Gaussian is accumulated on the square of pixels within ``reach`` px (per axis) of its rounded
+    centre as the outer product of its two 1D profiles, all columns of a chunk at once (``np.bincount`` on
+    the flat pixel index).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(H, W)`` of the image.
+    amp : (N,) float array
+        Peak amplitudes, image units.
+    centres : (N, 2) float array
+        Centres (y, x) in px.
+    sigma : (N,) float array
+        Standard deviations in px.
+    reach : float
+        Half-width in px of the square each Gaussian is drawn on (4 sigma leaves < 0.04 % of the peak out).
+    chunk : int
+        Columns drawn per batch (bounds the memory to ``chunk * (2 reach + 3)^2`` values).
+
+    Returns
+    -------
+    (H, W) float array
+    """
+    ny, nx = shape
+    out = np.zeros(ny * nx)
+    r = int(np.ceil(reach))
+    steps = np.arange(-r, r + 1)
+    centres = np.asarray(centres, dtype=float).reshape(-1, 2)
+    for start in range(0, len(centres), chunk):
+        sl = slice(start, start + chunk)
+        base = np.rint(centres[sl]).astype(np.int64)
+        rows = base[:, :1] + steps[None, :]
+        cols = base[:, 1:] + steps[None, :]
+        scale = -0.5 / sigma[sl, None] ** 2
+        gy = np.exp((rows - centres[sl, :1]) ** 2 * scale) * amp[sl, None]
+        gx = np.exp((cols - centres[sl, 1:]) ** 2 * scale)
+        values = gy[:, :, None] * gx[:, None, :]
+        inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
+        flat = rows[:, :, None] * nx + cols[:, None, :]
+        out += np.bincount(flat[inside], weights=values[inside], minlength=ny * nx)
+    return out.reshape(ny, nx)

@@ -36,6 +36,12 @@ _FILL_QUALITY = 0.2
 _FAINT = 0.3
 #: Rounds of filling empty lattice sites next to found columns (each round grows into a hole by one site).
 _FILL_PASSES = 3
+#: Rounds of refitting the A columns on the image without the B Gaussians before the final B fit (see _peel).
+_PEEL_ROUNDS = 1
+#: Peeled Gaussians are drawn out to this many sigma.
+_PEEL_REACH = 4.0
+#: Columns whose fitted width (volume) exceeds this (squared) times their sublattice's median are not peeled.
+_PEEL_OUTLIER = 1.5
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,26 @@ def _local_maxima(smooth: np.ndarray, min_distance: int) -> np.ndarray:
         smooth > ndimage.minimum_filter(smooth, size=size, mode="nearest")
     )
     return np.argwhere(peaks).astype(float)
+
+
+def _candidates(smooth: np.ndarray, d_min: float):
+    """Local maxima (N, 2) yx px of a smoothed image, their values (N,) and prominences (N,) over the local
+    minimum within half a cell."""
+    cand = _local_maxima(smooth, int(0.25 * d_min))
+    ci, cj = cand[:, 0].astype(int), cand[:, 1].astype(int)
+    bright = smooth[ci, cj]
+    prominence = bright - ndimage.minimum_filter(smooth, size=2 * int(0.5 * d_min) + 1, mode="nearest")[ci, cj]
+    return cand, bright, prominence
+
+
+def _half_offset(site_a, site_b):
+    """Offset (2,) of ``site_b`` from ``site_a`` rounded to 0 or 1/2 per lattice vector, or None when it is not
+    half a cell (within 0.15) along at least one of them."""
+    offset = _torus_diff(site_b, site_a)
+    half = np.abs(np.rint(2 * offset) / 2)
+    if np.abs(np.abs(offset) - half).max() > 0.15 or not half.any():
+        return None
+    return half
 
 
 def _torus_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -509,6 +535,120 @@ def _plausible_columns(refined: Refined, is_a: np.ndarray) -> np.ndarray:
     return good
 
 
+class _Grid(NamedTuple):
+    """Lattice geometry shared by the gap-filling steps of :func:`find_columns` (vectors and lengths in px)."""
+
+    c1: np.ndarray  #: (2,) reduced basis vector of the lattice of all columns
+    c2: np.ndarray  #: (2,) second one
+    v1: np.ndarray  #: (2,) A lattice vector along j
+    v2: np.ndarray  #: (2,) A lattice vector along i
+    radius: float  #: fit radius
+    d_nn: float  #: A-B nearest-neighbour distance
+
+
+def _refine_split(image_a, image_b, positions, is_a, radius, cancel) -> Refined:
+    """Refine the A rows of ``positions`` on ``image_a`` and the B rows on ``image_b``."""
+    if image_a is image_b:
+        return _refine(image_a, positions, radius, intensity="gaussian", move=True, progress=None, cancel=cancel,
+                       done0=0, total=1)
+    out = [np.empty((len(positions), 2)), np.empty(len(positions)), np.empty(len(positions)),
+           np.empty(len(positions))]
+    for image, rows in ((image_a, is_a), (image_b, ~is_a)):
+        if rows.any():
+            part = _refine(image, positions[rows], radius, intensity="gaussian", move=True, progress=None,
+                           cancel=cancel, done0=0, total=1)
+            for arr, new in zip(out, part):
+                arr[rows] = new
+    return Refined(*out)
+
+
+def _fill_sites(image_a, image_b, positions, refined, is_a, ij, component, grid: _Grid, cancel):
+    """Grow the columns into empty lattice sites next to found ones (up to ``_FILL_PASSES`` rounds).
+
+    A sites are fitted on ``image_a``, B sites on ``image_b`` and kept when :func:`_plausible_fill` accepts
+    them.  Returns the extended ``positions`` (starting points), ``refined``, ``is_a``, ``ij``, ``component``.
+    """
+    found_ref = (refined, is_a.copy())
+    for _ in range(_FILL_PASSES):
+        gaps, gap_a, gap_ij, gap_comp = _fill_gaps(positions, is_a, ij, component, grid.c1, grid.c2, grid.v1,
+                                                   grid.v2, image_a.shape, grid.radius)
+        if len(gaps) == 0:
+            break
+        trial = _refine_split(image_a, image_b, gaps, gap_a, grid.radius, cancel)
+        ok = _plausible_fill(trial, gaps, gap_a, found_ref, grid.radius, grid.d_nn)
+        if not ok.any():
+            break
+        positions = np.concatenate([positions, gaps[ok]])
+        refined = Refined(*(np.concatenate([old, np.asarray(new)[ok]]) for old, new in zip(refined, trial)))
+        is_a = np.concatenate([is_a, gap_a[ok]])
+        ij = np.concatenate([ij, gap_ij[ok]])
+        component = np.concatenate([component, gap_comp[ok]])
+    return positions, refined, is_a, ij, component
+
+
+def _gaussian_model(shape, refined: Refined, rows) -> np.ndarray:
+    """(H, W) sum of the fitted Gaussians (backgrounds left out) of the columns ``rows`` (bool mask).
+
+    ``refined.intensity`` must hold Gaussian volumes; columns without a usable fit are left out.
+    """
+    width, volume, pos = refined.width[rows], refined.intensity[rows], refined.positions[rows]
+    ok = np.isfinite(width) & np.isfinite(volume) & (volume > 0) & (width > 0)
+    if not ok.any():
+        return np.zeros(shape)
+    # a noise fit that blew up (much wider or stronger than its sublattice) would carve a crater into its
+    # neighbours: leave it out
+    ok &= (width < _PEEL_OUTLIER * np.median(width[ok])) & (volume < _PEEL_OUTLIER**2 * np.median(volume[ok]))
+    amp = volume[ok] / (2.0 * np.pi * width[ok] ** 2)
+    reach = _PEEL_REACH * np.percentile(width[ok], 99)
+    return _gaussfit.render_gaussians(shape, amp, pos[ok], width[ok], reach=reach)
+
+
+def _refit(image, refined: Refined, rows, radius, cancel) -> Refined:
+    """``refined`` with the columns ``rows`` (bool mask) refitted on ``image``, starting from their current fit."""
+    idx = np.flatnonzero(rows)
+    out = [np.array(arr, copy=True) for arr in refined]
+    for start in range(0, len(idx), _CHUNK):
+        sel = idx[start : start + _CHUNK]
+        centres = refined.positions[sel]
+        values, yy, xx, mask = _gaussfit.extract_patches(image, centres, radius)
+        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius)
+        width = refined.width[sel]
+        p0[:, 3] = np.where(np.isfinite(width), np.clip(width, 0.5, radius / 1.5), p0[:, 3])
+        params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius)
+        out[0][sel] = params[:, 1:3]
+        out[1][sel] = params[:, 3]
+        out[2][sel] = 2.0 * np.pi * params[:, 0] * params[:, 3] ** 2
+        out[3][sel] = r2
+        report(None, 0, 1, cancel)
+    return Refined(*out)
+
+
+def _peel(image, refined: Refined, is_a, radius, cancel):
+    """Refit each sublattice on the image minus the fitted Gaussians of the other one.
+
+    The B columns sit in the tails of their bright A neighbours, which bias a Gaussian + constant fit of a B
+    column towards the A columns.  The Gaussians of all A columns are subtracted and the B columns refitted;
+    then (``_PEEL_ROUNDS`` times) the A columns are refitted on the image minus the new B Gaussians and the B
+    columns once more on the image minus the new A Gaussians.  Each refit starts from the previous fit.
+
+    Returns
+    -------
+    refined : Refined
+        The refitted columns (Gaussian volumes as intensities).
+    image_a, image_b : (H, W) arrays
+        The image without the B Gaussians (for A fits) and without the A Gaussians (for B fits).
+    """
+    image_a = image
+    image_b = image - _gaussian_model(image.shape, refined, is_a)
+    refined = _refit(image_b, refined, ~is_a, radius, cancel)
+    for _ in range(_PEEL_ROUNDS):
+        image_a = image - _gaussian_model(image.shape, refined, ~is_a)
+        refined = _refit(image_a, refined, is_a, radius, cancel)
+        image_b = image - _gaussian_model(image.shape, refined, is_a)
+        refined = _refit(image_b, refined, ~is_a, radius, cancel)
+    return refined, image_a, image_b
+
+
 def _disk_sum(image, positions, radius) -> np.ndarray:
     """(N,) raw sum of the pixels within ``radius`` px of each position."""
     values, _, _, mask = _gaussfit.extract_patches(image, np.asarray(positions, float).reshape(-1, 2), radius)
@@ -557,6 +697,7 @@ def refine_columns(
     radius: float | None = None,
     intensity: str = "gaussian",
     move: bool = True,
+    peel=None,
     progress=None,
     cancel=None,
 ) -> Refined:
@@ -564,7 +705,9 @@ def refine_columns(
 
     Each column is fitted on a disk of ``radius`` px around it (centre of mass first, then an
     isotropic Gaussian plus constant background, all columns solved together by batched
-    Levenberg-Marquardt).
+    Levenberg-Marquardt).  To refine faint B columns next to bright A columns, pass the A positions
+    as ``peel``: the A columns are fitted first and their Gaussians subtracted from the image, so their
+    tails no longer pull the B fits towards them.
 
     Parameters
     ----------
@@ -579,6 +722,10 @@ def refine_columns(
         raw sum of the pixels within ``radius``.
     move : bool
         False keeps the positions fixed and fits only amplitude, width and background.
+    peel : (M, 2) array, optional
+        Positions (y, x) in px of neighbouring columns (typically the A columns when ``positions`` are
+        B columns) whose fitted Gaussians are subtracted from the image before refining ``positions``.
+        Fitted with the same ``radius``; they are not returned.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -597,6 +744,19 @@ def refine_columns(
     elif not np.isfinite(radius) or radius < 1:
         raise ValueError(f"radius must be at least 1 px, got {radius!r}")
     total = max(1, -(-len(pos) // _CHUNK))
+    if peel is not None:
+        others = np.asarray(peel, dtype=float)
+        if others.ndim != 2 or others.shape[1] != 2 or not np.all(np.isfinite(others)):
+            raise ValueError(f"peel must be a finite (M, 2) array of (y, x) in px, got shape {others.shape}")
+        total += max(1, -(-len(others) // _CHUNK))
+        fitted = _refine(img, others, float(radius), intensity="gaussian", move=True, progress=progress,
+                         cancel=cancel, done0=0, total=total)
+        peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
+        out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
+                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total)
+        if intensity == "disk":
+            out = out._replace(intensity=_disk_sum(img, out.positions, radius))
+        return out
     return _refine(img, pos, float(radius), intensity=intensity, move=move, progress=progress, cancel=cancel,
                    done0=0, total=total)
 
@@ -636,12 +796,18 @@ def find_columns(
        Bragg reflections, so curved or strained lattices are followed) is clustered into motif
        sites; the brightest site is A (``b_brighter`` swaps), the next brightest B; candidates off
        both sites (noise, oxygen columns) are dropped.
-    4. Columns are refined together (centre of mass, then batched 2D Gaussian fits), and the A
-       lattice is least-squares fitted through all A columns.
+    4. Columns are refined together (centre of mass, then batched 2D Gaussian fits).
+    5. Peeling: the B columns sit in the Gaussian tails of their bright A neighbours, which pull a
+       Gaussian + constant fit towards them.  The fitted Gaussians of all A columns are subtracted
+       and the B columns refitted on that residual, then the A columns on the image without the B
+       Gaussians, and the B columns once more.
+    6. The A lattice is least-squares fitted through all A columns.
 
     Empty lattice sites next to found columns (faint B columns beside bright A columns) are tried as
-    well and kept when their Gaussian fit reaches R^2 >= 0.2.  Columns closer than the fit radius to
-    the image border are left out.  ``provenance["params"]["b_site_offset"]`` records where the B
+    well (before and after peeling; B sites on the peeled image) and kept when their Gaussian fit
+    reaches R^2 >= 0.2.  When the B columns make no local maxima at all (wide A columns), step 3
+    finds a single site; its columns are then fitted and peeled and the B candidates taken from the
+    peeled image.  Columns closer than the fit radius to the image border are left out.  ``provenance["params"]["b_site_offset"]`` records where the B
     site sits in the A cell, in fractions of ``(v1, v2)``.
 
     Projections: any two-sublattice pattern with B half a cell from A works.  [001] perovskites give
@@ -691,6 +857,10 @@ def find_columns(
     pixel_size = _check_pixel_size(pixel_size)
     _check_intensity(intensity)
     spacing_px = _spacing_px(spacing, pixel_size)
+    if radius is not None:
+        radius = float(radius)
+        if not np.isfinite(radius) or radius < 1:
+            raise ValueError(f"radius must be at least 1 px, got {radius!r}")
     steps = 4
     report(progress, 0, steps + 1, cancel)
     if spacing_px is not None:
@@ -713,11 +883,27 @@ def find_columns(
 
     d_min = min(np.hypot(*v1), np.hypot(*v2))
     smooth = ndimage.gaussian_filter(img, max(0.5, 0.05 * d_min))
-    cand = _local_maxima(smooth, int(0.25 * d_min))
+    cand, bright, prominence = _candidates(smooth, d_min)
     gs = _dual(v1, v2)
     frac = _fftlattice.local_phases(img, gs, cand)
     n_cells = img.size / abs(np.linalg.det(np.column_stack([v1, v2])))
     sites = _find_sites(frac, n_cells)
+    if len(sites) == 1:
+        # the B columns may have no maxima of their own on the tails of wide A columns: peel the found columns
+        # and look for the others on the residual image
+        members = np.abs(_torus_diff(frac, sites[0])).max(axis=1) < 0.18
+        fitted = _refine(img, cand[members], radius if radius is not None else 0.25 * d_min, intensity="gaussian",
+                         move=True, progress=None, cancel=cancel, done0=0, total=1)
+        residual = img - _gaussian_model(img.shape, fitted, np.ones(members.sum(), dtype=bool))
+        more, more_bright, more_prominence = _candidates(
+            ndimage.gaussian_filter(residual, max(0.5, 0.05 * d_min)), d_min)
+        more_frac = np.concatenate([frac, _fftlattice.local_phases(img, gs, more)])
+        peeled_sites = _find_sites(more_frac, n_cells)
+        if len(peeled_sites) >= 2 and _half_offset(peeled_sites[0], peeled_sites[1]) is not None:
+            cand = np.concatenate([cand, more])
+            bright = np.concatenate([bright, more_bright])
+            prominence = np.concatenate([prominence, more_prominence])
+            frac, sites = more_frac, peeled_sites
     report(progress, 2, steps + 1, cancel)
     if len(sites) < 2:
         raise ValueError(
@@ -726,25 +912,18 @@ def find_columns(
             "distance explicitly."
         )
     sites = sites[:2]
-    offset = _torus_diff(sites[1], sites[0])
-    half = np.abs(np.rint(2 * offset) / 2)
-    if np.abs(np.abs(offset) - half).max() > 0.15 or not half.any():
+    half = _half_offset(sites[0], sites[1])
+    if half is None:
+        offset = _torus_diff(sites[1], sites[0])
         raise ValueError(
             f"the two kinds of atom columns are offset by {np.round(offset, 2).tolist()} cell, not by half a cell "
             "as the A and B sublattices of a perovskite; check the zone axis, or give the A-A spacing explicitly"
         )
     c1, c2 = _combined_basis(v1, v2, half)
     d_nn = min(np.hypot(*c1), np.hypot(*c2))
-    if radius is None:
-        radius = 0.5 * d_nn
-    elif not np.isfinite(radius) or radius < 1:
-        raise ValueError(f"radius must be at least 1 px, got {radius!r}")
-    radius = float(radius)
+    radius = float(0.5 * d_nn) if radius is None else radius
 
     on_site = np.zeros(len(cand), dtype=bool)
-    ci, cj = cand[:, 0].astype(int), cand[:, 1].astype(int)
-    bright = smooth[ci, cj]
-    prominence = bright - ndimage.minimum_filter(smooth, size=2 * int(0.5 * d_min) + 1, mode="nearest")[ci, cj]
     for site in sites:
         members = np.abs(_torus_diff(frac, site)).max(axis=1) < 0.18
         on_site |= members & (prominence >= 0.3 * np.median(prominence[members]))
@@ -766,22 +945,12 @@ def find_columns(
     total = steps + max(1, -(-len(positions) // _CHUNK))
     refined = _refine(img, positions, radius, intensity="gaussian", move=True, progress=progress, cancel=cancel,
                       done0=steps - 1, total=total)
-    found_ref = (refined, is_a.copy())
-    for _ in range(_FILL_PASSES):
-        gaps, gap_a, gap_ij, gap_comp = _fill_gaps(positions, is_a, ij, component, c1, c2, v1, v2, img.shape,
-                                                   radius)
-        if len(gaps) == 0:
-            break
-        trial = _refine(img, gaps, radius, intensity="gaussian", move=True, progress=None, cancel=cancel,
-                        done0=0, total=1)
-        ok = _plausible_fill(trial, gaps, gap_a, found_ref, radius, d_nn)
-        if not ok.any():
-            break
-        positions = np.concatenate([positions, gaps[ok]])
-        refined = Refined(*(np.concatenate([old, np.asarray(new)[ok]]) for old, new in zip(refined, trial)))
-        is_a = np.concatenate([is_a, gap_a[ok]])
-        ij = np.concatenate([ij, gap_ij[ok]])
-        component = np.concatenate([component, gap_comp[ok]])
+    grid = _Grid(c1, c2, v1, v2, radius, d_nn)
+    positions, refined, is_a, ij, component = _fill_sites(img, img, positions, refined, is_a, ij, component, grid,
+                                                          cancel)
+    refined, for_a, for_b = _peel(img, refined, is_a, radius, cancel)
+    positions, refined, is_a, ij, component = _fill_sites(for_a, for_b, positions, refined, is_a, ij, component,
+                                                          grid, cancel)
     report(progress, total, total, cancel)
     good = _plausible_columns(refined, is_a)
     if intensity == "disk":
@@ -814,8 +983,9 @@ def columns_from_positions(
 ) -> Columns:
     """Build :class:`Columns` from hand-edited A and B positions.
 
-    Intensities, widths and qualities are measured on ``image`` (Gaussian fits with the positions
-    held fixed, or moved when ``refine``), and the A lattice is fitted through the A positions.
+    Intensities, widths and qualities are measured on ``image`` by Gaussian fits with free centres, as in
+    :func:`find_columns` (each sublattice fitted on the image minus the other's Gaussians); the positions
+    are the given ones, or the fitted ones when ``refine``.  The A lattice is fitted through the A positions.
 
     Parameters
     ----------
@@ -847,7 +1017,12 @@ def columns_from_positions(
         radius = _default_radius(positions)
     # intensities and widths always come from a full fit (centre free), so they mean the same as
     # find_columns'; the positions are the given ones unless ``refine``
-    refined = refine_columns(img, positions, radius=radius, intensity=intensity, move=True)
+    refined = refine_columns(img, positions, radius=radius, move=True)
+    is_a = sublattice == "A"
+    if is_a.any() and not is_a.all():
+        refined = _peel(img, refined, is_a, float(radius), None)[0]
+    if intensity == "disk":
+        refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     if not refine:
         refined = refined._replace(positions=positions.copy())
     a_pos = refined.positions[: len(a)]

@@ -137,8 +137,9 @@ def refine_edits(plane, a_data, b_data, a_ref, b_ref, *, radius, pixel_size, int
             changed = np.ones(len(data), dtype=bool)
         new = data.copy()
         if changed.any():
+            # B points are fitted with the (already refined) A columns peeled off, as find_columns does
             new[changed] = refine_columns(plane, data[changed], radius=radius, intensity=intensity,
-                                          cancel=cancel).positions
+                                          peel=out["a"] if name == "b" else None, cancel=cancel).positions
         out[name], out[f"changed_{name}"] = new, changed
     if progress is not None:
         progress(1, 2)
