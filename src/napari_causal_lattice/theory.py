@@ -1,6 +1,6 @@
 """Linearized Landau-Ginzburg-Devonshire (LGD) theory of the couplings near a 180 degree domain wall.
 
-Implements Eqs. 14-16 of Ziatdinov, Kalinin et al., "Mapping causal patterns in crystalline solids"
+Implements Eqs. 14-16 of Barakati et al., "Mapping causal patterns in crystalline solids"
 (the paper's LGD section, Figs. 8-9).  ``x`` is the signed distance from the wall plane (any length
 unit, the same as ``Lc``), ``eps`` the dimensionless doping factor (0 at the morphotropic phase
 boundary, -> 1 towards the antiferroelectric phase), ``r = e2*/e1*`` the ratio of the two
@@ -13,11 +13,12 @@ non-observable local fields.
   ``du22/dP1 = 2 Q12 P_S``, ``dV/dP1 = 2 (Q11 + Q12) P_S`` (``V`` the projected volume relative to
   ``a0 b0``), with ``Q`` in m^4/C^2 and ``P`` in C/m^2, so the couplings are in m^2/C.
 
-Default material constants are literature-typical values for rhombohedral BiFeO3 used in phase-field
-and LGD work (Zhang et al., J. Appl. Phys. 101, 114105 (2007); pseudocubic frame, Voigt notation):
-``Q11 = 0.032``, ``Q12 = -0.016``, ``Q44 = 0.020`` m^4/C^2 and ``P0 = 0.52`` C/m^2 (one pseudocubic
-component of the [111] polarization).  Reported values differ between sources by up to a factor of
-two (and in the Voigt factor of ``Q44``); pass your own for quantitative work.
+Default material constants are order-of-magnitude values for rhombohedral BiFeO3 of the kind used in
+phase-field and LGD work (pseudocubic frame, Voigt notation): ``Q11 = 0.032``, ``Q12 = -0.016``,
+``Q44 = 0.020`` m^4/C^2 and ``P0 = 0.52`` C/m^2 (one pseudocubic component of the [111] polarization).
+They were not checked against the paper's supplementary Table SI; reported values differ between sources
+by up to a factor of two (and in the Voigt factor of ``Q44``).  Pass your own for quantitative work: the
+shapes of Figs. 8-9 do not depend on them, only the amplitudes do.
 
 Nothing here imports Qt or napari; the plot helpers draw on matplotlib Axes you pass in.
 """
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Electrostriction coefficient Q11 of BiFeO3 in m^4/C^2 (Zhang et al. 2007).
+#: Electrostriction coefficient Q11 of BiFeO3 in m^4/C^2 (typical magnitude, see above).
 Q11_BFO = 0.032
-#: Electrostriction coefficient Q12 of BiFeO3 in m^4/C^2 (Zhang et al. 2007).
+#: Electrostriction coefficient Q12 of BiFeO3 in m^4/C^2 (typical magnitude, see above).
 Q12_BFO = -0.016
-#: Electrostriction coefficient Q44 of BiFeO3 in m^4/C^2 (Zhang et al. 2007, Voigt notation).
+#: Electrostriction coefficient Q44 of BiFeO3 in m^4/C^2 (typical magnitude, Voigt notation).
 Q44_BFO = 0.020
 #: Spontaneous polarization of pure BiFeO3 in C/m^2 (one pseudocubic component).
 P0_BFO = 0.52
