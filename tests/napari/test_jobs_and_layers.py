@@ -104,3 +104,25 @@ def test_wait_blocks_a_script_until_done_and_raises_on_failure(qtbot):
     panel.run(bad, on_result=results.append, label="columns")
     with pytest.raises(RuntimeError, match="no periodic lattice"):
         panel.wait(timeout=5)
+
+
+def test_closing_the_panel_mid_run_is_quiet(qtbot):
+    """A dock closed (deleted) while its job runs: nothing is delivered and no error escapes (pytest-qt fails
+    the test on an exception in a slot, e.g. touching the deleted status label)."""
+    panel = JobPanel()
+    results, seen = [], []
+
+    def counting(values, *, progress=None, cancel=None):
+        for k, value in enumerate(values):
+            seen.append(value)
+            time.sleep(0.01)
+            report(progress, k + 1, len(values), cancel)
+        return sum(values)
+
+    worker = panel.run(counting, list(range(100)), on_result=results.append, label="sum")
+    with qtbot.waitSignal(worker.finished, timeout=20000):
+        qtbot.wait(50)
+        panel.deleteLater()
+    qtbot.wait(50)
+    assert results == []
+    assert len(seen) == 100  # the job itself ran to its end

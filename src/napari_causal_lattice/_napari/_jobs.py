@@ -41,6 +41,8 @@ class JobPanel(QWidget):
         self.worker = None
         self._busy = False
         self._cancel = threading.Event()
+        self._on_result: Callable[[Any], None] | None = None
+        self._label = ""
         self._relay = _ProgressRelay()
         self._relay.advanced.connect(self._on_progress)
         self.bar = QProgressBar()
@@ -71,7 +73,6 @@ class JobPanel(QWidget):
         *args,
         on_result: Callable[[Any], None],
         label: str = "working",
-        on_finish: Callable[[], None] | None = None,
         **kwargs,
     ):
         """Start ``func(*args, progress=..., cancel=..., **kwargs)`` in a worker thread.
@@ -82,7 +83,8 @@ class JobPanel(QWidget):
         if self.running:
             show_info("A job is already running in this panel; wait for it or press Cancel.")
             return None
-        self._cancel = threading.Event()
+        self._cancel.clear()
+        self._on_result, self._label = on_result, label
         relay = self._relay
 
         def progress(done: int, total: int) -> None:
@@ -94,13 +96,12 @@ class JobPanel(QWidget):
             progress=progress,
             cancel=self._cancel,
             _start_thread=False,
-            _connect={"errored": lambda exc: self._on_error(exc, label)},
+            _connect={"errored": self._on_error},
             **kwargs,
         )
-        worker.returned.connect(lambda result: self._on_returned(result, on_result, label))
+        # bound methods: Qt drops these connections if the panel is deleted while the job runs
+        worker.returned.connect(self._on_returned)
         worker.finished.connect(self._on_finished)
-        if on_finish is not None:
-            worker.finished.connect(on_finish)
         self.worker = worker
         self._busy = True
         self.bar.setRange(0, 0)
@@ -141,15 +142,16 @@ class JobPanel(QWidget):
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
 
-    def _on_returned(self, result, on_result, label: str) -> None:
+    def _on_returned(self, result) -> None:
         try:
-            on_result(result)
+            self._on_result(result)
         except (ValueError, TypeError) as exc:
-            self._on_error(exc, label)
+            self._on_error(exc)
             return
-        self.status.setText(f"{label}: done")
+        self.status.setText(f"{self._label}: done")
 
-    def _on_error(self, exc: BaseException, label: str) -> None:
+    def _on_error(self, exc: BaseException) -> None:
+        label = self._label
         if isinstance(exc, Cancelled):
             self.status.setText(f"{label}: cancelled, nothing changed")
             show_info(f"{label}: cancelled; no layer was changed.")
