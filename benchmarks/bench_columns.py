@@ -16,26 +16,11 @@ import argparse
 import time
 
 import numpy as np
-from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
+from napari_causal_lattice._gaussfit import reference_fit_scipy
 from napari_causal_lattice.columns import find_columns, refine_columns
 from napari_causal_lattice.synthetic import synthetic_perovskite
-
-
-def scipy_fit(image, start, radius):
-    """One scipy.optimize.least_squares 2D Gaussian + constant fit on a disk patch; returns (y, x)."""
-    r = int(np.ceil(radius)) + 1
-    cy, cx = np.rint(start).astype(int)
-    yy, xx = np.mgrid[cy - r : cy + r + 1, cx - r : cx + r + 1]
-    inside = (yy - start[0]) ** 2 + (xx - start[1]) ** 2 <= radius**2
-    y, x, v = yy[inside].astype(float), xx[inside].astype(float), image[yy[inside], xx[inside]]
-
-    def residual(p):
-        amp, y0, x0, sig, bg = p
-        return amp * np.exp(-((y - y0) ** 2 + (x - x0) ** 2) / (2 * sig**2)) + bg - v
-
-    return least_squares(residual, [v.max() - v.min(), start[0], start[1], radius / 3, v.min()], method="lm").x[1:3]
 
 
 def rms(found, truth):
@@ -86,7 +71,7 @@ def main():
     rng = np.random.default_rng(0)
     subset = rng.choice(n, min(args.subset, n), replace=False)
     t0 = time.perf_counter()
-    sp = np.array([scipy_fit(sample.image, start[k], radius) for k in subset])
+    sp = np.array([reference_fit_scipy(sample.image, start[k], radius) for k in subset])
     t_scipy = (time.perf_counter() - t0) * n / len(subset)
 
     rows = [

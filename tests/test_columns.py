@@ -8,9 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
+from napari_causal_lattice._gaussfit import reference_fit_scipy
 from napari_causal_lattice.columns import (
     Columns,
     as_image,
@@ -116,28 +116,12 @@ def test_rms_position_error_on_synthetic_default(sample, found):
         assert np.sqrt(np.mean(d**2)) * sample.pixel_size <= floor
 
 
-def _scipy_reference_fit(image, start, radius):
-    """Independent per-column 2D Gaussian + constant least-squares fit (scipy), on a disk patch."""
-    r = int(np.ceil(radius)) + 1
-    cy, cx = np.rint(start).astype(int)
-    yy, xx = np.mgrid[cy - r : cy + r + 1, cx - r : cx + r + 1]
-    inside = (yy - start[0]) ** 2 + (xx - start[1]) ** 2 <= radius**2
-    y, x, v = yy[inside].astype(float), xx[inside].astype(float), image[yy[inside], xx[inside]]
-
-    def residual(p):
-        amp, y0, x0, sig, bg = p
-        return amp * np.exp(-((y - y0) ** 2 + (x - x0) ** 2) / (2 * sig**2)) + bg - v
-
-    p0 = [v.max() - v.min(), start[0], start[1], radius / 3, v.min()]
-    return least_squares(residual, p0, method="lm").x[1:3]
-
-
 def test_position_error_within_1p2x_of_scipy_reference(sample, found):
     truth = np.concatenate([sample.truth.a_positions, sample.truth.b_positions])
     rng = np.random.default_rng(3)
     subset = rng.choice(len(truth), 300, replace=False)
     radius = found.provenance["params"]["radius"]
-    ref = np.array([_scipy_reference_fit(sample.image, np.rint(truth[k]), radius) for k in subset])
+    ref = np.array([reference_fit_scipy(sample.image, np.rint(truth[k]), radius) for k in subset])
     ref_rms = np.sqrt(np.mean(np.sum((ref - truth[subset]) ** 2, axis=1)))
     d, _ = cKDTree(found.positions).query(truth[subset])
     ours_rms = np.sqrt(np.mean(d**2))

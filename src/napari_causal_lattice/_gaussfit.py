@@ -251,3 +251,25 @@ def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndar
         flat = rows[:, :, None] * nx + cols[:, None, :]
         out += np.bincount(flat[inside], weights=values[inside], minlength=ny * nx)
     return out.reshape(ny, nx)
+
+
+def reference_fit_scipy(image: np.ndarray, start, radius: float) -> np.ndarray:
+    """One column, one ``scipy.optimize.least_squares`` call: the slow, independent reference.
+
+    Fits ``amp * exp(-r^2 / (2 sigma^2)) + bg`` on the disk of ``radius`` px around ``start`` (y, x) and
+    returns the fitted centre (2,) in px.  Tests and benchmarks compare the batched fit against it.
+    """
+    from scipy.optimize import least_squares
+
+    r = int(np.ceil(radius)) + 1
+    cy, cx = np.rint(start).astype(int)
+    yy, xx = np.mgrid[cy - r : cy + r + 1, cx - r : cx + r + 1]
+    inside = (yy - start[0]) ** 2 + (xx - start[1]) ** 2 <= radius**2
+    y, x, v = yy[inside].astype(float), xx[inside].astype(float), image[yy[inside], xx[inside]]
+
+    def residual(p):
+        amp, y0, x0, sig, bg = p
+        return amp * np.exp(-((y - y0) ** 2 + (x - x0) ** 2) / (2 * sig**2)) + bg - v
+
+    p0 = [v.max() - v.min(), start[0], start[1], radius / 3, v.min()]
+    return least_squares(residual, p0, method="lm").x[1:3]
