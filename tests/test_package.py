@@ -46,3 +46,12 @@ def test_manifest_is_the_repo_copy():
 
 def test_version_is_exposed():
     assert napari_causal_lattice.__version__.count(".") >= 2
+
+
+def test_npe2_validate_cli():
+    pytest.importorskip("npe2")
+    out = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-causal-lattice"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "valid" in out.stdout
