@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Reproducing the paper's figures on the synthetic perovskite
 #
-# Ziatdinov, Kalinin et al., "Mapping causal patterns in crystalline solids": Fig. 1 (toy model), Fig. 2
+# Barakati et al., "Mapping causal patterns in crystalline solids": Fig. 1 (toy model), Fig. 2
 # (image and order-parameter maps), Fig. 3 (global causal graphs), Fig. 4 (sliding LiNGAM maps), Fig. 5
 # (PCA of the windowed adjacency) and Figs. 8-9 (LGD theory), measured on the synthetic sample whose causal
 # structure is planted and known.  Run it as a script:
