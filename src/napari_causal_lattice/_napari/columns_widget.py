@@ -35,6 +35,7 @@ from scipy.spatial import cKDTree
 
 from ..columns import Columns, as_image, columns_from_positions, find_columns, refine_columns
 from ._jobs import JobPanel
+from ._combos import refill
 from .layers import META_KEY, is_map_layer
 
 #: Face colours of the two Points layers.
@@ -233,14 +234,7 @@ class ColumnsWidget(QWidget):
     def refresh_layers(self, event=None) -> None:
         """Refill the image choice from the viewer, keeping the current pick when it still exists."""
         names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image) and not is_map_layer(layer)]
-        current = self.image_combo.currentText()
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems(names)
-        if current in names:
-            self.image_combo.setCurrentText(current)
-        self.image_combo.blockSignals(False)
-        if self.image_combo.currentText() != current:
+        if refill(self.image_combo, names):
             self._update_pixel_size(self.image_combo.currentText())
         self._update_buttons()
 

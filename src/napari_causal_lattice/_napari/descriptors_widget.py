@@ -36,7 +36,8 @@ from qtpy.QtWidgets import (
 
 from ..cells import Cells, build_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
-from .layers import META_KEY, image_data_to_world, is_map_layer, map_layer_tuple
+from ._combos import refill, track_user_picks
+from .layers import META_KEY, image_data_to_world, is_map_layer, map_layer_tuple, plugin_meta
 
 #: Descriptors shown with a diverging colormap and limits symmetric around 0.
 SIGNED = ("Px", "Py")
@@ -201,8 +202,7 @@ class DescriptorsWidget(QWidget):
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
-        for combo in (self.image_combo, self.a_combo, self.b_combo):
-            combo.textActivated.connect(lambda text, combo=combo: combo.setProperty("user_pick", text))
+        track_user_picks(self.image_combo, self.a_combo, self.b_combo)
         self.viewer.layers.events.inserted.connect(self.refresh_layers)
         self.viewer.layers.events.removed.connect(self.refresh_layers)
         self.refresh_layers()
@@ -223,38 +223,17 @@ class DescriptorsWidget(QWidget):
         """Refill the layer choices from the viewer, keeping the current picks when they still exist."""
         images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image) and not is_map_layer(layer)]
         points = [layer.name for layer in self.viewer.layers if isinstance(layer, Points)]
-        self._fill(self.a_combo, points, self._default_points(points, "A columns"))
-        self._fill(self.b_combo, points, self._default_points(points, "B columns"))
-        meta = self._meta(self.a_combo.currentText())
-        self._fill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
+        refill(self.a_combo, points, self._default_points(points, "A columns"))
+        refill(self.b_combo, points, self._default_points(points, "B columns"))
+        meta = plugin_meta(self.viewer, self.a_combo.currentText())
+        refill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
+        self._update_pixel_size(self.image_combo.currentText())
 
     @staticmethod
     def _default_points(names: list[str], base: str) -> str | None:
         if base in names:
             return base
         return next((n for n in names if n.startswith(base)), None)
-
-    @staticmethod
-    def _fill(combo: QComboBox, names: list[str], default: str | None) -> None:
-        """Refill ``combo``: a pick the user made stays; otherwise the default wins over an automatic pick."""
-        current = combo.currentText()
-        user_pick = combo.property("user_pick")
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItems(names)
-        combo.blockSignals(False)
-        keep = current in names and (current == user_pick or default not in names)
-        pick = current if keep else default
-        if pick is not None and pick in names:
-            combo.setCurrentText(pick)
-        combo.currentTextChanged.emit(combo.currentText())
-
-    def _meta(self, name: str) -> dict:
-        if name in self.viewer.layers:
-            meta = self.viewer.layers[name].metadata.get(META_KEY)
-            if isinstance(meta, dict):
-                return meta
-        return {}
 
     def _update_pixel_size(self, name: str) -> None:
         if name not in self.viewer.layers:
@@ -309,7 +288,7 @@ class DescriptorsWidget(QWidget):
         chosen = self.selected_descriptors
 
         # measure intensities as the column finder did, so I14 / I5 mean the same as in scripts
-        found = self._meta(b_layer.name).get("columns")
+        found = plugin_meta(self.viewer, b_layer.name).get("columns")
         params = found.provenance.get("params", {}) if found is not None else {}
 
         def done(result):

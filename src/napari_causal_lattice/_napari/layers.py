@@ -14,6 +14,15 @@ from napari.utils.transforms import Affine
 META_KEY = "napari_causal_lattice"
 
 
+def plugin_meta(viewer, name: str) -> dict:
+    """Our metadata (``metadata[META_KEY]``) of the layer called ``name``; empty when absent."""
+    if name in viewer.layers:
+        meta = viewer.layers[name].metadata.get(META_KEY)
+        if isinstance(meta, dict):
+            return meta
+    return {}
+
+
 def is_map_layer(layer) -> bool:
     """True for the map layers this plugin adds (descriptor maps, overlays, loadings), not STEM images."""
     meta = layer.metadata.get(META_KEY)

@@ -38,7 +38,8 @@ from ..pca import AdjacencyPCA, adjacency_pca
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
 from ._mpl import MplCanvas
-from .layers import META_KEY, aligned_affine, is_map_layer, map_layer_tuple
+from ._combos import refill, track_user_picks
+from .layers import META_KEY, aligned_affine, is_map_layer, map_layer_tuple, plugin_meta
 
 KIND_COEFFICIENT = "coefficient"
 KIND_PROBABILITY = "probability"
@@ -102,6 +103,7 @@ class SlidingWidget(QWidget):
         self.source_combo.setToolTip("B columns Points layer after 'Descriptors' (carries the unit cells)")
         self.image_combo = QComboBox()
         self.image_combo.setToolTip("STEM image the maps are aligned on")
+        track_user_picks(self.source_combo, self.image_combo)
         self.window_spin = self._spin(3, 10000, 20, "Window side in unit cells")
         self.stride_spin = self._spin(0, 10000, 0, "Step between windows in cells; auto = window / 2 (50 % overlap)")
         self.stride_spin.setSpecialValueText("auto")
@@ -225,28 +227,10 @@ class SlidingWidget(QWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Image) and not is_map_layer(layer)
         ]
-        with_cells = [n for n in sources if self._meta(n).get("cells") is not None]
-        self._fill(self.source_combo, sources, (with_cells or sources or [None])[-1])
-        meta = self._meta(self.source_combo.currentText())
-        self._fill(self.image_combo, images, meta.get("image"))
-
-    @staticmethod
-    def _fill(combo: QComboBox, names: list[str], default: str | None) -> None:
-        current = combo.currentText()
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItems(names)
-        pick = current if current in names else default
-        if pick in names:
-            combo.setCurrentText(pick)
-        combo.blockSignals(False)
-
-    def _meta(self, name: str) -> dict:
-        if name in self.viewer.layers:
-            meta = self.viewer.layers[name].metadata.get(META_KEY)
-            if isinstance(meta, dict):
-                return meta
-        return {}
+        with_cells = [n for n in sources if plugin_meta(self.viewer, n).get("cells") is not None]
+        refill(self.source_combo, sources, (with_cells or sources or [None])[-1])
+        meta = plugin_meta(self.viewer, self.source_combo.currentText())
+        refill(self.image_combo, images, meta.get("image"))
 
     def _source(self):
         """(cells or table, lattice or None, image layer) from the current choices."""
@@ -256,7 +240,7 @@ class SlidingWidget(QWidget):
         layer = self.viewer.layers[name]
         image_name = self.image_combo.currentText()
         image_layer = self.viewer.layers[image_name] if image_name in self.viewer.layers else None
-        cells = self._meta(name).get("cells")
+        cells = plugin_meta(self.viewer, name).get("cells")
         if cells is not None:
             return cells, None, image_layer
         table, lattice = _features_source(layer)
