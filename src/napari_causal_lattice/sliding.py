@@ -252,6 +252,45 @@ def _table_and_lattice(cells, lattice, units):
     return table, lattice, dict(units or getattr(cells, "units", None) or {})
 
 
+def suggest_window(grid_shape, *, n_variables: int = len(DESCRIPTORS), largest: int = 20, per_side: int = 4,
+                   smallest: int = 8) -> int:
+    """Window side (cells) that fits a cell grid: about ``per_side`` windows along its shorter side.
+
+    Parameters
+    ----------
+    grid_shape : (int, int)
+        ``(ni, nj)`` cells of the grid.
+    n_variables : int
+        Variables per fit; a window must hold at least ``3 * n_variables`` cells.
+    largest, per_side, smallest : int
+        The window is ``min(largest, max(smallest, short_side // per_side))``, capped at the short side.
+
+    Returns
+    -------
+    int
+        The window side in cells.
+
+    Raises
+    ------
+    ValueError
+        If even a window as large as the shorter side holds fewer than ``3 * n_variables`` cells.
+
+    Examples
+    --------
+    >>> suggest_window((48, 48)), suggest_window((9, 53)), suggest_window((120, 200))
+    (12, 8, 20)
+    """
+    short = int(min(grid_shape))
+    need = int(np.ceil(np.sqrt(3 * n_variables)))
+    if short < need:
+        raise ValueError(
+            f"the cell grid ({grid_shape[0]} x {grid_shape[1]} cells) is too small for sliding windows: a window "
+            f"needs at least {need} x {need} cells for {n_variables} variables; use the global LiNGAM result "
+            "(fit_lingam) for this image, or fewer variables"
+        )
+    return int(min(short, max(smallest, min(largest, short // per_side))))
+
+
 def _check_int(value, name: str, lowest: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be a whole number of cells, got {value!r}")
@@ -437,7 +476,7 @@ def _draw_resamples(plan: _WindowPlan, n_bootstrap: int, entropy: int) -> np.nda
 def sliding_lingam(
     cells,
     *,
-    window: int,
+    window: int | str = "auto",
     stride: int | None = None,
     n_bootstrap: int = 0,
     seed=None,
@@ -461,8 +500,9 @@ def sliding_lingam(
         The unit cells: a :class:`~napari_causal_lattice.cells.Cells` (its ``table`` and ``lattice`` are
         used) or a DataFrame with integer lattice-grid columns ``i`` (row), ``j`` (column) and the
         variables, one row per cell.  Rows with a NaN variable are left out.
-    window : int
-        Window side in cells (>= 3, at most the grid size).
+    window : int or "auto"
+        Window side in cells (>= 3, at most the grid size); ``"auto"`` (default) picks it from the grid with
+        :func:`suggest_window` and records the choice in the provenance.
     stride : int, optional
         Step between windows in cells, 1 ... ``window``; default ``window // 2`` (50 % overlap, as in
         the paper).
@@ -535,6 +575,11 @@ def sliding_lingam(
     ((3, 3), (3, 3))
     """
     table, lattice, units = _table_and_lattice(cells, lattice, units)
+    if isinstance(window, str):
+        if window != "auto":
+            raise ValueError(f"window must be a whole number of cells or 'auto', got {window!r}")
+        n_vars = len(DESCRIPTORS if variables is None else [variables] if isinstance(variables, str) else variables)
+        window = suggest_window(tuple(int(table[k].max()) + 1 for k in ("i", "j")), n_variables=n_vars)
     window = _check_int(window, "window", 3)
     stride = window // 2 if stride is None else stride
     stride = _check_int(stride, "stride", 1)
