@@ -33,7 +33,7 @@ def test_version_and_help(capsys):
     "argv, message",
     [
         (["analyze", "x.tif"], "--out"),
-        (["analyze", "x.tif", "--out", "o", "--window", "2"], "expected a number >= 3"),
+        (["analyze", "x.tif", "--out", "o", "--window", "2"], "'auto' or a whole number >= 3"),
         (["analyze", "x.tif", "--out", "o", "--bootstrap", "many"], "expected a whole number"),
         (["analyze", "x.tif", "--out", "o", "--pixel-size", "-3"], "positive number of pm/px"),
         (["analyze", "x.tif", "--out", "o", "--split-pixels", "0"], "expected a number >= 1"),
@@ -54,7 +54,7 @@ def test_analyze_writes_one_folder_per_image_and_resumes(tmp_path, capsys):
             "--seed", "4", "--pixel-size", "25"]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "100%" in err and "1 done, 0 skipped" in err
+    assert "100%" in err and "1 done, 0 partial, 0 skipped" in err
     assert results_complete(out / "scan")
     res = load_results(out / "scan")
     assert res.image_info["pixel_size"] == 25.0 and res.sliding.window == 8
@@ -65,7 +65,7 @@ def test_analyze_writes_one_folder_per_image_and_resumes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "scan.npy: skipped (results complete" in err
     assert "broken.tif: FAILED: cannot read broken.tif" in err
-    assert "0 done, 1 skipped (already complete), 1 failed" in err
+    assert "0 done, 0 partial, 1 skipped (already complete), 1 failed" in err
     assert not (out / "broken").exists()
 
 
@@ -88,7 +88,7 @@ def test_foreign_files_in_an_image_folder_are_left_alone(tmp_path, capsys):
     np.save(tmp_path / "scan.npy", np.zeros((64, 64)))
     (tmp_path / "results" / "scan").mkdir(parents=True)
     (tmp_path / "results" / "scan" / "notes.txt").write_text("mine")
-    assert main(["analyze", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "results")]) == 1
+    assert main(["analyze", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "results")]) == 2
     assert "not napari-causal-lattice results (notes.txt)" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "results" / "scan").iterdir()] == ["notes.txt"]
 

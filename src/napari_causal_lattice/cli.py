@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from ._version import __version__
-from .pipeline import SPLIT_PIXELS
+from .pipeline import PROJECTIONS, SPLIT_PIXELS
 
 _EPILOG = """examples:
   napari-causal-lattice analyze scan1.tif scan2.hspy --out results
@@ -15,9 +16,14 @@ _EPILOG = """examples:
   napari-causal-lattice analyze huge_stitched.tif --out results --scheduler tcp://headnode:8786
   napari-causal-lattice demo --headless --out demo_results
 
-Each image gets its own folder out/<name>/ with manifest.json (parameters, seeds, versions, input hash),
-arrays.npz, columns.csv, cells.csv and figures/*.png.  Images whose folder is already complete are skipped,
-so rerunning an interrupted batch resumes it.  Exit status: 0 all done, 1 some image failed, 2 bad usage.
+Each image gets its own folder out/<name>/ with manifest.json (parameters, seeds, versions, input hash, each
+step's outcome, checksums), arrays.npz, columns.csv, cells.csv and figures/*.png.  Before computing, every input,
+the output folder and the parameters are checked and all problems listed at once.  An image whose folder holds
+intact results of the same run (same file content, parameters, version) is skipped, so rerunning an interrupted
+batch resumes it; results of another run are replaced only with --overwrite.  A failed step (e.g. sliding on a
+small grid) keeps the steps before it.  stdout: one summary line per image (or --json); stderr: progress and notes.
+Exit status: 0 every step of every image succeeded, 1 an image or a step failed, 2 bad usage or a problem found
+before computing.
 """
 
 
@@ -34,6 +40,15 @@ def _int_at_least(lowest: int):
     return parse
 
 
+def _window(text: str):
+    if text == "auto":
+        return text
+    try:
+        return _int_at_least(3)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 3, got {text!r}") from None
+
+
 def _pixel_size(text: str) -> float:
     try:
         value = float(text)
@@ -42,6 +57,23 @@ def _pixel_size(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"the pixel size must be a positive number of pm/px, got {text}")
     return value
+
+
+def _add_analysis_options(analyze) -> None:
+    """Options of the analysis itself and of the summary output (issue 15), in one group."""
+    group = analyze.add_argument_group("analysis and output")
+    group.add_argument("--min-cells", type=_int_at_least(10), default=None, metavar="N",
+                       help="complete cells a sliding window needs to be fitted (>= 10); default: half the "
+                       "window's cells, at least 24")
+    group.add_argument("--plane", type=_int_at_least(0), default=None, metavar="K",
+                       help="for files holding a stack of images: analyse image K (0 = first)")
+    group.add_argument("--projection", choices=PROJECTIONS, default="auto",
+                       help="crystal projection of the images; default auto (found from each image)")
+    group.add_argument("--scale-unit", default=None, metavar="UNIT",
+                       help="length unit of an axis scale stored without a unit (HyperSpy files), e.g. nm, A, "
+                       "pm; default: assume nm and say so")
+    group.add_argument("--json", action="store_true",
+                       help="print the summary as JSON (a list, one object per image) on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("images", nargs="+", metavar="IMAGE",
                          help="image files: .tif/.tiff, .npy, .hspy/.hdf5, .dm3/.dm4/.emd (needs rosettasciio)")
     analyze.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per image)")
-    analyze.add_argument("--window", type=_int_at_least(3), default=20,
-                         help="sliding window side in unit cells (stride = window / 2); default 20")
+    analyze.add_argument("--window", type=_window, default="auto",
+                         help="sliding window side in unit cells (stride = window / 2), or 'auto' to choose it "
+                         "from the cell grid; default auto")
     analyze.add_argument("--bootstrap", type=_int_at_least(0), default=100, metavar="N",
                          help="bootstrap resamples for edge probabilities (0 = none); default 100")
     analyze.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed; default 0")
@@ -84,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"with --scheduler: split images of at least N pixels over the cluster window by "
                          f"window instead of sending each whole to one worker; default {SPLIT_PIXELS} (4096 x 4096)")
     analyze.add_argument("--overwrite", action="store_true",
-                         help="recompute images whose results are already complete (default: skip them)")
+                         help="recompute images whose results are already complete (default: skip them), and "
+                         "replace results of another run or with a damaged manifest (default: refuse)")
+    _add_analysis_options(analyze)
 
     demo = sub.add_parser("demo", help="run the synthetic demo (in napari, or headless)")
     demo.add_argument("--headless", action="store_true", help="run without a window and write the results")
@@ -118,22 +153,42 @@ def main(argv=None) -> int:
             n_bootstrap=args.bootstrap,
             seed=args.seed,
             pixel_size=args.pixel_size,
+            min_cells=args.min_cells,
+            projection=args.projection,
+            plane=args.plane,
+            scale_unit=args.scale_unit,
             workers=args.workers,
             scheduler=args.scheduler,
             split_pixels=args.split_pixels,
             overwrite=args.overwrite,
         )
-    except (ValueError, OSError, ImportError) as exc:
+    except ValueError as exc:  # found before computing: nothing was computed or written
+        print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ImportError) as exc:
         print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished images are saved; rerun the same command to resume", file=sys.stderr)
         return 130
-    counts = {s: sum(item.status == s for item in items) for s in ("done", "skipped", "failed")}
-    print(f"{counts['done']} done, {counts['skipped']} skipped (already complete), {counts['failed']} failed",
-          file=sys.stderr)
-    return 1 if counts["failed"] else 0
+    _print_summary(items, as_json=args.json)
+    return 0 if all(item.ok for item in items) else 1
 
+
+def _print_summary(items, *, as_json: bool) -> None:
+    """One line per image on stdout (or a JSON list), the counts on stderr."""
+    if as_json:
+        print(json.dumps([item.as_dict() for item in items], indent=1))
+    else:
+        for item in items:
+            detail = f" ({item.message})" if item.message and item.status != "skipped" else ""
+            if item.status == "skipped" and not item.ok:
+                detail = " (earlier run: " + "; ".join(
+                    f"{name} failed" for name, s in item.steps.items() if s.get("status") == "failed") + ")"
+            print(f"{item.image}\t{item.status}\t{item.out}{detail}")
+    counts = {s: sum(item.status == s for item in items) for s in ("done", "partial", "skipped", "failed")}
+    print(f"{counts['done']} done, {counts['partial']} partial, {counts['skipped']} skipped (already complete), "
+          f"{counts['failed']} failed", file=sys.stderr)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -199,7 +199,7 @@ def as_image(image) -> np.ndarray:
         raise ValueError(
             f"image must be 2D (rows, columns), got shape {arr.shape}; pick one plane of a stack or one channel"
         )
-    arr = arr.astype(np.float64)
+    arr = arr.astype(np.float64, copy=False)  # read-only below: a float64 image is not copied
     bad = ~np.isfinite(arr)
     if bad.any():
         raise ValueError(
@@ -882,8 +882,7 @@ def find_columns(
     report(progress, 1, steps + 1, cancel)
 
     d_min = min(np.hypot(*v1), np.hypot(*v2))
-    smooth = ndimage.gaussian_filter(img, max(0.5, 0.05 * d_min))
-    cand, bright, prominence = _candidates(smooth, d_min)
+    cand, bright, prominence = _candidates(ndimage.gaussian_filter(img, max(0.5, 0.05 * d_min)), d_min)
     gs = _dual(v1, v2)
     frac = _fftlattice.local_phases(img, gs, cand)
     n_cells = img.size / abs(np.linalg.det(np.column_stack([v1, v2])))

@@ -12,7 +12,10 @@ Writing
     ``arrays.npz`` (every array, under flattened keys such as ``cells/table/data/Px``), plus ``columns.csv`` /
     ``cells.csv`` in physical units.  The save is atomic: everything is written into a hidden temporary folder
     beside the target and renamed into place at the end, so an interrupted save never leaves a half-written
-    result.  :func:`load_results` reads it back exactly.
+    result.  The manifest also records the run (input hash, every parameter that changes a number, package
+    version: :func:`resume_status` compares it with a new run), each step's outcome (``steps``) and a SHA-256
+    checksum of every file and every stored array, which :func:`load_results` verifies: it reads the folder back
+    exactly or raises :class:`ResultsError` naming the damaged file.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import importlib
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
+import zipfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +75,24 @@ _LENGTH_TO_PM = {
     "cm": 1e10,
     "m": 1e12,
 }
+#: Files and folders a results folder of ours may hold besides those its manifest lists (a damaged manifest
+#: leaves only these names to recognise it by).
+_OUR_NAMES = (MANIFEST_NAME, ARRAYS_NAME, "columns.csv", "cells.csv", "figures", "report.html")
+#: Hidden siblings of a results folder made by an atomic save: ``.<name>.tmp-<host>-<pid>-<hex>`` while it is
+#: written, ``.<name>.old-<host>-<pid>-<hex>`` while it replaces earlier results.
+_TEMP_KINDS = ("tmp", "old")
+#: A temporary folder of another machine (or of a format without a process id) counts as abandoned after this.
+STALE_SECONDS = 24 * 3600.0
+
+
+class ResultsError(ValueError):
+    """A results folder cannot be used: not ours, incomplete, damaged or of another format.
+
+    The message names the folder and the file at fault.  It is the only error :func:`load_results` raises for
+    anything found on disk (a subclass of ValueError).
+    """
+
+
 # plausible pixel sizes (pm/px) of a STEM image; outside this range a calibration is treated as a placeholder
 _PLAUSIBLE_PM = (1e-2, 1e5)
 
@@ -116,6 +140,7 @@ class LoadedImage:
             "shape": [int(n) for n in self.data.shape],
             "pixel_size": self.pixel_size,
             "units": self.units,
+            "scale_unit": self.metadata.get("scale_unit"),
             "notes": list(self.notes),
         }
 
@@ -153,7 +178,8 @@ def _plausible(pixel_size_pm) -> bool:
     return pixel_size_pm is not None and np.isfinite(pixel_size_pm) and _PLAUSIBLE_PM[0] <= pixel_size_pm <= _PLAUSIBLE_PM[1]
 
 
-def load_image(path, *, plane: int | str | None = None, signal: str | None = None) -> LoadedImage:
+def load_image(path, *, plane: int | str | None = None, signal: str | None = None,
+               scale_unit: str | None = None) -> LoadedImage:
     """Read a 2D STEM image and its pixel size.
 
     Parameters
@@ -167,6 +193,10 @@ def load_image(path, *, plane: int | str | None = None, signal: str | None = Non
     signal : str, optional
         For files holding several signals (Velox .emd: HAADF, BF, ...), the title of the one to use;
         by default the first 2D image, preferring one titled HAADF.
+    scale_unit : str, optional
+        Length unit of an axis scale the file stores without a unit (HyperSpy/RosettaSciIO files), e.g.
+        ``"nm"``, ``"A"`` or ``"pm"``.  By default such a scale in 1e-4 ... 1 is assumed to be in nm (HyperSpy's
+        usual unit), with a note; the unit used is recorded in ``metadata["scale_unit"]`` and ``info``.
 
     Returns
     -------
@@ -184,6 +214,7 @@ def load_image(path, *, plane: int | str | None = None, signal: str | None = Non
     """
     if not (plane is None or plane == "all" or (isinstance(plane, (int, np.integer)) and not isinstance(plane, bool))):
         raise TypeError(f"plane must be an image index (int), 'all' or None, got {plane!r}")
+    check_scale_unit(scale_unit)
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such image file: {path}")
@@ -201,9 +232,9 @@ def load_image(path, *, plane: int | str | None = None, signal: str | None = Non
     elif ext == ".npy":
         raw, pixel_size, meta = _read_npy(path)
     elif ext in (".hspy", ".hdf5"):
-        raw, pixel_size, meta = _read_hspy(path, notes)
+        raw, pixel_size, meta = _read_hspy(path, notes, scale_unit)
     else:
-        raw, pixel_size, meta = _read_rsciio(path, signal, notes)
+        raw, pixel_size, meta = _read_rsciio(path, signal, notes, scale_unit)
     data = _to_2d(raw, plane=plane, notes=notes, name=path.name)
     if pixel_size is None:
         notes.append(
@@ -360,7 +391,7 @@ def _decode(value):
     return value
 
 
-def _read_hspy(path: Path, notes: list):
+def _read_hspy(path: Path, notes: list, scale_unit):
     import h5py
 
     try:
@@ -394,12 +425,25 @@ def _read_hspy(path: Path, notes: list):
         title = group.get("metadata/General")
         if title is not None and "title" in title.attrs:
             meta["title"] = _decode(title.attrs["title"])
-    pixel_size = _axes_pixel_size(axes[-2:], path.name, notes)
+    pixel_size = _axes_pixel_size(axes[-2:], path.name, notes, scale_unit, meta)
     return data, pixel_size, meta
 
 
-def _axes_pixel_size(axes: list[dict], name: str, notes: list):
-    """Pixel size (pm) from the two signal axes (y, x) of a HyperSpy/RosettaSciIO axes list."""
+def check_scale_unit(scale_unit) -> None:
+    """Refuse a ``scale_unit`` that is not a length unit :func:`length_to_pm` knows."""
+    if scale_unit is not None and length_to_pm(1.0, scale_unit) is None:
+        raise ValueError(
+            f"scale_unit must be a length unit ({', '.join(sorted(set(_LENGTH_TO_PM) - {'å', 'µm'}))}), "
+            f"got {scale_unit!r}"
+        )
+
+
+def _axes_pixel_size(axes: list[dict], name: str, notes: list, scale_unit=None, meta=None):
+    """Pixel size (pm) from the two signal axes (y, x) of a HyperSpy/RosettaSciIO axes list.
+
+    An axis scale without a unit is read in ``scale_unit``; without it, a scale in 1e-4 ... 1 is assumed to be
+    in nm.  The unit used for unit-less scales goes to ``meta["scale_unit"]`` (``{"unit", "source"}``).
+    """
     if len(axes) < 2:
         return None
     sizes, assumed, foreign = [], [], []
@@ -409,16 +453,21 @@ def _axes_pixel_size(axes: list[dict], name: str, notes: list):
         if isinstance(units, str) and units.strip() in ("", "<undefined>", "_None_"):
             units = None
         ps = length_to_pm(scale, units) if units else None
-        if units is None and scale not in (None, 1.0) and 1e-4 <= float(scale) <= 1.0:
+        if units is None and scale_unit is not None and scale is not None:
+            ps = length_to_pm(scale, scale_unit)
+        elif units is None and scale not in (None, 1.0) and 1e-4 <= float(scale) <= 1.0:
             ps = float(scale) * 1e3
             assumed.append(ps)
         if ps is None and units and scale not in (None, 1.0):
             foreign.append(units)
         sizes.append(ps)
+    unitless = any(ax.get("units") in (None, "", "<undefined>", "_None_") for ax in axes)
+    if meta is not None and unitless and (assumed or scale_unit is not None):
+        meta["scale_unit"] = {"unit": scale_unit or "nm", "source": "given" if scale_unit else "assumed"}
     if assumed:
         notes.append(
             f"{name}: the axis scale has no units; assuming nm (HyperSpy's usual unit), i.e. {assumed[-1]:.4g} "
-            "pm/px. Give the pixel size explicitly if that is wrong."
+            "pm/px. If that is wrong, give the unit (scale_unit=, CLI --scale-unit) or the pixel size."
         )
     if foreign:
         notes.append(f"{name}: axis unit {foreign[0]!r} is not a length; pixel size ignored.")
@@ -435,7 +484,7 @@ def _axes_pixel_size(axes: list[dict], name: str, notes: list):
 _RSCIIO_MODULES = {".dm3": "rsciio.digitalmicrograph", ".dm4": "rsciio.digitalmicrograph", ".emd": "rsciio.emd"}
 
 
-def _read_rsciio(path: Path, signal: str | None, notes: list):
+def _read_rsciio(path: Path, signal: str | None, notes: list, scale_unit):
     module_name = _RSCIIO_MODULES[path.suffix.lower()]
     try:
         module = importlib.import_module(module_name)
@@ -470,7 +519,7 @@ def _read_rsciio(path: Path, signal: str | None, notes: list):
     axes = [{k: _decode(ax.get(k)) for k in ("name", "scale", "offset", "units", "size") if k in ax}
             for ax in sig.get("axes", [])]
     meta = {"format": module_name, "title": title(sig), "axes": axes}
-    return np.asarray(sig["data"]), _axes_pixel_size(axes[-2:], path.name, notes), meta
+    return np.asarray(sig["data"]), _axes_pixel_size(axes[-2:], path.name, notes, scale_unit, meta), meta
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -486,6 +535,9 @@ class Results:
         ``Columns``, ``Cells``, ``LingamResult``, ``SlidingResult``, ``AdjacencyPCA`` or None.
     image_info : dict or None
         The input image: source path, sha256, shape, pixel size (pm/px), units, notes.
+    steps : dict
+        Each pipeline step's outcome, step -> ``{"status": "done" | "skipped" | "failed", "reason": str}``
+        (empty for results that were not made by the pipeline).
     manifest : dict
         The folder's manifest (format version, package versions, provenance of every object); empty for
         results that were not loaded from disk.
@@ -497,7 +549,14 @@ class Results:
     sliding: object = None
     pca: object = None
     image_info: dict | None = None
+    steps: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+
+    @property
+    def failed_steps(self) -> dict[str, str]:
+        """Steps that failed, step -> reason (empty when every step ran or was deliberately skipped)."""
+        return {name: str(outcome.get("reason", "")) for name, outcome in self.steps.items()
+                if isinstance(outcome, dict) and outcome.get("status") == "failed"}
 
 
 class _Flattener:
@@ -606,56 +665,242 @@ def columns_frame(columns):
     return pd.DataFrame(frame)
 
 
-def _is_ours(folder: Path) -> tuple[bool, list[str]]:
-    """Whether ``folder`` is empty or a results folder of ours; also the names of foreign files."""
-    top = sorted(p.name for p in folder.iterdir())
-    if not top:
-        return True, []
-    manifest = _read_manifest_quiet(folder)
-    if manifest is None:
-        return False, top
+def _is_ours(folder: Path, manifest) -> tuple[bool, list[str]]:
+    """Whether ``folder`` (non-empty) holds only files of ours; also the names of foreign files.
+
+    With a readable ``manifest`` the files it lists are ours; without one (damaged or missing), only the names a
+    results folder of this package holds (:data:`_OUR_NAMES`) are.
+    """
     entries = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
-    listed = set(manifest.get("files", [])) | {MANIFEST_NAME}
-    listed |= {parent.as_posix() for name in listed for parent in Path(name).parents if parent != Path(".")}
-    foreign = [e for e in entries if e not in listed]
+    if manifest is not None:
+        listed = set(_listed_files(manifest)) | {MANIFEST_NAME}
+        listed |= {parent.as_posix() for name in listed for parent in Path(name).parents if parent != Path(".")}
+        foreign = [e for e in entries if e not in listed]
+    else:
+        foreign = [e for e in entries if e.split("/")[0] not in _OUR_NAMES or
+                   ("/" in e and e.split("/")[0] != "figures")]
     return not foreign, foreign
+
+
+def _listed_files(manifest: dict) -> list[str]:
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        return []
+    return [f for f in files if isinstance(f, str) and f and not Path(f).is_absolute() and ".." not in Path(f).parts]
+
+
+def _read_manifest(folder: Path) -> dict:
+    """The manifest of ``folder``; :class:`ResultsError` when it is missing, damaged or not ours."""
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise ResultsError(f"{folder} is not a napari-causal-lattice results folder (no {MANIFEST_NAME})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ResultsError(f"{path} is damaged (not readable JSON: {exc}); the results are damaged") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ResultsError(f"{folder} is not a napari-causal-lattice results folder ({MANIFEST_NAME} is not ours)")
+    return manifest
 
 
 def _read_manifest_quiet(folder: Path):
     try:
-        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return _read_manifest(folder)
+    except ResultsError:
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME else None
+
+
+def _damage(folder: Path, manifest: dict) -> str | None:
+    """What is wrong with the files of a results folder (missing, changed), or None when all are intact."""
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return f"it is in results format {manifest.get('format_version')!r}, not {FORMAT_VERSION}"
+    checksums = manifest.get("checksums")
+    checksums = checksums if isinstance(checksums, dict) else {}
+    for name in _listed_files(manifest):
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        expected = checksums.get(name)
+        if isinstance(expected, str) and file_sha256(path) != expected:
+            return f"{name} is damaged (its checksum differs from the one recorded when it was saved)"
+    return None
 
 
 def results_complete(path) -> bool:
-    """True when ``path`` holds a complete results folder of the current format (used to resume batches)."""
+    """True when ``path`` holds a complete, intact results folder of the current format.
+
+    Every file the manifest lists must be present with the checksum recorded at save time.
+    """
     folder = Path(path)
     manifest = _read_manifest_quiet(folder) if folder.is_dir() else None
-    if manifest is None or manifest.get("format_version") != FORMAT_VERSION:
+    return manifest is not None and _damage(folder, manifest) is None
+
+
+def run_record(*, input_sha256: str, params: Mapping) -> dict:
+    """What identifies a run for resuming: the input's hash, the parameters that change a number, the version.
+
+    Parameters
+    ----------
+    input_sha256 : str
+        SHA-256 of the input image file (or of the array).
+    params : mapping
+        Every parameter that changes a result (JSON-able values).
+
+    Returns
+    -------
+    dict
+        ``{"input_sha256", "params", "version"}``, stored as ``manifest["run"]``.
+    """
+    return {"input_sha256": input_sha256, "params": jsonable(dict(params)),
+            "version": package_versions()["napari-causal-lattice"]}
+
+
+def run_changes(old, new: dict) -> list[str]:
+    """How run record ``new`` differs from ``old`` (one phrase per difference; empty when they match)."""
+    if not isinstance(old, dict):
+        return ["the earlier results record no run (an older version wrote them)"]
+    changes = []
+    if old.get("input_sha256") != new["input_sha256"]:
+        changes.append("the image differs (another file content under the same name)")
+    old_params = old.get("params") if isinstance(old.get("params"), dict) else {}
+    for key in sorted(set(old_params) | set(new["params"])):
+        before, after = old_params.get(key, "unset"), new["params"].get(key, "unset")
+        if before != after:
+            changes.append(f"{key} {before!r} -> {after!r}")
+    if old.get("version") != new["version"]:
+        changes.append(f"napari-causal-lattice {old.get('version')} -> {new['version']}")
+    return changes
+
+
+def resume_status(path, run: dict) -> tuple[str, str]:
+    """Whether a run can reuse, must recompute, or must not touch the results folder ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Results folder of one image.
+    run : dict
+        :func:`run_record` of the new run.
+
+    Returns
+    -------
+    (status, detail)
+        ``"absent"`` (no folder or an empty one), ``"complete"`` (intact results of the same run: reuse),
+        ``"incomplete"`` (ours, a file missing or damaged: recompute), ``"changed"`` (intact results of another
+        run: ``detail`` names what changed; recompute only with overwrite), ``"damaged"`` (our files with an
+        unreadable manifest: overwrite only with overwrite), ``"foreign"`` (files that are not ours: never
+        touch) or ``"file"`` (a file, not a folder).
+    """
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        return "absent", ""
+    if not folder.is_dir():
+        return "file", f"{folder} is a file, not a folder"
+    if not any(folder.iterdir()):
+        return "absent", ""
+    manifest = _read_manifest_quiet(folder)
+    ours, foreign = _is_ours(folder, manifest)
+    if not ours:
+        return "foreign", ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+    if manifest is None:
+        try:
+            _read_manifest(folder)
+        except ResultsError as exc:
+            return "damaged", str(exc)
+    damage = _damage(folder, manifest)
+    if damage is not None:
+        return "incomplete", damage
+    changes = run_changes(manifest.get("run"), run)
+    if changes:
+        return "changed", "; ".join(changes)
+    return "complete", ""
+
+
+def _temp_name(target: Path, kind: str) -> Path:
+    return target.parent / f".{target.name}.{kind}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _abandoned(path: Path, prefix: str) -> bool:
+    """Whether a temporary sibling (``prefix`` + ``<host>-<pid>-<hex>``) was left by a run that no longer exists."""
+    host, _, pid = path.name[len(prefix):].rpartition("-")[0].rpartition("-")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # the process exists but belongs to someone else
+            return False
         return False
-    return all((folder / name).is_file() for name in manifest.get("files", []))
+    try:
+        return time.time() - path.stat().st_mtime > STALE_SECONDS
+    except OSError:
+        return False
+
+
+def clean_stale_temp(path) -> list[Path]:
+    """Remove the temporary folders that killed saves left beside results folder ``path``.
+
+    A save that was killed while replacing earlier results (after moving them aside, before moving the new ones
+    in) left the earlier results in a ``.old-`` folder; they are moved back when ``path`` is missing.
+
+    Returns
+    -------
+    list of Path
+        The folders removed (or restored).
+    """
+    target = Path(path).expanduser().absolute()
+    if not target.parent.is_dir():
+        return []
+    cleaned = []
+    for kind in _TEMP_KINDS:
+        prefix = f".{target.name}.{kind}-"
+        for temp in sorted(target.parent.glob(f"{_glob_escape(prefix)}*")):
+            if not temp.is_dir() or not _abandoned(temp, prefix):
+                continue
+            if kind == "old" and not target.exists() and _read_manifest_quiet(temp) is not None:
+                os.replace(temp, target)
+            else:
+                shutil.rmtree(temp, ignore_errors=True)
+            cleaned.append(temp)
+    return cleaned
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with glob wildcards escaped (results folders may have brackets in their names)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def check_results_target(path, *, overwrite: bool = False) -> Path:
     """Check that results may be written to ``path`` (call it before a long computation).
 
+    Temporary folders left by killed saves of ``path`` are removed first (:func:`clean_stale_temp`).
+
     Returns the absolute folder path.  Raises ValueError when ``path`` is a file, holds files that are not
-    results of this package, or holds results and ``overwrite`` is False.
+    results of this package, or holds results (or our files with a damaged manifest) and ``overwrite`` is False.
     """
     target = Path(path).expanduser().absolute()
+    clean_stale_temp(target)
     if target.exists():
         if not target.is_dir():
             raise ValueError(f"{target} is a file, not a folder; choose a folder name for the results")
-        ours, foreign = _is_ours(target)
+        if not any(target.iterdir()):
+            return target
+        manifest = _read_manifest_quiet(target)
+        ours, foreign = _is_ours(target, manifest)
         if not ours:
             shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
             raise ValueError(
                 f"{target} already holds files that are not napari-causal-lattice results ({shown}); "
                 "choose a new or empty folder. Nothing was written."
             )
-        if _read_manifest_quiet(target) is not None and not overwrite:
+        if not overwrite:
+            if manifest is None:
+                raise ValueError(
+                    f"{target / MANIFEST_NAME} is damaged or missing, but the folder holds only "
+                    "napari-causal-lattice result files; pass overwrite=True (CLI: --overwrite) to replace them"
+                )
             raise ValueError(f"{target} already holds results; pass overwrite=True (CLI: --overwrite) to replace them")
     return target
 
@@ -667,10 +912,11 @@ def _write_error(target: Path, exc: OSError) -> OSError:
         errno.EACCES: "permission denied",
         errno.EROFS: "the file system is read-only",
     }.get(exc.errno, exc.strerror or str(exc))
+    advice = "free some space or choose" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
     return OSError(
         exc.errno,
         f"could not save results to {target}: {reason}. Nothing was written and existing results are "
-        "unchanged; free some space or choose another folder (--out).",
+        f"unchanged; {advice} another folder (--out).",
     )
 
 
@@ -683,6 +929,8 @@ def save_results(
     sliding=None,
     pca=None,
     image_info: dict | None = None,
+    run: dict | None = None,
+    steps: Mapping[str, Mapping] | None = None,
     overwrite: bool = False,
     extra: Mapping[str, Callable[[Path], None]] | None = None,
 ) -> Path:
@@ -698,6 +946,10 @@ def save_results(
         ``to_state()`` and a ``provenance`` dict.
     image_info : dict, optional
         The input image (e.g. ``LoadedImage.info``: source, sha256, shape, pixel size).
+    run : dict, optional
+        :func:`run_record` of the run (input hash, parameters, version), compared by :func:`resume_status`.
+    steps : mapping, optional
+        Each step's outcome, step -> ``{"status": "done" | "skipped" | "failed", "reason": str}``.
     overwrite : bool
         Replace an existing results folder of this package.
     extra : mapping, optional
@@ -748,15 +1000,18 @@ def save_results(
         "format_version": FORMAT_VERSION,
         "versions": package_versions(),
         "image": jsonable(image_info),
+        "run": jsonable(run),
+        "steps": jsonable(dict(steps or {})),
         "files": files,
         "contents": contents,
+        "array_checksums": {key: array_sha256(value) for key, value in flat.arrays.items()},
     }
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _write_error(target, exc) from exc
-    tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = _temp_name(target, "tmp")
     try:
         tmp.mkdir()
         with open(tmp / ARRAYS_NAME, "wb") as fh:
@@ -769,6 +1024,7 @@ def save_results(
         missing = [rel for rel in writers if not (tmp / rel).is_file()]
         if missing:
             raise ValueError(f"extra writers did not create {missing}")
+        manifest["checksums"] = {rel: file_sha256(tmp / rel) for rel in files}
         text = json.dumps(manifest, indent=1, allow_nan=False)
         with open(tmp / MANIFEST_NAME, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -788,7 +1044,7 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     if not target.exists():
         os.replace(tmp, target)
         return
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    old = _temp_name(target, "old")
     os.replace(target, old)
     try:
         os.replace(tmp, target)
@@ -799,7 +1055,7 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 
 def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
-    """Load a results folder written by :func:`save_results`.
+    """Load a results folder written by :func:`save_results`, verifying every stored array.
 
     Parameters
     ----------
@@ -815,43 +1071,80 @@ def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
 
     Raises
     ------
-    ValueError
-        Not a results folder, incomplete, or written in another format version (the message says which).
+    ResultsError
+        (a ValueError) Not a results folder, incomplete, damaged (a file or an array whose checksum differs
+        from the recorded one, a manifest entry that does not fit) or written in another format version; the
+        message names the file at fault.
     """
     folder = Path(path).expanduser()
-    if not (folder / MANIFEST_NAME).is_file():
-        raise ValueError(f"{folder} is not a napari-causal-lattice results folder (no {MANIFEST_NAME})")
-    try:
-        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{folder / MANIFEST_NAME} is not valid JSON ({exc}); the results are damaged") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise ValueError(f"{folder} is not a napari-causal-lattice results folder")
+    manifest = _read_manifest(folder)
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        written_by = (manifest.get("versions") or {}).get("napari-causal-lattice", "an unknown version")
-        raise ValueError(
+        versions = manifest.get("versions") if isinstance(manifest.get("versions"), dict) else {}
+        written_by = versions.get("napari-causal-lattice", "an unknown version")
+        raise ResultsError(
             f"{folder} was written in results format {version} (napari-causal-lattice {written_by}); this version "
             f"reads format {FORMAT_VERSION}. Re-run the analysis, or load it with napari-causal-lattice {written_by}."
         )
-    try:
-        with np.load(folder / ARRAYS_NAME, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read {folder / ARRAYS_NAME} ({exc}); the results are damaged") from exc
+    arrays = _read_arrays(folder, manifest)
+    contents = manifest.get("contents", {})
+    if not isinstance(contents, dict):
+        raise ResultsError(f"{folder / MANIFEST_NAME} is damaged: 'contents' is not a table of results")
     classes = dict(classes or {})
     loaded = {}
-    for name, entry in manifest.get("contents", {}).items():
+    for name, entry in contents.items():
         if name not in RESULT_CLASSES:
-            raise ValueError(f"{folder} holds an unknown result {name!r}")
-        cls = classes.get(name)
-        if cls is None:
-            recorded = entry.get("class") or RESULT_CLASSES[name]
-            if not recorded.startswith("napari_causal_lattice."):
-                raise ValueError(
-                    f"{name} in {folder} was saved from class {recorded}, outside this package; pass "
-                    f"classes={{'{name}': {recorded.rpartition(':')[2]}}} to load it"
-                )
+            raise ResultsError(f"{folder / MANIFEST_NAME} lists an unknown result {name!r}")
+        if not isinstance(entry, dict) or "state" not in entry:
+            raise ResultsError(f"{folder / MANIFEST_NAME} is damaged: the entry of {name!r} has no state")
+        loaded[name] = _rebuild(folder, name, entry, classes.get(name), arrays)
+    image, steps = manifest.get("image"), manifest.get("steps")
+    return Results(**loaded, image_info=image if isinstance(image, dict) else None,
+                   steps=steps if isinstance(steps, dict) else {}, manifest=manifest)
+
+
+def _read_arrays(folder: Path, manifest: dict) -> dict:
+    """Every array of ``arrays.npz``, each checked against its recorded checksum."""
+    path = folder / ARRAYS_NAME
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path} is missing; the results are incomplete: re-run the analysis") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
+            NotImplementedError, RuntimeError) as exc:
+        raise ResultsError(f"cannot read {path} ({type(exc).__name__}: {exc}); the results are damaged") from exc
+    except AttributeError as exc:  # np.load of a file that is no .npz at all but a pickle-free .npy
+        raise ResultsError(f"{path} is not an .npz archive; the results are damaged") from exc
+    if not isinstance(arrays, dict):
+        raise ResultsError(f"{path} is not an .npz archive of arrays; the results are damaged")
+    checksums = manifest.get("array_checksums")
+    if isinstance(checksums, dict):
+        for key, expected in checksums.items():
+            if key not in arrays:
+                raise ResultsError(f"{path} lacks the array {key!r}; the results are damaged")
+            if array_sha256(arrays[key]) != expected:
+                raise ResultsError(f"array {key!r} in {path} differs from the one saved (checksum); the results "
+                                   "are damaged")
+    return arrays
+
+
+def _rebuild(folder: Path, name: str, entry: dict, cls, arrays: dict):
+    """One result object from its manifest entry; any failure is damage in our words."""
+    if cls is None:
+        recorded = entry.get("class") or RESULT_CLASSES[name]
+        if not isinstance(recorded, str) or not recorded.startswith("napari_causal_lattice."):
+            raise ResultsError(
+                f"{name} in {folder} was saved from class {recorded}, outside this package; pass "
+                f"classes={{'{name}': {str(recorded).rpartition(':')[2]}}} to load it"
+            )
+        try:
             cls = _import_class(recorded)
-        loaded[name] = cls.from_state(_decode_tree(entry["state"], arrays))
-    return Results(**loaded, image_info=manifest.get("image"), manifest=manifest)
+        except (ImportError, AttributeError) as exc:
+            raise ResultsError(f"{folder / MANIFEST_NAME} names an unknown class {recorded} for {name}") from exc
+    try:
+        return cls.from_state(_decode_tree(entry["state"], arrays))
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged state makes from_state raise, the file is at fault
+        raise ResultsError(
+            f"cannot rebuild {name} from {folder} ({type(exc).__name__}: {exc}); the results are damaged"
+        ) from exc

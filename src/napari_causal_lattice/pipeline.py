@@ -2,28 +2,52 @@
 
 :func:`run_pipeline` runs one image (its sliding windows optionally on any executor, e.g. a dask cluster);
 :func:`analyze_images` runs many (serially, in a local process pool, or on a dask.distributed cluster, each
-image whole on one worker or split window by window over all of them), skipping images whose results are
-already complete, so an interrupted batch resumes where it stopped.  Results folders also hold PNG figures
-(descriptor maps, the ``Px <- Py`` overlay, PCA loadings, the global causal graph) rendered with matplotlib's
-Agg backend.
+image whole on one worker or split window by window over all of them).  Before any heavy work it checks every
+input, the output folder and the parameters and lists all problems at once.  It resumes by content: an image
+whose folder holds intact results of the same run (same input bytes, parameters and version) is skipped, one
+whose results are incomplete is recomputed, and one whose results came from another run is only replaced with
+``overwrite``.  A step that fails (e.g. sliding on a small grid) is recorded with its reason in
+``Results.steps`` and the manifest; the steps before it are kept and saved.  Results folders also hold PNG
+figures (descriptor maps, the ``Px <- Py`` overlay, PCA loadings, the global causal graph) rendered with
+matplotlib's Agg backend.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
+import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .io import LoadedImage, Results, array_sha256, check_results_target, load_image, results_complete, save_results
+from .io import (
+    IMAGE_EXTENSIONS,
+    LoadedImage,
+    Results,
+    array_sha256,
+    check_results_target,
+    check_scale_unit,
+    clean_stale_temp,
+    file_sha256,
+    load_image,
+    resume_status,
+    run_record,
+    save_results,
+)
 from .lattice import DESCRIPTORS
-from .progress import report
+from .progress import Cancelled, report
 
 #: Share of the progress bar given to each stage (sums to 1000).
 _STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20, "save": 80}
+#: The steps of one analysis, in order, each with the steps whose results it needs.
+STEPS = {"columns": (), "cells": ("columns",), "lingam": ("cells",), "sliding": ("cells",), "pca": ("sliding",)}
+#: Crystal projections ``find_columns`` can be told (``"auto"`` lets it decide).
+PROJECTIONS = ("auto", "[001]", "[110]")
 #: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
 _PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cells", "napari_causal_lattice.causal",
                      "napari_causal_lattice.sliding", "napari_causal_lattice.pca")
@@ -32,6 +56,8 @@ _PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cel
 SPLIT_PIXELS = 4096 * 4096
 #: The overlay drawn in ``figures/overlay_Px_Py.png``: the paper's most structured sliding map.
 OVERLAY = ("Px", "Py")
+#: Disk space a results folder needs, estimated from its image file: this much plus the file's size.
+_RESULT_BYTES_BASE = 8 * 2**20
 
 
 class _StageProgress:
@@ -55,15 +81,85 @@ class _StageProgress:
         report(self.progress, self.offset, 1000, self.cancel)
 
 
-def _as_image(image_or_path, pixel_size) -> LoadedImage:
+def _whole(value, name: str, lowest: int, what: str) -> str | None:
+    """A problem with ``value`` as a whole number of ``what`` >= ``lowest`` (None when it is fine)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return f"{name} must be a whole number of {what}, got {value!r}"
+    if value < lowest:
+        return f"{name} must be at least {lowest} {what}, got {value}"
+    return None
+
+
+def _seed_problem(seed) -> str | None:
+    if isinstance(seed, np.random.Generator):
+        return ("seed must be a whole number >= 0, not a numpy Generator (a Generator cannot be stored with the "
+                "results to repeat the run); pass e.g. seed=int(rng.integers(2**32))")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        return f"seed must be a whole number >= 0 (the same seed gives the same results), got {seed!r}"
+    return None
+
+
+def parameter_problems(*, window="auto", n_bootstrap=100, seed=0, n_components=4, min_cells=None,
+                       projection="auto", plane=None, scale_unit=None, pixel_size=None, workers=None) -> list[str]:
+    """Everything wrong with the parameters of :func:`run_pipeline` / :func:`analyze_images`, all at once.
+
+    Returns
+    -------
+    list of str
+        One message per bad parameter, in the project's words (empty when all are valid).
+    """
+    problems = []
+    if isinstance(window, str):
+        if window != "auto":
+            problems.append(f"window must be 'auto' or a whole number of cells >= 3, got {window!r}")
+    else:
+        problems.append(_whole(window, "window", 3, "cells"))
+    problems.append(_whole(n_bootstrap, "n_bootstrap", 0, "resamples"))
+    problems.append(_seed_problem(seed))
+    problems.append(_whole(n_components, "n_components", 1, "components"))
+    if min_cells is not None:
+        problems.append(_whole(min_cells, "min_cells", len(DESCRIPTORS) + 2, "cells"))
+    if workers is not None:
+        problems.append(_whole(workers, "workers", 1, "workers"))
+    if plane is not None:
+        problems.append(_whole(plane, "plane", 0, "images (an index into the stack)"))
+    if projection not in PROJECTIONS:
+        problems.append(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
+    elif projection != "auto" and not _find_columns_knows_projection():
+        problems.append(f"projection={projection!r} needs find_columns(projection=), which this version does not "
+                        "have yet; use projection='auto' (CLI: leave out --projection)")
+    try:
+        check_scale_unit(scale_unit)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if pixel_size is not None and (isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float, np.number))
+                                   or not np.isfinite(pixel_size) or pixel_size <= 0):
+        problems.append(f"pixel_size must be a positive number of pm per px, got {pixel_size!r}")
+    return [p for p in problems if p]
+
+
+def _find_columns_knows_projection() -> bool:
+    from .columns import find_columns
+
+    return "projection" in inspect.signature(find_columns).parameters
+
+
+def _refuse(problems: list[str], what: str) -> None:
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueError(f"{what}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _as_image(image_or_path, pixel_size, *, plane=None, scale_unit=None) -> LoadedImage:
     """A LoadedImage from a path, a LoadedImage, a sample with ``.image``/``.pixel_size``, or a 2D array."""
     if isinstance(image_or_path, (str, Path)):
-        loaded = load_image(image_or_path)
+        loaded = load_image(image_or_path, plane=plane, scale_unit=scale_unit)
     elif isinstance(image_or_path, LoadedImage):
         loaded = image_or_path
         if loaded.data.ndim != 2:
             raise ValueError(f"{loaded.source} holds a stack {loaded.data.shape}; load one plane with "
-                             "load_image(path, plane=k)")
+                             "load_image(path, plane=k) (CLI: --plane K)")
     else:
         data = getattr(image_or_path, "image", image_or_path)
         sample_ps = getattr(image_or_path, "pixel_size", None)
@@ -94,16 +190,28 @@ def _as_image(image_or_path, pixel_size) -> LoadedImage:
     return loaded
 
 
+def _run_params(*, pixel_size, window, n_bootstrap, seed, n_components, min_cells, projection, plane,
+                scale_unit) -> dict:
+    """The parameters that change a number of the results (the resume key, with the input hash)."""
+    return {"pixel_size": pixel_size, "window": window, "n_bootstrap": n_bootstrap, "seed": seed,
+            "n_components": n_components, "min_cells": min_cells, "projection": projection, "plane": plane,
+            "scale_unit": scale_unit}
+
+
 def run_pipeline(
     image_or_path,
     *,
     pixel_size: float | None = None,
     out=None,
-    window: int = 20,
+    window: int | str = "auto",
     n_bootstrap: int = 100,
     seed: int = 0,
     workers: int | None = None,
     n_components: int = 4,
+    min_cells: int | None = None,
+    projection: str = "auto",
+    plane: int | None = None,
+    scale_unit: str | None = None,
     overwrite: bool = False,
     executor=None,
     progress: Callable[[int, int], None] | None = None,
@@ -120,16 +228,25 @@ def run_pipeline(
     out : str or Path, optional
         Results folder to write (results, CSV and PNG figures; see :func:`write_outputs`).  It is checked
         before the computation starts, so a folder holding someone else's files fails at once.
-    window : int
-        Sliding window side in unit cells (stride ``window // 2``, as in the paper).
+    window : int or "auto"
+        Sliding window side in unit cells (stride ``window // 2``, as in the paper); ``"auto"`` chooses it from
+        the cell grid (:func:`~napari_causal_lattice.sliding.suggest_window`).
     n_bootstrap : int
         Bootstrap resamples of the global fit and of every window (0: no probabilities).
     seed : int
-        Seed of every random step (bootstrap resampling); the same seed gives the same results.
+        Seed (>= 0) of every random step (bootstrap resampling); the same seed gives the same results.
     workers : int, optional
         Threads that fit the sliding windows in parallel (default: all cores).
     n_components : int
         PCA components of the sliding adjacency (fewer if there are too few fitted windows).
+    min_cells : int, optional
+        Complete cells a sliding window needs to be fitted (default: sliding_lingam's).
+    projection : {"auto", "[001]", "[110]"}
+        Crystal projection for column finding (``"auto"``: found from the image).
+    plane : int, optional
+        Image index in a file holding a stack.
+    scale_unit : str, optional
+        Length unit of a unit-less axis scale in the file (see :func:`~napari_causal_lattice.io.load_image`).
     overwrite : bool
         Replace earlier results in ``out``.
     executor : concurrent.futures.Executor or distributed.Client, optional
@@ -144,55 +261,87 @@ def run_pipeline(
     Returns
     -------
     Results
-        Columns, Cells, global LingamResult, SlidingResult, AdjacencyPCA and ``image_info``.
+        Columns, Cells, global LingamResult, SlidingResult, AdjacencyPCA, ``image_info`` and ``steps`` (each
+        step's outcome).  A step that fails after the columns were found does not raise: it is recorded as
+        ``{"status": "failed", "reason": ...}``, the steps that need it as ``"skipped"``, and what was
+        computed is returned (and saved); check ``results.failed_steps``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad parameters (all listed at once), an unreadable image, a refused ``out`` folder, or no columns found.
     """
+    params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
+                         n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
+                         scale_unit=scale_unit)
+    _refuse(parameter_problems(**params, workers=workers), "cannot run the analysis")
+    image = _as_image(image_or_path, pixel_size, plane=plane, scale_unit=scale_unit)
+    if out is not None:
+        check_results_target(out, overwrite=overwrite)
+    stages = _StageProgress(progress, cancel)
+    objects, steps = _run_steps(image, params, stages, workers=workers, executor=executor, cancel=cancel)
+    results = Results(**objects, image_info=image.info, steps=steps)
+    stages.start("save")
+    if out is not None:
+        write_outputs(out, results, image=image.data, overwrite=overwrite,
+                      run=run_record(input_sha256=image.sha256, params=params))
+    stages.finish()
+    return results
+
+
+def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, workers, executor, cancel):
+    """Run every step in order; (result objects, step outcomes).  Only a failure of the first step raises."""
     from .causal import fit_lingam
     from .cells import build_cells
     from .columns import find_columns
     from .pca import adjacency_pca
     from .sliding import sliding_lingam
 
-    image = _as_image(image_or_path, pixel_size)
-    if out is not None:
-        check_results_target(out, overwrite=overwrite)
-    stages = _StageProgress(progress, cancel)
     ps = image.pixel_size
+    projection = {} if params["projection"] == "auto" else {"projection": params["projection"]}
+    min_cells = {} if params["min_cells"] is None else {"min_cells": params["min_cells"]}
 
-    stages.start("columns")
-    columns = find_columns(image.data, pixel_size=ps, progress=stages.sub, cancel=cancel)
-    stages.finish()
+    def pca(sliding):
+        fitted = int(np.count_nonzero(sliding.fitted))
+        k = min(int(params["n_components"]), fitted - 1, len(DESCRIPTORS) ** 2)
+        if k < 1:
+            raise ValueError(
+                f"only {fitted} of the {sliding.fitted.size} sliding windows could be fitted (window "
+                f"{sliding.window} cells); PCA needs at least 2: use a smaller --window, a smaller --min-cells "
+                "or a larger image"
+            )
+        return adjacency_pca(sliding, n_components=k)
 
-    stages.start("cells")
-    cells = build_cells(columns, pixel_size=ps)
-    stages.finish()
-
-    stages.start("lingam")
-    lingam = fit_lingam(cells.table, names=list(DESCRIPTORS), n_bootstrap=n_bootstrap, seed=seed,
-                        units=cells.units, progress=stages.sub, cancel=cancel)
-    stages.finish()
-
-    stages.start("sliding")
-    sliding = sliding_lingam(cells, window=window, n_bootstrap=n_bootstrap, seed=seed, workers=workers,
-                             executor=executor, progress=stages.sub, cancel=cancel)
-    stages.finish()
-
-    stages.start("pca")
-    fitted = int(np.count_nonzero(sliding.fitted))
-    k = min(int(n_components), fitted - 1, len(DESCRIPTORS) ** 2)
-    if k < 1:
-        raise ValueError(
-            f"only {fitted} of the {sliding.fitted.size} sliding windows could be fitted (window {window} cells); "
-            "use a smaller --window or a larger image"
-        )
-    pca = adjacency_pca(sliding, n_components=k)
-    stages.finish()
-
-    results = Results(columns=columns, cells=cells, lingam=lingam, sliding=sliding, pca=pca, image_info=image.info)
-    stages.start("save")
-    if out is not None:
-        write_outputs(out, results, image=image.data, overwrite=overwrite)
-    stages.finish()
-    return results
+    run = {
+        "columns": lambda: find_columns(image.data, pixel_size=ps, progress=stages.sub, cancel=cancel, **projection),
+        "cells": lambda: build_cells(objects["columns"], pixel_size=ps),
+        "lingam": lambda: fit_lingam(objects["cells"].table, names=list(DESCRIPTORS), n_bootstrap=params["n_bootstrap"],
+                                     seed=params["seed"], units=objects["cells"].units, progress=stages.sub,
+                                     cancel=cancel),
+        "sliding": lambda: sliding_lingam(objects["cells"], window=params["window"], n_bootstrap=params["n_bootstrap"],
+                                          seed=params["seed"], workers=workers, executor=executor,
+                                          progress=stages.sub, cancel=cancel, **min_cells),
+        "pca": lambda: pca(objects["sliding"]),
+    }
+    objects: dict = {}
+    steps: dict = {}
+    for name, needs in STEPS.items():
+        stages.start(name)
+        missing = [n for n in needs if n not in objects]
+        if missing:
+            steps[name] = {"status": "skipped", "reason": f"needs {missing[0]}, which {steps[missing[0]]['status']}"}
+        else:
+            try:
+                objects[name] = run[name]()
+                steps[name] = {"status": "done", "reason": ""}
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - recorded with its reason; what was computed is kept
+                if name == "columns":
+                    raise
+                steps[name] = {"status": "failed", "reason": _describe(exc)}
+        stages.finish()
+    return objects, steps
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -232,7 +381,9 @@ def _limits(values):
 
 
 def _overlay(ax, image, lattice, values, *, title, unit):
-    ax.imshow(image, cmap="gray", interpolation="nearest")
+    step = max(1, -(-max(image.shape) // 2048))  # a figure shows < 2048 px: no full-size copies in matplotlib
+    ax.imshow(image[::step, ::step], cmap="gray", interpolation="nearest",
+              extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
     lo, hi = _limits(values)
     X, Y = _mesh(lattice, values.shape)
     mesh = ax.pcolormesh(X, Y, np.ma.masked_invalid(values), cmap="RdBu_r", vmin=lo, vmax=hi, alpha=0.6,
@@ -309,7 +460,7 @@ def _figure_writers(results: Results, image) -> dict:
     return writers
 
 
-def write_outputs(out, results: Results, *, image=None, overwrite: bool = False) -> Path:
+def write_outputs(out, results: Results, *, image=None, overwrite: bool = False, run: dict | None = None) -> Path:
     """Save ``results`` with CSV tables and PNG figures into ``out`` in one atomic save.
 
     Parameters
@@ -322,11 +473,13 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False)
         The analysed image, drawn under the overlay and PCA figures (those two are skipped without it).
     overwrite : bool
         Replace earlier results in ``out``.
+    run : dict, optional
+        :func:`~napari_causal_lattice.io.run_record` of the run, for resuming by content.
 
     Returns
     -------
     Path
-        The results folder.
+        The results folder (its manifest also records ``results.steps``).
     """
     return save_results(
         out,
@@ -336,6 +489,8 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False)
         sliding=results.sliding,
         pca=results.pca,
         image_info=results.image_info,
+        run=run,
+        steps=results.steps,
         overwrite=overwrite,
         extra=_figure_writers(results, image),
     )
@@ -346,13 +501,30 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False)
 
 @dataclass(frozen=True)
 class BatchItem:
-    """Outcome of one image of a batch: ``status`` is "done", "skipped" (complete results) or "failed"."""
+    """Outcome of one image of a batch.
+
+    ``status`` is "done" (every step ran), "partial" (a step failed; the steps before it are saved),
+    "skipped" (intact results of the same run were already there) or "failed" (nothing saved); ``steps`` holds
+    each step's outcome (as in ``Results.steps``; from the earlier run for a skipped image).
+    """
 
     image: str
     out: str
     status: str
     message: str = ""
     seconds: float = 0.0
+    steps: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every step of this image succeeded (now or in the earlier run it skipped to)."""
+        failed = any(isinstance(s, dict) and s.get("status") == "failed" for s in self.steps.values())
+        return self.status in ("done", "skipped") and not failed
+
+    def as_dict(self) -> dict:
+        """JSON-able form (``--json`` output)."""
+        return {"image": self.image, "out": self.out, "status": self.status, "message": self.message,
+                "seconds": round(self.seconds, 3), "steps": self.steps}
 
 
 def output_folders(paths, out) -> list[Path]:
@@ -368,21 +540,44 @@ def output_folders(paths, out) -> list[Path]:
     return [out / n for n in names]
 
 
-def _compute(job: dict):
-    """Run the pipeline on one loaded image (runs in a worker process or on a dask worker)."""
-    start = time.perf_counter()
-    try:
-        results = run_pipeline(job["image"], window=job["window"], n_bootstrap=job["n_bootstrap"],
-                               seed=job["seed"], workers=job["workers"])
-    except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
-        return None, _describe(exc), time.perf_counter() - start
-    return results, "", time.perf_counter() - start
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (ValueError, TypeError, OSError, ImportError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _failed_steps_text(steps: dict) -> str:
+    return "; ".join(f"{name} failed: {s.get('reason', '')}" for name, s in steps.items()
+                     if isinstance(s, dict) and s.get("status") == "failed")
+
+
+def _compute(job: dict):
+    """Load one image and run the pipeline on it (in this process, a worker process or on a dask worker).
+
+    With ``job["folder"]`` the results are written there and not returned (a local worker process shares the
+    disk); otherwise they are returned for the caller to write.  Returns (results or None, steps, message,
+    seconds); ``message`` is the error when nothing could be computed.
+    """
+    start = time.perf_counter()
+    try:
+        image = job["image"]
+        if not isinstance(image, LoadedImage):
+            image = _as_image(image, job["pixel_size"], plane=job["params"]["plane"],
+                              scale_unit=job["params"]["scale_unit"])
+        results = run_pipeline(image, workers=job["workers"], executor=job.get("executor"),
+                               progress=job.get("progress"), **_pipeline_kwargs(job["params"]))
+        if job.get("folder") is not None:
+            write_outputs(job["folder"], results, image=image.data, overwrite=True,
+                          run={**job["run"], "input_sha256": image.sha256})
+            return None, results.steps, "", time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
+        return None, {}, _describe(exc), time.perf_counter() - start
+    return results, results.steps, "", time.perf_counter() - start
+
+
+def _pipeline_kwargs(params: dict) -> dict:
+    keys = ("window", "n_bootstrap", "seed", "n_components", "min_cells", "projection")
+    return {k: params[k] for k in keys}
 
 
 class TextProgress:
@@ -416,14 +611,127 @@ class TextProgress:
         self.stream.flush()
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a batch will do with each image, decided before any heavy work."""
+
+    folders: list
+    runs: dict  # k -> run record of the images to compute
+    skipped: dict  # k -> BatchItem of the images whose results are complete
+    notes: dict  # k -> note about an image (e.g. why its old results are recomputed)
+
+
+def _writable_problem(folder: Path) -> str | None:
+    """Why nothing can be written under ``folder`` (existing or not), or None."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"--out {folder}: {existing} is a file, not a folder"
+    probe = existing / f".ncl-write-test-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return f"--out {folder}: cannot write in {existing} ({reason}); choose a folder you can write to"
+    return None
+
+
+def plan_batch(paths, out, params: dict, *, pixel_size=None, overwrite: bool = False) -> _Plan:
+    """Check everything a batch needs before computing, and decide what to do with each image.
+
+    Checks the parameters, that every input exists and is readable in a supported format, that ``out`` is
+    writable with room for the results, and each image's results folder (complete results of the same run are
+    skipped; incomplete ones recomputed; results of another run, a damaged manifest or foreign files are
+    problems unless ``overwrite`` allows replacing our own files).  Temporary folders left by killed saves are
+    removed.
+
+    Raises
+    ------
+    ValueError
+        Listing every problem at once; nothing was computed or written.
+    """
+    problems = parameter_problems(pixel_size=pixel_size, **{k: v for k, v in params.items() if k != "pixel_size"})
+    folders = output_folders(paths, out)
+    out_problem = _writable_problem(Path(out).expanduser().absolute())
+    problems += [out_problem] if out_problem else []
+    runs, skipped, notes, needed = {}, {}, {}, 0
+    for k, (path, folder) in enumerate(zip(paths, folders)):
+        source = Path(path).expanduser()
+        if not source.is_file():
+            problems.append(f"{path}: no such image file" if not source.exists() else f"{path} is a folder, not an image file")
+            continue
+        if source.suffix.lower() not in IMAGE_EXTENSIONS:
+            problems.append(f"{path}: unsupported file type {source.suffix or '(none)'}; supported: "
+                            f"{', '.join(IMAGE_EXTENSIONS)}")
+            continue
+        try:
+            with open(source, "rb") as fh:
+                fh.read(1)
+            sha = file_sha256(source) if folder.exists() else None
+        except OSError as exc:
+            problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
+            continue
+        if out_problem is None and folder.parent.is_dir():
+            clean_stale_temp(folder)
+        run = run_record(input_sha256=sha or "", params=params)
+        status, detail = resume_status(folder, run) if sha is not None else ("absent", "")
+        if status in ("foreign", "file"):
+            problems.append(f"{folder} already holds files that are not napari-causal-lattice results ({detail}); "
+                            "choose another --out. Nothing was written." if status == "foreign" else detail)
+            continue
+        if status == "complete" and not overwrite:
+            manifest_steps = _earlier_steps(folder)
+            skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=manifest_steps)
+            continue
+        if status in ("changed", "damaged") and not overwrite:
+            what = "results of another run" if status == "changed" else "a damaged manifest"
+            problems.append(f"{folder} holds {what} ({detail}); pass --overwrite (overwrite=True) to replace "
+                            "them, or choose another --out")
+            continue
+        if status == "incomplete":
+            notes[k] = f"earlier results are incomplete ({detail}); recomputing"
+        runs[k] = run
+        needed += _RESULT_BYTES_BASE + source.stat().st_size
+    if out_problem is None and runs:
+        problems += _space_problem(Path(out).expanduser().absolute(), needed)
+    _refuse(problems, "cannot start the batch (nothing was computed)")
+    return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes)
+
+
+def _earlier_steps(folder: Path) -> dict:
+    from .io import _read_manifest_quiet
+
+    manifest = _read_manifest_quiet(folder) or {}
+    steps = manifest.get("steps")
+    return steps if isinstance(steps, dict) else {}
+
+
+def _space_problem(out: Path, needed: int) -> list[str]:
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        return [f"--out {out}: about {needed / 2**20:.0f} MB are needed for the results but only "
+                f"{free / 2**20:.0f} MB are free; free some space or choose another folder"]
+    return []
+
+
 def analyze_images(
     paths,
     *,
     out,
-    window: int = 20,
+    window: int | str = "auto",
     n_bootstrap: int = 100,
     seed: int = 0,
     pixel_size: float | None = None,
+    n_components: int = 4,
+    min_cells: int | None = None,
+    projection: str = "auto",
+    plane: int | None = None,
+    scale_unit: str | None = None,
     workers: int | None = None,
     scheduler=None,
     split_pixels: int = SPLIT_PIXELS,
@@ -438,8 +746,8 @@ def analyze_images(
         Image files.
     out : str or Path
         Parent folder; one results subfolder per image.
-    window, n_bootstrap, seed, pixel_size
-        As in :func:`run_pipeline` (the same seed for every image).
+    window, n_bootstrap, seed, pixel_size, n_components, min_cells, projection, plane, scale_unit
+        As in :func:`run_pipeline` (the same for every image).
     workers : int, optional
         Local workers: several images run in a pool of this many processes; a single image (or the serial
         path) fits its windows in this many threads.
@@ -456,7 +764,8 @@ def analyze_images(
     split_pixels : int
         Pixel count from which an image is split over the cluster (default :data:`SPLIT_PIXELS`, 4096 x 4096).
     overwrite : bool
-        Recompute images whose results are complete (default: skip them).
+        Recompute images whose results are complete, and replace results of another run (default: skip the
+        first and refuse the second).
     stream : text stream, optional
         Where progress goes (default stderr).
 
@@ -464,6 +773,11 @@ def analyze_images(
     -------
     list of BatchItem
         One per image, in input order.
+
+    Raises
+    ------
+    ValueError
+        Before anything is computed, listing every problem found by :func:`plan_batch`.
     """
     bar = TextProgress(stream)
     paths = [str(p) for p in paths]
@@ -471,62 +785,71 @@ def analyze_images(
         raise ValueError("no images given; pass one or more image files")
     if isinstance(split_pixels, bool) or not isinstance(split_pixels, (int, np.integer)) or split_pixels < 1:
         raise ValueError(f"split_pixels must be a positive whole number of pixels, got {split_pixels!r}")
-    folders = output_folders(paths, out)
-    items: dict[int, BatchItem] = {}
-    jobs: dict[int, dict] = {}
-    images: dict[int, LoadedImage] = {}
+    params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
+                         n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
+                         scale_unit=scale_unit)
+    plan = plan_batch(paths, out, params, pixel_size=pixel_size, overwrite=overwrite)
     n = len(paths)
-    for k, (path, folder) in enumerate(zip(paths, folders)):
-        if not overwrite and results_complete(folder):
-            items[k] = BatchItem(path, str(folder), "skipped", "results complete")
-            bar.line(f"[{k + 1}/{n}] {Path(path).name}: skipped (results complete in {folder})")
-            continue
-        try:
-            check_results_target(folder, overwrite=True)
-            images[k] = _as_image(path, pixel_size)
-        except (ValueError, TypeError, OSError, ImportError) as exc:
-            items[k] = BatchItem(path, str(folder), "failed", _describe(exc))
-            bar.line(f"[{k + 1}/{n}] {Path(path).name}: FAILED: {_describe(exc)}")
-            continue
-        for note in images[k].notes:
-            bar.line(f"[{k + 1}/{n}] {Path(path).name}: note: {note}")
-        jobs[k] = {"image": images[k], "window": window, "n_bootstrap": n_bootstrap, "seed": seed, "workers": 1}
+    items: dict[int, BatchItem] = dict(plan.skipped)
+    for k, item in plan.skipped.items():
+        earlier = _failed_steps_text(item.steps)
+        bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: skipped (results complete in {item.out}"
+                 + (f"; earlier run: {earlier})" if earlier else ")"))
+    for k, note in plan.notes.items():
+        bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: note: {note}")
 
-    def finish(k, results, message, seconds):
-        path, folder = paths[k], folders[k]
+    def job(k, image, folder=None):
+        return {"image": image, "pixel_size": pixel_size, "params": params, "workers": 1, "folder": folder,
+                "run": plan.runs[k]}
+
+    def load(k):
+        try:
+            image = _as_image(paths[k], pixel_size, plane=plane, scale_unit=scale_unit)
+        except (ValueError, TypeError, OSError, ImportError) as exc:
+            finish(k, None, {}, _describe(exc), 0.0)
+            return None
+        for note in image.notes:
+            bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: note: {note}")
+        return image
+
+    def finish(k, results, steps, message, seconds, image=None):
+        path, folder = paths[k], plan.folders[k]
         if results is not None:
             start = time.perf_counter()
             try:
-                write_outputs(folder, results, image=images[k].data, overwrite=True)
+                write_outputs(folder, results, image=image.data, overwrite=True,
+                              run={**plan.runs[k], "input_sha256": image.sha256})
             except (ValueError, TypeError, OSError) as exc:
-                results, message = None, _describe(exc)
+                steps, message = {}, _describe(exc)
             seconds += time.perf_counter() - start
-        status = "done" if results is not None else "failed"
-        items[k] = BatchItem(path, str(folder), status, message, seconds)
-        text = f"done in {seconds:.1f} s -> {folder}" if status == "done" else f"FAILED: {message}"
+        failed = _failed_steps_text(steps)
+        status = "failed" if not steps else "partial" if failed else "done"
+        message = message or failed
+        items[k] = BatchItem(path, str(folder), status, message, seconds, steps)
+        text = {"done": f"done in {seconds:.1f} s -> {folder}",
+                "partial": f"PARTIAL in {seconds:.1f} s -> {folder} ({message})",
+                "failed": f"FAILED: {message}"}[status]
         bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}")
 
-    def run_here(k, executor=None):
+    def run_here(k, executor=None, image=None):
+        image = load(k) if image is None else image
+        if image is None:
+            return
         if executor is not None:
             bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: analysed here, its sliding windows on the cluster")
         bar.begin(f"[{k + 1}/{n}] {Path(paths[k]).name}")
-        start = time.perf_counter()
-        try:
-            results = run_pipeline(jobs[k]["image"], window=window, n_bootstrap=n_bootstrap, seed=seed,
-                                   workers=None if executor is not None else workers, executor=executor,
-                                   progress=bar)
-            message = ""
-        except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
-            results, message = None, _describe(exc)
-        finish(k, results, message, time.perf_counter() - start)
+        task = {**job(k, image), "workers": None if executor is not None else workers, "executor": executor,
+                "progress": bar}
+        results, steps, message, seconds = _compute(task)
+        finish(k, results, steps, message, seconds, image)
 
-    if scheduler is not None and jobs:
-        split = [k for k in jobs if len(jobs) == 1 or images[k].data.size >= split_pixels]
-        _run_on_dask(jobs, scheduler, finish, bar, split=split, run_here=run_here)
-    elif workers and workers > 1 and len(jobs) > 1:
-        _run_in_pool(jobs, workers, finish, bar)
+    todo = list(plan.runs)
+    if scheduler is not None and todo:
+        _run_on_dask(todo, paths, scheduler, job, load, finish, bar, split_pixels=split_pixels, run_here=run_here)
+    elif workers and workers > 1 and len(todo) > 1:
+        _run_in_pool({k: job(k, paths[k], str(plan.folders[k])) for k in todo}, workers, finish, bar)
     else:
-        for k in jobs:
+        for k in todo:
             run_here(k)
     return [items[k] for k in range(n)]
 
@@ -545,7 +868,7 @@ def _run_in_pool(jobs: dict, workers: int, finish, bar):
             finish(futures[future], *future.result())
 
 
-def _run_on_dask(jobs: dict, scheduler, finish, bar, *, split, run_here):
+def _run_on_dask(todo: list, paths, scheduler, job, load, finish, bar, *, split_pixels, run_here):
     try:
         from distributed import Client, as_completed
     except ImportError as exc:
@@ -559,17 +882,24 @@ def _run_on_dask(jobs: dict, scheduler, finish, bar, *, split, run_here):
         raise OSError(f"cannot reach the dask scheduler at {scheduler} ({exc}); is it running and reachable?") from exc
     try:
         address = client.scheduler.address
-        whole = {k: job for k, job in jobs.items() if k not in split}
-        if whole:
-            bar.line(f"running {len(whole)} images on the dask cluster at {address}")
-        futures = {client.submit(_compute, job, pure=False, key=f"ncl-image-{k}-{id(job)}"): k
-                   for k, job in whole.items()}
+        images, split = {}, {}
+        for k in todo:
+            image = load(k) if len(todo) > 1 else None
+            if len(todo) == 1 or (image is not None and image.data.size >= split_pixels):
+                split[k] = image
+            elif image is not None:
+                images[k] = image
+        if images:
+            bar.line(f"running {len(images)} images on the dask cluster at {address}")
+        futures = {client.submit(_compute, job(k, image), pure=False, key=f"ncl-image-{k}-{id(image)}"): k
+                   for k, image in images.items()}
         if split:
             executor = client.get_executor(pure=False)
-            for k in split:
-                run_here(k, executor)
+            for k, image in split.items():
+                run_here(k, executor, image)
         for future in as_completed(futures):
-            finish(futures[future], *future.result())
+            k = futures[future]
+            finish(k, *future.result(), images[k])
     finally:
         if own:
             client.close()
