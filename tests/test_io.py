@@ -17,10 +17,15 @@ from napari_causal_lattice import io as ncl_io
 from napari_causal_lattice.io import (
     FORMAT_VERSION,
     Results,
+    ResultsError,
+    check_results_target,
+    clean_stale_temp,
     columns_frame,
     load_image,
     load_results,
     results_complete,
+    resume_status,
+    run_record,
     save_results,
 )
 
@@ -265,6 +270,25 @@ def test_dm_files_need_rosettasciio_and_use_its_axes(tmp_path, monkeypatch):
         load_image(tmp_path / "velox.emd", signal="DF4")
 
 
+def test_unitless_axis_scale_is_assumed_nm_unless_a_unit_is_given(tmp_path, monkeypatch):
+    image = np.random.default_rng(0).normal(size=(30, 40))
+    fake = types.ModuleType("rsciio.emd")
+    fake.file_reader = lambda path: [{"data": image, "axes": [{"scale": 0.125}, {"scale": 0.125}],
+                                      "metadata": {"General": {"title": "HAADF"}}}]
+    monkeypatch.setitem(sys.modules, "rsciio.emd", fake)
+    (tmp_path / "scan.emd").write_bytes(b"EMD")
+    assumed = load_image(tmp_path / "scan.emd")
+    assert assumed.pixel_size == pytest.approx(125.0)
+    assert assumed.metadata["scale_unit"] == {"unit": "nm", "source": "assumed"}
+    assert assumed.info["scale_unit"] == {"unit": "nm", "source": "assumed"}
+    assert any("assuming nm" in n and "--scale-unit" in n for n in assumed.notes)
+    given = load_image(tmp_path / "scan.emd", scale_unit="A")
+    assert given.pixel_size == pytest.approx(12.5) and given.info["scale_unit"] == {"unit": "A", "source": "given"}
+    assert not any("assuming" in n for n in given.notes)
+    with pytest.raises(ValueError, match="scale_unit must be a length unit.*got 'furlong'"):
+        load_image(tmp_path / "scan.emd", scale_unit="furlong")
+
+
 # ------------------------------------------------------------------------------------------ results
 
 
@@ -458,3 +482,83 @@ def test_any_state_tree_round_trips_exactly(tmp_path_factory):
         _same_tree(state, load_results(out, classes={"pca": StateBox}).pca.state)
 
     check()
+
+
+# ------------------------------------------------------------------------------------------ integrity
+
+
+def test_truncated_or_altered_arrays_are_named_never_a_raw_zip_error(tmp_path):
+    out = save_results(tmp_path / "r", lingam=fake_result())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["checksums"]) == {"arrays.npz"} and "lingam/values" in manifest["array_checksums"]
+    whole = (out / "arrays.npz").read_bytes()
+    (out / "arrays.npz").write_bytes(whole[: len(whole) // 2])
+    assert not results_complete(out)
+    with pytest.raises(ResultsError, match=r"arrays.npz .*damaged"):
+        load_results(out, classes={"lingam": FakeResult})
+    assert resume_status(out, run_record(input_sha256="x", params={}))[0] == "incomplete"
+
+    # a valid archive whose values changed: the array is named
+    (out / "arrays.npz").write_bytes(whole)
+    with np.load(out / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["lingam/values"] = arrays["lingam/values"] + 1
+    np.savez(out / "arrays.npz", **arrays)
+    with pytest.raises(ResultsError, match="array 'lingam/values' in .*arrays.npz differs"):
+        load_results(out, classes={"lingam": FakeResult})
+    (out / "arrays.npz").unlink()
+    with pytest.raises(ResultsError, match="arrays.npz is missing"):
+        load_results(out, classes={"lingam": FakeResult})
+    assert resume_status(out, run_record(input_sha256="x", params={})) == ("incomplete", "arrays.npz is missing")
+
+
+def test_damaged_manifest_of_our_folder_is_replaced_only_with_overwrite(tmp_path):
+    out = save_results(tmp_path / "r", lingam=fake_result(), extra={"figures/a.png": lambda p: p.write_bytes(b"x")})
+    (out / "manifest.json").write_text('{"format": "napari-causal-lattice res')
+    with pytest.raises(ResultsError, match="manifest.json is damaged"):
+        load_results(out)
+    assert resume_status(out, run_record(input_sha256="x", params={}))[0] == "damaged"
+    with pytest.raises(ValueError, match="manifest.json is damaged or missing.*only napari-causal-lattice result "
+                       r"files; pass overwrite=True \(CLI: --overwrite\)"):
+        save_results(out, lingam=fake_result(1))
+    save_results(out, lingam=fake_result(1), overwrite=True)
+    assert_same(fake_result(1), load_results(out, classes={"lingam": FakeResult}).lingam)
+    # a broken manifest beside someone else's file: still never touched
+    (out / "manifest.json").write_text("garbage")
+    (out / "thesis.docx").write_text("precious")
+    with pytest.raises(ValueError, match=r"not napari-causal-lattice results \(thesis.docx\)"):
+        save_results(out, lingam=fake_result(2), overwrite=True)
+
+
+def test_resume_status_names_what_changed(tmp_path):
+    run = run_record(input_sha256="aa", params={"window": 20, "seed": 0})
+    out = save_results(tmp_path / "r", lingam=fake_result(), run=run, steps={"lingam": {"status": "done", "reason": ""}})
+    assert resume_status(out, run) == ("complete", "")
+    status, detail = resume_status(out, run_record(input_sha256="bb", params={"window": 16, "seed": 0}))
+    assert status == "changed" and "the image differs" in detail and "window 20 -> 16" in detail
+    assert resume_status(tmp_path / "new", run) == ("absent", "")
+    assert load_results(out, classes={"lingam": FakeResult}).steps == {"lingam": {"status": "done", "reason": ""}}
+
+
+def test_leftover_temp_folders_of_killed_saves_are_cleaned(tmp_path):
+    import subprocess
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    host = ncl_io.socket.gethostname()
+    tmp = tmp_path / f".r.tmp-{host}-{dead}-0badc0de"
+    tmp.mkdir()
+    (tmp / "arrays.npz").write_bytes(b"half")
+    alive = tmp_path / f".r.tmp-{host}-{ncl_io.os.getpid()}-0000beef"  # this process is still writing it
+    alive.mkdir()
+    check_results_target(tmp_path / "r")
+    assert not tmp.exists() and alive.exists()
+    alive.rmdir()
+
+    # killed between moving old results aside and moving the new ones in: the old ones come back
+    out = save_results(tmp_path / "s", lingam=fake_result())
+    old = tmp_path / f".s.old-{host}-{dead}-12345678"
+    ncl_io.os.replace(out, old)
+    assert clean_stale_temp(tmp_path / "s") == [old]
+    assert_same(fake_result(), load_results(out, classes={"lingam": FakeResult}).lingam)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
