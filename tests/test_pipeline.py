@@ -108,6 +108,43 @@ def test_cancel_stops_and_writes_nothing(sample, tmp_path):
     assert not (tmp_path / "r").exists() and list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_step_keeps_what_was_computed(sample, tmp_path):
+    # windows of the whole grid need more complete cells than any window has: sliding fails, PCA is skipped
+    res = run_pipeline(sample, out=tmp_path / "r", window=18, min_cells=10_000, n_bootstrap=0)
+    assert res.steps["columns"]["status"] == res.steps["cells"]["status"] == res.steps["lingam"]["status"] == "done"
+    assert res.steps["sliding"]["status"] == "failed" and "min_cells = 10000" in res.steps["sliding"]["reason"]
+    assert res.steps["pca"] == {"status": "skipped", "reason": "needs sliding, which failed"}
+    assert res.failed_steps == {"sliding": res.steps["sliding"]["reason"]}
+    assert res.sliding is None and res.pca is None and res.lingam is not None
+    back = load_results(tmp_path / "r")
+    assert back.steps == res.steps and back.sliding is None
+    np.testing.assert_array_equal(back.lingam.adjacency, res.lingam.adjacency)
+    assert (tmp_path / "r" / "figures" / "causal_graph.png").is_file()
+
+
+def test_parameters_are_checked_all_at_once_in_our_words():
+    with pytest.raises(ValueError) as info:
+        run_pipeline(np.zeros((20, 20)), n_bootstrap=2.5, seed=-1, window=2, min_cells=3, projection="[111]")
+    text = str(info.value)
+    assert "5 problems" in text
+    for part in ("n_bootstrap must be a whole number of resamples, got 2.5", "seed must be a whole number >= 0",
+                 "window must be at least 3 cells", "min_cells must be at least 10", "projection must be one of"):
+        assert part in text
+    with pytest.raises(ValueError, match=r"not a numpy Generator .*seed=int\(rng.integers"):
+        run_pipeline(np.zeros((20, 20)), seed=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="window must be 'auto' or a whole number"):
+        run_pipeline(np.zeros((20, 20)), window="big")
+    from napari_causal_lattice.causal import fit_lingam
+
+    table = np.random.default_rng(0).uniform(size=(50, 3))
+    with pytest.raises(TypeError, match="n_bootstrap must be a whole number of resamples, got 2.5"):
+        fit_lingam(table, n_bootstrap=2.5)
+    with pytest.raises(ValueError, match="seed must be a whole number >= 0 or None"):
+        fit_lingam(table, n_bootstrap=2, seed=-1)
+    with pytest.raises(TypeError, match="not a numpy Generator"):
+        fit_lingam(table, n_bootstrap=2, seed=np.random.default_rng(0))
+
+
 def test_bad_inputs_are_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="must be 2D"):
         run_pipeline(np.zeros((3, 20, 20)))

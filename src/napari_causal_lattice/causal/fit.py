@@ -209,9 +209,16 @@ def fit_lingam(
     >>> round(res.coefficient("z1", "z0"), 1)
     3.0
     """
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)):
+        raise TypeError(f"n_bootstrap must be a whole number of resamples, got {n_bootstrap!r}.")
     n_bootstrap = int(n_bootstrap)
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}.")
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("seed must be a whole number >= 0 or None, not a numpy Generator (it cannot be stored with "
+                        "the result to repeat the fit); pass e.g. seed=int(rng.integers(2**32)).")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be a whole number >= 0 or None (the same seed gives the same result), got {seed!r}.")
     if min_causal_effect < 0:
         raise ValueError(f"min_causal_effect must be >= 0, got {min_causal_effect}.")
     data, names, table_units = _as_table(X, names)
