@@ -115,3 +115,127 @@ def test_module_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "napari_causal_lattice.cli", "--version"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and __version__ in done.stdout
+
+
+# ------------------------------------------------------------------------------------------ runs you can trust
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    """Two different small images, as .npy files, and common options."""
+    folder = tmp_path_factory.mktemp("scans")
+    first = synthetic_perovskite(seed=2, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0).image
+    second = synthetic_perovskite(seed=5, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0).image
+    np.save(folder / "first.npy", first)
+    np.save(folder / "second.npy", second)
+    return folder, ["--window", "8", "--bootstrap", "0", "--pixel-size", "25"]
+
+
+def _analyze(image, out, options, *extra):
+    return main(["analyze", str(image), "--out", str(out), *options, *extra])
+
+
+def test_rerun_recomputes_or_refuses_by_content(scans, tmp_path, capsys):
+    folder, options = scans
+    scan = tmp_path / "scan.npy"
+    scan.write_bytes((folder / "first.npy").read_bytes())
+    out = tmp_path / "out"
+    assert _analyze(scan, out, options) == 0
+    assert capsys.readouterr().out.startswith(f"{scan}\tdone\t{out / 'scan'}")
+    first = load_results(out / "scan").columns.positions
+
+    # same name, another image: refused before computing, naming what changed; --overwrite recomputes
+    scan.write_bytes((folder / "second.npy").read_bytes())
+    assert _analyze(scan, out, options) == 2
+    err = capsys.readouterr().err
+    assert "the image differs" in err and "pass --overwrite" in err and "nothing was computed" in err
+    assert _analyze(scan, out, options, "--overwrite") == 0
+    assert not np.array_equal(load_results(out / "scan").columns.positions, first)
+
+    # a changed parameter is named
+    assert _analyze(scan, out, options[:1] + ["6"] + options[2:]) == 2
+    assert "window 8 -> 6" in capsys.readouterr().err
+    assert _analyze(scan, out, options) == 0
+    assert "skipped (results complete" in capsys.readouterr().err
+
+    # a truncated arrays.npz makes the folder incomplete: recomputed without --overwrite
+    npz = out / "scan" / "arrays.npz"
+    npz.write_bytes(npz.read_bytes()[:1000])
+    assert _analyze(scan, out, options) == 0
+    assert "arrays.npz is damaged" in capsys.readouterr().err and results_complete(out / "scan")
+
+    # a corrupted manifest: refused without --overwrite, replaced with it
+    (out / "scan" / "manifest.json").write_text("{ half a manifest")
+    assert _analyze(scan, out, options) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert _analyze(scan, out, options, "--overwrite") == 0
+    assert results_complete(out / "scan")
+
+
+def test_read_only_and_occupied_out_are_caught_before_computing(scans, tmp_path, monkeypatch, capsys):
+    from napari_causal_lattice import pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("computed although the batch could not be saved")
+
+    monkeypatch.setattr(pipeline, "run_pipeline", never)
+    folder, options = scans
+    occupied = tmp_path / "occupied"
+    (occupied / "first").mkdir(parents=True)
+    (occupied / "first" / "notes.txt").write_text("mine")
+    argv = ["analyze", str(folder / "first.npy"), str(tmp_path / "missing.tif"), "--out", str(occupied), *options]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "2 problems" in err and "missing.tif: no such image file" in err and "(notes.txt)" in err
+    # /proc refuses new folders even for root: a read-only place
+    assert main(["analyze", str(folder / "first.npy"), "--out", "/proc/ncl-results", *options]) == 2
+    assert "cannot write in /proc" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["analyze", str(folder / "first.npy"), "--out", str(tmp_path / "file" / "r"), *options]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_leftover_temp_folder_is_removed_by_the_next_run(scans, tmp_path, capsys):
+    import socket
+
+    folder, options = scans
+    out = tmp_path / "out"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    leftover = out / f".first.tmp-{socket.gethostname()}-{dead}-deadbeef"
+    leftover.mkdir(parents=True)
+    (leftover / "arrays.npz").write_bytes(b"killed while saving")
+    assert _analyze(folder / "first.npy", out, options) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["first"]
+
+
+def test_sliding_failure_keeps_the_rest_and_exits_1(scans, tmp_path, capsys):
+    import json
+
+    folder, options = scans
+    out = tmp_path / "out"
+    assert _analyze(folder / "first.npy", out, options, "--min-cells", "5000", "--json") == 1
+    captured = capsys.readouterr()
+    [item] = json.loads(captured.out)
+    assert item["status"] == "partial" and item["steps"]["sliding"]["status"] == "failed"
+    assert "min_cells = 5000" in item["message"] and "PARTIAL" in captured.err
+    manifest = json.loads((out / "first" / "manifest.json").read_text())
+    assert manifest["steps"]["sliding"]["status"] == "failed"
+    assert manifest["steps"]["pca"] == {"status": "skipped", "reason": "needs sliding, which failed"}
+    res = load_results(out / "first")
+    assert res.columns is not None and res.cells is not None and res.lingam is not None and res.sliding is None
+    # the rerun skips (same run) but still says the earlier run was not complete
+    assert _analyze(folder / "first.npy", out, options, "--min-cells", "5000") == 1
+    assert "earlier run: sliding failed" in capsys.readouterr().out
+
+
+def test_plane_picks_one_image_of_a_stack(scans, tmp_path, capsys):
+    folder, options = scans
+    stack = np.stack([np.load(folder / "first.npy"), np.load(folder / "second.npy")])
+    np.save(tmp_path / "stack.npy", stack)
+    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options) == 1
+    assert "plane=k" in capsys.readouterr().err
+    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options, "--plane", "1") == 0
+    res = load_results(tmp_path / "out" / "stack")
+    assert res.manifest["run"]["params"]["plane"] == 1
+    assert "using plane 1" in " ".join(res.image_info["notes"])

@@ -144,11 +144,13 @@ def _find_columns_knows_projection() -> bool:
     return "projection" in inspect.signature(find_columns).parameters
 
 
-def _refuse(problems: list[str], what: str) -> None:
-    if len(problems) == 1:
+def _refuse(problems: list[str], what: str, *, listed: bool = False) -> None:
+    """Raise one ValueError naming every problem (a single one plainly unless ``listed``)."""
+    if len(problems) == 1 and not listed:
         raise ValueError(problems[0])
     if problems:
-        raise ValueError(f"{what}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+        count = f"{len(problems)} problems" if len(problems) > 1 else "1 problem"
+        raise ValueError(f"{what}: {count}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _as_image(image_or_path, pixel_size, *, plane=None, scale_unit=None) -> LoadedImage:
@@ -696,7 +698,7 @@ def plan_batch(paths, out, params: dict, *, pixel_size=None, overwrite: bool = F
         needed += _RESULT_BYTES_BASE + source.stat().st_size
     if out_problem is None and runs:
         problems += _space_problem(Path(out).expanduser().absolute(), needed)
-    _refuse(problems, "cannot start the batch (nothing was computed)")
+    _refuse(problems, "cannot start the batch (nothing was computed)", listed=True)
     return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes)
 
 
