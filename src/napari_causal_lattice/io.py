@@ -1138,10 +1138,10 @@ def _rebuild(folder: Path, name: str, entry: dict, cls, arrays: dict):
                 f"{name} in {folder} was saved from class {recorded}, outside this package; pass "
                 f"classes={{'{name}': {str(recorded).rpartition(':')[2]}}} to load it"
             )
-        try:
-            cls = _import_class(recorded)
-        except (ImportError, AttributeError) as exc:
-            raise ResultsError(f"{folder / MANIFEST_NAME} names an unknown class {recorded} for {name}") from exc
+        if recorded not in RESULT_CLASSES.values():
+            raise ResultsError(f"{folder / MANIFEST_NAME} names {recorded} for {name}, which is not a result class "
+                               f"of this package; the results are damaged")
+        cls = _import_class(recorded)
     try:
         return cls.from_state(_decode_tree(entry["state"], arrays))
     except Exception as exc:  # noqa: BLE001 - whatever a damaged state makes from_state raise, the file is at fault
