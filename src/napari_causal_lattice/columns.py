@@ -639,14 +639,22 @@ def _peel(image, refined: Refined, is_a, radius, cancel):
         The image without the B Gaussians (for A fits) and without the A Gaussians (for B fits).
     """
     image_a = image
-    image_b = image - _gaussian_model(image.shape, refined, is_a)
+    image_b = _minus_model(image, refined, is_a)
     refined = _refit(image_b, refined, ~is_a, radius, cancel)
     for _ in range(_PEEL_ROUNDS):
-        image_a = image - _gaussian_model(image.shape, refined, ~is_a)
+        image_a = None  # the previous residual goes before the next is drawn: one full image less at the peak
+        image_a = _minus_model(image, refined, ~is_a)
         refined = _refit(image_a, refined, is_a, radius, cancel)
-        image_b = image - _gaussian_model(image.shape, refined, is_a)
+        image_b = None
+        image_b = _minus_model(image, refined, is_a)
         refined = _refit(image_b, refined, ~is_a, radius, cancel)
     return refined, image_a, image_b
+
+
+def _minus_model(image, refined: Refined, rows) -> np.ndarray:
+    """``image`` minus the fitted Gaussians of the columns ``rows``, written over the model's own buffer."""
+    model = _gaussian_model(image.shape, refined, rows)
+    return np.subtract(image, model, out=model)
 
 
 def _disk_sum(image, positions, radius) -> np.ndarray:
