@@ -532,12 +532,13 @@ def test_damaged_manifest_of_our_folder_is_replaced_only_with_overwrite(tmp_path
 
 def test_resume_status_names_what_changed(tmp_path):
     run = run_record(input_sha256="aa", params={"window": 20, "seed": 0})
-    out = save_results(tmp_path / "r", lingam=fake_result(), run=run, steps={"lingam": {"status": "done", "reason": ""}})
+    steps = {"lingam": {"status": "done", "reason": ""}}
+    out = save_results(tmp_path / "r", lingam=fake_result(), run=run, steps=steps)
     assert resume_status(out, run) == ("complete", "")
     status, detail = resume_status(out, run_record(input_sha256="bb", params={"window": 16, "seed": 0}))
     assert status == "changed" and "the image differs" in detail and "window 20 -> 16" in detail
     assert resume_status(tmp_path / "new", run) == ("absent", "")
-    assert load_results(out, classes={"lingam": FakeResult}).steps == {"lingam": {"status": "done", "reason": ""}}
+    assert load_results(out, classes={"lingam": FakeResult}).steps == steps
 
 
 def test_leftover_temp_folders_of_killed_saves_are_cleaned(tmp_path):

@@ -15,6 +15,7 @@ matplotlib's Agg backend.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import shutil
 import sys
@@ -27,6 +28,7 @@ import numpy as np
 
 from .io import (
     IMAGE_EXTENSIONS,
+    MANIFEST_NAME,
     LoadedImage,
     Results,
     array_sha256,
@@ -662,12 +664,15 @@ def plan_batch(paths, out, params: dict, *, pixel_size=None, overwrite: bool = F
     for k, (path, folder) in enumerate(zip(paths, folders)):
         source = Path(path).expanduser()
         if not source.is_file():
-            problems.append(f"{path}: no such image file" if not source.exists() else f"{path} is a folder, not an image file")
+            problems.append(f"{path}: no such image file" if not source.exists()
+                            else f"{path} is a folder, not an image file")
             continue
         if source.suffix.lower() not in IMAGE_EXTENSIONS:
             problems.append(f"{path}: unsupported file type {source.suffix or '(none)'}; supported: "
                             f"{', '.join(IMAGE_EXTENSIONS)}")
             continue
+        if out_problem is None and folder.parent.is_dir():
+            clean_stale_temp(folder)
         try:
             with open(source, "rb") as fh:
                 fh.read(1)
@@ -675,8 +680,6 @@ def plan_batch(paths, out, params: dict, *, pixel_size=None, overwrite: bool = F
         except OSError as exc:
             problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
             continue
-        if out_problem is None and folder.parent.is_dir():
-            clean_stale_temp(folder)
         run = run_record(input_sha256=sha or "", params=params)
         status, detail = resume_status(folder, run) if sha is not None else ("absent", "")
         if status in ("foreign", "file"):
@@ -703,10 +706,8 @@ def plan_batch(paths, out, params: dict, *, pixel_size=None, overwrite: bool = F
 
 
 def _earlier_steps(folder: Path) -> dict:
-    from .io import _read_manifest_quiet
-
-    manifest = _read_manifest_quiet(folder) or {}
-    steps = manifest.get("steps")
+    """The step outcomes recorded in the (intact) manifest of ``folder``."""
+    steps = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("steps")
     return steps if isinstance(steps, dict) else {}
 
 

@@ -218,7 +218,9 @@ def fit_lingam(
         raise TypeError("seed must be a whole number >= 0 or None, not a numpy Generator (it cannot be stored with "
                         "the result to repeat the fit); pass e.g. seed=int(rng.integers(2**32)).")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be a whole number >= 0 or None (the same seed gives the same result), got {seed!r}.")
+        raise ValueError(
+            f"seed must be a whole number >= 0 or None (the same seed gives the same result), got {seed!r}."
+        )
     if min_causal_effect < 0:
         raise ValueError(f"min_causal_effect must be >= 0, got {min_causal_effect}.")
     data, names, table_units = _as_table(X, names)
