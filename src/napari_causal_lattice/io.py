@@ -278,7 +278,8 @@ def _to_2d(raw, *, plane, notes, name) -> np.ndarray:
         elif plane is None or plane == "all":
             raise ValueError(
                 f"{name} holds a stack of shape {arr.shape}, not a single image; choose one image with "
-                f"plane=k (0 <= k < {arr.shape[0]}), e.g. load_image(path, plane=0), or export one frame."
+                f"plane=k (0 <= k < {arr.shape[0]}), e.g. load_image(path, plane=0) (CLI: --plane 0), or export one "
+                "frame."
             )
         else:
             if arr.ndim != 3:
