@@ -134,6 +134,8 @@ def test_parameters_are_checked_all_at_once_in_our_words():
         run_pipeline(np.zeros((20, 20)), seed=np.random.default_rng(0))
     with pytest.raises(ValueError, match="window must be 'auto' or a whole number"):
         run_pipeline(np.zeros((20, 20)), window="big")
+    with pytest.raises(ValueError, match="cannot write in /proc"):
+        run_pipeline(np.zeros((20, 20)), out="/proc/ncl-results")
     from napari_causal_lattice.causal import fit_lingam
 
     table = np.random.default_rng(0).uniform(size=(50, 3))

@@ -278,7 +278,10 @@ def run_pipeline(
     params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
                          n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
                          scale_unit=scale_unit)
-    _refuse(parameter_problems(**params, workers=workers), "cannot run the analysis")
+    problems = parameter_problems(**params, workers=workers)
+    if out is not None:
+        problems += [p for p in [_writable_problem(Path(out).expanduser().absolute())] if p]
+    _refuse(problems, "cannot run the analysis")
     image = _as_image(image_or_path, pixel_size, plane=plane, scale_unit=scale_unit)
     if out is not None:
         check_results_target(out, overwrite=overwrite)
