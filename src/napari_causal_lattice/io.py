@@ -1115,10 +1115,8 @@ def _read_arrays(folder: Path, manifest: dict) -> dict:
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
             NotImplementedError, RuntimeError) as exc:
         raise ResultsError(f"cannot read {path} ({type(exc).__name__}: {exc}); the results are damaged") from exc
-    except AttributeError as exc:  # np.load of a file that is no .npz at all but a pickle-free .npy
+    except (AttributeError, TypeError) as exc:  # np.load read a plain .npy array, not an .npz archive
         raise ResultsError(f"{path} is not an .npz archive; the results are damaged") from exc
-    if not isinstance(arrays, dict):
-        raise ResultsError(f"{path} is not an .npz archive of arrays; the results are damaged")
     checksums = manifest.get("array_checksums")
     if isinstance(checksums, dict):
         for key, expected in checksums.items():
