@@ -645,21 +645,26 @@ def _writable_problem(folder: Path) -> str | None:
     return None
 
 
-def plan_batch(paths, out, params: dict, *, pixel_size=None, overwrite: bool = False) -> _Plan:
+def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
     """Check everything a batch needs before computing, and decide what to do with each image.
 
-    Checks the parameters, that every input exists and is readable in a supported format, that ``out`` is
-    writable with room for the results, and each image's results folder (complete results of the same run are
-    skipped; incomplete ones recomputed; results of another run, a damaged manifest or foreign files are
-    problems unless ``overwrite`` allows replacing our own files).  Temporary folders left by killed saves are
-    removed.
+    ``params`` are :func:`run_pipeline`'s parameters that change a number (``_run_params``).  Checks them, that
+    every input exists and is readable in a supported format, that ``out`` is writable with room for the results,
+    and each image's results folder (complete results of the same run are skipped; incomplete ones recomputed;
+    results of another run, a damaged manifest or foreign files are problems unless ``overwrite`` allows
+    replacing our own files).  Temporary folders left by killed saves are removed.
+
+    Returns
+    -------
+    _Plan
+        Per image: the run record to compute, or the BatchItem of a skip; notes to show.
 
     Raises
     ------
     ValueError
         Listing every problem at once; nothing was computed or written.
     """
-    problems = parameter_problems(pixel_size=pixel_size, **{k: v for k, v in params.items() if k != "pixel_size"})
+    problems = parameter_problems(**params)
     folders = output_folders(paths, out)
     out_problem = _writable_problem(Path(out).expanduser().absolute())
     problems += [out_problem] if out_problem else []
@@ -794,7 +799,7 @@ def analyze_images(
     params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
                          n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
                          scale_unit=scale_unit)
-    plan = plan_batch(paths, out, params, pixel_size=pixel_size, overwrite=overwrite)
+    plan = plan_batch(paths, out, params, overwrite=overwrite)
     n = len(paths)
     items: dict[int, BatchItem] = dict(plan.skipped)
     for k, item in plan.skipped.items():
