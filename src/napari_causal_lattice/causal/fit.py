@@ -40,10 +40,13 @@ def _as_table(X, names) -> tuple[np.ndarray, list[str], dict]:
                 raise ValueError(f"Columns {missing} are not in the table; it has {list(map(str, X.columns))}.")
             X = X[names]
         names = [str(c) for c in X.columns]
-        bad = [n for n in names if not pd.api.types.is_numeric_dtype(X[n])]
-        if bad:
-            raise TypeError(f"Columns {bad} are not numeric; select numeric descriptor columns only.")
-        data = X.to_numpy(dtype=float)
+        data = X.to_numpy()
+        if data.dtype.kind not in "biuf":  # a column of another type: check them one by one (slower)
+            bad = [n for n in names if not pd.api.types.is_numeric_dtype(X[n])]
+            if bad:
+                raise TypeError(f"Columns {bad} are not numeric; select numeric descriptor columns only.")
+            data = X.to_numpy(dtype=float)
+        data = data.astype(float, copy=False)
     else:
         try:
             data = np.asarray(X, dtype=float)
