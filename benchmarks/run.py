@@ -2,6 +2,7 @@
 
 Run:  ``python benchmarks/run.py``  (about 10 min on 2 busy cores, most of it compiling with an empty cache)
       ``python benchmarks/run.py --quick``  (smaller workloads; the analyze with an empty cache is skipped)
+      ``--readme`` also writes the table into README.md (between its two benchmark-table markers)
 
 Measured side by side in the same run, since machines differ:
 
@@ -40,6 +41,10 @@ from napari_causal_lattice.causal import engine
 from napari_causal_lattice.causal.prior import make_prior_knowledge
 from napari_causal_lattice.lattice import DESCRIPTORS
 from napari_causal_lattice.synthetic import synthetic_descriptor_grid, synthetic_perovskite
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_BEGIN = "<!-- table written by: python benchmarks/run.py --readme -->"
+README_END = "<!-- end of the benchmark table -->"
 
 _FIRST_RESULT = """
 import json, sys, time
@@ -290,19 +295,27 @@ def _number(value: float) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
-def print_table(rows: list[tuple], header: str) -> None:
+def format_table(rows: list[tuple], header: str) -> str:
     """One markdown table: case, ours (s), reference, reference (s), ratio, what the ratio is."""
-    print(header)
-    print()
-    print("| case | ours s | reference | reference s | ratio | ratio is |")
-    print("|---|---:|---|---:|---:|---|")
+    lines = [header, "", "| case | ours s | reference | reference s | ratio | ratio is |", "|---|---:|---|---:|---:|---|"]
     for case, ours, ref_name, ref, ratio, meaning in rows:
-        print(f"| {case} | {_number(ours)} | {ref_name} | {_number(ref)} | **{_number(ratio)}** | {meaning} |")
+        lines.append(f"| {case} | {_number(ours)} | {ref_name} | {_number(ref)} | **{_number(ratio)}** | {meaning} |")
+    return "\n".join(lines)
+
+
+def write_readme(table: str, path: Path = README) -> None:
+    """Replace the table between the two markers in the README with ``table``."""
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{path} has no {README_BEGIN!r} ... {README_END!r} markers around the benchmark table")
+    start, stop = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
+    path.write_text(text[:start] + "\n" + table + "\n" + text[stop:])
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads (about 3 min)")
+    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     args = parser.parse_args(argv)
     stages = (lingam_rows, compare_and_wall_rows, column_rows, first_result_and_analyze_rows)
     rows = []
@@ -314,7 +327,10 @@ def main(argv=None) -> None:
 
     header = (f"{'--quick, ' if args.quick else ''}{os.cpu_count()} cores, python {platform.python_version()}, "
               f"numpy {np.__version__}, numba {numba.__version__}")
-    print_table(rows, header)
+    table = format_table(rows, header)
+    print(table)
+    if args.readme:
+        write_readme(table)
 
 
 if __name__ == "__main__":

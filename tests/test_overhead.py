@@ -6,6 +6,7 @@ No timings here (speed targets live in benchmarks/run.py): the tests count calls
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import threading
@@ -131,3 +132,13 @@ def test_warmup_import_is_light():
     code = "import sys, napari_causal_lattice._warmup; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_plugin_import_starts_the_warmup_thread():
+    code = (
+        "import napari_causal_lattice._napari, napari_causal_lattice._warmup as w\n"
+        "print(w._KERNELS._thread is not None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != _warmup.ENV_DISABLE}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "True"
