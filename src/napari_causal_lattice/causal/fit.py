@@ -97,10 +97,13 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     cov = centred.T @ centred / n  # one product gives the std and the correlations (fast for many fits)
     std = np.sqrt(np.diag(cov))
     scale = np.maximum(np.abs(clean).max(axis=0), np.finfo(float).tiny)
-    const = [names[k] for k in range(p) if std[k] <= 1e-12 * scale[k]]
+    const = [names[k] for k in np.flatnonzero(std <= 1e-12 * scale)]
     if const:
         raise ValueError(f"Columns {const} are constant; remove them from the variables.")
     corr = np.clip(cov / np.outer(std, std), -1.0, 1.0)
+    if np.linalg.eigvalsh(corr)[0] >= 1e-9:  # the usual case: no pair nor group of columns is degenerate
+        return clean, n_dropped
+    # a pair with |r| > 1 - 1e-9 makes the smallest eigenvalue < 1e-9 (interlacing), so it is found here
     duplicates = np.argwhere(np.abs(np.tril(corr, -1)) > 1 - 1e-9)
     if len(duplicates):
         i, j = duplicates[0]
