@@ -42,13 +42,17 @@ def atomap_refine(image, start):
     return np.column_stack([sub.y_position, sub.x_position]), seconds
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=100, help="cells per side (100 -> 20,201 columns)")
-    parser.add_argument("--subset", type=int, default=400, help="columns fitted by the per-column references")
-    args = parser.parse_args()
+def measure(cells: int = 100, subset: int = 400) -> dict:
+    """Time find/refine on a ``cells`` x ``cells`` synthetic perovskite and the per-column references.
 
-    sample = synthetic_perovskite(seed=0, shape_cells=(args.cells, args.cells))
+    Returns
+    -------
+    dict
+        ``rows``: (method, columns, seconds, RMS error in pm, ratio to find_columns) per method; ``n``
+        columns; ``shape`` of the image; ``subset`` columns timed by the references; ``atomap``: whether
+        Atomap was importable.  Reference times are scaled linearly from ``subset`` columns to all.
+    """
+    sample = synthetic_perovskite(seed=0, shape_cells=(cells, cells))
     truth = np.concatenate([sample.truth.a_positions, sample.truth.b_positions])
     n = len(truth)
     ps = sample.pixel_size
@@ -69,7 +73,7 @@ def main():
     t_peel = time.perf_counter() - t0
 
     rng = np.random.default_rng(0)
-    subset = rng.choice(n, min(args.subset, n), replace=False)
+    subset = rng.choice(n, min(subset, n), replace=False)
     t0 = time.perf_counter()
     sp = np.array([reference_fit_scipy(sample.image, start[k], radius) for k in subset])
     t_scipy = (time.perf_counter() - t0) * n / len(subset)
@@ -93,13 +97,21 @@ def main():
         t_atomap = seconds * n / len(block)
         rows.append(("Atomap 2D Gaussian refinement (A block)", n, t_atomap, rms(pos, a_truth[block]) * ps,
                      t_atomap / t_find))
+    return {"rows": rows, "n": n, "shape": sample.image.shape, "subset": len(subset), "atomap": at is not None}
 
-    print(f"synthetic perovskite {args.cells}x{args.cells} cells, image {sample.image.shape}, {n} columns; "
-          f"references timed on {len(subset)} columns and scaled to {n}")
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=100, help="cells per side (100 -> 20,201 columns)")
+    parser.add_argument("--subset", type=int, default=400, help="columns fitted by the per-column references")
+    args = parser.parse_args()
+    result = measure(args.cells, args.subset)
+    print(f"synthetic perovskite {args.cells}x{args.cells} cells, image {result['shape']}, {result['n']} columns; "
+          f"references timed on {result['subset']} columns and scaled to {result['n']}")
     print(f"{'method':42s} {'columns':>8s} {'time s':>9s} {'RMS pm':>8s} {'x slower than find':>19s}")
-    for name, count, seconds, err, ratio in rows:
+    for name, count, seconds, err, ratio in result["rows"]:
         print(f"{name:42s} {count:8d} {seconds:9.2f} {err:8.2f} {ratio:19.1f}")
-    if at is None:
+    if not result["atomap"]:
         print("Atomap not installed: pip install atomap (in a separate environment) to compare")
 
 

@@ -9,11 +9,11 @@ import pytest
 import napari_causal_lattice
 
 
-def test_import_does_not_pull_qt_or_napari():
+def test_import_does_not_pull_qt_napari_or_the_numba_kernels():
     code = (
         "import sys, napari_causal_lattice\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'lingam', 'matplotlib'})\n"
+        "{'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'lingam', 'matplotlib', 'numba', 'llvmlite'})\n"
         "print(','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -134,6 +134,9 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from ._warmup import start_warmup
+
+    start_warmup()  # compile the causal kernels while the images load and their columns are found
     if args.command == "demo":
         try:
             from ._napari.demo import run_demo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import platform
 from importlib import metadata
 
@@ -13,15 +14,30 @@ from ._version import __version__
 _TRACKED = ("numpy", "scipy", "scikit-learn", "scikit-image", "pandas", "lingam")
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of this package and the numerical packages its results depend on."""
-    versions = {"napari-causal-lattice": __version__, "python": platform.python_version()}
+@functools.cache
+def _read_versions() -> tuple[tuple[str, str], ...]:
+    """Read the versions from the installed packages' metadata on disk (once per process: ~10 ms)."""
+    versions = [("napari-causal-lattice", __version__), ("python", platform.python_version())]
     for name in _TRACKED:
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+            versions.append((name, "not installed"))
+    return tuple(versions)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of this package and the numerical packages its results depend on.
+
+    The metadata is read from disk on the first call only; later calls return a fresh copy of the same
+    versions (packages do not change inside a running process), so every result can carry them for free.
+
+    Returns
+    -------
+    dict
+        Package name -> version string (``"not installed"`` for an absent optional package).
+    """
+    return dict(_read_versions())
 
 
 def jsonable(value):

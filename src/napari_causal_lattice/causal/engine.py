@@ -24,6 +24,7 @@ Adjacency convention (lingam): ``B[i, j]`` is the direct effect of variable ``j`
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -72,6 +73,13 @@ def partial_orders(prior_knowledge: np.ndarray) -> np.ndarray:
         If a path is required in both directions, or the constraints form a cycle.
     """
     pk = np.asarray(prior_knowledge, dtype=float)
+    return _partial_orders(pk.tobytes(), pk.shape).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _partial_orders(data: bytes, shape: tuple) -> np.ndarray:
+    """:func:`partial_orders` of one matrix, remembered: every fit with the same prior re-derives it (~1 ms)."""
+    pk = np.frombuffer(data).reshape(shape)
     path_pairs = np.argwhere(pk == 1)
     no_path_pairs = np.argwhere(pk == 0)
 

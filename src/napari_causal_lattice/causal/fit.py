@@ -40,10 +40,13 @@ def _as_table(X, names) -> tuple[np.ndarray, list[str], dict]:
                 raise ValueError(f"Columns {missing} are not in the table; it has {list(map(str, X.columns))}.")
             X = X[names]
         names = [str(c) for c in X.columns]
-        bad = [n for n in names if not pd.api.types.is_numeric_dtype(X[n])]
-        if bad:
-            raise TypeError(f"Columns {bad} are not numeric; select numeric descriptor columns only.")
-        data = X.to_numpy(dtype=float)
+        data = X.to_numpy()
+        if data.dtype.kind not in "biuf":  # a column of another type: check them one by one (slower)
+            bad = [n for n in names if not pd.api.types.is_numeric_dtype(X[n])]
+            if bad:
+                raise TypeError(f"Columns {bad} are not numeric; select numeric descriptor columns only.")
+            data = X.to_numpy(dtype=float)
+        data = data.astype(float, copy=False)
     else:
         try:
             data = np.asarray(X, dtype=float)
@@ -81,28 +84,33 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     ValueError
         Too few rows (need more than p + 1), a constant column, or linearly dependent columns.
     """
-    finite = np.all(np.isfinite(data), axis=1)
-    clean = data[finite]
-    n_dropped = int((~finite).sum())
+    finite = np.isfinite(data).all(axis=1)
+    n_dropped = int(finite.size - np.count_nonzero(finite))
+    clean = data[finite] if n_dropped else data
     n, p = clean.shape
     if n <= p + 1:
         raise ValueError(
             f"Only {n} complete rows ({n_dropped} dropped for NaN) for {p} variables; need more than "
             f"{p + 1}. Use a larger region or fewer variables."
         )
-    std = clean.std(axis=0)
+    centred = clean - clean.mean(axis=0)
+    cov = centred.T @ centred / n  # one product gives the std and the correlations (fast for many fits)
+    std = np.sqrt(np.diag(cov))
     scale = np.maximum(np.abs(clean).max(axis=0), np.finfo(float).tiny)
-    const = [names[k] for k in range(p) if std[k] <= 1e-12 * scale[k]]
+    const = [names[k] for k in np.flatnonzero(std <= 1e-12 * scale)]
     if const:
         raise ValueError(f"Columns {const} are constant; remove them from the variables.")
-    corr = np.corrcoef(clean, rowvar=False)
-    for i in range(p):
-        for j in range(i):
-            if abs(corr[i, j]) > 1 - 1e-9:
-                raise ValueError(
-                    f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
-                    f"{corr[i, j]:+.10f}); keep only one of them."
-                )
+    corr = np.clip(cov / np.outer(std, std), -1.0, 1.0)
+    if np.linalg.eigvalsh(corr)[0] >= 1e-9:  # the usual case: no pair nor group of columns is degenerate
+        return clean, n_dropped
+    # a pair with |r| > 1 - 1e-9 makes the smallest eigenvalue < 1e-9 (interlacing), so it is found here
+    duplicates = np.argwhere(np.abs(np.tril(corr, -1)) > 1 - 1e-9)
+    if len(duplicates):
+        i, j = duplicates[0]
+        raise ValueError(
+            f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
+            f"{corr[i, j]:+.10f}); keep only one of them."
+        )
     evals, evecs = np.linalg.eigh(corr)
     if evals[0] < 1e-10:
         involved = [names[k] for k in np.argsort(-np.abs(evecs[:, 0]))[:3] if abs(evecs[k, 0]) > 0.1]

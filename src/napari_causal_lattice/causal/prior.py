@@ -186,8 +186,9 @@ def describe_prior_knowledge(pk, names: Sequence[str]) -> dict:
     pk = np.asarray(pk)
     p = len(names)
     off = ~np.eye(p, dtype=bool)
-    exo = [names[i] for i in range(p) if p > 1 and np.all(pk[i][off[i]] == 0)]
-    snk = [names[j] for j in range(p) if p > 1 and np.all(pk[:, j][off[:, j]] == 0)]
+    no_path = (pk == 0) | ~off  # one array test per axis instead of one per variable (called on every fit)
+    exo = [names[i] for i in np.flatnonzero(no_path.all(axis=1))] if p > 1 else []
+    snk = [names[j] for j in np.flatnonzero(no_path.all(axis=0))] if p > 1 else []
     req, forb = [], []
     for i in range(p):
         for j in range(p):
