@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,15 +11,23 @@ import pandas as pd
 from ..lattice import DESCRIPTORS
 from ..progress import report
 from ..provenance import make_provenance
-from .engine import bootstrap_indices, direct_lingam_batch
-from .prior import describe_prior_knowledge, make_prior_knowledge
+from .confidence import DEFAULT_ALPHA, DEFAULT_MIN_DIRECTION, FDR_METHODS, edge_decision, fdr_adjust, order_pvalues
+from .engine import bootstrap_indices
+from .methods import resolve_method
+from .prior import DEFAULT_EXOGENOUS, describe_prior_knowledge, resolve_prior
 from .result import LingamResult
 
-__all__ = ["fit_lingam", "DEFAULT_EXOGENOUS", "validate_table"]
+__all__ = [
+    "fit_lingam",
+    "DEFAULT_EXOGENOUS",
+    "validate_table",
+    "near_deterministic",
+    "warn_deterministic",
+    "DeterministicDescriptorWarning",
+]
 
-#: Descriptors treated as exogenous by default (the paper's prior knowledge: column intensities are
-#: set by the chemistry/thickness, not by the distortions).
-DEFAULT_EXOGENOUS: tuple[str, ...] = ("I14", "I5")
+#: Descriptors known to be computed from others (dropped first when a near-deterministic group is found).
+DERIVED_DESCRIPTORS: tuple[str, ...] = ("Vol",)
 
 _BOOT_CHUNK = 50  # resamples per engine call (progress/cancel granularity) ...
 _CHUNK_VALUES = 4_000_000  # ... and at most this many resampled values in memory at once
@@ -113,33 +122,55 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     return clean, n_dropped
 
 
-def _resolve_prior(prior_knowledge, names):
-    if isinstance(prior_knowledge, str):
-        if prior_knowledge != "default":
-            raise ValueError(
-                f"prior_knowledge must be 'default', None, a matrix, a list or a dict; got {prior_knowledge!r}."
-            )
-        exo = [n for n in DEFAULT_EXOGENOUS if n in names]
-        return make_prior_knowledge(names, exogenous=exo) if exo else None
-    if prior_knowledge is None:
-        return None
-    if isinstance(prior_knowledge, Mapping):
-        allowed = {"exogenous", "sink", "forbidden", "required", "matrix"}
-        unknown = set(prior_knowledge) - allowed
-        if unknown:
-            raise ValueError(f"Unknown prior-knowledge keys {sorted(unknown)}; use {sorted(allowed)}.")
-        return make_prior_knowledge(names, **prior_knowledge)
-    arr = np.asarray(prior_knowledge, dtype=object)
-    if arr.ndim == 2 and arr.shape == (len(names), len(names)) and not isinstance(arr.flat[0], str):
-        return make_prior_knowledge(names, matrix=np.asarray(prior_knowledge, dtype=float))
-    if isinstance(prior_knowledge, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in prior_knowledge):
-        items = list(prior_knowledge)
-        edges = [v for v in items if "<-" in v or "->" in v]
-        exogenous = [v for v in items if v not in edges]
-        return make_prior_knowledge(names, exogenous=exogenous, required=edges)
-    raise TypeError(
-        "prior_knowledge must be 'default', None, a (p, p) lingam matrix, a list of exogenous names "
-        "(and 'effect <- cause' required edges), or a dict with keys exogenous/sink/forbidden/required."
+class DeterministicDescriptorWarning(UserWarning):
+    """A variable is a near-exact linear function of the others (LiNGAM cannot orient such relations)."""
+
+
+def near_deterministic(data, names, *, r2_threshold: float = 0.999) -> dict:
+    """Variables that the other variables predict almost exactly (linear R^2 above ``r2_threshold``).
+
+    Parameters
+    ----------
+    data : (n, p) float array
+        Complete rows (no NaN).
+    names : sequence of str
+    r2_threshold : float
+        R^2 of the linear regression of a variable on all the others above which it is reported.
+
+    Returns
+    -------
+    dict
+        ``{name: R^2}`` of the variables to leave out, in the order they would be dropped: a known derived
+        descriptor (:data:`DERIVED_DESCRIPTORS`, e.g. ``Vol = a b sin(alpha)``) first, else the highest R^2,
+        re-checking the rest after each drop (dropping one member of a group frees the others).
+    """
+    data = np.asarray(data, dtype=float)
+    names = [str(n) for n in names]
+    keep = list(range(len(names)))
+    found: dict = {}
+    while len(keep) > 1:
+        corr = np.corrcoef(data[:, keep], rowvar=False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = 1.0 - 1.0 / np.diag(np.linalg.pinv(corr))
+        above = [k for k in range(len(keep)) if r2[k] > r2_threshold]
+        if not above:
+            break
+        derived = [k for k in above if names[keep[k]] in DERIVED_DESCRIPTORS]
+        drop = derived[0] if derived else max(above, key=lambda k: r2[k])
+        found[names[keep[drop]]] = float(min(r2[drop], 1.0))
+        del keep[drop]
+    return found
+
+
+def warn_deterministic(found: Mapping, dropped) -> None:
+    """Emit the :class:`DeterministicDescriptorWarning` for the output of :func:`near_deterministic`."""
+    listing = ", ".join(f"{n} (R^2 = {r:.4f})" for n, r in found.items())
+    action = (f"left out: {', '.join(dropped)}" if dropped else
+              "pass drop_deterministic=True (or choose variables without them) to leave them out")
+    warnings.warn(
+        f"Near-deterministic variables: {listing} are almost exact linear functions of the other variables, which "
+        f"breaks LiNGAM's assumptions (their edges cannot be oriented); {action}.",
+        DeterministicDescriptorWarning, stacklevel=3,
     )
 
 
@@ -153,6 +184,11 @@ def fit_lingam(
     standardize: bool = True,
     min_causal_effect: float = 0.0,
     units: Mapping | None = None,
+    method=None,
+    alpha: float = DEFAULT_ALPHA,
+    fdr: str | None = None,
+    min_direction: float = DEFAULT_MIN_DIRECTION,
+    drop_deterministic: bool = False,
     progress=None,
     cancel=None,
 ) -> LingamResult:
@@ -185,6 +221,15 @@ def fit_lingam(
         units of ``adjacency``.
     units : mapping, optional
         Unit of each variable (default: ``X.attrs["units"]`` of a DataFrame, else unknown).
+    method : "engine", "lingam" or CausalMethod, optional
+        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine.
+    alpha, fdr, min_direction
+        The calibrated edge test (``result.significant``, ``p_values``): level, optional FDR control over
+        the p(p-1) edges (``"bh"`` / ``"by"``) and the bootstrap share that states a direction; see
+        :mod:`napari_causal_lattice.causal.confidence` and ``docs/confidence.md``.
+    drop_deterministic : bool
+        Leave out variables that are near-exact linear functions of the others (R^2 > 0.999); they are always
+        reported with a :class:`DeterministicDescriptorWarning`.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`; reported once per chunk of (at most) 50 resamples.
 
@@ -214,10 +259,19 @@ def fit_lingam(
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}.")
     if min_causal_effect < 0:
         raise ValueError(f"min_causal_effect must be >= 0, got {min_causal_effect}.")
+    if fdr is not None and fdr not in FDR_METHODS:
+        raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {fdr!r}")
+    method = resolve_method(method)
     data, names, table_units = _as_table(X, names)
     unit_map = {**table_units, **dict(units or {})}
-    pk = _resolve_prior(prior_knowledge, names)
     clean, n_dropped = validate_table(data, names)
+    found = near_deterministic(clean, names)
+    dropped = list(found) if drop_deterministic else []
+    if found:
+        warn_deterministic(found, dropped)
+        keep = [k for k, n in enumerate(names) if n not in dropped]
+        clean, names = clean[:, keep], [names[k] for k in keep]
+    pk, _ = resolve_prior(prior_knowledge, names)
     n, p = clean.shape
     mean = clean.mean(axis=0)
     scale = clean.std(axis=0)
@@ -227,7 +281,7 @@ def fit_lingam(
     n_chunks = -(-n_bootstrap // chunk)
     total = 1 + n_chunks
     report(progress, 0, total, cancel)
-    orders, B = direct_lingam_batch(Z[None], prior_knowledge=pk)
+    orders, B = method.fit_batch(Z[None], None, pk)
     if orders[0, 0] < 0:
         raise ValueError("The variables are degenerate (a residual became constant); check for derived columns.")
     report(progress, 1, total, cancel)
@@ -243,7 +297,7 @@ def fit_lingam(
         for c in range(n_chunks):
             sl = slice(c * chunk, min(n_bootstrap, (c + 1) * chunk))
             idx = bootstrap_indices(n, sl.stop - sl.start, rng)  # = rows sl of bootstrap_indices(n, n_bootstrap)
-            boot_orders[sl], boot_B[sl] = direct_lingam_batch(Z[idx], prior_knowledge=pk)
+            boot_orders[sl], boot_B[sl] = method.fit_batch(Z[idx], None, pk)
             report(progress, 2 + c, total, cancel)
         failed = boot_orders[:, 0] < 0
         n_failed = int(failed.sum())
@@ -251,6 +305,9 @@ def fit_lingam(
             raise ValueError("Every bootstrap resample was degenerate (constant column); use more rows.")
         boot_B, boot_orders = boot_B[~failed], boot_orders[~failed]
         probabilities = (np.abs(boot_B) > min_causal_effect).mean(axis=0)
+    p_values = order_pvalues(Z[None], orders, prior=pk)[0]
+    tested = fdr_adjust(p_values, fdr) if fdr else p_values
+    significant = edge_decision(tested, probabilities, alpha=alpha, min_direction=min_direction)
 
     prior_desc = describe_prior_knowledge(pk, names) if pk is not None else None
     params = {
@@ -261,7 +318,11 @@ def fit_lingam(
         "seed": seed,
         "standardize": bool(standardize),
         "min_causal_effect": float(min_causal_effect),
-        "engine": "napari_causal_lattice.causal.engine (DirectLiNGAM, pwling, adaptive lasso BIC)",
+        "method": method.name,
+        "alpha": float(alpha),
+        "fdr": fdr,
+        "min_direction": float(min_direction),
+        "dropped_deterministic": dropped,
     }
     return LingamResult(
         names=tuple(names),
@@ -270,6 +331,8 @@ def fit_lingam(
         probabilities=probabilities,
         bootstrap_adjacency=boot_B,
         bootstrap_orders=boot_orders,
+        p_values=p_values,
+        significant=significant,
         n_samples=n,
         n_dropped=n_dropped,
         units=unit_map,
