@@ -698,7 +698,7 @@ def _check_deterministic(table: pd.DataFrame, names: tuple, *, drop: bool) -> tu
     if not found:
         return names, []
     dropped = list(found) if drop else []
-    warn_deterministic(found, dropped)
+    warn_deterministic(found, dropped, stacklevel=5)  # -> the caller of sliding_lingam
     return tuple(n for n in names if n not in dropped), dropped
 
 

@@ -162,7 +162,7 @@ def near_deterministic(data, names, *, r2_threshold: float = 0.999) -> dict:
     return found
 
 
-def warn_deterministic(found: Mapping, dropped) -> None:
+def warn_deterministic(found: Mapping, dropped, *, stacklevel: int = 3) -> None:
     """Emit the :class:`DeterministicDescriptorWarning` for the output of :func:`near_deterministic`."""
     listing = ", ".join(f"{n} (R^2 = {r:.4f})" for n, r in found.items())
     action = (f"left out: {', '.join(dropped)}" if dropped else
@@ -170,7 +170,7 @@ def warn_deterministic(found: Mapping, dropped) -> None:
     warnings.warn(
         f"Near-deterministic variables: {listing} are almost exact linear functions of the other variables, which "
         f"breaks LiNGAM's assumptions (their edges cannot be oriented); {action}.",
-        DeterministicDescriptorWarning, stacklevel=3,
+        DeterministicDescriptorWarning, stacklevel=stacklevel,
     )
 
 
