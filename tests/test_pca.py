@@ -114,7 +114,7 @@ def test_a_single_wild_window_is_an_outlier_not_a_component(sliding):
     np.testing.assert_allclose(robust.components, reference.components, atol=1e-9)
     assert abs(np.sum(robust.components[0] * clean.components[0])) > 0.99
     assert np.isfinite(robust.loadings[:, 2, 3]).all()
-    plain = adjacency_pca(wild, 2, outlier_z=None)
+    plain = adjacency_pca(wild, 2, outlier_factor=None)
     assert abs(np.sum(plain.components[0] * clean.components[0])) < 0.9  # without it the outlier takes PC 1
 
 
