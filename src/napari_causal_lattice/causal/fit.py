@@ -12,6 +12,7 @@ from ..lattice import DESCRIPTORS
 from ..progress import report
 from ..provenance import make_provenance
 from .confidence import DEFAULT_ALPHA, DEFAULT_MIN_DIRECTION, FDR_METHODS, edge_decision, fdr_adjust, order_pvalues
+from .eiv import eiv_adjacency, sigma_columns
 from .engine import bootstrap_indices
 from .methods import resolve_method
 from .prior import DEFAULT_EXOGENOUS, describe_prior_knowledge, resolve_prior
@@ -122,6 +123,18 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     return clean, n_dropped
 
 
+def _eiv_sigma(X, data, names) -> np.ndarray:
+    """(n_complete, p) per-cell uncertainty of ``names`` for the rows ``validate_table`` keeps."""
+    table = X.table if hasattr(X, "table") and isinstance(getattr(X, "table"), pd.DataFrame) else X
+    sigma = sigma_columns(table, names) if isinstance(table, pd.DataFrame) else None
+    if sigma is None:
+        raise ValueError(
+            f"eiv=True needs per-cell uncertainty columns sigma_<name> (e.g. sigma_Py) for some of {list(names)}; "
+            "the table has none (build the cells with uncertainties, or add them)."
+        )
+    return sigma[np.all(np.isfinite(data), axis=1)]
+
+
 class DeterministicDescriptorWarning(UserWarning):
     """A variable is a near-exact linear function of the others (LiNGAM cannot orient such relations)."""
 
@@ -189,6 +202,7 @@ def fit_lingam(
     fdr: str | None = None,
     min_direction: float = DEFAULT_MIN_DIRECTION,
     drop_deterministic: bool = False,
+    eiv: bool = False,
     progress=None,
     cancel=None,
 ) -> LingamResult:
@@ -230,6 +244,10 @@ def fit_lingam(
     drop_deterministic : bool
         Leave out variables that are near-exact linear functions of the others (R^2 > 0.999); they are always
         reported with a :class:`DeterministicDescriptorWarning`.
+    eiv : bool
+        Also give coefficients corrected for measurement noise (``adjacency_eiv``, ``bootstrap_adjacency_eiv``,
+        in descriptor units), from the per-cell uncertainty columns ``sigma_<name>`` of the table (regression
+        calibration, :mod:`napari_causal_lattice.causal.eiv`).  Needs a DataFrame or Cells with such columns.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`; reported once per chunk of (at most) 50 resamples.
 
@@ -263,6 +281,7 @@ def fit_lingam(
         raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {fdr!r}")
     method = resolve_method(method)
     data, names, table_units = _as_table(X, names)
+    sigma = _eiv_sigma(X, data, names) if eiv else None
     unit_map = {**table_units, **dict(units or {})}
     clean, n_dropped = validate_table(data, names)
     found = near_deterministic(clean, names)
@@ -271,6 +290,7 @@ def fit_lingam(
         warn_deterministic(found, dropped)
         keep = [k for k, n in enumerate(names) if n not in dropped]
         clean, names = clean[:, keep], [names[k] for k in keep]
+        sigma = None if sigma is None else sigma[:, keep]
     pk, _ = resolve_prior(prior_knowledge, names)
     n, p = clean.shape
     mean = clean.mean(axis=0)
@@ -286,7 +306,7 @@ def fit_lingam(
         raise ValueError("The variables are degenerate (a residual became constant); check for derived columns.")
     report(progress, 1, total, cancel)
 
-    probabilities = boot_B = boot_orders = None
+    probabilities = boot_B = boot_orders = boot_idx = None
     n_failed = 0
     if n_bootstrap:
         if seed is None:  # record a fresh seed so the run can be repeated exactly
@@ -294,20 +314,29 @@ def fit_lingam(
         rng = np.random.default_rng(seed)
         boot_orders = np.empty((n_bootstrap, p), dtype=np.int64)
         boot_B = np.empty((n_bootstrap, p, p))
+        boot_idx = [] if sigma is not None else None
         for c in range(n_chunks):
             sl = slice(c * chunk, min(n_bootstrap, (c + 1) * chunk))
             idx = bootstrap_indices(n, sl.stop - sl.start, rng)  # = rows sl of bootstrap_indices(n, n_bootstrap)
             boot_orders[sl], boot_B[sl] = method.fit_batch(Z[idx], None, pk)
+            if boot_idx is not None:
+                boot_idx.append(idx)
             report(progress, 2 + c, total, cancel)
         failed = boot_orders[:, 0] < 0
         n_failed = int(failed.sum())
         if n_failed == n_bootstrap:
             raise ValueError("Every bootstrap resample was degenerate (constant column); use more rows.")
         boot_B, boot_orders = boot_B[~failed], boot_orders[~failed]
+        boot_idx = None if boot_idx is None else np.concatenate(boot_idx)[~failed]
         probabilities = (np.abs(boot_B) > min_causal_effect).mean(axis=0)
     p_values = order_pvalues(Z[None], orders, prior=pk)[0]
     tested = fdr_adjust(p_values, fdr) if fdr else p_values
     significant = edge_decision(tested, probabilities, alpha=alpha, min_direction=min_direction)
+    eiv_B = eiv_boot = None
+    if sigma is not None:
+        eiv_B = eiv_adjacency(clean[None], np.mean(sigma**2, axis=0)[None], B)[0]
+        if boot_idx is not None:
+            eiv_boot = eiv_adjacency(clean[boot_idx], np.mean(sigma[boot_idx] ** 2, axis=1), boot_B)
 
     prior_desc = describe_prior_knowledge(pk, names) if pk is not None else None
     params = {
@@ -323,6 +352,7 @@ def fit_lingam(
         "fdr": fdr,
         "min_direction": float(min_direction),
         "dropped_deterministic": dropped,
+        "eiv": bool(eiv),
     }
     return LingamResult(
         names=tuple(names),
@@ -333,6 +363,8 @@ def fit_lingam(
         bootstrap_orders=boot_orders,
         p_values=p_values,
         significant=significant,
+        adjacency_eiv=eiv_B,
+        bootstrap_adjacency_eiv=eiv_boot,
         n_samples=n,
         n_dropped=n_dropped,
         units=unit_map,

@@ -47,6 +47,11 @@ class LingamResult:
     significant : (p, p) bool array or None
         The calibrated edge decision (``params["alpha"]``, ``params["fdr"]``; direction from the bootstrap,
         both directions True when the bootstrap cannot orient a linked pair).  None for old results.
+    adjacency_eiv : (p, p) float array or None
+        Coefficients corrected for measurement noise (errors in variables, regression calibration) in
+        descriptor units (``fit_lingam(..., eiv=True)``); None otherwise.
+    bootstrap_adjacency_eiv : (n_bootstrap, p, p) float array or None
+        The same correction for every resample.
     n_samples : int
         Rows used in the fit (after dropping rows with NaN).
     n_dropped : int
@@ -73,6 +78,8 @@ class LingamResult:
     bootstrap_orders: np.ndarray | None = None
     p_values: np.ndarray | None = None
     significant: np.ndarray | None = None
+    adjacency_eiv: np.ndarray | None = None
+    bootstrap_adjacency_eiv: np.ndarray | None = None
     n_samples: int = 0
     n_dropped: int = 0
     units: dict = field(default_factory=dict)
@@ -93,6 +100,8 @@ class LingamResult:
         set_(self, "bootstrap_orders", _opt_array(self.bootstrap_orders, np.int64))
         set_(self, "p_values", _opt_array(self.p_values))
         set_(self, "significant", _opt_array(self.significant, bool))
+        set_(self, "adjacency_eiv", _opt_array(self.adjacency_eiv))
+        set_(self, "bootstrap_adjacency_eiv", _opt_array(self.bootstrap_adjacency_eiv))
         set_(self, "prior_knowledge", _opt_array(self.prior_knowledge, np.int64))
         scale = np.ones(p) if self.scale is None else np.asarray(self.scale, dtype=float)
         set_(self, "scale", scale)
@@ -254,6 +263,9 @@ class LingamResult:
             "bootstrap_orders": None if self.bootstrap_orders is None else self.bootstrap_orders.copy(),
             "p_values": None if self.p_values is None else self.p_values.copy(),
             "significant": None if self.significant is None else self.significant.copy(),
+            "adjacency_eiv": None if self.adjacency_eiv is None else self.adjacency_eiv.copy(),
+            "bootstrap_adjacency_eiv": None if self.bootstrap_adjacency_eiv is None
+            else self.bootstrap_adjacency_eiv.copy(),
             "n_samples": int(self.n_samples),
             "n_dropped": int(self.n_dropped),
             "units": dict(self.units),
