@@ -238,12 +238,14 @@ def _bin_regression(d, cause, effect, idx, rng, n_bootstrap):
     return float(estimate), boot
 
 
-def _bin_lingam(table, names, effect, cause, idx, seed, n_bootstrap):
-    from .causal import fit_lingam
+def _bin_lingam(table, names, effect, cause, idx, seed, n_bootstrap, backend=None):
+    from .causal import DeterministicDescriptorWarning, fit_lingam
 
     try:
-        result = fit_lingam(table.iloc[idx][list(names)].to_numpy(dtype=float), names=list(names),
-                            n_bootstrap=n_bootstrap, seed=seed, standardize=False)
+        with warnings.catch_warnings():  # near-deterministic descriptors are the caller's concern, not per bin
+            warnings.simplefilter("ignore", DeterministicDescriptorWarning)
+            result = fit_lingam(table.iloc[idx][list(names)].to_numpy(dtype=float), names=list(names),
+                                n_bootstrap=n_bootstrap, seed=seed, standardize=False, method=backend)
     except ValueError:  # too few complete or degenerate cells in this bin: leave the bin out
         return np.nan, np.full(n_bootstrap, np.nan)
     e, c = list(names).index(effect), list(names).index(cause)
@@ -348,7 +350,7 @@ def wall_profile(
     bin_width: float | None = None,
     max_distance: float | None = None,
     within_segment: bool = True,
-    method: str = "regression",
+    method="regression",
     min_count: int | None = None,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
@@ -378,11 +380,14 @@ def wall_profile(
         Only use samples with ``|d| <= max_distance`` px; default all.
     within_segment : bool
         Only use samples whose projection on the line falls between its two ends.
-    method : {"regression", "lingam"}
+    method : "regression", "lingam" or CausalMethod
         Cells only.  ``"regression"``: least-squares slope of ``effect`` on ``cause`` with an intercept and a
         linear term in distance inside the bin (removes the wall's own trend within the bin; equals the
         LiNGAM coefficient when ``cause`` is the only parent of ``effect``).  ``"lingam"``: ``fit_lingam``
-        on all descriptors of the bin (unstandardized), coefficient ``effect <- cause``.
+        on all descriptors of the bin (unstandardized, the fast engine), coefficient ``effect <- cause``.
+        A causal backend (``"engine"``, or an object such as
+        :class:`~napari_causal_lattice.causal.methods.LingamMethod`, see
+        :mod:`napari_causal_lattice.causal.methods`) does the same with that backend.
     min_count : int, optional
         Fewest samples for a bin to be used; default 3 windows or 12 cells.
     n_bootstrap : int
@@ -409,8 +414,12 @@ def wall_profile(
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
     if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
         raise ValueError(f"n_bootstrap must be a whole number >= 20 for percentile intervals, got {n_bootstrap!r}")
-    if method not in ("regression", "lingam"):
-        raise ValueError(f"method must be 'regression' or 'lingam', got {method!r}")
+    backend = None
+    if not (isinstance(method, str) and method in ("regression", "lingam")):
+        from .causal.methods import resolve_method
+
+        backend = resolve_method(method)  # "engine" or a CausalMethod; anything else is explained there
+        method = "lingam"
     n_bootstrap = int(n_bootstrap)
     rng = np.random.default_rng(seed)
     origin, tangent, normal, length = line_frame(line)
@@ -473,7 +482,7 @@ def wall_profile(
                 estimate, boot = _bin_regression(dk, cause_v, effect_v, members, rng, n_bootstrap)
             else:
                 estimate, boot = _bin_lingam(
-                    table.iloc[kept], names, effect, cause, members, int(rng.integers(2**31)), n_bootstrap
+                    table.iloc[kept], names, effect, cause, members, int(rng.integers(2**31)), n_bootstrap, backend
                 )
             boot = boot[np.isfinite(boot)]
             if np.isfinite(estimate) and boot.size >= 10:
@@ -487,7 +496,7 @@ def wall_profile(
         {
             "effect": effect, "cause": cause, "line": np.asarray(line, dtype=float)[[0, -1], -2:],
             "bin_width": bin_width, "max_distance": max_distance, "within_segment": within_segment,
-            "method": label, "min_count": min_count, "n_bootstrap": n_bootstrap, "confidence": confidence,
+            "method": label, "backend": None if backend is None else backend.name, "min_count": min_count, "n_bootstrap": n_bootstrap, "confidence": confidence,
             "fit": fit, "fit_shift": fit_shift, "window_px": window_px,
         },
         seed=seed if not isinstance(seed, np.random.Generator) else "Generator",
