@@ -21,6 +21,7 @@ see ``docs/confidence.md``) is:
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "LINK_TYPES",
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_MIN_DIRECTION",
     "FDR_METHODS",
     "order_pvalues",
+    "order_pvalues_from_covariance",
     "fdr_adjust",
     "edge_decision",
     "link_type",
@@ -66,36 +68,102 @@ def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
 
     X = np.asarray(X, dtype=float)
     m, n_max, p = X.shape
-    mask = np.ones((m, n_max), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    orders = np.asarray(orders, dtype=np.int64)
-    n = mask.sum(axis=1).astype(float)
-    w = mask[..., None]
-    mean = np.where(w, X, 0.0).sum(axis=1) / n[:, None]
-    Xc = np.where(w, X - mean[:, None, :], 0.0)
-    S = np.einsum("kni,knj->kij", Xc, Xc) / n[:, None, None]
-    good = orders[:, 0] >= 0
-    S[~good] = np.eye(p)  # degenerate fits: any invertible stand-in, their p-values become NaN below
-    order = np.where(good[:, None], orders, np.arange(p)[None])
-    rows = np.arange(m)[:, None, None]
-    Ss = S[rows, order[:, :, None], order[:, None, :]]  # covariance in causal order
-    P = np.ones((m, p, p))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for t in range(1, p):
-            A, b = Ss[:, :t, :t], Ss[:, :t, t]
-            A_inv = np.linalg.inv(A)
-            beta = np.einsum("kij,kj->ki", A_inv, b)
-            dof = n - t - 1
-            resid = np.maximum(Ss[:, t, t] - np.einsum("ki,ki->k", b, beta), 0.0)
-            se = np.sqrt(resid[:, None] / dof[:, None] * np.diagonal(A_inv, axis1=1, axis2=2))
-            tstat = np.abs(beta) / se
-            pv = 2.0 * stdtr(dof[:, None], -tstat)
-            pv = np.where(np.isfinite(pv), pv, np.where(beta == 0, 1.0, 0.0))
-            P[np.arange(m)[:, None], order[:, t][:, None], order[:, :t]] = pv
+    if mask is None:
+        n = np.full(m, float(n_max))
+        Xc = X - X.mean(axis=1, keepdims=True)
+    else:
+        mask = np.asarray(mask, dtype=bool)
+        n = mask.sum(axis=1).astype(float)
+        w = mask[..., None]
+        Xc = np.where(w, X - (np.where(w, X, 0.0).sum(axis=1) / n[:, None])[:, None, :], 0.0)
+    S = np.matmul(np.swapaxes(Xc, 1, 2), Xc) / n[:, None, None]
+    return order_pvalues_from_covariance(S, n, orders, prior=prior)
+
+
+def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
+    """:func:`order_pvalues` from each dataset's covariance (or correlation) matrix and sample count.
+
+    Parameters
+    ----------
+    S : (m, p, p) float array
+        Covariance (``1/n`` normalisation) or correlation matrix of each dataset; the test is scale-free.
+    n : (m,) array
+        Samples of each dataset.
+    orders : (m, p) int array
+        Causal orders; a row starting with -1 gives NaN.
+    prior : (p, p) int array, optional
+        Edges with ``prior[i, j] == 0`` get p = 1.
+
+    Returns
+    -------
+    (m, p, p) float array
+    """
+    from scipy.special import stdtr
+
+    S = np.ascontiguousarray(S, dtype=float)
+    m, p, _ = S.shape
+    n = np.array(np.broadcast_to(np.asarray(n, dtype=float), (m,)))
+    tstat, dof = _order_tstats(S, n, np.ascontiguousarray(orders, dtype=np.int64))
+    with np.errstate(invalid="ignore"):
+        P = np.where(dof > 0, 2.0 * stdtr(dof, -tstat), tstat)  # untested entries carry 1 or NaN in tstat
     if prior is not None:
-        P[:, np.asarray(prior) == 0] = 1.0
-    P[~good] = np.nan
-    P[:, np.arange(p), np.arange(p)] = np.where(good[:, None], 1.0, np.nan)
+        P[:, np.asarray(prior) == 0] = np.where(np.isnan(P[:, np.asarray(prior) == 0]), np.nan, 1.0)
     return P
+
+
+@njit(cache=True, nogil=True)
+def _order_tstats(S, n, orders):
+    """|t| and degrees of freedom of every edge ``i <- j`` with ``j`` before ``i`` in each causal order.
+
+    Variables are taken in causal order; ``S = L D L^T`` (unit lower ``L``, Cholesky): row ``t`` of
+    ``M = L^-1`` holds minus the OLS coefficients of the ``t``-th variable on the ones before it, ``D[t]`` its
+    residual variance, and ``sum_{j <= k < t} M[k, j]^2 / D[k]`` the ``j``-th diagonal entry of the inverse
+    covariance of the first ``t`` variables.  Untested entries get ``dof = 0`` and ``tstat`` 1 (against the
+    order, diagonal) or NaN (a degenerate order or a matrix that is not positive definite).
+    """
+    m, p, _ = S.shape
+    tstat = np.ones((m, p, p))
+    dof = np.zeros((m, p, p))
+    R = np.zeros((p, p))
+    M = np.zeros((p, p))
+    D = np.zeros(p)
+    for k in range(m):
+        o = orders[k]
+        ok = o[0] >= 0
+        for i in range(p):
+            if not ok:
+                break
+            for j in range(i + 1):
+                acc = S[k, o[i], o[j]]
+                for q in range(j):
+                    acc -= R[i, q] * R[j, q]
+                if i == j:
+                    if not acc > 0.0:
+                        ok = False
+                        break
+                    R[i, i] = np.sqrt(acc)
+                else:
+                    R[i, j] = acc / R[j, j]
+        if not ok:
+            tstat[k] = np.nan
+            continue
+        for i in range(p):
+            D[i] = R[i, i] * R[i, i]
+            M[i, i] = 1.0
+            for j in range(i):
+                acc = 0.0
+                for q in range(j, i):
+                    acc += R[i, q] / R[q, q] * M[q, j]
+                M[i, j] = -acc
+        for t in range(1, p):
+            for j in range(t):
+                c = 0.0
+                for q in range(j, t):
+                    c += M[q, j] * M[q, j] / D[q]
+                f = n[k] - t - 1.0
+                tstat[k, o[t], o[j]] = abs(M[t, j]) / np.sqrt(D[t] / f * c)
+                dof[k, o[t], o[j]] = f
+    return tstat, dof
 
 
 def fdr_adjust(p_values, method: str = "bh") -> np.ndarray:

@@ -11,7 +11,14 @@ import pandas as pd
 from ..lattice import DESCRIPTORS
 from ..progress import report
 from ..provenance import make_provenance
-from .confidence import DEFAULT_ALPHA, DEFAULT_MIN_DIRECTION, FDR_METHODS, edge_decision, fdr_adjust, order_pvalues
+from .confidence import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_DIRECTION,
+    FDR_METHODS,
+    edge_decision,
+    fdr_adjust,
+    order_pvalues_from_covariance,
+)
 from .eiv import eiv_adjacency, sigma_columns
 from .engine import bootstrap_indices
 from .methods import resolve_method
@@ -91,6 +98,12 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     ValueError
         Too few rows (need more than p + 1), a constant column, or linearly dependent columns.
     """
+    clean, n_dropped = _validate(data, names)[:2]
+    return clean, n_dropped
+
+
+def _validate(data: np.ndarray, names):
+    """:func:`validate_table`, also returning the column means, standard deviations and correlation matrix."""
     finite = np.all(np.isfinite(data), axis=1)
     clean = data[finite]
     n_dropped = int((~finite).sum())
@@ -100,19 +113,21 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
             f"Only {n} complete rows ({n_dropped} dropped for NaN) for {p} variables; need more than "
             f"{p + 1}. Use a larger region or fewer variables."
         )
-    std = clean.std(axis=0)
+    mean = clean.mean(axis=0)
+    std = np.sqrt(np.mean((clean - mean) ** 2, axis=0))
     scale = np.maximum(np.abs(clean).max(axis=0), np.finfo(float).tiny)
     const = [names[k] for k in range(p) if std[k] <= 1e-12 * scale[k]]
     if const:
         raise ValueError(f"Columns {const} are constant; remove them from the variables.")
-    corr = np.corrcoef(clean, rowvar=False)
-    for i in range(p):
-        for j in range(i):
-            if abs(corr[i, j]) > 1 - 1e-9:
-                raise ValueError(
-                    f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
-                    f"{corr[i, j]:+.10f}); keep only one of them."
-                )
+    standard = (clean - mean) / std
+    corr = standard.T @ standard / n
+    twins = np.argwhere(np.abs(np.tril(corr, -1)) > 1 - 1e-9)
+    if len(twins):
+        i, j = twins[0]
+        raise ValueError(
+            f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
+            f"{corr[i, j]:+.10f}); keep only one of them."
+        )
     evals, evecs = np.linalg.eigh(corr)
     if evals[0] < 1e-10:
         involved = [names[k] for k in np.argsort(-np.abs(evecs[:, 0]))[:3] if abs(evecs[k, 0]) > 0.1]
@@ -120,7 +135,7 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
             f"The columns are linearly dependent (e.g. one of {involved} is a combination of the others); "
             "drop a derived column (such as Vol when a, b and alpha are present only if they are exactly related)."
         )
-    return clean, n_dropped
+    return clean, n_dropped, mean, std, standard, corr
 
 
 def _eiv_sigma(X, data, names) -> np.ndarray:
@@ -157,14 +172,21 @@ def near_deterministic(data, names, *, r2_threshold: float = 0.999) -> dict:
         descriptor (:data:`DERIVED_DESCRIPTORS`, e.g. ``Vol = a b sin(alpha)``) first, else the highest R^2,
         re-checking the rest after each drop (dropping one member of a group frees the others).
     """
-    data = np.asarray(data, dtype=float)
+    return _near_deterministic(np.corrcoef(np.asarray(data, dtype=float), rowvar=False), names, r2_threshold)
+
+
+def _near_deterministic(correlation: np.ndarray, names, r2_threshold: float = 0.999) -> dict:
+    """:func:`near_deterministic` from the (p, p) correlation matrix."""
     names = [str(n) for n in names]
     keep = list(range(len(names)))
     found: dict = {}
     while len(keep) > 1:
-        corr = np.corrcoef(data[:, keep], rowvar=False)
+        corr = correlation[np.ix_(keep, keep)]
         with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = 1.0 - 1.0 / np.diag(np.linalg.pinv(corr))
+            try:
+                r2 = 1.0 - 1.0 / np.diag(np.linalg.inv(corr))
+            except np.linalg.LinAlgError:
+                r2 = 1.0 - 1.0 / np.diag(np.linalg.pinv(corr))
         above = [k for k in range(len(keep)) if r2[k] > r2_threshold]
         if not above:
             break
@@ -283,19 +305,18 @@ def fit_lingam(
     data, names, table_units = _as_table(X, names)
     sigma = _eiv_sigma(X, data, names) if eiv else None
     unit_map = {**table_units, **dict(units or {})}
-    clean, n_dropped = validate_table(data, names)
-    found = near_deterministic(clean, names)
+    clean, n_dropped, mean, scale, standard, correlation = _validate(data, names)
+    n, p = clean.shape
+    found = _near_deterministic(correlation, names)
     dropped = list(found) if drop_deterministic else []
     if found:
         warn_deterministic(found, dropped)
-        keep = [k for k, n in enumerate(names) if n not in dropped]
-        clean, names = clean[:, keep], [names[k] for k in keep]
-        sigma = None if sigma is None else sigma[:, keep]
+        keep = [k for k, name in enumerate(names) if name not in dropped]
+        clean, names, sigma = clean[:, keep], [names[k] for k in keep], None if sigma is None else sigma[:, keep]
+        mean, scale, standard, correlation = mean[keep], scale[keep], standard[:, keep], correlation[np.ix_(keep, keep)]
+        p = len(names)
     pk, _ = resolve_prior(prior_knowledge, names)
-    n, p = clean.shape
-    mean = clean.mean(axis=0)
-    scale = clean.std(axis=0)
-    Z = (clean - mean) / scale if standardize else clean
+    Z = standard if standardize else clean
 
     chunk = max(1, min(_BOOT_CHUNK, _CHUNK_VALUES // (n * p)))
     n_chunks = -(-n_bootstrap // chunk)
@@ -329,7 +350,7 @@ def fit_lingam(
         boot_B, boot_orders = boot_B[~failed], boot_orders[~failed]
         boot_idx = None if boot_idx is None else np.concatenate(boot_idx)[~failed]
         probabilities = (np.abs(boot_B) > min_causal_effect).mean(axis=0)
-    p_values = order_pvalues(Z[None], orders, prior=pk)[0]
+    p_values = order_pvalues_from_covariance(correlation[None], n, orders, prior=pk)[0]
     tested = fdr_adjust(p_values, fdr) if fdr else p_values
     significant = edge_decision(tested, probabilities, alpha=alpha, min_direction=min_direction)
     eiv_B = eiv_boot = None
