@@ -80,6 +80,38 @@ def _as_table(X, names) -> tuple[np.ndarray, list[str], dict]:
     return data, names, units
 
 
+def _prepared(X, data, names, *, eiv: bool, drop_deterministic: bool) -> dict:
+    """Validated complete rows, their statistics and uncertainties; near-deterministic variables reported
+    (and with ``drop_deterministic`` left out)."""
+    sigma = _eiv_sigma(X, data, names) if eiv else None
+    clean, n_dropped, mean, scale, standard, correlation = _validate(data, names)
+    found = _near_deterministic(correlation, names)
+    dropped = list(found) if drop_deterministic else []
+    if found:
+        warn_deterministic(found, dropped, stacklevel=4)
+        keep = [k for k, name in enumerate(names) if name not in dropped]
+        clean, names, sigma = clean[:, keep], [names[k] for k in keep], None if sigma is None else sigma[:, keep]
+        scale, standard, correlation = scale[keep], standard[:, keep], correlation[np.ix_(keep, keep)]
+    return {"names": names, "clean": clean, "n_dropped": n_dropped, "scale": scale, "standard": standard,
+            "correlation": correlation, "sigma": sigma, "dropped": dropped}
+
+
+def _bootstrap(Z, pk, method, n_bootstrap: int, chunk: int, rng, *, keep_rows: bool, progress, cancel, total: int):
+    """Fit ``n_bootstrap`` resamples of ``Z`` in chunks; returns orders, adjacencies and (``keep_rows``) the rows."""
+    n, p = Z.shape
+    boot_orders = np.empty((n_bootstrap, p), dtype=np.int64)
+    boot_B = np.empty((n_bootstrap, p, p))
+    boot_idx = np.empty((n_bootstrap, n if keep_rows else 0), dtype=np.int64)
+    for c in range(-(-n_bootstrap // chunk)):
+        sl = slice(c * chunk, min(n_bootstrap, (c + 1) * chunk))
+        idx = bootstrap_indices(n, sl.stop - sl.start, rng)  # = rows sl of bootstrap_indices(n, n_bootstrap)
+        boot_orders[sl], boot_B[sl] = method.fit_batch(Z[idx], None, pk)
+        if keep_rows:
+            boot_idx[sl] = idx
+        report(progress, 2 + c, total, cancel)
+    return boot_orders, boot_B, boot_idx
+
+
 def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     """Drop rows with NaN/inf and check the table can be fitted.
 
@@ -303,61 +335,41 @@ def fit_lingam(
         raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {fdr!r}")
     method = resolve_method(method)
     data, names, table_units = _as_table(X, names)
-    sigma = _eiv_sigma(X, data, names) if eiv else None
     unit_map = {**table_units, **dict(units or {})}
-    clean, n_dropped, mean, scale, standard, correlation = _validate(data, names)
-    n, p = clean.shape
-    found = _near_deterministic(correlation, names)
-    dropped = list(found) if drop_deterministic else []
-    if found:
-        warn_deterministic(found, dropped)
-        keep = [k for k, name in enumerate(names) if name not in dropped]
-        clean, names, sigma = clean[:, keep], [names[k] for k in keep], None if sigma is None else sigma[:, keep]
-        mean, scale, standard, correlation = mean[keep], scale[keep], standard[:, keep], correlation[np.ix_(keep, keep)]
-        p = len(names)
+    t = _prepared(X, data, names, eiv=eiv, drop_deterministic=drop_deterministic)
+    names, clean, n = t["names"], t["clean"], len(t["clean"])
     pk, _ = resolve_prior(prior_knowledge, names)
-    Z = standard if standardize else clean
-
-    chunk = max(1, min(_BOOT_CHUNK, _CHUNK_VALUES // (n * p)))
-    n_chunks = -(-n_bootstrap // chunk)
-    total = 1 + n_chunks
+    Z = t["standard"] if standardize else clean
+    chunk = max(1, min(_BOOT_CHUNK, _CHUNK_VALUES // (n * len(names))))
+    total = 1 + -(-n_bootstrap // chunk)
     report(progress, 0, total, cancel)
     orders, B = method.fit_batch(Z[None], None, pk)
     if orders[0, 0] < 0:
         raise ValueError("The variables are degenerate (a residual became constant); check for derived columns.")
     report(progress, 1, total, cancel)
-
     probabilities = boot_B = boot_orders = boot_idx = None
     n_failed = 0
     if n_bootstrap:
         if seed is None:  # record a fresh seed so the run can be repeated exactly
             seed = int(np.random.SeedSequence().entropy % (2**63))
-        rng = np.random.default_rng(seed)
-        boot_orders = np.empty((n_bootstrap, p), dtype=np.int64)
-        boot_B = np.empty((n_bootstrap, p, p))
-        boot_idx = [] if sigma is not None else None
-        for c in range(n_chunks):
-            sl = slice(c * chunk, min(n_bootstrap, (c + 1) * chunk))
-            idx = bootstrap_indices(n, sl.stop - sl.start, rng)  # = rows sl of bootstrap_indices(n, n_bootstrap)
-            boot_orders[sl], boot_B[sl] = method.fit_batch(Z[idx], None, pk)
-            if boot_idx is not None:
-                boot_idx.append(idx)
-            report(progress, 2 + c, total, cancel)
+        boot_orders, boot_B, boot_idx = _bootstrap(Z, pk, method, n_bootstrap, chunk, np.random.default_rng(seed),
+                                                   keep_rows=eiv, progress=progress, cancel=cancel, total=total)
         failed = boot_orders[:, 0] < 0
         n_failed = int(failed.sum())
         if n_failed == n_bootstrap:
             raise ValueError("Every bootstrap resample was degenerate (constant column); use more rows.")
-        boot_B, boot_orders = boot_B[~failed], boot_orders[~failed]
-        boot_idx = None if boot_idx is None else np.concatenate(boot_idx)[~failed]
+        boot_B, boot_orders, boot_idx = boot_B[~failed], boot_orders[~failed], boot_idx[~failed]
         probabilities = (np.abs(boot_B) > min_causal_effect).mean(axis=0)
-    p_values = order_pvalues_from_covariance(correlation[None], n, orders, prior=pk)[0]
+    p_values = order_pvalues_from_covariance(t["correlation"][None], n, orders, prior=pk)[0]
     tested = fdr_adjust(p_values, fdr) if fdr else p_values
     significant = edge_decision(tested, probabilities, alpha=alpha, min_direction=min_direction)
     eiv_B = eiv_boot = None
-    if sigma is not None:
+    if t["sigma"] is not None:
+        sigma = t["sigma"]
         eiv_B = eiv_adjacency(clean[None], np.mean(sigma**2, axis=0)[None], B)[0]
         if boot_idx is not None:
             eiv_boot = eiv_adjacency(clean[boot_idx], np.mean(sigma[boot_idx] ** 2, axis=1), boot_B)
+    n_dropped, scale, dropped = t["n_dropped"], t["scale"], t["dropped"]
 
     prior_desc = describe_prior_knowledge(pk, names) if pk is not None else None
     params = {
