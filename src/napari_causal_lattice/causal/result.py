@@ -193,7 +193,9 @@ class LingamResult:
             ``significant`` (the calibrated decision for ``effect <- cause``) and ``link``: ``"none"``,
             ``"effect <- cause"``, ``"cause <- effect"`` (the reverse is believed) or ``"effect <-> cause"``
             (linked, direction not resolved), written with the names.  Without bootstrap the bootstrap
-            columns are NaN; results without a significance test give NaN p-values, False and ``""``.
+            columns are NaN; results without a significance test give NaN p-values, False and ``""``.  A fit
+            with ``eiv=True`` adds ``coefficient_eiv``, ``ci_low_eiv``, ``ci_high_eiv``: the coefficient corrected
+            for measurement noise, always in descriptor units (``unit`` of ``in_units=True``).
         """
         B = self.adjacency_in_units() if in_units else self.adjacency
         boot = self.bootstrap_adjacency_in_units() if in_units else self.bootstrap_adjacency
@@ -221,6 +223,15 @@ class LingamResult:
         cols = ["cause", "effect", "coefficient", "probability", "ci_low", "ci_high", "std", "unit", "p_value",
                 "significant", "link"]
         table = pd.DataFrame(rows, columns=cols)
+        if self.adjacency_eiv is not None and len(table):
+            e = [self.index(n) for n in table["effect"]]
+            c = [self.index(n) for n in table["cause"]]
+            table["coefficient_eiv"] = self.adjacency_eiv[e, c]
+            boot = self.bootstrap_adjacency_eiv
+            if boot is not None and len(boot):
+                table["ci_low_eiv"], table["ci_high_eiv"] = np.nanpercentile(boot[:, e, c], [2.5, 97.5], axis=0)
+            else:
+                table["ci_low_eiv"] = table["ci_high_eiv"] = np.nan
         if len(table):
             key = table["coefficient"].abs()
             table = table.assign(_k=key).sort_values(["probability", "_k"], ascending=False, na_position="last")
