@@ -205,6 +205,19 @@ def order_prior(order, p: int) -> np.ndarray:
     return pk
 
 
+def _checked_result(result, name: str, variables: list, eiv: bool):
+    """A precomputed LingamResult, checked for the comparison's variables, resamples and (eiv) corrections."""
+    if list(result.names) != variables:
+        raise ValueError(f"{name}: the LingamResult has variables {list(result.names)}, expected {variables}")
+    if result.bootstrap_adjacency is None or len(result.bootstrap_adjacency) < 20:
+        raise ValueError(f"{name}: the LingamResult has no (or < 20) bootstrap samples; refit with "
+                         "n_bootstrap >= 20 or pass the cells instead")
+    if eiv and getattr(result, "bootstrap_adjacency_eiv", None) is None:
+        raise ValueError(f"{name}: eiv=True needs the cell tables with sigma_<name> columns, not a LingamResult "
+                         "fitted without eiv")
+    return result
+
+
 def compare_images(
     items,
     groups=None,
@@ -304,30 +317,20 @@ def compare_images(
         prior = order_prior(order_idx, p)
         done += 1
         report(progress, done, total, cancel)
-    adjacency = np.empty((len(values), p, p))
     fits, n_samples = [], []
     for k, (name, item, given) in enumerate(zip(names, values, results_given)):
         if given:
-            result = item
-            if list(result.names) != variables:
-                raise ValueError(f"{name}: the LingamResult has variables {list(result.names)}, expected {variables}")
-            if result.bootstrap_adjacency is None or len(result.bootstrap_adjacency) < 20:
-                raise ValueError(f"{name}: the LingamResult has no (or < 20) bootstrap samples; refit with "
-                                 "n_bootstrap >= 20 or pass the cells instead")
+            result = _checked_result(item, name, variables, eiv)
+            units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
         else:
             result = fit_lingam(tables[name] if eiv else data[name], names=variables, prior_knowledge=prior,
                                 n_bootstrap=n_bootstrap, seed=child_seeds[k], standardize=standardize,
                                 units=units or None, method=method, eiv=eiv, cancel=cancel)
-        if given:
-            units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
-        if eiv and getattr(result, "bootstrap_adjacency_eiv", None) is None:
-            raise ValueError(f"{name}: eiv=True needs the cell tables with sigma_<name> columns, not a LingamResult "
-                             "fitted without eiv")
-        adjacency[k] = np.asarray(result.adjacency, dtype=float)
         fits.append(result)
         n_samples.append(int(getattr(result, "n_samples", len(data.get(name, ())))))
         done += 1
         report(progress, done, total, cancel)
+    adjacency = np.stack([np.asarray(f.adjacency, dtype=float) for f in fits])
     table = _tidy(names, group_of, variables, fits, n_samples, float(confidence), root, n_bootstrap, eiv=eiv)
     provenance = make_provenance(
         "compare_images",
