@@ -253,6 +253,43 @@ def _bin_lingam(table, names, effect, cause, idx, seed, n_bootstrap, backend=Non
     return float(result.coefficient(effect, cause)), boot
 
 
+def _window_mean_estimator(values, rng, n_bootstrap: int):
+    """Bin estimate of window coefficients: their mean, with a bootstrap of the mean."""
+    def estimate(members):
+        v = values[members]
+        return float(v.mean()), v[rng.integers(0, v.size, size=(n_bootstrap, v.size))].mean(axis=1)
+    return estimate
+
+
+def _cell_estimator(table, distance, effect, cause, method: str, backend, rng, n_bootstrap: int):
+    """Bin estimate from the cells: regression slope or a LiNGAM fit of the bin (see :func:`wall_profile`)."""
+    if method == "regression":
+        cause_v = table[cause].to_numpy(dtype=float)
+        effect_v = table[effect].to_numpy(dtype=float)
+        return lambda members: _bin_regression(distance, cause_v, effect_v, members, rng, n_bootstrap)
+    names = [n for n in DESCRIPTORS if n in table.columns]
+    names += [n for n in (effect, cause) if n not in names]
+    return lambda members: _bin_lingam(table, names, effect, cause, members, int(rng.integers(2**31)), n_bootstrap,
+                                       backend)
+
+
+def _binned_rows(distance, bin_width: float, min_count: int, estimate, confidence: float, progress, cancel) -> list:
+    """Profile rows (distance, estimate, low, high, se, count) of every bin with enough samples."""
+    bin_index = np.floor(distance / bin_width + 0.5).astype(np.int64)
+    bins = np.unique(bin_index)
+    rows = []
+    for done, b in enumerate(bins):
+        members = np.flatnonzero(bin_index == b)
+        if members.size >= min_count:
+            value, boot = estimate(members)
+            boot = boot[np.isfinite(boot)]
+            if np.isfinite(value) and boot.size >= 10:
+                low, high, se = _ci(boot, confidence)
+                rows.append((b * bin_width, value, float(low), float(high), float(se), members.size))
+        report(progress, done + 1, len(bins), cancel)
+    return rows
+
+
 def _logcosh(z):
     z = np.abs(z)
     return z + np.log1p(np.exp(-2.0 * z)) - np.log(2.0)
@@ -462,33 +499,11 @@ def wall_profile(
     if not np.isfinite(bin_width) or bin_width <= 0:
         raise ValueError(f"bin_width must be a positive distance in px, got {bin_width!r}")
     kept = np.flatnonzero(keep)
-    dk = dist[kept]
-    bin_index = np.floor(dk / bin_width + 0.5).astype(np.int64)
-    bins = np.unique(bin_index)
-    rows = []
-    if not is_sliding:
-        cause_v = table[cause].to_numpy(dtype=float)[kept]
-        effect_v = table[effect].to_numpy(dtype=float)[kept]
-        names = [n for n in DESCRIPTORS if n in table.columns]
-        names += [n for n in (effect, cause) if n not in names]
-    for done, b in enumerate(bins):
-        members = np.flatnonzero(bin_index == b)
-        if members.size >= min_count:
-            if is_sliding:
-                v = values[kept][members]
-                estimate = float(v.mean())
-                boot = v[rng.integers(0, v.size, size=(n_bootstrap, v.size))].mean(axis=1)
-            elif method == "regression":
-                estimate, boot = _bin_regression(dk, cause_v, effect_v, members, rng, n_bootstrap)
-            else:
-                estimate, boot = _bin_lingam(
-                    table.iloc[kept], names, effect, cause, members, int(rng.integers(2**31)), n_bootstrap, backend
-                )
-            boot = boot[np.isfinite(boot)]
-            if np.isfinite(estimate) and boot.size >= 10:
-                low, high, se = _ci(boot, float(confidence))
-                rows.append((b * bin_width, estimate, float(low), float(high), float(se), members.size))
-        report(progress, done + 1, len(bins), cancel)
+    if is_sliding:
+        estimator = _window_mean_estimator(values[kept], rng, n_bootstrap)
+    else:
+        estimator = _cell_estimator(table.iloc[kept], dist[kept], effect, cause, method, backend, rng, n_bootstrap)
+    rows = _binned_rows(dist[kept], bin_width, min_count, estimator, float(confidence), progress, cancel)
     profile = pd.DataFrame(rows, columns=list(_PROFILE_COLUMNS))
     params = _fit_tanh(profile, fit_shift, bin_width, window_px) if fit else {}
     provenance = make_provenance(
