@@ -64,8 +64,6 @@ def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
     (m, p, p) float array
         ``P[k, i, j]`` = p-value of ``i <- j`` in dataset ``k``; 1 where ``j`` is not before ``i``.
     """
-    from scipy.special import stdtr
-
     X = np.asarray(X, dtype=float)
     m, n_max, p = X.shape
     if mask is None:

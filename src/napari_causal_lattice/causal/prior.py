@@ -259,6 +259,7 @@ def resolve_prior(prior_knowledge, names: Sequence[str]) -> tuple[np.ndarray | N
     except (TypeError, ValueError):
         matrix = None
     if matrix is None or matrix.ndim != 2:
-        raise TypeError("prior_knowledge must be 'default', None, a (p, p) lingam matrix, a list of exogenous names "
-                        "(and 'effect <- cause' required edges), or a dict with keys exogenous/sink/forbidden/required.")
+        raise TypeError("prior_knowledge must be 'default', None, a (p, p) lingam matrix, a list of exogenous "
+                        "names (and 'effect <- cause' required edges), or a dict with keys "
+                        "exogenous/sink/forbidden/required.")
     return make_prior_knowledge(names, matrix=matrix), "custom matrix"
