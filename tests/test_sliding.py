@@ -411,3 +411,14 @@ def test_end_to_end_on_the_synthetic_image():
     # are only ~4 independent samples, so the floor is met on the descriptor-grid test (55 windows) and checked
     # here with the spread that 16 windows allow.
     assert np.mean(prob[outside] <= 0.2) >= 0.75 and np.median(prob[outside]) <= 0.1
+
+
+def test_lingam_backend_gives_the_engines_windows(grid):
+    small = grid.table[(grid.table.i < 24) & (grid.table.j < 24)]
+    kwargs = dict(window=12, n_bootstrap=2, seed=1, workers=1, variables=["I5", "a", "Px", "Py"])
+    engine = sliding_lingam(small, **kwargs)
+    reference = sliding_lingam(small, method="lingam", **kwargs)
+    np.testing.assert_array_equal(engine.orders, reference.orders)
+    np.testing.assert_allclose(engine.adjacency, reference.adjacency, atol=1e-8)
+    np.testing.assert_array_equal(engine.significant, reference.significant)
+    assert reference.provenance["params"]["method"] == "lingam"
