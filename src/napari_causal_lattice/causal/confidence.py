@@ -224,11 +224,11 @@ def edge_decision(p_values, probabilities=None, *, alpha: float = DEFAULT_ALPHA,
         raise ValueError(f"alpha must be between 0 and 1 (e.g. 0.01), got {alpha!r}")
     if not 0.5 <= min_direction <= 1.0:
         raise ValueError(f"min_direction must be between 0.5 and 1, got {min_direction!r}")
-    P = np.asarray(p_values, dtype=float)
-    passed = np.nan_to_num(P, nan=1.0) <= alpha
+    passed = np.asarray(p_values, dtype=float) <= alpha  # NaN (not fitted) compares False
     if probabilities is None:
         return passed
-    prob = np.nan_to_num(np.asarray(probabilities, dtype=float), nan=0.0)
+    prob = np.asarray(probabilities, dtype=float)
+    prob = np.where(np.isnan(prob), 0.0, prob)
     linked = passed | np.swapaxes(passed, -1, -2)
     total = prob + np.swapaxes(prob, -1, -2)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -37,6 +37,7 @@ __all__ = [
 #: Descriptors known to be computed from others (dropped first when a near-deterministic group is found).
 DERIVED_DESCRIPTORS: tuple[str, ...] = ("Vol",)
 
+_TINY = np.finfo(float).tiny
 _BOOT_CHUNK = 50  # resamples per engine call (progress/cancel granularity) ...
 _CHUNK_VALUES = 4_000_000  # ... and at most this many resampled values in memory at once
 
@@ -146,21 +147,27 @@ def _validate(data: np.ndarray, names):
             f"{p + 1}. Use a larger region or fewer variables."
         )
     mean = clean.mean(axis=0)
-    std = np.sqrt(np.mean((clean - mean) ** 2, axis=0))
-    scale = np.maximum(np.abs(clean).max(axis=0), np.finfo(float).tiny)
-    const = [names[k] for k in range(p) if std[k] <= 1e-12 * scale[k]]
-    if const:
-        raise ValueError(f"Columns {const} are constant; remove them from the variables.")
-    standard = (clean - mean) / std
+    centred = clean - mean
+    std = np.sqrt(np.einsum("ij,ij->j", centred, centred) / n)
+    const = std <= 1e-12 * np.maximum(np.abs(clean).max(axis=0), _TINY)
+    if const.any():
+        raise ValueError(f"Columns {[names[k] for k in np.flatnonzero(const)]} are constant; remove them from the "
+                         "variables.")
+    standard = centred / std
     corr = standard.T @ standard / n
-    twins = np.argwhere(np.abs(np.tril(corr, -1)) > 1 - 1e-9)
-    if len(twins):
-        i, j = twins[0]
+    twins = np.abs(corr) > 1 - 1e-9
+    np.fill_diagonal(twins, False)
+    if twins.any():
+        i, j = np.argwhere(np.tril(twins))[0]
         raise ValueError(
             f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
             f"{corr[i, j]:+.10f}); keep only one of them."
         )
-    evals, evecs = np.linalg.eigh(corr)
+    try:  # trace(corr^-1) >= 1 / smallest eigenvalue: a cheap bound before the eigendecomposition
+        well_posed = np.trace(np.linalg.inv(corr)) < 1e10
+    except np.linalg.LinAlgError:
+        well_posed = False
+    evals, evecs = (np.ones(1), None) if well_posed else np.linalg.eigh(corr)
     if evals[0] < 1e-10:
         involved = [names[k] for k in np.argsort(-np.abs(evecs[:, 0]))[:3] if abs(evecs[k, 0]) > 0.1]
         raise ValueError(
