@@ -20,8 +20,8 @@ import pandas as pd
 from .causal.confidence import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_DIRECTION,
-    FDR_METHODS,
     LINK_TYPES,
+    check_decision_options,
     edge_decision,
     fdr_adjust,
     link_type,
@@ -614,6 +614,7 @@ def sliding_lingam(
     ((3, 3), (3, 3))
     """
     table, lattice, units = _table_and_lattice(cells, lattice, units)
+    check_decision_options(alpha, fdr, min_direction)
     setup = _setup(table, window=window, stride=stride, n_bootstrap=n_bootstrap, min_cells=min_cells,
                    variables=variables, workers=workers, lattice=lattice, drop_deterministic=drop_deterministic)
     names, window, stride, n_bootstrap, min_cells = (setup[k] for k in
@@ -740,8 +741,6 @@ def _assemble(plan: _WindowPlan, fit_orders, fit_adjacency, n_bootstrap: int, *,
 
 def _significance(plan: _WindowPlan, maps: dict, prior, *, alpha: float, fdr, min_direction: float):
     """p-values (ny, nx, p, p) of the order t-test per window and the significance mask (FDR over the run)."""
-    if fdr is not None and fdr not in FDR_METHODS:
-        raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {fdr!r}")
     ny, nx, p = maps["orders"].shape
     index = tuple(np.array(plan.fitted_index).T)
     mask = np.arange(plan.data.shape[1])[None, :] < plan.counts[:, None]

@@ -32,6 +32,7 @@ __all__ = [
     "order_pvalues_from_covariance",
     "fdr_adjust",
     "edge_decision",
+    "check_decision_options",
     "link_type",
 ]
 
@@ -200,6 +201,16 @@ def fdr_adjust(p_values, method: str = "bh") -> np.ndarray:
     return out.reshape(p_values.shape)
 
 
+def check_decision_options(alpha, fdr, min_direction) -> None:
+    """Raise ValueError for an ``alpha``, ``fdr`` or ``min_direction`` the edge decision cannot use."""
+    if fdr is not None and fdr not in FDR_METHODS:
+        raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {fdr!r}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1 (e.g. 0.01), got {alpha!r}")
+    if not 0.5 <= min_direction <= 1.0:
+        raise ValueError(f"min_direction must be between 0.5 and 1, got {min_direction!r}")
+
+
 def edge_decision(p_values, probabilities=None, *, alpha: float = DEFAULT_ALPHA,
                   min_direction: float = DEFAULT_MIN_DIRECTION) -> np.ndarray:
     """Significant edges from (adjusted) p-values and, when available, bootstrap probabilities.
@@ -220,10 +231,7 @@ def edge_decision(p_values, probabilities=None, *, alpha: float = DEFAULT_ALPHA,
     -------
     (..., p, p) bool array
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be between 0 and 1 (e.g. 0.01), got {alpha!r}")
-    if not 0.5 <= min_direction <= 1.0:
-        raise ValueError(f"min_direction must be between 0.5 and 1, got {min_direction!r}")
+    check_decision_options(alpha, None, min_direction)
     passed = np.asarray(p_values, dtype=float) <= alpha  # NaN (not fitted) compares False
     if probabilities is None:
         return passed

@@ -14,7 +14,7 @@ from ..provenance import make_provenance
 from .confidence import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_DIRECTION,
-    FDR_METHODS,
+    check_decision_options,
     edge_decision,
     fdr_adjust,
     order_pvalues_from_covariance,
@@ -338,8 +338,7 @@ def fit_lingam(
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}.")
     if min_causal_effect < 0:
         raise ValueError(f"min_causal_effect must be >= 0, got {min_causal_effect}.")
-    if fdr is not None and fdr not in FDR_METHODS:
-        raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {fdr!r}")
+    check_decision_options(alpha, fdr, min_direction)
     method = resolve_method(method)
     data, names, table_units = _as_table(X, names)
     unit_map = {**table_units, **dict(units or {})}
