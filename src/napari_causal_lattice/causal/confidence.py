@@ -184,7 +184,7 @@ def fdr_adjust(p_values, method: str = "bh") -> np.ndarray:
         Reject at FDR level ``q`` where the adjusted value is ``<= q``.
     """
     if method not in FDR_METHODS:
-        raise ValueError(f"fdr must be one of {FDR_METHODS} (Benjamini-Hochberg / -Yekutieli) or None, got {method!r}")
+        raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {method!r}")
     p_values = np.asarray(p_values, dtype=float)
     flat = p_values.ravel()
     finite = np.flatnonzero(np.isfinite(flat))
