@@ -192,3 +192,18 @@ def test_permutation_equivariance_and_unit_covariance():
         order_s, B_s = direct_lingam(X * scale)
         assert np.array_equal(order_s, order)
         np.testing.assert_allclose(B_s, B * scale[:, None] / scale[None, :], rtol=1e-8, atol=1e-12)
+
+
+def test_both_methods_give_the_same_orders_and_coefficients_on_random_dags():
+    from napari_causal_lattice.causal.methods import EngineMethod, LingamMethod, resolve_method
+
+    rng = np.random.default_rng(11)
+    X = np.stack([random_sem(rng, 300) for _ in range(12)])
+    mask = rng.random((12, 300)) < 0.9
+    o_engine, b_engine = EngineMethod().fit_batch(X, mask, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        o_lingam, b_lingam = LingamMethod().fit_batch(X, mask, None)
+    np.testing.assert_array_equal(o_engine, o_lingam)
+    np.testing.assert_allclose(b_engine, b_lingam, atol=1e-8)
+    assert isinstance(resolve_method(None), EngineMethod) and isinstance(resolve_method("lingam"), LingamMethod)

@@ -124,7 +124,7 @@ def test_cli_starts_the_warmup(monkeypatch, tmp_path):
 
     started = []
     monkeypatch.setattr(_warmup, "start_warmup", lambda **kw: started.append(kw) or True)
-    assert cli.main(["analyze", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "out")]) == 1
+    assert cli.main(["analyze", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "out")]) == 2  # found before computing
     assert len(started) == 1
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_causal_lattice.pca import AdjacencyPCA, adjacency_pca
-from napari_causal_lattice.sliding import sliding_lingam
+from napari_causal_lattice.sliding import SlidingResult, sliding_lingam
 from napari_causal_lattice.synthetic import synthetic_descriptor_grid
 
 WINDOW, STRIDE = 16, 8
@@ -98,3 +98,37 @@ def test_bad_input(grid, sliding):
     single = sliding_lingam(grid.table[(grid.table.i < 16) & (grid.table.j < 16)], window=16)
     with pytest.raises(ValueError, match="at least 2 fitted windows"):
         adjacency_pca(single, 1)
+
+
+def test_a_single_wild_window_is_an_outlier_not_a_component(sliding):
+    clean = adjacency_pca(sliding, 2)
+    assert not clean.outliers.any()
+    adjacency = sliding.adjacency.copy()
+    adjacency[2, 3] *= 40.0  # one window gone wrong (e.g. a bad fit over a defect)
+    wild = SlidingResult.from_state({**sliding.to_state(), "adjacency": adjacency})
+    robust = adjacency_pca(wild, 2)
+    assert robust.outliers[2, 3] and robust.outliers.sum() == 1
+    without = np.zeros(sliding.shape, dtype=bool)
+    without[2, 3] = True
+    reference = adjacency_pca(sliding, 2, exclude=without)  # the clean windows only
+    np.testing.assert_allclose(robust.components, reference.components, atol=1e-9)
+    assert abs(np.sum(robust.components[0] * clean.components[0])) > 0.99
+    assert np.isfinite(robust.loadings[:, 2, 3]).all()
+    plain = adjacency_pca(wild, 2, outlier_factor=None)
+    assert abs(np.sum(plain.components[0] * clean.components[0])) < 0.9  # without it the outlier takes PC 1
+
+
+def test_significant_only_and_exclude(sliding):
+    pca = adjacency_pca(sliding, 2, significant_only=True)
+    assert pca.significant_only and pca.provenance["params"]["significant_only"]
+    never = ~sliding.significant[sliding.fitted].any(axis=0)
+    assert never.sum() > 30  # most of the 64 elements never pass the test
+    assert np.all(np.abs(pca.components[:, never]) < 1e-12)  # so they are never part of a component
+    exclude = np.zeros(sliding.shape, dtype=bool)
+    exclude[0, 0] = True
+    cut = adjacency_pca(sliding, 2, exclude=exclude)
+    assert np.isnan(cut.loadings[:, 0, 0]).all() and cut.excluded[0, 0]
+    again = AdjacencyPCA.from_state(cut.to_state())
+    np.testing.assert_array_equal(again.excluded, cut.excluded)
+    with pytest.raises(ValueError, match="exclude must be"):
+        adjacency_pca(sliding, 2, exclude=np.zeros((2, 2), dtype=bool))

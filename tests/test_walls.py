@@ -133,3 +133,16 @@ def test_plot_wall_profile_draws_points_and_fit(planted_grid):
     ax = Figure().add_subplot()
     plot_wall_profile(ax, prof)
     assert any("Lc" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_causal_backend_as_method_gives_the_same_profile(planted_grid):
+    from napari_causal_lattice.causal.methods import EngineMethod
+
+    g = planted_grid
+    line = _wall_line(g.wall, 54 * g.wall["pitch_px"])
+    a = wall_profile(g, line, method="lingam", n_bootstrap=20, seed=1, max_distance=100, fit=False)
+    b = wall_profile(g, line, method=EngineMethod(), n_bootstrap=20, seed=1, max_distance=100, fit=False)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert b.provenance["params"]["backend"] == "engine"
+    with pytest.raises(ValueError, match="Unknown causal method"):
+        wall_profile(g, line, method="ica")

@@ -8,6 +8,7 @@ independent samples, each weighted equally as in the paper's per-composition ave
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from .progress import report
 from .provenance import make_provenance
 
 _TABLE_COLUMNS = ("level", "image", "group", "effect", "cause", "coefficient", "ci_low", "ci_high", "probability",
-                  "n_samples")
+                  "n_samples", "flip_rate")
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,15 @@ class ComparisonResult:
     table : DataFrame
         Tidy table, one row per (level, image or group, effect, cause) with columns ``level`` (``"image"`` or
         ``"group"``), ``image`` (image name; ``""`` on group rows), ``group``, ``effect``, ``cause``
-        (lingam convention ``effect <- cause``), ``coefficient``, ``ci_low``, ``ci_high`` (percentile
-        interval at ``confidence``), ``probability`` (fraction of bootstrap resamples in which the edge is
-        non-zero; group rows: mean over the group's images) and ``n_samples`` (cells; group rows: sum).
+        (lingam convention ``effect <- cause``), ``coefficient`` (median) and ``ci_low``, ``ci_high``
+        (percentile interval at ``confidence``), both over the bootstrap resamples whose causal order puts
+        ``cause`` and ``effect`` the way the group's resamples mostly do (conditional on the group's modal order
+        of the pair; group rows: mean of the images' medians, interval of the mean of one kept resample per
+        image), ``probability`` (fraction of bootstrap resamples in which the edge is non-zero; group rows: mean
+        over the group's images), ``n_samples`` (cells; group rows: sum) and ``flip_rate`` (share of resamples
+        whose order of the pair is the other way, left out; group rows: mean over the images; NaN when the
+        resampled orders are unknown).  The full-data fits stay in ``adjacency``.  With ``eiv=True`` also ``coefficient_eiv``, ``ci_low_eiv``, ``ci_high_eiv``:
+        the same in descriptor units, corrected for measurement noise (see :mod:`napari_causal_lattice.causal.eiv`).
     names : tuple of str
         The ``p`` variables.
     images : tuple of str
@@ -198,6 +205,19 @@ def order_prior(order, p: int) -> np.ndarray:
     return pk
 
 
+def _checked_result(result, name: str, variables: list, eiv: bool):
+    """A precomputed LingamResult, checked for the comparison's variables, resamples and (eiv) corrections."""
+    if list(result.names) != variables:
+        raise ValueError(f"{name}: the LingamResult has variables {list(result.names)}, expected {variables}")
+    if result.bootstrap_adjacency is None or len(result.bootstrap_adjacency) < 20:
+        raise ValueError(f"{name}: the LingamResult has no (or < 20) bootstrap samples; refit with "
+                         "n_bootstrap >= 20 or pass the cells instead")
+    if eiv and getattr(result, "bootstrap_adjacency_eiv", None) is None:
+        raise ValueError(f"{name}: eiv=True needs the cell tables with sigma_<name> columns, not a LingamResult "
+                         "fitted without eiv")
+    return result
+
+
 def compare_images(
     items,
     groups=None,
@@ -209,6 +229,8 @@ def compare_images(
     standardize: bool = False,
     prior_knowledge="default",
     confidence: float = 0.95,
+    method=None,
+    eiv: bool = False,
     progress=None,
     cancel=None,
 ) -> ComparisonResult:
@@ -236,10 +258,18 @@ def compare_images(
     standardize : bool
         Standardize each image before fitting (coefficients in std/std).  Default False: raw coefficients in
         descriptor units, comparable between images with different spreads.
-    prior_knowledge : "default", None or (p, p) array
-        Passed to ``fit_lingam`` (ignored with ``shared_order``, whose pooled fit uses it).
+    prior_knowledge : "default", None, (p, p) array, list or dict
+        Passed to ``fit_lingam`` (any form of :func:`~napari_causal_lattice.causal.prior.resolve_prior`;
+        with ``shared_order`` only the pooled fit uses it).
     confidence : float
-        Level of the percentile intervals.
+        Level of the percentile intervals.  Each interval is conditional on the modal order of its pair:
+        resamples in which the two variables come the other way round (their edge is then structurally zero)
+        are left out, and their share is the ``flip_rate`` column.
+    method : "engine", "lingam" or CausalMethod, optional
+        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`).
+    eiv : bool
+        Add coefficients corrected for measurement noise (``coefficient_eiv``, ``ci_low_eiv``,
+        ``ci_high_eiv``, descriptor units) from the per-cell ``sigma_<name>`` columns of every image.
     progress, cancel
         See :mod:`napari_causal_lattice.progress` (one unit per image).
 
@@ -267,11 +297,12 @@ def compare_images(
     p = len(variables)
     if shared_order and any(results_given):
         raise ValueError("shared_order needs the cell tables of every image, not precomputed LingamResults")
-    data, units = {}, {}
+    data, tables, units = {}, {}, {}
     for name, item, given in zip(names, values, results_given):
         if not given:
             table, unit_map = _table_of(item, name)
             data[name] = _data_matrix(table, variables, name)
+            tables[name] = table
             units.update(unit_map)
     causal_order = None
     prior = prior_knowledge
@@ -280,37 +311,32 @@ def compare_images(
     if shared_order:
         pooled = np.vstack([X - X.mean(axis=0) for X in data.values()])
         pooled_fit = fit_lingam(pooled, names=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
-                                seed=child_seeds[-1], standardize=standardize, cancel=cancel)
+                                seed=child_seeds[-1], standardize=standardize, method=method, cancel=cancel)
         order_idx = [int(k) for k in pooled_fit.causal_order]
         causal_order = tuple(variables[k] for k in order_idx)
         prior = order_prior(order_idx, p)
         done += 1
         report(progress, done, total, cancel)
-    adjacency = np.empty((len(values), p, p))
-    boots, n_samples = [], []
+    fits, n_samples = [], []
     for k, (name, item, given) in enumerate(zip(names, values, results_given)):
         if given:
-            result = item
-            if list(result.names) != variables:
-                raise ValueError(f"{name}: the LingamResult has variables {list(result.names)}, expected {variables}")
-            if result.bootstrap_adjacency is None or len(result.bootstrap_adjacency) < 20:
-                raise ValueError(f"{name}: the LingamResult has no (or < 20) bootstrap samples; refit with "
-                                 "n_bootstrap >= 20 or pass the cells instead")
-        else:
-            result = fit_lingam(data[name], names=variables, prior_knowledge=prior, n_bootstrap=n_bootstrap,
-                                seed=child_seeds[k], standardize=standardize, units=units or None, cancel=cancel)
-        if given:
+            result = _checked_result(item, name, variables, eiv)
             units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
-        adjacency[k] = np.asarray(result.adjacency, dtype=float)
-        boots.append(np.asarray(result.bootstrap_adjacency, dtype=float))
+        else:
+            result = fit_lingam(tables[name] if eiv else data[name], names=variables, prior_knowledge=prior,
+                                n_bootstrap=n_bootstrap, seed=child_seeds[k], standardize=standardize,
+                                units=units or None, method=method, eiv=eiv, cancel=cancel)
+        fits.append(result)
         n_samples.append(int(getattr(result, "n_samples", len(data.get(name, ())))))
         done += 1
         report(progress, done, total, cancel)
-    table = _tidy(names, group_of, variables, adjacency, boots, n_samples, float(confidence), root, n_bootstrap)
+    adjacency = np.stack([np.asarray(f.adjacency, dtype=float) for f in fits])
+    table = _tidy(names, group_of, variables, fits, n_samples, float(confidence), root, n_bootstrap, eiv=eiv)
     provenance = make_provenance(
         "compare_images",
         {"images": names, "groups": group_of, "variables": variables, "n_bootstrap": n_bootstrap,
          "shared_order": shared_order, "standardize": standardize, "confidence": confidence,
+         "method": getattr(fits[0], "params", {}).get("method", "engine") if fits else "engine", "eiv": bool(eiv),
          "prior_knowledge": prior_knowledge if isinstance(prior_knowledge, (str, type(None))) else "matrix",
          "causal_order": causal_order},
         seed=seed if not isinstance(seed, np.random.Generator) else "Generator",
@@ -324,34 +350,106 @@ def compare_images(
     )
 
 
-def _tidy(names, group_of, variables, adjacency, boots, n_samples, confidence, rng, n_group_boot) -> pd.DataFrame:
+def _cause_first(result) -> np.ndarray | None:
+    """(n_boot, p, p) bool: in resample r, variable c comes before variable e (``[r, e, c]``); None if unknown."""
+    orders = getattr(result, "bootstrap_orders", None)
+    if orders is None:
+        return None
+    position = np.argsort(np.asarray(orders), axis=1)  # position[r, v] = place of variable v in resample r
+    return position[:, None, :] < position[:, :, None]
+
+
+def _group_keep(fits, members, p: int) -> dict:
+    """Per image of a group: resamples agreeing with the group's modal order of each pair, and the flip rate."""
+    firsts = {k: _cause_first(fits[k]) for k in members}
+    known = [f.mean(axis=0) for f in firsts.values() if f is not None]
+    modal = np.mean(known, axis=0) >= 0.5 if known else None
+    out = {}
+    for k, first in firsts.items():
+        n_boot = len(fits[k].bootstrap_adjacency)
+        if first is None:
+            out[k] = (np.ones((n_boot, p, p), dtype=bool), np.full((p, p), np.nan))
+        else:
+            keep = first == modal[None]
+            out[k] = (keep, 1.0 - keep.mean(axis=0))
+    return out
+
+
+def _conditional(boot, keep, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and percentile interval (p, p) of the kept resamples; NaN where none is kept."""
+    values = np.where(keep, boot, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN elements: no resample in the modal order
+        median, low, high = np.nanquantile(values, [0.5, alpha, 1.0 - alpha], axis=0)
+    return median, low, high
+
+
+def _group_draws(boots, keeps, members, rng, n_draws: int) -> np.ndarray:
+    """(n_draws, p, p) group means of one kept resample per image, drawn per element (images without any kept
+    resample for an element are left out of that element's mean)."""
+    draws = []
+    for k in members:
+        keep = keeps[k][0]
+        ranked = np.argsort(~keep, axis=0, kind="stable")  # kept resamples first, per element
+        n_kept = keep.sum(axis=0)
+        pick = np.floor(rng.random((n_draws,) + n_kept.shape) * np.maximum(n_kept, 1)).astype(int)
+        values = np.take_along_axis(boots[k], np.take_along_axis(ranked, pick, axis=0), axis=0)
+        draws.append(np.where(n_kept > 0, values, np.nan))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(draws, axis=0)
+
+
+def _tidy(names, group_of, variables, fits, n_samples, confidence, rng, n_group_boot, *, eiv: bool) -> pd.DataFrame:
     p = len(variables)
     alpha = (1.0 - confidence) / 2.0
     eff, cau = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     off = eff != cau
     eff, cau = eff[off], cau[off]
+    boots = [np.asarray(f.bootstrap_adjacency, dtype=float) for f in fits]
+    eiv_boots = [np.asarray(f.bootstrap_adjacency_eiv, dtype=float) for f in fits] if eiv else None
+    keeps = {}
+    for group in dict.fromkeys(group_of):
+        keeps.update(_group_keep(fits, [k for k, g in enumerate(group_of) if g == group], p))
     frames = []
 
-    def rows(level, image, group, coef, boot, prob, n):
-        low, high = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
-        return pd.DataFrame({
+    def rows(level, image, group, stats, prob, n, flip, eiv_stats):
+        frame = pd.DataFrame({
             "level": level, "image": image, "group": group,
             "effect": [variables[e] for e in eff], "cause": [variables[c] for c in cau],
-            "coefficient": coef[eff, cau], "ci_low": low[eff, cau], "ci_high": high[eff, cau],
-            "probability": prob[eff, cau], "n_samples": n,
+            "coefficient": stats[0][eff, cau], "ci_low": stats[1][eff, cau], "ci_high": stats[2][eff, cau],
+            "probability": prob[eff, cau], "n_samples": n, "flip_rate": flip[eff, cau],
         })
+        if eiv_stats is not None:
+            frame = frame.assign(coefficient_eiv=eiv_stats[0][eff, cau], ci_low_eiv=eiv_stats[1][eff, cau],
+                                 ci_high_eiv=eiv_stats[2][eff, cau])
+        return frame
 
+    image_stats, image_eiv = {}, {}
     for k, name in enumerate(names):
-        prob = np.mean(boots[k] != 0, axis=0)
-        frames.append(rows("image", name, group_of[k], adjacency[k], boots[k], prob, n_samples[k]))
+        image_stats[k] = _conditional(boots[k], keeps[k][0], alpha)
+        image_eiv[k] = _conditional(eiv_boots[k], keeps[k][0], alpha) if eiv else None
+        frames.append(rows("image", name, group_of[k], image_stats[k], np.mean(boots[k] != 0, axis=0),
+                           n_samples[k], keeps[k][1], image_eiv[k]))
     for group in dict.fromkeys(group_of):
         members = [k for k, g in enumerate(group_of) if g == group]
-        picks = [boots[k][rng.integers(0, len(boots[k]), size=n_group_boot)] for k in members]
-        group_boot = np.mean(picks, axis=0)
-        coef = adjacency[members].mean(axis=0)
+
+        def group_stats(stats, samples):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                centre = np.nanmean([stats[k][0] for k in members], axis=0)
+                low, high = np.nanquantile(_group_draws(samples, keeps, members, rng, n_group_boot),
+                                           [alpha, 1.0 - alpha], axis=0)
+            return centre, low, high
+
         prob = np.mean([np.mean(boots[k] != 0, axis=0) for k in members], axis=0)
-        frames.append(rows("group", "", group, coef, group_boot, prob, int(sum(n_samples[k] for k in members))))
-    return pd.concat(frames, ignore_index=True)[list(_TABLE_COLUMNS)]
+        flip = np.mean([keeps[k][1] for k in members], axis=0)
+        frames.append(rows("group", "", group, group_stats(image_stats, boots), prob,
+                           int(sum(n_samples[k] for k in members)), flip,
+                           group_stats(image_eiv, eiv_boots) if eiv else None))
+    table = pd.concat(frames, ignore_index=True)
+    extra = ["coefficient_eiv", "ci_low_eiv", "ci_high_eiv"] if eiv else []
+    return table[list(_TABLE_COLUMNS) + extra]
 
 
 def plot_coefficient_vs_group(ax, result: ComparisonResult, effect: str, cause: str, *, show_images: bool = True,

@@ -41,6 +41,13 @@ class AdjacencyPCA:
         Which per-window matrix was decomposed: ``"adjacency"``, ``"abs_adjacency"`` or ``"probabilities"``.
     provenance : dict
         Parameters and the sliding result's provenance.
+    outliers : (ny, nx) bool array or None
+        Windows left out of the decomposition as outliers (robust distance, see :func:`adjacency_pca`); their
+        loadings are still their scores on the components.  None for results saved before it existed.
+    excluded : (ny, nx) bool array or None
+        Windows excluded by the caller (``exclude=``); their loadings are NaN.
+    significant_only : bool
+        Whether non-significant elements were set to zero before the decomposition.
     """
 
     components: np.ndarray
@@ -51,6 +58,9 @@ class AdjacencyPCA:
     lattice: Lattice | None
     use: str
     provenance: dict
+    outliers: np.ndarray | None = None
+    excluded: np.ndarray | None = None
+    significant_only: bool = False
 
     @property
     def n_components(self) -> int:
@@ -66,6 +76,9 @@ class AdjacencyPCA:
             "lattice": None if self.lattice is None else self.lattice.to_state(),
             "use": self.use,
             "provenance": self.provenance,
+            "outliers": None if self.outliers is None else self.outliers.copy(),
+            "excluded": None if self.excluded is None else self.excluded.copy(),
+            "significant_only": bool(self.significant_only),
         }
 
     @classmethod
@@ -79,10 +92,14 @@ class AdjacencyPCA:
             lattice=None if state["lattice"] is None else Lattice.from_state(state["lattice"]),
             use=str(state["use"]),
             provenance=state["provenance"],
+            outliers=None if state.get("outliers") is None else np.asarray(state["outliers"], dtype=bool),
+            excluded=None if state.get("excluded") is None else np.asarray(state["excluded"], dtype=bool),
+            significant_only=bool(state.get("significant_only", False)),
         )
 
 
-def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "adjacency") -> AdjacencyPCA:
+def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "adjacency",
+                  significant_only: bool = False, exclude=None, outlier_factor: float | None = 3.0) -> AdjacencyPCA:
     """PCA of the per-window matrices of a sliding LiNGAM result.
 
     Parameters
@@ -94,17 +111,30 @@ def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "a
     use : {"adjacency", "abs_adjacency", "probabilities"}
         Decompose the signed coefficients, their magnitudes (the paper's effect size), or the
         bootstrap probabilities (needs ``n_bootstrap > 0``).
+    significant_only : bool
+        Set the elements that fail the calibrated edge test (``result.significant``) to zero first, so the
+        components describe only edges one can believe.
+    exclude : (ny, nx) bool array, optional
+        Windows to leave out (e.g. windows over flagged cells); their loadings are NaN.  Skipped windows
+        are always left out.
+    outlier_factor : float or None
+        Robustness to a few wild windows: a window whose distance (Frobenius norm) from the element-wise
+        median matrix exceeds ``outlier_factor`` times the 90th percentile of all windows' distances is left
+        out of the mean and the components and flagged in ``outliers``; its loading is still its score.  The
+        percentile ignores up to 10 % of wild windows, and a genuine minority region (a band of interface
+        windows, one domain of two) sits within ~2x of it, so it is kept.  None keeps every window.
 
     Returns
     -------
     AdjacencyPCA
-        Components (k, p, p), loading maps (k, ny, nx) with NaN for skipped windows, explained
-        variance ratios (k,), the mean matrix and the window lattice.
+        Components (k, p, p), loading maps (k, ny, nx) with NaN for skipped and excluded windows, explained
+        variance ratios (k,), the mean matrix, the window lattice and the outlier mask.
 
     Raises
     ------
     ValueError
-        Unknown ``use``, no probabilities, too few fitted windows or too many components.
+        Unknown ``use``, no probabilities or significance mask, a wrong ``exclude`` shape, too few fitted
+        windows or too many components.
 
     Examples
     --------
@@ -115,6 +145,50 @@ def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "a
     >>> pca.components.shape, pca.loadings.shape
     ((2, 8, 8), (2, 3, 3))
     """
+    matrices = _matrices(result, use, significant_only)
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
+        raise TypeError(f"n_components must be a whole number, got {n_components!r}")
+    ny, nx, p, _ = matrices.shape
+    used = result.fitted.copy()
+    excluded = np.zeros((ny, nx), dtype=bool)
+    if exclude is not None:
+        excluded = np.asarray(exclude, dtype=bool)
+        if excluded.shape != (ny, nx):
+            raise ValueError(f"exclude must be a ({ny}, {nx}) bool array of windows, got shape {excluded.shape}")
+        used &= ~excluded
+    outliers = _outliers(matrices, used, outlier_factor)
+    samples = matrices[used & ~outliers].reshape(-1, p * p)
+    limit = min(samples.shape[0] - 1, p * p)
+    if limit < 1:
+        raise ValueError(
+            f"PCA needs at least 2 fitted windows, this result has {samples.shape[0]}; use a smaller window or stride"
+        )
+    if not 1 <= n_components <= limit:
+        raise ValueError(f"n_components must be between 1 and {limit} for this result, got {n_components}")
+    mean = samples.mean(axis=0)
+    _, singular, vt = np.linalg.svd(samples - mean, full_matrices=False)
+    total = float(np.sum(singular**2))
+    if total == 0.0:
+        raise ValueError("all fitted windows have the same matrix; there is no spatial variation to decompose")
+    vt = vt[:n_components]
+    peak = np.argmax(np.abs(vt), axis=1)
+    vt = vt * np.sign(vt[np.arange(n_components), peak])[:, None]
+    loadings = np.full((n_components, ny, nx), np.nan)
+    loadings[:, used] = ((matrices[used].reshape(-1, p * p) - mean) @ vt.T).T
+    params = {"n_components": int(n_components), "use": use, "n_windows": int(samples.shape[0]),
+              "significant_only": bool(significant_only), "outlier_factor": outlier_factor,
+              "n_outliers": int(outliers.sum()), "n_excluded": int(excluded.sum())}
+    return AdjacencyPCA(
+        components=vt.reshape(n_components, p, p), loadings=loadings,
+        explained_variance_ratio=singular[:n_components] ** 2 / total, mean=mean.reshape(p, p),
+        names=tuple(result.names), lattice=result.lattice, use=use,
+        provenance=make_provenance("adjacency_pca", params, inputs={"sliding": result.provenance}),
+        outliers=outliers, excluded=excluded, significant_only=bool(significant_only),
+    )
+
+
+def _matrices(result: SlidingResult, use: str, significant_only: bool) -> np.ndarray:
+    """(ny, nx, p, p) per-window matrices to decompose (non-significant elements zeroed on request)."""
     if not isinstance(result, SlidingResult):
         raise TypeError(f"adjacency_pca needs a SlidingResult from sliding_lingam, got {type(result).__name__}")
     if use not in _USES:
@@ -125,41 +199,22 @@ def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "a
         matrices = result.probabilities
     else:
         matrices = result.adjacency if use == "adjacency" else np.abs(result.adjacency)
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
-        raise TypeError(f"n_components must be a whole number, got {n_components!r}")
-    fitted = result.fitted
-    ny, nx, p, _ = matrices.shape
-    samples = matrices[fitted].reshape(-1, p * p)
-    limit = min(samples.shape[0] - 1, p * p)
-    if limit < 1:
-        raise ValueError(
-            f"PCA needs at least 2 fitted windows, this result has {samples.shape[0]}; use a smaller window or stride"
-        )
-    if not 1 <= n_components <= limit:
-        raise ValueError(f"n_components must be between 1 and {limit} for this result, got {n_components}")
-    mean = samples.mean(axis=0)
-    centred = samples - mean
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    total = float(np.sum(singular**2))
-    if total == 0.0:
-        raise ValueError("all fitted windows have the same matrix; there is no spatial variation to decompose")
-    vt = vt[:n_components]
-    peak = np.argmax(np.abs(vt), axis=1)
-    vt = vt * np.sign(vt[np.arange(n_components), peak])[:, None]
-    scores = centred @ vt.T
-    loadings = np.full((n_components, ny, nx), np.nan)
-    loadings[:, fitted] = scores.T
-    return AdjacencyPCA(
-        components=vt.reshape(n_components, p, p),
-        loadings=loadings,
-        explained_variance_ratio=singular[:n_components] ** 2 / total,
-        mean=mean.reshape(p, p),
-        names=tuple(result.names),
-        lattice=result.lattice,
-        use=use,
-        provenance=make_provenance(
-            "adjacency_pca",
-            {"n_components": int(n_components), "use": use, "n_windows": int(samples.shape[0])},
-            inputs={"sliding": result.provenance},
-        ),
-    )
+    if significant_only:
+        if result.significant is None:
+            raise ValueError("the sliding result has no significance mask (saved by an older version); rerun "
+                             "sliding_lingam or use significant_only=False")
+        matrices = np.where(result.significant, matrices, 0.0)
+    return matrices
+
+
+def _outliers(matrices: np.ndarray, used: np.ndarray, factor: float | None) -> np.ndarray:
+    """(ny, nx) windows farther from the median matrix than ``factor`` x the 90th percentile of the distances."""
+    out = np.zeros(used.shape, dtype=bool)
+    if factor is None or used.sum() < 4:
+        return out
+    flat = matrices[used].reshape(int(used.sum()), -1)
+    distance = np.linalg.norm(flat - np.median(flat, axis=0), axis=1)
+    scale = np.percentile(distance, 90)
+    if scale > 0:
+        out[used] = distance > float(factor) * scale
+    return out

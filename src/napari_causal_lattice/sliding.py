@@ -17,9 +17,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .causal.confidence import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_DIRECTION,
+    LINK_TYPES,
+    check_decision_options,
+    edge_decision,
+    fdr_adjust,
+    link_type,
+    order_pvalues,
+)
+from .causal.fit import near_deterministic, warn_deterministic
+from .causal.methods import resolve_method
+from .causal.prior import resolve_prior
 from .lattice import DESCRIPTORS, Lattice
 from .progress import report
 from .provenance import make_provenance
+
+__all__ = ["LINK_TYPES", "SlidingResult", "fit_chunk", "sliding_lingam", "suggest_window"]
 
 #: Soft cap on the number of float64 values of one chunk's design array (m x n x p), ~16 MB.
 _CHUNK_VALUES = 2**21
@@ -27,7 +42,6 @@ _CHUNK_VALUES = 2**21
 _CHUNK_FITS = 1024
 #: Small jobs are still cut into this many chunks, so both cores work and progress moves.
 _MIN_CHUNKS = 8
-_DEFAULT_EXOGENOUS = ("I14", "I5")
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,13 @@ class SlidingResult:
         Adjacency of every bootstrap fit (only with ``keep_bootstrap=True``); NaN for skipped windows.
     bootstrap_orders : (ny, nx, n_bootstrap, p) int array or None
         Causal order of every bootstrap fit (only with ``keep_bootstrap=True``); -1 for skipped windows.
+    p_values : (ny, nx, p, p) float array or None
+        p-value of ``e <- c`` from the order t-test of each window (see
+        :mod:`napari_causal_lattice.causal.confidence`); 1 against the causal order; NaN where skipped.
+        None for results saved before it existed.
+    significant : (ny, nx, p, p) bool array or None
+        The calibrated edge decision per window (level ``provenance["params"]["alpha"]``, FDR-controlled when
+        ``fdr`` was given, direction from the bootstrap); False where skipped.  None for old results.
     """
 
     names: tuple
@@ -100,6 +121,8 @@ class SlidingResult:
     provenance: dict
     bootstrap_adjacency: np.ndarray | None = None
     bootstrap_orders: np.ndarray | None = None
+    p_values: np.ndarray | None = None
+    significant: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -142,6 +165,24 @@ class SlidingResult:
             raise ValueError("this sliding result has no bootstrap probabilities; rerun with n_bootstrap > 0")
         return self.probabilities[:, :, self._index(effect), self._index(cause)].copy()
 
+    def _significant(self) -> np.ndarray:
+        if self.significant is None:
+            raise ValueError("this sliding result has no significance mask (saved by an older version); rerun "
+                             "sliding_lingam")
+        return self.significant
+
+    def significance(self, effect: str, cause: str) -> np.ndarray:
+        """(ny, nx) bool map: the edge ``effect <- cause`` passes the calibrated test (False where skipped)."""
+        return self._significant()[:, :, self._index(effect), self._index(cause)].copy()
+
+    def link_type(self, a: str, b: str) -> np.ndarray:
+        """(ny, nx) int8 map of the link between ``a`` and ``b``: codes of :data:`LINK_TYPES`.
+
+        0 none, 1 ``a <- b``, 2 ``b <- a``, 3 both (linked, direction not resolved by the bootstrap, or
+        cyclic); skipped windows are 0 (check :attr:`fitted`).
+        """
+        return link_type(self._significant(), self._index(a), self._index(b))
+
     def element_units(self, effect: str, cause: str, *, in_units: bool = False) -> str:
         """Unit of :meth:`element` ``(effect, cause, in_units=in_units)``."""
         if self.standardized and not in_units:
@@ -176,6 +217,8 @@ class SlidingResult:
             probabilities=None if self.probabilities is None else self.probabilities[ky, kx],
             bootstrap_adjacency=self.bootstrap_adjacency[ky, kx] if keep else None,
             bootstrap_orders=self.bootstrap_orders[ky, kx] if keep else None,
+            p_values=None if self.p_values is None else self.p_values[ky, kx],
+            significant=None if self.significant is None else self.significant[ky, kx],
             n_samples=int(self.n_cells[ky, kx]),
             units=self.units,
             scale=self.scales[ky, kx],
@@ -205,6 +248,8 @@ class SlidingResult:
             "provenance": self.provenance,
             "bootstrap_adjacency": None if self.bootstrap_adjacency is None else self.bootstrap_adjacency.copy(),
             "bootstrap_orders": None if self.bootstrap_orders is None else self.bootstrap_orders.copy(),
+            "p_values": None if self.p_values is None else self.p_values.copy(),
+            "significant": None if self.significant is None else self.significant.copy(),
         }
 
     @classmethod
@@ -231,6 +276,8 @@ class SlidingResult:
             provenance=state["provenance"],
             bootstrap_adjacency=_optional_array(state.get("bootstrap_adjacency"), float),
             bootstrap_orders=_optional_array(state.get("bootstrap_orders"), np.int64),
+            p_values=_optional_array(state.get("p_values"), float),
+            significant=_optional_array(state.get("significant"), bool),
         )
 
 
@@ -313,36 +360,6 @@ def _grid_indices(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"grid column {name!r} must hold whole numbers (no NaN); check the cell indexing")
         out.append(values.astype(np.int64))
     return out[0], out[1]
-
-
-def _resolve_prior(prior_knowledge, names: tuple) -> tuple[np.ndarray | None, str]:
-    p = len(names)
-    if prior_knowledge is None:
-        return None, "none"
-    if isinstance(prior_knowledge, str):
-        if prior_knowledge != "default":
-            raise ValueError(
-                f"prior_knowledge must be 'default', None, a (p, p) matrix or a dict of make_prior_knowledge "
-                f"arguments, got {prior_knowledge!r}"
-            )
-        exogenous = [n for n in _DEFAULT_EXOGENOUS if n in names]
-        if not exogenous:
-            return None, "default (no intensity variable selected: none)"
-        from .causal.prior import make_prior_knowledge
-
-        return np.asarray(make_prior_knowledge(list(names), exogenous=exogenous)), (
-            f"default ({', '.join(exogenous)} exogenous)"
-        )
-    if isinstance(prior_knowledge, dict):
-        from .causal.prior import make_prior_knowledge
-
-        return np.asarray(make_prior_knowledge(list(names), **prior_knowledge)), f"custom {sorted(prior_knowledge)}"
-    matrix = np.asarray(prior_knowledge)
-    if matrix.shape != (p, p):
-        raise ValueError(f"prior_knowledge matrix must be ({p}, {p}) for variables {list(names)}, got {matrix.shape}")
-    from .causal.prior import make_prior_knowledge
-
-    return np.asarray(make_prior_knowledge(list(names), matrix=matrix)), "custom matrix"
 
 
 def _root_entropy(seed) -> int:
@@ -487,6 +504,11 @@ def sliding_lingam(
     lattice: Lattice | None = None,
     units: dict | None = None,
     keep_bootstrap: bool = False,
+    method=None,
+    alpha: float = DEFAULT_ALPHA,
+    fdr: str | None = None,
+    min_direction: float = DEFAULT_MIN_DIRECTION,
+    drop_deterministic: bool = False,
     workers: int | None = None,
     executor=None,
     progress=None,
@@ -517,10 +539,11 @@ def sliding_lingam(
         ``max(3 p, ceil(window**2 / 2))``; at least ``p + 2``.
     variables : sequence of str, optional
         Variables to use; default the 8 descriptors ``I14, I5, a, b, alpha, Vol, Px, Py``.
-    prior_knowledge : "default", None, (p, p) array or dict
-        ``"default"``: I14 and I5 exogenous (the paper's assumption); None: unconstrained; a lingam
-        prior-knowledge matrix; or keyword arguments of
-        :func:`~napari_causal_lattice.causal.prior.make_prior_knowledge`.
+    prior_knowledge : "default", None, (p, p) array, list or dict
+        Any form of :func:`~napari_causal_lattice.causal.prior.resolve_prior` (the same as ``fit_lingam``):
+        ``"default"`` (I14 and I5 exogenous, the paper's assumption), None, a lingam matrix, a list such as
+        ``["I14", "Px <- I5"]`` or a dict of :func:`~napari_causal_lattice.causal.prior.make_prior_knowledge`
+        arguments.
     standardize : bool
         Standardize each variable within each window (zero mean, unit variance over the window's
         cells) before fitting, so coefficients are in window standard deviations and comparable
@@ -532,6 +555,21 @@ def sliding_lingam(
     keep_bootstrap : bool
         Also return every bootstrap fit (``bootstrap_adjacency``, ``bootstrap_orders``); memory
         ``ny * nx * n_bootstrap * p * (p + 1) * 8`` bytes.
+    method : "engine", "lingam" or CausalMethod, optional
+        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine.
+    alpha : float
+        Level of the calibrated edge test (``significant``): per edge and window with ``fdr=None`` (the
+        false-edge rate on null windows), else the false discovery rate.  See ``docs/confidence.md``.
+    fdr : {None, "bh", "by"}
+        Control the false discovery rate over all windows and edges of the run (Benjamini-Hochberg or
+        Benjamini-Yekutieli) instead of the per-edge rate.
+    min_direction : float
+        Share of the linked bootstrap resamples that must agree to state a direction; otherwise the pair is
+        marked "both" (see :func:`~napari_causal_lattice.causal.confidence.edge_decision`).
+    drop_deterministic : bool
+        Leave out variables that are near-exact linear functions of the others (R^2 above 0.999 over all
+        complete cells, e.g. Vol = a b sin(alpha)); they are always reported with a
+        :class:`~napari_causal_lattice.causal.fit.DeterministicDescriptorWarning`.
     workers : int, optional
         Threads running chunks of fits in parallel; default the number of CPUs.  With ``executor``: the
         most chunks submitted to it and not yet finished (default: all chunks at once; the executor queues
@@ -551,8 +589,9 @@ def sliding_lingam(
     Returns
     -------
     SlidingResult
-        Per-window adjacency (ny, nx, p, p), probabilities, cell counts, causal orders, skip reasons,
-        window centres and the window -> image lattice.
+        Per-window adjacency (ny, nx, p, p), probabilities, p-values and the significance mask of the
+        calibrated edge test, cell counts, causal orders, skip reasons, window centres and the window ->
+        image lattice.
 
     Raises
     ------
@@ -575,17 +614,51 @@ def sliding_lingam(
     ((3, 3), (3, 3))
     """
     table, lattice, units = _table_and_lattice(cells, lattice, units)
-    if isinstance(window, str):
-        if window != "auto":
-            raise ValueError(f"window must be a whole number of cells or 'auto', got {window!r}")
-        n_vars = len(DESCRIPTORS if variables is None else [variables] if isinstance(variables, str) else variables)
-        window = suggest_window(tuple(int(table[k].max()) + 1 for k in ("i", "j")), n_variables=n_vars)
-    window = _check_int(window, "window", 3)
-    stride = window // 2 if stride is None else stride
-    stride = _check_int(stride, "stride", 1)
-    if stride > window:
-        raise ValueError(f"stride ({stride}) must not exceed the window ({window}); windows would leave gaps")
-    n_bootstrap = _check_int(n_bootstrap, "n_bootstrap", 0)
+    check_decision_options(alpha, fdr, min_direction)
+    setup = _setup(table, window=window, stride=stride, n_bootstrap=n_bootstrap, min_cells=min_cells,
+                   variables=variables, workers=workers, lattice=lattice, drop_deterministic=drop_deterministic)
+    names, window, stride, n_bootstrap, min_cells = (setup[k] for k in
+                                                     ("names", "window", "stride", "n_bootstrap", "min_cells"))
+    executor = _as_executor(executor)
+    method = resolve_method(method)
+    prior, prior_label = resolve_prior(prior_knowledge, names)
+    plan = _plan_windows(table, names, window=window, stride=stride, min_cells=min_cells, standardize=standardize)
+    entropy = _root_entropy(seed)
+    fit_orders, fit_adjacency = _run_fits(
+        plan, n_bootstrap, entropy, prior, method=method, workers=setup["workers"], executor=executor,
+        in_flight=setup["in_flight"], progress=progress, cancel=cancel,
+    )
+    maps = _assemble(plan, fit_orders, fit_adjacency, n_bootstrap, keep=keep_bootstrap and n_bootstrap > 0)
+    p_values, significant = _significance(plan, maps, prior, alpha=alpha, fdr=fdr, min_direction=min_direction)
+    ny, nx = plan.n_cells.shape
+    i0, j0 = plan.origin
+    first_centre = (i0 + (window - 1) / 2.0, j0 + (window - 1) / 2.0)
+    centers = np.stack(
+        np.meshgrid(first_centre[0] + stride * np.arange(ny), first_centre[1] + stride * np.arange(nx), indexing="ij"),
+        axis=-1,
+    )
+    params = {
+        "window": window, "stride": stride, "n_bootstrap": n_bootstrap, "min_cells": min_cells,
+        "variables": list(names), "prior_knowledge": prior_label, "standardize": bool(standardize),
+        "method": method.name, "alpha": float(alpha), "fdr": fdr, "min_direction": float(min_direction),
+        "dropped_deterministic": setup["dropped"], "grid_origin_ij": [i0, j0], "grid_shape": list(plan.grid_shape),
+        "n_windows": int(ny * nx), "n_fitted": int(np.sum(maps["reasons"] == "")),
+    }
+    return SlidingResult(
+        names=names, window=window, stride=stride, adjacency=maps["adjacency"], probabilities=maps["probabilities"],
+        n_cells=plan.n_cells, orders=maps["orders"], reasons=maps["reasons"], centers_grid=centers,
+        lattice=None if lattice is None else lattice.subgrid(first_centre, stride), n_bootstrap=n_bootstrap,
+        standardized=bool(standardize), units={n: str(units.get(n, "")) for n in names}, prior_knowledge=prior,
+        scales=maps["scales"],
+        provenance=make_provenance("sliding_lingam", params, seed=entropy,
+                                   inputs={"cells": getattr(cells, "provenance", {}) or {}}),
+        bootstrap_adjacency=maps["boot_adjacency"], bootstrap_orders=maps["boot_orders"],
+        p_values=p_values, significant=significant,
+    )
+
+
+def _setup(table, *, window, stride, n_bootstrap, min_cells, variables, workers, lattice, drop_deterministic) -> dict:
+    """Check and complete the scalar options of :func:`sliding_lingam` (window, stride, variables, workers)."""
     names = tuple(DESCRIPTORS if variables is None else (variables,) if isinstance(variables, str) else variables)
     if len(names) < 2:
         raise ValueError("choose at least 2 variables for a causal analysis")
@@ -595,37 +668,56 @@ def sliding_lingam(
     if unknown:
         have = [c for c in table.columns if c not in ("i", "j", "y", "x")]
         raise ValueError(f"unknown variable(s) {unknown}; the cell table has {have}")
+    names, dropped = _check_deterministic(table, names, drop=drop_deterministic)
+    if isinstance(window, str):
+        if window != "auto":
+            raise ValueError(f"window must be a whole number of cells or 'auto', got {window!r}")
+        window = suggest_window(tuple(int(table[k].max()) + 1 for k in ("i", "j")), n_variables=len(names))
+    window = _check_int(window, "window", 3)
+    stride = window // 2 if stride is None else stride
+    stride = _check_int(stride, "stride", 1)
+    if stride > window:
+        raise ValueError(f"stride ({stride}) must not exceed the window ({window}); windows would leave gaps")
     p = len(names)
     default_min = max(3 * p, -(-window * window // 2))
-    min_cells = default_min if min_cells is None else _check_int(min_cells, "min_cells", p + 2)
-    executor = _as_executor(executor)
     in_flight = None if workers is None else _check_int(workers, "workers", 1)
-    workers = (os.cpu_count() or 1) if in_flight is None else in_flight
     if lattice is not None and not isinstance(lattice, Lattice):
         raise TypeError(f"lattice must be a Lattice or None, got {type(lattice).__name__}")
-    prior, prior_label = _resolve_prior(prior_knowledge, names)
+    return {
+        "names": names, "dropped": dropped, "window": window, "stride": stride,
+        "n_bootstrap": _check_int(n_bootstrap, "n_bootstrap", 0),
+        "min_cells": default_min if min_cells is None else _check_int(min_cells, "min_cells", p + 2),
+        "in_flight": in_flight, "workers": (os.cpu_count() or 1) if in_flight is None else in_flight,
+    }
 
-    plan = _plan_windows(table, names, window=window, stride=stride, min_cells=min_cells, standardize=standardize)
-    entropy = _root_entropy(seed)
-    fit_orders, fit_adjacency = _run_fits(
-        plan, n_bootstrap, entropy, prior, workers=workers, executor=executor, in_flight=in_flight,
-        progress=progress, cancel=cancel,
-    )
+
+def _check_deterministic(table: pd.DataFrame, names: tuple, *, drop: bool) -> tuple[tuple, list]:
+    """Warn about (and with ``drop`` leave out) variables that are near-exact functions of the others."""
+    values = table.loc[:, list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    values = values[np.all(np.isfinite(values), axis=1)]
+    found = near_deterministic(values, names) if len(values) > len(names) + 1 else {}
+    if not found:
+        return names, []
+    dropped = list(found) if drop else []
+    warn_deterministic(found, dropped, stacklevel=5)  # -> the caller of sliding_lingam
+    return tuple(n for n in names if n not in dropped), dropped
+
+
+def _assemble(plan: _WindowPlan, fit_orders, fit_adjacency, n_bootstrap: int, *, keep: bool) -> dict:
+    """Per-window maps (adjacency, orders, scales, probabilities, kept resamples, reasons) from the flat fits."""
     ny, nx = plan.n_cells.shape
-    fitted_index = plan.fitted_index
+    p = plan.data.shape[2]
     per_window = 1 + n_bootstrap
-
     adjacency = np.full((ny, nx, p, p), np.nan)
     orders = np.full((ny, nx, p), -1, dtype=np.int64)
     scales = np.full((ny, nx, p), np.nan)
     probabilities = np.full((ny, nx, p, p), np.nan) if n_bootstrap else None
-    fit_orders = fit_orders.reshape(len(fitted_index), per_window, p)
-    fit_adjacency = fit_adjacency.reshape(len(fitted_index), per_window, p, p)
-    keep = keep_bootstrap and n_bootstrap > 0
+    fit_orders = fit_orders.reshape(len(plan.fitted_index), per_window, p)
+    fit_adjacency = fit_adjacency.reshape(len(plan.fitted_index), per_window, p, p)
     boot_adjacency = np.full((ny, nx, n_bootstrap, p, p), np.nan) if keep else None
     boot_orders = np.full((ny, nx, n_bootstrap, p), -1, dtype=np.int64) if keep else None
     reasons = plan.reasons.copy()
-    for w, (ky, kx) in enumerate(fitted_index):
+    for w, (ky, kx) in enumerate(plan.fitted_index):
         if fit_orders[w, 0, 0] < 0:
             reasons[ky, kx] = "degenerate: a variable is (nearly) a linear combination of the others in this window"
             continue
@@ -638,59 +730,29 @@ def sliding_lingam(
         if keep:
             boot_adjacency[ky, kx] = fit_adjacency[w, 1:]
             boot_orders[ky, kx] = fit_orders[w, 1:]
-
     if not np.any(reasons == ""):
         raise ValueError(
             "every window is degenerate (a variable is a linear combination of the others, e.g. Vol = a * b); "
-            "drop one of the dependent variables"
+            "drop one of the dependent variables (drop_deterministic=True)"
         )
-    i0, j0 = plan.origin
-    first_centre = (i0 + (window - 1) / 2.0, j0 + (window - 1) / 2.0)
-    centers = np.stack(
-        np.meshgrid(first_centre[0] + stride * np.arange(ny), first_centre[1] + stride * np.arange(nx), indexing="ij"),
-        axis=-1,
-    )
-    params = {
-        "window": window,
-        "stride": stride,
-        "n_bootstrap": n_bootstrap,
-        "min_cells": min_cells,
-        "variables": list(names),
-        "prior_knowledge": prior_label,
-        "standardize": bool(standardize),
-        "grid_origin_ij": [i0, j0],
-        "grid_shape": list(plan.grid_shape),
-        "n_windows": int(ny * nx),
-        "n_fitted": int(np.sum(reasons == "")),
-    }
-    return SlidingResult(
-        names=names,
-        window=window,
-        stride=stride,
-        adjacency=adjacency,
-        probabilities=probabilities,
-        n_cells=plan.n_cells,
-        orders=orders,
-        reasons=reasons,
-        centers_grid=centers,
-        lattice=None if lattice is None else lattice.subgrid(first_centre, stride),
-        n_bootstrap=n_bootstrap,
-        standardized=bool(standardize),
-        units={n: str(units.get(n, "")) for n in names},
-        prior_knowledge=prior,
-        scales=scales,
-        provenance=make_provenance(
-            "sliding_lingam",
-            params,
-            seed=entropy,
-            inputs={"cells": getattr(cells, "provenance", {}) or {}},
-        ),
-        bootstrap_adjacency=boot_adjacency,
-        bootstrap_orders=boot_orders,
-    )
+    return {"adjacency": adjacency, "orders": orders, "scales": scales, "probabilities": probabilities,
+            "boot_adjacency": boot_adjacency, "boot_orders": boot_orders, "reasons": reasons}
 
 
-def fit_chunk(data, counts, flat_index, first: int, stop: int, *, n_bootstrap: int, entropy: int, prior):
+def _significance(plan: _WindowPlan, maps: dict, prior, *, alpha: float, fdr, min_direction: float):
+    """p-values (ny, nx, p, p) of the order t-test per window and the significance mask (FDR over the run)."""
+    ny, nx, p = maps["orders"].shape
+    index = tuple(np.array(plan.fitted_index).T)
+    mask = np.arange(plan.data.shape[1])[None, :] < plan.counts[:, None]
+    p_values = np.full((ny, nx, p, p), np.nan)
+    p_values[index] = order_pvalues(plan.data, maps["orders"][index], mask=mask, prior=prior)
+    tested = fdr_adjust(p_values, fdr) if fdr else p_values
+    significant = edge_decision(tested, maps["probabilities"], alpha=alpha, min_direction=min_direction)
+    return p_values, significant & np.isfinite(p_values)
+
+
+def fit_chunk(data, counts, flat_index, first: int, stop: int, *, n_bootstrap: int, entropy: int, prior,
+              method=None):
     """Fit one chunk of (window, resample) pairs; the unit of work sent to a thread, process or dask worker.
 
     Takes and returns plain arrays only (picklable), and draws each window's resamples from the seed and the
@@ -714,6 +776,8 @@ def fit_chunk(data, counts, flat_index, first: int, stop: int, *, n_bootstrap: i
         Root seed of the run.
     prior : (p, p) int array or None
         Prior knowledge (lingam convention).
+    method : CausalMethod, optional
+        Backend (default the engine); must be picklable to run on processes or dask.
 
     Returns
     -------
@@ -722,8 +786,6 @@ def fit_chunk(data, counts, flat_index, first: int, stop: int, *, n_bootstrap: i
     adjacency : (stop - first, p, p) float array
         Adjacency of each fit, ``B[e, c]`` = effect of ``c`` on ``e``.
     """
-    from .causal.engine import direct_lingam_batch
-
     per_window = 1 + n_bootstrap
     n_max = data.shape[1]
     fits = np.arange(first, stop)
@@ -734,7 +796,7 @@ def fit_chunk(data, counts, flat_index, first: int, stop: int, *, n_bootstrap: i
         rows[w == u] = drawn[r[w == u]]
     X = data[w[:, None], rows]
     mask = np.arange(n_max)[None, :] < counts[w][:, None]
-    return direct_lingam_batch(X, prior_knowledge=prior, mask=mask, workers=1)
+    return resolve_method(method).fit_batch(X, mask, prior, workers=1)
 
 
 def _as_executor(executor):
@@ -749,8 +811,8 @@ def _as_executor(executor):
     )
 
 
-def _run_fits(plan: _WindowPlan, n_bootstrap: int, entropy: int, prior, *, workers: int, executor, in_flight,
-              progress, cancel):
+def _run_fits(plan: _WindowPlan, n_bootstrap: int, entropy: int, prior, *, method, workers: int, executor,
+              in_flight, progress, cancel):
     """Fit every (window, resample) pair of ``plan`` through :func:`fit_chunk`, in fixed chunks.
 
     Returns ``orders (w * r, p)`` and ``B (w * r, p, p)`` with ``r = 1 + n_bootstrap`` fits per window.  The
@@ -781,7 +843,7 @@ def _run_fits(plan: _WindowPlan, n_bootstrap: int, entropy: int, prior, *, worke
         adjacency[start : start + len(o)] = b
         return len(o)
 
-    options = {"n_bootstrap": n_bootstrap, "entropy": entropy, "prior": prior}
+    options = {"n_bootstrap": n_bootstrap, "entropy": entropy, "prior": prior, "method": method}
     done = 0
     report(progress, done, total, cancel)
     if executor is None and (workers == 1 or len(starts) == 1):

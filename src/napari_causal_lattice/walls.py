@@ -238,17 +238,56 @@ def _bin_regression(d, cause, effect, idx, rng, n_bootstrap):
     return float(estimate), boot
 
 
-def _bin_lingam(table, names, effect, cause, idx, seed, n_bootstrap):
-    from .causal import fit_lingam
+def _bin_lingam(table, names, effect, cause, idx, seed, n_bootstrap, backend=None):
+    from .causal import DeterministicDescriptorWarning, fit_lingam
 
     try:
-        result = fit_lingam(table.iloc[idx][list(names)].to_numpy(dtype=float), names=list(names),
-                            n_bootstrap=n_bootstrap, seed=seed, standardize=False)
+        with warnings.catch_warnings():  # near-deterministic descriptors are the caller's concern, not per bin
+            warnings.simplefilter("ignore", DeterministicDescriptorWarning)
+            result = fit_lingam(table.iloc[idx][list(names)].to_numpy(dtype=float), names=list(names),
+                                n_bootstrap=n_bootstrap, seed=seed, standardize=False, method=backend)
     except ValueError:  # too few complete or degenerate cells in this bin: leave the bin out
         return np.nan, np.full(n_bootstrap, np.nan)
     e, c = list(names).index(effect), list(names).index(cause)
     boot = np.asarray(result.bootstrap_adjacency)[:, e, c]
     return float(result.coefficient(effect, cause)), boot
+
+
+def _window_mean_estimator(values, rng, n_bootstrap: int):
+    """Bin estimate of window coefficients: their mean, with a bootstrap of the mean."""
+    def estimate(members):
+        v = values[members]
+        return float(v.mean()), v[rng.integers(0, v.size, size=(n_bootstrap, v.size))].mean(axis=1)
+    return estimate
+
+
+def _cell_estimator(table, distance, effect, cause, method: str, backend, rng, n_bootstrap: int):
+    """Bin estimate from the cells: regression slope or a LiNGAM fit of the bin (see :func:`wall_profile`)."""
+    if method == "regression":
+        cause_v = table[cause].to_numpy(dtype=float)
+        effect_v = table[effect].to_numpy(dtype=float)
+        return lambda members: _bin_regression(distance, cause_v, effect_v, members, rng, n_bootstrap)
+    names = [n for n in DESCRIPTORS if n in table.columns]
+    names += [n for n in (effect, cause) if n not in names]
+    return lambda members: _bin_lingam(table, names, effect, cause, members, int(rng.integers(2**31)), n_bootstrap,
+                                       backend)
+
+
+def _binned_rows(distance, bin_width: float, min_count: int, estimate, confidence: float, progress, cancel) -> list:
+    """Profile rows (distance, estimate, low, high, se, count) of every bin with enough samples."""
+    bin_index = np.floor(distance / bin_width + 0.5).astype(np.int64)
+    bins = np.unique(bin_index)
+    rows = []
+    for done, b in enumerate(bins):
+        members = np.flatnonzero(bin_index == b)
+        if members.size >= min_count:
+            value, boot = estimate(members)
+            boot = boot[np.isfinite(boot)]
+            if np.isfinite(value) and boot.size >= 10:
+                low, high, se = _ci(boot, confidence)
+                rows.append((b * bin_width, value, float(low), float(high), float(se), members.size))
+        report(progress, done + 1, len(bins), cancel)
+    return rows
 
 
 def _logcosh(z):
@@ -348,7 +387,7 @@ def wall_profile(
     bin_width: float | None = None,
     max_distance: float | None = None,
     within_segment: bool = True,
-    method: str = "regression",
+    method="regression",
     min_count: int | None = None,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
@@ -378,11 +417,14 @@ def wall_profile(
         Only use samples with ``|d| <= max_distance`` px; default all.
     within_segment : bool
         Only use samples whose projection on the line falls between its two ends.
-    method : {"regression", "lingam"}
+    method : "regression", "lingam" or CausalMethod
         Cells only.  ``"regression"``: least-squares slope of ``effect`` on ``cause`` with an intercept and a
         linear term in distance inside the bin (removes the wall's own trend within the bin; equals the
         LiNGAM coefficient when ``cause`` is the only parent of ``effect``).  ``"lingam"``: ``fit_lingam``
-        on all descriptors of the bin (unstandardized), coefficient ``effect <- cause``.
+        on all descriptors of the bin (unstandardized, the fast engine), coefficient ``effect <- cause``.
+        A causal backend (``"engine"``, or an object such as
+        :class:`~napari_causal_lattice.causal.methods.LingamMethod`, see
+        :mod:`napari_causal_lattice.causal.methods`) does the same with that backend.
     min_count : int, optional
         Fewest samples for a bin to be used; default 3 windows or 12 cells.
     n_bootstrap : int
@@ -409,8 +451,12 @@ def wall_profile(
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
     if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
         raise ValueError(f"n_bootstrap must be a whole number >= 20 for percentile intervals, got {n_bootstrap!r}")
-    if method not in ("regression", "lingam"):
-        raise ValueError(f"method must be 'regression' or 'lingam', got {method!r}")
+    backend = None
+    if not (isinstance(method, str) and method in ("regression", "lingam")):
+        from .causal.methods import resolve_method
+
+        backend = resolve_method(method)  # "engine" or a CausalMethod; anything else is explained there
+        method = "lingam"
     n_bootstrap = int(n_bootstrap)
     rng = np.random.default_rng(seed)
     origin, tangent, normal, length = line_frame(line)
@@ -453,33 +499,11 @@ def wall_profile(
     if not np.isfinite(bin_width) or bin_width <= 0:
         raise ValueError(f"bin_width must be a positive distance in px, got {bin_width!r}")
     kept = np.flatnonzero(keep)
-    dk = dist[kept]
-    bin_index = np.floor(dk / bin_width + 0.5).astype(np.int64)
-    bins = np.unique(bin_index)
-    rows = []
-    if not is_sliding:
-        cause_v = table[cause].to_numpy(dtype=float)[kept]
-        effect_v = table[effect].to_numpy(dtype=float)[kept]
-        names = [n for n in DESCRIPTORS if n in table.columns]
-        names += [n for n in (effect, cause) if n not in names]
-    for done, b in enumerate(bins):
-        members = np.flatnonzero(bin_index == b)
-        if members.size >= min_count:
-            if is_sliding:
-                v = values[kept][members]
-                estimate = float(v.mean())
-                boot = v[rng.integers(0, v.size, size=(n_bootstrap, v.size))].mean(axis=1)
-            elif method == "regression":
-                estimate, boot = _bin_regression(dk, cause_v, effect_v, members, rng, n_bootstrap)
-            else:
-                estimate, boot = _bin_lingam(
-                    table.iloc[kept], names, effect, cause, members, int(rng.integers(2**31)), n_bootstrap
-                )
-            boot = boot[np.isfinite(boot)]
-            if np.isfinite(estimate) and boot.size >= 10:
-                low, high, se = _ci(boot, float(confidence))
-                rows.append((b * bin_width, estimate, float(low), float(high), float(se), members.size))
-        report(progress, done + 1, len(bins), cancel)
+    if is_sliding:
+        estimator = _window_mean_estimator(values[kept], rng, n_bootstrap)
+    else:
+        estimator = _cell_estimator(table.iloc[kept], dist[kept], effect, cause, method, backend, rng, n_bootstrap)
+    rows = _binned_rows(dist[kept], bin_width, min_count, estimator, float(confidence), progress, cancel)
     profile = pd.DataFrame(rows, columns=list(_PROFILE_COLUMNS))
     params = _fit_tanh(profile, fit_shift, bin_width, window_px) if fit else {}
     provenance = make_provenance(
@@ -487,7 +511,7 @@ def wall_profile(
         {
             "effect": effect, "cause": cause, "line": np.asarray(line, dtype=float)[[0, -1], -2:],
             "bin_width": bin_width, "max_distance": max_distance, "within_segment": within_segment,
-            "method": label, "min_count": min_count, "n_bootstrap": n_bootstrap, "confidence": confidence,
+            "method": label, "backend": None if backend is None else backend.name, "min_count": min_count, "n_bootstrap": n_bootstrap, "confidence": confidence,
             "fit": fit, "fit_shift": fit_shift, "window_px": window_px,
         },
         seed=seed if not isinstance(seed, np.random.Generator) else "Generator",

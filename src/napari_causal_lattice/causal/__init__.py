@@ -4,14 +4,34 @@
 analysis reuses.  Adjacency convention everywhere: ``B[i, j]`` is the direct effect of ``j`` on ``i``.
 """
 
+from .confidence import LINK_TYPES, edge_decision, fdr_adjust, link_type, order_pvalues
 from .engine import bootstrap_indices, direct_lingam, direct_lingam_batch
-from .fit import DEFAULT_EXOGENOUS, fit_lingam, validate_table
-from .prior import describe_prior_knowledge, make_prior_knowledge, parse_edge
+from .fit import (
+    DEFAULT_EXOGENOUS,
+    DeterministicDescriptorWarning,
+    fit_lingam,
+    near_deterministic,
+    validate_table,
+)
+from .methods import CausalMethod, EngineMethod, LingamMethod, resolve_method
+from .prior import describe_prior_knowledge, make_prior_knowledge, parse_edge, resolve_prior
 from .result import LingamResult
 
 __all__ = [
+    "CausalMethod",
     "DEFAULT_EXOGENOUS",
+    "DeterministicDescriptorWarning",
+    "EngineMethod",
+    "LINK_TYPES",
+    "LingamMethod",
     "LingamResult",
+    "edge_decision",
+    "fdr_adjust",
+    "link_type",
+    "near_deterministic",
+    "order_pvalues",
+    "resolve_method",
+    "resolve_prior",
     "bootstrap_indices",
     "describe_prior_knowledge",
     "direct_lingam",

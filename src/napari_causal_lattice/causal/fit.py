@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,16 +11,33 @@ import pandas as pd
 from ..lattice import DESCRIPTORS
 from ..progress import report
 from ..provenance import make_provenance
-from .engine import bootstrap_indices, direct_lingam_batch
-from .prior import describe_prior_knowledge, make_prior_knowledge
+from .confidence import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_DIRECTION,
+    check_decision_options,
+    edge_decision,
+    fdr_adjust,
+    order_pvalues_from_covariance,
+)
+from .eiv import eiv_adjacency, sigma_columns
+from .engine import bootstrap_indices
+from .methods import resolve_method
+from .prior import DEFAULT_EXOGENOUS, describe_prior_knowledge, resolve_prior
 from .result import LingamResult
 
-__all__ = ["fit_lingam", "DEFAULT_EXOGENOUS", "validate_table"]
+__all__ = [
+    "fit_lingam",
+    "DEFAULT_EXOGENOUS",
+    "validate_table",
+    "near_deterministic",
+    "warn_deterministic",
+    "DeterministicDescriptorWarning",
+]
 
-#: Descriptors treated as exogenous by default (the paper's prior knowledge: column intensities are
-#: set by the chemistry/thickness, not by the distortions).
-DEFAULT_EXOGENOUS: tuple[str, ...] = ("I14", "I5")
+#: Descriptors known to be computed from others (dropped first when a near-deterministic group is found).
+DERIVED_DESCRIPTORS: tuple[str, ...] = ("Vol",)
 
+_TINY = np.finfo(float).tiny
 _BOOT_CHUNK = 50  # resamples per engine call (progress/cancel granularity) ...
 _CHUNK_VALUES = 4_000_000  # ... and at most this many resampled values in memory at once
 
@@ -66,6 +84,38 @@ def _as_table(X, names) -> tuple[np.ndarray, list[str], dict]:
     return data, names, units
 
 
+def _prepared(X, data, names, *, eiv: bool, drop_deterministic: bool) -> dict:
+    """Validated complete rows, their statistics and uncertainties; near-deterministic variables reported
+    (and with ``drop_deterministic`` left out)."""
+    sigma = _eiv_sigma(X, data, names) if eiv else None
+    clean, n_dropped, mean, scale, standard, correlation = _validate(data, names)
+    found = _near_deterministic(correlation, names)
+    dropped = list(found) if drop_deterministic else []
+    if found:
+        warn_deterministic(found, dropped, stacklevel=4)
+        keep = [k for k, name in enumerate(names) if name not in dropped]
+        clean, names, sigma = clean[:, keep], [names[k] for k in keep], None if sigma is None else sigma[:, keep]
+        scale, standard, correlation = scale[keep], standard[:, keep], correlation[np.ix_(keep, keep)]
+    return {"names": names, "clean": clean, "n_dropped": n_dropped, "scale": scale, "standard": standard,
+            "correlation": correlation, "sigma": sigma, "dropped": dropped}
+
+
+def _bootstrap(Z, pk, method, n_bootstrap: int, chunk: int, rng, *, keep_rows: bool, progress, cancel, total: int):
+    """Fit ``n_bootstrap`` resamples of ``Z`` in chunks; returns orders, adjacencies and (``keep_rows``) the rows."""
+    n, p = Z.shape
+    boot_orders = np.empty((n_bootstrap, p), dtype=np.int64)
+    boot_B = np.empty((n_bootstrap, p, p))
+    boot_idx = np.empty((n_bootstrap, n if keep_rows else 0), dtype=np.int64)
+    for c in range(-(-n_bootstrap // chunk)):
+        sl = slice(c * chunk, min(n_bootstrap, (c + 1) * chunk))
+        idx = bootstrap_indices(n, sl.stop - sl.start, rng)  # = rows sl of bootstrap_indices(n, n_bootstrap)
+        boot_orders[sl], boot_B[sl] = method.fit_batch(Z[idx], None, pk)
+        if keep_rows:
+            boot_idx[sl] = idx
+        report(progress, 2 + c, total, cancel)
+    return boot_orders, boot_B, boot_idx
+
+
 def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     """Drop rows with NaN/inf and check the table can be fitted.
 
@@ -84,70 +134,120 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
     ValueError
         Too few rows (need more than p + 1), a constant column, or linearly dependent columns.
     """
-    finite = np.isfinite(data).all(axis=1)
-    n_dropped = int(finite.size - np.count_nonzero(finite))
-    clean = data[finite] if n_dropped else data
+    clean, n_dropped = _validate(data, names)[:2]
+    return clean, n_dropped
+
+
+def _validate(data: np.ndarray, names):
+    """:func:`validate_table`, also returning the column means, standard deviations and correlation matrix."""
+    finite = np.all(np.isfinite(data), axis=1)
+    clean = data[finite]
+    n_dropped = int((~finite).sum())
     n, p = clean.shape
     if n <= p + 1:
         raise ValueError(
             f"Only {n} complete rows ({n_dropped} dropped for NaN) for {p} variables; need more than "
             f"{p + 1}. Use a larger region or fewer variables."
         )
-    centred = clean - clean.mean(axis=0)
-    cov = centred.T @ centred / n  # one product gives the std and the correlations (fast for many fits)
-    std = np.sqrt(np.diag(cov))
-    scale = np.maximum(np.abs(clean).max(axis=0), np.finfo(float).tiny)
-    const = [names[k] for k in np.flatnonzero(std <= 1e-12 * scale)]
-    if const:
-        raise ValueError(f"Columns {const} are constant; remove them from the variables.")
-    corr = np.clip(cov / np.outer(std, std), -1.0, 1.0)
-    if np.linalg.eigvalsh(corr)[0] >= 1e-9:  # the usual case: no pair nor group of columns is degenerate
-        return clean, n_dropped
-    # a pair with |r| > 1 - 1e-9 makes the smallest eigenvalue < 1e-9 (interlacing), so it is found here
-    duplicates = np.argwhere(np.abs(np.tril(corr, -1)) > 1 - 1e-9)
-    if len(duplicates):
-        i, j = duplicates[0]
+    mean = clean.mean(axis=0)
+    centred = clean - mean
+    std = np.sqrt(np.einsum("ij,ij->j", centred, centred) / n)
+    const = std <= 1e-12 * np.maximum(np.abs(clean).max(axis=0), _TINY)
+    if const.any():
+        raise ValueError(f"Columns {[names[k] for k in np.flatnonzero(const)]} are constant; remove them from the "
+                         "variables.")
+    standard = centred / std
+    corr = standard.T @ standard / n
+    twins = np.abs(corr) > 1 - 1e-9
+    np.fill_diagonal(twins, False)
+    if twins.any():
+        i, j = np.argwhere(np.tril(twins))[0]
         raise ValueError(
             f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
             f"{corr[i, j]:+.10f}); keep only one of them."
         )
-    evals, evecs = np.linalg.eigh(corr)
+    try:  # trace(corr^-1) >= 1 / smallest eigenvalue: a cheap bound before the eigendecomposition
+        well_posed = np.trace(np.linalg.inv(corr)) < 1e10
+    except np.linalg.LinAlgError:
+        well_posed = False
+    evals, evecs = (np.ones(1), None) if well_posed else np.linalg.eigh(corr)
     if evals[0] < 1e-10:
         involved = [names[k] for k in np.argsort(-np.abs(evecs[:, 0]))[:3] if abs(evecs[k, 0]) > 0.1]
         raise ValueError(
             f"The columns are linearly dependent (e.g. one of {involved} is a combination of the others); "
             "drop a derived column (such as Vol when a, b and alpha are present only if they are exactly related)."
         )
-    return clean, n_dropped
+    return clean, n_dropped, mean, std, standard, corr
 
 
-def _resolve_prior(prior_knowledge, names):
-    if isinstance(prior_knowledge, str):
-        if prior_knowledge != "default":
-            raise ValueError(
-                f"prior_knowledge must be 'default', None, a matrix, a list or a dict; got {prior_knowledge!r}."
-            )
-        exo = [n for n in DEFAULT_EXOGENOUS if n in names]
-        return make_prior_knowledge(names, exogenous=exo) if exo else None
-    if prior_knowledge is None:
-        return None
-    if isinstance(prior_knowledge, Mapping):
-        allowed = {"exogenous", "sink", "forbidden", "required", "matrix"}
-        unknown = set(prior_knowledge) - allowed
-        if unknown:
-            raise ValueError(f"Unknown prior-knowledge keys {sorted(unknown)}; use {sorted(allowed)}.")
-        return make_prior_knowledge(names, **prior_knowledge)
-    arr = np.asarray(prior_knowledge, dtype=object)
-    if arr.ndim == 2 and arr.shape == (len(names), len(names)) and not isinstance(arr.flat[0], str):
-        return make_prior_knowledge(names, matrix=np.asarray(prior_knowledge, dtype=float))
-    if isinstance(prior_knowledge, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in prior_knowledge):
-        items = list(prior_knowledge)
-        edges = [v for v in items if "<-" in v or "->" in v]
-        exogenous = [v for v in items if v not in edges]
-        return make_prior_knowledge(names, exogenous=exogenous, required=edges)
-    raise TypeError(
-        "prior_knowledge must be 'default', None, a (p, p) lingam matrix, a list of exogenous names "
-        "(and 'effect <- cause' required edges), or a dict with keys exogenous/sink/forbidden/required."
+def _eiv_sigma(X, data, names) -> np.ndarray:
+    """(n_complete, p) per-cell uncertainty of ``names`` for the rows ``validate_table`` keeps."""
+    table = X.table if hasattr(X, "table") and isinstance(getattr(X, "table"), pd.DataFrame) else X
+    sigma = sigma_columns(table, names) if isinstance(table, pd.DataFrame) else None
+    if sigma is None:
+        raise ValueError(
+            f"eiv=True needs per-cell uncertainty columns sigma_<name> (e.g. sigma_Py) for some of {list(names)}; "
+            "the table has none (build the cells with uncertainties, or add them)."
+        )
+    return sigma[np.all(np.isfinite(data), axis=1)]
+
+
+class DeterministicDescriptorWarning(UserWarning):
+    """A variable is a near-exact linear function of the others (LiNGAM cannot orient such relations)."""
+
+
+def near_deterministic(data, names, *, r2_threshold: float = 0.999) -> dict:
+    """Variables that the other variables predict almost exactly (linear R^2 above ``r2_threshold``).
+
+    Parameters
+    ----------
+    data : (n, p) float array
+        Complete rows (no NaN).
+    names : sequence of str
+    r2_threshold : float
+        R^2 of the linear regression of a variable on all the others above which it is reported.
+
+    Returns
+    -------
+    dict
+        ``{name: R^2}`` of the variables to leave out, in the order they would be dropped: a known derived
+        descriptor (:data:`DERIVED_DESCRIPTORS`, e.g. ``Vol = a b sin(alpha)``) first, else the highest R^2,
+        re-checking the rest after each drop (dropping one member of a group frees the others).
+    """
+    return _near_deterministic(np.corrcoef(np.asarray(data, dtype=float), rowvar=False), names, r2_threshold)
+
+
+def _near_deterministic(correlation: np.ndarray, names, r2_threshold: float = 0.999) -> dict:
+    """:func:`near_deterministic` from the (p, p) correlation matrix."""
+    names = [str(n) for n in names]
+    keep = list(range(len(names)))
+    found: dict = {}
+    while len(keep) > 1:
+        corr = correlation[np.ix_(keep, keep)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            try:
+                r2 = 1.0 - 1.0 / np.diag(np.linalg.inv(corr))
+            except np.linalg.LinAlgError:
+                r2 = 1.0 - 1.0 / np.diag(np.linalg.pinv(corr))
+        above = [k for k in range(len(keep)) if r2[k] > r2_threshold]
+        if not above:
+            break
+        derived = [k for k in above if names[keep[k]] in DERIVED_DESCRIPTORS]
+        drop = derived[0] if derived else max(above, key=lambda k: r2[k])
+        found[names[keep[drop]]] = float(min(r2[drop], 1.0))
+        del keep[drop]
+    return found
+
+
+def warn_deterministic(found: Mapping, dropped, *, stacklevel: int = 3) -> None:
+    """Emit the :class:`DeterministicDescriptorWarning` for the output of :func:`near_deterministic`."""
+    listing = ", ".join(f"{n} (R^2 = {r:.4f})" for n, r in found.items())
+    action = (f"left out: {', '.join(dropped)}" if dropped else
+              "pass drop_deterministic=True (or choose variables without them) to leave them out")
+    warnings.warn(
+        f"Near-deterministic variables: {listing} are almost exact linear functions of the other variables, which "
+        f"breaks LiNGAM's assumptions (their edges cannot be oriented); {action}.",
+        DeterministicDescriptorWarning, stacklevel=stacklevel,
     )
 
 
@@ -161,6 +261,12 @@ def fit_lingam(
     standardize: bool = True,
     min_causal_effect: float = 0.0,
     units: Mapping | None = None,
+    method=None,
+    alpha: float = DEFAULT_ALPHA,
+    fdr: str | None = None,
+    min_direction: float = DEFAULT_MIN_DIRECTION,
+    drop_deterministic: bool = False,
+    eiv: bool = False,
     progress=None,
     cancel=None,
 ) -> LingamResult:
@@ -193,6 +299,19 @@ def fit_lingam(
         units of ``adjacency``.
     units : mapping, optional
         Unit of each variable (default: ``X.attrs["units"]`` of a DataFrame, else unknown).
+    method : "engine", "lingam" or CausalMethod, optional
+        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine.
+    alpha, fdr, min_direction
+        The calibrated edge test (``result.significant``, ``p_values``): level, optional FDR control over
+        the p(p-1) edges (``"bh"`` / ``"by"``) and the bootstrap share that states a direction; see
+        :mod:`napari_causal_lattice.causal.confidence` and ``docs/confidence.md``.
+    drop_deterministic : bool
+        Leave out variables that are near-exact linear functions of the others (R^2 > 0.999); they are always
+        reported with a :class:`DeterministicDescriptorWarning`.
+    eiv : bool
+        Also give coefficients corrected for measurement noise (``adjacency_eiv``, ``bootstrap_adjacency_eiv``,
+        in descriptor units), from the per-cell uncertainty columns ``sigma_<name>`` of the table (regression
+        calibration, :mod:`napari_causal_lattice.causal.eiv`).  Needs a DataFrame or Cells with such columns.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`; reported once per chunk of (at most) 50 resamples.
 
@@ -231,43 +350,44 @@ def fit_lingam(
         )
     if min_causal_effect < 0:
         raise ValueError(f"min_causal_effect must be >= 0, got {min_causal_effect}.")
+    check_decision_options(alpha, fdr, min_direction)
+    method = resolve_method(method)
     data, names, table_units = _as_table(X, names)
     unit_map = {**table_units, **dict(units or {})}
-    pk = _resolve_prior(prior_knowledge, names)
-    clean, n_dropped = validate_table(data, names)
-    n, p = clean.shape
-    mean = clean.mean(axis=0)
-    scale = clean.std(axis=0)
-    Z = (clean - mean) / scale if standardize else clean
-
-    chunk = max(1, min(_BOOT_CHUNK, _CHUNK_VALUES // (n * p)))
-    n_chunks = -(-n_bootstrap // chunk)
-    total = 1 + n_chunks
+    t = _prepared(X, data, names, eiv=eiv, drop_deterministic=drop_deterministic)
+    names, clean, n = t["names"], t["clean"], len(t["clean"])
+    pk, _ = resolve_prior(prior_knowledge, names)
+    Z = t["standard"] if standardize else clean
+    chunk = max(1, min(_BOOT_CHUNK, _CHUNK_VALUES // (n * len(names))))
+    total = 1 + -(-n_bootstrap // chunk)
     report(progress, 0, total, cancel)
-    orders, B = direct_lingam_batch(Z[None], prior_knowledge=pk)
+    orders, B = method.fit_batch(Z[None], None, pk)
     if orders[0, 0] < 0:
         raise ValueError("The variables are degenerate (a residual became constant); check for derived columns.")
     report(progress, 1, total, cancel)
-
-    probabilities = boot_B = boot_orders = None
+    probabilities = boot_B = boot_orders = boot_idx = None
     n_failed = 0
     if n_bootstrap:
         if seed is None:  # record a fresh seed so the run can be repeated exactly
             seed = int(np.random.SeedSequence().entropy % (2**63))
-        rng = np.random.default_rng(seed)
-        boot_orders = np.empty((n_bootstrap, p), dtype=np.int64)
-        boot_B = np.empty((n_bootstrap, p, p))
-        for c in range(n_chunks):
-            sl = slice(c * chunk, min(n_bootstrap, (c + 1) * chunk))
-            idx = bootstrap_indices(n, sl.stop - sl.start, rng)  # = rows sl of bootstrap_indices(n, n_bootstrap)
-            boot_orders[sl], boot_B[sl] = direct_lingam_batch(Z[idx], prior_knowledge=pk)
-            report(progress, 2 + c, total, cancel)
+        boot_orders, boot_B, boot_idx = _bootstrap(Z, pk, method, n_bootstrap, chunk, np.random.default_rng(seed),
+                                                   keep_rows=eiv, progress=progress, cancel=cancel, total=total)
         failed = boot_orders[:, 0] < 0
         n_failed = int(failed.sum())
         if n_failed == n_bootstrap:
             raise ValueError("Every bootstrap resample was degenerate (constant column); use more rows.")
-        boot_B, boot_orders = boot_B[~failed], boot_orders[~failed]
+        boot_B, boot_orders, boot_idx = boot_B[~failed], boot_orders[~failed], boot_idx[~failed]
         probabilities = (np.abs(boot_B) > min_causal_effect).mean(axis=0)
+    p_values = order_pvalues_from_covariance(t["correlation"][None], n, orders, prior=pk)[0]
+    tested = fdr_adjust(p_values, fdr) if fdr else p_values
+    significant = edge_decision(tested, probabilities, alpha=alpha, min_direction=min_direction)
+    eiv_B = eiv_boot = None
+    if t["sigma"] is not None:
+        sigma = t["sigma"]
+        eiv_B = eiv_adjacency(clean[None], np.mean(sigma**2, axis=0)[None], B)[0]
+        if boot_idx is not None:
+            eiv_boot = eiv_adjacency(clean[boot_idx], np.mean(sigma[boot_idx] ** 2, axis=1), boot_B)
+    n_dropped, scale, dropped = t["n_dropped"], t["scale"], t["dropped"]
 
     prior_desc = describe_prior_knowledge(pk, names) if pk is not None else None
     params = {
@@ -278,7 +398,12 @@ def fit_lingam(
         "seed": seed,
         "standardize": bool(standardize),
         "min_causal_effect": float(min_causal_effect),
-        "engine": "napari_causal_lattice.causal.engine (DirectLiNGAM, pwling, adaptive lasso BIC)",
+        "method": method.name,
+        "alpha": float(alpha),
+        "fdr": fdr,
+        "min_direction": float(min_direction),
+        "dropped_deterministic": dropped,
+        "eiv": bool(eiv),
     }
     return LingamResult(
         names=tuple(names),
@@ -287,6 +412,10 @@ def fit_lingam(
         probabilities=probabilities,
         bootstrap_adjacency=boot_B,
         bootstrap_orders=boot_orders,
+        p_values=p_values,
+        significant=significant,
+        adjacency_eiv=eiv_B,
+        bootstrap_adjacency_eiv=eiv_boot,
         n_samples=n,
         n_dropped=n_dropped,
         units=unit_map,

@@ -10,13 +10,18 @@ regression of its effect.  A required path only fixes the order: it does not for
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .engine import partial_orders
 
-__all__ = ["make_prior_knowledge", "parse_edge", "describe_prior_knowledge"]
+__all__ = ["make_prior_knowledge", "parse_edge", "describe_prior_knowledge", "resolve_prior", "DEFAULT_EXOGENOUS"]
+
+#: Descriptors treated as exogenous by default (the paper's prior knowledge: column intensities are
+#: set by the chemistry/thickness, not by the distortions).
+DEFAULT_EXOGENOUS: tuple[str, ...] = ("I14", "I5")
+_PRIOR_KEYS = ("exogenous", "sink", "forbidden", "required", "matrix")
 
 _ARROW = re.compile(r"^\s*(.+?)\s*(<-|->)\s*(.+?)\s*$")
 
@@ -199,3 +204,63 @@ def describe_prior_knowledge(pk, names: Sequence[str]) -> dict:
             elif pk[i, j] == 0 and names[i] not in exo and names[j] not in snk:
                 forb.append(f"{names[i]} <- {names[j]}")
     return {"exogenous": exo, "sink": snk, "required": req, "forbidden": forb}
+
+
+def resolve_prior(prior_knowledge, names: Sequence[str]) -> tuple[np.ndarray | None, str]:
+    """Prior knowledge in any accepted form -> lingam matrix and a readable label (the one parser for all).
+
+    Parameters
+    ----------
+    prior_knowledge : "default", None, (p, p) array, list or dict
+        ``"default"``: the intensities in :data:`DEFAULT_EXOGENOUS` present in ``names`` are exogenous;
+        ``None``: no constraint; a (p, p) lingam matrix; a list of exogenous names, where strings with an
+        arrow are required edges (``["I14", "Px <- I5"]``); or a dict with keys ``exogenous``, ``sink``,
+        ``forbidden``, ``required``, ``matrix`` (the arguments of :func:`make_prior_knowledge`).
+    names : sequence of str
+        The ``p`` variables in column order.
+
+    Returns
+    -------
+    pk : (p, p) int array or None
+        None when nothing is constrained.
+    label : str
+        For provenance, e.g. ``"default (I14, I5 exogenous)"``.
+
+    Raises
+    ------
+    ValueError
+        An unknown string or dict key, unknown names, a matrix of the wrong shape, inconsistent constraints.
+    TypeError
+        Any other type.
+    """
+    names = [str(n) for n in names]
+    if prior_knowledge is None:
+        return None, "none"
+    if isinstance(prior_knowledge, str):
+        if prior_knowledge != "default":
+            raise ValueError(f"prior_knowledge must be 'default', None, a (p, p) matrix, a list or a dict; "
+                             f"got {prior_knowledge!r}.")
+        exo = [n for n in DEFAULT_EXOGENOUS if n in names]
+        if not exo:
+            return None, "default (no intensity variable selected: none)"
+        return make_prior_knowledge(names, exogenous=exo), f"default ({', '.join(exo)} exogenous)"
+    if isinstance(prior_knowledge, Mapping):
+        unknown = sorted(set(map(str, prior_knowledge)) - set(_PRIOR_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown prior-knowledge keys {unknown}; use {list(_PRIOR_KEYS)}.")
+        return make_prior_knowledge(names, **prior_knowledge), f"custom {sorted(prior_knowledge)}"
+    if isinstance(prior_knowledge, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in prior_knowledge):
+        items = list(prior_knowledge)
+        edges = [v for v in items if "<-" in v or "->" in v]
+        exogenous = [v for v in items if v not in edges]
+        pk = make_prior_knowledge(names, exogenous=exogenous, required=edges)
+        return pk, f"custom {items}"
+    try:
+        matrix = np.asarray(prior_knowledge, dtype=float)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.ndim != 2:
+        raise TypeError("prior_knowledge must be 'default', None, a (p, p) lingam matrix, a list of exogenous "
+                        "names (and 'effect <- cause' required edges), or a dict with keys "
+                        "exogenous/sink/forbidden/required.")
+    return make_prior_knowledge(names, matrix=matrix), "custom matrix"

@@ -41,6 +41,17 @@ class LingamResult:
         Adjacency of each resample (same units as ``adjacency``).
     bootstrap_orders : (n_bootstrap, p) int array or None
         Causal order of each resample.
+    p_values : (p, p) float array or None
+        p-value of ``i <- j`` from the order t-test (:mod:`napari_causal_lattice.causal.confidence`);
+        1 against the causal order.  None for results saved before it existed.
+    significant : (p, p) bool array or None
+        The calibrated edge decision (``params["alpha"]``, ``params["fdr"]``; direction from the bootstrap,
+        both directions True when the bootstrap cannot orient a linked pair).  None for old results.
+    adjacency_eiv : (p, p) float array or None
+        Coefficients corrected for measurement noise (errors in variables, regression calibration) in
+        descriptor units (``fit_lingam(..., eiv=True)``); None otherwise.
+    bootstrap_adjacency_eiv : (n_bootstrap, p, p) float array or None
+        The same correction for every resample.
     n_samples : int
         Rows used in the fit (after dropping rows with NaN).
     n_dropped : int
@@ -65,6 +76,10 @@ class LingamResult:
     probabilities: np.ndarray | None = None
     bootstrap_adjacency: np.ndarray | None = None
     bootstrap_orders: np.ndarray | None = None
+    p_values: np.ndarray | None = None
+    significant: np.ndarray | None = None
+    adjacency_eiv: np.ndarray | None = None
+    bootstrap_adjacency_eiv: np.ndarray | None = None
     n_samples: int = 0
     n_dropped: int = 0
     units: dict = field(default_factory=dict)
@@ -83,6 +98,10 @@ class LingamResult:
         set_(self, "probabilities", _opt_array(self.probabilities))
         set_(self, "bootstrap_adjacency", _opt_array(self.bootstrap_adjacency))
         set_(self, "bootstrap_orders", _opt_array(self.bootstrap_orders, np.int64))
+        set_(self, "p_values", _opt_array(self.p_values))
+        set_(self, "significant", _opt_array(self.significant, bool))
+        set_(self, "adjacency_eiv", _opt_array(self.adjacency_eiv))
+        set_(self, "bootstrap_adjacency_eiv", _opt_array(self.bootstrap_adjacency_eiv))
         set_(self, "prior_knowledge", _opt_array(self.prior_knowledge, np.int64))
         scale = np.ones(p) if self.scale is None else np.asarray(self.scale, dtype=float)
         set_(self, "scale", scale)
@@ -167,20 +186,29 @@ class LingamResult:
         Returns
         -------
         DataFrame
-            One row per edge present in ``adjacency`` or seen in any resample, sorted by probability then
-            ``|coefficient|``: ``cause``, ``effect``, ``coefficient`` (the full-data fit), ``probability``,
-            ``ci_low`` / ``ci_high`` (2.5 / 97.5 percentiles of the resampled coefficient, zeros included),
-            ``std`` (its standard deviation) and ``unit``.  Without bootstrap, the last four bootstrap columns
-            are NaN (not computed) and only edges of ``adjacency`` are listed.
+            One row per edge present in ``adjacency``, seen in any resample or significant, sorted by
+            probability then ``|coefficient|``: ``cause``, ``effect``, ``coefficient`` (the full-data fit),
+            ``probability``, ``ci_low`` / ``ci_high`` (2.5 / 97.5 percentiles of the resampled coefficient,
+            zeros included), ``std`` (its standard deviation), ``unit``, ``p_value`` (order t-test),
+            ``significant`` (the calibrated decision for ``effect <- cause``) and ``link``: ``"none"``,
+            ``"effect <- cause"``, ``"cause <- effect"`` (the reverse is believed) or ``"effect <-> cause"``
+            (linked, direction not resolved), written with the names.  Without bootstrap the bootstrap
+            columns are NaN; results without a significance test give NaN p-values, False and ``""``.  A fit
+            with ``eiv=True`` adds ``coefficient_eiv``, ``ci_low_eiv``, ``ci_high_eiv``: the coefficient corrected
+            for measurement noise, always in descriptor units (``unit`` of ``in_units=True``).
         """
         B = self.adjacency_in_units() if in_units else self.adjacency
         boot = self.bootstrap_adjacency_in_units() if in_units else self.bootstrap_adjacency
+        has_boot = boot is not None and len(boot) > 0
+        sig = self.significant
         present = B != 0
-        if boot is not None and len(boot):
+        if has_boot:
             present |= self.probabilities > 0
+        if sig is not None:
+            present |= sig
         rows = []
         for i, j in zip(*np.nonzero(present)):
-            if boot is not None and len(boot):
+            if has_boot:
                 prob = float(self.probabilities[i, j])
                 if prob < min_probability:
                     continue
@@ -189,14 +217,38 @@ class LingamResult:
             else:
                 prob = lo = hi = sd = np.nan
             unit = self.coupling_unit(i, j) if (in_units or not self.standardized) else "std/std"
-            rows.append((self.names[j], self.names[i], float(B[i, j]), prob, float(lo), float(hi), sd, unit))
-        cols = ["cause", "effect", "coefficient", "probability", "ci_low", "ci_high", "std", "unit"]
+            pv = np.nan if self.p_values is None else float(self.p_values[i, j])
+            rows.append((self.names[j], self.names[i], float(B[i, j]), prob, float(lo), float(hi), sd, unit, pv,
+                         bool(sig is not None and sig[i, j]), self._link(i, j)))
+        cols = ["cause", "effect", "coefficient", "probability", "ci_low", "ci_high", "std", "unit", "p_value",
+                "significant", "link"]
         table = pd.DataFrame(rows, columns=cols)
+        if self.adjacency_eiv is not None and len(table):
+            e = [self.index(n) for n in table["effect"]]
+            c = [self.index(n) for n in table["cause"]]
+            table["coefficient_eiv"] = self.adjacency_eiv[e, c]
+            boot = self.bootstrap_adjacency_eiv
+            if boot is not None and len(boot):
+                table["ci_low_eiv"], table["ci_high_eiv"] = np.nanpercentile(boot[:, e, c], [2.5, 97.5], axis=0)
+            else:
+                table["ci_low_eiv"] = table["ci_high_eiv"] = np.nan
         if len(table):
             key = table["coefficient"].abs()
             table = table.assign(_k=key).sort_values(["probability", "_k"], ascending=False, na_position="last")
             table = table.drop(columns="_k").reset_index(drop=True)
         return table
+
+    def _link(self, i: int, j: int) -> str:
+        """Link between ``names[i]`` and ``names[j]`` as text (see :meth:`edges`)."""
+        if self.significant is None:
+            return ""
+        forward, backward = bool(self.significant[i, j]), bool(self.significant[j, i])
+        a, b = self.names[i], self.names[j]
+        if forward and backward:
+            return f"{a} <-> {b}"
+        if forward:
+            return f"{a} <- {b}"
+        return f"{b} <- {a}" if backward else "none"
 
     def summary(self) -> str:
         """A few lines for humans: order, number of edges, samples."""
@@ -220,6 +272,11 @@ class LingamResult:
             "probabilities": None if self.probabilities is None else self.probabilities.copy(),
             "bootstrap_adjacency": None if self.bootstrap_adjacency is None else self.bootstrap_adjacency.copy(),
             "bootstrap_orders": None if self.bootstrap_orders is None else self.bootstrap_orders.copy(),
+            "p_values": None if self.p_values is None else self.p_values.copy(),
+            "significant": None if self.significant is None else self.significant.copy(),
+            "adjacency_eiv": None if self.adjacency_eiv is None else self.adjacency_eiv.copy(),
+            "bootstrap_adjacency_eiv": None if self.bootstrap_adjacency_eiv is None
+            else self.bootstrap_adjacency_eiv.copy(),
             "n_samples": int(self.n_samples),
             "n_dropped": int(self.n_dropped),
             "units": dict(self.units),

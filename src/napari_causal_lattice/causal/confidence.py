@@ -1,0 +1,262 @@
+"""Calibrated edge confidence: p-values of edges given the causal order, FDR control, link types.
+
+lingam's bootstrap probability (the share of resamples in which an edge survives BIC pruning) is kept for
+comparison with the paper, but it is not a calibrated test: on null windows it reports edges far more often
+than its threshold suggests.  The calibrated criterion used here (chosen by ``benchmarks/bench_confidence.py``,
+see ``docs/confidence.md``) is:
+
+1. **Order t-test.**  Given the fitted causal order, each variable is regressed (ordinary least squares with
+   an intercept) on all variables before it; the p-value of ``i <- j`` is the two-sided t-test of ``j``'s
+   coefficient (``n - k - 1`` degrees of freedom for ``k`` predecessors).  Edges against the order or
+   forbidden by the prior knowledge get p = 1.  Under "no direct effect" the p-value is uniform, so an edge
+   is reported in at most ``alpha`` of null windows.
+2. **Optional FDR control** over all windows and edges of a run (Benjamini-Hochberg, or Benjamini-Yekutieli
+   for any dependence between overlapping windows): :func:`fdr_adjust`.
+3. **Direction from the bootstrap.**  A linked pair ``(a, b)`` (either direction passes) is stated as
+   ``a <- b`` when at least ``min_direction`` of the bootstrap resamples that contain the link put it that
+   way; otherwise both directions are marked significant (link type "both": linked, direction not resolved,
+   as the paper reads a <-> b).  Without bootstrap the direction of the full fit is stated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "LINK_TYPES",
+    "DEFAULT_ALPHA",
+    "DEFAULT_MIN_DIRECTION",
+    "FDR_METHODS",
+    "order_pvalues",
+    "order_pvalues_from_covariance",
+    "fdr_adjust",
+    "edge_decision",
+    "check_decision_options",
+    "link_type",
+]
+
+#: Link-type codes of :func:`link_type`: 0 none, 1 ``a <- b``, 2 ``b <- a``, 3 both directions.
+LINK_TYPES = ("none", "a <- b", "b <- a", "both")
+#: Default per-edge level of the order t-test (false-edge rate per null edge and window).
+DEFAULT_ALPHA = 0.01
+#: Default share of the linked resamples that must agree on a direction to state it.
+DEFAULT_MIN_DIRECTION = 0.75
+#: FDR procedures accepted by ``fdr=``.
+FDR_METHODS = ("bh", "by")
+
+
+def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
+    """Two-sided p-values of every edge given each dataset's causal order (OLS t-test).
+
+    Parameters
+    ----------
+    X : (m, n, p) float array
+        ``m`` datasets (any units; the test is scale-free).
+    orders : (m, p) int array
+        Causal order of each dataset (causes first); a row starting with -1 (degenerate fit) gives NaN.
+    mask : (m, n) bool array, optional
+        Valid rows of each dataset (default all).
+    prior : (p, p) int array, optional
+        lingam prior knowledge; edges with ``prior[i, j] == 0`` get p = 1.
+
+    Returns
+    -------
+    (m, p, p) float array
+        ``P[k, i, j]`` = p-value of ``i <- j`` in dataset ``k``; 1 where ``j`` is not before ``i``.
+    """
+    X = np.asarray(X, dtype=float)
+    m, n_max, p = X.shape
+    if mask is None:
+        n = np.full(m, float(n_max))
+        Xc = X - X.mean(axis=1, keepdims=True)
+    else:
+        mask = np.asarray(mask, dtype=bool)
+        n = mask.sum(axis=1).astype(float)
+        w = mask[..., None]
+        Xc = np.where(w, X - (np.where(w, X, 0.0).sum(axis=1) / n[:, None])[:, None, :], 0.0)
+    S = np.matmul(np.swapaxes(Xc, 1, 2), Xc) / n[:, None, None]
+    return order_pvalues_from_covariance(S, n, orders, prior=prior)
+
+
+def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
+    """:func:`order_pvalues` from each dataset's covariance (or correlation) matrix and sample count.
+
+    Parameters
+    ----------
+    S : (m, p, p) float array
+        Covariance (``1/n`` normalisation) or correlation matrix of each dataset; the test is scale-free.
+    n : (m,) array
+        Samples of each dataset.
+    orders : (m, p) int array
+        Causal orders; a row starting with -1 gives NaN.
+    prior : (p, p) int array, optional
+        Edges with ``prior[i, j] == 0`` get p = 1.
+
+    Returns
+    -------
+    (m, p, p) float array
+    """
+    from scipy.special import stdtr
+
+    S = np.ascontiguousarray(S, dtype=float)
+    m, p, _ = S.shape
+    n = np.array(np.broadcast_to(np.asarray(n, dtype=float), (m,)))
+    tstat, dof = _order_tstats(S, n, np.ascontiguousarray(orders, dtype=np.int64))
+    with np.errstate(invalid="ignore"):
+        P = np.where(dof > 0, 2.0 * stdtr(dof, -tstat), tstat)  # untested entries carry 1 or NaN in tstat
+    if prior is not None:
+        P[:, np.asarray(prior) == 0] = np.where(np.isnan(P[:, np.asarray(prior) == 0]), np.nan, 1.0)
+    return P
+
+
+@njit(cache=True, nogil=True)
+def _order_tstats(S, n, orders):
+    """|t| and degrees of freedom of every edge ``i <- j`` with ``j`` before ``i`` in each causal order.
+
+    Variables are taken in causal order; ``S = L D L^T`` (unit lower ``L``, Cholesky): row ``t`` of
+    ``M = L^-1`` holds minus the OLS coefficients of the ``t``-th variable on the ones before it, ``D[t]`` its
+    residual variance, and ``sum_{j <= k < t} M[k, j]^2 / D[k]`` the ``j``-th diagonal entry of the inverse
+    covariance of the first ``t`` variables.  Untested entries get ``dof = 0`` and ``tstat`` 1 (against the
+    order, diagonal) or NaN (a degenerate order or a matrix that is not positive definite).
+    """
+    m, p, _ = S.shape
+    tstat = np.ones((m, p, p))
+    dof = np.zeros((m, p, p))
+    R = np.zeros((p, p))
+    M = np.zeros((p, p))
+    D = np.zeros(p)
+    for k in range(m):
+        o = orders[k]
+        ok = o[0] >= 0
+        for i in range(p):
+            if not ok:
+                break
+            for j in range(i + 1):
+                acc = S[k, o[i], o[j]]
+                for q in range(j):
+                    acc -= R[i, q] * R[j, q]
+                if i == j:
+                    if not acc > 0.0:
+                        ok = False
+                        break
+                    R[i, i] = np.sqrt(acc)
+                else:
+                    R[i, j] = acc / R[j, j]
+        if not ok:
+            tstat[k] = np.nan
+            continue
+        for i in range(p):
+            D[i] = R[i, i] * R[i, i]
+            M[i, i] = 1.0
+            for j in range(i):
+                acc = 0.0
+                for q in range(j, i):
+                    acc += R[i, q] / R[q, q] * M[q, j]
+                M[i, j] = -acc
+        for t in range(1, p):
+            for j in range(t):
+                c = 0.0
+                for q in range(j, t):
+                    c += M[q, j] * M[q, j] / D[q]
+                f = n[k] - t - 1.0
+                tstat[k, o[t], o[j]] = abs(M[t, j]) / np.sqrt(D[t] / f * c)
+                dof[k, o[t], o[j]] = f
+    return tstat, dof
+
+
+def fdr_adjust(p_values, method: str = "bh") -> np.ndarray:
+    """Benjamini-Hochberg (``"bh"``) or Benjamini-Yekutieli (``"by"``) adjusted p-values (q-values).
+
+    Parameters
+    ----------
+    p_values : array of float
+        Any shape; NaN entries (skipped windows, the diagonal) are left NaN and do not count as tests.
+        Entries equal to 1 (edges against the causal order) count as tests, which keeps the procedure
+        conservative.
+    method : {"bh", "by"}
+        BH controls the FDR for independent or positively dependent tests; BY for any dependence
+        (overlapping windows share cells), at a cost in power.
+
+    Returns
+    -------
+    array of float, same shape
+        Reject at FDR level ``q`` where the adjusted value is ``<= q``.
+    """
+    if method not in FDR_METHODS:
+        raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {method!r}")
+    p_values = np.asarray(p_values, dtype=float)
+    flat = p_values.ravel()
+    finite = np.flatnonzero(np.isfinite(flat))
+    out = np.full(flat.shape, np.nan)
+    m = finite.size
+    if m == 0:
+        return out.reshape(p_values.shape)
+    order = finite[np.argsort(flat[finite], kind="stable")]
+    factor = m / np.arange(1, m + 1)
+    if method == "by":
+        factor = factor * np.sum(1.0 / np.arange(1, m + 1))
+    adjusted = np.minimum.accumulate((flat[order] * factor)[::-1])[::-1]
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.reshape(p_values.shape)
+
+
+def check_decision_options(alpha, fdr, min_direction) -> None:
+    """Raise ValueError for an ``alpha``, ``fdr`` or ``min_direction`` the edge decision cannot use."""
+    if fdr is not None and fdr not in FDR_METHODS:
+        raise ValueError(f"fdr must be None, 'bh' (Benjamini-Hochberg) or 'by' (Benjamini-Yekutieli), got {fdr!r}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1 (e.g. 0.01), got {alpha!r}")
+    if not 0.5 <= min_direction <= 1.0:
+        raise ValueError(f"min_direction must be between 0.5 and 1, got {min_direction!r}")
+
+
+def edge_decision(p_values, probabilities=None, *, alpha: float = DEFAULT_ALPHA,
+                  min_direction: float = DEFAULT_MIN_DIRECTION) -> np.ndarray:
+    """Significant edges from (adjusted) p-values and, when available, bootstrap probabilities.
+
+    Parameters
+    ----------
+    p_values : (..., p, p) float array
+        p-values (or FDR-adjusted q-values) of ``i <- j``; NaN where not fitted.
+    probabilities : (..., p, p) float array, optional
+        lingam bootstrap probabilities, used only to state the direction of a linked pair.
+    alpha : float
+        Level: a pair is linked when either direction has ``p <= alpha``.
+    min_direction : float
+        A linked pair is stated ``a <- b`` when ``P(a <- b) / (P(a <- b) + P(b <- a)) >= min_direction``;
+        when neither direction reaches it, both are marked (link type "both").
+
+    Returns
+    -------
+    (..., p, p) bool array
+    """
+    check_decision_options(alpha, None, min_direction)
+    passed = np.asarray(p_values, dtype=float) <= alpha  # NaN (not fitted) compares False
+    if probabilities is None:
+        return passed
+    prob = np.asarray(probabilities, dtype=float)
+    prob = np.where(np.isnan(prob), 0.0, prob)
+    linked = passed | np.swapaxes(passed, -1, -2)
+    total = prob + np.swapaxes(prob, -1, -2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, prob / total, np.where(passed, 1.0, 0.0))
+    return linked & (share > 1.0 - min_direction)
+
+
+def link_type(significant, a: int, b: int) -> np.ndarray:
+    """Link-type codes (see :data:`LINK_TYPES`) of the pair ``(a, b)`` from a significance mask.
+
+    Parameters
+    ----------
+    significant : (..., p, p) bool array
+    a, b : int
+        Variable indices.
+
+    Returns
+    -------
+    (...) int8 array
+        0 none, 1 ``a <- b``, 2 ``b <- a``, 3 both.
+    """
+    s = np.asarray(significant, dtype=bool)
+    return (s[..., a, b].astype(np.int8) + 2 * s[..., b, a].astype(np.int8)).astype(np.int8)
