@@ -75,3 +75,18 @@ class MplCanvas(QWidget):
             with matplotlib.rc_context(rc):
                 self._draw_fn(self.figure)
         self.canvas.draw()
+
+
+def pruned(result, *, min_abs: float = 0.05, keep=None):
+    """A copy of a LingamResult for drawing: edges with ``|adjacency| <= min_abs`` (in the result's own scale,
+    standardized for standardized fits) or outside the bool mask ``keep`` (p, p) set to 0, so that near-zero
+    couplings are not drawn as "+0.00" arrows."""
+    import dataclasses
+
+    import numpy as np
+
+    adjacency = np.asarray(result.adjacency, dtype=float)
+    mask = np.abs(adjacency) > min_abs
+    if keep is not None:
+        mask &= np.asarray(keep, dtype=bool)
+    return dataclasses.replace(result, adjacency=np.where(mask, adjacency, 0.0))
