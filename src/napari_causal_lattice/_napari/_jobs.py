@@ -181,7 +181,7 @@ class JobPanel(QWidget):
             self._pieces = None
             self.status.setText(f"{self._label}: done")
             return
-        except (ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 (relayed: expected ones as notifications, others with traceback)
             self._pieces = None
             self._on_error(exc)
             return

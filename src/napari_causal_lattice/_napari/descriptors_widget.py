@@ -229,6 +229,8 @@ class DescriptorsWidget(DockWidget):
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
+        for combo in (self.image_combo, self.a_combo, self.b_combo):
+            combo.currentTextChanged.connect(lambda _text: self._update_buttons())
         track_user_picks(self.image_combo, self.a_combo, self.b_combo)
         self.listen_layers(self.refresh_layers)
         self.refresh_layers()
@@ -255,15 +257,15 @@ class DescriptorsWidget(DockWidget):
         images = [layer.name for layer in layers if isinstance(layer, Image) and not is_map_layer(layer)]
         points = [layer.name for layer in layers if isinstance(layer, Points)]
         candidates = [layer for layer in layers if isinstance(layer, Points) and not is_truth_layer(layer)]
-        refill(self.a_combo, points, newest_matching(candidates, "A columns"))
-        refill(self.b_combo, points, newest_matching(candidates, "B columns"))
+        refill(self.a_combo, points, newest_matching(candidates, "A columns"), auto_first=False)
+        refill(self.b_combo, points, newest_matching(candidates, "B columns"), auto_first=False)
         meta = plugin_meta(self.viewer, self.a_combo.currentText())
         refill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
         self._update_pixel_size(self.image_combo.currentText())
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        has_inputs = bool(self.image_combo.currentText()) and self.a_combo.count() > 0
+        has_inputs = all(combo.currentText() for combo in (self.image_combo, self.a_combo, self.b_combo))
         self.build_button.setEnabled(has_inputs)
         built = self.cells is not None
         for control in (self.export_button, self.arrows_check, self.arrow_colour, self.length_spin):

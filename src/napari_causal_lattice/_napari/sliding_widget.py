@@ -48,6 +48,7 @@ from .layers import (
     add_map_layer,
     aligned_affine,
     is_map_layer,
+    is_truth_layer,
     map_layer_tuple,
     plugin_meta,
     show_only,
@@ -128,6 +129,7 @@ class SlidingWidget(DockWidget):
         self.source_combo.setToolTip("B columns Points layer after 'Descriptors' (carries the unit cells)")
         self.image_combo = QComboBox()
         self.image_combo.setToolTip("STEM image the maps are aligned on")
+        self.source_combo.currentTextChanged.connect(lambda text: self.run_button.setEnabled(bool(text)))
         track_user_picks(self.source_combo, self.image_combo)
         self.window_spin = self._spin(3, 10000, 20, "Window side in unit cells")
         self.stride_spin = self._spin(0, 10000, 0, "Step between windows in cells; auto = window / 2 (50 % overlap)")
@@ -255,11 +257,12 @@ class SlidingWidget(DockWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Image) and not is_map_layer(layer)
         ]
-        with_cells = [n for n in sources if plugin_meta(self.viewer, n).get("cells") is not None]
-        refill(self.source_combo, sources, (with_cells or sources or [None])[-1])
+        usable = [n for n in sources if not is_truth_layer(self.viewer.layers[n])]
+        with_cells = [n for n in usable if plugin_meta(self.viewer, n).get("cells") is not None]
+        refill(self.source_combo, sources, (with_cells or usable or [None])[-1], auto_first=False)
         meta = plugin_meta(self.viewer, self.source_combo.currentText())
         refill(self.image_combo, images, meta.get("image"))
-        self.run_button.setEnabled(bool(sources))
+        self.run_button.setEnabled(bool(self.source_combo.currentText()))
 
     def _source(self):
         """(cells or table, lattice or None, image layer) from the current choices."""
