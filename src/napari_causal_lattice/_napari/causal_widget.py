@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from napari.layers import Points
+from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -29,8 +29,8 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -129,28 +129,25 @@ class CausalWidget(DockWidget):
         prior_form.addRow("Required paths", self.required)
         prior_form.addRow("Forbidden paths", self.forbidden)
 
-        # --- options
-        self.n_bootstrap = QSpinBox()
-        self.n_bootstrap.setRange(0, 100000)
-        self.n_bootstrap.setValue(100)
-        self.n_bootstrap.setToolTip("Bootstrap resamples for edge probabilities and confidence intervals.")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(0)
-        self.min_probability = QDoubleSpinBox()
-        self.min_probability.setRange(0.0, 1.0)
-        self.min_probability.setSingleStep(0.05)
-        self.min_probability.setValue(0.5)
-        self.min_probability.setToolTip("Edges with a lower bootstrap probability are not drawn or exported.")
-        self.min_probability.valueChanged.connect(self.redraw)
-        self.in_units = QCheckBox("physical units (e.g. pm per pm)")
-        self.in_units.setToolTip("Off: standardised coefficients (std of effect per std of cause).")
-        self.in_units.toggled.connect(self.redraw)
+        # --- options: a magicgui form (typed, scriptable: ``widget.options.n_bootstrap.value = 50``); the Qt
+        # widgets underneath stay reachable as attributes for scripts
+        self.options = Container(widgets=[
+            SpinBox(name="n_bootstrap", label="Bootstrap resamples", min=0, max=100000, value=100,
+                    tooltip="Bootstrap resamples for edge probabilities and confidence intervals."),
+            SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0),
+            FloatSpinBox(name="min_probability", label="Min probability to draw", min=0.0, max=1.0, step=0.05,
+                         value=0.5, tooltip="Edges with a lower bootstrap probability are not drawn or exported."),
+            CheckBox(name="in_units", text="physical units (e.g. pm per pm)",
+                     tooltip="Off: standardised coefficients (std of effect per std of cause)."),
+        ])
+        self.n_bootstrap = self.options.n_bootstrap.native
+        self.seed = self.options.seed.native
+        self.min_probability = self.options.min_probability.native
+        self.in_units = self.options.in_units.native
+        self.options.min_probability.changed.connect(self.redraw)
+        self.options.in_units.changed.connect(self.redraw)
         opts = QFormLayout()
-        opts.addRow("Bootstrap resamples", self.n_bootstrap)
-        opts.addRow("Seed", self.seed)
-        opts.addRow("Min probability to draw", self.min_probability)
-        opts.addRow("Coefficients", self.in_units)
+        opts.addRow(self.options.native)
 
         self.run_button = QPushButton("Run causal discovery")
         self.run_button.clicked.connect(self.guarded(self.run))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from napari.layers import Image, Points
+from magicgui.widgets import Container, SpinBox
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -131,18 +132,27 @@ class SlidingWidget(DockWidget):
         self.image_combo.setToolTip("STEM image the maps are aligned on")
         self.source_combo.currentTextChanged.connect(lambda text: self.run_button.setEnabled(bool(text)))
         track_user_picks(self.source_combo, self.image_combo)
-        self.window_spin = self._spin(3, 10000, 20, "Window side in unit cells")
-        self.stride_spin = self._spin(0, 10000, 0, "Step between windows in cells; auto = window / 2 (50 % overlap)")
+        # the numeric parameters: a magicgui form (typed, scriptable: ``widget.params.window.value = 12``); the Qt
+        # spin boxes underneath stay reachable as attributes for scripts
+        self.params = Container(widgets=[
+            SpinBox(name="window", label="Window (cells)", min=3, max=10000, value=20,
+                    tooltip="Window side in unit cells"),
+            SpinBox(name="stride", label="Stride (cells)", min=0, max=10000, value=0,
+                    tooltip="Step between windows in cells; auto = window / 2 (50 % overlap)"),
+            SpinBox(name="n_bootstrap", label="Bootstraps", min=0, max=10000, value=20,
+                    tooltip="Bootstrap resamples per window (0: no probabilities)"),
+            SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0,
+                    tooltip="Seed of the bootstrap resampling (same seed, same maps)"),
+        ])
+        self.window_spin = self.params.window.native
+        self.stride_spin = self.params.stride.native
         self.stride_spin.setSpecialValueText("auto")
-        self.boot_spin = self._spin(0, 10000, 20, "Bootstrap resamples per window (0: no probabilities)")
-        self.seed_spin = self._spin(0, 2**31 - 1, 0, "Seed of the bootstrap resampling (same seed, same maps)")
+        self.boot_spin = self.params.n_bootstrap.native
+        self.seed_spin = self.params.seed.native
         form = QFormLayout()
         form.addRow("Cells (B columns)", self.source_combo)
         form.addRow("Align on image", self.image_combo)
-        form.addRow("Window (cells)", self.window_spin)
-        form.addRow("Stride (cells)", self.stride_spin)
-        form.addRow("Bootstraps", self.boot_spin)
-        form.addRow("Seed", self.seed_spin)
+        form.addRow(self.params.native)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.guarded(self.run))
         self.jobs = JobPanel(self)
