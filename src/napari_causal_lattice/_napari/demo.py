@@ -145,7 +145,7 @@ def run_demo(headless: bool = False, out: str | None = None, *, settings: dict |
     if headless and out is None:
         raise ValueError("demo --headless needs --out DIR to write the results and the screenshot into")
     viewer = napari.Viewer(title="napari-causal-lattice demo", show=not headless)
-    viewer.window.resize(1600, 1000)
+    viewer.window.resize(1280, 1000)
     if headless:
         _render_offscreen(viewer)
     widgets = run_steps(viewer, settings=settings)
