@@ -41,10 +41,10 @@ from ._jobs import JobPanel
 from .layers import (
     META_KEY,
     add_map_layer,
+    cell_map_tuple,
     image_data_to_world,
     is_map_layer,
     is_truth_layer,
-    map_layer_tuple,
     newest_matching,
     plugin_meta,
     show_only,
@@ -379,12 +379,8 @@ class DescriptorsWidget(DockWidget):
         if layer is not None and layer in self.viewer.layers:
             show_only(self.viewer, layer)
             return layer
-        cells, image_layer = self.cells, self._built["image"]
-        unit = cells.units[name]
-        layer_tuple = map_layer_tuple(
-            cells.maps()[name], cells.lattice.affine, name=f"{name} [{unit}]", image_layer=image_layer,
-            signed=name in SIGNED, units=unit, metadata={META_KEY: {"cells": cells, "descriptor": name}},
-        )
+        image_layer = self._built["image"]
+        layer_tuple = cell_map_tuple(self.cells, name, image_layer=image_layer, signed=name in SIGNED)
         layer = add_map_layer(self.viewer, layer_tuple, image_layer=image_layer)
         self.map_layers[name] = layer
         return layer

@@ -195,3 +195,17 @@ def newest_matching(layers, base: str) -> str | None:
     """Name of the newest layer called ``base`` or ``base [k]`` (the suffix Find adds), None when none is."""
     names = [layer.name for layer in layers if layer.name == base or layer.name.startswith(f"{base} [")]
     return names[-1] if names else None
+
+
+def cell_map_tuple(cells, descriptor: str, *, image_layer=None, signed: bool = False) -> tuple:
+    """LayerDataTuple of one descriptor's per-cell map, each value on its cell, aligned on the image.
+
+    The single place where per-cell maps get their data and placement (here the cell grid (i, j) with the
+    lattice affine; a per-cell region raster such as ``placement.cell_regions(cells, image_shape).paint(values)``
+    with its ``scale``/``translate`` slots in here for bent lattices).
+    """
+    unit = cells.units[descriptor]
+    return map_layer_tuple(
+        cells.maps()[descriptor], cells.lattice.affine, name=f"{descriptor} [{unit}]", image_layer=image_layer,
+        signed=signed, units=unit, metadata={META_KEY: {"cells": cells, "descriptor": descriptor}},
+    )
