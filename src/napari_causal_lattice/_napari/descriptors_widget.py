@@ -342,9 +342,9 @@ class DescriptorsWidget(DockWidget):
         )
         self._update_buttons()
         yield
-        self.show_map()
+        self._annotate_b_layer(b_layer, cells, result["b_rows"])  # before the map: its insertion refreshes pickers
         yield
-        self._annotate_b_layer(b_layer, cells, result["b_rows"])
+        self.show_map()
         if self.arrows_check.isChecked():
             yield
             self.show_arrows(True)
