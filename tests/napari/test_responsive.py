@@ -20,9 +20,12 @@ from napari_causal_lattice._napari.layers import META_KEY
 from napari_causal_lattice._napari.sliding_widget import SlidingWidget
 
 PLUGIN = "napari-causal-lattice"
-#: Longest allowed event-loop freeze per step (s): one layer creation (~1-1.5 s here) plus a margin for the
-#: CPU being shared with other jobs (gaps measured on an idle machine are printed by the test).
-MAX_GAP_S = 4.0
+#: A step may block the event loop for at most this many reference layer creations plus ``GAP_MARGIN_S``.
+#: The reference is adding one small image layer, measured in the same test, so that a loaded machine (where
+#: one layer costs 3-9 s instead of ~1 s) does not fail the test while a step that adds several layers in one
+#: go, or computes in the GUI thread, still does.
+GAP_LAYERS = 2.0
+GAP_MARGIN_S = 1.5
 
 
 class Heartbeat:
@@ -69,6 +72,8 @@ def test_no_step_blocks_the_event_loop(make_napari_viewer, qtbot):
     steps = workflow.steps
     columns, descriptors, causal, sliding = (steps[k] for k in ("Columns", "Descriptors", "Causal", "Sliding"))
     beat = Heartbeat()
+    reference = beat.measure(qtbot, lambda: viewer.add_image(np.zeros((48, 48)), name="reference"), lambda: True)
+    viewer.layers.remove("reference")
     gaps = {}
 
     gaps["Find"] = beat.measure(qtbot, columns.find_button.click, lambda: _ok(columns) and columns.b_layer is not None)
@@ -88,10 +93,12 @@ def test_no_step_blocks_the_event_loop(make_napari_viewer, qtbot):
     gaps["overlay"] = beat.measure(qtbot, sliding.overlay_button.click, lambda: True)
     gaps["PCA"] = beat.measure(qtbot, sliding.pca_button.click,
                                lambda: _ok(sliding) and sliding.pca is not None and bool(sliding.pca_layers))
-    print("\nworst event-loop gap per step (s): " + ", ".join(f"{k} {v:.2f}" for k, v in gaps.items()))
+    print(f"\none layer creation blocks {reference:.2f} s; worst event-loop gap per step (s): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in gaps.items()))
     assert "Py <- I5 (window 12)" in viewer.layers and "PCA loading 1" in viewer.layers
+    limit = GAP_LAYERS * reference + GAP_MARGIN_S
     for step, gap in gaps.items():
-        assert gap < MAX_GAP_S, (step, gap)
+        assert gap < limit, (step, gap, limit)
 
 
 def _sliding_dock(viewer):
@@ -185,3 +192,20 @@ def test_overlay_of_a_variable_on_itself_is_a_notification(make_napari_viewer, q
     widget.overlay_button.click()
     assert "two different variables" in widget.jobs.status.text()
     assert len(viewer.layers) == n_layers
+
+
+def test_plots_follow_the_napari_theme(make_napari_viewer, qtbot):
+    from matplotlib.colors import to_hex
+    from napari.utils.theme import get_theme
+
+    from napari_causal_lattice._napari.theory_widget import TheoryWidget
+
+    viewer = make_napari_viewer()
+    widget = TheoryWidget(viewer)
+    qtbot.addWidget(widget)
+    for theme in ("dark", "light"):
+        viewer.theme = theme
+        colours = get_theme(theme)
+        assert to_hex(widget.figure.get_facecolor()) == colours.background.as_hex()
+        title = widget.figure.axes[0].title
+        assert to_hex(title.get_color()) == colours.text.as_hex()
