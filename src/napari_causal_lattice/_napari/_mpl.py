@@ -90,3 +90,12 @@ def pruned(result, *, min_abs: float = 0.05, keep=None):
     if keep is not None:
         mask &= np.asarray(keep, dtype=bool)
     return dataclasses.replace(result, adjacency=np.where(mask, adjacency, 0.0))
+
+
+def draw_graph(draw: Callable, *args, **kwargs):
+    """Call a causal-graph plotting function with dark node labels: the nodes are light discs whatever the
+    theme, while titles keep the theme's text colour (``axes.titlecolor``)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.color": "black"}):
+        return draw(*args, **kwargs)

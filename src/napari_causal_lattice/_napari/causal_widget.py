@@ -40,7 +40,7 @@ from ..plotting import plot_adjacency, plot_causal_graph
 from ..provenance import jsonable
 from ._dock import DockWidget
 from ._jobs import JobPanel
-from ._mpl import MplCanvas, pruned
+from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import META_KEY
 
 _UNIT_HEADER = re.compile(r"^\s*(.+?)\s*\[(.*)\]\s*$")
@@ -383,8 +383,8 @@ class CausalWidget(DockWidget):
 
         title = (f"cause \u2192 effect ({'physical units' if in_units else 'standardised'}"
                  + (f", P \u2265 {min_p:.2f}" if prob is not None else "") + f", |b| > {min_abs:g} std)")
-        self.graph_canvas.plot(lambda fig: plot_causal_graph(
-            pruned(res, min_abs=min_abs), ax=fig.add_subplot(), in_units=in_units, min_probability=min_p,
+        self.graph_canvas.plot(lambda fig: draw_graph(
+            plot_causal_graph, pruned(res, min_abs=min_abs), ax=fig.add_subplot(), in_units=in_units, min_probability=min_p,
             fmt="{:+.3g}" if in_units else "{:+.2g}", title=title,
         ))
         shown = B if prob is None else np.where(prob >= min_p, B, 0.0)

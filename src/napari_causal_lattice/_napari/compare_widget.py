@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
 from ..lattice import DESCRIPTORS
 from ._dock import DockWidget
 from ._jobs import JobPanel
-from ._mpl import MplCanvas
+from ._mpl import MplCanvas, draw_graph
 from .layers import META_KEY, is_map_layer
 
 _USE, _NAME, _GROUP = range(3)
@@ -306,7 +306,7 @@ class CompareWidget(DockWidget):
                 ax.set_axis_off()
             for ax, group in zip(axes, groups):
                 n_images = sum(g == group for g in result.groups)
-                plot_causal_graph(result.group_adjacency(group)[index], ordered, ax=ax,
+                draw_graph(plot_causal_graph, result.group_adjacency(group)[index], ordered, ax=ax,
                                   probabilities=group_probabilities(result, group)[index],
                                   min_probability=min_probability, min_abs=self.min_abs, fmt="{:+.2g}",
                                   layout="circle", title=f"{group} ({n_images} image{'s' if n_images != 1 else ''})")

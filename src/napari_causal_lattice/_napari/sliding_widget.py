@@ -43,7 +43,7 @@ from ..sliding import SlidingResult, sliding_lingam
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
 from ._jobs import JobPanel
-from ._mpl import MplCanvas, pruned
+from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import (
     META_KEY,
     add_map_layer,
@@ -189,8 +189,8 @@ class SlidingWidget(DockWidget):
         pca_row = QHBoxLayout()
         pca_row.addWidget(self.components_spin)
         pca_row.addWidget(self.use_combo)
-        pca_row.addWidget(self.pca_button)
         pca_form.addRow("Components", pca_row)
+        pca_form.addRow(self.pca_button)
         pca_form.addRow("Show loading", self.loading_combo)
         pca_box = QGroupBox("PCA of the window adjacency")
         pca_box.setLayout(pca_form)
@@ -433,7 +433,7 @@ class SlidingWidget(DockWidget):
             heat, graph = figure.subplots(2, 1, height_ratios=(1, 1.15))
             plot_adjacency(adjacency, result.names, heat, title=f"window adjacency ({scale})", signed=True,
                            annotate=True, fmt="{:.2g}", colorbar=True, label=scale)
-            plot_causal_graph(shown, ax=graph, fmt="{:+.2g}", title=f"causal graph (|b| > {min_abs:g})")
+            draw_graph(plot_causal_graph, shown, ax=graph, fmt="{:+.2g}", title=f"causal graph (|b| > {min_abs:g})")
 
         self.window_plot.plot(draw)
         self.tabs.setCurrentIndex(0)
@@ -493,9 +493,9 @@ class SlidingWidget(DockWidget):
 
     def _draw_components(self, pca: AdjacencyPCA) -> None:
         k = pca.n_components
-        cols = min(k, 2)
-        rows = -(-k // cols)
-        self.pca_plot.canvas.setMinimumHeight(240 * rows)
+        cols = 1  # one heatmap per row: the dock is narrow
+        rows = k
+        self.pca_plot.canvas.setMinimumHeight(260 * rows)
 
         def draw(figure) -> None:
             axes = figure.subplots(rows, cols, squeeze=False)
@@ -507,7 +507,7 @@ class SlidingWidget(DockWidget):
                     pca.components[index],
                     pca.names,
                     ax,
-                    title=f"PC{index + 1} ({pca.explained_variance_ratio[index]:.0%} of variance)",
+                    title=f"PC{index + 1}: {pca.explained_variance_ratio[index]:.0%} of the variance",
                     signed=True,
                     annotate=False,
                     colorbar=True,
