@@ -2,7 +2,10 @@
 
 Run under a display or Xvfb::
 
-    xvfb-run -a -s '-screen 0 1920x1200x24' python docs/make_screenshots.py --out docs/images
+    xvfb-run -a -s '-screen 0 1280x1024x24' python docs/make_screenshots.py --out docs/images
+
+The viewer is 1280 x 1000 px (the docks must fit a 1280 x 1024 screen); each widget screenshot shows the whole
+scrollable body of its dock.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def main(out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-causal-lattice", show=False)
-    viewer.window.resize(1600, 1000)
+    viewer.window.resize(1280, 1000)
     _render_offscreen(viewer)
     widgets = run_steps(viewer)
     written = [out / "demo.png"]
@@ -42,10 +45,13 @@ def main(out: Path) -> list[Path]:
     # the demo runs one image, so "Compare images" stays empty: its screenshot is taken by hand after a comparison
     for name in (n for n in WIDGETS if n != "Compare images"):
         widget = widgets[name]
-        widget.resize(520, max(widget.sizeHint().height(), 640))
+        widget.parent().raise_()  # its dock's tab, so the body is laid out
+        QApplication.processEvents()
+        body = widget.scroll_area.widget()
+        body.resize(body.width(), max(body.height(), body.sizeHint().height()))
         QApplication.processEvents()
         path = out / _file_name(name)
-        widget.grab().save(str(path))
+        body.grab().save(str(path))
         written.append(path)
     viewer.close()
     return written

@@ -115,7 +115,8 @@ def main(image_path=None, *, out="scripted_viewer_output", viewer=None, window: 
     sliding.jobs.wait()  # adds the "Px <- Py (window N)" overlay
     if n_bootstrap:
         sliding.add_overlay("Py", "I5", probability=True)  # bootstrap probability of the Py <- I5 edge
-    sliding.run_pca(2)
+    sliding.run_pca(2)  # in a worker, like every long step
+    sliding.jobs.wait()
 
     # 3. the same analysis through the headless API, written to a results folder and read back
     results = run_pipeline(image_path, out=out / "results", window=window, n_bootstrap=n_bootstrap, seed=seed,

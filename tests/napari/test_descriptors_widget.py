@@ -1,4 +1,4 @@
-"""The Descriptors widget: real worker path, aligned maps, features on the B layer, vectors, CSV."""
+"""The Descriptors widget: real worker path, one aligned map at a time, features on the B layer, arrows, CSV."""
 
 from __future__ import annotations
 
@@ -50,21 +50,26 @@ def test_build_adds_aligned_layers(make_napari_viewer, qtbot, sample, tmp_path):
     assert widget.image_combo.currentText() == image.name
     assert (widget.a_combo.currentText(), widget.b_combo.currentText()) == ("A columns", "B columns")
     assert widget.pixel_size == pytest.approx(sample.pixel_size)
-    for name in ("I14", "Vol"):
-        widget.checks[name].setChecked(False)
+    assert not widget.export_button.isEnabled() and not widget.arrows_check.isEnabled()
 
     cells = build(widget, qtbot)
     ni, nj = truth.grid_shape
     assert len(cells) == ni * nj - 4 and cells.n_excluded == 4
     assert cells.units["Px"] == "pm"
 
+    # one map (the picked descriptor, Px), no arrows until asked for; another map is added when picked
     names = [layer.name for layer in viewer.layers]
-    for name in ("I5 [counts]", "a [pm]", "b [pm]", "alpha [deg]", "Px [pm]", "Py [pm]", "Polarization"):
-        assert name in names
-    assert "I14 [counts]" not in names and "Vol [pm^2]" not in names
+    assert "Px [pm]" in names and "a [pm]" not in names and "Polarization" not in names
     px_layer = viewer.layers["Px [pm]"]
     lo, hi = px_layer.contrast_limits
     assert lo == pytest.approx(-hi) and hi > 0
+    assert px_layer.colorbar.visible
+    assert names.index("Px [pm]") < names.index("A columns")  # below the columns
+    widget.map_combo.setCurrentText("a")
+    a_layer_map = viewer.layers["a [pm]"]
+    assert a_layer_map.visible and not px_layer.visible
+    assert widget.show_map("Px") is px_layer and px_layer.visible and not a_layer_map.visible
+    assert sum(layer.name == "Px [pm]" for layer in viewer.layers) == 1
 
     # geometry is unchanged by re-measuring intensities: a, b, alpha, |P| equal the truth's; Px, Py up to the
     # direction of lattice vector 1 estimated from the edited columns (< 0.5 pm)
@@ -92,8 +97,15 @@ def test_build_adds_aligned_layers(make_napari_viewer, qtbot, sample, tmp_path):
         assert layer.data[i, j] == pytest.approx(b_features[layer.name.split(" ")[0]][row])
     assert b_layer.metadata[META_KEY]["cells"] is cells
 
-    # polarization vectors: start on the B columns, length follows the spin box
+    # polarization arrows on demand: start on the B columns, coloured by |P|, length follows the spin box
+    widget.arrows_check.setChecked(True)
     vectors = widget.vectors_layer
+    assert vectors is not None and vectors.name == "Polarization"
+    p_abs = np.hypot(cells.table["Px"], cells.table["Py"]).to_numpy()
+    np.testing.assert_allclose(vectors.features["P_abs"], p_abs)
+    assert "|P|" in widget.arrow_legend.text()
+    widget.arrow_colour.setCurrentText("angle")
+    assert vectors.edge_colormap.name == "twilight"
     np.testing.assert_allclose(vectors.data[:, 0], cells.table[["y", "x"]].to_numpy())
     widget.length_spin.setValue(25.0)
     assert vectors.length == 25.0
@@ -107,8 +119,7 @@ def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
     viewer = make_napari_viewer()
     image, a_layer, b_layer = add_sample(viewer, sample)
     widget = DescriptorsWidget(viewer)
-    for name in DESCRIPTORS[:-1]:
-        widget.checks[name].setChecked(False)
+    widget.map_combo.setCurrentText("Py")
     widget.frame_combo.setCurrentText("image")
     first = build(widget, qtbot)
     assert first.frame == "image" and first.n_excluded == 0
@@ -126,7 +137,9 @@ def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
     assert second is not first
     assert sum(layer.name.startswith("Py [pm]") for layer in viewer.layers) == 2
 
-    # the same layer for A and B is refused without starting a job
+    # the same layer for A and B is refused without starting a job: a notification, no exception
     widget.b_combo.setCurrentText("A columns")
-    assert widget.run() is None
-    assert "different" in widget.jobs.status.text()
+    n_layers = len(viewer.layers)
+    widget.build_button.click()
+    assert "different" in widget.jobs.status.text() and not widget.jobs.running
+    assert len(viewer.layers) == n_layers

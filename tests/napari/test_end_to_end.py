@@ -68,17 +68,15 @@ def test_microscopist_journey(make_napari_viewer, qtbot, tmp_path):
     columns.refine()
     _finish(qtbot, columns)
 
-    # 3. descriptors
+    # 3. descriptors (the newest column layers are picked, never the hidden truth)
     descriptors = _dock(viewer, "Descriptors")
-    descriptors.refresh_layers()
-    descriptors.image_combo.setCurrentText(image.name)
-    descriptors.a_combo.setCurrentText("A columns")
-    descriptors.b_combo.setCurrentText("B columns")
-    descriptors.run()
+    assert (descriptors.a_combo.currentText(), descriptors.b_combo.currentText()) == ("A columns", "B columns")
+    descriptors.build_button.click()
     _finish(qtbot, descriptors)
     cells = descriptors.cells
     assert cells.grid_shape == truth.grid_shape
     for name, unit in (("Px", "pm"), ("a", "pm"), ("alpha", "deg"), ("Vol", "pm^2")):
+        descriptors.show_map(name)
         assert f"{name} [{unit}]" in viewer.layers
     assert set(DESCRIPTORS) <= set(viewer.layers["B columns"].features.columns)
     merged = cells.table.merge(truth.descriptors, on=["i", "j"], suffixes=("", "_true"))
@@ -132,7 +130,9 @@ def test_microscopist_journey(make_napari_viewer, qtbot, tmp_path):
     assert np.mean(np.sign(coupling[deep]) == np.sign(distance[deep])) >= 0.95
 
     # 6. PCA loadings as aligned layers
-    pca = sliding.run_pca(3)
+    sliding.run_pca(3)
+    _finish(qtbot, sliding)
+    pca = sliding.pca
     assert pca.components.shape == (3, 8, 8)
     loading = viewer.layers["PCA loading 1"]
     np.testing.assert_allclose(loading.affine.affine_matrix, overlay.affine.affine_matrix)

@@ -8,7 +8,7 @@ import pytest
 
 from napari_causal_lattice import Cancelled, Lattice
 from napari_causal_lattice._napari._jobs import JobPanel
-from napari_causal_lattice._napari.layers import map_layer_tuple, symmetric_limits
+from napari_causal_lattice._napari.layers import add_map_layer, map_layer_tuple, robust_limits, symmetric_limits
 from napari_causal_lattice.progress import report
 
 
@@ -87,7 +87,55 @@ def test_map_layer_lands_on_its_lattice_site(make_napari_viewer, rotation):
     site_px = lattice.to_image([i, j])
     expected_world = image.data_to_world(site_px)
     np.testing.assert_allclose(layer.data_to_world([i, j]), expected_world, atol=1e-9)
-    assert layer.contrast_limits == [-11.0, 11.0]
+    lo, hi = layer.contrast_limits
+    assert lo == pytest.approx(-hi) and hi == pytest.approx(np.percentile(np.abs(values), 98))
+
+
+def test_robust_limits_ignore_one_outlier():
+    values = np.r_[np.linspace(-2.0, 2.0, 200), 500.0, np.nan]
+    lo, hi = robust_limits(values, signed=True)
+    assert lo == -hi and 1.9 < hi < 2.1
+    lo, hi = robust_limits(values + 10.0, signed=False)
+    assert 8.0 < lo < 8.2 and 11.8 < hi < 12.1
+    assert robust_limits(np.full(5, 3.0), signed=False) == (3.0, 4.0)
+
+
+def test_add_map_layer_keeps_the_canvas_readable(make_napari_viewer):
+    """New maps go below the column points, only the newest is visible, with its colour bar and a scale bar."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((60, 60)), scale=(20.0, 20.0), units="pm")
+    points = viewer.add_points(np.array([[10.0, 10.0]]), scale=image.scale)
+    first = add_map_layer(viewer, map_layer_tuple(np.ones((3, 3)), np.eye(3), name="m1", image_layer=image),
+                          image_layer=image)
+    second = add_map_layer(viewer, map_layer_tuple(np.ones((3, 3)), np.eye(3), name="m2", image_layer=image),
+                           image_layer=image)
+    order = list(viewer.layers)
+    assert order.index(first) < order.index(points) and order.index(second) < order.index(points)
+    assert order.index(image) < order.index(first)
+    assert second.visible and not first.visible and points.visible
+    assert second.colorbar.visible
+    assert viewer.scale_bar.visible and viewer.scale_bar.unit == "pm"
+
+
+def test_on_result_generator_runs_in_pieces_and_drop_discards(qtbot):
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    steps = []
+
+    def pieces(value):
+        steps.append(("first", value))
+        yield
+        steps.append(("second", value))
+
+    panel.run(slow_sum, [1, 2], on_result=pieces, label="sum")
+    qtbot.waitUntil(lambda: not panel.running, timeout=5000)
+    assert steps == [("first", 3), ("second", 3)] and panel.status.text() == "sum: done"
+
+    panel.run(slow_sum, [1, 2], on_result=pieces, label="sum", delay=0.2)
+    panel.drop()
+    qtbot.wait(800)
+    assert steps == [("first", 3), ("second", 3)]
+    assert panel.run(slow_sum, [1], on_result=pieces, label="sum") is None
 
 
 def test_wait_blocks_a_script_until_done_and_raises_on_failure(qtbot):

@@ -91,7 +91,7 @@ def test_run_overlay_aligned_and_inspector(make_napari_viewer, qtbot, grid):
     mouse_press_callbacks(viewer, event)
     assert widget.selected_window == (3, 2)
     assert "Window (3, 2)" in widget.window_label.text() and "causal order" in widget.window_label.text()
-    assert len(widget.window_figure.axes) == 2
+    assert len(widget.window_figure.axes) == 3  # heatmap, its colour bar, graph
     assert widget.window_at((-1e6, -1e6)) is None
 
 
@@ -103,9 +103,15 @@ def test_pca_layers_aligned(make_napari_viewer, qtbot, grid):
     widget.window_spin.setValue(WINDOW)
     widget.boot_spin.setValue(0)
     result = run(widget, qtbot)
-    pca = widget.run_pca(3)
-    assert [layer.name for layer in widget.pca_layers] == ["PCA loading 1", "PCA loading 2", "PCA loading 3"]
-    assert len(widget.pca_figure.axes) == 3
+    assert widget.run_pca(3) is not None  # a worker: PCA never runs in the GUI thread
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=30000)
+    pca = widget.pca
+    # one loading layer; the others on demand from the picker, one visible at a time
+    assert [layer.name for layer in widget.pca_layers] == ["PCA loading 1"]
+    assert len(widget.pca_figure.axes) == 6  # 3 heatmaps with colour bars
+    widget.loading_combo.setCurrentIndex(2)
+    assert [layer.name for layer in widget.pca_layers] == ["PCA loading 1", "PCA loading 3"]
+    assert viewer.layers["PCA loading 3"].visible and not viewer.layers["PCA loading 1"].visible
     first = viewer.layers["PCA loading 1"]
     np.testing.assert_allclose(first.data, pca.loadings[0])
     np.testing.assert_allclose(
@@ -113,7 +119,8 @@ def test_pca_layers_aligned(make_napari_viewer, qtbot, grid):
     )
     # probabilities need bootstraps: a clear message, no layer
     n_layers = len(viewer.layers)
-    assert widget.run_pca(2, use="probabilities") is None
+    widget.run_pca(2, use="probabilities")
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=30000)
     assert "n_bootstrap" in widget.jobs.status.text() and len(viewer.layers) == n_layers
 
 

@@ -13,12 +13,13 @@ def track_user_picks(*combos: QComboBox) -> None:
         combo.textActivated.connect(lambda text, combo=combo: combo.setProperty(_USER_PICK, text))
 
 
-def refill(combo: QComboBox, names: list[str], default: str | None = None) -> bool:
+def refill(combo: QComboBox, names: list[str], default: str | None = None, *, auto_first: bool = True) -> bool:
     """Replace the entries of ``combo`` with ``names`` (signals blocked).
 
     The current entry stays if the user picked it by hand or if ``default`` is not available; otherwise
     ``default`` wins over an entry that was only chosen automatically (e.g. the first layer that existed).
-    Returns True when the current text changed.
+    With ``auto_first=False`` nothing is selected when neither applies (the user must pick, e.g. so that a
+    truth layer is never used silently).  Returns True when the current text changed.
     """
     current = combo.currentText()
     combo.blockSignals(True)
@@ -28,5 +29,7 @@ def refill(combo: QComboBox, names: list[str], default: str | None = None) -> bo
     pick = current if keep else default
     if pick is not None and pick in names:
         combo.setCurrentText(pick)
+    elif not auto_first:
+        combo.setCurrentIndex(-1)
     combo.blockSignals(False)
     return combo.currentText() != current

@@ -5,6 +5,11 @@ actionable message) become a plain error notification; anything else is relayed 
 arguments ``progress`` and ``cancel`` (see :mod:`napari_causal_lattice.progress`); its return
 value is handed to ``on_result`` in the GUI thread, so layers are only touched once the work
 finished successfully: a cancelled or failed job leaves every layer as it was.
+
+``on_result`` may be a generator function: each ``yield`` hands the event loop back (the next piece runs in a
+later turn, via ``QTimer.singleShot``), so adding several layers never freezes the window for long.  The panel
+counts as :attr:`~JobPanel.running` until the last piece ran.  :meth:`JobPanel.drop` (called when the dock
+closes) cancels the job and discards any result still to come.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from typing import Any, Callable
 
 from napari.utils.notifications import notification_manager, show_error, show_info
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QApplication, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 from superqt.utils import create_worker
 
@@ -40,6 +45,8 @@ class JobPanel(QWidget):
         super().__init__(parent)
         self.worker = None
         self._busy = False
+        self._pieces = None
+        self._dropped = False
         self._cancel = threading.Event()
         self._on_result: Callable[[Any], None] | None = None
         self._label = ""
@@ -64,8 +71,14 @@ class JobPanel(QWidget):
 
     @property
     def running(self) -> bool:
-        """True from ``run`` until the worker's ``finished`` signal reached the GUI thread."""
-        return self._busy
+        """True from ``run`` until the worker finished and the last piece of ``on_result`` ran."""
+        return self._busy or self._pieces is not None
+
+    def drop(self) -> None:
+        """Cancel the running job and discard its result (the dock that owns this panel was closed)."""
+        self._dropped = True
+        self._pieces = None
+        self._cancel.set()
 
     def run(
         self,
@@ -80,6 +93,8 @@ class JobPanel(QWidget):
         Returns the worker (already started).  ``on_result`` runs in the GUI thread with the
         return value; errors become napari error notifications and leave layers untouched.
         """
+        if self._dropped:
+            return None
         if self.running:
             show_info("A job is already running in this panel; wait for it or press Cancel.")
             return None
@@ -143,14 +158,38 @@ class JobPanel(QWidget):
             self.bar.setValue(min(done, total))
 
     def _on_returned(self, result) -> None:
+        if self._dropped:
+            return
         try:
-            self._on_result(result)
+            pieces = self._on_result(result)
         except (ValueError, TypeError) as exc:
             self._on_error(exc)
             return
-        self.status.setText(f"{self._label}: done")
+        if pieces is None:
+            self.status.setText(f"{self._label}: done")
+            return
+        self._pieces = pieces
+        QTimer.singleShot(0, self._next_piece)
+
+    def _next_piece(self) -> None:
+        """Run one piece of a generator ``on_result``, then give the event loop a turn before the next."""
+        if self._pieces is None:
+            return
+        try:
+            next(self._pieces)
+        except StopIteration:
+            self._pieces = None
+            self.status.setText(f"{self._label}: done")
+            return
+        except Exception as exc:  # noqa: BLE001 (relayed: expected ones as notifications, others with traceback)
+            self._pieces = None
+            self._on_error(exc)
+            return
+        QTimer.singleShot(0, self._next_piece)
 
     def _on_error(self, exc: BaseException) -> None:
+        if self._dropped:
+            return
         label = self._label
         if isinstance(exc, Cancelled):
             self.status.setText(f"{label}: cancelled, nothing changed")

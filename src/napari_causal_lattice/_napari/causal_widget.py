@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from napari.layers import Points
+from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -29,7 +29,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -39,8 +38,9 @@ from ..causal import DEFAULT_EXOGENOUS, fit_lingam
 from ..lattice import DESCRIPTORS
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..provenance import jsonable
+from ._dock import DockWidget
 from ._jobs import JobPanel
-from ._mpl import MplCanvas
+from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import META_KEY
 
 _UNIT_HEADER = re.compile(r"^\s*(.+?)\s*\[(.*)\]\s*$")
@@ -79,7 +79,7 @@ class _CheckGrid(QWidget):
             b.setChecked(n in names)
 
 
-class CausalWidget(QWidget):
+class CausalWidget(DockWidget):
     """Dock widget "Causal discovery".
 
     Public methods used by tests and scripts: :meth:`refresh_sources`, :meth:`load_table`,
@@ -87,9 +87,10 @@ class CausalWidget(QWidget):
     :meth:`redraw`, :meth:`export_csv`, :meth:`export_json`.  The last fit is in :attr:`result`.
     """
 
+    title = "Causal discovery"
+
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.result = None
         self._tables: dict[str, tuple[pd.DataFrame, dict]] = {}
         self._source_of_result: str | None = None
@@ -101,7 +102,7 @@ class CausalWidget(QWidget):
         self.source.currentIndexChanged.connect(self._on_source_changed)
         refresh = QPushButton("Refresh")
         refresh.setToolTip("Re-scan the layers (e.g. after running Descriptors).")
-        refresh.clicked.connect(self.refresh_sources)
+        refresh.clicked.connect(lambda: self.refresh_sources())
         load = QPushButton("Load CSV...")
         load.setToolTip("A table with one row per unit cell and one column per descriptor ('Px [pm]' headers ok).")
         load.clicked.connect(self._ask_table)
@@ -128,39 +129,37 @@ class CausalWidget(QWidget):
         prior_form.addRow("Required paths", self.required)
         prior_form.addRow("Forbidden paths", self.forbidden)
 
-        # --- options
-        self.n_bootstrap = QSpinBox()
-        self.n_bootstrap.setRange(0, 100000)
-        self.n_bootstrap.setValue(100)
-        self.n_bootstrap.setToolTip("Bootstrap resamples for edge probabilities and confidence intervals.")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(0)
-        self.min_probability = QDoubleSpinBox()
-        self.min_probability.setRange(0.0, 1.0)
-        self.min_probability.setSingleStep(0.05)
-        self.min_probability.setValue(0.5)
-        self.min_probability.setToolTip("Edges with a lower bootstrap probability are not drawn or exported.")
-        self.min_probability.valueChanged.connect(self.redraw)
-        self.in_units = QCheckBox("physical units (e.g. pm per pm)")
-        self.in_units.setToolTip("Off: standardised coefficients (std of effect per std of cause).")
-        self.in_units.toggled.connect(self.redraw)
+        # --- options: a magicgui form (typed, scriptable: ``widget.options.n_bootstrap.value = 50``); the Qt
+        # widgets underneath stay reachable as attributes for scripts
+        self.options = Container(widgets=[
+            SpinBox(name="n_bootstrap", label="Bootstrap resamples", min=0, max=100000, value=100,
+                    tooltip="Bootstrap resamples for edge probabilities and confidence intervals."),
+            SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0),
+            FloatSpinBox(name="min_probability", label="Min probability to draw", min=0.0, max=1.0, step=0.05,
+                         value=0.5, tooltip="Edges with a lower bootstrap probability are not drawn or exported."),
+            CheckBox(name="in_units", text="physical units (e.g. pm per pm)",
+                     tooltip="Off: standardised coefficients (std of effect per std of cause)."),
+        ])
+        self.n_bootstrap = self.options.n_bootstrap.native
+        self.seed = self.options.seed.native
+        self.min_probability = self.options.min_probability.native
+        self.in_units = self.options.in_units.native
+        self.options.min_probability.changed.connect(self.redraw)
+        self.options.in_units.changed.connect(self.redraw)
         opts = QFormLayout()
-        opts.addRow("Bootstrap resamples", self.n_bootstrap)
-        opts.addRow("Seed", self.seed)
-        opts.addRow("Min probability to draw", self.min_probability)
-        opts.addRow("Coefficients", self.in_units)
+        opts.addRow(self.options.native)
 
         self.run_button = QPushButton("Run causal discovery")
-        self.run_button.clicked.connect(self._run_clicked)
+        self.run_button.clicked.connect(self.guarded(self.run))
         self.jobs = JobPanel()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
 
         # --- results
-        self.graph_canvas = MplCanvas()
-        self.adjacency_canvas = MplCanvas()
-        self.probability_canvas = MplCanvas()
+        theme = lambda: self.viewer.theme  # noqa: E731
+        self.graph_canvas = MplCanvas(theme=theme, min_height=340)
+        self.adjacency_canvas = MplCanvas(theme=theme, min_height=340)
+        self.probability_canvas = MplCanvas(theme=theme, min_height=340)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.graph_canvas, "Graph")
         self.tabs.addTab(self.adjacency_canvas, "Adjacency")
@@ -175,7 +174,7 @@ class CausalWidget(QWidget):
         exp_row.addWidget(self.export_csv_button)
         exp_row.addWidget(self.export_json_button)
 
-        layout = QVBoxLayout(self)
+        layout = self.body_layout
         layout.addWidget(QLabel("Cells"))
         layout.addLayout(src_row)
         layout.addWidget(var_box)
@@ -187,9 +186,13 @@ class CausalWidget(QWidget):
         layout.addWidget(self.tabs, 1)
         layout.addLayout(exp_row)
 
-        self.viewer.layers.events.inserted.connect(self.refresh_sources)
-        self.viewer.layers.events.removed.connect(self.refresh_sources)
+        self.listen_layers(self.refresh_sources)
+        self.listen(self.viewer.events.theme, lambda _event: self._retheme())
         self.refresh_sources()
+
+    def _retheme(self) -> None:
+        for canvas in (self.graph_canvas, self.adjacency_canvas, self.probability_canvas):
+            canvas.retheme()
 
     # ------------------------------------------------------------------ sources
     def _layer_table(self, layer) -> tuple[pd.DataFrame, dict] | None:
@@ -212,8 +215,8 @@ class CausalWidget(QWidget):
             if isinstance(layer, Points) and id(layer) not in self._watched:
                 # the Descriptors step adds columns to an existing layer: follow it
                 self._watched.add(id(layer))
-                layer.events.features.connect(self.refresh_sources)
-                layer.events.metadata.connect(self.refresh_sources)
+                self.listen(layer.events.features, self.refresh_sources)
+                self.listen(layer.events.metadata, self.refresh_sources)
             if isinstance(layer, Points) and self._layer_table(layer) is not None:
                 self.source.addItem(f"layer: {layer.name}", f"layer:{layer.name}")
         for key in self._tables:
@@ -231,6 +234,7 @@ class CausalWidget(QWidget):
                         index = k
         self.source.setCurrentIndex(index)
         self.source.blockSignals(False)
+        self.run_button.setEnabled(bool(self.source.currentData()))
         self._on_source_changed()
 
     def current_table(self) -> tuple[pd.DataFrame, dict]:
@@ -344,12 +348,6 @@ class CausalWidget(QWidget):
             label="Causal discovery",
         )
 
-    def _run_clicked(self) -> None:
-        try:
-            self.run()
-        except ValueError as err:
-            show_error(str(err))
-
     def _on_result(self, result) -> None:
         self.result = result
         self.redraw()
@@ -363,6 +361,9 @@ class CausalWidget(QWidget):
             meta[META_KEY] = {**(entry if isinstance(entry, dict) else {}), "lingam": result}
             layer.metadata = meta
 
+    #: Edges with a standardized |coefficient| at or below this are not drawn in the graph.
+    min_abs = 0.05
+
     def redraw(self, *_args) -> None:
         """Redraw graph and heatmaps of :attr:`result` with the current display options."""
         res = self.result
@@ -370,6 +371,7 @@ class CausalWidget(QWidget):
             return
         in_units = self.in_units.isChecked()
         min_p = self.min_probability.value()
+        min_abs = self.min_abs
         dropped = f", {res.n_dropped} rows with NaN dropped" if res.n_dropped else ""
         order = " \u2192 ".join(res.names[k] for k in res.causal_order)
         self.summary.setText(
@@ -379,30 +381,28 @@ class CausalWidget(QWidget):
         prob = res.probabilities
         unit_label = "unit of effect / unit of cause" if in_units else "std / std"
 
-        fig = self.graph_canvas.clear()
-        plot_causal_graph(
-            res, ax=fig.add_subplot(), in_units=in_units, min_probability=min_p,
-            fmt="{:+.3g}" if in_units else "{:+.2f}",
-            title=f"cause \u2192 effect ({'physical units' if in_units else 'standardised'}"
-            + (f", P \u2265 {min_p:.2f})" if prob is not None else ")"),
-        )
-        self.graph_canvas.draw()
-
-        fig = self.adjacency_canvas.clear()
+        title = (f"cause \u2192 effect ({'physical units' if in_units else 'standardised'}"
+                 + (f", P \u2265 {min_p:.2f}" if prob is not None else "") + f", |b| > {min_abs:g} std)")
+        self.graph_canvas.plot(lambda fig: draw_graph(
+            plot_causal_graph, pruned(res, min_abs=min_abs), ax=fig.add_subplot(), in_units=in_units, min_probability=min_p,
+            fmt="{:+.3g}" if in_units else "{:+.2g}", title=title,
+        ))
         shown = B if prob is None else np.where(prob >= min_p, B, 0.0)
-        plot_adjacency(shown, res.names, ax=fig.add_subplot(), signed=True, label=unit_label, fmt="{:.2g}",
-                       title="direct effects: effect \u2190 cause")
-        self.adjacency_canvas.draw()
+        self.adjacency_canvas.plot(lambda fig: plot_adjacency(
+            shown, res.names, ax=fig.add_subplot(), signed=True, label=unit_label, fmt="{:.2g}",
+            title="direct effects: effect \u2190 cause",
+        ))
 
-        fig = self.probability_canvas.clear()
-        ax = fig.add_subplot()
-        if prob is None:
-            ax.text(0.5, 0.5, "no bootstrap:\nset resamples > 0", ha="center", va="center")
-            ax.set_axis_off()
-        else:
-            plot_adjacency(prob, res.names, ax=ax, signed=False, vmin=0.0, vmax=1.0, label="probability",
-                           title=f"bootstrap probability ({res.n_bootstrap} resamples)")
-        self.probability_canvas.draw()
+        def draw_probability(fig) -> None:
+            ax = fig.add_subplot()
+            if prob is None:
+                ax.text(0.5, 0.5, "no bootstrap:\nset resamples > 0", ha="center", va="center")
+                ax.set_axis_off()
+            else:
+                plot_adjacency(prob, res.names, ax=ax, signed=False, vmin=0.0, vmax=1.0, label="probability",
+                               title=f"bootstrap probability ({res.n_bootstrap} resamples)")
+
+        self.probability_canvas.plot(draw_probability)
 
     # ------------------------------------------------------------------ export
     def edges_table(self) -> pd.DataFrame:

@@ -28,15 +28,14 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
-    QWidget,
 )
 from scipy.spatial import cKDTree
 
 from ..columns import Columns, as_image, columns_from_positions, find_columns, refine_columns
-from ._jobs import JobPanel
 from ._combos import refill
-from .layers import META_KEY, is_map_layer
+from ._dock import DockWidget
+from ._jobs import JobPanel
+from .layers import META_KEY, is_map_layer, show_scale_bar
 
 #: Face colours of the two Points layers.
 COLORS = {"A": "orange", "B": "cyan"}
@@ -149,7 +148,7 @@ def refine_edits(plane, a_data, b_data, a_ref, b_ref, *, radius, pixel_size, int
     return out
 
 
-class ColumnsWidget(QWidget):
+class ColumnsWidget(DockWidget):
     """Find A and B atom columns on an image layer; refine hand-edited points.
 
     Attributes
@@ -162,9 +161,10 @@ class ColumnsWidget(QWidget):
         The layers made by the last Find.
     """
 
+    title = "Atom columns"
+
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.columns: Columns | None = None
         self.a_layer: Points | None = None
         self.b_layer: Points | None = None
@@ -193,12 +193,12 @@ class ColumnsWidget(QWidget):
 
         self.find_button = QPushButton("Find")
         self.find_button.setToolTip("Find, refine and classify the columns (new layers; nothing is overwritten)")
-        self.find_button.clicked.connect(self.run)
+        self.find_button.clicked.connect(self.guarded(self.run))
         self.refine_button = QPushButton("Refine")
         self.refine_button.setToolTip("Re-fit only the points added or moved since the last refinement")
-        self.refine_button.clicked.connect(self.refine)
+        self.refine_button.clicked.connect(self.guarded(self.refine))
         self.undo_button = QPushButton("Undo refine")
-        self.undo_button.clicked.connect(self.undo_refine)
+        self.undo_button.clicked.connect(self.guarded(self.undo_refine))
         buttons = QHBoxLayout()
         buttons.addWidget(self.refine_button)
         buttons.addWidget(self.undo_button)
@@ -206,7 +206,7 @@ class ColumnsWidget(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        layout = self.body_layout
         layout.addLayout(form)
         layout.addWidget(self.find_button)
         layout.addLayout(buttons)
@@ -215,10 +215,8 @@ class ColumnsWidget(QWidget):
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
-        self.viewer.layers.events.inserted.connect(self.refresh_layers)
-        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.listen_layers(self.refresh_layers)
         self.refresh_layers()
-        self._update_buttons()
 
     @staticmethod
     def _spin(maximum: float, tip: str, special: str = "unknown") -> QDoubleSpinBox:
@@ -247,6 +245,7 @@ class ColumnsWidget(QWidget):
         self.spacing_spin.setSuffix(" px" if size is None else " pm")
 
     def _update_buttons(self) -> None:
+        self.find_button.setEnabled(self.image_combo.count() > 0)
         made = self.a_layer is not None and self.a_layer in self.viewer.layers
         self.refine_button.setEnabled(made)
         self.undo_button.setEnabled(made and self._undo is not None)
@@ -284,7 +283,7 @@ class ColumnsWidget(QWidget):
             spacing=self.spacing,
             b_brighter=self.b_brighter.isChecked(),
             intensity=self.intensity_combo.currentText(),
-            on_result=lambda cols: self._add_layers(cols, layer, plane),
+            on_result=lambda cols: self._add_layers(cols, layer, plane),  # a generator: one layer per turn
             label="Find columns",
         )
 
@@ -303,13 +302,16 @@ class ColumnsWidget(QWidget):
             **_transform_kwargs(image_layer),
         }
 
-    def _add_layers(self, columns: Columns, image_layer, plane) -> None:
+    def _add_layers(self, columns: Columns, image_layer, plane):
+        """Generator run by the job panel: the A layer, then (next event-loop turn) the B layer."""
         self.columns = columns
         self._plane = plane
         self.a_layer = self.viewer.add_points(columns.positions[columns.a],
                                               **self._points_kwargs("A columns", "A", columns, image_layer))
+        yield
         self.b_layer = self.viewer.add_points(columns.positions[columns.b],
                                               **self._points_kwargs("B columns", "B", columns, image_layer))
+        show_scale_bar(self.viewer, image_layer)
         self._refined = {"A": self.a_layer.data.copy(), "B": self.b_layer.data.copy()}
         self._undo = None
         self._update_buttons()

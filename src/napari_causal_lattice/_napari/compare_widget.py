@@ -31,13 +31,12 @@ from qtpy.QtWidgets import (
     QTabWidget,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
 )
 
 from ..lattice import DESCRIPTORS
+from ._dock import DockWidget
 from ._jobs import JobPanel
-from ._mpl import MplCanvas
+from ._mpl import MplCanvas, draw_graph
 from .layers import META_KEY, is_map_layer
 
 _USE, _NAME, _GROUP = range(3)
@@ -65,7 +64,7 @@ def layer_pixel_size(layer) -> float | None:
     return float(layer.scale[-1] * (1 * units[-1]).to("pm").magnitude)
 
 
-class CompareWidget(QWidget):
+class CompareWidget(DockWidget):
     """Compare causal couplings across images and groups.
 
     Attributes
@@ -84,12 +83,13 @@ class CompareWidget(QWidget):
         The groups' mean adjacency matrices on one colour scale (and a colour bar).
     """
 
+    title = "Compare images"
+
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.result = None
         self._folders: dict[str, object] = {}
-        layout = QVBoxLayout(self)
+        layout = self.body_layout
 
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["use", "image", "group"])
@@ -140,14 +140,15 @@ class CompareWidget(QWidget):
         form.addRow("graphs: min probability", self.min_probability)
         layout.addLayout(form)
         self.run_button = QPushButton("Compare")
-        self.run_button.clicked.connect(self._run_clicked)
+        self.run_button.clicked.connect(self.guarded(self.run))
         layout.addWidget(self.run_button)
         self.jobs = JobPanel()
         layout.addWidget(self.jobs)
 
-        self.graph_canvas = MplCanvas(figsize=(6, 3.4))
-        self.coupling_canvas = MplCanvas(figsize=(5, 3.4))
-        self.matrix_canvas = MplCanvas(figsize=(6, 3.4))
+        theme = lambda: self.viewer.theme  # noqa: E731
+        self.graph_canvas = MplCanvas(figsize=(6, 3.4), theme=theme)
+        self.coupling_canvas = MplCanvas(figsize=(5, 3.4), theme=theme)
+        self.matrix_canvas = MplCanvas(figsize=(6, 3.4), theme=theme)
         self.graph_figure = self.graph_canvas.figure
         self.figure = self.coupling_canvas.figure
         self.matrix_figure = self.matrix_canvas.figure
@@ -160,8 +161,8 @@ class CompareWidget(QWidget):
         self.effect.currentTextChanged.connect(self._coupling_changed)
         self.cause.currentTextChanged.connect(self._coupling_changed)
         self.min_probability.valueChanged.connect(self.draw_graphs)
-        self.viewer.layers.events.inserted.connect(self.refresh_layers)
-        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.listen_layers(self.refresh_layers)
+        self.listen(self.viewer.events.theme, lambda _event: self._retheme())
         self.refresh_layers()
         self.redraw()
 
@@ -222,11 +223,9 @@ class CompareWidget(QWidget):
             except ValueError as exc:
                 show_error(str(exc))
 
-    def _run_clicked(self) -> None:
-        try:
-            self.run()
-        except (ValueError, TypeError) as exc:
-            show_error(str(exc))
+    def _retheme(self) -> None:
+        for canvas in (self.graph_canvas, self.coupling_canvas, self.matrix_canvas):
+            canvas.retheme()
 
     def run(self):
         """Start the comparison of the ticked images with the shared parameters; returns the worker."""
@@ -262,6 +261,9 @@ class CompareWidget(QWidget):
         self.draw_coupling()
         self.tabs.setCurrentWidget(self.coupling_canvas)
 
+    #: Edges with |mean coefficient| at or below this are not drawn in the group graphs.
+    min_abs = 0.01
+
     def redraw(self, *args) -> None:
         """Draw all three tabs from the last result (a hint when there is none yet)."""
         self.draw_graphs()
@@ -272,11 +274,14 @@ class CompareWidget(QWidget):
         """Show the "press Compare" hint on an empty canvas; True when there is no result to draw."""
         if self.result is not None:
             return False
-        ax = canvas.clear().add_subplot()
-        ax.text(0.5, 0.5, "tick images, type their groups,\nthen press Compare", ha="center", va="center",
-                transform=ax.transAxes, color="0.4", fontsize="small")
-        ax.set_axis_off()
-        canvas.draw()
+
+        def draw(figure) -> None:
+            ax = figure.add_subplot()
+            ax.text(0.5, 0.5, "tick images, type their groups,\nthen press Compare", ha="center", va="center",
+                    transform=ax.transAxes, color="0.5", fontsize="small")
+            ax.set_axis_off()
+
+        canvas.plot(draw)
         return True
 
     def draw_graphs(self, *args) -> None:
@@ -289,24 +294,27 @@ class CompareWidget(QWidget):
         groups = result.group_names
         ncols = min(len(groups), _GRAPH_COLUMNS)
         nrows = -(-len(groups) // ncols)
-        figure = self.graph_canvas.clear()
-        axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
-        for ax in axes[len(groups):]:
-            ax.set_axis_off()
         unit = "std/std" if result.standardized else "units of effect / cause"
         names = list(result.names)
         ordered = [n for n in _CIRCLE_ORDER if n in names] + [n for n in names if n not in _CIRCLE_ORDER]
         index = np.ix_([names.index(n) for n in ordered], [names.index(n) for n in ordered])
-        for ax, group in zip(axes, groups):
-            n_images = sum(g == group for g in result.groups)
-            plot_causal_graph(result.group_adjacency(group)[index], ordered, ax=ax,
-                              probabilities=group_probabilities(result, group)[index],
-                              min_probability=self.min_probability.value(), layout="circle",
-                              title=f"{group} ({n_images} image{'s' if n_images != 1 else ''})")
-        figure.suptitle(f"mean coefficients [{unit}], P = mean bootstrap probability >= "
-                        f"{self.min_probability.value():.2f}", fontsize=8)
+        min_probability = self.min_probability.value()
+
+        def draw(figure) -> None:
+            axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+            for ax in axes[len(groups):]:
+                ax.set_axis_off()
+            for ax, group in zip(axes, groups):
+                n_images = sum(g == group for g in result.groups)
+                draw_graph(plot_causal_graph, result.group_adjacency(group)[index], ordered, ax=ax,
+                                  probabilities=group_probabilities(result, group)[index],
+                                  min_probability=min_probability, min_abs=self.min_abs, fmt="{:+.2g}",
+                                  layout="circle", title=f"{group} ({n_images} image{'s' if n_images != 1 else ''})")
+            figure.suptitle(f"mean coefficients [{unit}]\nP = mean bootstrap probability >= {min_probability:.2f}",
+                            fontsize=8)
+
         self.graph_canvas.canvas.setMinimumHeight(300 * nrows)
-        self.graph_canvas.draw()
+        self.graph_canvas.plot(draw)
 
     def draw_coupling(self, *args) -> None:
         """The chosen coupling ``effect <- cause`` vs group, with confidence intervals."""
@@ -315,12 +323,17 @@ class CompareWidget(QWidget):
         if self._hint(self.coupling_canvas):
             return
         effect, cause = self.effect.currentText(), self.cause.currentText()
-        ax = self.coupling_canvas.clear().add_subplot()
-        if effect != cause and effect in self.result.names and cause in self.result.names:
-            plot_coefficient_vs_group(ax, self.result, effect, cause)
-        else:
-            ax.text(0.5, 0.5, "choose two different variables", ha="center", va="center", transform=ax.transAxes)
-        self.coupling_canvas.draw()
+        result = self.result
+
+        def draw(figure) -> None:
+            ax = figure.add_subplot()
+            if effect != cause and effect in result.names and cause in result.names:
+                plot_coefficient_vs_group(ax, result, effect, cause)
+            else:
+                ax.text(0.5, 0.5, "choose two different variables", ha="center", va="center",
+                        transform=ax.transAxes)
+
+        self.coupling_canvas.plot(draw)
 
     def draw_matrices(self, *args) -> None:
         """The groups' mean adjacency matrices side by side on one colour scale."""
@@ -328,16 +341,19 @@ class CompareWidget(QWidget):
 
         if self._hint(self.matrix_canvas):
             return
-        figure = self.matrix_canvas.clear()
-        axes = figure.subplots(1, len(self.result.group_names), squeeze=False)[0]
-        image = plot_group_adjacency(axes, self.result)
-        label = "coefficient [std/std]" if self.result.standardized else "coefficient (symlog)"
-        bar = figure.colorbar(image, ax=list(axes), shrink=0.8, label=label)
-        top_value = image.norm.vmax
-        ticks = (-top_value, -top_value / 100, 0.0, top_value / 100, top_value)
-        bar.set_ticks(ticks)
-        bar.set_ticklabels([f"{v:.2g}" for v in ticks])
-        self.matrix_canvas.draw()
+        result = self.result
+
+        def draw(figure) -> None:
+            axes = figure.subplots(1, len(result.group_names), squeeze=False)[0]
+            image = plot_group_adjacency(axes, result)
+            label = "coefficient [std/std]" if result.standardized else "coefficient (symlog)"
+            bar = figure.colorbar(image, ax=list(axes), shrink=0.8, label=label)
+            top_value = image.norm.vmax
+            ticks = (-top_value, -top_value / 100, 0.0, top_value / 100, top_value)
+            bar.set_ticks(ticks)
+            bar.set_ticklabels([f"{v:.2g}" for v in ticks])
+
+        self.matrix_canvas.plot(draw)
 
 
 def group_probabilities(result, group: str) -> np.ndarray:

@@ -82,6 +82,7 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     sliding.jobs.wait()
     sliding.add_overlay("Py", "I5", probability=True)
     sliding.run_pca(cfg["pca_components"])
+    sliding.jobs.wait()
 
     truth = image.metadata["napari_causal_lattice"]["truth"]
     viewer.add_shapes(
@@ -99,8 +100,10 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     theory.run()
     theory.jobs.wait()
 
+    overlay = sliding.add_overlay("Px", "Py", probability=False)  # the newest map: the others are hidden
+    keep = {"Synthetic perovskite", overlay.name, "Domain wall", "A columns", "B columns"}
     for layer in viewer.layers:
-        layer.visible = layer.name in {"Synthetic perovskite", "Px <- Py (window %d)" % cfg["window"], "Domain wall"}
+        layer.visible = layer.name in keep
     viewer.layers.selection.active = viewer.layers["Synthetic perovskite"]
     docks["Sliding LiNGAM"].raise_()
     viewer.reset_view()
@@ -142,7 +145,7 @@ def run_demo(headless: bool = False, out: str | None = None, *, settings: dict |
     if headless and out is None:
         raise ValueError("demo --headless needs --out DIR to write the results and the screenshot into")
     viewer = napari.Viewer(title="napari-causal-lattice demo", show=not headless)
-    viewer.window.resize(1600, 1000)
+    viewer.window.resize(1280, 1000)
     if headless:
         _render_offscreen(viewer)
     widgets = run_steps(viewer, settings=settings)

@@ -4,20 +4,23 @@ Uses the CURRENT data of the A and B Points layers (after any manual edits), re-
 intensities on the image with :func:`~napari_causal_lattice.columns.columns_from_positions`, builds the
 cells with :func:`~napari_causal_lattice.cells.build_cells` in a worker thread, then adds
 
-- one image layer per chosen descriptor (``"Px [pm]"``...), placed by the cell lattice so each value sits on
-  its B column, signed Px / Py with a diverging colormap and symmetric limits;
-- a Vectors layer ``"Polarization"`` from each B column along its offset from the A-corner centroid (image
-  frame, px), drawn ``length`` times longer (spin box);
+- the map of the descriptor picked in "Show map" (``"Px [pm]"``...), placed by the cell lattice so each value
+  sits on its B column, below the column layers, with a colour bar (signed Px / Py: diverging colormap,
+  robust symmetric limits); picking another descriptor later adds its map on demand and hides the others;
 - ``i, j`` and the descriptors as features of the B Points layer (NaN for B columns without a complete cell)
-  and ``metadata[META_KEY]["cells"]`` on it.
+  and ``metadata[META_KEY]["cells"]`` on it;
+- on demand ("Polarization arrows"), a Vectors layer ``"Polarization"`` from each B column along its offset
+  from the A-corner centroid (image frame, px), drawn ``length`` times longer, coloured by |P| or its angle.
+
+Each layer is added in its own event-loop turn, so the window stays responsive while the results arrive.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from napari.layers import Image, Layer, Points, Vectors
-from napari.utils.notifications import show_error, show_info
+from napari.layers import Image, Points, Vectors
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -25,22 +28,34 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from ..cells import Cells, build_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
 from ._combos import refill, track_user_picks
-from .layers import META_KEY, image_data_to_world, is_map_layer, map_layer_tuple, plugin_meta
+from ._dock import DockWidget
+from ._jobs import JobPanel
+from .layers import (
+    META_KEY,
+    add_map_layer,
+    cell_map_tuple,
+    image_data_to_world,
+    is_map_layer,
+    is_truth_layer,
+    newest_matching,
+    plugin_meta,
+    show_only,
+)
 
 #: Descriptors shown with a diverging colormap and limits symmetric around 0.
 SIGNED = ("Px", "Py")
+#: Descriptor whose map a build shows first.
+DEFAULT_MAP = "Px"
+#: Arrow colourings: feature of the Vectors layer and its colormap.
+ARROW_COLOURS = {"|P|": ("P_abs", "viridis"), "angle": ("P_angle", "twilight")}
 
 
 def _pixel_size_from_layer(layer) -> tuple[tuple[float, float] | None, str]:
@@ -115,8 +130,8 @@ def compute_cells(
     return {"columns": columns, "cells": cells, "b_rows": b_rows, "offset_px": offset}
 
 
-class DescriptorsWidget(QWidget):
-    """Build unit cells from the column layers and show the 8 descriptors as aligned layers.
+class DescriptorsWidget(DockWidget):
+    """Build unit cells from the column layers; show one descriptor map at a time and, on demand, the arrows.
 
     Attributes
     ----------
@@ -124,18 +139,20 @@ class DescriptorsWidget(QWidget):
         Runs the build in a worker thread.
     cells : Cells or None
         The last built cells.
-    layers : list
-        Layers added by the last build (maps, then the Vectors layer).
+    map_layers : dict
+        Descriptor name -> map layer of the last build (added when first shown).
+    vectors_layer : Vectors or None
+        The polarization arrows of the last build, once shown.
     """
 
-    def __init__(self, napari_viewer):
-        from ._jobs import JobPanel
+    title = "Descriptors"
 
-        super().__init__()
-        self.viewer = napari_viewer
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer)
         self.cells: Cells | None = None
-        self.layers: list = []
+        self.map_layers: dict = {}
         self.vectors_layer = None
+        self._built: dict | None = None  # result, image layer and B layer of the last build
 
         self.image_combo = QComboBox()
         self.a_combo = QComboBox()
@@ -163,48 +180,57 @@ class DescriptorsWidget(QWidget):
         form.addRow("Pixel size (pm/px)", pixel_row)
         form.addRow("", self.pixel_note)
 
-        self.checks: dict[str, QCheckBox] = {}
-        box = QGroupBox("Show maps")
-        grid = QGridLayout(box)
-        for k, name in enumerate(DESCRIPTORS):
-            check = QCheckBox(name)
-            check.setChecked(True)
-            check.setToolTip(DESCRIPTOR_LABELS[name])
-            self.checks[name] = check
-            grid.addWidget(check, k // 4, k % 4)
+        self.map_combo = QComboBox()
+        for name in DESCRIPTORS:
+            self.map_combo.addItem(name)
+            self.map_combo.setItemData(self.map_combo.count() - 1, DESCRIPTOR_LABELS[name], 3)  # Qt.ToolTipRole
+        self.map_combo.setCurrentText(DEFAULT_MAP)
+        self.map_combo.setToolTip("Descriptor map shown on the image (one at a time; others are hidden)")
+        self.map_combo.currentTextChanged.connect(self.guarded(lambda: self.show_map()))
+        form.addRow("Show map", self.map_combo)
 
         self.build_button = QPushButton("Build cells")
-        self.build_button.clicked.connect(self.run)
+        self.build_button.clicked.connect(self.guarded(self.run))
         self.jobs = JobPanel(self)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
 
+        self.arrows_check = QCheckBox("Polarization arrows")
+        self.arrows_check.setToolTip("Add (or show) arrows from each B column along its offset P")
+        self.arrows_check.toggled.connect(self.guarded(lambda: self.show_arrows(self.arrows_check.isChecked())))
+        self.arrow_colour = QComboBox()
+        self.arrow_colour.addItems(list(ARROW_COLOURS))
+        self.arrow_colour.setToolTip("Colour of the arrows: the length |P| or the direction of P")
+        self.arrow_colour.currentTextChanged.connect(lambda _text: self._colour_arrows())
         self.length_spin = QDoubleSpinBox()
         self.length_spin.setRange(0.1, 1000.0)
         self.length_spin.setDecimals(1)
         self.length_spin.setValue(10.0)
         self.length_spin.setToolTip("Polarization arrows are drawn this many times longer than the B offset")
         self.length_spin.valueChanged.connect(self.set_vector_length)
+        self.arrow_legend = QLabel("")
+        self.arrow_legend.setWordWrap(True)
         self.export_button = QPushButton("Export CSV...")
-        self.export_button.setEnabled(False)
-        self.export_button.clicked.connect(lambda: self.export_csv())
-        bottom = QFormLayout()
-        bottom.addRow("Arrow length x", self.length_spin)
+        self.export_button.clicked.connect(self.guarded(self.export_csv))
+        arrows = QFormLayout()
+        arrows.addRow(self.arrows_check, self.arrow_colour)
+        arrows.addRow("Arrow length x", self.length_spin)
+        arrows.addRow("", self.arrow_legend)
 
-        layout = QVBoxLayout(self)
+        layout = self.body_layout
         layout.addLayout(form)
-        layout.addWidget(box)
         layout.addWidget(self.build_button)
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
-        layout.addLayout(bottom)
+        layout.addLayout(arrows)
         layout.addWidget(self.export_button)
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
+        for combo in (self.image_combo, self.a_combo, self.b_combo):
+            combo.currentTextChanged.connect(lambda _text: self._update_buttons())
         track_user_picks(self.image_combo, self.a_combo, self.b_combo)
-        self.viewer.layers.events.inserted.connect(self.refresh_layers)
-        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.listen_layers(self.refresh_layers)
         self.refresh_layers()
 
     @staticmethod
@@ -220,20 +246,28 @@ class DescriptorsWidget(QWidget):
 
     # ----------------------------------------------------------------- layer choice
     def refresh_layers(self, event=None) -> None:
-        """Refill the layer choices from the viewer, keeping the current picks when they still exist."""
-        images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image) and not is_map_layer(layer)]
-        points = [layer.name for layer in self.viewer.layers if isinstance(layer, Points)]
-        refill(self.a_combo, points, self._default_points(points, "A columns"))
-        refill(self.b_combo, points, self._default_points(points, "B columns"))
+        """Refill the layer choices from the viewer.
+
+        The defaults follow the newest "A columns" / "B columns" layers (e.g. after a second Find); truth layers
+        of the synthetic sample are listed but never picked automatically; a hand pick stays.
+        """
+        layers = list(self.viewer.layers)
+        images = [layer.name for layer in layers if isinstance(layer, Image) and not is_map_layer(layer)]
+        points = [layer.name for layer in layers if isinstance(layer, Points)]
+        candidates = [layer for layer in layers if isinstance(layer, Points) and not is_truth_layer(layer)]
+        refill(self.a_combo, points, newest_matching(candidates, "A columns"), auto_first=False)
+        refill(self.b_combo, points, newest_matching(candidates, "B columns"), auto_first=False)
         meta = plugin_meta(self.viewer, self.a_combo.currentText())
         refill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
         self._update_pixel_size(self.image_combo.currentText())
+        self._update_buttons()
 
-    @staticmethod
-    def _default_points(names: list[str], base: str) -> str | None:
-        if base in names:
-            return base
-        return next((n for n in names if n.startswith(base)), None)
+    def _update_buttons(self) -> None:
+        has_inputs = all(combo.currentText() for combo in (self.image_combo, self.a_combo, self.b_combo))
+        self.build_button.setEnabled(has_inputs)
+        built = self.cells is not None
+        for control in (self.export_button, self.arrows_check, self.arrow_colour, self.length_spin):
+            control.setEnabled(built)
 
     def _update_pixel_size(self, name: str) -> None:
         if name not in self.viewer.layers:
@@ -253,11 +287,6 @@ class DescriptorsWidget(QWidget):
             raise ValueError("enter the pixel size for both y and x (or set both to 'unknown')")
         return sx if sy == sx else (sy, sx)
 
-    @property
-    def selected_descriptors(self) -> list[str]:
-        """Descriptors whose map is added, in :data:`DESCRIPTORS` order."""
-        return [name for name in DESCRIPTORS if self.checks[name].isChecked()]
-
     def _layer(self, combo: QComboBox, kind, what: str):
         name = combo.currentText()
         if not name or name not in self.viewer.layers or not isinstance(self.viewer.layers[name], kind):
@@ -266,33 +295,33 @@ class DescriptorsWidget(QWidget):
 
     # ----------------------------------------------------------------- build
     def run(self):
-        """Build cells from the current layer data in a worker; returns the started worker (None on bad input)."""
-        try:
-            image_layer = self._layer(self.image_combo, Image, "image")
-            a_layer = self._layer(self.a_combo, Points, "A columns")
-            b_layer = self._layer(self.b_combo, Points, "B columns")
-            if a_layer is b_layer:
-                raise ValueError("the A and B columns must be two different Points layers")
-            data = image_layer.data[0] if image_layer.multiscale else image_layer.data
-            image = np.asarray(data, dtype=float)
-            if image.ndim != 2:
-                raise ValueError(f"the image must be 2D (one STEM frame), got shape {image.shape}")
-            a_pos = _positions_in_image_px(a_layer, image_layer)
-            b_pos = _positions_in_image_px(b_layer, image_layer)
-            pixel_size = self.pixel_size
-        except ValueError as exc:
-            self.jobs.status.setText(str(exc))
-            show_error(f"Descriptors: {exc}")
-            return None
+        """Build cells from the current layer data in a worker; returns the started worker.
+
+        Raises
+        ------
+        ValueError
+            A missing or unusable layer choice or pixel size (the button shows it as a notification).
+        """
+        image_layer = self._layer(self.image_combo, Image, "image")
+        a_layer = self._layer(self.a_combo, Points, "A columns")
+        b_layer = self._layer(self.b_combo, Points, "B columns")
+        if a_layer is b_layer:
+            raise ValueError("the A and B columns must be two different Points layers")
+        data = image_layer.data[0] if image_layer.multiscale else image_layer.data
+        image = np.asarray(data, dtype=float)
+        if image.ndim != 2:
+            raise ValueError(f"the image must be 2D (one STEM frame), got shape {image.shape}")
+        a_pos = _positions_in_image_px(a_layer, image_layer)
+        b_pos = _positions_in_image_px(b_layer, image_layer)
+        pixel_size = self.pixel_size
         frame = self.frame_combo.currentText()
-        chosen = self.selected_descriptors
 
         # measure intensities as the column finder did, so I14 / I5 mean the same as in scripts
         found = plugin_meta(self.viewer, b_layer.name).get("columns")
         params = found.provenance.get("params", {}) if found is not None else {}
 
         def done(result):
-            self._show(result, image_layer, b_layer, chosen)
+            return self._show(result, image_layer, b_layer)
 
         return self.jobs.run(
             compute_cells, image, a_pos, b_pos, pixel_size=pixel_size, frame=frame,
@@ -300,33 +329,29 @@ class DescriptorsWidget(QWidget):
             label="Build cells",
         )
 
-    def _show(self, result: dict, image_layer, b_layer, chosen: list[str]) -> None:
+    def _show(self, result: dict, image_layer, b_layer):
+        """Generator run by the job panel: one layer change per event-loop turn."""
         cells: Cells = result["cells"]
-        maps = cells.maps()
-        added = []
-        for name in chosen:
-            unit = cells.units[name]
-            data, kwargs, kind = map_layer_tuple(
-                maps[name], cells.lattice.affine, name=f"{name} [{unit}]", image_layer=image_layer,
-                signed=name in SIGNED, units=unit, metadata={META_KEY: {"cells": cells, "descriptor": name}},
-            )
-            added.append(self.viewer.add_layer(Layer.create(data, kwargs, kind)))
-
-        b_rows = result["b_rows"]
-        start = cells.table[["y", "x"]].to_numpy()
-        vectors = np.stack([start, result["offset_px"]], axis=1)
-        self.vectors_layer = self.viewer.add_layer(
-            Vectors(
-                vectors, name="Polarization", length=self.length_spin.value(), edge_width=0.15 * self._pitch(cells),
-                edge_color="yellow", vector_style="arrow", scale=image_layer.scale, translate=image_layer.translate,
-                rotate=image_layer.rotate, shear=image_layer.shear, affine=image_layer.affine,
-                units=image_layer.units,
-                features=cells.table[["i", "j", "Px", "Py"]].reset_index(drop=True),
-                metadata={META_KEY: {"cells": cells, "units": "px (image frame), times length"}},
-            )
+        self.cells = cells
+        self.map_layers = {}
+        self.vectors_layer = None
+        self._built = {"result": result, "image": image_layer}
+        self.summary.setText(
+            f"{len(cells)} cells on a {cells.grid_shape[0]} x {cells.grid_shape[1]} grid; "
+            f"{cells.n_excluded} B columns without 4 A corners excluded; lengths in {cells.length_unit}"
         )
-        added.append(self.vectors_layer)
+        self._update_buttons()
+        yield
+        self._annotate_b_layer(b_layer, cells, result["b_rows"])  # before the map: its insertion refreshes pickers
+        yield
+        self.show_map()
+        if self.arrows_check.isChecked():
+            yield
+            self.show_arrows(True)
 
+    @staticmethod
+    def _annotate_b_layer(b_layer, cells: Cells, b_rows) -> None:
+        """Write i, j and the descriptors as features of the B layer and the cells into its metadata."""
         n_b = len(b_layer.data)
         extra = pd.DataFrame(np.nan, index=range(n_b), columns=["i", "j", *DESCRIPTORS])
         extra.iloc[b_rows] = cells.table[["i", "j", *DESCRIPTORS]].to_numpy()
@@ -337,13 +362,77 @@ class DescriptorsWidget(QWidget):
         meta[META_KEY] = {**meta.get(META_KEY, {}), "cells": cells}
         b_layer.metadata = meta
 
-        self.cells = cells
-        self.layers = added
-        self.export_button.setEnabled(True)
-        self.summary.setText(
-            f"{len(cells)} cells on a {cells.grid_shape[0]} x {cells.grid_shape[1]} grid; "
-            f"{cells.n_excluded} B columns without 4 A corners excluded; lengths in {cells.length_unit}"
+    # ----------------------------------------------------------------- maps
+    def show_map(self, name: str | None = None):
+        """Show descriptor ``name``'s map of the last build (added on first use), hiding the other maps.
+
+        Returns the layer, or None before the first build.
+        """
+        if name is not None:
+            self.map_combo.blockSignals(True)
+            self.map_combo.setCurrentText(name)
+            self.map_combo.blockSignals(False)
+        name = self.map_combo.currentText()
+        if self.cells is None or self.closed:
+            return None
+        layer = self.map_layers.get(name)
+        if layer is not None and layer in self.viewer.layers:
+            show_only(self.viewer, layer)
+            return layer
+        image_layer = self._built["image"]
+        layer_tuple = cell_map_tuple(self.cells, name, image_layer=image_layer, signed=name in SIGNED)
+        layer = add_map_layer(self.viewer, layer_tuple, image_layer=image_layer)
+        self.map_layers[name] = layer
+        return layer
+
+    # ----------------------------------------------------------------- arrows
+    def show_arrows(self, visible: bool = True):
+        """Show (adding on first use) or hide the polarization arrows of the last build; returns the layer."""
+        if self.cells is None or self.closed:
+            return None
+        if self.vectors_layer is not None and self.vectors_layer in self.viewer.layers:
+            self.vectors_layer.visible = visible
+            return self.vectors_layer
+        if not visible:
+            return None
+        self.vectors_layer = self.viewer.add_layer(self._vectors(self.cells, self._built["result"],
+                                                                 self._built["image"]))
+        self._colour_arrows()
+        return self.vectors_layer
+
+    def _vectors(self, cells: Cells, result: dict, image_layer) -> Vectors:
+        start = cells.table[["y", "x"]].to_numpy()
+        vectors = np.stack([start, result["offset_px"]], axis=1)
+        features = cells.table[["i", "j", "Px", "Py"]].reset_index(drop=True)
+        features["P_abs"] = np.hypot(features["Px"], features["Py"])
+        features["P_angle"] = np.degrees(np.arctan2(features["Py"], features["Px"]))
+        return Vectors(
+            vectors, name="Polarization", length=self.length_spin.value(), edge_width=0.15 * self._pitch(cells),
+            vector_style="arrow", scale=image_layer.scale, translate=image_layer.translate,
+            rotate=image_layer.rotate, shear=image_layer.shear, affine=image_layer.affine, units=image_layer.units,
+            features=features, edge_color="P_abs", edge_colormap="viridis",
+            metadata={META_KEY: {"cells": cells, "units": "px (image frame), times length"}},
         )
+
+    def _colour_arrows(self) -> None:
+        """Colour the arrows by the chosen feature and write the colour legend under the controls."""
+        layer = self.vectors_layer
+        if layer is None or layer not in self.viewer.layers:
+            return
+        feature, colormap = ARROW_COLOURS[self.arrow_colour.currentText()]
+        layer.edge_colormap = colormap
+        layer.edge_color = feature
+        values = layer.features[feature].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        if feature == "P_abs":
+            unit = self.cells.units.get("Px", "")
+            low, high = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 0.0))
+            layer.edge_contrast_limits = (float(low), float(high) if high > low else float(low) + 1.0)
+            text = f"arrow colour |P|: {low:.3g} (dark) to {high:.3g} {unit} (yellow), viridis"
+        else:
+            layer.edge_contrast_limits = (-180.0, 180.0)
+            text = "arrow colour: direction of P, -180 to 180 deg (cyclic 'twilight'; 0 deg = +Px)"
+        self.arrow_legend.setText(text)
 
     @staticmethod
     def _pitch(cells: Cells) -> float:

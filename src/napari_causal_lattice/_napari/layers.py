@@ -65,14 +65,37 @@ def aligned_affine(grid_affine_px: np.ndarray, image_layer=None) -> np.ndarray:
     return image_data_to_world(image_layer) @ grid_affine_px
 
 
-def symmetric_limits(values: np.ndarray) -> tuple[float, float]:
-    """Colour limits ``(-m, m)`` around zero for a signed map (NaN ignored; (-1, 1) when empty)."""
+def symmetric_limits(values: np.ndarray, *, percentile: float = 100.0) -> tuple[float, float]:
+    """Colour limits ``(-m, m)`` around zero for a signed map, ``m`` the ``percentile`` of ``|values|``.
+
+    NaN is ignored; (-1, 1) when nothing is finite or everything is 0.
+    """
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
-    m = float(np.max(np.abs(finite))) if finite.size else 0.0
+    m = float(np.percentile(np.abs(finite), percentile)) if finite.size else 0.0
+    if m == 0.0:
+        m = float(np.max(np.abs(finite))) if finite.size else 0.0
     if m == 0.0:
         m = 1.0
     return -m, m
+
+
+def robust_limits(values: np.ndarray, *, signed: bool, percentile: float = 98.0) -> tuple[float, float]:
+    """Colour limits that one outlier cannot wash out.
+
+    Signed maps: ``(-m, m)`` with ``m`` the ``percentile`` of ``|values|``; others: the ``100 - percentile``
+    and ``percentile`` percentiles.  NaN is ignored; a flat or empty map gets a unit-wide range.
+    """
+    if signed:
+        return symmetric_limits(values, percentile=percentile)
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(finite, [100.0 - percentile, percentile]))
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
 def map_layer_tuple(
@@ -89,18 +112,13 @@ def map_layer_tuple(
 ) -> tuple:
     """LayerDataTuple of an image layer showing ``values`` (ny, nx) aligned on the STEM image.
 
-    Signed maps get a diverging colormap with symmetric limits; NaN pixels stay transparent.  ``units`` (the
-    unit of the values) goes into the layer metadata; the layer's axis units are copied from the image layer.
+    Signed maps get a diverging colormap with robust symmetric limits (:func:`robust_limits`); NaN pixels stay
+    transparent.  ``units`` (the unit of the values) goes into the layer metadata; the layer's axis units are
+    copied from the image layer.  Add the tuple with :func:`add_map_layer`.
     """
     values = np.asarray(values, dtype=float)
-    finite = values[np.isfinite(values)]
-    if signed:
-        limits = symmetric_limits(values)
-        cmap = colormap or "PiYG"
-    else:
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        limits = (lo, hi if hi > lo else lo + 1.0)
-        cmap = colormap or "viridis"
+    limits = robust_limits(values, signed=signed)
+    cmap = colormap or ("PiYG" if signed else "viridis")
     meta = dict(metadata or {})
     meta[META_KEY] = {**meta.get(META_KEY, {}), "map": True}
     if units is not None:
@@ -118,3 +136,75 @@ def map_layer_tuple(
     if image_layer is not None:
         kwargs["units"] = tuple(image_layer.units)[-2:]
     return (values, kwargs, "image")
+
+
+def _lowest_points_index(viewer) -> int | None:
+    """Index (in the layer list, 0 = bottom) of the lowest Points or Vectors layer, None when there is none."""
+    from napari.layers import Points, Vectors
+
+    found = [k for k, layer in enumerate(viewer.layers) if isinstance(layer, (Points, Vectors))]
+    return found[0] if found else None
+
+
+def show_scale_bar(viewer, image_layer=None) -> None:
+    """Turn napari's scale bar on, in the image's length unit (pm for calibrated images)."""
+    viewer.scale_bar.visible = True
+    units = getattr(image_layer, "units", None)
+    if units is not None and str(units[-1].dimensionality) == "[length]":
+        viewer.scale_bar.unit = f"{units[-1]:~}"
+
+
+def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
+    """Add a map (LayerDataTuple from :func:`map_layer_tuple`) so the canvas stays readable.
+
+    The new layer goes below the column Points/Vectors layers (the atoms stay visible on top), the plugin's
+    older map layers are hidden (only the newest result shows), its colour bar is on and napari's scale bar is
+    shown.  Returns the layer.
+    """
+    from napari.layers import Layer
+
+    data, kwargs, kind = layer_tuple
+    for layer in viewer.layers:
+        if is_map_layer(layer) and layer.visible:
+            layer.visible = False
+    layer = Layer.create(data, kwargs, kind)
+    layer.colorbar.visible = True
+    below = _lowest_points_index(viewer)
+    # inserted in place: moving a layer afterwards makes napari rebuild every layer's canvas overlays (~3 s)
+    viewer.layers.insert(len(viewer.layers) if below is None else below, layer)
+    show_scale_bar(viewer, image_layer)
+    return layer
+
+
+def show_only(viewer, layer) -> None:
+    """Make ``layer`` the one visible plugin map (with its colour bar); the other map layers are hidden."""
+    for other in viewer.layers:
+        if is_map_layer(other) and other is not layer:
+            other.visible = False
+    layer.visible = True
+
+
+def is_truth_layer(layer) -> bool:
+    """True for the hidden planted-truth layers of the synthetic sample (never picked automatically)."""
+    meta = layer.metadata.get(META_KEY)
+    return isinstance(meta, dict) and meta.get("truth") is not None
+
+
+def newest_matching(layers, base: str) -> str | None:
+    """Name of the newest layer called ``base`` or ``base [k]`` (the suffix Find adds), None when none is."""
+    names = [layer.name for layer in layers if layer.name == base or layer.name.startswith(f"{base} [")]
+    return names[-1] if names else None
+
+
+def cell_map_tuple(cells, descriptor: str, *, image_layer=None, signed: bool = False) -> tuple:
+    """LayerDataTuple of one descriptor's per-cell map, each value on its cell, aligned on the image.
+
+    The single place where per-cell maps get their data and placement (here the cell grid (i, j) with the
+    lattice affine; a per-cell region raster such as ``placement.cell_regions(cells, image_shape).paint(values)``
+    with its ``scale``/``translate`` slots in here for bent lattices).
+    """
+    unit = cells.units[descriptor]
+    return map_layer_tuple(
+        cells.maps()[descriptor], cells.lattice.affine, name=f"{descriptor} [{unit}]", image_layer=image_layer,
+        signed=signed, units=unit, metadata={META_KEY: {"cells": cells, "descriptor": descriptor}},
+    )

@@ -4,21 +4,25 @@ Source: the B-columns Points layer after "Descriptors" (``metadata[META_KEY]["ce
 ``i, j`` and the descriptors) and the STEM image layer the maps are aligned on.  "Run" fits every window in a
 worker thread (progress bar, Cancel); then
 
-- "Add overlay" adds any ``effect <- cause`` coefficient map (``"Px <- Py (window 20)"``, diverging colormap,
-  symmetric limits) or its bootstrap probability (``"P(Px <- Py) (window 20)"``) as an image layer whose pixels
-  sit on the window centres, also for a rotated lattice;
+- the default overlay and "Add overlay" add an ``effect <- cause`` coefficient map (``"Px <- Py (window 20)"``,
+  diverging colormap, robust symmetric limits) or its bootstrap probability (``"P(Px <- Py) (window 20)"``) as
+  an image layer whose pixels sit on the window centres, also for a rotated lattice; only the newest map is
+  visible, below the column layers, with its colour bar;
 - clicking on the canvas shows the adjacency matrix and causal graph of the window under the cursor;
-- "Run PCA" shows the principal adjacency components as heatmaps and adds ``"PCA loading 1"``... layers.
+- "Run PCA" computes the principal adjacency components in a worker, shows them as heatmaps and adds the
+  loading picked in "Show loading" (``"PCA loading 1"``); other loadings are added when picked.
 
-Layers are only added after a job finished: a cancelled or failed run leaves the layer list untouched.
+Layers are only added after a job finished (one per event-loop turn): a cancelled or failed run leaves the layer
+list untouched, and a dock closed meanwhile adds nothing.  The optional significance mask of a result
+(``SlidingResult.significant``, when present) is read in one place, :func:`significant_edge`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from napari.layers import Image, Layer, Points
-from napari.utils.notifications import show_error
+from napari.layers import Image, Points
+from magicgui.widgets import Container, SpinBox
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -26,7 +30,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -37,9 +40,20 @@ from ..lattice import DESCRIPTORS, Lattice
 from ..pca import AdjacencyPCA, adjacency_pca
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
-from ._mpl import MplCanvas
 from ._combos import refill, track_user_picks
-from .layers import META_KEY, aligned_affine, is_map_layer, map_layer_tuple, plugin_meta
+from ._dock import DockWidget
+from ._jobs import JobPanel
+from ._mpl import MplCanvas, draw_graph, pruned
+from .layers import (
+    META_KEY,
+    add_map_layer,
+    aligned_affine,
+    is_map_layer,
+    is_truth_layer,
+    map_layer_tuple,
+    plugin_meta,
+    show_only,
+)
 
 KIND_COEFFICIENT = "coefficient"
 KIND_PROBABILITY = "probability"
@@ -64,19 +78,33 @@ def _features_source(layer) -> tuple[pd.DataFrame, Lattice]:
     return table.reset_index(drop=True), Lattice(origin=coef[2], v1=coef[1], v2=coef[0])
 
 
+def significant_edge(result: SlidingResult, ky: int, kx: int) -> np.ndarray | None:
+    """(p, p) bool: the calibrated edge decision of window ``(ky, kx)``, None when the result has none."""
+    significant = getattr(result, "significant", None)
+    return None if significant is None else np.asarray(significant[ky, kx], dtype=bool)
+
+
+def pca_job(result: SlidingResult, n_components: int, *, use: str, progress=None, cancel=None) -> AdjacencyPCA:
+    """:func:`~napari_causal_lattice.pca.adjacency_pca` with the job panel's progress/cancel arguments."""
+    pca = adjacency_pca(result, n_components, use=use)
+    if progress is not None:
+        progress(1, 1)
+    return pca
+
+
 def overlay_name(effect: str, cause: str, window: int, *, probability: bool = False) -> str:
     """Layer name of an overlay, e.g. ``"Px <- Py (window 20)"`` or ``"P(Px <- Py) (window 20)"``."""
     edge = f"{effect} <- {cause}"
     return f"{'P(' + edge + ')' if probability else edge} (window {window})"
 
 
-class SlidingWidget(QWidget):
+class SlidingWidget(DockWidget):
     """Sliding LiNGAM over the cell grid, with aligned overlays, a window inspector and PCA.
 
     Attributes
     ----------
     jobs : JobPanel
-        Runs the sliding fit in a worker thread.
+        Runs the sliding fit and the PCA in a worker thread.
     result : SlidingResult or None
         The last finished sliding result.
     pca : AdjacencyPCA or None
@@ -87,11 +115,10 @@ class SlidingWidget(QWidget):
         Window shown in the inspector.
     """
 
-    def __init__(self, napari_viewer):
-        from ._jobs import JobPanel
+    title = "Sliding LiNGAM"
 
-        super().__init__()
-        self.viewer = napari_viewer
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer)
         self.result: SlidingResult | None = None
         self.pca: AdjacencyPCA | None = None
         self.overlay_layers: list = []
@@ -103,21 +130,31 @@ class SlidingWidget(QWidget):
         self.source_combo.setToolTip("B columns Points layer after 'Descriptors' (carries the unit cells)")
         self.image_combo = QComboBox()
         self.image_combo.setToolTip("STEM image the maps are aligned on")
+        self.source_combo.currentTextChanged.connect(lambda text: self.run_button.setEnabled(bool(text)))
         track_user_picks(self.source_combo, self.image_combo)
-        self.window_spin = self._spin(3, 10000, 20, "Window side in unit cells")
-        self.stride_spin = self._spin(0, 10000, 0, "Step between windows in cells; auto = window / 2 (50 % overlap)")
+        # the numeric parameters: a magicgui form (typed, scriptable: ``widget.params.window.value = 12``); the Qt
+        # spin boxes underneath stay reachable as attributes for scripts
+        self.params = Container(widgets=[
+            SpinBox(name="window", label="Window (cells)", min=3, max=10000, value=20,
+                    tooltip="Window side in unit cells"),
+            SpinBox(name="stride", label="Stride (cells)", min=0, max=10000, value=0,
+                    tooltip="Step between windows in cells; auto = window / 2 (50 % overlap)"),
+            SpinBox(name="n_bootstrap", label="Bootstraps", min=0, max=10000, value=20,
+                    tooltip="Bootstrap resamples per window (0: no probabilities)"),
+            SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0,
+                    tooltip="Seed of the bootstrap resampling (same seed, same maps)"),
+        ])
+        self.window_spin = self.params.window.native
+        self.stride_spin = self.params.stride.native
         self.stride_spin.setSpecialValueText("auto")
-        self.boot_spin = self._spin(0, 10000, 20, "Bootstrap resamples per window (0: no probabilities)")
-        self.seed_spin = self._spin(0, 2**31 - 1, 0, "Seed of the bootstrap resampling (same seed, same maps)")
+        self.boot_spin = self.params.n_bootstrap.native
+        self.seed_spin = self.params.seed.native
         form = QFormLayout()
         form.addRow("Cells (B columns)", self.source_combo)
         form.addRow("Align on image", self.image_combo)
-        form.addRow("Window (cells)", self.window_spin)
-        form.addRow("Stride (cells)", self.stride_spin)
-        form.addRow("Bootstraps", self.boot_spin)
-        form.addRow("Seed", self.seed_spin)
+        form.addRow(self.params.native)
         self.run_button = QPushButton("Run")
-        self.run_button.clicked.connect(self.run)
+        self.run_button.clicked.connect(self.guarded(self.run))
         self.jobs = JobPanel(self)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
@@ -133,7 +170,7 @@ class SlidingWidget(QWidget):
         edge_row.addWidget(self.cause_combo)
         edge_row.addWidget(self.kind_combo)
         self.overlay_button = QPushButton("Add overlay")
-        self.overlay_button.clicked.connect(lambda: self.add_overlay())
+        self.overlay_button.clicked.connect(self.guarded(self.add_overlay))
         overlay_box = QGroupBox("Overlay (effect <- cause)")
         overlay_layout = QVBoxLayout(overlay_box)
         overlay_layout.addLayout(edge_row)
@@ -144,33 +181,36 @@ class SlidingWidget(QWidget):
         self.use_combo.addItems(["adjacency", "abs_adjacency", "probabilities"])
         self.use_combo.setToolTip("Decompose signed coefficients, their magnitudes or bootstrap probabilities")
         self.pca_button = QPushButton("Run PCA")
-        self.pca_button.clicked.connect(lambda: self.run_pca())
+        self.pca_button.clicked.connect(self.guarded(self.run_pca))
+        self.loading_combo = QComboBox()
+        self.loading_combo.setToolTip("Loading map shown on the image (added when first picked)")
+        self.loading_combo.currentIndexChanged.connect(self.guarded(lambda: self.show_loading()))
+        pca_form = QFormLayout()
         pca_row = QHBoxLayout()
-        pca_row.addWidget(QLabel("Components"))
         pca_row.addWidget(self.components_spin)
         pca_row.addWidget(self.use_combo)
-        pca_row.addWidget(self.pca_button)
+        pca_form.addRow("Components", pca_row)
+        pca_form.addRow(self.pca_button)
+        pca_form.addRow("Show loading", self.loading_combo)
         pca_box = QGroupBox("PCA of the window adjacency")
-        pca_box.setLayout(pca_row)
+        pca_box.setLayout(pca_form)
 
         self.window_label = QLabel("Run, then click on the image to inspect a window.")
         self.window_label.setWordWrap(True)
-        self.window_plot = MplCanvas(figsize=(4.4, 2.8), toolbar=False)
+        theme = lambda: self.viewer.theme  # noqa: E731
+        self.window_plot = MplCanvas(figsize=(4.2, 6.4), toolbar=False, theme=theme, min_height=440)
         self.window_figure = self.window_plot.figure
         window_tab = QWidget()
         window_layout = QVBoxLayout(window_tab)
         window_layout.addWidget(self.window_label)
         window_layout.addWidget(self.window_plot)
-        self.pca_plot = MplCanvas(figsize=(4.4, 4.0), toolbar=False)
+        self.pca_plot = MplCanvas(figsize=(4.2, 4.0), toolbar=False, theme=theme)
         self.pca_figure = self.pca_plot.figure
-        pca_scroll = QScrollArea()
-        pca_scroll.setWidgetResizable(True)
-        pca_scroll.setWidget(self.pca_plot)
         self.tabs = QTabWidget()
         self.tabs.addTab(window_tab, "Window")
-        self.tabs.addTab(pca_scroll, "PCA components")
+        self.tabs.addTab(self.pca_plot, "PCA components")
 
-        layout = QVBoxLayout(self)
+        layout = self.body_layout
         layout.addLayout(form)
         layout.addWidget(self.run_button)
         layout.addWidget(self.jobs)
@@ -178,13 +218,11 @@ class SlidingWidget(QWidget):
         layout.addWidget(overlay_box)
         layout.addWidget(pca_box)
         layout.addWidget(self.tabs)
-        layout.addStretch(1)
         self._set_result_controls(False)
 
-        self.viewer.layers.events.inserted.connect(self.refresh_layers)
-        self.viewer.layers.events.removed.connect(self.refresh_layers)
-        self.viewer.mouse_drag_callbacks.append(self._on_click)
-        self.destroyed.connect(self._disconnect)
+        self.listen_layers(self.refresh_layers)
+        self.listen(self.viewer.events.theme, lambda _event: self._retheme())
+        self.add_mouse_callback(self._on_click)
         self.refresh_layers()
 
     # ----------------------------------------------------------------- helpers
@@ -196,9 +234,9 @@ class SlidingWidget(QWidget):
         spin.setToolTip(tip)
         return spin
 
-    def _disconnect(self, *_) -> None:
-        if self._on_click in self.viewer.mouse_drag_callbacks:
-            self.viewer.mouse_drag_callbacks.remove(self._on_click)
+    def _retheme(self) -> None:
+        self.window_plot.retheme()
+        self.pca_plot.retheme()
 
     def _fill_names(self, names) -> None:
         for combo, default in ((self.effect_combo, "Px"), (self.cause_combo, "Py")):
@@ -209,8 +247,10 @@ class SlidingWidget(QWidget):
             combo.setCurrentText(pick)
 
     def _set_result_controls(self, enabled: bool) -> None:
-        for control in (self.overlay_button, self.pca_button, self.effect_combo, self.cause_combo, self.kind_combo):
+        for control in (self.overlay_button, self.pca_button, self.effect_combo, self.cause_combo, self.kind_combo,
+                        self.components_spin, self.use_combo):
             control.setEnabled(enabled)
+        self.loading_combo.setEnabled(enabled and self.pca is not None)
 
     @staticmethod
     def _has_cells(layer) -> bool:
@@ -220,17 +260,19 @@ class SlidingWidget(QWidget):
         return {"i", "j"} <= set(layer.features.columns)
 
     def refresh_layers(self, event=None) -> None:
-        """Refill the layer choices, keeping the current picks when they still exist."""
+        """Refill the layer choices: the newest layer with cells and its image, unless picked by hand."""
         sources = [layer.name for layer in self.viewer.layers if isinstance(layer, Points) and self._has_cells(layer)]
         images = [
             layer.name
             for layer in self.viewer.layers
             if isinstance(layer, Image) and not is_map_layer(layer)
         ]
-        with_cells = [n for n in sources if plugin_meta(self.viewer, n).get("cells") is not None]
-        refill(self.source_combo, sources, (with_cells or sources or [None])[-1])
+        usable = [n for n in sources if not is_truth_layer(self.viewer.layers[n])]
+        with_cells = [n for n in usable if plugin_meta(self.viewer, n).get("cells") is not None]
+        refill(self.source_combo, sources, (with_cells or usable or [None])[-1], auto_first=False)
         meta = plugin_meta(self.viewer, self.source_combo.currentText())
         refill(self.image_combo, images, meta.get("image"))
+        self.run_button.setEnabled(bool(self.source_combo.currentText()))
 
     def _source(self):
         """(cells or table, lattice or None, image layer) from the current choices."""
@@ -248,17 +290,18 @@ class SlidingWidget(QWidget):
 
     # ----------------------------------------------------------------- run
     def run(self):
-        """Start the sliding fit in a worker; returns the started worker (None on bad input)."""
-        try:
-            cells, lattice, image_layer = self._source()
-        except ValueError as exc:
-            self.jobs.status.setText(str(exc))
-            show_error(f"Sliding LiNGAM: {exc}")
-            return None
+        """Start the sliding fit in a worker; returns the started worker.
+
+        Raises
+        ------
+        ValueError
+            No usable cells source (the Run button shows it as a notification).
+        """
+        cells, lattice, image_layer = self._source()
         stride = self.stride_spin.value() or None
 
-        def done(result: SlidingResult) -> None:
-            self._on_result(result, image_layer)
+        def done(result: SlidingResult):
+            return self._on_result(result, image_layer)
 
         return self.jobs.run(
             sliding_lingam,
@@ -272,11 +315,13 @@ class SlidingWidget(QWidget):
             label="Sliding LiNGAM",
         )
 
-    def _on_result(self, result: SlidingResult, image_layer) -> None:
+    def _on_result(self, result: SlidingResult, image_layer):
+        """Generator run by the job panel: summary, then the default overlay, then the inspector."""
         if result.lattice is None:
             raise ValueError("the cells carry no lattice, so the maps cannot be placed on the image")
         self.result = result
         self.pca = None
+        self.loading_combo.clear()
         self._image_layer = image_layer
         self._fill_names(result.names)
         self._set_result_controls(True)
@@ -287,13 +332,18 @@ class SlidingWidget(QWidget):
             reasons = pd.Series(result.reasons[~result.fitted]).value_counts()
             text += f"; skipped: {reasons.index[0]}" + (" ..." if len(reasons) > 1 else "")
         self.summary.setText(text)
+        yield
         self.add_overlay()
+        yield
         first = np.argwhere(result.fitted)[0]
         self.show_window(int(first[0]), int(first[1]))
 
     # ----------------------------------------------------------------- overlays
     def add_overlay(self, effect: str | None = None, cause: str | None = None, *, probability: bool | None = None):
-        """Add the ``effect <- cause`` coefficient (or probability) map of the last result; returns the layer."""
+        """Add the ``effect <- cause`` coefficient (or probability) map of the last result; returns the layer.
+
+        An overlay that already exists for this result is shown instead of being added again.
+        """
         if self.result is None:
             raise ValueError("run the sliding LiNGAM first")
         result = self.result
@@ -303,6 +353,11 @@ class SlidingWidget(QWidget):
             probability = self.kind_combo.currentText() == KIND_PROBABILITY
         if effect == cause:
             raise ValueError(f"choose two different variables (got {effect} <- {cause})")
+        name = overlay_name(effect, cause, result.window, probability=probability)
+        for layer in self.overlay_layers:
+            if layer in self.viewer.layers and layer.metadata[META_KEY]["sliding"] is result and layer.name == name:
+                show_only(self.viewer, layer)
+                return layer
         if probability:
             values, units, signed = result.probability(effect, cause), "probability", False
         else:
@@ -310,7 +365,7 @@ class SlidingWidget(QWidget):
         data, kwargs, kind = map_layer_tuple(
             values,
             result.lattice.affine,
-            name=overlay_name(effect, cause, result.window, probability=probability),
+            name=name,
             image_layer=self._image_layer,
             signed=signed,
             units=units,
@@ -321,7 +376,7 @@ class SlidingWidget(QWidget):
             kwargs["contrast_limits"] = (0.0, 1.0)
         if self._image_layer is not None:
             kwargs["units"] = self._image_layer.units
-        layer = self.viewer.add_layer(Layer.create(data, kwargs, kind))
+        layer = add_map_layer(self.viewer, (data, kwargs, kind), image_layer=self._image_layer)
         self.overlay_layers.append(layer)
         return layer
 
@@ -349,8 +404,12 @@ class SlidingWidget(QWidget):
         if index is not None:
             self.show_window(*index)
 
-    def show_window(self, ky: int, kx: int) -> pd.DataFrame:
-        """Show window ``(ky, kx)``'s adjacency heatmap and causal graph in the dock; returns its adjacency."""
+    def show_window(self, ky: int, kx: int, *, min_abs: float = 0.05) -> pd.DataFrame:
+        """Show window ``(ky, kx)``'s adjacency heatmap and causal graph in the dock; returns its adjacency.
+
+        Edges with ``|coefficient| <= min_abs`` (standardized) or outside the result's significance mask (when
+        it has one) are left out of the graph.
+        """
         if self.result is None:
             raise ValueError("run the sliding LiNGAM first")
         result = self.result
@@ -360,80 +419,106 @@ class SlidingWidget(QWidget):
             f"Window ({ky}, {kx}): centre cell (i, j) = ({centre[0]:g}, {centre[1]:g}), "
             f"{result.n_cells[ky, kx]} cells"
         )
-        self.window_figure.clear()
         if not result.fitted[ky, kx]:
             self.window_label.setText(f"{text}; skipped: {result.reasons[ky, kx]}")
-            self.window_plot.draw()
+            self.window_plot.plot(lambda figure: None)
             return result.window_adjacency(ky, kx)
         order = " -> ".join(result.names[k] for k in result.orders[ky, kx])
         self.window_label.setText(f"{text}; causal order {order}")
-        heat, graph = self.window_figure.subplots(1, 2, width_ratios=(1, 1.3))
-        scale = "standardized" if result.standardized else "descriptor units"
-        plot_adjacency(result.adjacency[ky, kx], result.names, heat, title=f"adjacency ({scale})", signed=True,
-                       annotate=False, colorbar=False)
-        plot_causal_graph(result.window_result(ky, kx), ax=graph, title="causal graph")
-        self.window_plot.draw()
+        scale = "std / std" if result.standardized else "descriptor units"
+        adjacency = np.asarray(result.adjacency[ky, kx], dtype=float)
+        shown = pruned(result.window_result(ky, kx), min_abs=min_abs, keep=significant_edge(result, ky, kx))
+
+        def draw(figure) -> None:
+            heat, graph = figure.subplots(2, 1, height_ratios=(1, 1.15))
+            plot_adjacency(adjacency, result.names, heat, title=f"window adjacency ({scale})", signed=True,
+                           annotate=True, fmt="{:.2g}", colorbar=True, label=scale)
+            draw_graph(plot_causal_graph, shown, ax=graph, fmt="{:+.2g}", title=f"causal graph (|b| > {min_abs:g})")
+
+        self.window_plot.plot(draw)
         self.tabs.setCurrentIndex(0)
         return result.window_adjacency(ky, kx)
 
     # ----------------------------------------------------------------- PCA
-    def run_pca(self, n_components: int | None = None, *, use: str | None = None) -> AdjacencyPCA | None:
-        """PCA of the last result: component heatmaps in the dock, ``"PCA loading k"`` layers; returns the PCA."""
+    def run_pca(self, n_components: int | None = None, *, use: str | None = None):
+        """Start the PCA of the last result in a worker; returns the started worker.
+
+        When it finishes, the component heatmaps are drawn in the dock and the first loading is added as the
+        layer ``"PCA loading 1"`` (the others when picked in "Show loading").
+        """
         if self.result is None:
             raise ValueError("run the sliding LiNGAM first")
         n_components = n_components or self.components_spin.value()
         use = use or self.use_combo.currentText()
-        try:
-            pca = adjacency_pca(self.result, n_components, use=use)
-        except ValueError as exc:
-            self.jobs.status.setText(str(exc))
-            show_error(f"PCA: {exc}")
-            return None
+        return self.jobs.run(pca_job, self.result, n_components, use=use, on_result=self._on_pca, label="PCA")
+
+    def _on_pca(self, pca: AdjacencyPCA):
+        """Generator run by the job panel: the component heatmaps, then the first loading layer."""
         self.pca = pca
-        layers = []
-        for k in range(pca.n_components):
-            data, kwargs, kind = map_layer_tuple(
-                pca.loadings[k],
-                pca.lattice.affine,
-                name=f"PCA loading {k + 1}",
-                image_layer=self._image_layer,
-                signed=True,
-                units="score",
-                metadata={META_KEY: {"pca": pca, "component": k}},
-            )
-            if self._image_layer is not None:
-                kwargs["units"] = self._image_layer.units
-            kwargs["visible"] = k == 0
-            layers.append(self.viewer.add_layer(Layer.create(data, kwargs, kind)))
-        self.pca_layers.extend(layers)
+        self.loading_combo.blockSignals(True)
+        self.loading_combo.clear()
+        self.loading_combo.addItems([f"PCA loading {k + 1}" for k in range(pca.n_components)])
+        self.loading_combo.blockSignals(False)
+        self._set_result_controls(True)
         self._draw_components(pca)
-        return pca
+        yield
+        self.show_loading(0)
+
+    def show_loading(self, component: int | None = None):
+        """Show loading map ``component`` (0-based) of the last PCA, adding it on first use; returns the layer."""
+        if self.pca is None or self.closed:
+            return None
+        if component is None:
+            component = max(self.loading_combo.currentIndex(), 0)
+        pca = self.pca
+        for layer in self.pca_layers:
+            meta = layer.metadata[META_KEY]
+            if layer in self.viewer.layers and meta["pca"] is pca and meta["component"] == component:
+                show_only(self.viewer, layer)
+                return layer
+        data, kwargs, kind = map_layer_tuple(
+            pca.loadings[component],
+            pca.lattice.affine,
+            name=f"PCA loading {component + 1}",
+            image_layer=self._image_layer,
+            signed=True,
+            units="score",
+            metadata={META_KEY: {"pca": pca, "component": component}},
+        )
+        if self._image_layer is not None:
+            kwargs["units"] = self._image_layer.units
+        layer = add_map_layer(self.viewer, (data, kwargs, kind), image_layer=self._image_layer)
+        self.pca_layers.append(layer)
+        return layer
 
     def _draw_components(self, pca: AdjacencyPCA) -> None:
-        self.pca_figure.clear()
         k = pca.n_components
-        cols = min(k, 2)
-        rows = -(-k // cols)
-        self.pca_plot.setMinimumHeight(200 * rows)
-        axes = self.pca_figure.subplots(rows, cols, squeeze=False)
-        for index, ax in enumerate(axes.ravel()):
-            if index >= k:
-                ax.remove()
-                continue
-            plot_adjacency(
-                pca.components[index],
-                pca.names,
-                ax,
-                title=f"PC{index + 1} ({pca.explained_variance_ratio[index]:.0%} of variance)",
-                signed=True,
-                annotate=False,
-                colorbar=False,
-            )
-            if index % cols:
-                ax.set_yticklabels([])
-                ax.set_ylabel("")
-            if index + cols < k:
-                ax.set_xticklabels([])
-                ax.set_xlabel("")
-        self.pca_plot.draw()
+        cols = 1  # one heatmap per row: the dock is narrow
+        rows = k
+        self.pca_plot.canvas.setMinimumHeight(260 * rows)
+
+        def draw(figure) -> None:
+            axes = figure.subplots(rows, cols, squeeze=False)
+            for index, ax in enumerate(axes.ravel()):
+                if index >= k:
+                    ax.remove()
+                    continue
+                plot_adjacency(
+                    pca.components[index],
+                    pca.names,
+                    ax,
+                    title=f"PC{index + 1}: {pca.explained_variance_ratio[index]:.0%} of the variance",
+                    signed=True,
+                    annotate=False,
+                    colorbar=True,
+                    label="weight",
+                )
+                if index % cols:
+                    ax.set_yticklabels([])
+                    ax.set_ylabel("")
+                if index + cols < k:
+                    ax.set_xticklabels([])
+                    ax.set_xlabel("")
+
+        self.pca_plot.plot(draw)
         self.tabs.setCurrentIndex(1)

@@ -11,10 +11,7 @@ its tanh fit and the theory shape with the current ``Lc`` are drawn under the th
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from napari.layers import Points, Shapes
-from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
@@ -27,13 +24,13 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
-    QVBoxLayout,
-    QWidget,
 )
 
 from .. import theory
 from ..lattice import DESCRIPTORS
+from ._dock import DockWidget
 from ._jobs import JobPanel
+from ._mpl import MplCanvas
 from .layers import META_KEY, image_data_to_world
 
 
@@ -77,7 +74,7 @@ def line_in_image_px(shapes_layer, source_layer, source) -> np.ndarray:
     return (homog @ source.lattice.affine.T)[:, :2]
 
 
-class TheoryWidget(QWidget):
+class TheoryWidget(DockWidget):
     """LGD linearized theory plots and measured coupling profiles across a drawn domain wall.
 
     Attributes
@@ -90,11 +87,12 @@ class TheoryWidget(QWidget):
         Plots: Eq. 15, Eq. 16 and the measured profile.
     """
 
+    title = "Theory (LGD)"
+
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.profile = None
-        layout = QVBoxLayout(self)
+        layout = self.body_layout
 
         params = QGroupBox("LGD parameters")
         grid = QGridLayout(params)
@@ -157,7 +155,7 @@ class TheoryWidget(QWidget):
         mform.addRow("seed", self.seed)
         buttons = QHBoxLayout()
         self.measure_button = QPushButton("Measure profile")
-        self.measure_button.clicked.connect(self._measure_clicked)
+        self.measure_button.clicked.connect(self.guarded(self.run))
         self.use_fit_button = QPushButton("Use fitted Lc")
         self.use_fit_button.setEnabled(False)
         self.use_fit_button.clicked.connect(self.use_fitted_lc)
@@ -171,15 +169,14 @@ class TheoryWidget(QWidget):
 
         self.jobs = JobPanel()
         layout.addWidget(self.jobs)
-        self.figure = Figure(figsize=(5, 6.5), layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(480)
-        layout.addWidget(self.canvas)
+        self.plot = MplCanvas(figsize=(5, 6.5), toolbar=False, theme=lambda: self.viewer.theme, min_height=480)
+        self.figure = self.plot.figure
+        layout.addWidget(self.plot)
 
         for spin in (self.eps, self.Lc, self.r, self.Q11, self.Q12, self.Q44, self.P0, self.extent):
             spin.valueChanged.connect(self.redraw)
-        self.viewer.layers.events.inserted.connect(self.refresh_layers)
-        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.listen_layers(self.refresh_layers)
+        self.listen(self.viewer.events.theme, lambda _event: self.plot.retheme())
         self.refresh_layers()
         self.redraw()
 
@@ -241,8 +238,10 @@ class TheoryWidget(QWidget):
         """Redraw Eq. 15, Eq. 16 and (if measured) the profile with the current parameters."""
         p = self.parameters()
         x = np.linspace(-self.extent.value(), self.extent.value(), 801)
-        self.figure.clear()
-        ax15, ax16, axm = self.figure.subplots(3, 1, sharex=True)
+        self.plot.plot(lambda figure: self._draw(figure, x, p))
+
+    def _draw(self, figure, x, p) -> None:
+        ax15, ax16, axm = figure.subplots(3, 1, sharex=True)
         ratio = theory.dp2_dp1(x, eps=p["eps"], Lc=p["Lc"], r=p["r"])
         finite = np.abs(ratio[np.isfinite(ratio)])
         top = max(min(float(np.percentile(finite, 95)) * 1.2, 10.0), 1e-3) if finite.size else 1.0
@@ -263,7 +262,6 @@ class TheoryWidget(QWidget):
             ax.axhline(0.0, color="0.6", lw=0.8)
         self._draw_profile(axm, x, p)
         axm.set_xlim(x[0], x[-1])
-        self.canvas.draw_idle()
 
     def _draw_profile(self, ax, x, p) -> None:
         ax.set_xlabel("distance from wall [px]")
@@ -299,12 +297,6 @@ class TheoryWidget(QWidget):
             bin_width=bin_width, n_bootstrap=self.n_bootstrap.value(), seed=self.seed.value(),
             on_result=self._on_profile, label="wall profile",
         )
-
-    def _measure_clicked(self) -> None:
-        try:
-            self.run()
-        except (ValueError, TypeError) as exc:
-            show_error(str(exc))
 
     def _on_profile(self, profile) -> None:
         self.profile = profile
