@@ -461,6 +461,9 @@ FLAG_REASONS: tuple[str, ...] = ("fit", "b_near_a", "b_off_lattice", "outlier")
 #: Descriptors tested for outliers against their grid neighbours.
 _OUTLIER_DESCRIPTORS = ("a", "b", "alpha", "Px", "Py")
 
+#: The outlier test needs at least this many cells with 3 or more usable neighbours (for a stable spread).
+_MIN_OUTLIER_CELLS = 12
+
 
 def _assign_b(b_pos, a_pos, ij, assigned, fitted: Lattice, motif: Motif):
     """Each B column's cell and its 4 A corners; one B per cell.
@@ -514,7 +517,8 @@ def _robust_scale(values: np.ndarray) -> float:
 
 def _neighbour_outliers(grid_ij, table: pd.DataFrame, usable, threshold: float) -> np.ndarray:
     """Cells (bool, one per row) whose a, b, alpha, Px or Py is more than ``threshold`` robust standard
-    deviations from the median of its (up to 8) usable grid neighbours; cells with fewer than 3 are not tested.
+    deviations from the median of its (up to 8) usable grid neighbours; cells with fewer than 3 are not tested,
+    and nothing is when fewer than ``_MIN_OUTLIER_CELLS`` cells can be.
     """
     grid_ij = grid_ij - grid_ij.min(axis=0)
     shape = tuple(grid_ij.max(axis=0) + 3)
@@ -530,6 +534,8 @@ def _neighbour_outliers(grid_ij, table: pd.DataFrame, usable, threshold: float) 
             median = np.nanmedian(stack, axis=0)
         median = np.where(count >= 3, median, np.nan)[grid_ij[:, 0], grid_ij[:, 1]]
         residual = table[name].to_numpy() - median
+        if np.isfinite(residual[usable]).sum() < _MIN_OUTLIER_CELLS:
+            continue
         scale = _robust_scale(residual[usable])
         if scale > 0:
             out |= np.abs(residual) > threshold * scale
