@@ -2,9 +2,9 @@
 
 A unit cell is one B column and the 4 A columns of its A cell, ``A(i, j), A(i, j+1), A(i+1, j),
 A(i+1, j+1)``; where B sits in that cell (centre for [001], half-way along the long edge for [110]) is the
-columns' :class:`~napari_causal_lattice.motif.Motif`.  :func:`build_cells` indexes the A columns on the lattice grid (robust to a rotated,
-slightly distorted lattice, to missing and to spurious columns), puts each B column in the cell whose 4 A
-corners surround it and computes the descriptors with
+columns' :class:`~napari_causal_lattice.motif.Motif`.  :func:`build_cells` indexes the A columns on the
+lattice grid (robust to a rotated, slightly distorted lattice, to missing and to spurious columns), puts each
+B column in its cell and computes the descriptors with
 :func:`napari_causal_lattice.descriptors.compute_descriptors` (the same definition as the synthetic truth).
 
 How the indexing works: every A column looks for its 4 nearest-neighbour A columns one lattice vector away
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
-from .lattice import DESCRIPTORS, PLAUSIBLE_SPACING_PM, Lattice, check_calibration, descriptor_units
+from .lattice import DESCRIPTORS, Lattice, check_calibration, descriptor_units
 from .motif import Motif, get_motif
 from .progress import report
 from .provenance import make_provenance
@@ -87,8 +87,8 @@ class Cells:
     lattice : Lattice
         Grid ``(i, j)`` -> nominal B position (y, x) in px: the A lattice fitted on all indexed A columns,
         shifted by the motif's B site (half a cell along both vectors for [001]), with cell (0, 0) at its
-        origin.  On curved lattices place maps with :mod:`napari_causal_lattice.placement` instead.  ``lattice.affine`` places
-        the maps of :meth:`maps` on the image.
+        origin.  ``lattice.affine`` places the maps of :meth:`maps` on the image; on curved lattices place
+        them with :mod:`napari_causal_lattice.placement` instead.
     grid_shape : (int, int)
         ``(ni, nj)`` = (max i + 1, max j + 1).
     units : dict

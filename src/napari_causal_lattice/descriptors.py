@@ -3,8 +3,9 @@
 One cell = one B column and its 4 A corners, in the corner order
 ``A(i, j), A(i, j+1), A(i+1, j), A(i+1, j+1)`` (grid row ``i``, column ``j``; lattice vector
 ``v1`` runs along ``j``, ``v2`` along ``i``).  Where B sits in the cell (centre for [001], half-way along
-the long edge for [110]) is the crystal :class:`~napari_causal_lattice.motif.Motif`.  The synthetic ground truth and the measured cells
-both use :func:`compute_descriptors`, so truth and measurement share one definition.
+the long edge for [110]) is the crystal :class:`~napari_causal_lattice.motif.Motif`.  The synthetic ground
+truth and the measured cells both use :func:`compute_descriptors`, so truth and measurement share one
+definition.
 """
 
 from __future__ import annotations
