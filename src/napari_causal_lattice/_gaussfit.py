@@ -257,16 +257,14 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
     sigma = np.full(len(p), np.nan)
     if not ok.any():
         return sigma
-    bread = np.linalg.inv(jtj[ok])
-    score = jac[ok] * res[ok][:, None, :]
-    meat = score @ score.transpose(0, 2, 1)
-    cross = np.zeros_like(meat)
+    # influence of each pixel's residual on the fitted centre: rows y0, x0 of (J^T J)^-1 J r, (n, 2, M)
+    influence = (np.linalg.inv(jtj[ok])[:, 1:3, :] @ jac[ok]) * res[ok][:, None, :]
+    white = np.einsum("nkm,nkm->nk", influence, influence)
+    cross = np.zeros_like(white)
     for k1, k2 in _lag_pairs(yy, xx, reach):
-        cross += score[:, :, k1] @ score[:, :, k2].transpose(0, 2, 1)
-    white = bread @ meat @ bread
-    share = (bread @ cross @ bread)[:, [1, 2], [1, 2]].sum() / white[:, [1, 2], [1, 2]].sum()
-    inflation = max(1.0, 1.0 + float(share))
-    var = 0.5 * (white[:, 1, 1] + white[:, 2, 2]) * inflation * w[ok].sum(axis=1) / dof[ok]
+        cross += np.einsum("nkm,nkm->nk", influence[:, :, k1], influence[:, :, k2])
+    inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
+    var = white.mean(axis=1) * inflation * w[ok].sum(axis=1) / dof[ok]
     sigma[ok] = np.sqrt(np.where(var > 0, var, np.nan))
     return sigma
 

@@ -569,26 +569,29 @@ class _Grid(NamedTuple):
     d_nn: float  #: A-B nearest-neighbour distance
 
 
-def _refine_split(image_a, image_b, positions, is_a, radius, cancel) -> Refined:
-    """Refine the A rows of ``positions`` on ``image_a`` and the B rows on ``image_b``."""
+def _refine_split(image_a, image_b, positions, is_a, radius, cancel, *, sigma: bool = False) -> Refined:
+    """Refine the A rows of ``positions`` on ``image_a`` and the B rows on ``image_b`` (position sigmas only
+    when ``sigma``, else NaN)."""
     if image_a is image_b:
         return _refine(image_a, positions, radius, intensity="gaussian", move=True, progress=None, cancel=cancel,
-                       done0=0, total=1)
+                       done0=0, total=1, sigma=sigma)
     out = [np.empty((len(positions), 2))] + [np.empty(len(positions)) for _ in range(4)]
     for image, rows in ((image_a, is_a), (image_b, ~is_a)):
         if rows.any():
             part = _refine(image, positions[rows], radius, intensity="gaussian", move=True, progress=None,
-                           cancel=cancel, done0=0, total=1)
+                           cancel=cancel, done0=0, total=1, sigma=sigma)
             for arr, new in zip(out, part):
                 arr[rows] = new
     return Refined(*out)
 
 
-def _fill_sites(image_a, image_b, positions, refined, is_a, ij, component, grid: _Grid, cancel):
+def _fill_sites(image_a, image_b, positions, refined, is_a, ij, component, grid: _Grid, cancel, *,
+                sigma: bool = False):
     """Grow the columns into empty lattice sites next to found ones (up to ``_FILL_PASSES`` rounds).
 
     A sites are fitted on ``image_a``, B sites on ``image_b`` and kept when :func:`_plausible_fill` accepts
-    them.  Returns the extended ``positions`` (starting points), ``refined``, ``is_a``, ``ij``, ``component``.
+    them (with position sigmas when ``sigma``).  Returns the extended ``positions`` (starting points),
+    ``refined``, ``is_a``, ``ij``, ``component``.
     """
     found_ref = (refined, is_a.copy())
     for _ in range(_FILL_PASSES):
@@ -596,7 +599,7 @@ def _fill_sites(image_a, image_b, positions, refined, is_a, ij, component, grid:
                                                    grid.v2, image_a.shape, grid.radius)
         if len(gaps) == 0:
             break
-        trial = _refine_split(image_a, image_b, gaps, gap_a, grid.radius, cancel)
+        trial = _refine_split(image_a, image_b, gaps, gap_a, grid.radius, cancel, sigma=sigma)
         ok = _plausible_fill(trial, gaps, gap_a, found_ref, grid.radius, grid.d_nn)
         if not ok.any():
             break
@@ -625,8 +628,9 @@ def _gaussian_model(shape, refined: Refined, rows) -> np.ndarray:
     return _gaussfit.render_gaussians(shape, amp, pos[ok], width[ok], reach=reach)
 
 
-def _refit(image, refined: Refined, rows, radius, cancel) -> Refined:
-    """``refined`` with the columns ``rows`` (bool mask) refitted on ``image``, starting from their current fit."""
+def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False) -> Refined:
+    """``refined`` with the columns ``rows`` (bool mask) refitted on ``image``, starting from their current fit
+    (their position sigmas computed when ``sigma``, else NaN)."""
     idx = np.flatnonzero(rows)
     out = [np.array(arr, copy=True) for arr in refined]
     for start in range(0, len(idx), _CHUNK):
@@ -641,7 +645,7 @@ def _refit(image, refined: Refined, rows, radius, cancel) -> Refined:
         out[1][sel] = params[:, 3]
         out[2][sel] = 2.0 * np.pi * params[:, 0] * params[:, 3] ** 2
         out[3][sel] = r2
-        out[4][sel] = _gaussfit.position_sigma(values, yy, xx, mask, params)
+        out[4][sel] = _gaussfit.position_sigma(values, yy, xx, mask, params) if sigma else np.nan
         report(None, 0, 1, cancel)
     return Refined(*out)
 
@@ -657,18 +661,19 @@ def _peel(image, refined: Refined, is_a, radius, cancel):
     Returns
     -------
     refined : Refined
-        The refitted columns (Gaussian volumes as intensities).
+        The refitted columns (Gaussian volumes as intensities) with the position sigmas of the final fits.
     image_a, image_b : (H, W) arrays
         The image without the B Gaussians (for A fits) and without the A Gaussians (for B fits).
     """
     image_a = image
     image_b = image - _gaussian_model(image.shape, refined, is_a)
     refined = _refit(image_b, refined, ~is_a, radius, cancel)
-    for _ in range(_PEEL_ROUNDS):
+    for k in range(_PEEL_ROUNDS):
+        last = k == _PEEL_ROUNDS - 1
         image_a = image - _gaussian_model(image.shape, refined, ~is_a)
-        refined = _refit(image_a, refined, is_a, radius, cancel)
+        refined = _refit(image_a, refined, is_a, radius, cancel, sigma=last)
         image_b = image - _gaussian_model(image.shape, refined, is_a)
-        refined = _refit(image_b, refined, ~is_a, radius, cancel)
+        refined = _refit(image_b, refined, ~is_a, radius, cancel, sigma=last)
     return refined, image_a, image_b
 
 
@@ -688,13 +693,16 @@ def _default_radius(positions: np.ndarray) -> float:
     return 0.5 * nn
 
 
-def _refine(image, positions, radius, *, intensity, move, progress, cancel, done0, total) -> Refined:
+def _refine(image, positions, radius, *, intensity, move, progress, cancel, done0, total,
+            sigma: bool = False) -> Refined:
+    """Centre of mass and batched Gaussian fits of ``positions`` (N, 2) px; position sigmas (px) only when
+    ``sigma`` and ``move``, else NaN (they cost a covariance per column, needed only for the final fit)."""
     n = len(positions)
     out_pos = np.array(positions, dtype=float).reshape(-1, 2)
     width = np.full(n, np.nan)
     inten = np.full(n, np.nan)
     quality = np.zeros(n)
-    sigma = np.full(n, np.nan)
+    spread = np.full(n, np.nan)
     free = (True, move, move, True, True)
     for k, start in enumerate(range(0, n, _CHUNK)):
         sl = slice(start, min(start + _CHUNK, n))
@@ -708,12 +716,12 @@ def _refine(image, positions, radius, *, intensity, move, progress, cancel, done
         width[sl] = params[:, 3]
         quality[sl] = r2
         inten[sl] = 2.0 * np.pi * params[:, 0] * params[:, 3] ** 2
-        if move:
-            sigma[sl] = _gaussfit.position_sigma(values, yy, xx, mask, params)
+        if move and sigma:
+            spread[sl] = _gaussfit.position_sigma(values, yy, xx, mask, params)
         if intensity == "disk":
             inten[sl] = _disk_sum(image, out_pos[sl], radius)
         report(progress, done0 + k + 1, total, cancel)
-    return Refined(out_pos, width, inten, quality, sigma)
+    return Refined(out_pos, width, inten, quality, spread)
 
 
 def refine_columns(
@@ -779,12 +787,12 @@ def refine_columns(
                          cancel=cancel, done0=0, total=total)
         peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
         out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
-                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total)
+                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=True)
         if intensity == "disk":
             out = out._replace(intensity=_disk_sum(img, out.positions, radius))
         return out
     return _refine(img, pos, float(radius), intensity=intensity, move=move, progress=progress, cancel=cancel,
-                   done0=0, total=total)
+                   done0=0, total=total, sigma=True)
 
 
 def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step: str, params: dict,
@@ -921,7 +929,8 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
     positions, refined, is_a, ij, component = _fill_sites(img, img, positions, refined, is_a, ij, component, grid,
                                                           cancel)
     refined, for_a, for_b = _peel(img, refined, is_a, grid.radius, cancel)
-    refined, is_a = _fill_sites(for_a, for_b, positions, refined, is_a, ij, component, grid, cancel)[1:3]
+    refined, is_a = _fill_sites(for_a, for_b, positions, refined, is_a, ij, component, grid, cancel,
+                                sigma=True)[1:3]
     report(progress, total, total, cancel)
     good = _plausible_columns(refined, is_a)
     order = np.argsort(~is_a[good], kind="stable")
