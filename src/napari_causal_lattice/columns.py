@@ -766,7 +766,9 @@ def refine_columns(
     Returns
     -------
     Refined
-        ``positions`` (N, 2) px, ``width`` (N,) px, ``intensity`` (N,), ``quality`` (N,) R^2 in [0, 1].
+        ``positions`` (N, 2) px, ``width`` (N,) px, ``intensity`` (N,), ``quality`` (N,) R^2 in [0, 1],
+        ``sigma`` (N,) 1-sigma position uncertainty per axis in px (see
+        :func:`~napari_causal_lattice._gaussfit.position_sigma`; NaN with ``move=False``).
     """
     img = as_image(image)
     _check_intensity(intensity)
