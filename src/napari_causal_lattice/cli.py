@@ -16,7 +16,8 @@ _EPILOG = """examples:
   napari-causal-lattice demo --headless --out demo_results
 
 Each image gets its own folder out/<name>/ with manifest.json (parameters, seeds, versions, input hash),
-arrays.npz, columns.csv, cells.csv and figures/*.png.  Images whose folder is already complete are skipped,
+arrays.npz, columns.csv, cells.csv and figures/*.png (add svg, pdf with --figure-format png,svg,pdf);
+out/report.html shows them all.  Images whose folder is already complete are skipped,
 so rerunning an interrupted batch resumes it.  Exit status: 0 all done, 1 some image failed, 2 bad usage.
 """
 
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                          f"window instead of sending each whole to one worker; default {SPLIT_PIXELS} (4096 x 4096)")
     analyze.add_argument("--overwrite", action="store_true",
                          help="recompute images whose results are already complete (default: skip them)")
+    figures = analyze.add_argument_group("figures (figures/ of each image and report.html of the batch)")
+    figures.add_argument("--figure-format", default="png", metavar="FMT[,FMT]",
+                         help="comma-separated figure formats among png, svg, pdf (vector); default png")
+    figures.add_argument("--dpi", type=_int_at_least(20), default=150, help="PNG resolution; default 150")
+    figures.add_argument("--style", choices=("paper", "slides", "greyscale"), default="paper",
+                         help="figure style: paper (default), slides (larger text), greyscale (prints in grey)")
 
     demo = sub.add_parser("demo", help="run the synthetic demo (in napari, or headless)")
     demo.add_argument("--headless", action="store_true", help="run without a window and write the results")
@@ -122,6 +129,9 @@ def main(argv=None) -> int:
             scheduler=args.scheduler,
             split_pixels=args.split_pixels,
             overwrite=args.overwrite,
+            figure_formats=args.figure_format.split(","),
+            dpi=args.dpi,
+            style=args.style,
         )
     except (ValueError, OSError, ImportError) as exc:
         print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)

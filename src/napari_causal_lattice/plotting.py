@@ -288,6 +288,7 @@ def plot_adjacency(
     fmt: str = "{:.2f}",
     colorbar: bool = True,
     label: str = "coefficient",
+    annotate_min: float = 0.0,
 ):
     """Heatmap of an adjacency (or probability) matrix with "effect <- cause" axes.
 
@@ -311,6 +312,9 @@ def plot_adjacency(
     colorbar : bool
     label : str
         Colour-bar label (e.g. ``"probability"``, ``"std / std"``).
+    annotate_min : float
+        Write only values of at least this magnitude.  Values beyond the colour limits saturate; the colour
+        bar then ends in an arrow.
 
     Returns
     -------
@@ -347,11 +351,13 @@ def plot_adjacency(
         span = (vmax - vmin) or 1.0
         for i in range(p):
             for j in range(p):
-                if np.isfinite(M[i, j]) and M[i, j] != 0:
+                if np.isfinite(M[i, j]) and M[i, j] != 0 and abs(M[i, j]) >= annotate_min:
                     dark = abs((M[i, j] - vmin) / span - 0.5) > 0.3 if signed else (M[i, j] - vmin) / span < 0.6
                     ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=6,
                             color="white" if dark else "black")
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label)
+        below, above = bool(finite.size and finite.min() < vmin), bool(finite.size and finite.max() > vmax)
+        extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get((below, above), "both")
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label, extend=extend)
     ax.set_title(title if title is not None else "effect <- cause", fontsize=9)
     return ax
