@@ -422,15 +422,17 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
     """
     from matplotlib.colors import ListedColormap
 
+    from .plotting import coupling_unit
+
     style = get_style(style)
     names = list(sliding.names)
     p = len(names)
     h, w = np.shape(image)
     panel_height = max(panel_width * h / w, 0.5)
-    size = (p * panel_width * (1.35 if in_units else 1.0) + 1.8, p * (panel_height + 0.3) + 1.0)
+    size = (p * panel_width * (1.35 if in_units else 1.0) + 2.2, p * (panel_height + 0.3) + 1.2)
     fig = _figure(size, layout=None)  # placed by hand: a layout engine takes a minute on 64 panels
     axes = fig.subplots(p, p, squeeze=False)  # not shared: sharing is quadratic in the panels
-    fig.subplots_adjust(left=0.9 / size[0], right=1 - 1.1 / size[0], bottom=0.6 / size[1], top=1 - 0.6 / size[1],
+    fig.subplots_adjust(left=0.9 / size[0], right=1 - 1.5 / size[0], bottom=0.6 / size[1], top=1 - 0.85 / size[1],
                         wspace=0.45 if in_units else 0.08, hspace=0.3 / (panel_height + 0.3) * 2.2)
     maps = {(e, c): _element(sliding, e, c, in_units) for e in names for c in names if e != c}
     top = robust_limits(np.concatenate([m.ravel() for m in maps.values()]), signed=True, percentile=percentile)[1]
@@ -450,8 +452,7 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
                           alpha=style.map_alpha)
             if in_units:
                 bar = fig.colorbar(mesh, cax=ax.inset_axes([1.03, 0.0, 0.05, 1.0]), extend=_extend(values, lo, hi))
-                bar.set_label(_element_label(sliding, effect, cause, True).split(" ", 3)[-1],
-                              fontsize=0.7 * style.font_size)
+                bar.set_label(coupling_unit(sliding.units, effect, cause), fontsize=0.7 * style.font_size)
                 bar.ax.tick_params(labelsize=0.7 * style.font_size)
             ax.set_title(f"{effect} <- {cause}", fontsize=0.85 * style.font_size, pad=2)
         if not sliding.fitted.all():
@@ -468,7 +469,7 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
         ax.set_ylabel(f"y ({unit})")
     if not in_units and mesh is not None:
         all_values = np.concatenate([m.ravel() for m in maps.values()])
-        fig.colorbar(mesh, cax=fig.add_axes([1 - 0.8 / size[0], 0.3, 0.15 / size[0], 0.4]),
+        fig.colorbar(mesh, cax=fig.add_axes([1 - 1.25 / size[0], 0.3, 0.15 / size[0], 0.4]),
                      label=_element_label(sliding, names[0], names[1], False), extend=_extend(all_values, *shared))
     ny, nx = sliding.shape
     fig.suptitle(f"sliding LiNGAM: {ny} x {nx} windows of {sliding.window} x {sliding.window} cells "
