@@ -567,7 +567,7 @@ def plot_global_graph(lingam, *, min_probability: float = 0.5, flag_above: float
 
     style = get_style(style)
     keep = edge_mask(lingam, min_probability)
-    fig = _figure((11.5, 5.6))
+    fig = _figure((11.5, 6.2))
     graph, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
     unit = "standardised (dimensionless)" if lingam.standardized else "data units"
     confidence = ("calibrated significance" if "significant" in lingam.edges().columns
@@ -578,9 +578,13 @@ def plot_global_graph(lingam, *, min_probability: float = 0.5, flag_above: float
     plot_adjacency(shown, list(lingam.names), ax=heat, signed=True, vmin=-1.0, vmax=1.0, fmt="{:+.2f}",
                    label=f"coefficient, {unit}", title="effect <- cause (0: no edge shown)")
     flagged = lingam.standardized and bool(np.any(np.abs(shown) > flag_above))
+    if flagged:
+        for text in heat.texts:
+            if abs(float(text.get_text())) > flag_above:
+                text.set_text(text.get_text() + " !")
     fig.suptitle(f"global causal graph, {lingam.n_samples} cells, coefficients {unit}"
-                 + (f"; ! or dashed: |coefficient| > {flag_above:g}, collinear descriptors (Vol = a b sin alpha), "
-                    "not an effect size" if flagged else ""))
+                 + (f"\n! and dashed: |coefficient| > {flag_above:g}, the mark of collinear descriptors "
+                    "(Vol = a b sin alpha), not an effect size" if flagged else ""))
     return fig
 
 
