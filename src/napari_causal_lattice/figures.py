@@ -226,7 +226,7 @@ def _place(ax, values, lattice, scale, **mesh):
 
 def draw_map(ax, image, pixel_size, lattice, values, *, label: str, signed: bool, style="paper",
              percentile: float = 98.0, limits=None, colorbar: bool = True, max_pixels: int = 1_000_000,
-             axis_labels: bool = True):
+             axis_labels: bool = True, cmap=None):
     """A grid map over the image with robust colour limits and a colour bar labelled ``label``.
 
     Parameters
@@ -251,6 +251,8 @@ def draw_map(ax, image, pixel_size, lattice, values, *, label: str, signed: bool
     max_pixels : int
         Pixel budget of the image beneath (see :func:`draw_image`).
     axis_labels : bool
+    cmap : str or Colormap, optional
+        Overrides the style's map (e.g. categorical regions).
 
     Returns
     -------
@@ -261,8 +263,8 @@ def draw_map(ax, image, pixel_size, lattice, values, *, label: str, signed: bool
     fy, fx, _ = draw_image(ax, image, pixel_size, style=style, max_pixels=max_pixels, axis_labels=axis_labels)
     values = np.asarray(values, dtype=float)
     lo, hi = limits if limits is not None else robust_limits(values, signed=signed, percentile=percentile)
-    mesh = _place(ax, values, lattice, (fy, fx), cmap=style.signed_cmap if signed else style.sequential_cmap,
-                  vmin=lo, vmax=hi, alpha=style.map_alpha)
+    cmap = cmap if cmap is not None else style.signed_cmap if signed else style.sequential_cmap
+    mesh = _place(ax, values, lattice, (fy, fx), cmap=cmap, vmin=lo, vmax=hi, alpha=style.map_alpha)
     h, w = np.shape(image)
     ax.set_xlim(-0.5 * fx, (w - 0.5) * fx)
     ax.set_ylim((h - 0.5) * fy, -0.5 * fy)
@@ -428,12 +430,13 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
     names = list(sliding.names)
     p = len(names)
     h, w = np.shape(image)
+    panel_width *= float(np.clip(np.sqrt(w / h), 1.0, 1.6))  # wide images get wider panels
     panel_height = max(panel_width * h / w, 0.5)
     size = (p * panel_width * (1.35 if in_units else 1.0) + 2.2, p * (panel_height + 0.3) + 1.2)
     fig = _figure(size, layout=None)  # placed by hand: a layout engine takes a minute on 64 panels
     axes = fig.subplots(p, p, squeeze=False)  # not shared: sharing is quadratic in the panels
     fig.subplots_adjust(left=0.9 / size[0], right=1 - 1.5 / size[0], bottom=0.6 / size[1], top=1 - 0.85 / size[1],
-                        wspace=0.45 if in_units else 0.08, hspace=0.3 / (panel_height + 0.3) * 2.2)
+                        wspace=0.45 if in_units else 0.08, hspace=0.32 / panel_height)
     maps = {(e, c): _element(sliding, e, c, in_units) for e in names for c in names if e != c}
     top = robust_limits(np.concatenate([m.ravel() for m in maps.values()]), signed=True, percentile=percentile)[1]
     shared = (-min(top, standardised_limit), min(top, standardised_limit))
@@ -518,7 +521,7 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
         top = float(np.max(np.abs(pca.components[n])))
         plot_adjacency(pca.components[n], list(pca.names), ax=axes[n, 0], signed=True, vmin=-top, vmax=top,
                        label="weight (unit-norm component)", fmt="{:.2f}", annotate_min=annotate_min,
-                       title=f"component {n + 1} ({100 * pca.explained_variance_ratio[n]:.0f} % of variance)")
+                       title=f"component {n + 1} ({100 * pca.explained_variance_ratio[n]:.2g} % of variance)")
         draw_map(axes[n, 1], image, pixel_size, pca.lattice, pca.loadings[n], label=f"score ({unit})", signed=True,
                  style=style, percentile=percentile, max_pixels=300_000)
         axes[n, 1].set_title(f"loading map {n + 1}{note}")
