@@ -131,7 +131,8 @@ def plot_summary(table, *, style="paper"):
 
     edges = list(dict.fromkeys(table["edge"]))
     groups = list(dict.fromkeys(table["group"]))
-    images = list(dict.fromkeys(table.sort_values("group", kind="stable")["image"]))
+    images = list(dict.fromkeys(table.assign(_g=table["group"].map(groups.index)).sort_values("_g", kind="stable")
+                                ["image"]))
     colours = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000")
     markers = "osD^vP*"
     fig = Figure(figsize=(max(4.5, 0.55 * len(images) + 2.5) * min(len(edges), 3) / 1.4, 3.6 * -(-len(edges) // 3)),
@@ -153,11 +154,13 @@ def plot_summary(table, *, style="paper"):
             ax.plot(x[~shown], y[~shown], marker, mfc="white", color=colour, ms=6, ls="none")
         ax.axhline(0, color="0.6", lw=0.8)
         ax.set_xticks(range(len(images)), images, rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(images) - 0.4)
         unit = rows["unit"].iloc[0] if len(rows) else ""
         ax.set_ylabel(f"{edge} ({unit})" if unit else edge)
         ax.set_title(edge)
     if len(groups) > 1:
-        axes[0].legend(title="group", fontsize=7)
+        fig.legend(*axes[0].get_legend_handles_labels(), title="group", loc="outside lower center",
+                   ncols=min(len(groups), 6))
     fig.suptitle("global couplings per image: coefficient with 95 % bootstrap interval "
                  "(filled: passes the confidence; hollow: does not)")
     return fig
