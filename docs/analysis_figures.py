@@ -5,7 +5,7 @@
 Runs :func:`~napari_causal_lattice.pipeline.analyze_images` (as ``napari-causal-lattice analyze`` does) on the
 synthetic perovskite and, when ``--pto-sro`` names the folder of the TEMUL PTO/SRO image
 (``Cropped_PTO-SRO_Aligned.hspy``, GPL: read in place, never copied), on that image too; the batch folder ``DIR``
-gets the results, the figures in PNG, SVG and PDF and ``report.html``.  With ``--images``, each PNG is also
+gets the results, the figures in PNG, SVG and PDF, a ``report.html`` per sample and one over both.  With ``--images``, each PNG is also
 written there as a 256-colour copy named ``analysis_<sample>_<figure>.png`` (the figures are ours; the data
 stays where it is).
 """
@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from napari_causal_lattice.pipeline import analyze_images
+from napari_causal_lattice.report import write_report
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
 #: Window (cells) per sample: 8 x 8 windows on the 48 x 48-cell synthetic grid; 8 on the 9-row PTO/SRO grid.
@@ -58,6 +59,10 @@ def run(out: Path, *, pto_sro: Path | None, images: Path | None) -> list:
             images.mkdir(parents=True, exist_ok=True)
             for png in sorted(Path(item.out).glob("figures/*.png")):
                 _small_png(png, images / f"analysis_{name}_{png.name}")
+    groups = {Path(item.image).name: name for (name, _, _), item in zip(batches, items)}
+    write_report(out, items, groups=groups)  # one report over both samples: its summary compares them
+    if images is not None:
+        _small_png(out / "report_files" / "summary.png", images / "analysis_summary.png")
     return items
 
 
