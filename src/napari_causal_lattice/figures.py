@@ -201,10 +201,11 @@ def draw_image(ax, image, pixel_size=None, *, style="paper", max_pixels: int = 1
     return fy, fx, unit
 
 
-def _place(ax, values, lattice, scale, **mesh):
+def _place(ax, values, lattice, scale, **style):
     """Draw a grid map (cells or windows) on the image: each value on its grid cell, placed by ``lattice``.
 
-    This is the one place that maps grid indices to image positions (one global affine per lattice).
+    This is the one place that maps grid indices to image positions (one global affine per lattice).  The map
+    is an image carried by that affine, so neighbouring cells meet without seams in PNG, SVG and PDF.
 
     Parameters
     ----------
@@ -215,13 +216,26 @@ def _place(ax, values, lattice, scale, **mesh):
         Grid index ``(i, j)`` -> centre ``(y, x)`` in image px.
     scale : (float, float)
         (y, x) length of one px in the axis unit (from :func:`draw_image`).
-    **mesh
-        ``cmap``, ``vmin``, ``vmax``, ``alpha`` ... of ``pcolormesh``.
+    **style
+        ``cmap``, ``vmin``, ``vmax``, ``alpha`` ... of ``imshow``.
+
+    Returns
+    -------
+    AxesImage
     """
-    ii, jj = np.meshgrid(np.arange(values.shape[0] + 1) - 0.5, np.arange(values.shape[1] + 1) - 0.5, indexing="ij")
-    yx = lattice.to_image(np.stack([ii, jj], axis=-1))
-    return ax.pcolormesh(yx[..., 1] * scale[1], yx[..., 0] * scale[0], np.ma.masked_invalid(values),
-                         shading="flat", edgecolors="none", antialiased=False, rasterized=True, **mesh)
+    from matplotlib.transforms import Affine2D
+
+    fy, fx = scale
+    grid_to_axes = np.array([[lattice.v1[1] * fx, lattice.v2[1] * fx, lattice.origin[1] * fx],  # (j, i) -> x
+                             [lattice.v1[0] * fy, lattice.v2[0] * fy, lattice.origin[0] * fy],  # (j, i) -> y
+                             [0.0, 0.0, 1.0]])
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    image = ax.imshow(np.ma.masked_invalid(values), interpolation="nearest",
+                      extent=(-0.5, values.shape[1] - 0.5, values.shape[0] - 0.5, -0.5), **style)
+    image.set_transform(Affine2D(grid_to_axes) + ax.transData)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    return image
 
 
 def draw_map(ax, image, pixel_size, lattice, values, *, label: str, signed: bool, style="paper",
