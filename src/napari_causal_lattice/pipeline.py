@@ -3,9 +3,8 @@
 :func:`run_pipeline` runs one image (its sliding windows optionally on any executor, e.g. a dask cluster);
 :func:`analyze_images` runs many (serially, in a local process pool, or on a dask.distributed cluster, each
 image whole on one worker or split window by window over all of them), skipping images whose results are
-already complete, so an interrupted batch resumes where it stopped.  Results folders also hold PNG figures
-(descriptor maps, the ``Px <- Py`` overlay, PCA loadings, the global causal graph) rendered with matplotlib's
-Agg backend.
+already complete, so an interrupted batch resumes where it stopped.  Results folders also hold the figures of
+:mod:`napari_causal_lattice.figures` (PNG, SVG, PDF), and a batch gets ``report.html``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .figures import check_figure_options
+from .figures import check_figure_options, figure_writers
 from .io import LoadedImage, Results, array_sha256, check_results_target, load_image, results_complete, save_results
 from .lattice import DESCRIPTORS
 from .progress import report
@@ -220,8 +219,6 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
     Path
         The results folder.
     """
-    from .figures import figure_writers
-
     return save_results(
         out,
         columns=results.columns,
