@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ._version import __version__
+from .figures import STYLES
 from .pipeline import SPLIT_PIXELS
 
 _EPILOG = """examples:
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--figure-format", default="png", metavar="FMT[,FMT]",
                          help="comma-separated figure formats among png, svg, pdf (vector); default png")
     figures.add_argument("--dpi", type=_int_at_least(20), default=150, help="PNG resolution; default 150")
-    figures.add_argument("--style", choices=("paper", "slides", "greyscale"), default="paper",
+    figures.add_argument("--style", choices=tuple(STYLES), default="paper",
                          help="figure style: paper (default), slides (larger text), greyscale (prints in grey)")
 
     demo = sub.add_parser("demo", help="run the synthetic demo (in napari, or headless)")
