@@ -298,6 +298,13 @@ def _panel_layout(shape, n: int, *, panel_width: float = 3.2):
     return nrows, ncols, (ncols * (width + 1.4), nrows * (height + 0.9))
 
 
+def _single_size(shape, *, height: float = 4.5, extra: float = 1.8) -> tuple[float, float]:
+    """Figure size (inches) of one map panel of an image of ``shape``: as wide as the image's aspect asks."""
+    aspect = shape[1] / max(shape[0], 1)
+    width = float(np.clip(height * aspect, 3.0, 12.0))
+    return width + extra, min(height, width / aspect + 1.0) + 0.6
+
+
 def _pixel_size(results) -> float | tuple | None:
     """pm per px of an analysis: the cells' (what the descriptors used), else the image's."""
     cells = getattr(results, "cells", None)
@@ -322,8 +329,7 @@ def plot_image_columns(image, columns, pixel_size=None, *, style="paper"):
     -------
     matplotlib.figure.Figure
     """
-    _, _, size = _panel_layout(np.shape(image), 1)
-    fig = _figure((size[0], size[1] + 0.4))
+    fig = _figure(_single_size(np.shape(image), extra=0.8))
     ax = fig.add_subplot()
     fy, fx, _ = draw_image(ax, image, pixel_size, style=style)
     n = len(columns.positions)
@@ -375,8 +381,7 @@ def plot_overlay(image, sliding, pixel_size=None, effect: str = OVERLAY[0], caus
     """
     in_units = bool(sliding.units.get(effect) and sliding.units.get(cause))
     values = _element(sliding, effect, cause, in_units)
-    _, _, size = _panel_layout(np.shape(image), 1)
-    fig = _figure(size)
+    fig = _figure(_single_size(np.shape(image)))
     ax = fig.add_subplot()
     draw_map(ax, image, pixel_size, sliding.lattice, values, label=_element_label(sliding, effect, cause, in_units),
              signed=True, style=style, percentile=percentile)
