@@ -204,6 +204,8 @@ def figure2(out: Path, sample, columns, cells, nearest, region) -> dict:
     ax.set_xlim(centre[1] - half, centre[1] + half)
     ax.set_ylim(centre[0] + half, centre[0] - half)
     ax.set_title("(a) a 7 x 7-cell detail with the found columns", fontsize=9)
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
     ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
     regions = _region_map(cells, region)
     colours = ["#2e6fba", "#c0392b", "#8e44ad", "#16a085"]
@@ -214,7 +216,7 @@ def figure2(out: Path, sample, columns, cells, nearest, region) -> dict:
     maps = cells.maps()
     for ax, name in zip(axes[0, 2:], ("Px", "Py")):
         map_on_image(ax, sample.image, cells.lattice, maps[name], title=f"({'cd'[name == 'Py']}) {name} measured",
-                     unit=cells.units[name], truth=sample)
+                     unit=f"{name} ({cells.units[name]})", truth=sample)
     errors = {}
     planted = truth.descriptors.iloc[nearest]
     for name in DESCRIPTORS:
