@@ -1,7 +1,7 @@
 """Figures of docs/real_images.md: the shared real images through columns, cells, flags and local placement.
 
-The images are GPL-licensed (../shared/data, see each folder's README), so the figures are made on your
-machine and not stored in the repository::
+The images are GPL-licensed (../shared/data, see each folder's README) and are read from there, never copied;
+the figures derived from them are stored in docs/images with a caption crediting the source and its licence::
 
     python docs/real_images.py --data ../shared/data --out docs/images
 """
@@ -9,6 +9,7 @@ machine and not stored in the repository::
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from napari_causal_lattice.cells import build_cells  # noqa: E402
 from napari_causal_lattice.columns import find_columns  # noqa: E402
@@ -44,8 +46,7 @@ def pto_sro(data: Path, out: Path) -> dict:
     fig.colorbar(shown, ax=ax, label="Py [pm]", fraction=0.02, pad=0.01)
     ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(out / "real_pto_sro_flags.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "real_pto_sro_flags.png")
     distance = np.hypot(*(region_centres(raster, len(b)) - b).T) / min(cells.lattice.spacings)
     p = np.hypot(table["Px"], table["Py"])
     return {"cells": len(cells), "flags": cells.flag_counts(), "max |P| unflagged [pm]": float(p.max()),
@@ -73,11 +74,21 @@ def sto_110(data: Path, out: Path) -> dict:
                  fontsize=9)
     ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(out / "real_sto_110.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "real_sto_110.png")
     n = len(table)
     return {name: f"{table[name].mean():.2f} +- {np.sqrt((table[f'sigma_{name}'] ** 2).sum()) / n:.2f} pm"
             for name in ("Px", "Py")} | {"a, b [pm]": (round(table["a"].median(), 1), round(table["b"].median(), 1))}
+
+
+def _save(fig, path: Path, *, dpi: float = 110.0):
+    """Write ``fig`` as a 256-colour PNG (well under 300 kB) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    buffer.seek(0)
+    with Image.open(buffer) as png:
+        png.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                    dither=Image.Dither.NONE).save(path, optimize=True)
 
 
 def _extent(raster):
