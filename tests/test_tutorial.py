@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import subprocess
@@ -15,6 +16,7 @@ _REPO = Path(__file__).resolve().parents[1]
 _DOCS = _REPO / "docs"
 FIGURES = ("fig1_toy.png", "fig2_sample.png", "fig3_global.png", "fig4_sliding.png", "fig4_sliding_lattice.png",
            "fig5_pca.png", "fig5_pca_without_vol.png", "fig8_theory.png", "fig9_theory.png")
+REAL_FIGURES = ("real_pto_sro.png", "real_pto_sro_graph.png")
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +31,16 @@ def tutorial(tmp_path_factory):
 @pytest.mark.slow
 def test_every_figure_is_written_small_and_embedded(tutorial):
     out, summary = tutorial
+    made = FIGURES + (REAL_FIGURES if summary["real"]["status"] == "done" else ())
     written = sorted(p.name for p in out.glob("*.png"))
-    assert written == sorted(FIGURES)
-    for name in FIGURES:
+    assert written == sorted(made)
+    for name in made:
         size = (out / name).stat().st_size
         assert 5_000 < size < 300_000, f"{name} is {size} bytes"
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     embedded = set(re.findall(r"\(images/([\w.]+\.png)\)", (_DOCS / "tutorial.md").read_text()))
-    assert embedded == set(FIGURES), "docs/tutorial.md must show exactly the figures the script makes"
-    for name in FIGURES:
+    assert embedded == set(FIGURES + REAL_FIGURES), "docs/tutorial.md must show exactly the figures the script makes"
+    for name in FIGURES + REAL_FIGURES:
         assert (_DOCS / "images" / name).is_file(), f"docs/images/{name} is missing: rerun docs/tutorial.py"
 
 
@@ -118,6 +121,31 @@ def test_theory_curves(tutorial):
     assert far[0] > far[1] > far[2] > 0, "the volume coupling must shrink as eps grows (P_S ~ sqrt(1 - eps))"
     assert far[1] / far[0] == pytest.approx(0.5**0.5, rel=1e-2)
     assert fig9["dV/dP1_at_wall"] == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_real_image_section(tutorial):
+    """PTO/SRO end to end when ../shared/data is present: flagged cells counted, Vol left out, calibrated edges."""
+    real = tutorial[1]["real"]
+    if real["status"] == "skipped":
+        pytest.skip(real["reason"])
+    assert real["n_cells"] > 300 and real["grid_shape"][0] >= 8
+    assert 0 < sum(real["flags"].values()) <= 0.1 * real["n_cells"]
+    assert set(real["flags"]) <= {"fit", "b_near_a", "b_off_lattice", "outlier"}
+    assert "Vol" not in real["variables"]
+    assert real["significant_edges"], "no calibrated edge on PTO/SRO"
+    assert real["significant_windows"] >= 1
+    assert sum(real["link_a_b"].values()) == real["windows"][0] * real["windows"][1]
+
+
+def test_real_image_section_skips_without_data(tmp_path):
+    """Without the shared data the section is skipped with a note and writes nothing."""
+    spec = importlib.util.spec_from_file_location("tutorial_script", _DOCS / "tutorial.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    real = module.real_image(tmp_path, tmp_path / "no-shared-data")
+    assert real["status"] == "skipped" and "not present" in real["reason"]
+    assert not list(tmp_path.glob("*.png"))
 
 
 @pytest.mark.slow
