@@ -22,3 +22,9 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert abs(profile.params["Lc"] - sample.truth.wall["width_px"]) <= 0.2 * sample.truth.wall["width_px"]
     assert (tmp_path / "results" / "manifest.json").exists()
     assert np.isfinite(namespace["result"].adjacency).all()
+    # the calibrated edges and the flag counts the example shows
+    edges, cells = namespace["edges"], namespace["cells"]
+    assert {"significant", "link"} <= set(edges.columns)
+    assert edges["significant"].any()
+    assert sum(cells.flag_counts().values()) <= 0.01 * len(cells.table)
+    assert namespace["mask"].shape == namespace["px_py"].shape and namespace["mask"].dtype == bool
