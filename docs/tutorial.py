@@ -9,7 +9,8 @@
 #     python docs/tutorial.py --out DIR
 #
 # It writes one PNG per figure and ``summary.json`` (the key numbers, measured against the planted truth)
-# into DIR, in about 15 s.  The narrative is docs/tutorial.md.
+# into DIR, in about 20 s (the last section runs on the shared PbTiO3/SrRuO3 image when ../shared/data is
+# present, ``--data`` to point elsewhere, and is skipped with a note otherwise).  The narrative is docs/tutorial.md.
 """Reproduce the paper's figures on the synthetic perovskite: ``python docs/tutorial.py --out DIR``."""
 
 from __future__ import annotations
