@@ -42,6 +42,8 @@ def package_versions() -> dict[str, str]:
 
 def jsonable(value):
     """Convert numpy scalars/arrays, tuples and nested containers to plain JSON types."""
+    if value is None or type(value) in (str, int, bool):  # the common leaves, returned as they are
+        return value
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
