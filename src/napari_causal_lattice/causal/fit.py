@@ -152,15 +152,15 @@ def _validate(data: np.ndarray, names):
             f"Only {n} complete rows ({n_dropped} dropped for NaN) for {p} variables; need more than "
             f"{p + 1}. Use a larger region or fewer variables."
         )
-    mean = clean.mean(axis=0)
+    mean = clean.sum(axis=0) / n  # = clean.mean(axis=0), bit for bit, without its Python wrapper
     centred = clean - mean
     std = np.sqrt(np.einsum("ij,ij->j", centred, centred) / n)
     _check_not_constant(clean, mean, std, names)
     standard = centred / std
     corr = standard.T @ standard / n
     twins = np.abs(corr) > 1 - 1e-9
-    np.fill_diagonal(twins, False)
-    if twins.any():
+    if np.count_nonzero(twins) > p:  # more than the diagonal (1 to rounding): a pair of duplicate columns
+        np.fill_diagonal(twins, False)
         i, j = np.argwhere(np.tril(twins))[0]
         raise ValueError(
             f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
