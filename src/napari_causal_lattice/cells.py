@@ -718,3 +718,75 @@ def build_cells(
         provenance=provenance,
         motif=data.motif,
     )
+
+
+@dataclass(frozen=True)
+class MeanPolarization:
+    """Cell-averaged polarization with a statistical and a systematic uncertainty.
+
+    Attributes
+    ----------
+    mean : (2,) float array
+        Mean ``(Px, Py)`` over the unflagged cells, pm.
+    sigma_stat : (2,) float array
+        1-sigma statistical uncertainty of the mean, pm: ``sqrt(sum sigma_P^2) / n`` from the propagated
+        per-cell uncertainties (the per-cell scatter of a centrosymmetric crystal matches them).
+    sigma_sys : (2,) float array
+        1-sigma systematic uncertainty, pm: half the range of the means over the fit settings given as
+        ``variants`` (0 without variants).
+    n_cells : int
+        Cells averaged.
+    """
+
+    mean: np.ndarray
+    sigma_stat: np.ndarray
+    sigma_sys: np.ndarray
+    n_cells: int
+
+    @property
+    def sigma(self) -> np.ndarray:
+        """(2,) combined 1-sigma uncertainty (statistical and systematic in quadrature), pm."""
+        return np.hypot(self.sigma_stat, self.sigma_sys)
+
+    def consistent_with_zero(self, n_sigma: float = 3.0) -> bool:
+        """True when both components lie within ``n_sigma`` combined sigma of zero."""
+        return bool(np.all(np.abs(self.mean) <= n_sigma * self.sigma))
+
+
+def _mean_p(cells: Cells) -> tuple[np.ndarray, np.ndarray, int]:
+    table = cells.table
+    names = ["Px", "Py", "sigma_Px", "sigma_Py"]
+    missing = [c for c in names if c not in table.columns]
+    if missing:
+        raise ValueError(f"The cells have no {missing} columns; build them with build_cells on fitted columns.")
+    good = np.all(np.isfinite(table[names].to_numpy(dtype=float)), axis=1)
+    if "flag" in table.columns:
+        good &= table["flag"].astype(str).to_numpy() == ""
+    n = int(good.sum())
+    if n == 0:
+        raise ValueError("No unflagged cell with a finite polarization and uncertainty to average.")
+    values = table.loc[good, names].to_numpy(dtype=float)
+    return values[:, :2].mean(axis=0), np.sqrt((values[:, 2:] ** 2).sum(axis=0)) / n, n
+
+
+def mean_polarization(cells: Cells, variants=()) -> MeanPolarization:
+    """Mean polarization of the unflagged cells, with its statistical and systematic uncertainty.
+
+    Parameters
+    ----------
+    cells : Cells
+        The cells to average (flagged cells and cells with NaN P or sigma are left out).
+    variants : sequence of Cells
+        The same image analysed with other fit settings (e.g. ``find_columns(..., radius=r)`` for a few
+        radii).  The systematic sigma is half the range of the mean over ``cells`` and ``variants``: on the
+        [110] SrTiO3 ADF image the mean Px moves by 0.9 pm between fit radii 6 and 13 px, more than its
+        statistical sigma (0.23 pm), so the column fit model, not counting noise, limits the mean.
+
+    Returns
+    -------
+    MeanPolarization
+    """
+    mean, sigma_stat, n = _mean_p(cells)
+    means = np.array([mean] + [_mean_p(v)[0] for v in variants])
+    sigma_sys = (means.max(axis=0) - means.min(axis=0)) / 2
+    return MeanPolarization(mean=mean, sigma_stat=sigma_stat, sigma_sys=sigma_sys, n_cells=n)

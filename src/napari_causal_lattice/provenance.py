@@ -42,10 +42,12 @@ def package_versions() -> dict[str, str]:
 
 def jsonable(value):
     """Convert numpy scalars/arrays, tuples and nested containers to plain JSON types."""
+    if value is None or type(value) in (str, int, bool):  # the common leaves, returned as they are
+        return value
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): v if v is None or type(v) in (str, int, bool) else jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [v if v is None or type(v) in (str, int, bool) else jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     if isinstance(value, np.generic):

@@ -101,7 +101,7 @@ def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
 
     S = np.ascontiguousarray(S, dtype=float)
     m, p, _ = S.shape
-    n = np.array(np.broadcast_to(np.asarray(n, dtype=float), (m,)))
+    n = np.full(m, n, dtype=float) if np.ndim(n) == 0 else np.array(np.broadcast_to(np.asarray(n, dtype=float), (m,)))
     tstat, dof = _order_tstats(S, n, np.ascontiguousarray(orders, dtype=np.int64))
     with np.errstate(invalid="ignore"):
         P = np.where(dof > 0, 2.0 * stdtr(dof, -tstat), tstat)  # untested entries carry 1 or NaN in tstat

@@ -726,6 +726,12 @@ def _fit_kernel(X, mask, orders0, allowed, order, B, bad):
 # --------------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------------
+@functools.cache
+def _cpu_count() -> int:
+    """CPU cores (asked once per process)."""
+    return os.cpu_count() or 1
+
+
 def direct_lingam_batch(X, *, prior_knowledge=None, mask=None, workers=None):
     """Fit DirectLiNGAM to many datasets at once.
 
@@ -779,18 +785,16 @@ def direct_lingam_batch(X, *, prior_knowledge=None, mask=None, workers=None):
     order = np.empty((m, p), dtype=np.int64)
     B = np.zeros((m, p, p))
     bad = np.zeros(m, dtype=np.bool_)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    n_threads = max(1, min(int(workers), m // 8))
-    bounds = np.linspace(0, m, n_threads + 1).astype(int)
-    parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-
-    def fit(sl):
-        _fit_kernel(X[sl], mask[sl], orders0, allowed, order[sl], B[sl], bad[sl])
-
-    if n_threads == 1:
-        fit(parts[0])
+    n_threads = 1 if m < 16 else max(1, min(_cpu_count() if workers is None else int(workers), m // 8))
+    if n_threads == 1:  # a single fit or a small batch: no thread pool, no partition
+        _fit_kernel(X, mask, orders0, allowed, order, B, bad)
     else:
+
+        def fit(sl):
+            _fit_kernel(X[sl], mask[sl], orders0, allowed, order[sl], B[sl], bad[sl])
+
+        bounds = np.linspace(0, m, n_threads + 1).astype(int)
+        parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         with ThreadPoolExecutor(n_threads) as pool:
             for job in [pool.submit(fit, sl) for sl in parts]:
                 job.result()

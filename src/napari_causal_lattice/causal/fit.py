@@ -88,8 +88,8 @@ def _prepared(X, data, names, *, eiv: bool, drop_deterministic: bool) -> dict:
     """Validated complete rows, their statistics and uncertainties; near-deterministic variables reported
     (and with ``drop_deterministic`` left out)."""
     sigma = _eiv_sigma(X, data, names) if eiv else None
-    clean, n_dropped, mean, scale, standard, correlation = _validate(data, names)
-    found = _near_deterministic(correlation, names)
+    clean, n_dropped, mean, scale, standard, correlation, inverse = _validate(data, names)
+    found = _near_deterministic(correlation, names, inverse=inverse)
     dropped = list(found) if drop_deterministic else []
     if found:
         warn_deterministic(found, dropped, stacklevel=4)
@@ -135,39 +135,40 @@ def validate_table(data: np.ndarray, names) -> tuple[np.ndarray, int]:
         Too few rows (need more than p + 1), a constant column, or linearly dependent columns.
     """
     clean, n_dropped = _validate(data, names)[:2]
-    return clean, n_dropped
+    return (clean.copy() if clean is data else clean), n_dropped
 
 
 def _validate(data: np.ndarray, names):
-    """:func:`validate_table`, also returning the column means, standard deviations and correlation matrix."""
-    finite = np.all(np.isfinite(data), axis=1)
-    clean = data[finite]
-    n_dropped = int((~finite).sum())
+    """:func:`validate_table`, also returning the column means, standard deviations, standardised rows,
+    correlation matrix and its inverse (None when it is not well conditioned)."""
+    if np.isfinite(data).all():  # the common case: no row to drop, no copy
+        clean, n_dropped = data, 0
+    else:
+        finite = np.all(np.isfinite(data), axis=1)
+        clean, n_dropped = data[finite], int((~finite).sum())
     n, p = clean.shape
     if n <= p + 1:
         raise ValueError(
             f"Only {n} complete rows ({n_dropped} dropped for NaN) for {p} variables; need more than "
             f"{p + 1}. Use a larger region or fewer variables."
         )
-    mean = clean.mean(axis=0)
+    mean = clean.sum(axis=0) / n  # = clean.mean(axis=0), bit for bit, without its Python wrapper
     centred = clean - mean
     std = np.sqrt(np.einsum("ij,ij->j", centred, centred) / n)
-    const = std <= 1e-12 * np.maximum(np.abs(clean).max(axis=0), _TINY)
-    if const.any():
-        raise ValueError(f"Columns {[names[k] for k in np.flatnonzero(const)]} are constant; remove them from the "
-                         "variables.")
+    _check_not_constant(clean, mean, std, names)
     standard = centred / std
     corr = standard.T @ standard / n
     twins = np.abs(corr) > 1 - 1e-9
-    np.fill_diagonal(twins, False)
-    if twins.any():
+    if np.count_nonzero(twins) > p:  # more than the diagonal (1 to rounding): a pair of duplicate columns
+        np.fill_diagonal(twins, False)
         i, j = np.argwhere(np.tril(twins))[0]
         raise ValueError(
             f"Columns {names[j]!r} and {names[i]!r} are duplicates up to scale (correlation "
             f"{corr[i, j]:+.10f}); keep only one of them."
         )
     try:  # trace(corr^-1) >= 1 / smallest eigenvalue: a cheap bound before the eigendecomposition
-        well_posed = np.trace(np.linalg.inv(corr)) < 1e10
+        inverse = np.linalg.inv(corr)
+        well_posed = np.trace(inverse) < 1e10
     except np.linalg.LinAlgError:
         well_posed = False
     evals, evecs = (np.ones(1), None) if well_posed else np.linalg.eigh(corr)
@@ -177,7 +178,22 @@ def _validate(data: np.ndarray, names):
             f"The columns are linearly dependent (e.g. one of {involved} is a combination of the others); "
             "drop a derived column (such as Vol when a, b and alpha are present only if they are exactly related)."
         )
-    return clean, n_dropped, mean, std, standard, corr
+    return clean, n_dropped, mean, std, standard, corr, inverse if well_posed else None
+
+
+def _check_not_constant(clean, mean, std, names) -> None:
+    """Refuse columns whose standard deviation is below 1e-12 of their largest magnitude.
+
+    ``max |x| <= |mean| + sqrt(n) std``, so a column passes without the (n, p) scan for its maximum when its
+    std exceeds 1e-12 of that bound (every column of real data).
+    """
+    bound = np.maximum(np.abs(mean) + np.sqrt(len(clean)) * std, _TINY)
+    if np.all(std > 1e-12 * bound):
+        return
+    const = std <= 1e-12 * np.maximum(np.abs(clean).max(axis=0), _TINY)
+    if const.any():
+        raise ValueError(f"Columns {[names[k] for k in np.flatnonzero(const)]} are constant; remove them from the "
+                         "variables.")
 
 
 def _eiv_sigma(X, data, names) -> np.ndarray:
@@ -217,8 +233,15 @@ def near_deterministic(data, names, *, r2_threshold: float = 0.999) -> dict:
     return _near_deterministic(np.corrcoef(np.asarray(data, dtype=float), rowvar=False), names, r2_threshold)
 
 
-def _near_deterministic(correlation: np.ndarray, names, r2_threshold: float = 0.999) -> dict:
-    """:func:`near_deterministic` from the (p, p) correlation matrix."""
+def _near_deterministic(correlation: np.ndarray, names, r2_threshold: float = 0.999, *, inverse=None) -> dict:
+    """:func:`near_deterministic` from the (p, p) correlation matrix (and its inverse, if already computed).
+
+    R^2 of variable ``k`` on all the others is ``1 - 1 / (corr^-1)[k, k]``.
+    """
+    if inverse is not None:
+        r2 = 1.0 - 1.0 / np.diag(inverse)
+        if not np.any(r2 > r2_threshold):  # the common case: nothing to report, one inverse for everything
+            return {}
     names = [str(n) for n in names]
     keep = list(range(len(names)))
     found: dict = {}
