@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
+from unittest.mock import patch
 
 import numpy as np
 import pytest
+from napari.layers import Labels
 from napari.utils.interactions import mouse_press_callbacks
 
 from napari_causal_lattice._napari.layers import META_KEY
@@ -162,3 +165,87 @@ def test_cancel_and_bad_input_leave_layers_untouched(make_napari_viewer, qtbot, 
     assert widget.result is None and [layer.name for layer in viewer.layers] == names
     with pytest.raises(ValueError, match="run the sliding LiNGAM first"):
         widget.add_overlay()
+
+
+def deterministic_grid(grid):
+    """The grid with Vol replaced by the exact a b sin(alpha) (a deterministic descriptor, as on real cells)."""
+    table = grid.table.copy()
+    table["Vol"] = table["a"] * table["b"] * np.sin(np.deg2rad(table["alpha"]))
+    return dataclasses.replace(grid, table=table)
+
+
+def test_edge_decision_form_overlays_and_inspector(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    image, _ = add_source(viewer, grid)
+    widget = SlidingWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.params.alpha.value == pytest.approx(0.01) and widget.params.fdr.value == "none"
+    widget.window_spin.setValue(WINDOW)
+    widget.boot_spin.setValue(4)
+    widget.params.alpha.value = 0.02
+    widget.params.fdr.value = "BH"
+    result = run(widget, qtbot)
+    params = result.provenance["params"]
+    assert params["alpha"] == pytest.approx(0.02) and params["fdr"] == "bh"
+    assert "order t-test, alpha 0.02, BH" in widget.summary.text() and "window edges pass" in widget.summary.text()
+
+    # significant only: the coefficient where Px <- Py passes, transparent (NaN) elsewhere
+    widget.kind_combo.setCurrentText("significant only")
+    widget.overlay_button.click()
+    layer = viewer.layers[f"Px <- Py, significant (window {WINDOW})"]
+    passes = result.significance("Px", "Py")
+    assert 0 < passes.sum() < passes.size  # the planted wall column has no edge
+    np.testing.assert_allclose(np.asarray(layer.data)[passes], result.element("Px", "Py")[passes])
+    assert np.all(np.isnan(np.asarray(layer.data)[~passes]))
+    assert widget.legend.isVisibleTo(widget) and "fails the test" in widget.legend.text()
+
+    # link type: a labels layer of the codes, aligned like the other overlays, with a legend of the pair
+    widget.kind_combo.setCurrentText("link type")
+    widget.overlay_button.click()
+    links = viewer.layers[f"link Px, Py (window {WINDOW})"]
+    assert isinstance(links, Labels) and links in widget.overlay_layers
+    np.testing.assert_array_equal(links.data, result.link_type("Px", "Py"))
+    assert list(links.features["link"]) == ["none", "Px <- Py", "Py <- Px", "Px <-> Py"]
+    np.testing.assert_allclose(links.data_to_world((2, 5)), window_centre_world(grid, image, result, 2, 5),
+                               atol=1e-6)
+    assert links.visible and not layer.visible
+    legend = widget.legend.text()
+    assert "Px &lt;- Py" in legend and "Px &lt;-&gt; Py" in legend and "alpha 0.02, BH" in legend
+    links_count = len(viewer.layers)
+    widget.overlay_button.click()  # the same overlay again is shown, not added
+    assert len(viewer.layers) == links_count
+
+    # the inspector states the criterion and draws only the significant edges
+    widget.show_window(1, 1)
+    text = widget.window_label.text()
+    assert "order t-test, alpha 0.02, BH" in text
+    passing = [f"{result.names[e]} <- {result.names[c]}" for e, c in np.argwhere(result.significant[1, 1])]
+    assert passing and all(edge in text for edge in passing)
+
+    # PCA of the significant elements only, with the outlier windows reported
+    assert widget.significant_only_check.isEnabled() and widget.significant_only_check.isChecked()
+    widget.pca_button.click()
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=30000)
+    assert widget.pca.significant_only
+    assert widget.pca_summary.text().startswith(f"PCA of {int(result.fitted.sum() - widget.pca.outliers.sum())} "
+                                                "windows (significant elements only)")
+    assert "outlier window" in widget.pca_summary.text()
+
+
+def test_deterministic_descriptor_warned_and_left_out(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    add_source(viewer, grid)
+    viewer.layers["B columns"].metadata = {META_KEY: {"image": "STEM", "cells": deterministic_grid(grid)}}
+    widget = SlidingWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.window_spin.setValue(WINDOW)
+    widget.boot_spin.setValue(0)
+    shown = []
+    with patch("napari_causal_lattice._napari._jobs.show_warning", shown.append):
+        result = run(widget, qtbot)
+    assert "Vol" in result.names
+    assert any("Near-deterministic variables: Vol" in message for message in shown)
+    assert "leave out deterministic descriptors" in widget.summary.text()
+    widget.params.drop_deterministic.value = True
+    result = run(widget, qtbot)
+    assert "Vol" not in result.names and "Left out as deterministic: Vol" in widget.summary.text()

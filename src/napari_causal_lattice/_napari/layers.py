@@ -8,6 +8,8 @@ sits on its B column (or window centre) even for a rotated lattice and a pm scal
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.transforms import Affine
 
 #: Metadata key under which our objects (Columns, Cells, results) ride on layers.
@@ -138,6 +140,44 @@ def map_layer_tuple(
     return (values, kwargs, "image")
 
 
+def link_layer_tuple(
+    codes: np.ndarray,
+    grid_affine_px: np.ndarray,
+    *,
+    name: str,
+    names,
+    colors,
+    image_layer=None,
+    metadata: dict | None = None,
+    opacity: float = 0.7,
+) -> tuple:
+    """LayerDataTuple of a categorical map (a labels layer) of link-type codes, aligned on the STEM image.
+
+    Parameters
+    ----------
+    codes : (ny, nx) int array
+        Category per window (0 = none, drawn transparent).
+    grid_affine_px : (3, 3) array
+        Window index -> image pixel (y, x) homogeneous matrix.
+    names, colors : sequences of str
+        Name and colour of each code; the names show in the status bar under the cursor (layer features).
+    """
+    color_dict = {None: "transparent", **{k: color for k, color in enumerate(colors)}}
+    meta = dict(metadata or {})
+    meta[META_KEY] = {**meta.get(META_KEY, {}), "map": True}
+    kwargs = {
+        "name": name,
+        "affine": aligned_affine(grid_affine_px, image_layer),
+        "colormap": DirectLabelColormap(color_dict=color_dict),
+        "features": pd.DataFrame({"index": np.arange(len(names)), "link": list(names)}),
+        "opacity": opacity,
+        "metadata": meta,
+    }
+    if image_layer is not None:
+        kwargs["units"] = tuple(image_layer.units)[-2:]
+    return (np.asarray(codes, dtype=np.int32), kwargs, "labels")
+
+
 def _lowest_points_index(viewer) -> int | None:
     """Index (in the layer list, 0 = bottom) of the lowest Points or Vectors layer, None when there is none."""
     from napari.layers import Points, Vectors
@@ -168,7 +208,8 @@ def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
         if is_map_layer(layer) and layer.visible:
             layer.visible = False
     layer = Layer.create(data, kwargs, kind)
-    layer.colorbar.visible = True
+    if hasattr(layer, "colorbar"):  # image maps; a categorical (labels) map has a text legend instead
+        layer.colorbar.visible = True
     below = _lowest_points_index(viewer)
     # inserted in place: moving a layer afterwards makes napari rebuild every layer's canvas overlays (~3 s)
     viewer.layers.insert(len(viewer.layers) if below is None else below, layer)
