@@ -387,11 +387,11 @@ def check_accuracy(cells, true, *, i5_r):
         assert r[n] >= (i5_r if n == "I5" else 0.95), (n, r)
 
 
-def check_alignment(cells, pixel_size):
+def check_alignment(cells, pixel_size, tolerance=0.5):
     ij = cells.table[["i", "j"]].to_numpy()
     offset = np.hypot(*(cells.lattice.to_image(ij) - cells.table[["y", "x"]].to_numpy()).T)
     p_px = np.hypot(cells.table["Px"], cells.table["Py"]) / pixel_size
-    assert np.all(offset <= 0.5 + p_px)
+    assert np.all(offset <= tolerance + p_px)
 
 
 def test_end_to_end_default_sample():
@@ -461,11 +461,100 @@ def test_real_pto_supercrystal_curved_lattice(shared_data):
     # the image with the Pb Gaussians peeled
     ni, nj = cells.grid_shape
     assert nj >= 50
-    film = np.isfinite(cells.maps()["a"][1:6])
-    assert film.mean() >= 0.95
+    # (a cell counts whether it is good or flagged: flagged cells keep their row with NaN descriptors)
+    present = np.zeros(cells.grid_shape, bool)
+    present[cells.table["i"], cells.table["j"]] = True
+    assert present[1:6].mean() >= 0.95
     # rows 6-7, next to the bright bottom rows: measured 76 % complete with the Pb columns peeled (39 % without)
-    assert np.isfinite(cells.maps()["a"][6:8]).mean() >= 0.7
+    assert present[6:8].mean() >= 0.7
     # a, b of a perovskite (~3.6-4.1 A), right angles within a few degrees, one cell per B
     assert 360 <= cells.table["a"].median() <= 410 and 360 <= cells.table["b"].median() <= 410
     assert abs(cells.table["alpha"].median() - 90.0) < 2.0
     assert len(cells) + cells.n_excluded == len(columns.b)
+
+
+# --------------------------------------------------------------------------- [110], uncertainty, quality flags
+@pytest.mark.parametrize("seed", [0, 5])
+def test_end_to_end_110(seed):
+    """[110] synthetic: complete cells, the 8 descriptors within the [001] error budget, polarization recovered."""
+    from napari_causal_lattice.columns import find_columns
+    from napari_causal_lattice.synthetic import synthetic_perovskite
+
+    # pitch 28 px: the short edge (a / sqrt2) is sampled by 19.8 px like the [001] default's 20 px, so the
+    # same budget applies (at pitch 20 the B patches shrink to 5 px and I5 reaches only r = 0.85)
+    sample = synthetic_perovskite(seed=seed, shape_cells=(16, 16), projection="[110]", pitch=28.0, pixel_size=14.14)
+    cells = build_cells(find_columns(sample.image, pixel_size=sample.pixel_size))
+    assert cells.motif.name == "[110]" and cells.motif == sample_motif(sample)
+    assert cells.grid_shape == (16, 16) and len(cells) == 256 and cells.flag_counts() == {}
+    true = match_truth(cells, sample.truth.descriptors)
+    check_accuracy(cells, true, i5_r=0.95)
+    # 10 pm as for [001] (0.5 px at 19.8 pm/px): the [110] reference is the mid-point of 2 jittered A columns
+    check_alignment(cells, sample.pixel_size, tolerance=10.0 / sample.pixel_size)
+    # planted polarization: the film's Px = Ps tanh(d / Lc) + ..., recovered cell by cell
+    for name in ("Px", "Py"):
+        slope = np.polyfit(true[name], cells.table[name], 1)[0]
+        assert slope == pytest.approx(1.0, abs=0.05), name
+    assert 380 <= cells.table["a"].median() <= 412 and 270 <= cells.table["b"].median() <= 290
+
+
+def sample_motif(sample):
+    from napari_causal_lattice.motif import get_motif
+
+    return get_motif(sample.params["projection"], sample.truth.lattice)
+
+
+def test_propagated_sigmas_match_scatter():
+    """sigma_<name> from the column sigmas: about the RMS error of the descriptor against the truth."""
+    from napari_causal_lattice.columns import find_columns
+    from napari_causal_lattice.synthetic import synthetic_perovskite
+
+    ratios = {n: [] for n in ("a", "b", "alpha", "Px", "Py")}
+    for seed in range(8):
+        sample = synthetic_perovskite(seed=seed, shape_cells=(12, 12), dose=500.0)
+        cells = build_cells(find_columns(sample.image, pixel_size=sample.pixel_size))
+        assert cells.flag_counts() == {}  # no false flags (measured: none over 8 seeds at doses 100-1000)
+        true = match_truth(cells, sample.truth.descriptors)
+        for name in ratios:
+            rms = np.sqrt(np.mean((cells.table[name] - true[name]) ** 2))
+            ratios[name].append(rms / np.sqrt(np.mean(cells.table[f"sigma_{name}"] ** 2)))
+    # measured: RMS error / stated sigma 0.85-1.2 per seed and descriptor
+    for name, values in ratios.items():
+        assert 0.7 <= np.min(values) and np.max(values) <= 1.4, (name, np.round(values, 2))
+
+
+def test_flags_gate_bad_cells_and_keep_their_rows():
+    truth = planted(shape=(8, 10), seed=3, polar=0.3, jitter=0.2)
+    a_pos, a_int, b_pos, b_int, lat = truth
+    b_pos = b_pos.copy()
+    b_pos[2, 3] = a_pos[2, 3] + [0.5, 0.3]  # a B detection on an A column
+    b_pos[5, 5] += [0.0, 6.0]  # a B column 0.29 of a cell off its site
+    b_pos[4, 7] += [0.0, 3.5]  # 0.17 cell off, many robust sigmas from its neighbours
+    cols = to_columns(a_pos, a_int, b_pos, b_int, lat)
+    quality = np.ones(len(cols.positions))
+    quality[cols.b[np.argmin(np.hypot(*(cols.positions[cols.b] - b_pos[6, 1]).T))]] = 0.1
+    cols = Columns(**{**{f: getattr(cols, f) for f in ("positions", "sublattice", "intensity", "width", "lattice",
+                                                        "pixel_size", "image_shape")}, "quality": quality})
+    cells = build_cells(cols)
+    assert len(cells) == 80
+    flag = {(int(r.i), int(r.j)): r.flag for r in cells.table.itertuples()}
+    assert flag[(2, 3)] == "b_near_a" and flag[(5, 5)] == "b_off_lattice"
+    assert flag[(4, 7)] == "outlier" and flag[(6, 1)] == "fit"
+    assert cells.flag_counts() == {"b_near_a": 1, "b_off_lattice": 1, "outlier": 1, "fit": 1}
+    bad = cells.table["flag"] != ""
+    assert cells.table.loc[bad, list(DESCRIPTORS)].isna().all().all()
+    assert cells.table.loc[~bad, list(DESCRIPTORS)].notna().all().all()
+    # thresholds are keyword arguments: a looser gate lets the 0.29-cell offset and the outlier through
+    loose = build_cells(cols, max_offset=0.4, outlier_threshold=100.0)
+    assert loose.flag_counts() == {"b_near_a": 1, "fit": 1}
+    # flags and sigmas survive save/load
+    back = Cells.from_state(cells.to_state())
+    pd.testing.assert_frame_equal(back.table, cells.table)
+    assert back.motif == cells.motif and back.flag_counts() == cells.flag_counts()
+    assert "flag" in cells.to_frame().columns and "sigma_Px [pm]" in cells.to_frame().columns
+
+
+def test_calibration_warning_in_build_cells():
+    truth = planted(shape=(5, 5), seed=1)
+    cols = to_columns(*truth, pixel_size=None)
+    with pytest.warns(UserWarning, match=r"nm per px"):
+        build_cells(cols, pixel_size=0.02)

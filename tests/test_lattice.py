@@ -97,3 +97,24 @@ def test_descriptor_input_errors(kwargs, match):
     positional = [args.pop(k) for k in ("corners_yx", "b_yx", "corner_intensity", "b_intensity")]
     with pytest.raises(ValueError, match=match):
         compute_descriptors(*positional, **args)
+
+
+def test_check_calibration_names_the_likely_unit():
+    import warnings
+
+    from napari_causal_lattice.lattice import check_calibration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_calibration(391.0) and check_calibration(276.0)
+    with pytest.warns(UserWarning, match=r"0\.391 pm.*nm per px \(multiply it by 1000\)"):
+        assert not check_calibration(0.391)
+    with pytest.warns(UserWarning, match=r"angstrom per px \(multiply it by 100\)"):
+        check_calibration(3.91)
+    with pytest.warns(UserWarning, match=r"3\.915e\+05 pm.*1000 times too large"):
+        check_calibration(391_462.0)
+    with pytest.warns(UserWarning, match="off by a factor of about 0.194"):
+        check_calibration(2000.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_calibration(2000.0, plausible=(100.0, 3000.0))

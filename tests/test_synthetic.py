@@ -367,3 +367,26 @@ def test_planted_structure_recoverable_from_the_image(sample):
         b = lingam.DirectLiNGAM().fit(x[selection]).adjacency_matrix_
         assert b[px, py] == pytest.approx(k_sign * K0, rel=0.15)
         assert (b[py, i5] > 0) == has_i5
+
+
+def test_110_projection_truth():
+    """[110]: a x a/sqrt2 A cell, B at the mid-point of the top edge plus the planted (Px, Py)."""
+    from napari_causal_lattice.motif import get_motif
+
+    s = synthetic_perovskite(seed=3, shape_cells=(10, 12), projection="[110]")
+    t = s.truth
+    assert s.params["projection"] == "[110]"
+    assert t.lattice.spacings == pytest.approx((20.0, 20.0 / np.sqrt(2)))
+    assert len(t.a_positions) == 11 * 13 and len(t.b_positions) == 10 * 12
+    corners = t.a_positions[_corners(t)]
+    mid = 0.5 * (corners[:, 0] + corners[:, 1])
+    d = compute_descriptors(corners, t.b_positions, np.ones((120, 4)), np.ones(120), pixel_size=s.pixel_size,
+                            v1=t.lattice.v1, motif=get_motif("[110]", t.lattice))
+    for name in ("a", "b", "alpha", "Px", "Py"):
+        np.testing.assert_allclose(d[name], t.descriptors[name], atol=1e-9)
+    p_px = np.hypot(t.descriptors["Px"], t.descriptors["Py"]) / s.pixel_size
+    np.testing.assert_allclose(np.hypot(*(t.b_positions - mid).T), p_px, atol=1e-9)
+    assert t.descriptors["b"].mean() == pytest.approx(A0 / np.sqrt(2), rel=0.01)
+    assert np.allclose(t.coefficient("Vol", "a"), A0 / np.sqrt(2)) and np.allclose(t.coefficient("Vol", "b"), A0)
+    with pytest.raises(ValueError, match="projection must be"):
+        synthetic_perovskite(seed=0, shape_cells=(6, 6), projection="[111]")

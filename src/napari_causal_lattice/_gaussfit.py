@@ -206,6 +206,69 @@ def fit_gaussians(
     return p, np.clip(r2, 0.0, 1.0)
 
 
+def _lag_pairs(yy: np.ndarray, xx: np.ndarray, reach: int):
+    """Pixel index pairs (k1, k2) of the patch layout one lag (|dy|, |dx| <= ``reach``, not 0) apart."""
+    oy = np.rint(yy[0] - yy[0, 0]).astype(int)
+    ox = np.rint(xx[0] - xx[0, 0]).astype(int)
+    index = {(a, b): k for k, (a, b) in enumerate(zip(oy.tolist(), ox.tolist()))}
+    out = []
+    for ly in range(-reach, reach + 1):
+        for lx in range(-reach, reach + 1):
+            pairs = [(k, index[(a + ly, b + lx)]) for (a, b), k in index.items()
+                     if (ly or lx) and (a + ly, b + lx) in index]
+            if pairs:
+                out.append(np.array(pairs).T)
+    return out
+
+
+def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray,
+                   params: np.ndarray, *, reach: int = 2) -> np.ndarray:
+    """1-sigma uncertainty (N,) in px of each fitted centre, per axis, from the fit covariance and residual.
+
+    Sandwich covariance of the least-squares fit, ``(J^T J)^-1 (J^T diag(r^2) J) (J^T J)^-1`` times
+    ``M / (M - 5)``, with ``J`` the model Jacobian and ``r`` the residuals on the ``M`` pixels of a patch:
+    it holds for any noise level and for counting noise that grows with the signal, without knowing the
+    detector gain.  Correlated pixel noise (scan noise, drift correction, interpolation in real images)
+    adds the cross terms ``r_m r_m'`` of pixels up to ``reach`` px apart; their share is pooled over all
+    patches (one inflation factor >= 1, stable where the cross terms of one patch are noisy).  The isotropic
+    sigma is the root mean of the y and x variances.  NaN where the fit is degenerate (fewer than 6 pixels,
+    singular ``J^T J``).
+
+    Parameters
+    ----------
+    values, yy, xx, mask : (N, M) arrays
+        As for :func:`fit_gaussians`.
+    params : (N, 5) float array
+        Fitted parameters in the order of :data:`PARAMS`.
+    reach : int
+        Largest pixel lag (px per axis) of the correlated-noise terms.
+    """
+    p = np.asarray(params, dtype=float)
+    ref = np.rint(p[:, 1:3])
+    q = p.copy()
+    q[:, 1:3] -= ref
+    f, jac = _model(q, (yy - ref[:, :1]).astype(np.float32), (xx - ref[:, 1:]).astype(np.float32))
+    w = mask.astype(np.float64)
+    jac = jac.astype(np.float64) * w[:, None, :]
+    res = (values - f.astype(np.float64)) * w
+    dof = w.sum(axis=1) - 5.0
+    jtj = jac @ jac.transpose(0, 2, 1)
+    ok = (dof > 0) & (np.abs(np.linalg.det(jtj)) > 0) & np.all(np.isfinite(res), axis=1)
+    sigma = np.full(len(p), np.nan)
+    if not ok.any():
+        return sigma
+    # influence of each pixel's residual on the fitted centre: rows y0, x0 of (J^T J)^-1 J r, (n, 2, M)
+    influence = (np.linalg.inv(jtj[ok])[:, 1:3, :] @ jac[ok]) * res[ok][:, None, :]
+    white = np.einsum("nkm,nkm->nk", influence, influence)
+    cross = np.zeros_like(white)
+    for k1, k2 in _lag_pairs(yy, xx, reach):
+        cross += np.einsum("nkm,nkm->nk", influence[:, :, k1], influence[:, :, k2])
+    inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
+    var = white.mean(axis=1) * inflation * w[ok].sum(axis=1) / dof[ok]
+    sigma[ok] = np.sqrt(np.where(var > 0, var, np.nan))
+    return sigma
+
+
 def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndarray, *, reach: float,
                      chunk: int = 2048) -> np.ndarray:
     """Sum of isotropic Gaussians (no background) on an image grid.

@@ -1,9 +1,10 @@
 """Unit cells on the lattice grid and their 8 descriptors.
 
-A unit cell is one B column and the 4 A columns around it, ``A(i, j), A(i, j+1), A(i+1, j),
-A(i+1, j+1)``.  :func:`build_cells` indexes the A columns on the lattice grid (robust to a rotated,
-slightly distorted lattice, to missing and to spurious columns), puts each B column in the cell whose 4 A
-corners surround it and computes the descriptors with
+A unit cell is one B column and the 4 A columns of its A cell, ``A(i, j), A(i, j+1), A(i+1, j),
+A(i+1, j+1)``; where B sits in that cell (centre for [001], half-way along the long edge for [110]) is the
+columns' :class:`~napari_causal_lattice.motif.Motif`.  :func:`build_cells` indexes the A columns on the
+lattice grid (robust to a rotated, slightly distorted lattice, to missing and to spurious columns), puts each
+B column in its cell and computes the descriptors with
 :func:`napari_causal_lattice.descriptors.compute_descriptors` (the same definition as the synthetic truth).
 
 How the indexing works: every A column looks for its 4 nearest-neighbour A columns one lattice vector away
@@ -14,21 +15,24 @@ indices then propagate along the links (breadth first), so they do not drift acr
 view; islands cut off by a gap are attached with the lattice fitted on the largest connected part (and left
 out when they do not sit on it).  Two columns claiming one grid index are resolved by distance: the one
 whose links fit best wins.  A B column goes to the cell around it, found from its nearest indexed A column;
-it must lie inside the quadrilateral of the 4 corners, and a second B in one cell (the farther from the
-corner centroid) is excluded.
+its cell is the one whose nominal B site is nearest, and a second B in one cell (the farther from the nominal
+site) is excluded.  Cells whose columns are unreliable are flagged (see :func:`build_cells`).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .descriptors import compute_descriptors, pixel_scale
-from .lattice import DESCRIPTORS, Lattice, descriptor_units
+from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
+from .lattice import DESCRIPTORS, Lattice, check_calibration, descriptor_units
+from .motif import Motif, get_motif
 from .progress import report
 from .provenance import make_provenance
 
@@ -71,16 +75,20 @@ class Cells:
     ----------
     table : DataFrame
         One row per complete cell, sorted by ``(i, j)``: grid indices ``i`` (row, along ``v2``) and ``j``
-        (column, along ``v1``) starting at 0, the B-column position ``y, x`` in px, and the 8 descriptors
-        :data:`~napari_causal_lattice.lattice.DESCRIPTORS` in the units of :attr:`units`.
+        (column, along ``v1``) starting at 0, the B-column position ``y, x`` in px, the 8 descriptors
+        :data:`~napari_causal_lattice.lattice.DESCRIPTORS` in the units of :attr:`units`, their propagated
+        1-sigma uncertainties ``sigma_a, sigma_b, sigma_alpha, sigma_Px, sigma_Py`` (same unit as the
+        descriptor) and ``flag`` (str: "" for a good cell, else the reason, see :func:`build_cells`; flagged
+        cells have NaN descriptors).  Tables made before these existed lack the extra columns.
     corners : (n, 4) int array
         Indices into the columns of the A corners ``A(i, j), A(i, j+1), A(i+1, j), A(i+1, j+1)``.
     b_index : (n,) int array
         Index into the columns of each cell's B column.
     lattice : Lattice
         Grid ``(i, j)`` -> nominal B position (y, x) in px: the A lattice fitted on all indexed A columns,
-        shifted by half a cell along both vectors, with cell (0, 0) at its origin.  ``lattice.affine`` places
-        the maps of :meth:`maps` on the image.
+        shifted by the motif's B site (half a cell along both vectors for [001]), with cell (0, 0) at its
+        origin.  ``lattice.affine`` places the maps of :meth:`maps` on the image; on curved lattices place
+        them with :mod:`napari_causal_lattice.placement` instead.
     grid_shape : (int, int)
         ``(ni, nj)`` = (max i + 1, max j + 1).
     units : dict
@@ -94,6 +102,8 @@ class Cells:
         column in an already occupied cell).
     provenance : dict
         How the cells were made (see :func:`~napari_causal_lattice.provenance.make_provenance`).
+    motif : Motif
+        The crystal projection the cells were built for (default [001]).
     """
 
     table: pd.DataFrame
@@ -106,15 +116,27 @@ class Cells:
     frame: str
     n_excluded: int
     provenance: dict = field(default_factory=dict)
+    motif: Motif | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "motif", get_motif(self.motif or "[001]", self.lattice))
 
     def __len__(self) -> int:
         return len(self.table)
 
+    def flag_counts(self) -> dict[str, int]:
+        """Number of flagged cells per reason (only reasons that occur; empty when every cell is good)."""
+        if "flag" not in self.table.columns:
+            return {}
+        counts = self.table["flag"].astype(str).value_counts()
+        return {str(reason): int(n) for reason, n in counts.items() if reason}
+
     def __repr__(self) -> str:
         ni, nj = self.grid_shape
+        flagged = sum(self.flag_counts().values())
         return (
-            f"Cells({len(self)} cells on a {ni} x {nj} grid, {self.n_excluded} B columns excluded, "
-            f"lengths in {self.length_unit}, frame {self.frame!r})"
+            f"Cells({len(self)} {self.motif.name} cells on a {ni} x {nj} grid, {flagged} flagged, "
+            f"{self.n_excluded} B columns excluded, lengths in {self.length_unit}, frame {self.frame!r})"
         )
 
     @property
@@ -146,7 +168,7 @@ class Cells:
 
         Columns: ``i``, ``j``, ``y [px]``, ``x [px]``, then ``y [pm]``, ``x [pm]`` when the pixel size is
         known (non-square pixels scale y and x separately), then each descriptor as ``"name [unit]"``
-        (e.g. ``"Px [pm]"``, ``"alpha [deg]"``).
+        (e.g. ``"Px [pm]"``, ``"alpha [deg]"``), then ``"sigma_<name> [unit]"`` and ``flag`` when present.
         """
         out = pd.DataFrame({"i": self.table["i"], "j": self.table["j"]})
         out["y [px]"] = self.table["y"]
@@ -157,6 +179,11 @@ class Cells:
             out["x [pm]"] = self.table["x"] * sx
         for name in DESCRIPTORS:
             out[f"{name} [{self.units[name]}]"] = self.table[name]
+        for name in SIGMA_DESCRIPTORS:
+            if f"sigma_{name}" in self.table.columns:
+                out[f"sigma_{name} [{self.units[name]}]"] = self.table[f"sigma_{name}"]
+        if "flag" in self.table.columns:
+            out["flag"] = self.table["flag"]
         return out
 
     def to_csv(self, path) -> Path:
@@ -184,6 +211,7 @@ class Cells:
             "frame": self.frame,
             "n_excluded": int(self.n_excluded),
             "provenance": json.dumps(self.provenance),
+            "motif": self.motif.to_state(),
         }
 
     @classmethod
@@ -208,11 +236,24 @@ class Cells:
             frame=str(state["frame"]),
             n_excluded=int(state["n_excluded"]),
             provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
+            motif=Motif.from_state(state["motif"]) if state.get("motif") is not None else None,
         )
 
 
-def _check_columns(columns):
-    """Positions (N, 2), sublattice labels (N,) str, intensity (N,) and lattice of a Columns-like object."""
+class _ColumnData(NamedTuple):
+    """The checked arrays of a Columns-like object (one row per column)."""
+
+    positions: np.ndarray  #: (N, 2) yx px
+    labels: np.ndarray  #: (N,) "A" / "B"
+    intensity: np.ndarray  #: (N,)
+    lattice: Lattice  #: A lattice estimate
+    quality: np.ndarray  #: (N,) fit R^2 (1 where unknown)
+    sigma: np.ndarray  #: (N,) position sigma px per axis (NaN where unknown)
+    motif: Motif  #: crystal projection
+
+
+def _check_columns(columns) -> _ColumnData:
+    """The arrays of a Columns-like object, checked; quality, sigma and motif default to 1, NaN and [001]."""
     missing = [name for name in ("positions", "sublattice", "intensity", "lattice") if not hasattr(columns, name)]
     if missing:
         raise TypeError(
@@ -251,7 +292,12 @@ def _check_columns(columns):
     lattice = columns.lattice
     if not isinstance(lattice, Lattice):
         raise TypeError(f"columns.lattice must be a Lattice (the A-sublattice estimate), got {type(lattice).__name__}")
-    return positions, labels, intensity, lattice
+    quality = np.asarray(getattr(columns, "quality", None) if getattr(columns, "quality", None) is not None
+                         else np.ones(n), dtype=float)
+    sigma = np.asarray(getattr(columns, "sigma", None) if getattr(columns, "sigma", None) is not None
+                       else np.full(n, np.nan), dtype=float)
+    motif = get_motif(getattr(columns, "motif", None) or "[001]", lattice)
+    return _ColumnData(positions, labels, intensity, lattice, quality.reshape(n), sigma.reshape(n), motif)
 
 
 def _link_neighbours(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
@@ -409,13 +455,135 @@ def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
     return ij, assigned, fitted
 
 
-def _inside_quad(point: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """Whether points (n, 2) lie inside the quadrilaterals (n, 4, 2) given in corner order 00, 01, 10, 11."""
-    ring = quad[:, [0, 1, 3, 2]]
-    edge = np.roll(ring, -1, axis=1) - ring
-    rel = point[:, None, :] - ring
-    cross = edge[..., 0] * rel[..., 1] - edge[..., 1] * rel[..., 0]
-    return np.all(cross > 0, axis=1) | np.all(cross < 0, axis=1)
+#: Reasons a cell can be flagged, in the order they are checked (a cell gets the first that applies).
+FLAG_REASONS: tuple[str, ...] = ("fit", "b_near_a", "b_off_lattice", "outlier")
+
+#: Descriptors tested for outliers against their grid neighbours.
+_OUTLIER_DESCRIPTORS = ("a", "b", "alpha", "Px", "Py")
+
+#: The outlier test needs at least this many cells with 3 or more usable neighbours (for a stable spread).
+_MIN_OUTLIER_CELLS = 12
+
+
+def _assign_b(b_pos, a_pos, ij, assigned, fitted: Lattice, motif: Motif):
+    """Each B column's cell and its 4 A corners; one B per cell.
+
+    A B column belongs to the cell whose nominal B site (corner ``A(i, j)`` plus the motif's B offset) is
+    nearest, found from the B column's nearest indexed A column so a bending lattice is followed.
+
+    Returns
+    -------
+    keep : (k,) int array
+        B rows (into ``b_pos``) that have a complete cell, at most one per cell (the one nearest its site).
+    corner_a : (nb, 4) int array
+        Rows of ``a_pos`` of each B column's corners (-1 where missing).
+    cell_ij : (nb, 2) int array
+        Grid index of each B column's cell.
+    """
+    from scipy.spatial import cKDTree
+
+    indexed = np.flatnonzero(assigned)
+    _, near = cKDTree(a_pos[indexed]).query(b_pos)
+    anchor = indexed[near]
+    frac = fitted.to_grid(b_pos) - fitted.to_grid(a_pos[anchor])
+    cell_ij = ij[anchor] + np.rint(frac - np.asarray(motif.b_site)).astype(np.int64)
+
+    lo = ij[assigned].min(axis=0)
+    shape = ij[assigned].max(axis=0) - lo + 1
+    lookup = np.full(tuple(shape), -1, dtype=np.int64)
+    lookup[tuple((ij[assigned] - lo).T)] = indexed
+    corner_steps = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    grid = cell_ij[:, None, :] + corner_steps[None] - lo
+    inside = np.all((grid >= 0) & (grid < shape), axis=2)
+    corner_a = np.full((len(b_pos), 4), -1, dtype=np.int64)
+    corner_a[inside] = lookup[grid[..., 0][inside], grid[..., 1][inside]]
+    complete = np.all(corner_a >= 0, axis=1)
+    quad = a_pos[np.where(corner_a >= 0, corner_a, 0)]
+    dist = np.hypot(*(b_pos - motif.nominal_b(quad)).T)
+    keep = np.flatnonzero(complete)
+    keep = keep[np.lexsort((dist[keep], cell_ij[keep, 1], cell_ij[keep, 0]))]
+    if len(keep):
+        first = np.ones(len(keep), dtype=bool)
+        first[1:] = np.any(cell_ij[keep][1:] != cell_ij[keep][:-1], axis=1)
+        keep = keep[first]
+    return keep, corner_a, cell_ij
+
+
+def _robust_scale(values: np.ndarray) -> float:
+    """1.4826 x median absolute deviation of the finite values (0 when there are none)."""
+    values = values[np.isfinite(values)]
+    return float(1.4826 * np.median(np.abs(values - np.median(values)))) if values.size else 0.0
+
+
+def _neighbour_outliers(grid_ij, table: pd.DataFrame, usable, threshold: float) -> np.ndarray:
+    """Cells (bool, one per row) whose a, b, alpha, Px or Py is more than ``threshold`` robust standard
+    deviations from the median of its (up to 8) usable grid neighbours; cells with fewer than 3 are not tested,
+    and nothing is when fewer than ``_MIN_OUTLIER_CELLS`` cells can be.
+    """
+    grid_ij = grid_ij - grid_ij.min(axis=0)
+    shape = tuple(grid_ij.max(axis=0) + 3)
+    out = np.zeros(len(table), dtype=bool)
+    for name in _OUTLIER_DESCRIPTORS:
+        grid = np.full(shape, np.nan)
+        grid[grid_ij[usable, 0] + 1, grid_ij[usable, 1] + 1] = table[name].to_numpy()[usable]
+        stack = np.stack([grid[1 + di : shape[0] - 1 + di, 1 + dj : shape[1] - 1 + dj]
+                          for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj])
+        count = np.isfinite(stack).sum(axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
+            median = np.nanmedian(stack, axis=0)
+        median = np.where(count >= 3, median, np.nan)[grid_ij[:, 0], grid_ij[:, 1]]
+        residual = table[name].to_numpy() - median
+        if np.isfinite(residual[usable]).sum() < _MIN_OUTLIER_CELLS:
+            continue
+        scale = _robust_scale(residual[usable])
+        if scale > 0:
+            out |= np.abs(residual) > threshold * scale
+    return out
+
+
+def _quality_flags(columns: _ColumnData, table: pd.DataFrame, b_rows, corners, grid_ij, a_indexed_pos,
+                   fitted: Lattice, motif: Motif, thresholds: dict) -> np.ndarray:
+    """One reason per cell (object array of str, "" when good), checked in the order of :data:`FLAG_REASONS`.
+
+    ``b_rows`` (n,) and ``corners`` (n, 4) index the columns; ``table`` holds the unflagged descriptors.
+    """
+    from scipy.spatial import cKDTree
+
+    members = np.column_stack([corners, b_rows])
+    pitch_px = min(fitted.spacings)
+    bad_fit = np.any(columns.quality[members] < thresholds["min_quality"], axis=1)
+    bad_fit |= np.any(columns.sigma[members] > thresholds["max_sigma"] * pitch_px, axis=1)
+    d_ab = motif.b_to_a_distance(fitted.v1, fitted.v2)
+    near_a = cKDTree(a_indexed_pos).query(columns.positions[b_rows])[0] < thresholds["min_b_distance"] * d_ab
+    p = np.hypot(table["Px"].to_numpy(), table["Py"].to_numpy())
+    off = p > thresholds["max_offset"] * np.minimum(table["a"].to_numpy(), table["b"].to_numpy())
+    flags = np.full(len(table), "", dtype=object)
+    for reason, hit in (("fit", bad_fit), ("b_near_a", near_a), ("b_off_lattice", off)):
+        flags[(flags == "") & hit] = reason
+    outlier = _neighbour_outliers(grid_ij, table, flags == "", thresholds["outlier_threshold"])
+    flags[(flags == "") & outlier] = "outlier"
+    return flags
+
+
+def _descriptor_table(data: _ColumnData, corners, b_index, cell_ij, pixel_size, frame) -> pd.DataFrame:
+    """Cell table (i, j, y, x, the 8 descriptors, ``sigma_<name>``) before quality gating, unsorted."""
+    corner_int = data.intensity[corners]
+    b_int = data.intensity[b_index]
+    if not (np.all(np.isfinite(corner_int)) and np.all(np.isfinite(b_int))):
+        bad = int(np.sum(~np.isfinite(corner_int).all(axis=1) | ~np.isfinite(b_int)))
+        raise ValueError(
+            f"{bad} unit cells use columns whose intensity is NaN or infinite; re-measure the intensities "
+            "(e.g. columns too close to the image border) or remove those columns"
+        )
+    geometry = {"pixel_size": pixel_size, "frame": frame, "v1": data.lattice.v1, "motif": data.motif}
+    values = compute_descriptors(data.positions[corners], data.positions[b_index], corner_int, b_int, **geometry)
+    sigmas = descriptor_sigmas(data.positions[corners], data.positions[b_index], data.sigma[corners],
+                               data.sigma[b_index], **geometry)
+    cell_grid = cell_ij - cell_ij.min(axis=0)
+    table = pd.DataFrame({"i": cell_grid[:, 0], "j": cell_grid[:, 1], "y": data.positions[b_index, 0],
+                          "x": data.positions[b_index, 1]})
+    return pd.concat([table, values, sigmas], axis=1)
 
 
 def build_cells(
@@ -423,23 +591,48 @@ def build_cells(
     *,
     pixel_size=None,
     frame: str = "lattice",
+    min_quality: float = 0.3,
+    max_sigma: float = 0.05,
+    min_b_distance: float = 0.5,
+    max_offset: float = 0.25,
+    outlier_threshold: float = 6.0,
     progress=None,
     cancel=None,
 ) -> Cells:
-    """Index the columns on the lattice grid, form unit cells and compute their 8 descriptors.
+    """Index the columns on the lattice grid, form unit cells, compute their 8 descriptors and gate them.
+
+    Where B sits in a cell comes from ``columns.motif`` (:mod:`napari_causal_lattice.motif`): the centre for
+    [001], half-way along the long edge for [110].  Each cell also gets the propagated 1-sigma uncertainty
+    ``sigma_<name>`` of a, b, alpha, Px, Py (from ``columns.sigma``) and a quality ``flag``: "" when good,
+    else the first reason that applies,
+
+    * ``"fit"``: one of its 5 columns has a fit R^2 below ``min_quality`` or a position sigma above
+      ``max_sigma`` of the shorter lattice spacing;
+    * ``"b_near_a"``: the B column is closer to an indexed A column than ``min_b_distance`` times the nominal
+      A-B distance (a B detection on an A column's tail or on an A column);
+    * ``"b_off_lattice"``: ``|P|`` is more than ``max_offset`` of the shorter cell edge (a B column in the
+      wrong cell, a half-cell mistake);
+    * ``"outlier"``: a, b, alpha, Px or Py is more than ``outlier_threshold`` robust standard deviations (of
+      all cells' residuals) from the median of its grid neighbours.
+
+    Flagged cells stay in the table with NaN descriptors and sigmas (LiNGAM and sliding windows drop them);
+    :meth:`Cells.flag_counts` counts them by reason.
 
     Parameters
     ----------
     columns : Columns
         Atom columns with ``positions`` (N, 2) yx in px, ``sublattice`` (N,) "A"/"B", ``intensity`` (N,),
-        ``lattice`` (the A-sublattice estimate; only its vectors are used, as the nearest-neighbour steps)
-        and ``pixel_size``.
+        ``lattice`` (the A-sublattice estimate; only its vectors are used, as the nearest-neighbour steps),
+        ``pixel_size`` and optionally ``quality`` (N,), ``sigma`` (N,) px and ``motif`` (default [001]).
     pixel_size : float or (sy, sx) pair, optional
         Pixel size in pm/px (a pair for non-square pixels).  Defaults to ``columns.pixel_size``; when both
-        are None, lengths stay in px and the units say so.
+        are None, lengths stay in px and the units say so.  A given one that puts the lattice parameter
+        outside 150-1000 pm gives a warning naming the likely unit mistake.
     frame : {"lattice", "image"}
         ``"lattice"``: Px along lattice vector 1 (``columns.lattice.v1``), Py perpendicular to it;
         ``"image"``: Px along image x, Py along image y (down).
+    min_quality, max_sigma, min_b_distance, max_offset, outlier_threshold : float
+        Quality-gate thresholds, see above.
     progress : callable, optional
         ``progress(done, total)``.
     cancel : object with ``is_set()``, optional
@@ -468,52 +661,25 @@ def build_cells(
     >>> cols = SimpleNamespace(positions=np.vstack([a, b]), sublattice=np.array(["A"] * 9 + ["B"] * 4),
     ...                        intensity=np.ones(13), lattice=lat, pixel_size=10.0, provenance={})
     >>> cells = build_cells(cols)
-    >>> cells.grid_shape, cells.table["a"].round(6).tolist()
-    ((2, 2), [200.0, 200.0, 200.0, 200.0])
+    >>> cells.grid_shape, cells.table["a"].round(6).tolist(), cells.flag_counts()
+    ((2, 2), [200.0, 200.0, 200.0, 200.0], {})
     """
-    positions, labels, intensity, lattice = _check_columns(columns)
+    data = _check_columns(columns)
     if frame not in ("lattice", "image"):
         raise ValueError(f"frame must be 'lattice' (Px along lattice vector 1) or 'image' (Px along x), got {frame!r}")
-    if pixel_size is None:
-        pixel_size = getattr(columns, "pixel_size", None)
-    pixel_size = _as_pixel_size(pixel_size)
-
-    a_cols = np.flatnonzero(labels == "A")
-    b_cols = np.flatnonzero(labels == "B")
-    a_pos = positions[a_cols]
-    b_pos = positions[b_cols]
+    own = getattr(columns, "pixel_size", None)
+    pixel_size = _as_pixel_size(own if pixel_size is None else pixel_size)
+    thresholds = {"min_quality": float(min_quality), "max_sigma": float(max_sigma),
+                  "min_b_distance": float(min_b_distance), "max_offset": float(max_offset),
+                  "outlier_threshold": float(outlier_threshold)}
+    a_cols = np.flatnonzero(data.labels == "A")
+    b_cols = np.flatnonzero(data.labels == "B")
+    a_pos, b_pos = data.positions[a_cols], data.positions[b_cols]
     report(progress, 0, 4, cancel)
-    ij, assigned, fitted = _index_a_columns(a_pos, lattice, progress, cancel)
-
-    # B -> cell: from its nearest indexed A column, the cell whose corner A(i, j) lies up-left in grid terms
-    from scipy.spatial import cKDTree
-
-    indexed = np.flatnonzero(assigned)
-    _, near = cKDTree(a_pos[indexed]).query(b_pos)
-    anchor = indexed[near]
-    frac = fitted.to_grid(b_pos) - fitted.to_grid(a_pos[anchor])
-    cell_ij = ij[anchor] + np.floor(frac).astype(np.int64)
-
-    lo = ij[assigned].min(axis=0)
-    shape = ij[assigned].max(axis=0) - lo + 1
-    lookup = np.full(tuple(shape), -1, dtype=np.int64)
-    lookup[tuple((ij[assigned] - lo).T)] = indexed
-    corner_steps = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
-    grid = cell_ij[:, None, :] + corner_steps[None] - lo
-    inside = np.all((grid >= 0) & (grid < shape), axis=2)
-    corner_a = np.full((len(b_pos), 4), -1, dtype=np.int64)
-    corner_a[inside] = lookup[grid[..., 0][inside], grid[..., 1][inside]]
-    complete = np.all(corner_a >= 0, axis=1)
-    quad = a_pos[np.where(corner_a >= 0, corner_a, 0)]
-    complete &= _inside_quad(b_pos, quad)
-    # one B per cell: keep the B closest to its corner centroid
-    dist = np.hypot(*(b_pos - quad.mean(axis=1)).T)
-    keep = np.flatnonzero(complete)
-    keep = keep[np.lexsort((dist[keep], cell_ij[keep, 1], cell_ij[keep, 0]))]
-    if len(keep):
-        first = np.ones(len(keep), dtype=bool)
-        first[1:] = np.any(cell_ij[keep][1:] != cell_ij[keep][:-1], axis=1)
-        keep = keep[first]
+    ij, assigned, fitted = _index_a_columns(a_pos, data.lattice, progress, cancel)
+    if pixel_size is not None and _as_pixel_size(own) != pixel_size:
+        check_calibration(min(fitted.spacings) * float(np.mean(pixel_scale(pixel_size))), stacklevel=2)
+    keep, corner_a, cell_ij = _assign_b(b_pos, a_pos, ij, assigned, fitted, data.motif)
     if len(keep) == 0:
         raise ValueError(
             f"no complete unit cell: none of the {len(b_pos)} B columns has all 4 A corners "
@@ -521,35 +687,21 @@ def build_cells(
             "classification and that the field of view holds at least 2 x 2 A columns around a B column"
         )
     report(progress, 3, 4, cancel)
-
-    corners = a_cols[corner_a[keep]]
-    b_index = b_cols[keep]
-    corner_int = intensity[corners]
-    b_int = intensity[b_index]
-    if not (np.all(np.isfinite(corner_int)) and np.all(np.isfinite(b_int))):
-        bad = int(np.sum(~np.isfinite(corner_int).all(axis=1) | ~np.isfinite(b_int)))
-        raise ValueError(
-            f"{bad} unit cells use columns whose intensity is NaN or infinite; re-measure the intensities "
-            "(e.g. columns too close to the image border) or remove those columns"
-        )
-    values = compute_descriptors(
-        positions[corners], positions[b_index], corner_int, b_int, pixel_size=pixel_size, frame=frame,
-        v1=lattice.v1,
-    )
-    cell_grid = cell_ij[keep] - cell_ij[keep].min(axis=0)
-    table = pd.DataFrame(
-        {"i": cell_grid[:, 0], "j": cell_grid[:, 1], "y": positions[b_index, 0], "x": positions[b_index, 1]}
-    )
-    table = pd.concat([table, values], axis=1)
+    corners, b_index = a_cols[corner_a[keep]], b_cols[keep]
+    table = _descriptor_table(data, corners, b_index, cell_ij[keep], pixel_size, frame)
+    flags = _quality_flags(data, table, b_index, corners, cell_ij[keep], a_pos[assigned], fitted, data.motif,
+                           thresholds)
+    gated = list(DESCRIPTORS) + [f"sigma_{name}" for name in SIGMA_DESCRIPTORS]
+    table.loc[flags != "", gated] = np.nan
+    table["flag"] = flags
     order = np.lexsort((table["j"].to_numpy(), table["i"].to_numpy()))
     table = table.iloc[order].reset_index(drop=True)
-    origin_ij = cell_ij[keep].min(axis=0) + 0.5
-    b_lattice = Lattice(origin=fitted.to_image(origin_ij), v1=fitted.v1, v2=fitted.v2)
-    grid_shape = (int(table["i"].max()) + 1, int(table["j"].max()) + 1)
+    origin_ij = cell_ij[keep].min(axis=0) + np.asarray(data.motif.b_site)
     units = descriptor_units(pixel_size)
     provenance = make_provenance(
         "build_cells",
-        {"pixel_size": pixel_size, "frame": frame, "link_tolerance": LINK_TOLERANCE},
+        {"pixel_size": pixel_size, "frame": frame, "link_tolerance": LINK_TOLERANCE,
+         "projection": data.motif.name, **thresholds},
         inputs={"columns": getattr(columns, "provenance", None) or {}},
     )
     report(progress, 4, 4, cancel)
@@ -557,11 +709,12 @@ def build_cells(
         table=table,
         corners=corners[order],
         b_index=b_index[order],
-        lattice=b_lattice,
-        grid_shape=grid_shape,
+        lattice=Lattice(origin=fitted.to_image(origin_ij), v1=fitted.v1, v2=fitted.v2),
+        grid_shape=(int(table["i"].max()) + 1, int(table["j"].max()) + 1),
         units=units,
         pixel_size=pixel_size,
         frame=frame,
         n_excluded=int(len(b_pos) - len(keep)),
         provenance=provenance,
+        motif=data.motif,
     )

@@ -2,8 +2,10 @@
 
 A perovskite ABO3 seen down [001] shows two interpenetrating square lattices of cation
 columns: the A sublattice on the cell corners and the B sublattice at the cell centres, offset
-by half a cell along both lattice vectors.  Positions are ``(y, x)`` in px, pixel centres at
-integer coordinates.
+by half a cell along both lattice vectors; down [110] the A cell is a x a/sqrt2 and B sits half-way
+along a.  Which one an image shows is its :class:`~napari_causal_lattice.motif.Motif`.  Positions are
+``(y, x)`` in px, pixel centres at integer coordinates; every fitted column carries a position
+uncertainty (``Columns.sigma``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
 from . import _fftlattice, _gaussfit
-from .lattice import Lattice
+from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration
+from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .progress import report
 from .provenance import make_provenance
 
@@ -69,6 +72,12 @@ class Columns:
         ``(ny, nx)`` of the image the columns were found in.
     provenance : dict
         How the columns were made (see :func:`napari_causal_lattice.provenance.make_provenance`).
+    sigma : (N,) float array, optional
+        1-sigma position uncertainty of each column per axis (isotropic) in px, from the Gaussian fit's
+        covariance and residual; NaN where unknown (hand-placed positions, no fit).  Default all NaN.
+    motif : Motif or {"[001]", "[110]"}, optional
+        The crystal projection (which sites a cell has); default ``"[001]"``.  A name is resolved with
+        :func:`~napari_causal_lattice.motif.get_motif` on ``lattice``.
     """
 
     positions: np.ndarray
@@ -80,6 +89,8 @@ class Columns:
     pixel_size: float | None = None
     image_shape: tuple = ()
     provenance: dict = field(default_factory=dict)
+    sigma: np.ndarray | None = None
+    motif: Motif | str | None = None
 
     def __post_init__(self):
         pos = np.asarray(self.positions, dtype=float).reshape(-1, 2)
@@ -87,8 +98,10 @@ class Columns:
         sub = np.asarray(self.sublattice, dtype="<U1").reshape(-1)
         if sub.shape != (n,) or not np.all(np.isin(sub, ("A", "B"))):
             raise ValueError(f"sublattice must hold {n} labels 'A' or 'B'")
+        if self.sigma is None:
+            object.__setattr__(self, "sigma", np.full(n, np.nan))
         arrays = {}
-        for name in ("intensity", "width", "quality"):
+        for name in ("intensity", "width", "quality", "sigma"):
             arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
             if arr.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},) to match positions, got {arr.shape}")
@@ -102,6 +115,7 @@ class Columns:
         if self.pixel_size is not None:
             object.__setattr__(self, "pixel_size", float(self.pixel_size))
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        object.__setattr__(self, "motif", get_motif("[001]" if self.motif is None else self.motif, self.lattice))
 
     def __len__(self) -> int:
         return self.positions.shape[0]
@@ -117,9 +131,10 @@ class Columns:
         return np.flatnonzero(self.sublattice == "B")
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per column: ``y, x`` (px), ``sublattice``, ``intensity``, ``width`` (px), ``quality``.
+        """One row per column: ``y, x`` (px), ``sublattice``, ``intensity``, ``width`` (px), ``quality``,
+        ``sigma`` (px).
 
-        With a known pixel size, ``y_pm`` and ``x_pm`` (pm) are added.
+        With a known pixel size, ``y_pm``, ``x_pm`` and ``sigma_pm`` (pm) are added.
         """
         frame = pd.DataFrame(
             {
@@ -129,11 +144,13 @@ class Columns:
                 "intensity": self.intensity,
                 "width": self.width,
                 "quality": self.quality,
+                "sigma": self.sigma,
             }
         )
         if self.pixel_size is not None:
             frame["y_pm"] = frame["y"] * self.pixel_size
             frame["x_pm"] = frame["x"] * self.pixel_size
+            frame["sigma_pm"] = frame["sigma"] * self.pixel_size
         return frame
 
     def to_state(self) -> dict:
@@ -148,10 +165,13 @@ class Columns:
             "pixel_size": self.pixel_size,
             "image_shape": np.asarray(self.image_shape, dtype=np.int64),
             "provenance": json.dumps(self.provenance),
+            "sigma": self.sigma.copy(),
+            "motif": self.motif.to_state(),
         }
 
     @classmethod
     def from_state(cls, state: dict) -> "Columns":
+        """Rebuild from :meth:`to_state` output (states saved before sigma/motif existed load as NaN/[001])."""
         prov = state.get("provenance", "{}")
         return cls(
             positions=np.asarray(state["positions"], dtype=float),
@@ -163,6 +183,8 @@ class Columns:
             pixel_size=state["pixel_size"],
             image_shape=tuple(np.asarray(state["image_shape"]).tolist()),
             provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
+            sigma=state.get("sigma"),
+            motif=Motif.from_state(state["motif"]) if state.get("motif") is not None else None,
         )
 
 
@@ -173,6 +195,7 @@ class Refined(NamedTuple):
     width: np.ndarray  #: (N,) Gaussian sigma in px
     intensity: np.ndarray  #: (N,) Gaussian volume or disk sum, image units
     quality: np.ndarray  #: (N,) R^2 of the Gaussian fit in [0, 1]
+    sigma: np.ndarray  #: (N,) 1-sigma position uncertainty per axis in px (NaN when the centre was not fitted)
 
 
 def as_image(image) -> np.ndarray:
@@ -546,27 +569,29 @@ class _Grid(NamedTuple):
     d_nn: float  #: A-B nearest-neighbour distance
 
 
-def _refine_split(image_a, image_b, positions, is_a, radius, cancel) -> Refined:
-    """Refine the A rows of ``positions`` on ``image_a`` and the B rows on ``image_b``."""
+def _refine_split(image_a, image_b, positions, is_a, radius, cancel, *, sigma: bool = False) -> Refined:
+    """Refine the A rows of ``positions`` on ``image_a`` and the B rows on ``image_b`` (position sigmas only
+    when ``sigma``, else NaN)."""
     if image_a is image_b:
         return _refine(image_a, positions, radius, intensity="gaussian", move=True, progress=None, cancel=cancel,
-                       done0=0, total=1)
-    out = [np.empty((len(positions), 2)), np.empty(len(positions)), np.empty(len(positions)),
-           np.empty(len(positions))]
+                       done0=0, total=1, sigma=sigma)
+    out = [np.empty((len(positions), 2))] + [np.empty(len(positions)) for _ in range(4)]
     for image, rows in ((image_a, is_a), (image_b, ~is_a)):
         if rows.any():
             part = _refine(image, positions[rows], radius, intensity="gaussian", move=True, progress=None,
-                           cancel=cancel, done0=0, total=1)
+                           cancel=cancel, done0=0, total=1, sigma=sigma)
             for arr, new in zip(out, part):
                 arr[rows] = new
     return Refined(*out)
 
 
-def _fill_sites(image_a, image_b, positions, refined, is_a, ij, component, grid: _Grid, cancel):
+def _fill_sites(image_a, image_b, positions, refined, is_a, ij, component, grid: _Grid, cancel, *,
+                sigma: bool = False):
     """Grow the columns into empty lattice sites next to found ones (up to ``_FILL_PASSES`` rounds).
 
     A sites are fitted on ``image_a``, B sites on ``image_b`` and kept when :func:`_plausible_fill` accepts
-    them.  Returns the extended ``positions`` (starting points), ``refined``, ``is_a``, ``ij``, ``component``.
+    them (with position sigmas when ``sigma``).  Returns the extended ``positions`` (starting points),
+    ``refined``, ``is_a``, ``ij``, ``component``.
     """
     found_ref = (refined, is_a.copy())
     for _ in range(_FILL_PASSES):
@@ -574,7 +599,7 @@ def _fill_sites(image_a, image_b, positions, refined, is_a, ij, component, grid:
                                                    grid.v2, image_a.shape, grid.radius)
         if len(gaps) == 0:
             break
-        trial = _refine_split(image_a, image_b, gaps, gap_a, grid.radius, cancel)
+        trial = _refine_split(image_a, image_b, gaps, gap_a, grid.radius, cancel, sigma=sigma)
         ok = _plausible_fill(trial, gaps, gap_a, found_ref, grid.radius, grid.d_nn)
         if not ok.any():
             break
@@ -603,8 +628,9 @@ def _gaussian_model(shape, refined: Refined, rows) -> np.ndarray:
     return _gaussfit.render_gaussians(shape, amp, pos[ok], width[ok], reach=reach)
 
 
-def _refit(image, refined: Refined, rows, radius, cancel) -> Refined:
-    """``refined`` with the columns ``rows`` (bool mask) refitted on ``image``, starting from their current fit."""
+def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False) -> Refined:
+    """``refined`` with the columns ``rows`` (bool mask) refitted on ``image``, starting from their current fit
+    (their position sigmas computed when ``sigma``, else NaN)."""
     idx = np.flatnonzero(rows)
     out = [np.array(arr, copy=True) for arr in refined]
     for start in range(0, len(idx), _CHUNK):
@@ -619,6 +645,7 @@ def _refit(image, refined: Refined, rows, radius, cancel) -> Refined:
         out[1][sel] = params[:, 3]
         out[2][sel] = 2.0 * np.pi * params[:, 0] * params[:, 3] ** 2
         out[3][sel] = r2
+        out[4][sel] = _gaussfit.position_sigma(values, yy, xx, mask, params) if sigma else np.nan
         report(None, 0, 1, cancel)
     return Refined(*out)
 
@@ -634,20 +661,21 @@ def _peel(image, refined: Refined, is_a, radius, cancel):
     Returns
     -------
     refined : Refined
-        The refitted columns (Gaussian volumes as intensities).
+        The refitted columns (Gaussian volumes as intensities) with the position sigmas of the final fits.
     image_a, image_b : (H, W) arrays
         The image without the B Gaussians (for A fits) and without the A Gaussians (for B fits).
     """
     image_a = image
     image_b = _minus_model(image, refined, is_a)
     refined = _refit(image_b, refined, ~is_a, radius, cancel)
-    for _ in range(_PEEL_ROUNDS):
+    for k in range(_PEEL_ROUNDS):
+        last = k == _PEEL_ROUNDS - 1
         image_a = None  # the previous residual goes before the next is drawn: one full image less at the peak
         image_a = _minus_model(image, refined, ~is_a)
-        refined = _refit(image_a, refined, is_a, radius, cancel)
+        refined = _refit(image_a, refined, is_a, radius, cancel, sigma=last)
         image_b = None
         image_b = _minus_model(image, refined, is_a)
-        refined = _refit(image_b, refined, ~is_a, radius, cancel)
+        refined = _refit(image_b, refined, ~is_a, radius, cancel, sigma=last)
     return refined, image_a, image_b
 
 
@@ -673,12 +701,16 @@ def _default_radius(positions: np.ndarray) -> float:
     return 0.5 * nn
 
 
-def _refine(image, positions, radius, *, intensity, move, progress, cancel, done0, total) -> Refined:
+def _refine(image, positions, radius, *, intensity, move, progress, cancel, done0, total,
+            sigma: bool = False) -> Refined:
+    """Centre of mass and batched Gaussian fits of ``positions`` (N, 2) px; position sigmas (px) only when
+    ``sigma`` and ``move``, else NaN (they cost a covariance per column, needed only for the final fit)."""
     n = len(positions)
     out_pos = np.array(positions, dtype=float).reshape(-1, 2)
     width = np.full(n, np.nan)
     inten = np.full(n, np.nan)
     quality = np.zeros(n)
+    spread = np.full(n, np.nan)
     free = (True, move, move, True, True)
     for k, start in enumerate(range(0, n, _CHUNK)):
         sl = slice(start, min(start + _CHUNK, n))
@@ -692,10 +724,12 @@ def _refine(image, positions, radius, *, intensity, move, progress, cancel, done
         width[sl] = params[:, 3]
         quality[sl] = r2
         inten[sl] = 2.0 * np.pi * params[:, 0] * params[:, 3] ** 2
+        if move and sigma:
+            spread[sl] = _gaussfit.position_sigma(values, yy, xx, mask, params)
         if intensity == "disk":
             inten[sl] = _disk_sum(image, out_pos[sl], radius)
         report(progress, done0 + k + 1, total, cancel)
-    return Refined(out_pos, width, inten, quality)
+    return Refined(out_pos, width, inten, quality, spread)
 
 
 def refine_columns(
@@ -740,7 +774,9 @@ def refine_columns(
     Returns
     -------
     Refined
-        ``positions`` (N, 2) px, ``width`` (N,) px, ``intensity`` (N,), ``quality`` (N,) R^2 in [0, 1].
+        ``positions`` (N, 2) px, ``width`` (N,) px, ``intensity`` (N,), ``quality`` (N,) R^2 in [0, 1],
+        ``sigma`` (N,) 1-sigma position uncertainty per axis in px (see
+        :func:`~napari_causal_lattice._gaussfit.position_sigma`; NaN with ``move=False``).
     """
     img = as_image(image)
     _check_intensity(intensity)
@@ -761,15 +797,16 @@ def refine_columns(
                          cancel=cancel, done0=0, total=total)
         peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
         out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
-                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total)
+                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=True)
         if intensity == "disk":
             out = out._replace(intensity=_disk_sum(img, out.positions, radius))
         return out
     return _refine(img, pos, float(radius), intensity=intensity, move=move, progress=progress, cancel=cancel,
-                   done0=0, total=total)
+                   done0=0, total=total, sigma=True)
 
 
-def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step: str, params: dict) -> Columns:
+def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step: str, params: dict,
+                  motif: Motif) -> Columns:
     """Columns from a refinement, with the provenance of the public function ``step``."""
     return Columns(
         positions=refined.positions,
@@ -781,7 +818,132 @@ def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step
         pixel_size=pixel_size,
         image_shape=shape,
         provenance=make_provenance(step, params),
+        sigma=refined.sigma,
+        motif=motif,
     )
+
+
+def _check_projection(projection):
+    if projection != "auto" and projection not in ("[001]", "[110]") and not isinstance(projection, Motif):
+        raise ValueError(f"projection must be 'auto', '[001]' or '[110]', got {projection!r}")
+
+
+def _estimate_basis(img, spacing_px, spacing):
+    """Stage 1 of :func:`find_columns`: the lattice vectors (v1, v2) in px from the power spectrum."""
+    if spacing_px is not None:
+        cells = min(img.shape) / spacing_px
+        if cells < 3:
+            raise ValueError(
+                f"the image spans only {cells:.1f} unit cells of {spacing} across; at least 3x3 cells are needed"
+            )
+        basis = _fftlattice.estimate_lattice(img, min_period=0.3 * spacing_px, max_period=1.6 * spacing_px)
+    else:
+        basis = _fftlattice.estimate_lattice(img)
+    v1, v2 = _fftlattice.orient_basis(basis)
+    n1, n2 = _cells_in_view(img.shape, v1, v2)
+    if min(n1, n2) < 3:
+        raise ValueError(
+            f"the image spans only {n1:.1f} x {n2:.1f} unit cells (lattice spacing {np.hypot(*v1):.1f} x "
+            f"{np.hypot(*v2):.1f} px); at least 3x3 cells are needed: use a larger field of view"
+        )
+    return v1, v2
+
+
+def _site_candidates(img, v1, v2, radius, cancel):
+    """Stage 2: candidate maxima (N, 2) px, their brightness and prominence (N,), fractional cell coordinates
+    (N, 2) and the motif sites found among them.
+
+    When only one site shows up (B columns without maxima of their own on the tails of wide A columns), the
+    found columns are peeled and the others looked for on the residual image.
+    """
+    d_min = min(np.hypot(*v1), np.hypot(*v2))
+    cand, bright, prominence = _candidates(ndimage.gaussian_filter(img, max(0.5, 0.05 * d_min)), d_min)
+    gs = _dual(v1, v2)
+    frac = _fftlattice.local_phases(img, gs, cand)
+    n_cells = img.size / abs(np.linalg.det(np.column_stack([v1, v2])))
+    sites = _find_sites(frac, n_cells)
+    if len(sites) == 1:
+        members = np.abs(_torus_diff(frac, sites[0])).max(axis=1) < 0.18
+        fitted = _refine(img, cand[members], radius if radius is not None else 0.25 * d_min, intensity="gaussian",
+                         move=True, progress=None, cancel=cancel, done0=0, total=1)
+        residual = _minus_model(img, fitted, np.ones(members.sum(), dtype=bool))
+        more, more_bright, more_prominence = _candidates(
+            ndimage.gaussian_filter(residual, max(0.5, 0.05 * d_min)), d_min)
+        more_frac = np.concatenate([frac, _fftlattice.local_phases(img, gs, more)])
+        peeled_sites = _find_sites(more_frac, n_cells)
+        if len(peeled_sites) >= 2 and _half_offset(peeled_sites[0], peeled_sites[1]) is not None:
+            cand = np.concatenate([cand, more])
+            bright = np.concatenate([bright, more_bright])
+            prominence = np.concatenate([prominence, more_prominence])
+            frac, sites = more_frac, peeled_sites
+    return cand, bright, prominence, frac, sites
+
+
+def _decide_motif(sites, v1, v2, projection) -> tuple[np.ndarray, Motif]:
+    """Stage 3: the B-site offset (fractions of v1, v2) and the motif, checked against ``projection``."""
+    if len(sites) < 2:
+        raise ValueError(
+            "found only one kind of atom column on the lattice, so A and B cannot be told apart: the B columns "
+            "may be too faint (or as bright as A). Try a less noisy image, or set the spacing to the A-A "
+            "distance explicitly."
+        )
+    half = _half_offset(sites[0], sites[1])
+    if half is None:
+        raise ValueError(unsupported_offset_message(_torus_diff(sites[1], sites[0]), v1, v2))
+    motif = motif_from_offset(half, v1, v2)
+    if projection != "auto" and get_motif(projection, Lattice((0, 0), v1, v2)) != motif:
+        wanted = get_motif(projection, Lattice((0, 0), v1, v2))
+        raise ValueError(
+            f"projection {wanted.name} was requested, but the B columns sit at {half.tolist()} of the A cell "
+            f"(fractions of v1, v2), as in {motif.name} ({motif.description}); use projection='auto' or "
+            f"'{motif.name}', or check the image"
+        )
+    return half, motif
+
+
+def _select_columns(cand, bright, prominence, frac, sites, shape, v1, v2, c1, c2, radius, d_nn, b_brighter):
+    """Stage 4: candidates on the two sites, inside the image, deduplicated and labelled A/B.
+
+    Returns positions (N, 2) px, is_a (N,) bool, grid indices ij (N, 2) and patch labels (N,).
+    """
+    on_site = np.zeros(len(cand), dtype=bool)
+    for site in sites:
+        members = np.abs(_torus_diff(frac, site)).max(axis=1) < 0.18
+        on_site |= members & (prominence >= 0.3 * np.median(prominence[members]))
+    ny, nx = shape
+    inside = (cand[:, 0] >= radius) & (cand[:, 0] <= ny - 1 - radius)
+    inside &= (cand[:, 1] >= radius) & (cand[:, 1] <= nx - 1 - radius)
+    sel = np.flatnonzero(on_site & inside)
+    sel = sel[_suppress_duplicates(cand[sel], bright[sel], 0.5 * d_nn)]
+    positions = cand[sel]
+    label, ij, component = _classify_parity(positions, bright[sel], v1, v2, c1, c2, b_brighter=b_brighter)
+    keep = label >= 0
+    positions, is_a, ij, component = positions[keep], label[keep] == 1, ij[keep], component[keep]
+    if not is_a.any() or is_a.all():
+        raise ValueError(
+            "could not tell the A and B columns apart (no connected patch holds both); try a less noisy image "
+            "or give the A-A spacing explicitly"
+        )
+    return positions, is_a, ij, component
+
+
+def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, cancel, steps):
+    """Stage 5: refine, fill empty sites, peel, fill again, drop implausible fits.
+
+    Returns the refined columns (Gaussian volumes as intensities) and their is_a flags, A rows first.
+    """
+    total = steps + max(1, -(-len(positions) // _CHUNK))
+    refined = _refine(img, positions, grid.radius, intensity="gaussian", move=True, progress=progress,
+                      cancel=cancel, done0=steps - 1, total=total)
+    positions, refined, is_a, ij, component = _fill_sites(img, img, positions, refined, is_a, ij, component, grid,
+                                                          cancel)
+    refined, for_a, for_b = _peel(img, refined, is_a, grid.radius, cancel)
+    refined, is_a = _fill_sites(for_a, for_b, positions, refined, is_a, ij, component, grid, cancel,
+                                sigma=True)[1:3]
+    report(progress, total, total, cancel)
+    good = _plausible_columns(refined, is_a)
+    order = np.argsort(~is_a[good], kind="stable")
+    return Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
 
 
 def find_columns(
@@ -792,6 +954,8 @@ def find_columns(
     b_brighter: bool = False,
     intensity: str = "gaussian",
     radius: float | None = None,
+    projection: str = "auto",
+    plausible_spacing: tuple = PLAUSIBLE_SPACING_PM,
     progress=None,
     cancel=None,
 ) -> Columns:
@@ -815,14 +979,19 @@ def find_columns(
     well (before and after peeling; B sites on the peeled image) and kept when their Gaussian fit
     reaches R^2 >= 0.2.  When the B columns make no local maxima at all (wide A columns), step 3
     finds a single site; its columns are then fitted and peeled and the B candidates taken from the
-    peeled image.  Columns closer than the fit radius to the image border are left out.  ``provenance["params"]["b_site_offset"]`` records where the B
-    site sits in the A cell, in fractions of ``(v1, v2)``.
+    peeled image.  Columns closer than the fit radius to the image border are left out.
+    ``provenance["params"]["b_site_offset"]`` records where the B site sits in the A cell, in fractions of
+    ``(v1, v2)``; ``Columns.motif`` is the crystal projection it means.  Every column's position uncertainty
+    (``Columns.sigma``, px per axis) comes from the covariance and residual of its final Gaussian fit.
+    With a pixel size, a lattice parameter outside ``plausible_spacing`` gives a warning that names the
+    likely unit mistake.
 
-    Projections: any two-sublattice pattern with B half a cell from A works.  [001] perovskites give
-    B at (1/2, 1/2).  Cubic [110] (e.g. the SrTiO3 Atomap test image) gives a rectangular a x a/sqrt2
-    A cell with B at (1/2, 0), half-way along ``a``.  Orthorhombic (Pnma) [110], e.g. the NSMO image,
-    is pseudocubic [100]: a square cell with B at (1/2, 1/2); its weak tilt superstructure peaks
-    (< 2 % of the main Bragg power) are ignored, so the cell is the pseudocubic one.  The brighter
+    Projections (:mod:`napari_causal_lattice.motif`): [001] perovskites give B at (1/2, 1/2).  Cubic [110]
+    (e.g. the SrTiO3 Atomap test image) gives a rectangular a x a/sqrt2 A cell with B at (1/2, 0),
+    half-way along ``a``.  Other patterns (B half-way along a short edge, hexagonal [111], offsets other
+    than half a cell) are refused with a ValueError that says what was detected.  Orthorhombic (Pnma)
+    [110], e.g. the NSMO image, is pseudocubic [100]: a square cell with B at (1/2, 1/2) ("[001]"); its weak
+    tilt superstructure peaks (< 2 % of the main Bragg power) are ignored, so the cell is the pseudocubic one.  The brighter
     parity class is called A everywhere in a connected patch, so at an interface where the contrast
     flips (SrRuO3 next to PbTiO3) the labels follow the geometry, not the local brightness.
 
@@ -841,6 +1010,11 @@ def find_columns(
         Column intensity measure, see :func:`refine_columns`.
     radius : float, optional
         Fit-patch radius in px; default half the A-B nearest-neighbour distance.
+    projection : {"auto", "[001]", "[110]"}
+        Crystal projection.  ``"auto"`` detects it from where the second kind of column sits; a given one must
+        agree with the detection (else ValueError naming both).
+    plausible_spacing : (float, float)
+        Plausible range in pm of the shorter A-A spacing (warning outside it, only with ``pixel_size``).
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -851,19 +1025,21 @@ def find_columns(
     Raises
     ------
     ValueError
-        No periodic lattice, fewer than 3x3 unit cells, only one kind of column, bad pixels.
+        No periodic lattice, fewer than 3x3 unit cells, only one kind of column, bad pixels, an unsupported
+        projection or one that disagrees with ``projection``.
 
     Examples
     --------
     >>> from napari_causal_lattice.synthetic import synthetic_perovskite
     >>> sample = synthetic_perovskite(shape_cells=(6, 6))
     >>> cols = find_columns(sample.image, pixel_size=sample.pixel_size)
-    >>> len(cols.a), len(cols.b)
-    (49, 36)
+    >>> len(cols.a), len(cols.b), cols.motif.name
+    (49, 36, '[001]')
     """
     img = as_image(image)
     pixel_size = _check_pixel_size(pixel_size)
     _check_intensity(intensity)
+    _check_projection(projection)
     spacing_px = _spacing_px(spacing, pixel_size)
     if radius is not None:
         radius = float(radius)
@@ -871,102 +1047,27 @@ def find_columns(
             raise ValueError(f"radius must be at least 1 px, got {radius!r}")
     steps = 4
     report(progress, 0, steps + 1, cancel)
-    if spacing_px is not None:
-        cells = min(img.shape) / spacing_px
-        if cells < 3:
-            raise ValueError(
-                f"the image spans only {cells:.1f} unit cells of {spacing} across; at least 3x3 cells are needed"
-            )
-        basis = _fftlattice.estimate_lattice(img, min_period=0.3 * spacing_px, max_period=1.6 * spacing_px)
-    else:
-        basis = _fftlattice.estimate_lattice(img)
-    v1, v2 = _fftlattice.orient_basis(basis)
-    n1, n2 = _cells_in_view(img.shape, v1, v2)
-    if min(n1, n2) < 3:
-        raise ValueError(
-            f"the image spans only {n1:.1f} x {n2:.1f} unit cells (lattice spacing {np.hypot(*v1):.1f} x "
-            f"{np.hypot(*v2):.1f} px); at least 3x3 cells are needed: use a larger field of view"
-        )
+    v1, v2 = _estimate_basis(img, spacing_px, spacing)
+    if pixel_size is not None:
+        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, plausible=plausible_spacing,
+                          stacklevel=2)
     report(progress, 1, steps + 1, cancel)
-
-    d_min = min(np.hypot(*v1), np.hypot(*v2))
-    cand, bright, prominence = _candidates(ndimage.gaussian_filter(img, max(0.5, 0.05 * d_min)), d_min)
-    gs = _dual(v1, v2)
-    frac = _fftlattice.local_phases(img, gs, cand)
-    n_cells = img.size / abs(np.linalg.det(np.column_stack([v1, v2])))
-    sites = _find_sites(frac, n_cells)
-    if len(sites) == 1:
-        # the B columns may have no maxima of their own on the tails of wide A columns: peel the found columns
-        # and look for the others on the residual image
-        members = np.abs(_torus_diff(frac, sites[0])).max(axis=1) < 0.18
-        fitted = _refine(img, cand[members], radius if radius is not None else 0.25 * d_min, intensity="gaussian",
-                         move=True, progress=None, cancel=cancel, done0=0, total=1)
-        residual = img - _gaussian_model(img.shape, fitted, np.ones(members.sum(), dtype=bool))
-        more, more_bright, more_prominence = _candidates(
-            ndimage.gaussian_filter(residual, max(0.5, 0.05 * d_min)), d_min)
-        more_frac = np.concatenate([frac, _fftlattice.local_phases(img, gs, more)])
-        peeled_sites = _find_sites(more_frac, n_cells)
-        if len(peeled_sites) >= 2 and _half_offset(peeled_sites[0], peeled_sites[1]) is not None:
-            cand = np.concatenate([cand, more])
-            bright = np.concatenate([bright, more_bright])
-            prominence = np.concatenate([prominence, more_prominence])
-            frac, sites = more_frac, peeled_sites
+    cand, bright, prominence, frac, sites = _site_candidates(img, v1, v2, radius, cancel)
     report(progress, 2, steps + 1, cancel)
-    if len(sites) < 2:
-        raise ValueError(
-            "found only one kind of atom column on the lattice, so A and B cannot be told apart: the B columns "
-            "may be too faint (or as bright as A). Try a less noisy image, or set the spacing to the A-A "
-            "distance explicitly."
-        )
+    half, motif = _decide_motif(sites, v1, v2, projection)
     sites = sites[:2]
-    half = _half_offset(sites[0], sites[1])
-    if half is None:
-        offset = _torus_diff(sites[1], sites[0])
-        raise ValueError(
-            f"the two kinds of atom columns are offset by {np.round(offset, 2).tolist()} cell, not by half a cell "
-            "as the A and B sublattices of a perovskite; check the zone axis, or give the A-A spacing explicitly"
-        )
     c1, c2 = _combined_basis(v1, v2, half)
     d_nn = min(np.hypot(*c1), np.hypot(*c2))
     radius = float(0.5 * d_nn) if radius is None else radius
-
-    on_site = np.zeros(len(cand), dtype=bool)
-    for site in sites:
-        members = np.abs(_torus_diff(frac, site)).max(axis=1) < 0.18
-        on_site |= members & (prominence >= 0.3 * np.median(prominence[members]))
-    ny, nx = img.shape
-    inside = (cand[:, 0] >= radius) & (cand[:, 0] <= ny - 1 - radius)
-    inside &= (cand[:, 1] >= radius) & (cand[:, 1] <= nx - 1 - radius)
-    sel = np.flatnonzero(on_site & inside)
-    sel = sel[_suppress_duplicates(cand[sel], bright[sel], 0.5 * d_nn)]
-    positions = cand[sel]
-    label, ij, component = _classify_parity(positions, bright[sel], v1, v2, c1, c2, b_brighter=b_brighter)
-    keep = label >= 0
-    positions, is_a, ij, component = positions[keep], label[keep] == 1, ij[keep], component[keep]
-    if not is_a.any() or is_a.all():
-        raise ValueError(
-            "could not tell the A and B columns apart (no connected patch holds both); try a less noisy image "
-            "or give the A-A spacing explicitly"
-        )
+    positions, is_a, ij, component = _select_columns(cand, bright, prominence, frac, sites, img.shape, v1, v2, c1,
+                                                     c2, radius, d_nn, b_brighter)
     report(progress, 3, steps + 1, cancel)
-    total = steps + max(1, -(-len(positions) // _CHUNK))
-    refined = _refine(img, positions, radius, intensity="gaussian", move=True, progress=progress, cancel=cancel,
-                      done0=steps - 1, total=total)
-    grid = _Grid(c1, c2, v1, v2, radius, d_nn)
-    positions, refined, is_a, ij, component = _fill_sites(img, img, positions, refined, is_a, ij, component, grid,
-                                                          cancel)
-    refined, for_a, for_b = _peel(img, refined, is_a, radius, cancel)
-    positions, refined, is_a, ij, component = _fill_sites(for_a, for_b, positions, refined, is_a, ij, component,
-                                                          grid, cancel)
-    report(progress, total, total, cancel)
-    good = _plausible_columns(refined, is_a)
+    refined, is_a = _fit_columns(img, positions, is_a, ij, component, _Grid(c1, c2, v1, v2, radius, d_nn),
+                                 progress, cancel, steps)
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
-    order = np.argsort(~is_a[good], kind="stable")
-    refined = Refined(*(np.asarray(arr)[good][order] for arr in refined))
-    sublattice = np.where(is_a[good][order], "A", "B")
-    a_pos = refined.positions[sublattice == "A"]
-    lattice = _fit_lattice(a_pos, v1, v2, img.shape)
+    sublattice = np.where(is_a, "A", "B")
+    lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
     params = {
         "pixel_size": pixel_size,
         "spacing": spacing,
@@ -974,8 +1075,9 @@ def find_columns(
         "intensity": intensity,
         "radius": radius,
         "b_site_offset": half.tolist(),
+        "projection": projection if isinstance(projection, str) else projection.name,
     }
-    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params)
+    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif)
 
 
 def columns_from_positions(
@@ -987,6 +1089,7 @@ def columns_from_positions(
     refine: bool = False,
     radius: float | None = None,
     intensity: str = "gaussian",
+    projection: str = "auto",
 ) -> Columns:
     """Build :class:`Columns` from hand-edited A and B positions.
 
@@ -1006,10 +1109,14 @@ def columns_from_positions(
     radius : float, optional
         Fit-patch radius in px; default half the median nearest-neighbour distance.
     intensity : {"gaussian", "disk"}
+    projection : {"auto", "[001]", "[110]"}
+        Crystal projection; ``"auto"`` reads it from where the B positions sit in the A lattice (a given one
+        must agree).
 
     Returns
     -------
     Columns
+        ``sigma`` holds the fitted position uncertainties when ``refine``, NaN for the given positions.
     """
     img = as_image(image)
     pixel_size = _check_pixel_size(pixel_size)
@@ -1031,9 +1138,27 @@ def columns_from_positions(
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     if not refine:
-        refined = refined._replace(positions=positions.copy())
+        refined = refined._replace(positions=positions.copy(), sigma=np.full(len(positions), np.nan))
+    _check_projection(projection)
     a_pos = refined.positions[: len(a)]
     v1, v2 = _lattice_vectors_from_positions(a_pos)
+    if pixel_size is not None:
+        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, stacklevel=2)
     lattice = _fit_lattice(a_pos, v1, v2, img.shape)
-    params = {"pixel_size": pixel_size, "refine": bool(refine), "radius": float(radius), "intensity": intensity}
-    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "columns_from_positions", params)
+    half = _b_site_of_positions(refined.positions[len(a):], lattice)
+    sites = [np.zeros(2), half] if half is not None else []
+    motif = _decide_motif(sites, v1, v2, projection)[1] if len(b) else get_motif(
+        "[001]" if projection == "auto" else projection, lattice)
+    params = {"pixel_size": pixel_size, "refine": bool(refine), "radius": float(radius), "intensity": intensity,
+              "projection": projection if isinstance(projection, str) else projection.name}
+    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "columns_from_positions", params,
+                         motif)
+
+
+def _b_site_of_positions(b_pos: np.ndarray, lattice: Lattice):
+    """Circular-mean offset (2,) of B positions in the A cell, fractions of ``(v1, v2)``; None without B."""
+    if len(b_pos) == 0:
+        return None
+    frac = lattice.to_grid(b_pos)[:, ::-1]
+    phase = np.angle(np.exp(2j * np.pi * frac).mean(axis=0))
+    return (phase / (2 * np.pi)) % 1.0

@@ -9,6 +9,8 @@ the paper's ``a``) and ``v2`` the one along the grid rows (the paper's ``b``).
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +57,51 @@ def descriptor_units(pixel_size: float | None, intensity_unit: str = "counts") -
         "Px": length,
         "Py": length,
     }
+
+
+#: Plausible range (pm) of the A-A lattice parameter of oxide perovskites, for :func:`check_calibration`.
+PLAUSIBLE_SPACING_PM: tuple[float, float] = (150.0, 1000.0)
+
+_UNIT_HINTS = {
+    1e3: "the pixel size is probably in nm per px (multiply it by 1000)",
+    1e2: "the pixel size is probably in angstrom per px (multiply it by 100)",
+    1e-3: "the pixel size is probably 1000 times too large, e.g. a scale in pm read as nm (divide it by 1000)",
+}
+
+
+def check_calibration(spacing_pm, *, plausible=PLAUSIBLE_SPACING_PM, stacklevel: int = 2) -> bool:
+    """Warn when a measured lattice parameter is outside the plausible range, naming the likely cause.
+
+    Parameters
+    ----------
+    spacing_pm : float
+        Measured A-A lattice parameter in pm (e.g. the shorter lattice vector times the pixel size).
+    plausible : (float, float)
+        Range in pm that counts as plausible (default 150 to 1000 pm, oxide perovskites including [110]
+        cells and small superstructures).
+    stacklevel : int
+        Passed on to :func:`warnings.warn`.
+
+    Returns
+    -------
+    bool
+        True when the value is plausible (no warning).
+    """
+    low, high = (float(v) for v in plausible)
+    value = float(spacing_pm)
+    if low <= value <= high:
+        return True
+    factor = 10.0 ** round(math.log10(math.sqrt(low * high) / value)) if value > 0 else float("nan")
+    hint = _UNIT_HINTS.get(factor, f"the pixel size is probably off by a factor of about "
+                                   f"{math.sqrt(low * high) / value:.3g}" if value > 0 else "check the pixel size")
+    warnings.warn(
+        f"the lattice parameter comes out as {value:.4g} pm, outside the {low:g}-{high:g} pm of oxide "
+        f"perovskites: {hint}; the pixel size must be in pm per px. Descriptors in pm are wrong by the same "
+        "factor until it is fixed.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return False
 
 
 def _vec2(value, name: str) -> np.ndarray:

@@ -21,6 +21,11 @@ Planted structure, per unit cell (descriptor units: counts, pm, deg, pm^2):
 The B column is put at the centroid of its 4 (displaced) A corners plus ``(Px, Py)`` turned into the image
 frame (Px along ``v1``, Py along ``v2``), so the descriptors measured from the true positions are exactly the
 planted ones.
+
+``projection="[110]"`` draws the same planted structure on a perovskite [110] projection: a rectangular
+A cell ``pitch x pitch / sqrt2`` (``v1`` the long edge), the B column half-way along the top edge of its
+cell (the mid-point of ``A(i, j)`` and ``A(i, j+1)`` plus ``(Px, Py)``); see
+:mod:`napari_causal_lattice.motif`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import pandas as pd
 
 from .descriptors import compute_descriptors
 from .lattice import DESCRIPTORS, Lattice, descriptor_units
+from .motif import get_motif
 from .provenance import make_provenance
 
 __all__ = [
@@ -181,13 +187,14 @@ def _make_rng(seed):
     return int(seed), np.random.default_rng(int(seed))
 
 
-def _geometry(params: dict, margin: float) -> tuple[Lattice, tuple[int, int]]:
-    """A lattice with every A column at least ``margin`` px inside the image, and the image shape."""
+def _geometry(params: dict, margin: float, aspect: float = 1.0) -> tuple[Lattice, tuple[int, int]]:
+    """A lattice (``|v2| = |v1| / aspect``) with every A column at least ``margin`` px inside the image, and the
+    image shape."""
     ni, nj = params["shape_cells"]
     p = params["pitch"]
     theta = math.radians(params["rotation"])
     v1 = p * np.array([-math.sin(theta), math.cos(theta)])
-    v2 = p * np.array([math.cos(theta), math.sin(theta)])
+    v2 = p / aspect * np.array([math.cos(theta), math.sin(theta)])
     corners = np.array([[0, 0], [0, nj], [ni, 0], [ni, nj]], float)
     yx = corners[:, :1] * v2 + corners[:, 1:] * v1
     origin = margin - yx.min(axis=0)
@@ -250,9 +257,10 @@ def _plant(params: dict, region: np.ndarray, d_cells: np.ndarray, i5_rel: np.nda
     return px, py, k, c_i5
 
 
-def _adjacency(params: dict, k: np.ndarray, c_i5: np.ndarray, i5_nominal: float) -> np.ndarray:
+def _adjacency(params: dict, k: np.ndarray, c_i5: np.ndarray, i5_nominal: float, aspect: float = 1.0) -> np.ndarray:
     ni, nj = k.shape
-    a0 = b0 = params["pitch"] * params["pixel_size"]
+    a0 = params["pitch"] * params["pixel_size"]
+    b0 = a0 / aspect
     adj = np.zeros((ni, nj, len(DESCRIPTORS), len(DESCRIPTORS)))
     adj[..., _IDX["Vol"], _IDX["a"]] = b0
     adj[..., _IDX["Vol"], _IDX["b"]] = a0
@@ -512,13 +520,16 @@ def _cell_index_grid(ni: int, nj: int) -> np.ndarray:
     return np.stack(np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij"), axis=-1).reshape(-1, 2)
 
 
-def synthetic_perovskite(seed: int | None = 0, **options) -> SyntheticSample:
+def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **options) -> SyntheticSample:
     """Make a synthetic HAADF-STEM image of a perovskite film with a planted causal structure.
 
     Parameters
     ----------
     seed : int or None
         Seed of the single random generator (None draws a fresh seed, recorded in the provenance).
+    projection : {"[001]", "[110]"}
+        Crystal projection.  "[110]": rectangular A cell ``pitch x pitch / sqrt2`` (``b0 = a0 / sqrt2``),
+        B half-way along the top edge (long edge, ``v1``) of its cell; recorded as ``params["projection"]``.
     **options
         Keyword options, all optional (defaults in brackets):
 
@@ -588,11 +599,16 @@ def synthetic_perovskite(seed: int | None = 0, **options) -> SyntheticSample:
     [(0, 'domain -'), (1, 'domain +'), (2, 'interface'), (3, 'substrate')]
     """
     params = _resolve_options(options, image=True)
+    if projection not in ("[001]", "[110]"):
+        raise ValueError(f"projection must be '[001]' or '[110]', got {projection!r}")
+    params["projection"] = projection
+    aspect = math.sqrt(2.0) if projection == "[110]" else 1.0
     seed, rng = _make_rng(seed)
     ni, nj = params["shape_cells"]
     ps = params["pixel_size"]
-    lattice, shape = _geometry(params, margin=1.5 * params["pitch"])
-    cell_lattice = lattice.subgrid((0.5, 0.5))
+    lattice, shape = _geometry(params, margin=1.5 * params["pitch"], aspect=aspect)
+    motif = get_motif(projection, lattice)
+    cell_lattice = lattice.subgrid(motif.b_site)
 
     a_grid = _cell_index_grid(ni + 1, nj + 1)
     b_grid = _cell_index_grid(ni, nj)
@@ -614,10 +630,10 @@ def synthetic_perovskite(seed: int | None = 0, **options) -> SyntheticSample:
     corners = a_pos[corner_idx]
     x_hat = lattice.v1 / np.hypot(*lattice.v1)
     y_hat = np.array([x_hat[1], -x_hat[0]])
-    b_pos = corners.mean(axis=1) + (px.reshape(-1, 1) * x_hat + py.reshape(-1, 1) * y_hat) / ps
+    b_pos = motif.nominal_b(corners) + (px.reshape(-1, 1) * x_hat + py.reshape(-1, 1) * y_hat) / ps
 
     table = compute_descriptors(corners, b_pos, a_amp[corner_idx], b_amp, pixel_size=ps, frame="lattice",
-                                v1=lattice.v1)
+                                v1=lattice.v1, motif=motif)
     table.insert(0, "x", b_pos[:, 1])
     table.insert(0, "y", b_pos[:, 0])
     table.insert(0, "j", b_grid[:, 1])
@@ -633,7 +649,7 @@ def synthetic_perovskite(seed: int | None = 0, **options) -> SyntheticSample:
     truth = SyntheticTruth(
         a_positions=a_pos, a_grid=a_grid, a_intensity=a_amp, b_positions=b_pos, b_grid=b_grid,
         b_intensity=b_amp, lattice=lattice, cell_lattice=cell_lattice, descriptors=table,
-        adjacency=_adjacency(params, k, c_i5, i5_nominal), region=region, region_names=dict(REGION_NAMES),
+        adjacency=_adjacency(params, k, c_i5, i5_nominal, aspect), region=region, region_names=dict(REGION_NAMES),
         wall=wall, units=units, pixel_size=ps,
     )
     provenance = make_provenance("synthetic_perovskite", params, seed=seed)
