@@ -59,6 +59,26 @@ def window_centre_world(grid, image, result, ky, kx):
     return np.asarray(image.data_to_world(t.loc[inside, ["y", "x"]].mean().to_numpy()))
 
 
+def value_at_world(layer, world):
+    """The value of a 2D map layer at a world position (its nearest pixel)."""
+    index = np.round(np.asarray(layer.world_to_data(world), dtype=float)).astype(int)
+    return layer.data[tuple(index)]
+
+
+def centre_cell_world(grid, image, result, ky, kx):
+    """World position of the B column of the cell nearest to window (ky, kx)'s centre on the grid."""
+    t = grid.table
+    row = np.argmin(np.hypot(*(t[["i", "j"]].to_numpy() - result.centers_grid[ky, kx]).T))
+    return np.asarray(image.data_to_world(t[["y", "x"]].to_numpy()[row]))
+
+
+def assert_window_values_on_cells(layer, grid, image, result, values, windows=((0, 0), (2, 5), (4, 6), (1, 3))):
+    """A per-window map painted on the cells: the cell at each window's centre shows that window's value."""
+    for ky, kx in windows:
+        got = value_at_world(layer, centre_cell_world(grid, image, result, ky, kx))
+        np.testing.assert_allclose(got, values[ky, kx], rtol=1e-5, equal_nan=True)
+
+
 def test_run_overlay_aligned_and_inspector(make_napari_viewer, qtbot, grid):
     viewer = make_napari_viewer()
     image, _ = add_source(viewer, grid)
@@ -77,13 +97,16 @@ def test_run_overlay_aligned_and_inspector(make_napari_viewer, qtbot, grid):
     lo, hi = layer.contrast_limits
     assert lo == pytest.approx(-hi)
     assert layer.metadata[META_KEY]["sliding"] is result
-    # alignment: the overlay pixel of window (ky, kx) lands on the mean world position of the window's cells
-    for ky, kx in [(0, 0), (2, 5), (4, 6)]:
-        pixel_world = np.asarray(layer.data_to_world((ky, kx)))
-        np.testing.assert_allclose(pixel_world, window_centre_world(grid, image, result, ky, kx), atol=1e-6)
-    # the overlay shows the planted sign flip of Px <- Py across the wall (left: domain -, right: domain +)
-    values = np.asarray(layer.data)
-    assert np.all(values[:3, 0] * values[:3, -1] < 0)
+    # placement: the overlay is painted on the cells' regions of the image; the cell at a window's centre shows
+    # that window's coefficient
+    assert layer.data.shape == image.data.shape
+    values = result.element("Px", "Py")
+    assert_window_values_on_cells(layer, grid, image, result, values)
+    # the planted sign flip of Px <- Py across the wall (left: domain -, right: domain +) shows on the image
+    for ky in range(3):
+        left = value_at_world(layer, centre_cell_world(grid, image, result, ky, 0))
+        right = value_at_world(layer, centre_cell_world(grid, image, result, ky, 6))
+        assert left * right < 0
 
     prob = widget.add_overlay("Py", "I5", probability=True)
     assert prob.name == f"P(Py <- I5) (window {WINDOW})" and prob.contrast_limits == [0.0, 1.0]
@@ -116,10 +139,7 @@ def test_pca_layers_aligned(make_napari_viewer, qtbot, grid):
     assert [layer.name for layer in widget.pca_layers] == ["PCA loading 1", "PCA loading 3"]
     assert viewer.layers["PCA loading 3"].visible and not viewer.layers["PCA loading 1"].visible
     first = viewer.layers["PCA loading 1"]
-    np.testing.assert_allclose(first.data, pca.loadings[0])
-    np.testing.assert_allclose(
-        first.data_to_world((1, 4)), window_centre_world(grid, image, result, 1, 4), atol=1e-6
-    )
+    assert_window_values_on_cells(first, grid, image, result, pca.loadings[0])
     # probabilities need bootstraps: a clear message, no layer
     n_layers = len(viewer.layers)
     widget.run_pca(2, use="probabilities")
@@ -138,6 +158,8 @@ def test_features_only_source_fits_lattice(make_napari_viewer, qtbot, grid):
     widget.boot_spin.setValue(0)
     result = run(widget, qtbot)
     assert result.shape == (3, 4)
+    # no Cells object: the overlay is the window grid placed with the window lattice
+    assert viewer.layers[f"Px <- Py (window {WINDOW})"].data.shape == result.shape
     np.testing.assert_allclose(result.lattice.affine, grid.lattice.subgrid(((WINDOW - 1) / 2,) * 2, WINDOW).affine,
                                atol=1e-6)
 
@@ -195,8 +217,9 @@ def test_edge_decision_form_overlays_and_inspector(make_napari_viewer, qtbot, gr
     layer = viewer.layers[f"Px <- Py, significant (window {WINDOW})"]
     passes = result.significance("Px", "Py")
     assert 0 < passes.sum() < passes.size  # the planted wall column has no edge
-    np.testing.assert_allclose(np.asarray(layer.data)[passes], result.element("Px", "Py")[passes])
-    assert np.all(np.isnan(np.asarray(layer.data)[~passes]))
+    windows = [tuple(k) for k in np.argwhere(np.ones(result.shape, dtype=bool))]
+    assert_window_values_on_cells(layer, grid, image, result, np.where(passes, result.element("Px", "Py"), np.nan),
+                                  windows)
     assert widget.legend.isVisibleTo(widget) and "fails the test" in widget.legend.text()
 
     # link type: a labels layer of the codes, aligned like the other overlays, with a legend of the pair
@@ -204,10 +227,9 @@ def test_edge_decision_form_overlays_and_inspector(make_napari_viewer, qtbot, gr
     widget.overlay_button.click()
     links = viewer.layers[f"link Px, Py (window {WINDOW})"]
     assert isinstance(links, Labels) and links in widget.overlay_layers
-    np.testing.assert_array_equal(links.data, result.link_type("Px", "Py"))
+    assert links.data.dtype == np.int32 and set(np.unique(links.data)) <= {0, 1, 2, 3}
+    assert_window_values_on_cells(links, grid, image, result, result.link_type("Px", "Py"), windows)
     assert list(links.features["link"]) == ["none", "Px <- Py", "Py <- Px", "Px <-> Py"]
-    np.testing.assert_allclose(links.data_to_world((2, 5)), window_centre_world(grid, image, result, 2, 5),
-                               atol=1e-6)
     assert links.visible and not layer.visible
     legend = widget.legend.text()
     assert "Px &lt;- Py" in legend and "Px &lt;-&gt; Py" in legend and "alpha 0.02, BH" in legend

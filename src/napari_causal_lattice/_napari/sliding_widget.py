@@ -8,9 +8,11 @@ worker thread (progress bar, Cancel); then
   diverging colormap, robust symmetric limits), its bootstrap probability (``"P(Px <- Py) (window 20)"``), the
   coefficient in the windows where the edge passes the calibrated test only (``"Px <- Py, significant (window
   20)"``, the other windows transparent) or the link-type map of the pair (``"link Px, Py (window 20)"``, a labels
-  layer: none / Px <- Py / Py <- Px / both, with a legend in the dock) as a layer whose pixels sit on the window
-  centres, also for a rotated lattice; only the newest map is visible, below the column layers, with its colour
-  bar;
+  layer: none / Px <- Py / Py <- Px / both, with a legend in the dock).  With cells on an image, each cell shows
+  the value of its nearest window painted on its own region of the image (``placement.window_values_per_cell``
+  and the cells' ``cell_regions``, computed in the worker), so maps follow curved lattices; otherwise the
+  layer's pixels sit on the window centres.  Only the newest map is visible, below the column layers, with its
+  colour bar;
 - clicking on the canvas shows the adjacency matrix and the causal graph of the significant edges of the window
   under the cursor, with the edge criterion (e.g. "order t-test, alpha 0.01, BH");
 - "Run PCA" computes the principal adjacency components in a worker (optionally of the significant elements
@@ -49,6 +51,7 @@ from qtpy.QtWidgets import (
 
 from ..lattice import DESCRIPTORS, Lattice
 from ..pca import AdjacencyPCA, adjacency_pca
+from ..placement import CellRaster, cell_regions, window_values_per_cell
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
 from ._combos import refill, track_user_picks
@@ -60,11 +63,13 @@ from .layers import (
     META_KEY,
     add_map_layer,
     aligned_affine,
+    image_shape,
     is_map_layer,
     is_truth_layer,
     link_layer_tuple,
     map_layer_tuple,
     plugin_meta,
+    raster_affine,
     show_only,
 )
 
@@ -98,6 +103,17 @@ def significant_edge(result: SlidingResult, ky: int, kx: int) -> np.ndarray | No
     """(p, p) bool: the calibrated edge decision of window ``(ky, kx)``, None when the result has none."""
     significant = getattr(result, "significant", None)
     return None if significant is None else np.asarray(significant[ky, kx], dtype=bool)
+
+
+def sliding_job(cells, *, raster: CellRaster | None = None, image_shape: tuple | None = None, progress=None,
+                cancel=None, **options) -> tuple[SlidingResult, CellRaster | None]:
+    """:func:`~napari_causal_lattice.sliding.sliding_lingam` of ``cells`` with ``options``, then the cells'
+    regions on an image of ``image_shape`` (H, W) px (:func:`~napari_causal_lattice.placement.cell_regions`),
+    unless ``raster`` is given or there is no image; returns ``(result, raster or None)``."""
+    result = sliding_lingam(cells, progress=progress, cancel=cancel, **options)
+    if raster is None and image_shape is not None:
+        raster = cell_regions(cells, image_shape)
+    return result, raster
 
 
 def pca_job(result: SlidingResult, n_components: int, *, use: str, significant_only: bool = False, progress=None,
@@ -169,6 +185,7 @@ class SlidingWidget(DockWidget):
         self.selected_window: tuple[int, int] | None = None
         self.warnings: list[Warning] = []
         self._image_layer = None
+        self._placement: tuple | None = None
 
         self.source_combo = QComboBox()
         self.source_combo.setToolTip("B columns Points layer after 'Descriptors' (carries the unit cells)")
@@ -369,13 +386,22 @@ class SlidingWidget(DockWidget):
         cells, lattice, image_layer = self._source()
         stride = self.stride_spin.value() or None
         self.warnings = []
+        # per-window maps are painted on the cells' regions of the image (a Cells source on an image only)
+        placed = lattice is None and image_layer is not None
+        shape = image_shape(image_layer) if placed else None
+        raster = plugin_meta(self.viewer, self.source_combo.currentText()).get("cell_raster") if placed else None
+        if raster is not None and tuple(raster.image_shape) != shape:
+            raster = None
 
-        def done(result: SlidingResult):
-            return self._on_result(result, image_layer)
+        def done(out: tuple[SlidingResult, CellRaster | None]):
+            result, regions = out
+            return self._on_result(result, image_layer, None if regions is None else (cells, regions))
 
         return self.jobs.run(
-            sliding_lingam,
+            sliding_job,
             cells,
+            raster=raster,
+            image_shape=shape,
             window=self.window_spin.value(),
             stride=stride,
             n_bootstrap=self.boot_spin.value(),
@@ -389,11 +415,16 @@ class SlidingWidget(DockWidget):
             label="Sliding LiNGAM",
         )
 
-    def _on_result(self, result: SlidingResult, image_layer):
-        """Generator run by the job panel: summary, then the default overlay, then the inspector."""
+    def _on_result(self, result: SlidingResult, image_layer, placement: tuple | None = None):
+        """Generator run by the job panel: summary, then the default overlay, then the inspector.
+
+        ``placement`` is ``(cells, CellRaster)`` to paint per-window maps on the cells' regions, None to place
+        them with the window lattice.
+        """
         if result.lattice is None:
             raise ValueError("the cells carry no lattice, so the maps cannot be placed on the image")
         self.result = result
+        self._placement = placement
         self.pca = None
         self.pca_summary.setText("")
         self.loading_combo.clear()
@@ -462,9 +493,10 @@ class SlidingWidget(DockWidget):
         metadata = {META_KEY: {"sliding": result, "effect": effect, "cause": cause, "kind": kind,
                                "probability": kind == KIND_PROBABILITY}}
         if kind == KIND_LINK:
+            codes, affine = self._window_map(result.link_type(effect, cause), categorical=True)
             layer_tuple = link_layer_tuple(
-                result.link_type(effect, cause), result.lattice.affine, name=name, names=link_names(effect, cause),
-                colors=LINK_COLORS, image_layer=self._image_layer, metadata=metadata,
+                codes, affine, name=name, names=link_names(effect, cause), colors=LINK_COLORS,
+                image_layer=self._image_layer, metadata=metadata,
             )
         else:
             layer_tuple = self._value_tuple(result, effect, cause, kind, name, metadata)
@@ -481,9 +513,10 @@ class SlidingWidget(DockWidget):
             values, units, signed = result.element(effect, cause), result.element_units(effect, cause), True
         if kind == KIND_SIGNIFICANT:
             values = np.where(result.significance(effect, cause), values, np.nan)
+        values, affine = self._window_map(values)
         data, kwargs, layer_kind = map_layer_tuple(
             values,
-            result.lattice.affine,
+            affine,
             name=name,
             image_layer=self._image_layer,
             signed=signed,
@@ -496,6 +529,24 @@ class SlidingWidget(DockWidget):
         if self._image_layer is not None:
             kwargs["units"] = self._image_layer.units
         return data, kwargs, layer_kind
+
+    def _window_map(self, values: np.ndarray, *, categorical: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """A per-window map ``values`` (ny, nx) as layer data and its affine to image px.
+
+        With a placement (a Cells source on an image) each cell takes its nearest window's value
+        (:func:`~napari_causal_lattice.placement.window_values_per_cell`) painted on its region, so the map
+        follows curved lattices: float32 with NaN outside the cells, or int32 codes with 0 outside
+        (``categorical``).  Otherwise the window grid itself, placed with the window lattice.
+        """
+        if self._placement is None:
+            return values, self.result.lattice.affine
+        cells, raster = self._placement
+        per_cell = window_values_per_cell(self.result, cells, values)
+        if categorical:
+            codes = np.nan_to_num(per_cell).astype(np.int32)
+            inside = raster.labels >= 0
+            return np.where(inside, codes[np.where(inside, raster.labels, 0)], 0), raster_affine(raster)
+        return raster.paint(per_cell), raster_affine(raster)
 
     def _show_legend(self, effect: str, cause: str, kind: str) -> None:
         """The legend under the overlay picker: link-type colours, or what the significant-only map hides."""
@@ -620,9 +671,10 @@ class SlidingWidget(DockWidget):
             if layer in self.viewer.layers and meta["pca"] is pca and meta["component"] == component:
                 show_only(self.viewer, layer)
                 return layer
+        values, affine = self._window_map(pca.loadings[component])
         data, kwargs, kind = map_layer_tuple(
-            pca.loadings[component],
-            pca.lattice.affine,
+            values,
+            affine,
             name=f"PCA loading {component + 1}",
             image_layer=self._image_layer,
             signed=True,
