@@ -158,9 +158,9 @@ class CausalWidget(DockWidget):
                              "Benjamini-Yekutieli."),
             CheckBox(name="significant_only", text="significant edges only", value=True,
                      tooltip="Draw and list only the edges that pass the calibrated test."),
-            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors (e.g. Vol = a b sin(alpha))",
-                     value=False, tooltip="Leave out variables that the others predict almost exactly (R^2 > 0.999);"
-                                          " LiNGAM cannot orient their edges."),
+            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",
+                     value=False, tooltip="Leave out variables that the others predict almost exactly (R^2 > 0.999,"
+                                          " e.g. Vol = a b sin(alpha)); LiNGAM cannot orient their edges."),
         ])
         self.n_bootstrap = self.options.n_bootstrap.native
         self.seed = self.options.seed.native

@@ -210,9 +210,9 @@ class SlidingWidget(DockWidget):
             ComboBox(name="fdr", label="FDR control", choices=list(FDR_CHOICES), value="none",
                      tooltip="Control the false discovery rate over all windows and edges: Benjamini-Hochberg, "
                              "or Benjamini-Yekutieli (any dependence between overlapping windows)"),
-            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors (e.g. Vol = a b sin(alpha))",
-                     value=False, tooltip="Leave out variables that the others predict almost exactly (R^2 > "
-                                          "0.999); LiNGAM cannot orient their edges"),
+            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",
+                     value=False, tooltip="Leave out variables that the others predict almost exactly (e.g. Vol = "
+                                          "a b sin(alpha), R^2 > 0.999); LiNGAM cannot orient their edges"),
         ])
         self.window_spin = self.params.window.native
         self.stride_spin = self.params.stride.native
