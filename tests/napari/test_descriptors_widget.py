@@ -97,7 +97,6 @@ def test_build_adds_aligned_layers(make_napari_viewer, qtbot, sample, tmp_path):
     assert "intensity" in b_features.columns
     assert int(b_features["Px"].isna().sum()) == 4
     row = int(np.flatnonzero(np.isfinite(b_features["Px"]))[17])
-    i, j = int(b_features["i"][row]), int(b_features["j"][row])
     b_world = np.asarray(b_layer.data_to_world(b_layer.data[row]))
     for layer in (px_layer, viewer.layers["a [pm]"]):
         # the map is painted on each cell's region: the value under the B column is the cell's

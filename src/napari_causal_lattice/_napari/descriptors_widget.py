@@ -358,7 +358,8 @@ class DescriptorsWidget(DockWidget):
         )
         self._update_buttons()
         yield
-        self._annotate_b_layer(b_layer, cells, result["b_rows"], result["raster"])  # before the map: its insertion refreshes pickers
+        # before the map: its insertion refreshes pickers
+        self._annotate_b_layer(b_layer, cells, result["b_rows"], result["raster"])
         yield
         self.show_map()
         if self.arrows_check.isChecked():
