@@ -29,6 +29,7 @@ from scipy.spatial import cKDTree
 from napari_causal_lattice.causal import fit_lingam
 from napari_causal_lattice.cells import build_cells
 from napari_causal_lattice.columns import find_columns
+from napari_causal_lattice.figures import draw_map
 from napari_causal_lattice.lattice import DESCRIPTORS
 from napari_causal_lattice.pca import adjacency_pca
 from napari_causal_lattice.plotting import plot_adjacency, plot_causal_graph
@@ -45,6 +46,7 @@ WINDOW = 10  # cells; stride = WINDOW // 2 as in the paper -> 8 x 8 windows on t
 SLIDING_BOOTSTRAP = 20
 PCA_COMPONENTS = 4
 DPI = 100
+PIXEL_SIZE = 19.8  # pm/px of synthetic_perovskite(); maps are drawn on axes in nm
 
 #: Sliding maps shown in Fig. 4: (effect, cause) pairs.
 FIG4_ELEMENTS = (("Px", "Py"), ("Py", "Px"), ("Py", "I5"), ("Vol", "a"), ("Vol", "b"), ("a", "b"))
@@ -137,6 +139,8 @@ def figure1(out: Path, rng: np.random.Generator) -> dict:
 
 def measure_sample():
     sample = synthetic_perovskite(seed=SEED)
+    if sample.pixel_size != PIXEL_SIZE:
+        raise RuntimeError(f"the synthetic sample's pixel size is {sample.pixel_size} pm/px; update PIXEL_SIZE")
     columns = find_columns(sample.image, pixel_size=sample.pixel_size)
     cells = build_cells(columns)
     truth = sample.truth
@@ -154,13 +158,6 @@ def _region_map(cells, region) -> np.ndarray:
     return out
 
 
-def _mesh(lattice, shape):
-    """Corner coordinates (X, Y), each (ny + 1, nx + 1) in px, of a map on ``lattice`` (for pcolormesh)."""
-    ii, jj = np.meshgrid(np.arange(shape[0] + 1) - 0.5, np.arange(shape[1] + 1) - 0.5, indexing="ij")
-    yx = lattice.to_image(np.stack([ii, jj], axis=-1))
-    return yx[..., 1], yx[..., 0]
-
-
 def draw_truth(ax, sample):
     """Dashed lines where the planted wall and the interface band are (cell-grid geometry -> image px)."""
     params, lattice = sample.params, sample.truth.cell_lattice
@@ -172,37 +169,24 @@ def draw_truth(ax, sample):
     wall = np.column_stack([rows, params["wall_position"] + (rows - middle) * np.tan(phi)])
     lines = [wall] + [np.array([[i, -0.5], [i, nj - 0.5]]) for i in (film - params["interface_rows"] - 0.5, film - 0.5)]
     for line in lines:
-        yx = lattice.to_image(line)
+        yx = lattice.to_image(line) * PIXEL_SIZE / 1000.0  # px -> nm, the axes of map_on_image
         ax.plot(yx[:, 1], yx[:, 0], "--", color="k", lw=1.0)
 
 
 def map_on_image(ax, image, lattice, values, *, title, unit="", signed=True, vmax=None, cmap=None, colorbar=True,
                  truth=None):
-    """Draw a grid map (i, j) over the image, each value on its own cell / window through ``lattice``.
+    """Draw a grid map (i, j) over the image on axes in nm, each value on its own cell / window through ``lattice``.
 
-    ``truth`` (a SyntheticSample) adds the planted wall and interface band as dashed lines.
+    Colour limits: ``vmax`` when given (symmetric about 0 when ``signed``), else robust percentiles
+    (:func:`~napari_causal_lattice.figures.robust_limits`).  ``truth`` (a SyntheticSample) adds the planted wall
+    and interface band as dashed lines.
     """
-    ax.imshow(image, cmap="gray", interpolation="antialiased")
-    finite = values[np.isfinite(values)]
-    if signed:
-        top = vmax if vmax is not None else (float(np.abs(finite).max()) if finite.size else 1.0) or 1.0
-        limits = {"vmin": -top, "vmax": top}
-        cmap = cmap or "RdBu_r"
-    else:
-        limits = {"vmin": 0.0, "vmax": vmax if vmax is not None else float(finite.max())}
-        cmap = cmap or "viridis"
-    X, Y = _mesh(lattice, values.shape)
-    mesh = ax.pcolormesh(X, Y, np.ma.masked_invalid(values), cmap=cmap, shading="flat",
-                         edgecolors="none", linewidth=0, antialiased=False, **limits)
+    limits = None if vmax is None else ((-vmax, vmax) if signed else (0.0, vmax))
+    draw_map(ax, image, PIXEL_SIZE, lattice, values, label=unit, signed=signed, limits=limits, cmap=cmap,
+             colorbar=colorbar, max_pixels=250_000)
     if truth is not None:
         draw_truth(ax, truth)
-    ax.set_xlim(-0.5, image.shape[1] - 0.5)
-    ax.set_ylim(image.shape[0] - 0.5, -0.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
     ax.set_title(title, fontsize=9)
-    if colorbar:
-        ax.figure.colorbar(mesh, ax=ax, shrink=0.75, label=unit)
     return ax
 
 
@@ -220,6 +204,8 @@ def figure2(out: Path, sample, columns, cells, nearest, region) -> dict:
     ax.set_xlim(centre[1] - half, centre[1] + half)
     ax.set_ylim(centre[0] + half, centre[0] - half)
     ax.set_title("(a) a 7 x 7-cell detail with the found columns", fontsize=9)
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
     ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
     regions = _region_map(cells, region)
     colours = ["#2e6fba", "#c0392b", "#8e44ad", "#16a085"]
@@ -230,7 +216,7 @@ def figure2(out: Path, sample, columns, cells, nearest, region) -> dict:
     maps = cells.maps()
     for ax, name in zip(axes[0, 2:], ("Px", "Py")):
         map_on_image(ax, sample.image, cells.lattice, maps[name], title=f"({'cd'[name == 'Py']}) {name} measured",
-                     unit=cells.units[name], truth=sample)
+                     unit=f"{name} ({cells.units[name]})", truth=sample)
     errors = {}
     planted = truth.descriptors.iloc[nearest]
     for name in DESCRIPTORS:
@@ -282,7 +268,7 @@ def figure3(out: Path, sample, cells, nearest, region) -> dict:
         fit = fit_lingam(table[rows], n_bootstrap=GLOBAL_BOOTSTRAP, seed=SEED, units=cells.units)
         plot_causal_graph(fit, ax=axes[0, column], min_probability=0.5, layout="circle",
                           title=f"{name} ({int(rows.sum())} cells): edges with P >= 0.5")
-        plot_adjacency(fit, ax=axes[1, column], signed=True, vmin=-1.0, vmax=1.0, label="std / std",
+        plot_adjacency(fit, ax=axes[1, column], signed=True, vmin=-1.0, vmax=1.0, label="standardised (dimensionless)",
                        title=f"{name}: effect <- cause (standardized)")
         entry = {"n_cells": int(rows.sum()), "order": [fit.names[k] for k in fit.causal_order]}
         for effect, cause in KEY_EDGES:
@@ -307,7 +293,7 @@ def figure3(out: Path, sample, cells, nearest, region) -> dict:
 
 
 def _ratio_unit(units: dict, effect: str, cause: str) -> str:
-    return "1" if units[effect] == units[cause] else f"{units[effect]}/{units[cause]}"
+    return f"{units[effect]}/{units[cause]}"
 
 
 def _window_regions(result, cells, region) -> list[list[set]]:
@@ -340,10 +326,11 @@ def figure4(out: Path, sample, cells, nearest, region):
                      truth=sample)
         map_on_image(axes[row, 1], sample.image, result.lattice, result.probability(effect, cause),
                      title=f"P({effect} <- {cause}), {SLIDING_BOOTSTRAP} bootstraps", signed=False, vmax=1.0,
-                     truth=sample)
+                     unit="bootstrap probability", truth=sample)
     for ax, (effect, cause) in zip(axes[:, 2:].ravel(), FIG4_ELEMENTS[:2] + FIG4_ELEMENTS[2:3] + FIG4_ELEMENTS[5:]):
         map_on_image(ax, sample.image, result.lattice, result.element(effect, cause), vmax=1.0,
-                     title=f"{effect} <- {cause} (window {WINDOW}), standardized", unit="std / std", truth=sample)
+                     title=f"{effect} <- {cause} (window {WINDOW}), standardized", unit="standardised (dimensionless)",
+                     truth=sample)
     figure = _save(fig, out, "fig4_sliding.png")
 
     fig, axes = _figure(1, 3, (13.0, 4.3))
@@ -399,9 +386,9 @@ def _pca_figure(sample, pca, title):
     for n in range(k):
         ratio = 100 * pca.explained_variance_ratio[n]
         plot_adjacency(pca.components[n], names=list(pca.names), ax=axes[0, n], signed=True, annotate=False,
-                       label="component", title=f"component {n + 1} ({ratio:.0f} % of variance)")
+                       label="weight (unit-norm component)", title=f"component {n + 1} ({ratio:.0f} % of variance)")
         map_on_image(axes[1, n], sample.image, pca.lattice, pca.loadings[n], title=f"loading map {n + 1}",
-                     unit="score", truth=sample)
+                     unit="score (dimensionless)", truth=sample)
     return fig
 
 

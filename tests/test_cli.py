@@ -206,7 +206,8 @@ def test_leftover_temp_folder_is_removed_by_the_next_run(scans, tmp_path, capsys
     leftover.mkdir(parents=True)
     (leftover / "arrays.npz").write_bytes(b"killed while saving")
     assert _analyze(folder / "first.npy", out, options) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["first"]
+    assert not any(p.name.startswith(".") for p in out.iterdir())
+    assert (out / "first" / "manifest.json").is_file()
 
 
 def test_sliding_failure_keeps_the_rest_and_exits_1(scans, tmp_path, capsys):

@@ -58,8 +58,8 @@ def test_results_folder_round_trips_with_provenance_and_figures(results):
     assert results_complete(out)
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert names == ["arrays.npz", "cells.csv", "columns.csv", "figures/causal_graph.png",
-                     "figures/descriptor_maps.png", "figures/overlay_Px_Py.png", "figures/pca_loadings.png",
-                     "manifest.json"]
+                     "figures/descriptor_maps.png", "figures/image_columns.png", "figures/overlay_Px_Py.png",
+                     "figures/pca.png", "figures/sliding_grid.png", "manifest.json"]
     for png in out.glob("figures/*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     cells_csv = pd.read_csv(out / "cells.csv")

@@ -88,3 +88,37 @@ def test_no_pyplot_qt_or_lingam_imported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False []"
+
+
+def test_layered_layout_puts_unconnected_variables_in_one_last_row():
+    names = ["a", "b", "c", "d", "e"]
+    B = np.zeros((5, 5))
+    B[1, 0] = 0.5  # a -> b; c, d, e have no edge
+    ax = plot_causal_graph(B, names)
+    pos = {t.get_text(): t.get_position() for t in ax.texts if t.get_text() in names}
+    loose_y = {pos[n][1] for n in "cde"}
+    assert len(loose_y) == 1, "unconnected variables share one row"
+    assert loose_y.pop() < pos["b"][1] < pos["a"][1]
+    assert len({pos[n][0] for n in "cde"}) == 3, "spread across the width, not stacked"
+    assert "no edge shown" in texts(ax)
+
+
+def test_keep_mask_units_and_non_overlapping_labels():
+    rng = np.random.default_rng(1)
+    z0 = rng.uniform(-1, 1, 800)
+    z1 = 3 * z0 + rng.uniform(-1, 1, 800)
+    z2 = -6 * z1 + 2 * z0 + rng.uniform(-1, 1, 800)
+    res = fit_lingam(np.c_[z0, z1, z2], names=NAMES, units={"z0": "pm", "z1": "pm", "z2": "deg"})
+    keep = np.zeros((3, 3), dtype=bool)
+    keep[1, 0] = keep[2, 1] = True
+    ax = plot_causal_graph(res, in_units=True, keep=keep, fmt="{:+.1f}")
+    assert len(arrows(ax)) == 2
+    labels = texts(ax)
+    assert any(t.endswith("pm/pm") for t in labels) and any(t.endswith("deg/pm") for t in labels)
+    with pytest.raises(ValueError, match="keep"):
+        plot_causal_graph(res, keep=np.ones((2, 2), dtype=bool))
+    full = plot_causal_graph(res, ax=new_axes((4.0, 4.0)))
+    full.figure.draw_without_rendering()
+    boxes = [t.get_window_extent() for t in full.texts if t.get_text() not in NAMES]
+    assert len(boxes) == 3
+    assert not any(a.overlaps(b) for k, a in enumerate(boxes) for b in boxes[k + 1:]), "edge labels overlap"

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ._version import __version__
+from .figures import STYLES
 from .pipeline import PROJECTIONS, SPLIT_PIXELS
 
 _EPILOG = """examples:
@@ -17,7 +18,8 @@ _EPILOG = """examples:
   napari-causal-lattice demo --headless --out demo_results
 
 Each image gets its own folder out/<name>/ with manifest.json (parameters, seeds, versions, input hash, each
-step's outcome, checksums), arrays.npz, columns.csv, cells.csv and figures/*.png.  Before computing, every input,
+step's outcome, checksums), arrays.npz, columns.csv, cells.csv and figures/*.png (add svg, pdf with
+--figure-format png,svg,pdf); out/report.html shows them all.  Before computing, every input,
 the output folder and the parameters are checked and all problems listed at once.  An image whose folder holds
 intact results of the same run (same file content, parameters, version) is skipped, so rerunning an interrupted
 batch resumes it; results of another run are replaced only with --overwrite.  A failed step (e.g. sliding on a
@@ -120,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="recompute images whose results are already complete (default: skip them), and "
                          "replace results of another run or with a damaged manifest (default: refuse)")
     _add_analysis_options(analyze)
+    figures = analyze.add_argument_group("figures (figures/ of each image and report.html of the batch)")
+    figures.add_argument("--figure-format", default="png", metavar="FMT[,FMT]",
+                         help="comma-separated figure formats among png, svg, pdf (vector); default png")
+    figures.add_argument("--dpi", type=_int_at_least(20), default=150, help="PNG resolution; default 150")
+    figures.add_argument("--style", choices=tuple(STYLES), default="paper",
+                         help="figure style: paper (default), slides (larger text), greyscale (prints in grey)")
 
     demo = sub.add_parser("demo", help="run the synthetic demo (in napari, or headless)")
     demo.add_argument("--headless", action="store_true", help="run without a window and write the results")
@@ -164,6 +172,9 @@ def main(argv=None) -> int:
             scheduler=args.scheduler,
             split_pixels=args.split_pixels,
             overwrite=args.overwrite,
+            figure_formats=args.figure_format.split(","),
+            dpi=args.dpi,
+            style=args.style,
         )
     except ValueError as exc:  # found before computing: nothing was computed or written
         print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)

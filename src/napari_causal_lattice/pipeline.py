@@ -7,9 +7,8 @@ input, the output folder and the parameters and lists all problems at once.  It 
 whose folder holds intact results of the same run (same input bytes, parameters and version) is skipped, one
 whose results are incomplete is recomputed, and one whose results came from another run is only replaced with
 ``overwrite``.  A step that fails (e.g. sliding on a small grid) is recorded with its reason in
-``Results.steps`` and the manifest; the steps before it are kept and saved.  Results folders also hold PNG
-figures (descriptor maps, the ``Px <- Py`` overlay, PCA loadings, the global causal graph) rendered with
-matplotlib's Agg backend.
+``Results.steps`` and the manifest; the steps before it are kept and saved.  Results folders also hold the
+figures of :mod:`napari_causal_lattice.figures` (PNG, SVG, PDF), and a batch gets ``report.html``.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from .figures import check_figure_options, figure_writers
 from .io import (
     IMAGE_EXTENSIONS,
     MANIFEST_NAME,
@@ -43,6 +43,7 @@ from .io import (
 )
 from .lattice import DESCRIPTORS
 from .progress import Cancelled, report
+from .report import write_report
 
 #: Share of the progress bar given to each stage (sums to 1000).
 _STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20, "save": 80}
@@ -56,8 +57,6 @@ _PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cel
 #: With a dask scheduler, images of at least this many pixels (4096 x 4096) are not sent whole to one worker:
 #: they are analysed on the submitting machine and their sliding windows are spread over the cluster.
 SPLIT_PIXELS = 4096 * 4096
-#: The overlay drawn in ``figures/overlay_Px_Py.png``: the paper's most structured sliding map.
-OVERLAY = ("Px", "Py")
 #: Disk space a results folder needs, estimated from its image file: this much plus the file's size.
 _RESULT_BYTES_BASE = 8 * 2**20
 
@@ -354,120 +353,8 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
 # ----------------------------------------------------------------------------------------------- figures
 
 
-def _figure(nrows=1, ncols=1, size=(6.0, 4.5)):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=100)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.08, top=0.9, wspace=0.5, hspace=0.45)
-    return fig, axes
-
-
-def _panel_layout(shape, n: int):
-    """(nrows, ncols, figsize) for ``n`` panels showing arrays of ``shape`` (rows, cols): wide maps stack."""
-    aspect = shape[1] / max(shape[0], 1)
-    ncols = next((c for c in (4, 2, 1) if n % c == 0 and aspect <= 8 / c), 1)
-    ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    width = 3.2 if ncols > 1 else 8.0
-    height = float(np.clip(width / aspect, 0.8, 4.0))
-    return nrows, ncols, (ncols * (width + 1.3), nrows * (height + 1.0))
-
-
-def _mesh(lattice, shape):
-    """Cell-corner coordinates (X, Y), each (ny+1, nx+1) px, of a map on ``lattice`` (for pcolormesh)."""
-    ii, jj = np.meshgrid(np.arange(shape[0] + 1) - 0.5, np.arange(shape[1] + 1) - 0.5, indexing="ij")
-    yx = lattice.to_image(np.stack([ii, jj], axis=-1))
-    return yx[..., 1], yx[..., 0]
-
-
-def _limits(values):
-    finite = np.abs(values[np.isfinite(values)])
-    m = float(finite.max()) if finite.size else 1.0
-    return -(m or 1.0), (m or 1.0)
-
-
-def _overlay(ax, image, lattice, values, *, title, unit):
-    step = max(1, -(-max(image.shape) // 2048))  # a figure shows < 2048 px: no full-size copies in matplotlib
-    ax.imshow(image[::step, ::step], cmap="gray", interpolation="nearest",
-              extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
-    lo, hi = _limits(values)
-    X, Y = _mesh(lattice, values.shape)
-    mesh = ax.pcolormesh(X, Y, np.ma.masked_invalid(values), cmap="RdBu_r", vmin=lo, vmax=hi, alpha=0.6,
-                         shading="flat")
-    ax.set_title(title, fontsize=9)
-    ax.set_xlim(-0.5, image.shape[1] - 0.5)
-    ax.set_ylim(image.shape[0] - 0.5, -0.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=unit)
-
-
-def plot_descriptor_maps(cells):
-    """Figure of the 8 descriptor maps on the cell grid (2 x 4 panels, units in the titles)."""
-    maps = cells.maps()
-    nrows, ncols, size = _panel_layout(cells.grid_shape, len(DESCRIPTORS))
-    fig, axes = _figure(nrows, ncols, size=size)
-    for ax, name in zip(axes.ravel(), DESCRIPTORS):
-        values = maps[name]
-        signed = name in ("Px", "Py")
-        lo, hi = _limits(values) if signed else (np.nanmin(values), np.nanmax(values))
-        im = ax.imshow(values, cmap="RdBu_r" if signed else "viridis", vmin=lo, vmax=hi, interpolation="nearest")
-        ax.set_title(f"{name} [{cells.units.get(name, '')}]", fontsize=9)
-        ax.set_xlabel("j (cell)", fontsize=8)
-        ax.set_ylabel("i (cell)", fontsize=8)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    return fig
-
-
-def plot_overlay(image, sliding, effect: str = OVERLAY[0], cause: str = OVERLAY[1]):
-    """Figure of the sliding map ``effect <- cause`` drawn over the image at the window positions."""
-    fig, axes = _figure(size=_panel_layout(image.shape, 1)[2])
-    _overlay(axes[0, 0], image, sliding.lattice, sliding.element(effect, cause),
-             title=f"{effect} <- {cause} (window {sliding.window})", unit=sliding.element_units(effect, cause))
-    return fig
-
-
-def plot_pca_loadings(image, pca):
-    """Figure of the PCA loading maps over the image, with the explained variance of each component."""
-    k = pca.loadings.shape[0]
-    nrows, ncols, size = _panel_layout(image.shape, k)
-    fig, axes = _figure(nrows, ncols, size=size)
-    for n, ax in enumerate(axes.ravel()[:k]):
-        _overlay(ax, image, pca.lattice, pca.loadings[n],
-                 title=f"PCA loading {n + 1} ({100 * pca.explained_variance_ratio[n]:.0f} %)", unit="loading")
-    return fig
-
-
-def plot_causal_graph(lingam):
-    """Figure of the global causal graph (:func:`napari_causal_lattice.plotting.plot_causal_graph`)."""
-    from .plotting import new_axes, plot_causal_graph as draw
-
-    ax = draw(lingam, ax=new_axes(figsize=(7.5, 7.5)), title=f"Global causal graph ({lingam.n_samples} cells)")
-    return ax.figure
-
-
-def _figure_writers(results: Results, image) -> dict:
-    def save(make):
-        def write(path):
-            fig = make()
-            fig.savefig(path)
-
-        return write
-
-    writers = {}
-    if results.cells is not None:
-        writers["figures/descriptor_maps.png"] = save(lambda: plot_descriptor_maps(results.cells))
-    if results.sliding is not None and image is not None and results.sliding.lattice is not None:
-        writers[f"figures/overlay_{OVERLAY[0]}_{OVERLAY[1]}.png"] = save(lambda: plot_overlay(image, results.sliding))
-    if results.pca is not None and image is not None and results.pca.lattice is not None:
-        writers["figures/pca_loadings.png"] = save(lambda: plot_pca_loadings(image, results.pca))
-    if results.lingam is not None:
-        writers["figures/causal_graph.png"] = save(lambda: plot_causal_graph(results.lingam))
-    return writers
-
-
-def write_outputs(out, results: Results, *, image=None, overwrite: bool = False, run: dict | None = None) -> Path:
+def write_outputs(out, results: Results, *, image=None, overwrite: bool = False, run: dict | None = None,
+                  figure_formats=("png",), dpi: float = 150.0, style: str = "paper") -> Path:
     """Save ``results`` with CSV tables and PNG figures into ``out`` in one atomic save.
 
     Parameters
@@ -477,11 +364,13 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
     results : Results
         From :func:`run_pipeline`.
     image : (H, W) array, optional
-        The analysed image, drawn under the overlay and PCA figures (those two are skipped without it).
+        The analysed image, drawn under every map (map figures are skipped without it).
     overwrite : bool
         Replace earlier results in ``out``.
     run : dict, optional
         :func:`~napari_causal_lattice.io.run_record` of the run, for resuming by content.
+    figure_formats, dpi, style
+        Figure files and their look (see :func:`~napari_causal_lattice.figures.figure_writers`).
 
     Returns
     -------
@@ -499,7 +388,7 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
         run=run,
         steps=results.steps,
         overwrite=overwrite,
-        extra=_figure_writers(results, image),
+        extra=figure_writers(results, image, formats=figure_formats, dpi=dpi, style=style),
     )
 
 
@@ -575,7 +464,7 @@ def _compute(job: dict):
                                progress=job.get("progress"), **_pipeline_kwargs(job["params"]))
         if job.get("folder") is not None:
             write_outputs(job["folder"], results, image=image.data, overwrite=True,
-                          run={**job["run"], "input_sha256": image.sha256})
+                          run={**job["run"], "input_sha256": image.sha256}, **job["figure_options"])
             return None, results.steps, "", time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
         return None, {}, _describe(exc), time.perf_counter() - start
@@ -748,6 +637,9 @@ def analyze_images(
     split_pixels: int = SPLIT_PIXELS,
     overwrite: bool = False,
     stream=None,
+    figure_formats=("png",),
+    dpi: float = 150.0,
+    style: str = "paper",
 ) -> list[BatchItem]:
     """Analyse several images into ``out/<image name>/`` folders; resumable.
 
@@ -779,6 +671,9 @@ def analyze_images(
         first and refuse the second).
     stream : text stream, optional
         Where progress goes (default stderr).
+    figure_formats, dpi, style
+        Figure files of each image and their look (see :func:`~napari_causal_lattice.figures.figure_writers`).
+        The batch also gets ``out/report.html`` (:func:`~napari_causal_lattice.report.write_report`).
 
     Returns
     -------
@@ -791,6 +686,8 @@ def analyze_images(
         Before anything is computed, listing every problem found by :func:`plan_batch`.
     """
     bar = TextProgress(stream)
+    check_figure_options(figure_formats, dpi, style)
+    figure_options = {"figure_formats": tuple(figure_formats), "dpi": dpi, "style": style}
     paths = [str(p) for p in paths]
     if not paths:
         raise ValueError("no images given; pass one or more image files")
@@ -811,7 +708,7 @@ def analyze_images(
 
     def job(k, image, folder=None):
         return {"image": image, "pixel_size": pixel_size, "params": params, "workers": 1, "folder": folder,
-                "run": plan.runs[k]}
+                "run": plan.runs[k], "figure_options": figure_options}
 
     def load(k):
         try:
@@ -829,7 +726,7 @@ def analyze_images(
             start = time.perf_counter()
             try:
                 write_outputs(folder, results, image=image.data, overwrite=True,
-                              run={**plan.runs[k], "input_sha256": image.sha256})
+                              run={**plan.runs[k], "input_sha256": image.sha256}, **figure_options)
             except (ValueError, TypeError, OSError) as exc:
                 steps, message = {}, _describe(exc)
             seconds += time.perf_counter() - start
@@ -862,7 +759,9 @@ def analyze_images(
     else:
         for k in todo:
             run_here(k)
-    return [items[k] for k in range(n)]
+    batch = [items[k] for k in range(n)]
+    bar.line(f"report: {write_report(out, batch)}")
+    return batch
 
 
 def _run_in_pool(jobs: dict, workers: int, finish, bar):

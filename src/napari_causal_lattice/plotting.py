@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_causal_graph", "plot_adjacency", "new_axes"]
+__all__ = ["plot_causal_graph", "plot_adjacency", "new_axes", "coupling_unit"]
 
 _POS_COLOR = "#c0392b"
 _NEG_COLOR = "#2e6fba"
+_ROW_STEP = 0.75  # vertical distance between the rows of the layered layout
 
 
 def new_axes(figsize=(5.0, 4.5)):
@@ -44,6 +45,14 @@ def _unpack(result_or_matrix, names, probabilities, in_units):
     return B, names, probabilities, order
 
 
+def coupling_unit(units: dict, effect: str, cause: str) -> str:
+    """Unit of a physical coupling ``effect <- cause`` written out, e.g. ``"pm/pm"``, ``"pm^2/deg"`` (``""`` if unknown)."""
+    ue, uc = units.get(effect, ""), units.get(cause, "")
+    if not ue or not uc:
+        return ""
+    return f"{ue}/{uc}"
+
+
 def plot_causal_graph(
     result_or_matrix,
     names=None,
@@ -56,6 +65,10 @@ def plot_causal_graph(
     fmt: str = "{:+.2f}",
     layout: str = "layered",
     title: str | None = None,
+    keep=None,
+    flag_above: float | None = 3.0,
+    node_radius: float = 0.13,
+    font_size: float = 7.0,
 ):
     """Draw the causal graph: one arrow per direct effect, width proportional to ``|coefficient|``.
 
@@ -74,29 +87,51 @@ def plot_causal_graph(
     min_abs : float
         Hide edges with ``|coefficient| <= min_abs``.
     in_units : bool
-        For a result: label physical couplings instead of standardised ones.
+        For a result: label physical couplings (with their unit, e.g. ``pm/pm``) instead of standardised ones.
     fmt : str
         Format of the coefficient labels.
     layout : {"layered", "circle"}
-        ``"layered"``: causes above their effects (rows by longest path from an exogenous variable,
-        variables without any shown edge in a column on the right); ``"circle"``: a circle in causal
-        order, clockwise from the top.
+        ``"layered"``: causes above their effects (rows by longest path from a variable without a shown
+        parent; variables without any shown edge in a last row, under a grey rule); ``"circle"``: a circle in
+        causal order, clockwise from the top.
     title : str, optional
+    keep : (p, p) bool array, optional
+        Edges to draw (e.g. the calibrated significance decision); overrides ``min_probability``.
+    flag_above : float or None
+        For a standardised result: edges whose standardised ``|coefficient|`` exceeds this are not effect
+        sizes but the mark of collinear descriptors (e.g. ``alpha``, ``Vol``, ``a``, ``b`` with
+        ``Vol = a b sin(alpha)``); they are drawn dashed and grey, labelled with a trailing ``"!"``.
+    node_radius : float
+        Radius of the variable circles in layout units (the layout spans about [-1.2, 1.2]).
+    font_size : float
+        Size of the edge labels in points (variable names are 1.3 times larger).
 
     Returns
     -------
     matplotlib.axes.Axes
-        Red arrows are positive effects, blue negative; labels give the coefficient and probability.
+        Red arrows are positive effects, blue negative; labels give the coefficient and probability,
+        placed where they overlap neither another label nor a variable.
     """
     from matplotlib.patches import FancyArrowPatch
 
+    res = result_or_matrix if hasattr(result_or_matrix, "adjacency") else None
     B, names, prob, order = _unpack(result_or_matrix, names, probabilities, in_units)
     if ax is None:
         ax = new_axes()
     p = len(names)
-    keep = (np.abs(B) > min_abs) & ~np.eye(p, dtype=bool) & np.isfinite(B)
-    if prob is not None:
-        keep &= prob >= min_probability
+    if keep is None:
+        keep = (np.abs(B) > min_abs) & np.isfinite(B)
+        if prob is not None:
+            keep &= prob >= min_probability
+    else:
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != B.shape:
+            raise ValueError(f"keep must have the adjacency's shape {B.shape}, got {keep.shape}.")
+        keep = keep & np.isfinite(B) & (B != 0)
+    keep = keep & ~np.eye(p, dtype=bool)
+    flagged = np.zeros_like(keep)
+    if flag_above is not None and res is not None and res.standardized:
+        flagged = keep & (np.abs(res.adjacency) > flag_above)
     if layout == "layered":
         pos = _layered_positions(keep, order)
     elif layout == "circle":
@@ -105,48 +140,108 @@ def plot_causal_graph(
         pos[order] = np.c_[np.cos(angles), np.sin(angles)]
     else:
         raise ValueError(f"layout must be 'layered' or 'circle', got {layout!r}.")
-    vmax = np.abs(B[keep]).max() if keep.any() else 1.0
-    node_r = 0.16
-    placed: list = []
+    _frame(ax, pos, node_radius)
+    loose = ~(keep.any(axis=0) | keep.any(axis=1))
+    if layout == "layered" and loose.any() and not loose.all():
+        y = pos[loose, 1].max() + _ROW_STEP / 2
+        ax.axhline(y, color="0.7", lw=0.8, ls=":", zorder=0)
+        ax.text(ax.get_xlim()[0], y, "no edge shown", fontsize=font_size, color="0.45", va="bottom", ha="left")
+    sized = keep & ~flagged
+    vmax = np.abs(B[sized]).max() if sized.any() else 1.0
+    labels = []
     for i, j in zip(*np.nonzero(keep)):  # arrow j -> i
         start, end = pos[j], pos[i]
-        width = 0.8 + 4.2 * abs(B[i, j]) / vmax
-        color = _POS_COLOR if B[i, j] > 0 else _NEG_COLOR
         d = end - start
         unit = d / max(np.hypot(*d), 1e-12)
-        arrow = FancyArrowPatch(
-            start + unit * node_r, end - unit * node_r, arrowstyle="-|>", mutation_scale=10 + 2 * width,
-            lw=width, color=color, alpha=0.85, connectionstyle="arc3,rad=0.12", shrinkA=0, shrinkB=0, zorder=1,
-        )
-        ax.add_patch(arrow)
-        # label on the curved arrow, as near its middle as other labels allow
-        a0, a2 = start + unit * node_r, end - unit * node_r
-        ctrl = (a0 + a2) / 2 + 0.12 * np.array([a2[1] - a0[1], a0[0] - a2[0]])
-        for t in (0.5, 0.32, 0.68, 0.2, 0.8):
-            mid = (1 - t) ** 2 * a0 + 2 * t * (1 - t) * ctrl + t**2 * a2
-            if all(abs(mid[0] - x) > 0.32 or abs(mid[1] - y) > 0.2 for x, y in placed):
-                break
-        placed.append(mid)
-        label = fmt.format(B[i, j])
+        a0, a2 = start + unit * node_radius, end - unit * node_radius
+        rad = _bend(start, end, pair=bool(keep[j, i]), layered=layout == "layered")
+        if flagged[i, j]:
+            width, color, style = 1.0, "0.45", "--"
+        else:
+            width, color, style = 0.8 + 3.2 * min(abs(B[i, j]) / vmax, 1.0), _POS_COLOR if B[i, j] > 0 else _NEG_COLOR, "-"
+        ax.add_patch(FancyArrowPatch(
+            a0, a2, arrowstyle="-|>", mutation_scale=9 + 2 * width, lw=width, color=color, alpha=0.85,
+            linestyle=style, connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0, zorder=1,
+        ))
+        text = fmt.format(B[i, j])
+        if res is not None and in_units:
+            text += f" {coupling_unit(res.units, names[i], names[j])}".rstrip()
+        if flagged[i, j]:
+            text += " !"
         if prob is not None:
-            label += f"\nP={prob[i, j]:.2f}"
-        ax.text(*mid, label, fontsize=7, ha="center", va="center", color=color, zorder=3,
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+            text += f"\nP={prob[i, j]:.2f}"
+        ctrl = (a0 + a2) / 2 + rad * np.array([a2[1] - a0[1], a0[0] - a2[0]])
+        labels.append((text, color, a0, ctrl, a2))
+    _place_labels(ax, labels, pos, node_radius, font_size)
     for k in range(p):
-        ax.add_patch(_circle(pos[k], node_r))
-        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=9, fontweight="bold", zorder=5)
-    ax.set_xlim(-1.4, 1.45)
-    ax.set_ylim(-1.35, 1.35)
-    ax.set_aspect("equal")
-    ax.set_axis_off()
+        ax.add_patch(_circle(pos[k], node_radius))
+        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=1.3 * font_size, fontweight="bold", zorder=5)
     if title is None:
         title = "causal graph (arrow: cause -> effect)"
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=1.3 * font_size)
     return ax
 
 
+def _bend(start, end, *, pair: bool, layered: bool) -> float:
+    """Curvature (matplotlib ``arc3`` rad) of an arrow: opposite pairs bend apart; in the layered layout an
+    edge spanning several rows bends more, away from the middle, so it passes beside the rows in between."""
+    if pair:
+        return 0.25
+    if not layered:
+        return 0.12
+    d = end - start
+    rows = abs(d[1]) / _ROW_STEP
+    if rows <= 1.01:
+        return 0.12
+    side = np.sign((start[0] + end[0]) / 2) or (1.0 if round(rows) % 2 else -1.0)
+    normal_x = d[1]  # arc3 bends towards rad * (dy, -dx)
+    return float(min(0.15 * rows, 0.5) * side * (np.sign(normal_x) or 1.0))
+
+
+def _frame(ax, pos, node_radius):
+    margin = node_radius + 0.25
+    ax.set_xlim(pos[:, 0].min() - margin, pos[:, 0].max() + margin)
+    ax.set_ylim(pos[:, 1].min() - margin, pos[:, 1].max() + margin)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+
+def _place_labels(ax, labels, pos, node_radius, font_size, *, steps=(0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78)):
+    """Write each edge label on its curve at the first position that overlaps no variable and no label."""
+    fig = ax.figure
+    box = ax.get_position()
+    width_pt = box.width * fig.get_figwidth() * 72
+    height_pt = box.height * fig.get_figheight() * 72
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    per_pt = max((x1 - x0) / max(width_pt, 1.0), (y1 - y0) / max(height_pt, 1.0))
+    placed: list = []
+    for text, color, a0, ctrl, a2 in labels:
+        lines = text.split("\n")
+        half = np.array([0.3 * font_size * max(map(len, lines)), 0.62 * font_size * len(lines)]) * per_pt
+
+        def overlap(mid):
+            nodes = np.clip(pos, mid - half, mid + half)
+            cost = float(np.sum(np.hypot(*(nodes - pos).T) < node_radius))
+            for other in placed:
+                dx = half[0] + other[1][0] - abs(mid[0] - other[0][0])
+                dy = half[1] + other[1][1] - abs(mid[1] - other[0][1])
+                cost += max(dx, 0) * max(dy, 0) / (4 * half[0] * half[1])
+            return cost
+
+        candidates = [(1 - t) ** 2 * a0 + 2 * t * (1 - t) * ctrl + t**2 * a2 for t in steps]
+        costs = [overlap(c) for c in candidates]
+        mid = candidates[int(np.argmin(costs))]
+        placed.append((mid, half))
+        ax.text(*mid, text, fontsize=font_size, ha="center", va="center", color=color, zorder=3,
+                bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.85))
+
+
 def _layered_positions(keep: np.ndarray, order) -> np.ndarray:
-    """Node positions in [-1, 1]^2: rows by depth (longest path from a parentless node), top to bottom."""
+    """Node positions: rows by depth (longest path from a parentless node), top to bottom.
+
+    Variables without a shown edge go in one last row, spread across the width.
+    """
     p = keep.shape[0]
     depth = np.zeros(p, dtype=int)
     for i in order:  # parents come earlier in the causal order
@@ -154,20 +249,22 @@ def _layered_positions(keep: np.ndarray, order) -> np.ndarray:
         if parents.size:
             depth[i] = depth[parents].max() + 1
     connected = keep.any(axis=0) | keep.any(axis=1)
-    pos = np.zeros((p, 2))
-    n_rows = max(1, depth[connected].max() + 1) if connected.any() else 1
-    width = 2.3 if not (~connected).any() else 2.0
-    x_left = -1.15
-    for row in range(n_rows):
-        members = [k for k in order if connected[k] and depth[k] == row]
-        if row:  # barycentre of the parents reduces crossings
-            members.sort(key=lambda k: pos[np.nonzero(keep[k])[0], 0].mean())
-        y = 1.0 - 2.0 * row / max(1, n_rows - 1) if n_rows > 1 else 0.0
-        for rank, k in enumerate(members):
-            pos[k] = (x_left + width * (rank + 1) / (len(members) + 1), y)
+    n_rows = int(depth[connected].max() + 1) if connected.any() else 0
+    rows = [[k for k in order if connected[k] and depth[k] == row] for row in range(n_rows)]
     loose = [k for k in order if not connected[k]]
-    for rank, k in enumerate(loose):
-        pos[k] = (1.2, 1.0 - 2.0 * rank / max(1, len(loose) - 1) if len(loose) > 1 else 0.0)
+    if loose:
+        rows.append(loose)
+    pos = np.zeros((p, 2))
+    widest = max(len(r) for r in rows)
+    spacing = 2.4 / max(widest - 1, 1) if widest > 1 else 0.0
+    spacing = min(spacing, 0.8)
+    for row, members in enumerate(rows):
+        if 0 < row < n_rows:  # barycentre of the parents reduces crossings
+            members.sort(key=lambda k: pos[np.nonzero(keep[k])[0], 0].mean())
+        y = -_ROW_STEP * row
+        offsets = (np.arange(len(members)) - (len(members) - 1) / 2) * spacing
+        for k, x in zip(members, offsets):
+            pos[k] = (x, y)
     return pos
 
 
@@ -191,6 +288,7 @@ def plot_adjacency(
     fmt: str = "{:.2f}",
     colorbar: bool = True,
     label: str = "coefficient",
+    annotate_min: float = 0.0,
 ):
     """Heatmap of an adjacency (or probability) matrix with "effect <- cause" axes.
 
@@ -214,6 +312,9 @@ def plot_adjacency(
     colorbar : bool
     label : str
         Colour-bar label (e.g. ``"probability"``, ``"std / std"``).
+    annotate_min : float
+        Write only values of at least this magnitude.  Values beyond the colour limits saturate; the colour
+        bar then ends in an arrow.
 
     Returns
     -------
@@ -250,11 +351,13 @@ def plot_adjacency(
         span = (vmax - vmin) or 1.0
         for i in range(p):
             for j in range(p):
-                if np.isfinite(M[i, j]) and M[i, j] != 0:
+                if np.isfinite(M[i, j]) and M[i, j] != 0 and abs(M[i, j]) >= annotate_min:
                     dark = abs((M[i, j] - vmin) / span - 0.5) > 0.3 if signed else (M[i, j] - vmin) / span < 0.6
                     ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=6,
                             color="white" if dark else "black")
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label)
+        below, above = bool(finite.size and finite.min() < vmin), bool(finite.size and finite.max() > vmax)
+        extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get((below, above), "both")
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label, extend=extend)
     ax.set_title(title if title is not None else "effect <- cause", fontsize=9)
     return ax

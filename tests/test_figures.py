@@ -1,0 +1,229 @@
+"""Paper figures of one analysis: maps on the image in nm with unit colour bars, the 8 x 8 grid, PCA, graphs, files."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.patches import FancyArrowPatch
+
+from napari_causal_lattice.causal.result import LingamResult
+from napari_causal_lattice.cli import build_parser
+from napari_causal_lattice.figures import (
+    check_figure_options,
+    draw_map,
+    edge_mask,
+    figure_writers,
+    plot_descriptor_maps,
+    plot_global_graph,
+    plot_image_columns,
+    plot_overlay,
+    plot_pca,
+    plot_sliding_grid,
+    robust_limits,
+)
+from napari_causal_lattice.lattice import DESCRIPTORS
+from napari_causal_lattice.pipeline import run_pipeline
+from napari_causal_lattice.synthetic import synthetic_perovskite
+
+PIXEL = 28.0
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    sample = synthetic_perovskite(seed=3, shape_cells=(18, 18), pitch=14.0, pixel_size=PIXEL)
+    return run_pipeline(sample, window=8, n_bootstrap=4, seed=5), sample.image
+
+
+def colorbar_labels(fig) -> list[str]:
+    axes = [a for ax in fig.axes for a in (ax, *ax.child_axes)]
+    return [ax.get_ylabel() for ax in axes if hasattr(ax, "_colorbar")]
+
+
+def map_axes(fig):
+    return [ax for ax in fig.axes if ax.images and not hasattr(ax, "_colorbar")]
+
+
+def test_descriptor_maps_on_the_image_in_nm_with_units(analysis):
+    res, image = analysis
+    fig = plot_descriptor_maps(image, res.cells)
+    panels = map_axes(fig)
+    assert len(panels) == 8
+    for ax, name in zip(panels, DESCRIPTORS):
+        assert ax.get_title() == name
+        assert ax.get_xlabel() == "x (nm)" and ax.get_ylabel() == "y (nm)"
+        # the image spans its physical size: 308 px * 28 pm = 8.6 nm
+        assert ax.images[0].get_extent()[1] == pytest.approx((image.shape[1] - 0.5) * PIXEL / 1000)
+        assert len(ax.images) == 2, "the map is drawn over the image"
+    units = {name: res.cells.units[name] for name in DESCRIPTORS}
+    assert colorbar_labels(fig) == [f"{n} ({units[n]})" for n in DESCRIPTORS]
+    assert units["Px"] == "pm" and units["alpha"] == "deg" and units["Vol"] == "pm^2"
+    px_mesh = panels[DESCRIPTORS.index("Px")].images[1]
+    lo, hi = px_mesh.get_clim()
+    assert lo == -hi, "signed maps are symmetric about 0"
+
+
+def test_robust_limits_ignore_outliers_and_saturate(analysis):
+    res, image = analysis
+    values = np.random.default_rng(0).normal(0, 5, (30, 30))
+    values[0, 0] = 100.0  # one outlier cell
+    lo, hi = robust_limits(values, signed=True)
+    assert -20 < lo == -hi < -8
+    assert robust_limits(np.full(4, 3.0), signed=False) == (2.5, 3.5)
+    with pytest.raises(ValueError, match="percentile"):
+        robust_limits(values, signed=True, percentile=40)
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    cells = res.cells
+    grid = np.where(np.isfinite(cells.maps()["Px"]), values[:18, :18], np.nan)
+    mesh = draw_map(ax, image, PIXEL, cells.lattice, grid, label="Px (pm)", signed=True)
+    assert mesh.get_clim()[1] < 30
+    [bar] = [a._colorbar for a in ax.figure.axes if hasattr(a, "_colorbar")]
+    assert bar.extend in ("max", "both")
+
+
+def test_axes_fall_back_to_px_without_a_pixel_size(analysis):
+    res, image = analysis
+    fig = plot_image_columns(image, res.columns, None)
+    ax = map_axes(fig)[0]
+    assert ax.get_xlabel() == "x (px)" and ax.get_ylabel() == "y (px)"
+    assert ax.get_legend() is not None
+
+
+def test_large_image_is_block_averaged_without_moire():
+    from matplotlib.figure import Figure
+
+    from napari_causal_lattice.figures import draw_image
+
+    y, x = np.mgrid[:2000, :2000]
+    image = np.sin(2 * np.pi * x / 3.0)  # a period of 3 px: plain decimation would alias
+    ax = Figure().add_subplot()
+    draw_image(ax, image, 10.0, max_pixels=40_000)
+    shown = ax.images[0].get_array()
+    assert shown.shape == (200, 200)
+    decimated = image[::10, ::10]  # what plain subsampling shows: a false full-contrast pattern
+    assert np.ptp(shown) < 0.15 * np.ptp(decimated), "averaging suppresses the unresolved fringes"
+
+
+def test_sliding_grid_has_every_element_with_one_unit_colour_bar(analysis):
+    res, image = analysis
+    sliding = res.sliding
+    fig = plot_sliding_grid(image, sliding, PIXEL)
+    panels = map_axes(fig)
+    assert len(panels) == 64
+    titles = {ax.get_title() for ax in panels}
+    assert {f"{e} <- {c}" for e in DESCRIPTORS for c in DESCRIPTORS if e != c} <= titles
+    assert colorbar_labels(fig) == ["standardised coefficient (dimensionless)"]
+    assert panels[-8].get_xlabel() == "x (nm)" and panels[0].get_ylabel() == "y (nm)"
+    # windows without the edge are not coloured
+    e, c = DESCRIPTORS.index("Px"), DESCRIPTORS.index("Py")
+    mesh = panels[e * 8 + c].images[1]
+    zero = sliding.adjacency[:, :, e, c] == 0
+    assert np.array_equal(np.ma.getmaskarray(mesh.get_array()).reshape(sliding.shape)[zero], np.ones(zero.sum(), bool))
+    units = plot_sliding_grid(image, sliding, PIXEL, in_units=True)
+    labels = colorbar_labels(units)
+    assert len(labels) == 56 and "pm/pm" in labels and "pm^2/pm" in labels
+
+
+def test_sliding_grid_hides_windows_that_are_not_significant(analysis):
+    res, image = analysis
+    sliding = res.sliding
+    if "significant" not in {f.name for f in dataclasses.fields(sliding)}:
+        pytest.skip("SlidingResult.significant arrives with issue 16's branch")
+    decision = np.zeros(sliding.adjacency.shape, dtype=bool)
+    decision[0, 0] = True
+    marked = dataclasses.replace(sliding, significant=decision)
+    fig = plot_sliding_grid(image, marked, PIXEL)
+    e, c = DESCRIPTORS.index("Vol"), DESCRIPTORS.index("a")
+    mask = np.ma.getmaskarray(map_axes(fig)[e * 8 + c].images[1].get_array()).reshape(sliding.shape)
+    assert mask[1:].all() and mask[0, 1:].all()
+
+
+def test_pca_components_next_to_their_loading_maps(analysis):
+    res, image = analysis
+    fig = plot_pca(image, res.pca, PIXEL)
+    k = res.pca.n_components
+    heat = [ax for ax in fig.axes if ax.get_xlabel() == "cause"]
+    maps = [ax for ax in fig.axes if ax.get_xlabel() == "x (nm)"]
+    assert len(heat) == len(maps) == k
+    assert all(ax.get_ylabel() == "effect" for ax in heat)
+    labels = colorbar_labels(fig)
+    assert labels.count("weight (unit-norm component)") == k and labels.count("score (dimensionless)") == k
+    assert all("% of variance" in ax.get_title() for ax in heat)
+
+
+def test_pca_flags_a_component_made_by_one_window(analysis):
+    res, image = analysis
+    loadings = np.zeros_like(res.pca.loadings)
+    loadings[0, 0, 0] = 10.0
+    loadings[0, 1, 1] = 0.1
+    fig = plot_pca(image, dataclasses.replace(res.pca, loadings=loadings), PIXEL)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_xlabel() == "x (nm)"]
+    assert "outlier" in titles[0]
+
+
+def _result(B, prob, standardized=True):
+    names = ("p", "q", "r", "s")
+    return LingamResult(names=names, causal_order=[0, 1, 2, 3], adjacency=B, probabilities=prob, n_samples=100,
+                        units=dict.fromkeys(names, "pm"), scale=np.array([1.0, 2.0, 1.0, 1.0]),
+                        standardized=standardized, bootstrap_adjacency=np.repeat(B[None], 3, axis=0))
+
+
+def test_global_graph_shows_only_confident_edges_and_flags_collinear_ones():
+    B = np.zeros((4, 4))
+    B[1, 0], B[2, 1], B[2, 0] = 0.5, 17.9, -0.4
+    prob = np.zeros((4, 4))
+    prob[1, 0], prob[2, 1], prob[2, 0] = 0.95, 0.9, 0.23
+    res = _result(B, prob)
+    assert edge_mask(res, 0.5).sum() == 2
+    fig = plot_global_graph(res, min_probability=0.5)
+    graph, heat = fig.axes[0], fig.axes[1]
+    arrows = [p for p in graph.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == 2, "the edge with P = 0.23 is not drawn"
+    dashed = [a for a in arrows if a.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    assert any(t.get_text().startswith("+17.90 !") for t in graph.texts)
+    assert "collinear" in fig._suptitle.get_text()
+    assert heat.get_xlabel() == "cause" and heat.get_ylabel() == "effect"
+    assert "-0.40" not in {t.get_text() for t in heat.texts}
+    assert colorbar_labels(fig) == ["coefficient, standardised (dimensionless)"]
+    assert "layered layout" in graph.get_title()
+
+
+def test_figure_files_in_every_format(analysis, tmp_path):
+    res, image = analysis
+    writers = figure_writers(res, image, formats=("png", "svg", "pdf"), dpi=40, style="greyscale")
+    names = {"image_columns", "descriptor_maps", "causal_graph", "sliding_grid", "overlay_Px_Py", "pca"}
+    assert set(writers) == {f"figures/{n}.{f}" for n in names for f in ("png", "svg", "pdf")}
+    for rel in ("figures/overlay_Px_Py.png", "figures/overlay_Px_Py.svg", "figures/overlay_Px_Py.pdf"):
+        writers[rel](tmp_path / rel.split("/")[1])
+    assert (tmp_path / "overlay_Px_Py.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "overlay_Px_Py.pdf").read_bytes()[:4] == b"%PDF"
+    assert b"<svg" in (tmp_path / "overlay_Px_Py.svg").read_bytes()[:500]
+    assert set(figure_writers(res, None)) == {"figures/causal_graph.png"}, "maps need the image"
+    fig = plot_overlay(image, res.sliding, PIXEL, style="greyscale")
+    assert map_axes(fig)[0].images[1].get_cmap().name == "cividis"
+    assert colorbar_labels(fig) == ["Px <- Py (pm/pm)"]
+
+
+def test_bad_figure_options_are_refused():
+    with pytest.raises(ValueError, match="figure formats"):
+        check_figure_options(("png", "jpg"))
+    with pytest.raises(ValueError, match="dpi"):
+        check_figure_options(dpi=5)
+    with pytest.raises(ValueError, match="style"):
+        check_figure_options(style="neon")
+    args = build_parser().parse_args(["analyze", "a.tif", "--out", "o", "--figure-format", "png,pdf", "--dpi", "300",
+                                      "--style", "greyscale"])
+    assert (args.figure_format, args.dpi, args.style) == ("png,pdf", 300, "greyscale")
+
+
+def test_importing_the_package_does_not_import_matplotlib():
+    code = ("import sys; import napari_causal_lattice, napari_causal_lattice.figures, napari_causal_lattice.report, "
+            "napari_causal_lattice.pipeline; print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,112 @@
+"""report.html of a batch: it opens offline, links every figure that exists, and summarises across images."""
+
+from __future__ import annotations
+
+import html.parser
+import io
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+
+from napari_causal_lattice.pipeline import BatchItem, analyze_images
+from napari_causal_lattice.report import KEY_EDGES, plot_summary, summary_table, write_report
+from napari_causal_lattice.synthetic import synthetic_perovskite
+
+FIGURES = ("image_columns", "descriptor_maps", "causal_graph", "sliding_grid", "overlay_Px_Py", "pca")
+
+
+class Links(html.parser.HTMLParser):
+    """Every ``src``/``href`` of a page, its ids, and whether it loads anything remote or runs scripts."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.images, self.ids, self.scripts = [], [], set(), 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.scripts += tag == "script"
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        for key in ("src", "href"):
+            if key in attrs:
+                self.links.append(attrs[key])
+                if tag == "img":
+                    self.images.append(attrs[key])
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    paths = []
+    for seed in (3, 4):
+        sample = synthetic_perovskite(seed=seed, shape_cells=(18, 18), pitch=14.0, pixel_size=28.0)
+        paths.append(root / f"scan{seed}.npy")
+        np.save(paths[-1], sample.image)
+    broken = root / "broken.npy"
+    broken.write_text("not an image")
+    out = root / "out"
+    items = analyze_images([*paths, broken], out=out, window=8, n_bootstrap=4, seed=1, pixel_size=28.0,
+                           figure_formats=("png", "svg"), dpi=50, stream=io.StringIO())
+    return out, items
+
+
+def parse(path: Path) -> Links:
+    links = Links()
+    links.feed(path.read_text(encoding="utf-8"))
+    return links
+
+
+def test_report_links_every_figure_and_every_link_resolves(batch):
+    out, items = batch
+    assert [i.status for i in items] == ["done", "done", "failed"]
+    report = out / "report.html"
+    page = parse(report)
+    assert page.scripts == 0
+    for link in page.links:
+        assert not link.startswith(("http:", "https:", "//")), f"remote resource {link}: the report must open offline"
+        if link.startswith("#"):
+            assert link[1:] in page.ids, f"dangling anchor {link}"
+        else:
+            assert (out / unquote(link)).is_file(), f"{link} does not resolve from report.html"
+    for stem in ("scan3", "scan4"):
+        for name in FIGURES:
+            assert f"{stem}/figures/{name}.png" in page.images
+            assert f"{stem}/figures/{name}.svg" in page.links, "vector versions are linked"
+    assert "report_files/summary.png" in page.images
+
+
+def test_report_shows_edges_provenance_and_the_failed_image(batch):
+    out, _ = batch
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert text.count("Global edges passing the confidence") == 2
+    assert "95% low" in text and text.count("Parameters and provenance") == 2
+    assert "&quot;window&quot;: 8" in text and "numpy 2." in text, "parameters and versions are shown"
+    assert "broken.npy" in text and "failed" in text
+    assert "pm/pm" in text, "couplings are given in physical units"
+
+
+def test_summary_table_and_figure_across_groups(batch):
+    out, items = batch
+    from napari_causal_lattice.io import load_results
+
+    entries = [(Path(i.image).stem, group, load_results(i.out).lingam)
+               for i, group in zip(items[:2], ("x = 0", "x = 0.2"))]
+    table = summary_table(entries, KEY_EDGES)
+    assert list(table["edge"]) == ["Vol <- a", "Px <- Py"] * 2
+    assert set(table["unit"]) == {"pm^2/pm", "pm/pm"}
+    assert (table["ci_low"] <= table["ci_high"]).all()
+    fig = plot_summary(table)
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert [ax.get_ylabel() for ax in axes] == ["Vol <- a (pm^2/pm)", "Px <- Py (pm/pm)"]
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["scan3", "scan4"]
+    assert fig.legends, "groups are told apart"
+    again = write_report(out, items, groups={"scan3.npy": "x = 0", "scan4": "x = 0.2"})
+    assert again == out / "report.html" and "x = 0.2" in again.read_text(encoding="utf-8")
+
+
+def test_report_of_a_batch_where_everything_failed(tmp_path):
+    items = [BatchItem(image="a.tif", out=str(tmp_path / "a"), status="failed", message="no columns found")]
+    page = write_report(tmp_path, items).read_text(encoding="utf-8")
+    assert "no columns found" in page and "report_files" not in page
