@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -145,3 +146,59 @@ def test_follows_features_added_later_and_keeps_ticks(make_napari_viewer, qtbot,
     widget.set_variables(["a", "b", "Vol"])
     layer.metadata = {META_KEY: {"units": dict(grid.units)}}
     assert widget.variables.checked() == ["a", "b", "Vol"]
+
+
+def test_edges_tab_criterion_and_significant_only(make_napari_viewer, qtbot, grid):
+    viewer = make_napari_viewer()
+    add_points(viewer, grid)
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.options.alpha.value == pytest.approx(0.01) and widget.options.significant_only.value
+    widget.n_bootstrap.setValue(20)
+    widget.options.fdr.value = "BY"
+    widget.run_button.click()
+    wait(qtbot, widget)
+    res = widget.result
+    assert res.params["fdr"] == "by"
+    assert "order t-test, alpha 0.01, BY" in widget.summary.text() and "significant edges" in widget.summary.text()
+    headers = [widget.edges_view.horizontalHeaderItem(k).text() for k in range(widget.edges_view.columnCount())]
+    assert {"significant", "link", "p_value"} <= set(headers)
+    shown = widget.edges_table()
+    assert len(shown) == widget.edges_view.rowCount() == int(res.significant.sum())
+    assert shown["significant"].all()
+    column = headers.index("significant")
+    assert {widget.edges_view.item(r, column).text() for r in range(widget.edges_view.rowCount())} == {"yes"}
+    # the planted Vol <- a is significant and linked
+    row = shown[(shown.effect == "Vol") & (shown.cause == "a")].iloc[0]
+    assert row.link in ("Vol <- a", "Vol <-> a")
+    # unticked: every edge, the non-significant ones too (as the graph then draws them)
+    widget.options.min_probability.value = 0.0
+    assert widget.edges_view.rowCount() == len(widget.edges_table()) < len(res.edges())
+    widget.options.significant_only.value = False
+    assert widget.edges_view.rowCount() == len(res.edges()) > len(shown)
+    assert "significant" not in widget.graph_canvas.figure.axes[0].get_title()
+
+
+def test_deterministic_descriptor_label_and_leave_out(make_napari_viewer, qtbot, grid):
+    table = grid.table.copy()
+    table["Vol"] = table["a"] * table["b"] * np.sin(np.deg2rad(table["alpha"]))  # exact, as on real cells
+    viewer = make_napari_viewer()
+    viewer.add_points(table[["y", "x"]].to_numpy(), features=table.reset_index(drop=True), name="B columns",
+                      metadata={META_KEY: {"units": dict(grid.units)}})
+    widget = CausalWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.n_bootstrap.setValue(0)
+    shown = []
+    with patch("napari_causal_lattice._napari._jobs.show_warning", shown.append):
+        widget.run()
+        wait(qtbot, widget)
+    assert "Vol" in widget.result.names
+    assert len(shown) == 1 and "Near-deterministic variables: Vol" in shown[0]
+    assert widget.deterministic_box.isVisibleTo(widget) and "Vol" in widget.deterministic_label.text()
+    assert widget.leave_out_button.isVisibleTo(widget)
+    widget.leave_out_button.click()
+    wait(qtbot, widget)
+    assert widget.options.drop_deterministic.value
+    assert "Vol" not in widget.result.names and widget.result.params["dropped_deterministic"] == ["Vol"]
+    assert "Left out as deterministic: Vol" in widget.summary.text()
+    assert not widget.leave_out_button.isVisibleTo(widget)

@@ -105,3 +105,21 @@ def test_no_lattice_reports_error_and_adds_nothing(make_napari_viewer, qtbot):
     assert len(viewer.layers) == n_layers
     with pytest.raises(ValueError, match="run Find first"):
         widget.refine()
+
+
+def test_projection_choice_is_passed_to_find_columns(make_napari_viewer, qtbot, sample):
+    viewer = _viewer_with_image(make_napari_viewer, sample)
+    widget = ColumnsWidget(viewer)
+    qtbot.addWidget(widget)
+    assert [widget.projection_combo.itemText(k) for k in range(widget.projection_combo.count())] == [
+        "auto", "[001]", "[110]"]
+    widget.projection_combo.setCurrentText("[001]")
+    _wait(qtbot, widget, widget.run())
+    assert widget.columns.provenance["params"]["projection"] == "[001]"
+    assert "projection [001]" in widget.summary.text()
+    # a projection the image does not show: a clear message, no new layers
+    names = [layer.name for layer in viewer.layers]
+    widget.projection_combo.setCurrentText("[110]")
+    _wait(qtbot, widget, widget.run())
+    assert [layer.name for layer in viewer.layers] == names
+    assert "failed" in widget.jobs.status.text()

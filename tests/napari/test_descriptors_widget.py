@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from napari_causal_lattice._napari.descriptors_widget import DescriptorsWidget
+from napari_causal_lattice._napari.descriptors_widget import DescriptorsWidget, flag_summary
 from napari_causal_lattice._napari.layers import META_KEY
 from napari_causal_lattice._napari.sample import sample_layer_tuples
 from napari_causal_lattice.lattice import DESCRIPTORS
@@ -30,6 +32,12 @@ def add_sample(viewer, sample):
                           face_color="cyan",
                           features={"intensity": sample.truth.b_intensity})
     return image, a, b
+
+
+def value_at_world(layer, world):
+    """The value of a 2D map layer at a world position (its nearest pixel)."""
+    index = np.round(np.asarray(layer.world_to_data(world), dtype=float)).astype(int)
+    return layer.data[tuple(index)]
 
 
 def build(widget, qtbot):
@@ -56,6 +64,7 @@ def test_build_adds_aligned_layers(make_napari_viewer, qtbot, sample, tmp_path):
     ni, nj = truth.grid_shape
     assert len(cells) == ni * nj - 4 and cells.n_excluded == 4
     assert cells.units["Px"] == "pm"
+    assert flag_summary(cells) in widget.summary.text()
 
     # one map (the picked descriptor, Px), no arrows until asked for; another map is added when picked
     names = [layer.name for layer in viewer.layers]
@@ -88,14 +97,13 @@ def test_build_adds_aligned_layers(make_napari_viewer, qtbot, sample, tmp_path):
     assert "intensity" in b_features.columns
     assert int(b_features["Px"].isna().sum()) == 4
     row = int(np.flatnonzero(np.isfinite(b_features["Px"]))[17])
-    i, j = int(b_features["i"][row]), int(b_features["j"][row])
     b_world = np.asarray(b_layer.data_to_world(b_layer.data[row]))
     for layer in (px_layer, viewer.layers["a [pm]"]):
-        map_world = np.asarray(layer.data_to_world((i, j)))
-        p_px = np.hypot(b_features["Px"][row], b_features["Py"][row]) / sample.pixel_size
-        assert np.hypot(*(map_world - b_world)) <= (0.5 + p_px) * sample.pixel_size
-        assert layer.data[i, j] == pytest.approx(b_features[layer.name.split(" ")[0]][row])
+        # the map is painted on each cell's region: the value under the B column is the cell's
+        assert value_at_world(layer, b_world) == pytest.approx(b_features[layer.name.split(" ")[0]][row])
+        assert layer.data.shape == image.data.shape  # a region raster sharing the image's pixels
     assert b_layer.metadata[META_KEY]["cells"] is cells
+    assert b_layer.metadata[META_KEY]["cell_raster"].labels.shape == image.data.shape
 
     # polarization arrows on demand: start on the B columns, coloured by |P|, length follows the spin box
     widget.arrows_check.setChecked(True)
@@ -143,3 +151,9 @@ def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
     widget.build_button.click()
     assert "different" in widget.jobs.status.text() and not widget.jobs.running
     assert len(viewer.layers) == n_layers
+
+
+def test_flag_summary_counts_by_reason():
+    assert flag_summary(SimpleNamespace(flag_counts=lambda: {})) == "no cell flagged"
+    text = flag_summary(SimpleNamespace(flag_counts=lambda: {"outlier": 1, "fit": 3}))
+    assert text == "flagged: 3 fit, 1 outlier (kept with NaN descriptors)"

@@ -29,6 +29,12 @@ def _finish(qtbot, widget, timeout=120_000):
 
 
 @pytest.mark.slow
+
+def _value_at_world(layer, world):
+    """The value of a 2D map layer at a world position (its nearest pixel)."""
+    index = np.round(np.asarray(layer.world_to_data(world), dtype=float)).astype(int)
+    return layer.data[tuple(index)]
+
 def test_microscopist_journey(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "synthetic_perovskite")
@@ -85,12 +91,11 @@ def test_microscopist_journey(make_napari_viewer, qtbot, tmp_path):
     for name, tol in (("Px", 2.5), ("Py", 2.5), ("a", 2.0), ("b", 2.0), ("alpha", 0.3)):
         rms = np.sqrt(np.mean((merged[name] - merged[f"{name}_true"]) ** 2))
         assert rms <= tol, (name, rms)
-    # a known B column lands on its descriptor-map pixel (world coordinates)
+    # a known B column lies on its cell's region of the descriptor map (world coordinates)
     px_map = viewer.layers["Px [pm]"]
     row = cells.table.iloc[len(cells.table) // 3]
     b_world = image.data_to_world([row["y"], row["x"]])
-    map_world = px_map.data_to_world([row["i"], row["j"]])
-    assert np.hypot(*(np.asarray(b_world) - map_world)) < 0.5 * 20 * pixel_size
+    assert _value_at_world(px_map, b_world) == pytest.approx(row["Px"], rel=1e-5)
 
     # 4. global causal discovery
     causal = _dock(viewer, "Causal discovery")
@@ -115,11 +120,13 @@ def test_microscopist_journey(make_napari_viewer, qtbot, tmp_path):
     _finish(qtbot, sliding)
     overlay = viewer.layers[f"Px <- Py (window {WINDOW})"]
     res = sliding.result
-    assert overlay.data.shape == res.element("Px", "Py").shape
-    # the window centre lands on its overlay pixel
+    assert overlay.data.shape == image.data.shape  # painted on the cells' regions of the image
+    # the cell at a window's centre shows that window's coefficient
     ky, kx = np.argwhere(res.fitted)[len(np.argwhere(res.fitted)) // 2]
-    centre_px = res.lattice.to_image([ky, kx])
-    np.testing.assert_allclose(overlay.data_to_world([ky, kx]), image.data_to_world(centre_px), atol=1e-6)
+    table = cells.table
+    centre = np.argmin(np.hypot(*(table[["i", "j"]].to_numpy() - res.centers_grid[ky, kx]).T))
+    centre_world = image.data_to_world(table[["y", "x"]].to_numpy()[centre])
+    assert _value_at_world(overlay, centre_world) == pytest.approx(res.element("Px", "Py")[ky, kx], rel=1e-5)
     # planted sign of Px <- Py in windows whose centre lies deep inside a domain (film rows only)
     coupling = res.element("Px", "Py")
     distance = truth.signed_distance_to_wall(res.lattice.to_image(np.stack(np.indices(coupling.shape), -1)),

@@ -2,13 +2,24 @@
 
 import threading
 import time
+import warnings
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 
 from napari_causal_lattice import Cancelled, Lattice
 from napari_causal_lattice._napari._jobs import JobPanel
-from napari_causal_lattice._napari.layers import add_map_layer, map_layer_tuple, robust_limits, symmetric_limits
+from napari.layers import Labels
+
+from napari_causal_lattice._napari._edges import LINK_COLORS, LINK_TYPES
+from napari_causal_lattice._napari.layers import (
+    add_map_layer,
+    link_layer_tuple,
+    map_layer_tuple,
+    robust_limits,
+    symmetric_limits,
+)
 from napari_causal_lattice.progress import report
 
 
@@ -174,3 +185,35 @@ def test_closing_the_panel_mid_run_is_quiet(qtbot):
     qtbot.wait(50)
     assert results == []
     assert len(seen) == 100  # the job itself ran to its end
+
+
+def warns(*, progress=None, cancel=None):
+    warnings.warn("Vol is derived", UserWarning)
+    warnings.warn("Vol is derived", UserWarning)
+    warnings.warn("mean of empty slice", RuntimeWarning)
+    return 1
+
+
+def test_user_warnings_become_one_notification_each_and_reach_on_warning(qtbot):
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    seen, shown = [], []
+    with patch("napari_causal_lattice._napari._jobs.show_warning", shown.append):
+        panel.run(warns, on_result=lambda _value: None, on_warning=seen.append, label="fit")
+        qtbot.waitUntil(lambda: not panel.running, timeout=5000)
+    assert shown == ["fit: Vol is derived"]  # once per message; numeric RuntimeWarnings stay quiet
+    assert [str(w) for w in seen] == ["Vol is derived", "Vol is derived"]
+    assert all(isinstance(w, UserWarning) for w in seen)
+
+
+def test_link_layer_is_a_categorical_map_on_its_lattice_site(make_napari_viewer):
+    viewer = make_napari_viewer()
+    lattice = Lattice(origin=(30.0, 40.0), v1=(0.0, 10.0), v2=(10.0, 0.0))
+    codes = np.array([[0, 1, 2], [3, 1, 0]])
+    layer = add_map_layer(viewer, link_layer_tuple(codes, lattice.affine, name="link", names=LINK_TYPES,
+                                                   colors=LINK_COLORS))
+    assert isinstance(layer, Labels) and layer.data.dtype == np.int32
+    np.testing.assert_array_equal(layer.data, codes)
+    np.testing.assert_allclose(layer.data_to_world((1, 2)), (40.0, 60.0))
+    assert list(layer.features["link"]) == list(LINK_TYPES)
+    assert layer.colormap.map(0)[3] == 0.0 and layer.colormap.map(3)[3] == 1.0  # none is transparent

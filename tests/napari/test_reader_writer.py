@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,3 +104,25 @@ def test_stack_opens_with_a_frame_slider(make_napari_viewer, tmp_path):
     assert layer.data.shape == (3, 32, 40)
     np.testing.assert_allclose(layer.scale, [1.0, 20.0, 20.0])
     assert any("stack of 3 images" in n for n in layer.metadata[META_KEY]["notes"])
+
+
+def test_assumed_unit_of_a_unitless_scale_is_a_warning_and_shown_in_atom_columns(make_napari_viewer, tmp_path,
+                                                                                 monkeypatch):
+    from napari_causal_lattice._napari import reader
+    from napari_causal_lattice._napari.columns_widget import ColumnsWidget
+
+    shown = []
+    monkeypatch.setattr(reader, "show_warning", shown.append)
+    image = np.random.default_rng(0).normal(size=(30, 40))
+    fake = types.ModuleType("rsciio.emd")
+    fake.file_reader = lambda path: [{"data": image, "axes": [{"scale": 0.125}, {"scale": 0.125}],
+                                      "metadata": {"General": {"title": "HAADF"}}}]
+    monkeypatch.setitem(sys.modules, "rsciio.emd", fake)
+    (tmp_path / "scan.emd").write_bytes(b"EMD")
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "scan.emd"), plugin=PLUGIN)
+    assert layer.metadata[META_KEY]["image_info"]["scale_unit"] == {"unit": "nm", "source": "assumed"}
+    assert any("assuming nm" in note for note in shown)
+    widget = ColumnsWidget(viewer)
+    assert widget.pixel_size == pytest.approx(125.0)
+    assert "nm was assumed" in widget.pixel_note.text()

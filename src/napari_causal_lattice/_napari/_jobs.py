@@ -10,6 +10,9 @@ finished successfully: a cancelled or failed job leaves every layer as it was.
 later turn, via ``QTimer.singleShot``), so adding several layers never freezes the window for long.  The panel
 counts as :attr:`~JobPanel.running` until the last piece ran.  :meth:`JobPanel.drop` (called when the dock
 closes) cancels the job and discards any result still to come.
+
+Warnings the job emits (``UserWarning`` and subclasses, e.g. the core's ``DeterministicDescriptorWarning``)
+become napari warning notifications, once per message and job, and are handed to ``on_warning`` when given.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from napari.utils.notifications import notification_manager, show_error, show_info
+from napari.utils.notifications import notification_manager, show_error, show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QApplication, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 from superqt.utils import create_worker
@@ -49,6 +52,8 @@ class JobPanel(QWidget):
         self._dropped = False
         self._cancel = threading.Event()
         self._on_result: Callable[[Any], None] | None = None
+        self._on_warning: Callable[[Warning], None] | None = None
+        self._warned: set[str] = set()
         self._label = ""
         self._relay = _ProgressRelay()
         self._relay.advanced.connect(self._on_progress)
@@ -85,13 +90,16 @@ class JobPanel(QWidget):
         func: Callable[..., Any],
         *args,
         on_result: Callable[[Any], None],
+        on_warning: Callable[[Warning], None] | None = None,
         label: str = "working",
         **kwargs,
     ):
         """Start ``func(*args, progress=..., cancel=..., **kwargs)`` in a worker thread.
 
         Returns the worker (already started).  ``on_result`` runs in the GUI thread with the
-        return value; errors become napari error notifications and leave layers untouched.
+        return value; errors become napari error notifications and leave layers untouched.  ``on_warning``
+        runs in the GUI thread with each ``UserWarning`` the job emitted (before ``on_result``), besides the
+        warning notification.
         """
         if self._dropped:
             return None
@@ -99,7 +107,8 @@ class JobPanel(QWidget):
             show_info("A job is already running in this panel; wait for it or press Cancel.")
             return None
         self._cancel.clear()
-        self._on_result, self._label = on_result, label
+        self._on_result, self._on_warning, self._label = on_result, on_warning, label
+        self._warned = set()
         relay = self._relay
 
         def progress(done: int, total: int) -> None:
@@ -116,6 +125,7 @@ class JobPanel(QWidget):
         )
         # bound methods: Qt drops these connections if the panel is deleted while the job runs
         worker.returned.connect(self._on_returned)
+        worker.warned.connect(self._on_warned)
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self._busy = True
@@ -156,6 +166,18 @@ class JobPanel(QWidget):
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
+
+    def _on_warned(self, args: tuple) -> None:
+        """A warning from the job (``warnings.showwarning`` arguments): notify once, hand it to ``on_warning``."""
+        message, category = args[0], args[1]
+        if self._dropped or not issubclass(category, UserWarning):
+            return
+        warning = message if isinstance(message, Warning) else category(str(message))
+        if str(warning) not in self._warned:
+            self._warned.add(str(warning))
+            show_warning(f"{self._label}: {warning}")
+        if self._on_warning is not None:
+            self._on_warning(warning)
 
     def _on_returned(self, result) -> None:
         if self._dropped:

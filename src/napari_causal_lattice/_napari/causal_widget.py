@@ -5,6 +5,12 @@ layer after the Descriptors step) or descriptor columns in their features (units
 ``metadata[META_KEY]["units"]``), and tables loaded from CSV (``"Px [pm]"`` headers give units).
 The fit runs in a worker thread (progress, Cancel between bootstrap chunks); the result is drawn in the dock
 and stored on the source layer's metadata (``metadata[META_KEY]["lingam"]``).
+
+Edges are decided by the calibrated test of ``docs/confidence.md`` (alpha, optional FDR control, set in the form):
+the summary states the criterion, the graph and heatmap show only the significant edges by default, and the
+"Edges" tab lists every edge with its p-value, ``significant`` and ``link`` columns.  A near-deterministic
+descriptor (``DeterministicDescriptorWarning``, e.g. Vol = a b sin(alpha)) is a notification and a line in the
+dock with a button that leaves it out and fits again.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from napari.layers import Points
-from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -29,16 +35,19 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ..causal import DEFAULT_EXOGENOUS, fit_lingam
+from ..causal import DEFAULT_EXOGENOUS, DeterministicDescriptorWarning, fit_lingam
 from ..lattice import DESCRIPTORS
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..provenance import jsonable
 from ._dock import DockWidget
+from ._edges import DEFAULT_ALPHA, FDR_CHOICES, criterion_text
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import META_KEY
@@ -84,7 +93,9 @@ class CausalWidget(DockWidget):
 
     Public methods used by tests and scripts: :meth:`refresh_sources`, :meth:`load_table`,
     :meth:`set_variables`, :meth:`set_exogenous`, :meth:`run` (returns the started worker),
-    :meth:`redraw`, :meth:`export_csv`, :meth:`export_json`.  The last fit is in :attr:`result`.
+    :meth:`redraw`, :meth:`edges_table`, :meth:`leave_out_deterministic`, :meth:`export_csv`,
+    :meth:`export_json`.  The last fit is in :attr:`result`; the edge-decision options are in :attr:`options`
+    (``alpha``, ``fdr``, ``significant_only``, ``drop_deterministic``).
     """
 
     title = "Causal discovery"
@@ -139,6 +150,17 @@ class CausalWidget(DockWidget):
                          value=0.5, tooltip="Edges with a lower bootstrap probability are not drawn or exported."),
             CheckBox(name="in_units", text="physical units (e.g. pm per pm)",
                      tooltip="Off: standardised coefficients (std of effect per std of cause)."),
+            FloatSpinBox(name="alpha", label="Edge alpha", min=0.001, max=0.5, step=0.001, value=DEFAULT_ALPHA,
+                         tooltip="Level of the order t-test that decides whether an edge is there (the FDR level "
+                                 "with BH/BY); see docs/confidence.md."),
+            ComboBox(name="fdr", label="FDR control", choices=list(FDR_CHOICES), value="none",
+                     tooltip="Control the false discovery rate over the p(p-1) edges: Benjamini-Hochberg or "
+                             "Benjamini-Yekutieli."),
+            CheckBox(name="significant_only", text="significant edges only", value=True,
+                     tooltip="Draw and list only the edges that pass the calibrated test."),
+            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",
+                     value=False, tooltip="Leave out variables that the others predict almost exactly (R^2 > 0.999,"
+                                          " e.g. Vol = a b sin(alpha)); LiNGAM cannot orient their edges."),
         ])
         self.n_bootstrap = self.options.n_bootstrap.native
         self.seed = self.options.seed.native
@@ -146,6 +168,7 @@ class CausalWidget(DockWidget):
         self.in_units = self.options.in_units.native
         self.options.min_probability.changed.connect(self.redraw)
         self.options.in_units.changed.connect(self.redraw)
+        self.options.significant_only.changed.connect(self.redraw)
         opts = QFormLayout()
         opts.addRow(self.options.native)
 
@@ -154,6 +177,19 @@ class CausalWidget(DockWidget):
         self.jobs = JobPanel()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        self.deterministic_label = QLabel("")
+        self.deterministic_label.setWordWrap(True)
+        self.deterministic_label.setStyleSheet("color: #E69F00")
+        self.leave_out_button = QPushButton("Leave them out and run again")
+        self.leave_out_button.setToolTip("Tick 'leave out deterministic descriptors' and fit again.")
+        self.leave_out_button.clicked.connect(self.guarded(self.leave_out_deterministic))
+        self.deterministic_box = QWidget()
+        deterministic_layout = QVBoxLayout(self.deterministic_box)
+        deterministic_layout.setContentsMargins(0, 0, 0, 0)
+        deterministic_layout.addWidget(self.deterministic_label)
+        deterministic_layout.addWidget(self.leave_out_button)
+        self.deterministic_box.setVisible(False)
+        self.deterministic_warnings: list[Warning] = []
 
         # --- results
         theme = lambda: self.viewer.theme  # noqa: E731
@@ -164,6 +200,10 @@ class CausalWidget(DockWidget):
         self.tabs.addTab(self.graph_canvas, "Graph")
         self.tabs.addTab(self.adjacency_canvas, "Adjacency")
         self.tabs.addTab(self.probability_canvas, "Probability")
+        self.edges_view = QTableWidget()
+        self.edges_view.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.edges_view.setMinimumHeight(240)
+        self.tabs.addTab(self.edges_view, "Edges")
         self.export_csv_button = QPushButton("Export edges CSV...")
         self.export_csv_button.clicked.connect(lambda: self._ask_export("csv"))
         self.export_json_button = QPushButton("Export JSON...")
@@ -183,6 +223,7 @@ class CausalWidget(DockWidget):
         layout.addWidget(self.run_button)
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
+        layout.addWidget(self.deterministic_box)
         layout.addWidget(self.tabs, 1)
         layout.addLayout(exp_row)
 
@@ -336,6 +377,8 @@ class CausalWidget(DockWidget):
         if len(names) < 2:
             raise ValueError("Tick at least 2 variables for a causal analysis.")
         self._source_of_result = self.source.currentData()
+        self.deterministic_warnings = []
+        self.deterministic_box.setVisible(False)
         return self.jobs.run(
             fit_lingam,
             table[names],
@@ -344,9 +387,27 @@ class CausalWidget(DockWidget):
             n_bootstrap=self.n_bootstrap.value(),
             seed=self.seed.value(),
             units=units,
+            alpha=self.options.alpha.value,
+            fdr=FDR_CHOICES[self.options.fdr.value],
+            drop_deterministic=self.options.drop_deterministic.value,
             on_result=self._on_result,
+            on_warning=self._on_warning,
             label="Causal discovery",
         )
+
+    def _on_warning(self, warning: Warning) -> None:
+        """Show a near-deterministic descriptor in the dock (the job panel already notified)."""
+        if not isinstance(warning, DeterministicDescriptorWarning):
+            return
+        self.deterministic_warnings.append(warning)
+        self.deterministic_label.setText(str(warning))
+        self.leave_out_button.setVisible(not self.options.drop_deterministic.value)
+        self.deterministic_box.setVisible(True)
+
+    def leave_out_deterministic(self):
+        """Tick "leave out deterministic descriptors" and fit again; returns the started worker."""
+        self.options.drop_deterministic.value = True
+        return self.run()
 
     def _on_result(self, result) -> None:
         self.result = result
@@ -374,20 +435,30 @@ class CausalWidget(DockWidget):
         min_abs = self.min_abs
         dropped = f", {res.n_dropped} rows with NaN dropped" if res.n_dropped else ""
         order = " \u2192 ".join(res.names[k] for k in res.causal_order)
+        left_out = res.params.get("dropped_deterministic") or []
+        sig = res.significant if self.options.significant_only.value else None
+        edges = (f"{int(res.significant.sum())} significant edges" if res.significant is not None
+                 else "no significance test")
         self.summary.setText(
-            f"{res.n_samples} cells{dropped}; {res.n_bootstrap} resamples.\nCausal order: {order}"
+            f"{res.n_samples} cells{dropped}; {res.n_bootstrap} resamples.\nCausal order: {order}\n"
+            f"Edges: {criterion_text(res.params)}; {edges}"
+            + (" (only these drawn)" if sig is not None else "")
+            + (f"\nLeft out as deterministic: {', '.join(left_out)}" if left_out else "")
         )
         B = res.adjacency_in_units() if in_units else res.adjacency
         prob = res.probabilities
         unit_label = "unit of effect / unit of cause" if in_units else "std / std"
 
         title = (f"cause \u2192 effect ({'physical units' if in_units else 'standardised'}"
-                 + (f", P \u2265 {min_p:.2f}" if prob is not None else "") + f", |b| > {min_abs:g} std)")
+                 + (f", P \u2265 {min_p:.2f}" if prob is not None else "") + f", |b| > {min_abs:g} std"
+                 + (", significant" if sig is not None else "") + ")")
         self.graph_canvas.plot(lambda fig: draw_graph(
-            plot_causal_graph, pruned(res, min_abs=min_abs), ax=fig.add_subplot(), in_units=in_units, min_probability=min_p,
-            fmt="{:+.3g}" if in_units else "{:+.2g}", title=title,
+            plot_causal_graph, pruned(res, min_abs=min_abs, keep=sig), ax=fig.add_subplot(), in_units=in_units,
+            min_probability=min_p, fmt="{:+.3g}" if in_units else "{:+.2g}", title=title,
         ))
         shown = B if prob is None else np.where(prob >= min_p, B, 0.0)
+        if sig is not None:
+            shown = np.where(sig, shown, 0.0)
         self.adjacency_canvas.plot(lambda fig: plot_adjacency(
             shown, res.names, ax=fig.add_subplot(), signed=True, label=unit_label, fmt="{:.2g}",
             title="direct effects: effect \u2190 cause",
@@ -403,13 +474,42 @@ class CausalWidget(DockWidget):
                                title=f"bootstrap probability ({res.n_bootstrap} resamples)")
 
         self.probability_canvas.plot(draw_probability)
+        self._fill_edges_view()
+
+    #: Columns of the "Edges" tab (a subset of ``LingamResult.edges()``).
+    edge_columns = ("effect", "cause", "coefficient", "unit", "probability", "p_value", "significant", "link")
+
+    def _fill_edges_view(self) -> None:
+        """List the edges of :meth:`edges_table` in the "Edges" tab."""
+        table = self.edges_table()
+        columns = [c for c in self.edge_columns if c in table.columns]
+        view = self.edges_view
+        view.clear()
+        view.setColumnCount(len(columns))
+        view.setHorizontalHeaderLabels(columns)
+        view.setRowCount(len(table))
+        for row, record in enumerate(table[columns].itertuples(index=False)):
+            for col, value in enumerate(record):
+                if isinstance(value, (bool, np.bool_)):
+                    text = "yes" if value else "no"
+                elif isinstance(value, float):
+                    text = "" if np.isnan(value) else f"{value:.3g}"
+                else:
+                    text = str(value)
+                view.setItem(row, col, QTableWidgetItem(text))
+        view.resizeColumnsToContents()
 
     # ------------------------------------------------------------------ export
     def edges_table(self) -> pd.DataFrame:
-        """Edges of :attr:`result` with probability >= the min probability, in the chosen units."""
+        """Edges of :attr:`result` with probability >= the min probability, in the chosen units, only the
+        significant ones when "significant edges only" is ticked (columns of ``LingamResult.edges()``, with
+        ``p_value``, ``significant`` and ``link``)."""
         if self.result is None:
             raise ValueError("Run the causal discovery first.")
-        return self.result.edges(self.min_probability.value(), in_units=self.in_units.isChecked())
+        table = self.result.edges(self.min_probability.value(), in_units=self.in_units.isChecked())
+        if self.options.significant_only.value and self.result.significant is not None:
+            table = table[table["significant"]].reset_index(drop=True)
+        return table
 
     def export_csv(self, path) -> Path:
         """Write the edge table (cause, effect, coefficient, probability, ci_low, ci_high, std, unit)."""

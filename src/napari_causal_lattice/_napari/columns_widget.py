@@ -4,7 +4,10 @@ Find runs :func:`~napari_causal_lattice.columns.find_columns` on the chosen imag
 plane on screen) in a worker and adds two Points layers, "A columns" (orange) and "B columns" (cyan),
 aligned with the image (its scale/translate/rotate/shear/affine copied, data in image px), with features
 ``intensity``, ``width`` and ``quality`` and ``metadata[META_KEY] = {"columns": Columns, "image": name}``.
-Re-running Find adds new layers with a suffix (" [2]", ...): no layer is ever overwritten.
+Re-running Find adds new layers with a suffix (" [2]", ...): no layer is ever overwritten.  "Projection" picks
+the crystal projection (``find_columns(projection=...)``: "auto" detects [001] or [110] from the B site; the
+summary names the one used).  When the image file's scale had no unit and one was assumed (``io.load_image``
+records it), the pixel-size note says so.
 
 Users then add, move or delete points with napari's Points tools; Refine re-fits only the points that
 were added or moved since the last refinement (the others keep their positions) and rebuilds the
@@ -37,6 +40,8 @@ from ._dock import DockWidget
 from ._jobs import JobPanel
 from .layers import META_KEY, is_map_layer, show_scale_bar
 
+#: Crystal projections offered for Find (``find_columns(projection=...)``).
+PROJECTIONS = ("auto", "[001]", "[110]")
 #: Face colours of the two Points layers.
 COLORS = {"A": "orange", "B": "cyan"}
 #: Feature columns written on the Points layers.
@@ -57,6 +62,23 @@ def pixel_size_from_layer(layer) -> tuple[float | None, str]:
     if np.isclose(scale, 1.0):
         return None, "unknown (the image has no scale): positions stay in px"
     return scale, "image scale, assumed pm/px"
+
+
+def scale_unit_note(layer) -> str:
+    """What the reader assumed about a unit-less scale of the file (``""`` when nothing was assumed).
+
+    Reads ``metadata[META_KEY]["image_info"]["scale_unit"]`` (``{"unit", "source"}``, from ``io.load_image``).
+    """
+    meta = layer.metadata.get(META_KEY)
+    info = meta.get("image_info") if isinstance(meta, dict) else None
+    scale_unit = info.get("scale_unit") if isinstance(info, dict) else None
+    if not isinstance(scale_unit, dict):
+        return ""
+    unit = scale_unit.get("unit", "?")
+    if scale_unit.get("source") == "assumed":
+        return (f"the file's axis scale has no unit; {unit} was assumed (HyperSpy's usual unit): check the pixel "
+                "size")
+    return f"the file's axis scale has no unit; read in {unit} as given"
 
 
 def image_plane(layer, viewer) -> np.ndarray:
@@ -182,6 +204,10 @@ class ColumnsWidget(DockWidget):
         self.intensity_combo = QComboBox()
         self.intensity_combo.addItems(["gaussian", "disk"])
         self.intensity_combo.setToolTip("gaussian: fitted Gaussian volume; disk: sum of the pixels around the column")
+        self.projection_combo = QComboBox()
+        self.projection_combo.addItems(list(PROJECTIONS))
+        self.projection_combo.setToolTip("Crystal projection: auto detects [001] (B at the cell centre) or [110] "
+                                         "(B half-way along a) from the image")
 
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
@@ -189,6 +215,7 @@ class ColumnsWidget(DockWidget):
         form.addRow("", self.pixel_note)
         form.addRow("Spacing", self.spacing_spin)
         form.addRow("Intensity", self.intensity_combo)
+        form.addRow("Projection", self.projection_combo)
         form.addRow("", self.b_brighter)
 
         self.find_button = QPushButton("Find")
@@ -239,9 +266,11 @@ class ColumnsWidget(DockWidget):
     def _update_pixel_size(self, name: str) -> None:
         if name not in self.viewer.layers:
             return
-        size, note = pixel_size_from_layer(self.viewer.layers[name])
+        layer = self.viewer.layers[name]
+        size, note = pixel_size_from_layer(layer)
+        assumed = scale_unit_note(layer)
         self.pixel_spin.setValue(0.0 if size is None else size)
-        self.pixel_note.setText(note)
+        self.pixel_note.setText(f"{note}; {assumed}" if assumed else note)
         self.spacing_spin.setSuffix(" px" if size is None else " pm")
 
     def _update_buttons(self) -> None:
@@ -283,6 +312,7 @@ class ColumnsWidget(DockWidget):
             spacing=self.spacing,
             b_brighter=self.b_brighter.isChecked(),
             intensity=self.intensity_combo.currentText(),
+            projection=self.projection_combo.currentText(),
             on_result=lambda cols: self._add_layers(cols, layer, plane),  # a generator: one layer per turn
             label="Find columns",
         )
@@ -321,7 +351,8 @@ class ColumnsWidget(DockWidget):
             s1, s2, unit = s1 * columns.pixel_size, s2 * columns.pixel_size, "pm"
         self.summary.setText(
             f"{len(columns.a)} A and {len(columns.b)} B columns; lattice {s1:.1f} x {s2:.1f} {unit}, "
-            f"angle {columns.lattice.angle:.1f} deg; median fit quality {np.median(columns.quality):.2f}"
+            f"angle {columns.lattice.angle:.1f} deg; projection {columns.motif.name}; "
+            f"median fit quality {np.median(columns.quality):.2f}"
         )
 
     # ----------------------------------------------------------------- Refine / Undo

@@ -4,11 +4,13 @@ Uses the CURRENT data of the A and B Points layers (after any manual edits), re-
 intensities on the image with :func:`~napari_causal_lattice.columns.columns_from_positions`, builds the
 cells with :func:`~napari_causal_lattice.cells.build_cells` in a worker thread, then adds
 
-- the map of the descriptor picked in "Show map" (``"Px [pm]"``...), placed by the cell lattice so each value
-  sits on its B column, below the column layers, with a colour bar (signed Px / Py: diverging colormap,
+- the map of the descriptor picked in "Show map" (``"Px [pm]"``...), each cell's value painted on its own
+  region of the image around its B column (:func:`~napari_causal_lattice.placement.cell_regions`, computed in
+  the worker), so maps follow curved lattices, below the column layers, with a colour bar (signed Px / Py: diverging colormap,
   robust symmetric limits); picking another descriptor later adds its map on demand and hides the others;
 - ``i, j`` and the descriptors as features of the B Points layer (NaN for B columns without a complete cell)
-  and ``metadata[META_KEY]["cells"]`` on it;
+  and ``metadata[META_KEY]["cells"]`` (and ``["cell_raster"]``, the regions) on it; the summary counts the
+  flagged cells by reason;
 - on demand ("Polarization arrows"), a Vectors layer ``"Polarization"`` from each B column along its offset
   from the A-corner centroid (image frame, px), drawn ``length`` times longer, coloured by |P| or its angle.
 
@@ -35,6 +37,7 @@ from qtpy.QtWidgets import (
 
 from ..cells import Cells, build_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
+from ..placement import cell_regions
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
 from ._jobs import JobPanel
@@ -112,7 +115,9 @@ def compute_cells(
     -------
     dict
         ``columns`` (Columns), ``cells`` (Cells), ``b_rows`` (n,) row of each cell's B column in
-        ``b_positions`` and ``offset_px`` (n, 2) B offset from its A-corner centroid (y, x) in px.
+        ``b_positions``, ``offset_px`` (n, 2) B offset from its A-corner centroid (y, x) in px and ``raster``
+        (:class:`~napari_causal_lattice.placement.CellRaster`, each cell's region of the image, where its maps
+        are painted).
     """
     from scipy.spatial import cKDTree
 
@@ -127,7 +132,17 @@ def compute_cells(
     b_pos = columns.positions[cells.b_index]
     _, b_rows = cKDTree(np.asarray(b_positions, dtype=float)).query(b_pos)
     offset = b_pos - columns.positions[cells.corners].mean(axis=1)
-    return {"columns": columns, "cells": cells, "b_rows": b_rows, "offset_px": offset}
+    raster = cell_regions(cells, np.shape(image))
+    return {"columns": columns, "cells": cells, "b_rows": b_rows, "offset_px": offset, "raster": raster}
+
+
+def flag_summary(cells: Cells) -> str:
+    """The flagged cells by reason, e.g. ``"flagged: 3 fit, 1 outlier (kept with NaN descriptors)"``."""
+    counts = cells.flag_counts()
+    if not counts:
+        return "no cell flagged"
+    listed = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda item: -item[1]))
+    return f"flagged: {listed} (kept with NaN descriptors)"
 
 
 class DescriptorsWidget(DockWidget):
@@ -338,11 +353,13 @@ class DescriptorsWidget(DockWidget):
         self._built = {"result": result, "image": image_layer}
         self.summary.setText(
             f"{len(cells)} cells on a {cells.grid_shape[0]} x {cells.grid_shape[1]} grid; "
-            f"{cells.n_excluded} B columns without 4 A corners excluded; lengths in {cells.length_unit}"
+            f"{cells.n_excluded} B columns without 4 A corners excluded; lengths in {cells.length_unit}; "
+            f"{flag_summary(cells)}"
         )
         self._update_buttons()
         yield
-        self._annotate_b_layer(b_layer, cells, result["b_rows"])  # before the map: its insertion refreshes pickers
+        # before the map: its insertion refreshes pickers
+        self._annotate_b_layer(b_layer, cells, result["b_rows"], result["raster"])
         yield
         self.show_map()
         if self.arrows_check.isChecked():
@@ -350,8 +367,9 @@ class DescriptorsWidget(DockWidget):
             self.show_arrows(True)
 
     @staticmethod
-    def _annotate_b_layer(b_layer, cells: Cells, b_rows) -> None:
-        """Write i, j and the descriptors as features of the B layer and the cells into its metadata."""
+    def _annotate_b_layer(b_layer, cells: Cells, b_rows, raster) -> None:
+        """Write i, j and the descriptors as features of the B layer and the cells (and their regions on the
+        image, ``"cell_raster"``) into its metadata."""
         n_b = len(b_layer.data)
         extra = pd.DataFrame(np.nan, index=range(n_b), columns=["i", "j", *DESCRIPTORS])
         extra.iloc[b_rows] = cells.table[["i", "j", *DESCRIPTORS]].to_numpy()
@@ -359,7 +377,7 @@ class DescriptorsWidget(DockWidget):
         features = features.drop(columns=[c for c in extra.columns if c in features.columns])
         b_layer.features = pd.concat([features, extra], axis=1)
         meta = dict(b_layer.metadata)
-        meta[META_KEY] = {**meta.get(META_KEY, {}), "cells": cells}
+        meta[META_KEY] = {**meta.get(META_KEY, {}), "cells": cells, "cell_raster": raster}
         b_layer.metadata = meta
 
     # ----------------------------------------------------------------- maps
@@ -380,7 +398,8 @@ class DescriptorsWidget(DockWidget):
             show_only(self.viewer, layer)
             return layer
         image_layer = self._built["image"]
-        layer_tuple = cell_map_tuple(self.cells, name, image_layer=image_layer, signed=name in SIGNED)
+        layer_tuple = cell_map_tuple(self.cells, name, image_layer=image_layer, signed=name in SIGNED,
+                                     raster=self._built["result"]["raster"])
         layer = add_map_layer(self.viewer, layer_tuple, image_layer=image_layer)
         self.map_layers[name] = layer
         return layer

@@ -1,14 +1,20 @@
 """Build napari layers that line up with a STEM image layer.
 
-A per-cell or per-window map indexed by ``(i, j)`` is placed with the lattice affine
-(grid -> image px) composed with the image layer's own data -> world transform, so each value
-sits on its B column (or window centre) even for a rotated lattice and a pm scale.
+A map is placed with an affine to image px composed with the image layer's own data -> world transform, so
+each value sits on its B column (or window centre) even for a rotated lattice and a pm scale.  Per-cell maps
+(and per-window maps given per cell) are painted on each cell's own region of the image
+(:func:`napari_causal_lattice.placement.cell_regions`, :func:`raster_affine`), so they follow curved lattices;
+a map indexed by ``(i, j)`` alone is placed with the lattice affine (grid -> image px).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.transforms import Affine
+
+from ..placement import cell_regions
 
 #: Metadata key under which our objects (Columns, Cells, results) ride on layers.
 META_KEY = "napari_causal_lattice"
@@ -138,6 +144,44 @@ def map_layer_tuple(
     return (values, kwargs, "image")
 
 
+def link_layer_tuple(
+    codes: np.ndarray,
+    grid_affine_px: np.ndarray,
+    *,
+    name: str,
+    names,
+    colors,
+    image_layer=None,
+    metadata: dict | None = None,
+    opacity: float = 0.7,
+) -> tuple:
+    """LayerDataTuple of a categorical map (a labels layer) of link-type codes, aligned on the STEM image.
+
+    Parameters
+    ----------
+    codes : (ny, nx) int array
+        Category per window (0 = none, drawn transparent).
+    grid_affine_px : (3, 3) array
+        Window index -> image pixel (y, x) homogeneous matrix.
+    names, colors : sequences of str
+        Name and colour of each code; the names show in the status bar under the cursor (layer features).
+    """
+    color_dict = {None: "transparent", **{k: color for k, color in enumerate(colors)}}
+    meta = dict(metadata or {})
+    meta[META_KEY] = {**meta.get(META_KEY, {}), "map": True}
+    kwargs = {
+        "name": name,
+        "affine": aligned_affine(grid_affine_px, image_layer),
+        "colormap": DirectLabelColormap(color_dict=color_dict),
+        "features": pd.DataFrame({"index": np.arange(len(names)), "link": list(names)}),
+        "opacity": opacity,
+        "metadata": meta,
+    }
+    if image_layer is not None:
+        kwargs["units"] = tuple(image_layer.units)[-2:]
+    return (np.asarray(codes, dtype=np.int32), kwargs, "labels")
+
+
 def _lowest_points_index(viewer) -> int | None:
     """Index (in the layer list, 0 = bottom) of the lowest Points or Vectors layer, None when there is none."""
     from napari.layers import Points, Vectors
@@ -168,7 +212,8 @@ def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
         if is_map_layer(layer) and layer.visible:
             layer.visible = False
     layer = Layer.create(data, kwargs, kind)
-    layer.colorbar.visible = True
+    if hasattr(layer, "colorbar"):  # image maps; a categorical (labels) map has a text legend instead
+        layer.colorbar.visible = True
     below = _lowest_points_index(viewer)
     # inserted in place: moving a layer afterwards makes napari rebuild every layer's canvas overlays (~3 s)
     viewer.layers.insert(len(viewer.layers) if below is None else below, layer)
@@ -196,15 +241,36 @@ def newest_matching(layers, base: str) -> str | None:
     return names[-1] if names else None
 
 
-def cell_map_tuple(cells, descriptor: str, *, image_layer=None, signed: bool = False) -> tuple:
+def raster_affine(raster) -> np.ndarray:
+    """(3, 3) matrix: raster pixel ``(r, c, 1)`` of a :class:`~napari_causal_lattice.placement.CellRaster` ->
+    image pixel ``(y, x, 1)`` (its ``step`` and ``translate``)."""
+    (sy, sx), (ty, tx) = raster.scale, raster.translate
+    return np.array([[sy, 0.0, ty], [0.0, sx, tx], [0.0, 0.0, 1.0]])
+
+
+def image_shape(image_layer) -> tuple[int, int]:
+    """``(H, W)`` of the displayed 2D plane of an image layer (the largest level of a multiscale image)."""
+    data = image_layer.data[0] if image_layer.multiscale else image_layer.data
+    return tuple(int(n) for n in data.shape[-2:])
+
+
+def cell_map_tuple(cells, descriptor: str, *, image_layer=None, signed: bool = False, raster=None) -> tuple:
     """LayerDataTuple of one descriptor's per-cell map, each value on its cell, aligned on the image.
 
-    The single place where per-cell maps get their data and placement (here the cell grid (i, j) with the
-    lattice affine; a per-cell region raster such as ``placement.cell_regions(cells, image_shape).paint(values)``
-    with its ``scale``/``translate`` slots in here for bent lattices).
+    With a ``raster`` (:func:`napari_causal_lattice.placement.cell_regions` of the cells on the image; computed
+    here when only ``image_layer`` is given, so pass it from a worker for large images) every cell's value
+    fills its own region around its B column, so the map follows curved and distorted lattices; without an
+    image the map is the cell grid ``(i, j)`` placed with the lattice affine.
     """
     unit = cells.units[descriptor]
+    meta = {META_KEY: {"cells": cells, "descriptor": descriptor}}
+    if raster is None and image_layer is not None:
+        raster = cell_regions(cells, image_shape(image_layer))
+    if raster is None:
+        values, affine = cells.maps()[descriptor], cells.lattice.affine
+    else:
+        values, affine = raster.paint(cells.table[descriptor].to_numpy(dtype=float)), raster_affine(raster)
     return map_layer_tuple(
-        cells.maps()[descriptor], cells.lattice.affine, name=f"{descriptor} [{unit}]", image_layer=image_layer,
-        signed=signed, units=unit, metadata={META_KEY: {"cells": cells, "descriptor": descriptor}},
+        values, affine, name=f"{descriptor} [{unit}]", image_layer=image_layer, signed=signed, units=unit,
+        metadata=meta,
     )

@@ -2,7 +2,8 @@
 
 The image layer's ``scale`` is the pixel size in pm/px and its ``units`` are ``("pm", "pm")``, so every
 length measured on it is in pm.  A file without a pixel size opens in px (scale 1, units "pixel") and a
-napari notification says so.
+napari notification says so; so does a warning when the file's axis scale had no unit and nm was assumed (the unit
+used is in ``metadata[META_KEY]["image_info"]["scale_unit"]``, shown again by the Atom columns dock).
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def read_images(path) -> list[tuple]:
     layers = []
     for p in paths:
         loaded = load_image(p, plane="all")
+        assumed = (loaded.metadata.get("scale_unit") or {}).get("source") == "assumed"
         for note in loaded.notes:
-            if loaded.pixel_size is None and "no pixel size" in note:
+            if (loaded.pixel_size is None and "no pixel size" in note) or (assumed and "has no units" in note):
                 show_warning(note)
             else:
                 show_info(note)

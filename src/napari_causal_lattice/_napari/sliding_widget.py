@@ -5,16 +5,28 @@ Source: the B-columns Points layer after "Descriptors" (``metadata[META_KEY]["ce
 worker thread (progress bar, Cancel); then
 
 - the default overlay and "Add overlay" add an ``effect <- cause`` coefficient map (``"Px <- Py (window 20)"``,
-  diverging colormap, robust symmetric limits) or its bootstrap probability (``"P(Px <- Py) (window 20)"``) as
-  an image layer whose pixels sit on the window centres, also for a rotated lattice; only the newest map is
-  visible, below the column layers, with its colour bar;
-- clicking on the canvas shows the adjacency matrix and causal graph of the window under the cursor;
-- "Run PCA" computes the principal adjacency components in a worker, shows them as heatmaps and adds the
-  loading picked in "Show loading" (``"PCA loading 1"``); other loadings are added when picked.
+  diverging colormap, robust symmetric limits), its bootstrap probability (``"P(Px <- Py) (window 20)"``), the
+  coefficient in the windows where the edge passes the calibrated test only (``"Px <- Py, significant (window
+  20)"``, the other windows transparent) or the link-type map of the pair (``"link Px, Py (window 20)"``, a labels
+  layer: none / Px <- Py / Py <- Px / both, with a legend in the dock).  With cells on an image, each cell shows
+  the value of its nearest window painted on its own region of the image (``placement.window_values_per_cell``
+  and the cells' ``cell_regions``, computed in the worker), so maps follow curved lattices; otherwise the
+  layer's pixels sit on the window centres.  Only the newest map is visible, below the column layers, with its
+  colour bar;
+- clicking on the canvas shows the adjacency matrix and the causal graph of the significant edges of the window
+  under the cursor, with the edge criterion (e.g. "order t-test, alpha 0.01, BH");
+- "Run PCA" computes the principal adjacency components in a worker (optionally of the significant elements
+  only), reports the outlier windows it left out, shows the components as heatmaps and adds the loading picked
+  in "Show loading" (``"PCA loading 1"``); other loadings are added when picked.
+
+The form sets the edge decision (``alpha``, FDR control none / BH / BY over the run, leaving out deterministic
+descriptors such as Vol = a b sin(alpha)); a ``DeterministicDescriptorWarning`` is shown as a notification and
+in the summary.
 
 Layers are only added after a job finished (one per event-loop turn): a cancelled or failed run leaves the layer
-list untouched, and a dock closed meanwhile adds nothing.  The optional significance mask of a result
-(``SlidingResult.significant``, when present) is read in one place, :func:`significant_edge`.
+list untouched, and a dock closed meanwhile adds nothing.  The significance mask of a result
+(``SlidingResult.significant``; None for results of older versions) drives the "significant only" and "link type"
+overlays, the inspector (:func:`significant_edge`) and the PCA option.
 """
 
 from __future__ import annotations
@@ -22,8 +34,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from napari.layers import Image, Points
-from magicgui.widgets import Container, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -38,25 +51,33 @@ from qtpy.QtWidgets import (
 
 from ..lattice import DESCRIPTORS, Lattice
 from ..pca import AdjacencyPCA, adjacency_pca
+from ..placement import CellRaster, cell_regions, window_values_per_cell
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
+from ._edges import DEFAULT_ALPHA, FDR_CHOICES, LINK_COLORS, criterion_text, link_legend_html, link_names
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import (
     META_KEY,
     add_map_layer,
     aligned_affine,
+    image_shape,
     is_map_layer,
     is_truth_layer,
+    link_layer_tuple,
     map_layer_tuple,
     plugin_meta,
+    raster_affine,
     show_only,
 )
 
 KIND_COEFFICIENT = "coefficient"
 KIND_PROBABILITY = "probability"
+KIND_SIGNIFICANT = "significant only"
+KIND_LINK = "link type"
+OVERLAY_KINDS = (KIND_COEFFICIENT, KIND_PROBABILITY, KIND_SIGNIFICANT, KIND_LINK)
 
 
 def _features_source(layer) -> tuple[pd.DataFrame, Lattice]:
@@ -84,18 +105,54 @@ def significant_edge(result: SlidingResult, ky: int, kx: int) -> np.ndarray | No
     return None if significant is None else np.asarray(significant[ky, kx], dtype=bool)
 
 
-def pca_job(result: SlidingResult, n_components: int, *, use: str, progress=None, cancel=None) -> AdjacencyPCA:
+def sliding_job(cells, *, raster: CellRaster | None = None, image_shape: tuple | None = None, progress=None,
+                cancel=None, **options) -> tuple[SlidingResult, CellRaster | None]:
+    """:func:`~napari_causal_lattice.sliding.sliding_lingam` of ``cells`` with ``options``, then the cells'
+    regions on an image of ``image_shape`` (H, W) px (:func:`~napari_causal_lattice.placement.cell_regions`),
+    unless ``raster`` is given or there is no image; returns ``(result, raster or None)``."""
+    result = sliding_lingam(cells, progress=progress, cancel=cancel, **options)
+    if raster is None and image_shape is not None:
+        raster = cell_regions(cells, image_shape)
+    return result, raster
+
+
+def pca_job(result: SlidingResult, n_components: int, *, use: str, significant_only: bool = False, progress=None,
+            cancel=None) -> AdjacencyPCA:
     """:func:`~napari_causal_lattice.pca.adjacency_pca` with the job panel's progress/cancel arguments."""
-    pca = adjacency_pca(result, n_components, use=use)
+    pca = adjacency_pca(result, n_components, use=use, significant_only=significant_only)
     if progress is not None:
         progress(1, 1)
     return pca
 
 
-def overlay_name(effect: str, cause: str, window: int, *, probability: bool = False) -> str:
-    """Layer name of an overlay, e.g. ``"Px <- Py (window 20)"`` or ``"P(Px <- Py) (window 20)"``."""
+def overlay_name(effect: str, cause: str, window: int, *, probability: bool = False, kind: str | None = None) -> str:
+    """Layer name of an overlay of ``kind`` (one of :data:`OVERLAY_KINDS`; ``probability=True`` is
+    :data:`KIND_PROBABILITY`), e.g. ``"Px <- Py (window 20)"``, ``"P(Px <- Py) (window 20)"``,
+    ``"Px <- Py, significant (window 20)"`` or ``"link Px, Py (window 20)"``."""
+    kind = kind or (KIND_PROBABILITY if probability else KIND_COEFFICIENT)
     edge = f"{effect} <- {cause}"
-    return f"{'P(' + edge + ')' if probability else edge} (window {window})"
+    label = {
+        KIND_COEFFICIENT: edge,
+        KIND_PROBABILITY: f"P({edge})",
+        KIND_SIGNIFICANT: f"{edge}, significant",
+        KIND_LINK: f"link {effect}, {cause}",
+    }[kind]
+    return f"{label} (window {window})"
+
+
+def outlier_text(pca: AdjacencyPCA) -> str:
+    """One line on the windows the PCA left out as outliers (and the caller's exclusions), e.g.
+    ``"PCA of 33 windows (significant elements only); 2 outlier windows left out: (0, 3), (4, 6)"``."""
+    params = pca.provenance.get("params", {})
+    text = f"PCA of {params.get('n_windows', '?')} windows" + (
+        " (significant elements only)" if pca.significant_only else "")
+    outliers = np.argwhere(pca.outliers) if pca.outliers is not None else np.zeros((0, 2), dtype=int)
+    if len(outliers):
+        listed = ", ".join(f"({ky}, {kx})" for ky, kx in outliers[:6]) + (" ..." if len(outliers) > 6 else "")
+        text += f"; {len(outliers)} outlier window{'s' if len(outliers) > 1 else ''} left out: {listed}"
+    else:
+        text += "; no outlier window left out"
+    return text
 
 
 class SlidingWidget(DockWidget):
@@ -113,6 +170,8 @@ class SlidingWidget(DockWidget):
         Layers added by this widget.
     selected_window : (int, int) or None
         Window shown in the inspector.
+    warnings : list of Warning
+        Warnings of the last run (e.g. ``DeterministicDescriptorWarning``), also shown as notifications.
     """
 
     title = "Sliding LiNGAM"
@@ -124,7 +183,9 @@ class SlidingWidget(DockWidget):
         self.overlay_layers: list = []
         self.pca_layers: list = []
         self.selected_window: tuple[int, int] | None = None
+        self.warnings: list[Warning] = []
         self._image_layer = None
+        self._placement: tuple | None = None
 
         self.source_combo = QComboBox()
         self.source_combo.setToolTip("B columns Points layer after 'Descriptors' (carries the unit cells)")
@@ -143,6 +204,15 @@ class SlidingWidget(DockWidget):
                     tooltip="Bootstrap resamples per window (0: no probabilities)"),
             SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0,
                     tooltip="Seed of the bootstrap resampling (same seed, same maps)"),
+            FloatSpinBox(name="alpha", label="Edge alpha", min=0.001, max=0.5, step=0.001, value=DEFAULT_ALPHA,
+                         tooltip="Level of the order t-test that decides whether an edge is there (per edge and "
+                                 "window; the FDR level with BH/BY); see docs/confidence.md"),
+            ComboBox(name="fdr", label="FDR control", choices=list(FDR_CHOICES), value="none",
+                     tooltip="Control the false discovery rate over all windows and edges: Benjamini-Hochberg, "
+                             "or Benjamini-Yekutieli (any dependence between overlapping windows)"),
+            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",
+                     value=False, tooltip="Leave out variables that the others predict almost exactly (e.g. Vol = "
+                                          "a b sin(alpha), R^2 > 0.999); LiNGAM cannot orient their edges"),
         ])
         self.window_spin = self.params.window.native
         self.stride_spin = self.params.stride.native
@@ -162,7 +232,9 @@ class SlidingWidget(DockWidget):
         self.effect_combo = QComboBox()
         self.cause_combo = QComboBox()
         self.kind_combo = QComboBox()
-        self.kind_combo.addItems([KIND_COEFFICIENT, KIND_PROBABILITY])
+        self.kind_combo.addItems(list(OVERLAY_KINDS))
+        self.kind_combo.setToolTip("Coefficient, bootstrap probability, coefficient where the edge is significant "
+                                   "(other windows transparent), or the link type of the pair")
         self._fill_names(DESCRIPTORS)
         edge_row = QHBoxLayout()
         edge_row.addWidget(self.effect_combo)
@@ -175,11 +247,19 @@ class SlidingWidget(DockWidget):
         overlay_layout = QVBoxLayout(overlay_box)
         overlay_layout.addLayout(edge_row)
         overlay_layout.addWidget(self.overlay_button)
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.legend.setVisible(False)
+        overlay_layout.addWidget(self.legend)
 
         self.components_spin = self._spin(1, 64, 4, "Number of principal components")
         self.use_combo = QComboBox()
         self.use_combo.addItems(["adjacency", "abs_adjacency", "probabilities"])
         self.use_combo.setToolTip("Decompose signed coefficients, their magnitudes or bootstrap probabilities")
+        self.significant_only_check = QCheckBox("significant elements only")
+        self.significant_only_check.setChecked(True)
+        self.significant_only_check.setToolTip("Set the elements that fail the calibrated edge test to zero "
+                                               "first, so the components describe only believable edges")
         self.pca_button = QPushButton("Run PCA")
         self.pca_button.clicked.connect(self.guarded(self.run_pca))
         self.loading_combo = QComboBox()
@@ -190,7 +270,11 @@ class SlidingWidget(DockWidget):
         pca_row.addWidget(self.components_spin)
         pca_row.addWidget(self.use_combo)
         pca_form.addRow("Components", pca_row)
+        pca_form.addRow(self.significant_only_check)
         pca_form.addRow(self.pca_button)
+        self.pca_summary = QLabel("")
+        self.pca_summary.setWordWrap(True)
+        pca_form.addRow(self.pca_summary)
         pca_form.addRow("Show loading", self.loading_combo)
         pca_box = QGroupBox("PCA of the window adjacency")
         pca_box.setLayout(pca_form)
@@ -250,6 +334,8 @@ class SlidingWidget(DockWidget):
         for control in (self.overlay_button, self.pca_button, self.effect_combo, self.cause_combo, self.kind_combo,
                         self.components_spin, self.use_combo):
             control.setEnabled(enabled)
+        has_mask = enabled and self.result is not None and self.result.significant is not None
+        self.significant_only_check.setEnabled(has_mask)
         self.loading_combo.setEnabled(enabled and self.pca is not None)
 
     @staticmethod
@@ -299,28 +385,48 @@ class SlidingWidget(DockWidget):
         """
         cells, lattice, image_layer = self._source()
         stride = self.stride_spin.value() or None
+        self.warnings = []
+        # per-window maps are painted on the cells' regions of the image (a Cells source on an image only)
+        placed = lattice is None and image_layer is not None
+        shape = image_shape(image_layer) if placed else None
+        raster = plugin_meta(self.viewer, self.source_combo.currentText()).get("cell_raster") if placed else None
+        if raster is not None and tuple(raster.image_shape) != shape:
+            raster = None
 
-        def done(result: SlidingResult):
-            return self._on_result(result, image_layer)
+        def done(out: tuple[SlidingResult, CellRaster | None]):
+            result, regions = out
+            return self._on_result(result, image_layer, None if regions is None else (cells, regions))
 
         return self.jobs.run(
-            sliding_lingam,
+            sliding_job,
             cells,
+            raster=raster,
+            image_shape=shape,
             window=self.window_spin.value(),
             stride=stride,
             n_bootstrap=self.boot_spin.value(),
             seed=self.seed_spin.value(),
             lattice=lattice,
+            alpha=self.params.alpha.value,
+            fdr=FDR_CHOICES[self.params.fdr.value],
+            drop_deterministic=self.params.drop_deterministic.value,
             on_result=done,
+            on_warning=self.warnings.append,
             label="Sliding LiNGAM",
         )
 
-    def _on_result(self, result: SlidingResult, image_layer):
-        """Generator run by the job panel: summary, then the default overlay, then the inspector."""
+    def _on_result(self, result: SlidingResult, image_layer, placement: tuple | None = None):
+        """Generator run by the job panel: summary, then the default overlay, then the inspector.
+
+        ``placement`` is ``(cells, CellRaster)`` to paint per-window maps on the cells' regions, None to place
+        them with the window lattice.
+        """
         if result.lattice is None:
             raise ValueError("the cells carry no lattice, so the maps cannot be placed on the image")
         self.result = result
+        self._placement = placement
         self.pca = None
+        self.pca_summary.setText("")
         self.loading_combo.clear()
         self._image_layer = image_layer
         self._fill_names(result.names)
@@ -331,6 +437,18 @@ class SlidingWidget(DockWidget):
         if fitted < ny * nx:
             reasons = pd.Series(result.reasons[~result.fitted]).value_counts()
             text += f"; skipped: {reasons.index[0]}" + (" ..." if len(reasons) > 1 else "")
+        params = result.provenance.get("params", {})
+        text += f".\nEdges: {criterion_text(params)}"
+        if result.significant is not None:
+            shown = result.significant[result.fitted]
+            off_diagonal = shown.shape[0] * result.significant.shape[-1] * (result.significant.shape[-1] - 1)
+            text += f" ({int(shown.sum())} of {off_diagonal} window edges pass)"
+        dropped = params.get("dropped_deterministic") or []
+        if dropped:
+            text += f".\nLeft out as deterministic: {', '.join(dropped)}"
+        elif self.warnings:
+            text += (".\nWarning: " + " ".join(str(w) for w in self.warnings)
+                     + " Tick 'leave out deterministic descriptors' and run again.")
         self.summary.setText(text)
         yield
         self.add_overlay()
@@ -339,46 +457,108 @@ class SlidingWidget(DockWidget):
         self.show_window(int(first[0]), int(first[1]))
 
     # ----------------------------------------------------------------- overlays
-    def add_overlay(self, effect: str | None = None, cause: str | None = None, *, probability: bool | None = None):
-        """Add the ``effect <- cause`` coefficient (or probability) map of the last result; returns the layer.
+    def add_overlay(self, effect: str | None = None, cause: str | None = None, *, probability: bool | None = None,
+                    kind: str | None = None):
+        """Add an ``effect <- cause`` map of the last result; returns the layer.
 
+        ``kind`` is one of :data:`OVERLAY_KINDS` (default: the picker; ``probability=True`` means
+        :data:`KIND_PROBABILITY`, ``False`` :data:`KIND_COEFFICIENT`).  "significant only" is the coefficient
+        with NaN (transparent) where the edge fails the calibrated test; "link type" is a labels layer of the
+        pair's :data:`~napari_causal_lattice.sliding.LINK_TYPES` codes, explained by the legend under the picker.
         An overlay that already exists for this result is shown instead of being added again.
+
+        Raises
+        ------
+        ValueError
+            No result yet, the same variable twice, or no bootstrap probabilities / significance mask.
         """
         if self.result is None:
             raise ValueError("run the sliding LiNGAM first")
         result = self.result
         effect = effect or self.effect_combo.currentText()
         cause = cause or self.cause_combo.currentText()
-        if probability is None:
-            probability = self.kind_combo.currentText() == KIND_PROBABILITY
+        if kind is None:
+            kind = self.kind_combo.currentText() if probability is None else (
+                KIND_PROBABILITY if probability else KIND_COEFFICIENT)
+        if kind not in OVERLAY_KINDS:
+            raise ValueError(f"unknown overlay kind {kind!r}; choose one of {', '.join(OVERLAY_KINDS)}")
         if effect == cause:
             raise ValueError(f"choose two different variables (got {effect} <- {cause})")
-        name = overlay_name(effect, cause, result.window, probability=probability)
+        name = overlay_name(effect, cause, result.window, kind=kind)
+        self._show_legend(effect, cause, kind)
         for layer in self.overlay_layers:
             if layer in self.viewer.layers and layer.metadata[META_KEY]["sliding"] is result and layer.name == name:
                 show_only(self.viewer, layer)
                 return layer
-        if probability:
+        metadata = {META_KEY: {"sliding": result, "effect": effect, "cause": cause, "kind": kind,
+                               "probability": kind == KIND_PROBABILITY}}
+        if kind == KIND_LINK:
+            codes, affine = self._window_map(result.link_type(effect, cause), categorical=True)
+            layer_tuple = link_layer_tuple(
+                codes, affine, name=name, names=link_names(effect, cause), colors=LINK_COLORS,
+                image_layer=self._image_layer, metadata=metadata,
+            )
+        else:
+            layer_tuple = self._value_tuple(result, effect, cause, kind, name, metadata)
+        layer = add_map_layer(self.viewer, layer_tuple, image_layer=self._image_layer)
+        self.overlay_layers.append(layer)
+        return layer
+
+    def _value_tuple(self, result: SlidingResult, effect: str, cause: str, kind: str, name: str,
+                     metadata: dict) -> tuple:
+        """LayerDataTuple of a coefficient, probability or significant-only coefficient overlay."""
+        if kind == KIND_PROBABILITY:
             values, units, signed = result.probability(effect, cause), "probability", False
         else:
             values, units, signed = result.element(effect, cause), result.element_units(effect, cause), True
-        data, kwargs, kind = map_layer_tuple(
+        if kind == KIND_SIGNIFICANT:
+            values = np.where(result.significance(effect, cause), values, np.nan)
+        values, affine = self._window_map(values)
+        data, kwargs, layer_kind = map_layer_tuple(
             values,
-            result.lattice.affine,
+            affine,
             name=name,
             image_layer=self._image_layer,
             signed=signed,
             units=units,
             colormap=None if signed else "magma",
-            metadata={META_KEY: {"sliding": result, "effect": effect, "cause": cause, "probability": probability}},
+            metadata=metadata,
         )
-        if probability:
+        if kind == KIND_PROBABILITY:
             kwargs["contrast_limits"] = (0.0, 1.0)
         if self._image_layer is not None:
             kwargs["units"] = self._image_layer.units
-        layer = add_map_layer(self.viewer, (data, kwargs, kind), image_layer=self._image_layer)
-        self.overlay_layers.append(layer)
-        return layer
+        return data, kwargs, layer_kind
+
+    def _window_map(self, values: np.ndarray, *, categorical: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """A per-window map ``values`` (ny, nx) as layer data and its affine to image px.
+
+        With a placement (a Cells source on an image) each cell takes its nearest window's value
+        (:func:`~napari_causal_lattice.placement.window_values_per_cell`) painted on its region, so the map
+        follows curved lattices: float32 with NaN outside the cells, or int32 codes with 0 outside
+        (``categorical``).  Otherwise the window grid itself, placed with the window lattice.
+        """
+        if self._placement is None:
+            return values, self.result.lattice.affine
+        cells, raster = self._placement
+        per_cell = window_values_per_cell(self.result, cells, values)
+        if categorical:
+            codes = np.nan_to_num(per_cell).astype(np.int32)
+            inside = raster.labels >= 0
+            return np.where(inside, codes[np.where(inside, raster.labels, 0)], 0), raster_affine(raster)
+        return raster.paint(per_cell), raster_affine(raster)
+
+    def _show_legend(self, effect: str, cause: str, kind: str) -> None:
+        """The legend under the overlay picker: link-type colours, or what the significant-only map hides."""
+        params = self.result.provenance.get("params", {})
+        if kind == KIND_LINK:
+            text = f"{link_legend_html(effect, cause)}<br>Edges: {criterion_text(params)}"
+        elif kind == KIND_SIGNIFICANT:
+            text = f"Transparent: windows where {effect} &lt;- {cause} fails the test ({criterion_text(params)})"
+        else:
+            text = ""
+        self.legend.setText(text)
+        self.legend.setVisible(bool(text))
 
     # ----------------------------------------------------------------- window inspector
     def grid_to_world(self) -> np.ndarray:
@@ -408,7 +588,7 @@ class SlidingWidget(DockWidget):
         """Show window ``(ky, kx)``'s adjacency heatmap and causal graph in the dock; returns its adjacency.
 
         Edges with ``|coefficient| <= min_abs`` (standardized) or outside the result's significance mask (when
-        it has one) are left out of the graph.
+        it has one) are left out of the graph; the label states the criterion and the edges that pass.
         """
         if self.result is None:
             raise ValueError("run the sliding LiNGAM first")
@@ -424,33 +604,47 @@ class SlidingWidget(DockWidget):
             self.window_plot.plot(lambda figure: None)
             return result.window_adjacency(ky, kx)
         order = " -> ".join(result.names[k] for k in result.orders[ky, kx])
-        self.window_label.setText(f"{text}; causal order {order}")
+        keep = significant_edge(result, ky, kx)
+        criterion = criterion_text(result.provenance.get("params", {}))
+        if keep is None:
+            edges = "no significance mask: every edge with |b| above the threshold is drawn"
+        else:
+            passing = [f"{result.names[e]} <- {result.names[c]}" for e, c in np.argwhere(keep)]
+            edges = f"significant edges ({criterion}): {', '.join(passing) or 'none'}"
+        self.window_label.setText(f"{text}; causal order {order}.\n{edges}")
         scale = "std / std" if result.standardized else "descriptor units"
         adjacency = np.asarray(result.adjacency[ky, kx], dtype=float)
-        shown = pruned(result.window_result(ky, kx), min_abs=min_abs, keep=significant_edge(result, ky, kx))
+        shown = pruned(result.window_result(ky, kx), min_abs=min_abs, keep=keep)
+        graph_title = f"{'causal graph' if keep is None else 'significant edges'} (|b| > {min_abs:g})"
 
         def draw(figure) -> None:
             heat, graph = figure.subplots(2, 1, height_ratios=(1, 1.15))
             plot_adjacency(adjacency, result.names, heat, title=f"window adjacency ({scale})", signed=True,
                            annotate=True, fmt="{:.2g}", colorbar=True, label=scale)
-            draw_graph(plot_causal_graph, shown, ax=graph, fmt="{:+.2g}", title=f"causal graph (|b| > {min_abs:g})")
+            draw_graph(plot_causal_graph, shown, ax=graph, fmt="{:+.2g}", title=graph_title)
 
         self.window_plot.plot(draw)
         self.tabs.setCurrentIndex(0)
         return result.window_adjacency(ky, kx)
 
     # ----------------------------------------------------------------- PCA
-    def run_pca(self, n_components: int | None = None, *, use: str | None = None):
+    def run_pca(self, n_components: int | None = None, *, use: str | None = None,
+                significant_only: bool | None = None):
         """Start the PCA of the last result in a worker; returns the started worker.
 
-        When it finishes, the component heatmaps are drawn in the dock and the first loading is added as the
+        ``significant_only`` (default: the check box, when the result has a significance mask) zeroes the
+        elements that fail the calibrated test first.  When it finishes, the component heatmaps are drawn in the
+        dock, the outlier windows left out are reported under the button, and the first loading is added as the
         layer ``"PCA loading 1"`` (the others when picked in "Show loading").
         """
         if self.result is None:
             raise ValueError("run the sliding LiNGAM first")
         n_components = n_components or self.components_spin.value()
         use = use or self.use_combo.currentText()
-        return self.jobs.run(pca_job, self.result, n_components, use=use, on_result=self._on_pca, label="PCA")
+        if significant_only is None:
+            significant_only = self.significant_only_check.isChecked() and self.result.significant is not None
+        return self.jobs.run(pca_job, self.result, n_components, use=use, significant_only=significant_only,
+                             on_result=self._on_pca, label="PCA")
 
     def _on_pca(self, pca: AdjacencyPCA):
         """Generator run by the job panel: the component heatmaps, then the first loading layer."""
@@ -460,6 +654,7 @@ class SlidingWidget(DockWidget):
         self.loading_combo.addItems([f"PCA loading {k + 1}" for k in range(pca.n_components)])
         self.loading_combo.blockSignals(False)
         self._set_result_controls(True)
+        self.pca_summary.setText(outlier_text(pca))
         self._draw_components(pca)
         yield
         self.show_loading(0)
@@ -476,9 +671,10 @@ class SlidingWidget(DockWidget):
             if layer in self.viewer.layers and meta["pca"] is pca and meta["component"] == component:
                 show_only(self.viewer, layer)
                 return layer
+        values, affine = self._window_map(pca.loadings[component])
         data, kwargs, kind = map_layer_tuple(
-            pca.loadings[component],
-            pca.lattice.affine,
+            values,
+            affine,
             name=f"PCA loading {component + 1}",
             image_layer=self._image_layer,
             signed=True,
