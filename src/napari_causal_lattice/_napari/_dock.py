@@ -20,6 +20,19 @@ DOCK_MIN_HEIGHT = 240
 DOCK_HINT_HEIGHT = 620
 
 
+def track_docking(widget, event) -> None:
+    """Call ``widget.close_dock()`` when napari takes ``widget`` out of its dock.
+
+    napari only reparents a removed dock's widget (Qt's ``destroyed`` never fires), so a ParentChange to no
+    parent after having been docked is the close signal.
+    """
+    if event.type() == QEvent.Type.ParentChange:
+        if widget.parent() is not None:
+            widget._docked = True
+        elif widget._docked:
+            widget.close_dock()
+
+
 class DockWidget(QWidget):
     """Base class of the plugin's dock widgets.
 
@@ -101,11 +114,7 @@ class DockWidget(QWidget):
 
     # ----------------------------------------------------------------- lifecycle
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif self._docked:
-                self.close_dock()
+        track_docking(self, event)
         return super().event(event)
 
     def close_dock(self) -> None:

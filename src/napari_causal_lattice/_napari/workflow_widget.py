@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import QEvent, QSize
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import QTabWidget
 
-from ._dock import DOCK_HINT_HEIGHT, DOCK_WIDTH
+from ._dock import DOCK_HINT_HEIGHT, DOCK_WIDTH, track_docking
 from .causal_widget import CausalWidget
 from .columns_widget import ColumnsWidget
 from .compare_widget import CompareWidget
@@ -48,11 +48,7 @@ class WorkflowWidget(QTabWidget):
         return QSize(DOCK_WIDTH, DOCK_HINT_HEIGHT)
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif self._docked:
-                self.close_dock()
+        track_docking(self, event)
         return super().event(event)
 
     def close_dock(self) -> None:
