@@ -218,9 +218,15 @@ def _edges_section(lingam, mask, min_probability: float) -> str:
     table = table.rename(columns={"ci_low": "95% low", "ci_high": "95% high"})
     std = [lingam.coefficient(e, c) for e, c in zip(table["effect"], table["cause"])]
     table.insert(3, "standardised", std)
-    return (f"<h3>Global edges passing the confidence (P &ge; {min_probability:.2f} or the calibrated decision), "
-            f"physical units</h3>{_table(table, text_columns=('cause', 'effect', 'unit'))}"
-            "<p>The 95 % interval is the 2.5-97.5 percentile range of the bootstrap coefficient (zeros included). "
+    from .figures import edge_criterion
+
+    return (f"<h3>Global edges passing the confidence, physical units</h3>"
+            f"<p>criterion: {_esc(edge_criterion(lingam, min_probability))}.</p>"
+            f"{_table(table, text_columns=('cause', 'effect', 'unit', 'link'))}"
+            "<p><code>p_value</code>: order t-test of the coefficient given the causal order; "
+            "<code>significant</code> and <code>link</code>: the calibrated decision (link \"a &lt;-&gt; b\": "
+            "linked, direction not resolved by the bootstrap); <code>probability</code>: lingam's bootstrap "
+            "probability, for comparison with the paper. The 95 % interval is the 2.5-97.5 percentile range of the bootstrap coefficient (zeros included). "
             "A standardised coefficient beyond &plusmn;3 marks collinear descriptors, not an effect size.</p>")
 
 
