@@ -196,6 +196,9 @@ def _image_section(anchor: str, item, results, folder: Path, root: Path, *, min_
                  f"{_esc(f'{ps:.4g} pm/px' if ps else 'unknown (maps in px)')}, sha256 "
                  f"<code>{_esc(str(info.get('sha256', ''))[:16])}</code>&hellip;"
                  + "".join(f"<br>note: {_esc(n)}" for n in info.get("notes", [])) + "</p>")
+    facts = _step_facts(results.steps or {})
+    if facts:
+        parts.append(f"<p class='facts'>{_esc(facts)}</p>")
     for fig, caption in _FIGURES.items():
         png = folder / "figures" / f"{fig}.png"
         if not png.is_file():
@@ -208,6 +211,13 @@ def _image_section(anchor: str, item, results, folder: Path, root: Path, *, min_
             parts.append(_edges_section(results.lingam, edge_mask(results.lingam, min_probability), min_probability))
     parts.append(_provenance_section(results))
     return "\n".join(parts)
+
+
+def _step_facts(steps: dict) -> str:
+    """The run's facts (sliding window used, flagged cells by reason, notes) in one line."""
+    from .pipeline import step_summary
+
+    return step_summary(steps)
 
 
 def _edges_section(lingam, mask, min_probability: float) -> str:
