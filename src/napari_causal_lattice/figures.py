@@ -483,7 +483,7 @@ def plot_overlay(image, sliding, pixel_size=None, effect: str = OVERLAY[0], caus
     draw_map(ax, image, pixel_size, where, to_values(values), label=_element_label(sliding, effect, cause, in_units),
              signed=True, style=style, percentile=percentile)
     ax.set_title(f"{effect} <- {cause}, sliding windows of {sliding.window} x {sliding.window} cells "
-                 f"(uncoloured: no edge)")
+                 f"(uncoloured: no edge{' or not significant' if _significant(sliding) is not None else ''})")
     return fig
 
 
