@@ -55,6 +55,7 @@ def test_analyze_writes_one_folder_per_image_and_resumes(tmp_path, capsys):
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "100%" in err and "1 done, 0 partial, 0 skipped" in err
+    assert "window 8 cells" in err and "flagged cells" in err
     assert results_complete(out / "scan")
     res = load_results(out / "scan")
     assert res.image_info["pixel_size"] == 25.0 and res.sliding.window == 8
@@ -67,6 +68,29 @@ def test_analyze_writes_one_folder_per_image_and_resumes(tmp_path, capsys):
     assert "broken.tif: FAILED: cannot read broken.tif" in err
     assert "0 done, 0 partial, 1 skipped (already complete), 1 failed" in err
     assert not (out / "broken").exists()
+
+
+def test_drop_deterministic_and_the_json_summary_reach_the_batch(tmp_path, monkeypatch, capsys):
+    import json
+
+    from napari_causal_lattice import pipeline
+    from napari_causal_lattice.pipeline import BatchItem
+
+    seen = {}
+    steps = {"cells": {"status": "done", "reason": "", "flags": {"outlier": 2}},
+             "lingam": {"status": "done", "reason": "", "note": "Near-deterministic variables: Vol"},
+             "sliding": {"status": "done", "reason": "", "window": 10}}
+
+    def fake(images, **kwargs):
+        seen.update(kwargs)
+        return [BatchItem(images[0], str(tmp_path), "done", steps=steps)]
+
+    monkeypatch.setattr(pipeline, "analyze_images", fake)
+    assert main(["analyze", "x.tif", "--out", str(tmp_path), "--drop-deterministic", "--json"]) == 0
+    assert seen["drop_deterministic"] is True
+    [summary] = json.loads(capsys.readouterr().out)
+    assert summary["window"] == 10 and summary["flags"] == {"outlier": 2}
+    assert summary["notes"] == ["Near-deterministic variables: Vol"]
 
 
 def test_local_process_pool_gives_the_serial_numbers(tmp_path, capsys):

@@ -132,8 +132,6 @@ def test_sliding_grid_has_every_element_with_one_unit_colour_bar(analysis):
 def test_sliding_grid_hides_windows_that_are_not_significant(analysis):
     res, image = analysis
     sliding = res.sliding
-    if "significant" not in {f.name for f in dataclasses.fields(sliding)}:
-        pytest.skip("SlidingResult.significant arrives with issue 16's branch")
     decision = np.zeros(sliding.adjacency.shape, dtype=bool)
     decision[0, 0] = True
     marked = dataclasses.replace(sliding, significant=decision)
@@ -141,6 +139,63 @@ def test_sliding_grid_hides_windows_that_are_not_significant(analysis):
     e, c = DESCRIPTORS.index("Vol"), DESCRIPTORS.index("a")
     mask = np.ma.getmaskarray(map_axes(fig)[e * 8 + c].images[1].get_array()).reshape(sliding.shape)
     assert mask[1:].all() and mask[0, 1:].all()
+
+
+def _value_under(mesh, yx_px, pixel):
+    """The map value drawn at image position(s) ``yx_px`` (px) of a map image on nm axes."""
+    x0, x1, y1, y0 = mesh.get_extent()
+    data = np.ma.filled(mesh.get_array().astype(float), np.nan)
+    rows = ((yx_px[:, 0] * pixel / 1000 - y0) / (y1 - y0) * data.shape[0]).astype(int)
+    cols = ((yx_px[:, 1] * pixel / 1000 - x0) / (x1 - x0) * data.shape[1]).astype(int)
+    return data[rows, cols]
+
+
+def _bend(cells, amplitude_px=6.0):
+    """A copy of ``cells`` on a curved lattice: every B column shifted along y by a sine of its x."""
+    table = cells.table.copy()
+    table["y"] = table["y"] + amplitude_px * np.sin(2 * np.pi * table["x"] / table["x"].max())
+    return dataclasses.replace(cells, table=table)
+
+
+def test_descriptor_maps_show_each_cell_under_its_own_b_column_and_flags(analysis):
+    res, image = analysis
+    cells = _bend(res.cells)
+    table = cells.table.copy()
+    flagged = np.zeros(len(table), bool)
+    flagged[[3, 40, 77]] = True
+    table.loc[flagged, "flag"] = "outlier"
+    table.loc[flagged, list(DESCRIPTORS)] = np.nan
+    cells = dataclasses.replace(cells, table=table)
+    fig = plot_descriptor_maps(image, cells)
+    ax = map_axes(fig)[DESCRIPTORS.index("Px")]
+    yx = table[["y", "x"]].to_numpy()
+    drawn = _value_under(ax.images[1], yx, PIXEL)
+    expected = table["Px"].to_numpy(dtype=float)
+    ok = ~flagged
+    assert np.allclose(drawn[ok], expected[ok], atol=1e-3), "every cell's value under its own B column"
+    assert np.isnan(drawn[flagged]).all()
+    assert ax.get_legend().get_texts()[0].get_text() == "flagged (3)"
+    assert "3 outlier" in fig._suptitle.get_text()
+
+
+def test_sliding_maps_follow_the_cells(analysis):
+    from napari_causal_lattice.placement import window_values_per_cell
+
+    res, image = analysis
+    cells = _bend(res.cells)
+    sliding = res.sliding
+    fig = plot_sliding_grid(image, sliding, PIXEL, cells=cells)
+    e, c = DESCRIPTORS.index("Px"), DESCRIPTORS.index("Py")
+    mesh = map_axes(fig)[e * 8 + c].images[1]
+    element = np.where(sliding.significant[:, :, e, c] & (sliding.adjacency[:, :, e, c] != 0),
+                       sliding.adjacency[:, :, e, c], np.nan)
+    expected = window_values_per_cell(sliding, cells, element)
+    drawn = _value_under(mesh, cells.table[["y", "x"]].to_numpy(), PIXEL)
+    assert np.allclose(drawn, expected, atol=1e-4, equal_nan=True)
+    overlay = plot_overlay(image, sliding, PIXEL, cells=cells)
+    assert map_axes(overlay)[0].images[1].get_array().shape[0] > sliding.shape[0], "drawn on the cells' regions"
+    pca = plot_pca(image, res.pca, PIXEL, cells=cells, sliding=sliding)
+    assert len([ax for ax in pca.axes if ax.get_xlabel() == "x (nm)"]) == res.pca.n_components
 
 
 def test_pca_components_next_to_their_loading_maps(analysis):
@@ -192,6 +247,19 @@ def test_global_graph_shows_only_confident_edges_and_flags_collinear_ones():
     assert "-0.40" not in {t.get_text() for t in heat.texts}
     assert colorbar_labels(fig) == ["coefficient, standardised (dimensionless)"]
     assert "layered layout" in graph.get_title()
+    assert "bootstrap probability >= 0.50" in graph.get_title()
+
+
+def test_global_graph_uses_the_calibrated_decision_and_states_it(analysis):
+    from napari_causal_lattice.figures import edge_criterion
+
+    res, _ = analysis
+    lingam = res.lingam
+    assert np.array_equal(edge_mask(lingam), lingam.significant)
+    criterion = edge_criterion(lingam)
+    assert criterion.startswith("calibrated: order t-test p <= ")
+    fig = plot_global_graph(lingam)
+    assert criterion in fig.axes[0].get_title()
 
 
 def test_figure_files_in_every_format(analysis, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,11 +13,13 @@ import pytest
 
 from napari_causal_lattice import Cancelled
 from napari_causal_lattice.io import load_results, results_complete, save_results
-from napari_causal_lattice.pipeline import analyze_images, output_folders, run_pipeline
+from napari_causal_lattice.pipeline import analyze_images, output_folders, parameter_problems, run_pipeline
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
 WINDOW = 8
 OPTIONS = {"shape_cells": (18, 18), "pitch": 14.0, "pixel_size": 28.0}
+#: Warnings shown while the module's ``results`` fixture ran.
+SHOWN: list = []
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,11 @@ def sample():
 def results(sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("pipe") / "run"
     seen = []
-    res = run_pipeline(sample, out=out, window=WINDOW, n_bootstrap=4, seed=5, progress=lambda d, t: seen.append((d, t)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run_pipeline(sample, out=out, window=WINDOW, n_bootstrap=4, seed=5,
+                           progress=lambda d, t: seen.append((d, t)))
+    SHOWN.extend(caught)
     return res, out, seen
 
 
@@ -78,6 +85,31 @@ def test_results_folder_round_trips_with_provenance_and_figures(results):
     np.testing.assert_array_equal(back.lingam.adjacency, res.lingam.adjacency)
     np.testing.assert_array_equal(back.pca.loadings, res.pca.loadings)
     assert back.image_info == json.loads(json.dumps(res.image_info))
+
+
+def test_steps_record_flags_window_and_one_deterministic_note(results):
+    from napari_causal_lattice.causal import DeterministicDescriptorWarning
+    from napari_causal_lattice.pipeline import step_summary
+
+    res, out, _ = results
+    assert res.steps["cells"]["flags"] == res.cells.flag_counts()
+    assert res.steps["sliding"]["window"] == WINDOW
+    notes = {name: s["note"] for name, s in res.steps.items() if s.get("note")}
+    assert list(notes) == ["lingam"], "the near-deterministic Vol is noted once per image"
+    assert "Vol" in notes["lingam"] and "drop_deterministic=True" in notes["lingam"]
+    assert not [w for w in SHOWN if issubclass(w.category, DeterministicDescriptorWarning)], "noted, not shown"
+    saved = load_results(out).steps
+    assert saved["cells"]["flags"] == res.steps["cells"]["flags"] and saved["sliding"]["window"] == WINDOW
+    line = step_summary(res.steps)
+    assert line.startswith(f"window {WINDOW} cells; {sum(res.cells.flag_counts().values())} flagged cells")
+    assert "note: Near-deterministic" in line
+
+
+def test_drop_deterministic_leaves_vol_out_of_both_fits(sample):
+    res = run_pipeline(sample, window=WINDOW, n_bootstrap=0, seed=5, n_components=2, drop_deterministic=True)
+    assert "Vol" not in res.lingam.names and "Vol" not in res.sliding.names
+    assert "left out: Vol" in res.steps["lingam"]["note"]
+    assert parameter_problems(drop_deterministic="yes") == ["drop_deterministic must be True or False, got 'yes'"]
 
 
 def test_same_seed_same_results(sample, results):

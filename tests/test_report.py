@@ -85,6 +85,9 @@ def test_report_shows_edges_provenance_and_the_failed_image(batch):
     assert "&quot;window&quot;: 8" in text and "numpy 2." in text, "parameters and versions are shown"
     assert "broken.npy" in text and "failed" in text
     assert "pm/pm" in text, "couplings are given in physical units"
+    assert text.count("criterion: calibrated: order t-test p &lt;= ") == 2, "the edge criterion is stated"
+    assert "<th class='t'>link</th>" in text and "<th class=''>p_value</th>" in text
+    assert text.count("window 8 cells; ") == 2 and "flagged cells" in text, "window used and flags per image"
 
 
 def test_summary_table_and_figure_across_groups(batch):

@@ -74,6 +74,9 @@ def _add_analysis_options(analyze) -> None:
     group.add_argument("--scale-unit", default=None, metavar="UNIT",
                        help="length unit of an axis scale stored without a unit (HyperSpy files), e.g. nm, A, "
                        "pm; default: assume nm and say so")
+    group.add_argument("--drop-deterministic", action="store_true",
+                       help="leave near-deterministic descriptors (Vol = a b sin alpha) out of the global and "
+                       "sliding fits; without it they are kept and a note says so")
     group.add_argument("--json", action="store_true",
                        help="print the summary as JSON (a list, one object per image) on stdout")
 
@@ -168,6 +171,7 @@ def main(argv=None) -> int:
             projection=args.projection,
             plane=args.plane,
             scale_unit=args.scale_unit,
+            drop_deterministic=args.drop_deterministic,
             workers=args.workers,
             scheduler=args.scheduler,
             split_pixels=args.split_pixels,

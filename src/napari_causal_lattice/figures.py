@@ -24,7 +24,10 @@ __all__ = [
     "FIGURE_FORMATS",
     "STYLES",
     "FigureStyle",
+    "cell_raster",
     "check_figure_options",
+    "draw_flagged",
+    "edge_criterion",
     "edge_mask",
     "figure_writers",
     "get_style",
@@ -35,6 +38,7 @@ __all__ = [
     "plot_pca",
     "plot_sliding_grid",
     "robust_limits",
+    "window_values",
 ]
 
 #: File formats figures can be written in.
@@ -201,21 +205,25 @@ def draw_image(ax, image, pixel_size=None, *, style="paper", max_pixels: int = 1
     return fy, fx, unit
 
 
-def _place(ax, values, lattice, scale, **style):
-    """Draw a grid map (cells or windows) on the image: each value on its grid cell, placed by ``lattice``.
+def _place(ax, values, where, scale, **style):
+    """Draw a map (of cells or of windows) on the image where its cells are.
 
-    This is the one place that maps grid indices to image positions (one global affine per lattice).  The map
-    is an image carried by that affine, so neighbouring cells meet without seams in PNG, SVG and PDF.
+    This is the one place that maps values to image positions.  With a :class:`~.placement.CellRaster`
+    (from :func:`~.placement.cell_regions`) each cell's value fills the cell's own region around its B
+    column, so the map follows curved and distorted lattices; a map of windows is first spread over the
+    cells with :func:`window_values`.  Without the cells (only a grid and its ``Lattice``) the grid is
+    carried by the lattice's one global affine, exact only on a straight lattice.  Either way the map is
+    one image, so neighbouring cells meet without seams in PNG, SVG and PDF.
 
     Parameters
     ----------
     ax : matplotlib Axes
-    values : (ni, nj) float array
-        NaN where nothing is drawn.
-    lattice : Lattice
-        Grid index ``(i, j)`` -> centre ``(y, x)`` in image px.
+    values : (n_cells,) or (ni, nj) float array
+        One value per row of ``cells.table`` with a CellRaster, one per grid cell with a Lattice; NaN where
+        nothing is drawn.
+    where : CellRaster or Lattice
     scale : (float, float)
-        (y, x) length of one px in the axis unit (from :func:`draw_image`).
+        (y, x) length of one image px in the axis unit (from :func:`draw_image`).
     **style
         ``cmap``, ``vmin``, ``vmax``, ``alpha`` ... of ``imshow``.
 
@@ -225,20 +233,82 @@ def _place(ax, values, lattice, scale, **style):
     """
     from matplotlib.transforms import Affine2D
 
+    from .placement import CellRaster
+
     fy, fx = scale
-    grid_to_axes = np.array([[lattice.v1[1] * fx, lattice.v2[1] * fx, lattice.origin[1] * fx],  # (j, i) -> x
-                             [lattice.v1[0] * fy, lattice.v2[0] * fy, lattice.origin[0] * fy],  # (j, i) -> y
-                             [0.0, 0.0, 1.0]])
     xlim, ylim = ax.get_xlim(), ax.get_ylim()
-    image = ax.imshow(np.ma.masked_invalid(values), interpolation="nearest",
-                      extent=(-0.5, values.shape[1] - 0.5, values.shape[0] - 0.5, -0.5), **style)
-    image.set_transform(Affine2D(grid_to_axes) + ax.transData)
+    if isinstance(where, CellRaster):
+        painted = where.paint(values)
+        h, w = painted.shape[0] * where.step, painted.shape[1] * where.step
+        image = ax.imshow(np.ma.masked_invalid(painted), interpolation="nearest",
+                          extent=(-0.5 * fx, (w - 0.5) * fx, (h - 0.5) * fy, -0.5 * fy), **style)
+    else:
+        grid_to_axes = np.array([[where.v1[1] * fx, where.v2[1] * fx, where.origin[1] * fx],  # (j, i) -> x
+                                 [where.v1[0] * fy, where.v2[0] * fy, where.origin[0] * fy],  # (j, i) -> y
+                                 [0.0, 0.0, 1.0]])
+        image = ax.imshow(np.ma.masked_invalid(values), interpolation="nearest",
+                          extent=(-0.5, values.shape[1] - 0.5, values.shape[0] - 0.5, -0.5), **style)
+        image.set_transform(Affine2D(grid_to_axes) + ax.transData)
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
     return image
 
 
-def draw_map(ax, image, pixel_size, lattice, values, *, label: str, signed: bool, style="paper",
+def cell_raster(cells, image_shape, *, max_pixels: int = 1_000_000):
+    """The cells' regions for :func:`draw_map` (:func:`~.placement.cell_regions` at a figure's pixel budget)."""
+    from .placement import cell_regions
+
+    return cell_regions(cells, image_shape, max_pixels=max_pixels)
+
+
+def window_values(sliding, cells, values) -> np.ndarray:
+    """(n_cells,) values of a (ny, nx) window map: each cell takes its nearest window's (NaN stays NaN)."""
+    from .placement import window_values_per_cell
+
+    return window_values_per_cell(sliding, cells, values)
+
+
+def draw_flagged(ax, cells, raster, scale, *, colour: str = "0.45", hatch: str = "////", legend: bool = True):
+    """Grey, hatched regions over the flagged cells (non-empty ``flag``), with a legend ``flagged (n)``.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    cells : Cells
+    raster : CellRaster
+        The cells' regions (:func:`cell_raster`).
+    scale : (float, float)
+        (y, x) length of one image px in the axis unit.
+    colour, hatch : str
+        Fill colour and hatch pattern of the flagged regions.
+    legend : bool
+        Add the legend entry (with the count by reason in the figure's legend title).
+
+    Returns
+    -------
+    int
+        The number of flagged cells.
+    """
+    from matplotlib.patches import Patch
+
+    if "flag" not in cells.table.columns:
+        return 0
+    flagged = (cells.table["flag"].astype(str) != "").to_numpy()
+    n = int(flagged.sum())
+    if n == 0:
+        return 0
+    fy, fx = scale
+    painted = raster.paint(np.where(flagged, 1.0, np.nan))
+    h, w = painted.shape[0] * raster.step, painted.shape[1] * raster.step
+    ax.contourf(np.ma.masked_invalid(painted), levels=[0.5, 1.5], colors=[colour], hatches=[hatch], alpha=0.75,
+                extent=(-0.5 * fx, (w - 0.5) * fx, (h - 0.5) * fy, -0.5 * fy), origin="upper")
+    if legend:
+        ax.legend(handles=[Patch(facecolor=colour, hatch=hatch, alpha=0.75, label=f"flagged ({n})")],
+                  loc="upper right", framealpha=0.85, fontsize="small")
+    return n
+
+
+def draw_map(ax, image, pixel_size, where, values, *, label: str, signed: bool, style="paper",
              percentile: float = 98.0, limits=None, colorbar: bool = True, max_pixels: int = 1_000_000,
              axis_labels: bool = True, cmap=None):
     """A grid map over the image with robust colour limits and a colour bar labelled ``label``.
@@ -249,10 +319,12 @@ def draw_map(ax, image, pixel_size, lattice, values, *, label: str, signed: bool
     image : (H, W) array
     pixel_size : float, (sy, sx) or None
         pm per px.
-    lattice : Lattice
-        Grid index -> image px of the map.
-    values : (ni, nj) array
-        NaN where there is nothing to show (the image shows through).
+    where : CellRaster or Lattice
+        Where the values go (see :func:`_place`): the cells' regions (:func:`cell_raster`), or a grid's
+        lattice (grid index -> image px; one global affine).
+    values : (n_cells,) or (ni, nj) array
+        One value per cell (CellRaster) or per grid cell (Lattice); NaN where there is nothing to show (the
+        image shows through).
     label : str
         Colour-bar label with the unit, e.g. ``"Px (pm)"``.
     signed : bool
@@ -278,7 +350,7 @@ def draw_map(ax, image, pixel_size, lattice, values, *, label: str, signed: bool
     values = np.asarray(values, dtype=float)
     lo, hi = limits if limits is not None else robust_limits(values, signed=signed, percentile=percentile)
     cmap = cmap if cmap is not None else style.signed_cmap if signed else style.sequential_cmap
-    mesh = _place(ax, values, lattice, (fy, fx), cmap=cmap, vmin=lo, vmax=hi, alpha=style.map_alpha)
+    mesh = _place(ax, values, where, (fy, fx), cmap=cmap, vmin=lo, vmax=hi, alpha=style.map_alpha)
     h, w = np.shape(image)
     ax.set_xlim(-0.5 * fx, (w - 0.5) * fx)
     ax.set_ylim((h - 0.5) * fy, -0.5 * fy)
@@ -343,8 +415,9 @@ def plot_image_columns(image, columns, pixel_size=None, *, style="paper"):
     return fig
 
 
-def plot_descriptor_maps(image, cells, *, style="paper", percentile: float = 98.0):
-    """The 8 descriptor maps on the image, each with its colour bar in its unit.
+def plot_descriptor_maps(image, cells, *, style="paper", percentile: float = 98.0, max_pixels: int = 250_000):
+    """The 8 descriptor maps on the image, each cell's value on its own region, each with its colour bar in its
+    unit; flagged cells are grey and hatched (legend ``flagged (n)``, reasons in the title).
 
     Parameters
     ----------
@@ -354,39 +427,63 @@ def plot_descriptor_maps(image, cells, *, style="paper", percentile: float = 98.
     style : str or FigureStyle
     percentile : float
         Robust colour limits (:func:`robust_limits`); Px, Py symmetric about 0.
+    max_pixels : int
+        Pixel budget of each panel's image and of the cells' regions (:func:`cell_raster`).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    maps = cells.maps()
+    raster = cell_raster(cells, np.shape(image), max_pixels=max_pixels)
     nrows, ncols, size = _panel_layout(np.shape(image), len(DESCRIPTORS))
     fig = _figure(size)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, name in zip(axes.ravel(), DESCRIPTORS):
         unit = cells.units.get(name, "")
-        draw_map(ax, image, cells.pixel_size, cells.lattice, maps[name], label=f"{name} ({unit})" if unit else name,
-                 signed=name in SIGNED, style=style, percentile=percentile, max_pixels=250_000)
+        draw_map(ax, image, cells.pixel_size, raster, cells.table[name].to_numpy(dtype=float),
+                 label=f"{name} ({unit})" if unit else name, signed=name in SIGNED, style=style,
+                 percentile=percentile, max_pixels=max_pixels)
+        draw_flagged(ax, cells, raster, _pixel_scale(cells.pixel_size)[:2])
         ax.set_title(name)
-    fig.suptitle(f"descriptor maps ({len(cells)} cells; colour limits: {100 - percentile:g}-{percentile:g} "
-                 "percentiles, symmetric for Px, Py)")
+    fig.suptitle(f"descriptor maps ({len(cells)} cells{_flag_note(cells)}; colour limits: "
+                 f"{100 - percentile:g}-{percentile:g} percentiles, symmetric for Px, Py)")
     return fig
 
 
+def _flag_note(cells) -> str:
+    """``"; flagged: 3 fit, 1 outlier"`` from the cells' count by reason (empty without flagged cells)."""
+    counts = cells.flag_counts() if hasattr(cells, "flag_counts") else {}
+    counts = {reason: n for reason, n in counts.items() if reason and n}
+    return "; flagged: " + ", ".join(f"{n} {reason}" for reason, n in counts.items()) if counts else ""
+
+
+def _window_placement(sliding, cells, image_shape, max_pixels: int):
+    """``(where, to_values)`` of window maps for :func:`_place`: the cells' regions and a function spreading a
+    (ny, nx) window map over the cells (each cell takes its nearest window), or, without cells, the window
+    grid's lattice and the map itself."""
+    if cells is None:
+        return sliding.lattice, np.asarray
+    raster = cell_raster(cells, image_shape, max_pixels=max_pixels)
+    return raster, lambda values: window_values(sliding, cells, values)
+
+
 def plot_overlay(image, sliding, pixel_size=None, effect: str = OVERLAY[0], cause: str = OVERLAY[1], *,
-                 style="paper", percentile: float = 98.0):
+                 style="paper", percentile: float = 98.0, cells=None, max_pixels: int = 1_000_000):
     """One sliding map ``effect <- cause`` on the image, in physical units when the result knows them.
 
-    Windows with no edge (coefficient 0) or not significant are left uncoloured.
+    Windows with no edge (coefficient 0) or not significant are left uncoloured.  With ``cells`` (the cells
+    the windows were fitted on) every cell shows its nearest window's value on its own region, so the map
+    follows a curved lattice; without them the window grid is placed by its lattice (one global affine).
     """
     in_units = bool(sliding.units.get(effect) and sliding.units.get(cause))
     values = _element(sliding, effect, cause, in_units)
+    where, to_values = _window_placement(sliding, cells, np.shape(image), max_pixels)
     fig = _figure(_single_size(np.shape(image)))
     ax = fig.add_subplot()
-    draw_map(ax, image, pixel_size, sliding.lattice, values, label=_element_label(sliding, effect, cause, in_units),
+    draw_map(ax, image, pixel_size, where, to_values(values), label=_element_label(sliding, effect, cause, in_units),
              signed=True, style=style, percentile=percentile)
     ax.set_title(f"{effect} <- {cause}, sliding windows of {sliding.window} x {sliding.window} cells "
-                 f"(uncoloured: no edge)")
+                 f"(uncoloured: no edge{' or not significant' if _significant(sliding) is not None else ''})")
     return fig
 
 
@@ -413,7 +510,8 @@ def _element_label(sliding, effect: str, cause: str, in_units: bool) -> str:
 
 
 def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False, style="paper",
-                      percentile: float = 98.0, standardised_limit: float = 1.0, panel_width: float = 1.9):
+                      percentile: float = 98.0, standardised_limit: float = 1.0, panel_width: float = 1.9,
+                      cells=None, max_pixels: int = 40_000):
     """Every element of the sliding adjacency as a map on the image: the paper's 8 x 8 grid (Figs. 4, 6).
 
     Parameters
@@ -433,6 +531,11 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
         standard deviation is the mark of collinear descriptors and saturates (arrow on the colour bar).
     panel_width : float
         Width of one panel in inches.
+    cells : Cells, optional
+        The cells the windows were fitted on: each cell then shows its nearest window's value on its own
+        region (follows curved lattices); without them the window grid is placed by its lattice.
+    max_pixels : int
+        Pixel budget of each panel's image and of the cells' regions.
 
     Returns
     -------
@@ -459,18 +562,19 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
     maps = {(e, c): _element(sliding, e, c, in_units) for e in names for c in names if e != c}
     top = robust_limits(np.concatenate([m.ravel() for m in maps.values()]), signed=True, percentile=percentile)[1]
     shared = (-min(top, standardised_limit), min(top, standardised_limit))
-    skipped = np.where(sliding.fitted, np.nan, 1.0)
+    where, to_values = _window_placement(sliding, cells, (h, w), max_pixels)
+    skipped = to_values(np.where(sliding.fitted, np.nan, 1.0))
     mesh = None
     for (i, effect), (j, cause) in ((a, b) for a in enumerate(names) for b in enumerate(names)):
         ax = axes[i, j]
-        fy, fx, unit = draw_image(ax, image, pixel_size, style=style, max_pixels=40_000, axis_labels=False)
+        fy, fx, unit = draw_image(ax, image, pixel_size, style=style, max_pixels=max_pixels, axis_labels=False)
         if i == j:
             ax.text(0.5, 0.5, effect, transform=ax.transAxes, ha="center", va="center", fontweight="bold",
                     fontsize=1.4 * style.font_size, bbox=dict(fc="white", ec="0.3", alpha=0.9))
         else:
             values = maps[(effect, cause)]
             lo, hi = robust_limits(values, signed=True, percentile=percentile) if in_units else shared
-            mesh = _place(ax, values, sliding.lattice, (fy, fx), cmap=style.signed_cmap, vmin=lo, vmax=hi,
+            mesh = _place(ax, to_values(values), where, (fy, fx), cmap=style.signed_cmap, vmin=lo, vmax=hi,
                           alpha=style.map_alpha)
             if in_units:
                 bar = fig.colorbar(mesh, cax=ax.inset_axes([1.03, 0.0, 0.05, 1.0]), extend=_extend(values, lo, hi))
@@ -478,7 +582,7 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
                 bar.ax.tick_params(labelsize=0.7 * style.font_size)
             ax.set_title(f"{effect} <- {cause}", fontsize=0.85 * style.font_size, pad=2)
         if not sliding.fitted.all():
-            _place(ax, skipped, sliding.lattice, (fy, fx), cmap=ListedColormap(["0.55"]), vmin=0, vmax=1, alpha=0.8)
+            _place(ax, skipped, where, (fy, fx), cmap=ListedColormap(["0.55"]), vmin=0, vmax=1, alpha=0.8)
         ax.set_xlim(-0.5 * fx, (w - 0.5) * fx)
         ax.set_ylim((h - 0.5) * fy, -0.5 * fy)
     for ax in axes[:-1].ravel():
@@ -501,7 +605,8 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
 
 
 def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 98.0,
-             outlier_share: float = 0.5, annotate_min: float = 0.1):
+             outlier_share: float = 0.5, annotate_min: float = 0.1, cells=None, sliding=None,
+             max_pixels: int = 300_000):
     """Each PCA component of the sliding adjacency next to its loading map on the image (the paper's Fig. 5).
 
     Parameters
@@ -518,6 +623,11 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
         scores) is labelled as one outlier window rather than a spatial pattern.
     annotate_min : float
         Write the component weights of at least this magnitude in the cells.
+    cells, sliding : Cells and SlidingResult, optional
+        The cells and the sliding run the PCA was computed from: each cell then shows its nearest window's
+        score on its own region; without both the window grid is placed by ``pca.lattice``.
+    max_pixels : int
+        Pixel budget of each map's image and of the cells' regions.
 
     Returns
     -------
@@ -533,6 +643,10 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
     fig = _figure((3.6 + 3.0 * ratio + 1.0, 3.1 * k + 0.5))
     axes = fig.subplots(k, 2, squeeze=False, gridspec_kw={"width_ratios": [1.0, ratio]})
     unit = "dimensionless" if pca.use != "probabilities" else "probability"
+    if cells is not None and sliding is not None:
+        where, to_values = _window_placement(sliding, cells, (h, w), max_pixels)
+    else:
+        where, to_values = pca.lattice, np.asarray
     for n in range(k):
         scores = pca.loadings[n][np.isfinite(pca.loadings[n])]
         share = float(np.max(scores**2) / np.sum(scores**2)) if scores.size and np.any(scores) else 0.0
@@ -541,8 +655,8 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
         plot_adjacency(pca.components[n], list(pca.names), ax=axes[n, 0], signed=True, vmin=-top, vmax=top,
                        label="weight (unit-norm component)", fmt="{:.2f}", annotate_min=annotate_min,
                        title=f"component {n + 1} ({100 * pca.explained_variance_ratio[n]:.2g} % of variance)")
-        draw_map(axes[n, 1], image, pixel_size, pca.lattice, pca.loadings[n], label=f"score ({unit})", signed=True,
-                 style=style, percentile=percentile, max_pixels=300_000)
+        draw_map(axes[n, 1], image, pixel_size, where, to_values(pca.loadings[n]), label=f"score ({unit})",
+                 signed=True, style=style, percentile=percentile, max_pixels=max_pixels)
         axes[n, 1].set_title(f"loading map {n + 1}{note}")
     fig.suptitle(f"PCA of the sliding {pca.use.replace('_', ' ')} matrices "
                  f"({pca.provenance.get('params', {}).get('n_windows', '?')} fitted windows)")
@@ -552,19 +666,29 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
 def edge_mask(lingam, min_probability: float = 0.5) -> np.ndarray:
     """(p, p) bool: the edges of a global result that pass the chosen confidence.
 
-    The calibrated decision (``edges()`` column ``significant``) when the result has one, else a bootstrap
-    probability of at least ``min_probability``, else (no bootstrap) every non-zero coefficient.
+    The calibrated decision (``lingam.significant``, the ``significant`` column of ``edges()``) when the
+    result has one, else a bootstrap probability of at least ``min_probability``, else (no bootstrap) every
+    non-zero coefficient.  :func:`edge_criterion` states which.
     """
     B = lingam.adjacency
-    table = lingam.edges()
-    if "significant" in table.columns:
-        mask = np.zeros(B.shape, dtype=bool)
-        for row in table[table["significant"]].itertuples():
-            mask[lingam.index(row.effect), lingam.index(row.cause)] = True
-        return mask
+    if getattr(lingam, "significant", None) is not None:
+        return np.asarray(lingam.significant, dtype=bool).copy()
     if lingam.probabilities is not None:
         return (lingam.probabilities >= min_probability) & (B != 0)
     return B != 0
+
+
+def edge_criterion(lingam, min_probability: float = 0.5) -> str:
+    """The rule :func:`edge_mask` applies, in words, e.g. ``"calibrated: order t-test p <= 0.01, FDR bh"``."""
+    if getattr(lingam, "significant", None) is not None:
+        params = getattr(lingam, "params", {}) or {}
+        alpha, fdr = params.get("alpha"), params.get("fdr")
+        level = f"p <= {alpha:g}" if alpha is not None else "p at the fit's level"
+        return (f"calibrated: order t-test {level}" + (f", FDR control ({fdr})" if fdr else "")
+                + "; direction from the bootstrap")
+    if lingam.probabilities is not None:
+        return f"bootstrap probability >= {min_probability:.2f} (not calibrated)"
+    return "every non-zero coefficient (no bootstrap, no test)"
 
 
 def plot_global_graph(lingam, *, min_probability: float = 0.5, flag_above: float = 3.0, style="paper"):
@@ -592,10 +716,8 @@ def plot_global_graph(lingam, *, min_probability: float = 0.5, flag_above: float
     fig = _figure((11.5, 6.2))
     graph, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
     unit = "standardised (dimensionless)" if lingam.standardized else "data units"
-    confidence = ("calibrated significance" if "significant" in lingam.edges().columns
-                  else f"P >= {min_probability:.2f}" if lingam.probabilities is not None else "no bootstrap")
     plot_causal_graph(lingam, ax=graph, keep=keep, flag_above=flag_above, font_size=0.9 * style.font_size,
-                      title=f"layered layout: causes above effects; edges with {confidence}")
+                      title=f"layered layout: causes above effects\nedges shown: {edge_criterion(lingam, min_probability)}")
     shown = np.where(keep, lingam.adjacency, 0.0)
     plot_adjacency(shown, list(lingam.names), ax=heat, signed=True, vmin=-1.0, vmax=1.0, fmt="{:+.2f}",
                    label=f"coefficient, {unit}", title="effect <- cause (0: no edge shown)")
@@ -624,12 +746,14 @@ def _makers(results, image) -> dict:
     if results.lingam is not None:
         makers["causal_graph"] = lambda style: plot_global_graph(results.lingam, style=style)
     if image is not None and results.sliding is not None and results.sliding.lattice is not None:
-        makers["sliding_grid"] = lambda style: plot_sliding_grid(image, results.sliding, ps, style=style)
+        makers["sliding_grid"] = lambda style: plot_sliding_grid(image, results.sliding, ps, style=style,
+                                                                 cells=results.cells)
         if all(n in results.sliding.names for n in OVERLAY):
-            makers[f"overlay_{OVERLAY[0]}_{OVERLAY[1]}"] = lambda style: plot_overlay(image, results.sliding, ps,
-                                                                                      style=style)
+            makers[f"overlay_{OVERLAY[0]}_{OVERLAY[1]}"] = lambda style: plot_overlay(
+                image, results.sliding, ps, style=style, cells=results.cells)
     if image is not None and results.pca is not None and results.pca.lattice is not None:
-        makers["pca"] = lambda style: plot_pca(image, results.pca, ps, style=style)
+        makers["pca"] = lambda style: plot_pca(image, results.pca, ps, style=style, cells=results.cells,
+                                               sliding=results.sliding)
     return makers
 
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -101,7 +102,8 @@ def _seed_problem(seed) -> str | None:
 
 
 def parameter_problems(*, window="auto", n_bootstrap=100, seed=0, n_components=4, min_cells=None,
-                       projection="auto", plane=None, scale_unit=None, pixel_size=None, workers=None) -> list[str]:
+                       projection="auto", plane=None, scale_unit=None, pixel_size=None, workers=None,
+                       drop_deterministic=False) -> list[str]:
     """Everything wrong with the parameters of :func:`run_pipeline` / :func:`analyze_images`, all at once.
 
     Returns
@@ -122,6 +124,8 @@ def parameter_problems(*, window="auto", n_bootstrap=100, seed=0, n_components=4
         problems.append(_whole(min_cells, "min_cells", len(DESCRIPTORS) + 2, "cells"))
     if workers is not None:
         problems.append(_whole(workers, "workers", 1, "workers"))
+    if not isinstance(drop_deterministic, (bool, np.bool_)):
+        problems.append(f"drop_deterministic must be True or False, got {drop_deterministic!r}")
     if plane is not None:
         problems.append(_whole(plane, "plane", 0, "images (an index into the stack)"))
     if projection not in PROJECTIONS:
@@ -194,11 +198,11 @@ def _as_image(image_or_path, pixel_size, *, plane=None, scale_unit=None) -> Load
 
 
 def _run_params(*, pixel_size, window, n_bootstrap, seed, n_components, min_cells, projection, plane,
-                scale_unit) -> dict:
+                scale_unit, drop_deterministic) -> dict:
     """The parameters that change a number of the results (the resume key, with the input hash)."""
     return {"pixel_size": pixel_size, "window": window, "n_bootstrap": n_bootstrap, "seed": seed,
             "n_components": n_components, "min_cells": min_cells, "projection": projection, "plane": plane,
-            "scale_unit": scale_unit}
+            "scale_unit": scale_unit, "drop_deterministic": drop_deterministic}
 
 
 def run_pipeline(
@@ -215,6 +219,7 @@ def run_pipeline(
     projection: str = "auto",
     plane: int | None = None,
     scale_unit: str | None = None,
+    drop_deterministic: bool = False,
     overwrite: bool = False,
     executor=None,
     progress: Callable[[int, int], None] | None = None,
@@ -250,6 +255,12 @@ def run_pipeline(
         Image index in a file holding a stack.
     scale_unit : str, optional
         Length unit of a unit-less axis scale in the file (see :func:`~napari_causal_lattice.io.load_image`).
+    drop_deterministic : bool
+        Leave near-deterministic descriptors (e.g. Vol = a b sin alpha) out of the global and sliding fits
+        (``drop_deterministic=True`` of :func:`~napari_causal_lattice.causal.fit_lingam` and
+        :func:`~napari_causal_lattice.sliding.sliding_lingam`).  Either way the
+        :class:`~napari_causal_lattice.causal.DeterministicDescriptorWarning` is not raised: it is recorded
+        once per image as the ``note`` of the step that found it.
     overwrite : bool
         Replace earlier results in ``out``.
     executor : concurrent.futures.Executor or distributed.Client, optional
@@ -265,7 +276,9 @@ def run_pipeline(
     -------
     Results
         Columns, Cells, global LingamResult, SlidingResult, AdjacencyPCA, ``image_info`` and ``steps`` (each
-        step's outcome).  A step that fails after the columns were found does not raise: it is recorded as
+        step's outcome; besides ``status`` and ``reason``, ``steps["cells"]["flags"]`` holds the count of
+        flagged cells by reason, ``steps["sliding"]["window"]`` the window side used (cells; the number
+        ``window="auto"`` chose), and a step may carry a ``note``, e.g. near-deterministic descriptors).  A step that fails after the columns were found does not raise: it is recorded as
         ``{"status": "failed", "reason": ...}``, the steps that need it as ``"skipped"``, and what was
         computed is returned (and saved); check ``results.failed_steps``.
 
@@ -276,7 +289,7 @@ def run_pipeline(
     """
     params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
                          n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
-                         scale_unit=scale_unit)
+                         scale_unit=scale_unit, drop_deterministic=drop_deterministic)
     problems = parameter_problems(**params, workers=workers)
     if out is not None:
         problems += [p for p in [_writable_problem(Path(out).expanduser().absolute())] if p]
@@ -323,14 +336,16 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
         "cells": lambda: build_cells(objects["columns"], pixel_size=ps),
         "lingam": lambda: fit_lingam(objects["cells"].table, names=list(DESCRIPTORS), n_bootstrap=params["n_bootstrap"],
                                      seed=params["seed"], units=objects["cells"].units, progress=stages.sub,
-                                     cancel=cancel),
+                                     cancel=cancel, drop_deterministic=params["drop_deterministic"]),
         "sliding": lambda: sliding_lingam(objects["cells"], window=params["window"], n_bootstrap=params["n_bootstrap"],
                                           seed=params["seed"], workers=workers, executor=executor,
-                                          progress=stages.sub, cancel=cancel, **min_cells),
+                                          progress=stages.sub, cancel=cancel,
+                                          drop_deterministic=params["drop_deterministic"], **min_cells),
         "pca": lambda: pca(objects["sliding"]),
     }
     objects: dict = {}
     steps: dict = {}
+    noted: set = set()
     for name, needs in STEPS.items():
         stages.start(name)
         missing = [n for n in needs if n not in objects]
@@ -338,8 +353,9 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
             steps[name] = {"status": "skipped", "reason": f"needs {missing[0]}, which {steps[missing[0]]['status']}"}
         else:
             try:
-                objects[name] = run[name]()
-                steps[name] = {"status": "done", "reason": ""}
+                objects[name], notes = _noting_warnings(run[name], noted)
+                steps[name] = {"status": "done", "reason": "", **_step_facts(name, objects[name]),
+                               **({"note": " ".join(notes)} if notes else {})}
             except Cancelled:
                 raise
             except Exception as exc:  # noqa: BLE001 - recorded with its reason; what was computed is kept
@@ -348,6 +364,50 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
                 steps[name] = {"status": "failed", "reason": _describe(exc)}
         stages.finish()
     return objects, steps
+
+
+def _noting_warnings(call, noted: set):
+    """``(call(), notes)``: a :class:`DeterministicDescriptorWarning` is not shown but returned as a note, once
+    per kind (``noted`` holds the kinds already noted for this image); other warnings pass through."""
+    from .causal import DeterministicDescriptorWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeterministicDescriptorWarning)
+        value = call()
+    notes = []
+    for w in caught:
+        if issubclass(w.category, DeterministicDescriptorWarning):
+            if w.category not in noted:
+                noted.add(w.category)
+                notes.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return value, notes
+
+
+def _step_facts(name: str, value) -> dict:
+    """What the results record about a finished step besides its status: the flagged cells by reason, the
+    sliding window used (cells)."""
+    if name == "cells":
+        return {"flags": value.flag_counts()}
+    if name == "sliding":
+        return {"window": int(value.window)}
+    return {}
+
+
+def step_summary(steps: dict) -> str:
+    """One line of the facts in ``steps``: window used, flagged cells by reason, notes (empty when none)."""
+    parts = []
+    window = (steps.get("sliding") or {}).get("window")
+    if window is not None:
+        parts.append(f"window {window} cells")
+    flags = (steps.get("cells") or {}).get("flags")
+    if flags is not None:
+        total = sum(flags.values())
+        detail = ", ".join(f"{n} {reason}" for reason, n in flags.items())
+        parts.append(f"{total} flagged cells" + (f" ({detail})" if detail else ""))
+    parts += [f"note: {s['note']}" for s in steps.values() if isinstance(s, dict) and s.get("note")]
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -418,9 +478,13 @@ class BatchItem:
         return self.status in ("done", "skipped") and not failed
 
     def as_dict(self) -> dict:
-        """JSON-able form (``--json`` output)."""
+        """JSON-able form (``--json`` output): besides the steps, the sliding ``window`` used (cells), the
+        flagged cells by reason (``flags``) and the steps' ``notes``."""
         return {"image": self.image, "out": self.out, "status": self.status, "message": self.message,
-                "seconds": round(self.seconds, 3), "steps": self.steps}
+                "seconds": round(self.seconds, 3), "window": (self.steps.get("sliding") or {}).get("window"),
+                "flags": (self.steps.get("cells") or {}).get("flags"),
+                "notes": [s["note"] for s in self.steps.values() if isinstance(s, dict) and s.get("note")],
+                "steps": self.steps}
 
 
 def output_folders(paths, out) -> list[Path]:
@@ -472,7 +536,7 @@ def _compute(job: dict):
 
 
 def _pipeline_kwargs(params: dict) -> dict:
-    keys = ("window", "n_bootstrap", "seed", "n_components", "min_cells", "projection")
+    keys = ("window", "n_bootstrap", "seed", "n_components", "min_cells", "projection", "drop_deterministic")
     return {k: params[k] for k in keys}
 
 
@@ -632,6 +696,7 @@ def analyze_images(
     projection: str = "auto",
     plane: int | None = None,
     scale_unit: str | None = None,
+    drop_deterministic: bool = False,
     workers: int | None = None,
     scheduler=None,
     split_pixels: int = SPLIT_PIXELS,
@@ -649,7 +714,7 @@ def analyze_images(
         Image files.
     out : str or Path
         Parent folder; one results subfolder per image.
-    window, n_bootstrap, seed, pixel_size, n_components, min_cells, projection, plane, scale_unit
+    window, n_bootstrap, seed, pixel_size, n_components, min_cells, projection, plane, scale_unit, drop_deterministic
         As in :func:`run_pipeline` (the same for every image).
     workers : int, optional
         Local workers: several images run in a pool of this many processes; a single image (or the serial
@@ -695,7 +760,7 @@ def analyze_images(
         raise ValueError(f"split_pixels must be a positive whole number of pixels, got {split_pixels!r}")
     params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
                          n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
-                         scale_unit=scale_unit)
+                         scale_unit=scale_unit, drop_deterministic=drop_deterministic)
     plan = plan_batch(paths, out, params, overwrite=overwrite)
     n = len(paths)
     items: dict[int, BatchItem] = dict(plan.skipped)
@@ -737,7 +802,8 @@ def analyze_images(
         text = {"done": f"done in {seconds:.1f} s -> {folder}",
                 "partial": f"PARTIAL in {seconds:.1f} s -> {folder} ({message})",
                 "failed": f"FAILED: {message}"}[status]
-        bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}")
+        facts = step_summary(steps)
+        bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}" + (f"; {facts}" if facts else ""))
 
     def run_here(k, executor=None, image=None):
         image = load(k) if image is None else image

@@ -196,6 +196,9 @@ def _image_section(anchor: str, item, results, folder: Path, root: Path, *, min_
                  f"{_esc(f'{ps:.4g} pm/px' if ps else 'unknown (maps in px)')}, sha256 "
                  f"<code>{_esc(str(info.get('sha256', ''))[:16])}</code>&hellip;"
                  + "".join(f"<br>note: {_esc(n)}" for n in info.get("notes", [])) + "</p>")
+    facts = _step_facts(results.steps or {})
+    if facts:
+        parts.append(f"<p class='facts'>{_esc(facts)}</p>")
     for fig, caption in _FIGURES.items():
         png = folder / "figures" / f"{fig}.png"
         if not png.is_file():
@@ -210,6 +213,13 @@ def _image_section(anchor: str, item, results, folder: Path, root: Path, *, min_
     return "\n".join(parts)
 
 
+def _step_facts(steps: dict) -> str:
+    """The run's facts (sliding window used, flagged cells by reason, notes) in one line."""
+    from .pipeline import step_summary
+
+    return step_summary(steps)
+
+
 def _edges_section(lingam, mask, min_probability: float) -> str:
     table = lingam.edges(in_units=True)
     shown = np.array([mask[lingam.index(e), lingam.index(c)] for e, c in zip(table["effect"], table["cause"])],
@@ -218,9 +228,15 @@ def _edges_section(lingam, mask, min_probability: float) -> str:
     table = table.rename(columns={"ci_low": "95% low", "ci_high": "95% high"})
     std = [lingam.coefficient(e, c) for e, c in zip(table["effect"], table["cause"])]
     table.insert(3, "standardised", std)
-    return (f"<h3>Global edges passing the confidence (P &ge; {min_probability:.2f} or the calibrated decision), "
-            f"physical units</h3>{_table(table, text_columns=('cause', 'effect', 'unit'))}"
-            "<p>The 95 % interval is the 2.5-97.5 percentile range of the bootstrap coefficient (zeros included). "
+    from .figures import edge_criterion
+
+    return (f"<h3>Global edges passing the confidence, physical units</h3>"
+            f"<p>criterion: {_esc(edge_criterion(lingam, min_probability))}.</p>"
+            f"{_table(table, text_columns=('cause', 'effect', 'unit', 'link'))}"
+            "<p><code>p_value</code>: order t-test of the coefficient given the causal order; "
+            "<code>significant</code> and <code>link</code>: the calibrated decision (link \"a &lt;-&gt; b\": "
+            "linked, direction not resolved by the bootstrap); <code>probability</code>: lingam's bootstrap "
+            "probability, for comparison with the paper. The 95 % interval is the 2.5-97.5 percentile range of the bootstrap coefficient (zeros included). "
             "A standardised coefficient beyond &plusmn;3 marks collinear descriptors, not an effect size.</p>")
 
 
