@@ -16,8 +16,28 @@ FDR_CHOICES = {"none": None, "BH": "bh", "BY": "by"}
 #: that stay apart for colour-blind readers.
 LINK_COLORS = ("transparent", "#E69F00", "#56B4E9", "#CC79A7")
 
-__all__ = ["DEFAULT_ALPHA", "FDR_CHOICES", "LINK_COLORS", "LINK_TYPES", "criterion_text", "link_legend_html",
-           "link_names"]
+__all__ = ["DEFAULT_ALPHA", "FDR_CHOICES", "LINK_COLORS", "LINK_TYPES", "criterion_text", "decision_fields",
+           "link_legend_html", "link_names"]
+
+
+def decision_fields(scope: str) -> list:
+    """The magicgui fields ``alpha`` and ``fdr`` of the edge decision, for a form over ``scope``.
+
+    Parameters
+    ----------
+    scope : str
+        What the false discovery rate is controlled over, e.g. ``"the p(p-1) edges"``.
+    """
+    from magicgui.widgets import ComboBox, FloatSpinBox
+
+    return [
+        FloatSpinBox(name="alpha", label="Edge alpha", min=0.001, max=0.5, step=0.001, value=DEFAULT_ALPHA,
+                     tooltip="Level of the order t-test that decides whether an edge is there (the FDR level with "
+                             "BH/BY); see docs/confidence.md"),
+        ComboBox(name="fdr", label="FDR control", choices=list(FDR_CHOICES), value="none",
+                 tooltip=f"Control the false discovery rate over {scope}: Benjamini-Hochberg, or "
+                         "Benjamini-Yekutieli (any dependence between the tests)"),
+    ]
 
 
 def criterion_text(params: dict) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from napari.layers import Points
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -47,7 +47,7 @@ from ..lattice import DESCRIPTORS
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..provenance import jsonable
 from ._dock import DockWidget
-from ._edges import DEFAULT_ALPHA, FDR_CHOICES, criterion_text
+from ._edges import FDR_CHOICES, criterion_text, decision_fields
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import META_KEY
@@ -150,12 +150,7 @@ class CausalWidget(DockWidget):
                          value=0.5, tooltip="Edges with a lower bootstrap probability are not drawn or exported."),
             CheckBox(name="in_units", text="physical units (e.g. pm per pm)",
                      tooltip="Off: standardised coefficients (std of effect per std of cause)."),
-            FloatSpinBox(name="alpha", label="Edge alpha", min=0.001, max=0.5, step=0.001, value=DEFAULT_ALPHA,
-                         tooltip="Level of the order t-test that decides whether an edge is there (the FDR level "
-                                 "with BH/BY); see docs/confidence.md."),
-            ComboBox(name="fdr", label="FDR control", choices=list(FDR_CHOICES), value="none",
-                     tooltip="Control the false discovery rate over the p(p-1) edges: Benjamini-Hochberg or "
-                             "Benjamini-Yekutieli."),
+            *decision_fields("the p(p-1) edges"),
             CheckBox(name="significant_only", text="significant edges only", value=True,
                      tooltip="Draw and list only the edges that pass the calibrated test."),
             CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",

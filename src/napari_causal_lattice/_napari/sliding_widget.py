@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from napari.layers import Image, Points
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, Container, SpinBox
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,7 +56,7 @@ from ..plotting import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
-from ._edges import DEFAULT_ALPHA, FDR_CHOICES, LINK_COLORS, criterion_text, link_legend_html, link_names
+from ._edges import FDR_CHOICES, LINK_COLORS, criterion_text, decision_fields, link_legend_html, link_names
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import (
@@ -204,12 +204,7 @@ class SlidingWidget(DockWidget):
                     tooltip="Bootstrap resamples per window (0: no probabilities)"),
             SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0,
                     tooltip="Seed of the bootstrap resampling (same seed, same maps)"),
-            FloatSpinBox(name="alpha", label="Edge alpha", min=0.001, max=0.5, step=0.001, value=DEFAULT_ALPHA,
-                         tooltip="Level of the order t-test that decides whether an edge is there (per edge and "
-                                 "window; the FDR level with BH/BY); see docs/confidence.md"),
-            ComboBox(name="fdr", label="FDR control", choices=list(FDR_CHOICES), value="none",
-                     tooltip="Control the false discovery rate over all windows and edges: Benjamini-Hochberg, "
-                             "or Benjamini-Yekutieli (any dependence between overlapping windows)"),
+            *decision_fields("all windows and edges"),
             CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",
                      value=False, tooltip="Leave out variables that the others predict almost exactly (e.g. Vol = "
                                           "a b sin(alpha), R^2 > 0.999); LiNGAM cannot orient their edges"),
