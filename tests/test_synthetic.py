@@ -390,3 +390,20 @@ def test_110_projection_truth():
     assert np.allclose(t.coefficient("Vol", "a"), A0 / np.sqrt(2)) and np.allclose(t.coefficient("Vol", "b"), A0)
     with pytest.raises(ValueError, match="projection must be"):
         synthetic_perovskite(seed=0, shape_cells=(6, 6), projection="[111]")
+
+
+def test_probe_tail_and_line_jitter_are_instrument_only():
+    """Tails and scan-line jitter change the image, not the planted truth; NON_POLAR plants P = 0 exactly."""
+    from napari_causal_lattice.synthetic import NON_POLAR
+
+    plain = synthetic_perovskite(seed=3, shape_cells=(8, 8), **NON_POLAR)
+    tailed = synthetic_perovskite(seed=3, shape_cells=(8, 8), probe_tail=0.2, line_jitter=0.3, **NON_POLAR)
+    assert plain.truth.line_shifts is None
+    shifts = tailed.truth.line_shifts
+    assert shifts.shape == (tailed.image.shape[0],)
+    assert 0.2 < shifts.std() < 0.4
+    np.testing.assert_array_equal(plain.truth.b_positions, tailed.truth.b_positions)
+    assert np.abs(tailed.truth.descriptors[["Px", "Py"]].to_numpy()).max() < 1e-9
+    assert tailed.image.sum() > plain.image.sum() * 1.05  # the tails add intensity between the columns
+    rebuilt = type(tailed.truth).from_state(tailed.truth.to_state())
+    np.testing.assert_array_equal(rebuilt.line_shifts, shifts)

@@ -52,6 +52,12 @@ __all__ = [
 ]
 
 #: Region label -> name, for ``truth.region``.
+#: Options that remove every planted polarization and coupling: a centrosymmetric control, whose measured Px,
+#: Py must read zero and whose descriptors must show no causal link (combine with ``probe_tail``,
+#: ``line_jitter`` and larger amplitude spreads to test what the instrument alone produces).
+NON_POLAR: dict[str, float] = {"polarization": 0.0, "px_py_coupling": 0.0, "py_i5_coupling": 0.0, "px_noise": 0.0,
+                               "py_noise": 0.0}
+
 REGION_NAMES: dict[int, str] = {0: "domain -", 1: "domain +", 2: "interface", 3: "substrate"}
 
 _IDX = {name: k for k, name in enumerate(DESCRIPTORS)}
@@ -83,6 +89,12 @@ _OPTIONS: dict[str, _Option] = {
     "background": _Option(10.0, "uniform background in counts per px", 0.0, 1e9, False, True),
     "read_noise": _Option(2.0, "Gaussian read-out noise, standard deviation in counts per px", 0.0, 1e9, False,
                           True),
+    "probe_tail": _Option(0.0, "peak of a wide Gaussian tail added to every column (real probes have tails), "
+                          "relative to the column's peak; 0 = pure Gaussian columns", 0.0, 1.0, False, True),
+    "tail_width": _Option(3.0, "sigma of the probe tail relative to the column's own sigma", 1.0, 10.0, False,
+                          True),
+    "line_jitter": _Option(0.0, "scan-line jitter: rms shift in px along x of each fast-scan line (row), drawn "
+                           "independently per line", 0.0, 5.0, False, True),
     "a_amplitude_spread": _Option(0.08, "relative half-width of the uniform A amplitude scatter", 0.0, 0.5),
     "b_amplitude_spread": _Option(0.15, "relative half-width of the uniform B amplitude scatter", 0.0, 0.5),
     "a_jitter": _Option(6.0, "half-width in pm of the uniform A-column displacement per axis (at most a0 / 10)",
@@ -269,20 +281,40 @@ def _adjacency(params: dict, k: np.ndarray, c_i5: np.ndarray, i5_nominal: float,
     return adj
 
 
-def _render(shape, positions, amplitudes, sigma) -> np.ndarray:
-    """Sum of isotropic Gaussians (peak ``amplitudes``) at ``positions`` (N, 2) yx px on an image of ``shape``."""
+def _render(shape, positions, amplitudes, sigma, row_shift=None, *, max_values: int = 2**24) -> np.ndarray:
+    """Sum of isotropic Gaussians (peak ``amplitudes``) at ``positions`` (N, 2) yx px on an image of ``shape``.
+
+    ``row_shift`` (H,) px moves the content of each image row along x (scan-line jitter).  Columns are drawn in
+    chunks of at most ``max_values`` patch pixels, so wide probe tails stay within memory.
+    """
     h, w = shape
     r = int(math.ceil(4.0 * sigma))
     steps = np.arange(-r, r + 1)
-    centre = np.rint(positions).astype(int)
-    rows = centre[:, :1] + steps  # (N, P)
-    cols = centre[:, 1:] + steps
-    gy = np.exp(-0.5 * ((rows - positions[:, :1]) / sigma) ** 2) * amplitudes[:, None]
-    gx = np.exp(-0.5 * ((cols - positions[:, 1:]) / sigma) ** 2)
-    values = gy[:, :, None] * gx[:, None, :]
-    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    flat = rows[:, :, None] * w + cols[:, None, :]
-    return np.bincount(flat[inside], weights=values[inside], minlength=h * w).reshape(h, w)
+    chunk = max(1, max_values // len(steps) ** 2)
+    out = np.zeros(h * w)
+    for start in range(0, len(positions), chunk):
+        pos = positions[start:start + chunk]
+        centre = np.rint(pos).astype(int)
+        rows = centre[:, :1] + steps  # (N, P)
+        cols = centre[:, 1:] + steps
+        gy = np.exp(-0.5 * ((rows - pos[:, :1]) / sigma) ** 2) * amplitudes[start:start + chunk, None]
+        if row_shift is None:
+            values = gy[:, :, None] * np.exp(-0.5 * ((cols - pos[:, 1:]) / sigma) ** 2)[:, None, :]
+        else:
+            shift = row_shift[np.clip(rows, 0, h - 1)][:, :, None]
+            values = gy[:, :, None] * np.exp(-0.5 * ((cols[:, None, :] - pos[:, 1:, None] - shift) / sigma) ** 2)
+        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        flat = rows[:, :, None] * w + cols[:, None, :]
+        out += np.bincount(flat[inside], weights=values[inside], minlength=h * w)
+    return out.reshape(h, w)
+
+
+def _render_columns(shape, positions, amplitudes, sigma, params: dict, row_shift) -> np.ndarray:
+    """The columns of one sublattice: a Gaussian core plus, with ``probe_tail``, a wider Gaussian tail."""
+    image = _render(shape, positions, amplitudes, sigma, row_shift)
+    if params["probe_tail"] > 0:
+        image += _render(shape, positions, amplitudes * params["probe_tail"], sigma * params["tail_width"], row_shift)
+    return image
 
 
 def _frame_state(frame: pd.DataFrame) -> dict:
@@ -383,6 +415,9 @@ class SyntheticTruth(_PlantedStructure):
         Descriptor name -> unit, plus ``"positions": "px"``.
     pixel_size : float
         pm per px.
+    line_shifts : (H,) float array or None
+        Scan-line jitter of the image: the content of image row ``r`` appears shifted by ``line_shifts[r]`` px
+        along x (None when ``line_jitter`` is 0).  The positions above are the true (unshifted) ones.
     """
 
     a_positions: np.ndarray
@@ -400,6 +435,7 @@ class SyntheticTruth(_PlantedStructure):
     wall: dict
     units: dict
     pixel_size: float
+    line_shifts: np.ndarray | None = None
 
     def to_state(self) -> dict:
         """Nested dict of arrays / str / float for saving; :meth:`from_state` rebuilds it exactly."""
@@ -407,6 +443,8 @@ class SyntheticTruth(_PlantedStructure):
         state.update(lattice=self.lattice.to_state(), cell_lattice=self.cell_lattice.to_state(),
                      descriptors=_frame_state(self.descriptors), region_names=_names_state(self.region_names),
                      wall=_wall_state(self.wall), units=dict(self.units), pixel_size=float(self.pixel_size))
+        if self.line_shifts is not None:
+            state["line_shifts"] = self.line_shifts.copy()
         return state
 
     @classmethod
@@ -415,7 +453,8 @@ class SyntheticTruth(_PlantedStructure):
                    lattice=Lattice.from_state(state["lattice"]), cell_lattice=Lattice.from_state(state["cell_lattice"]),
                    descriptors=_frame_from_state(state["descriptors"]),
                    region_names=dict(enumerate(state["region_names"])), wall=_wall_from_state(state["wall"]),
-                   units=dict(state["units"]), pixel_size=float(state["pixel_size"]))
+                   units=dict(state["units"]), pixel_size=float(state["pixel_size"]),
+                   line_shifts=None if state.get("line_shifts") is None else np.asarray(state["line_shifts"]))
 
     def __repr__(self) -> str:
         ni, nj = self.grid_shape
@@ -554,6 +593,14 @@ def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **o
             Uniform background, counts per px [10.0].
         read_noise : float
             Gaussian read-noise standard deviation, counts per px [2.0].
+        probe_tail : float
+            Peak of a wide Gaussian tail on every column relative to the column's peak, in [0, 1] [0.0]; real
+            probes have tails (e.g. 0.2), which overlap the neighbouring columns.
+        tail_width : float
+            Sigma of that tail relative to the column's sigma [3.0].
+        line_jitter : float
+            Scan-line jitter: rms shift in px along x of each image row, independent per row [0.0]; the shifts
+            are ``truth.line_shifts``.
         a_amplitude_spread, b_amplitude_spread : float
             Relative half-widths of the uniform scatter of A and B peak amplitudes [0.08, 0.15].
         a_jitter : float
@@ -639,8 +686,9 @@ def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **o
     table.insert(0, "j", b_grid[:, 1])
     table.insert(0, "i", b_grid[:, 0])
 
-    clean = params["background"] + _render(shape, a_pos, a_amp, params["sigma_a"]) + _render(
-        shape, b_pos, b_amp, params["sigma_b"])
+    row_shift = rng.normal(0.0, params["line_jitter"], shape[0]) if params["line_jitter"] > 0 else None
+    clean = params["background"] + _render_columns(shape, a_pos, a_amp, params["sigma_a"], params, row_shift) + \
+        _render_columns(shape, b_pos, b_amp, params["sigma_b"], params, row_shift)
     image = rng.poisson(clean).astype(np.float64)
     if params["read_noise"] > 0:
         image += rng.normal(0.0, params["read_noise"], shape)
@@ -650,7 +698,7 @@ def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **o
         a_positions=a_pos, a_grid=a_grid, a_intensity=a_amp, b_positions=b_pos, b_grid=b_grid,
         b_intensity=b_amp, lattice=lattice, cell_lattice=cell_lattice, descriptors=table,
         adjacency=_adjacency(params, k, c_i5, i5_nominal, aspect), region=region, region_names=dict(REGION_NAMES),
-        wall=wall, units=units, pixel_size=ps,
+        wall=wall, units=units, pixel_size=ps, line_shifts=row_shift,
     )
     provenance = make_provenance("synthetic_perovskite", params, seed=seed)
     return SyntheticSample(image=image, pixel_size=ps, truth=truth, params=params, provenance=provenance)
