@@ -202,7 +202,7 @@ def compare_and_wall_rows(quick: bool) -> list[tuple]:
     normal = np.asarray(wall["normal"])
     along = np.array([normal[1], -normal[0]]) * 54 * wall["pitch_px"]
     line = np.stack([wall["point"] - along, wall["point"] + along])
-    call = lambda: wall_profile(grid, line, method="lingam", n_bootstrap=20, seed=1, max_distance=300)  # noqa: E731
+    call = lambda: wall_profile(grid, line, estimator="lingam", n_bootstrap=20, seed=1, max_distance=300)  # noqa: E731
     call()
     t_wall, r_wall = public_over_engine(call)
     return [

@@ -110,8 +110,8 @@ def figure1(out: Path, rng: np.random.Generator) -> dict:
         ax.set_title(f"({letter}) regression {names[target]}({', '.join(others)})", fontsize=9)
         ax.set_ylabel("coefficient")
         ax.set_ylim(-7.5, 4.0)
-    direct = fit_lingam(Z, names=names, prior_knowledge=None, standardize=False)
-    boot = fit_lingam(Z, names=names, prior_knowledge=None, standardize=False, n_bootstrap=TOY_BOOTSTRAP,
+    direct = fit_lingam(Z, variables=names, prior_knowledge=None, standardize=False)
+    boot = fit_lingam(Z, variables=names, prior_knowledge=None, standardize=False, n_bootstrap=TOY_BOOTSTRAP,
                       seed=SEED)
     plot_causal_graph(direct, ax=axes[0, 3], title="(d) LiNGAM, direct fit")
     median = np.median(boot.bootstrap_adjacency, axis=0)

@@ -169,7 +169,7 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="exogenous"):
         fit_lingam(t, prior_knowledge={"exogenous": ["Px"], "required": ["Px <- Py"]})
     with pytest.raises(ValueError, match="not in the table"):
-        fit_lingam(t, names=["a", "nope"])
+        fit_lingam(t, variables=["a", "nope"])
     with pytest.raises(ValueError, match="n_bootstrap"):
         fit_lingam(t, n_bootstrap=-1)
     with pytest.raises(TypeError, match="numeric"):
@@ -181,7 +181,7 @@ def test_bad_arguments_raise_clear_errors():
 def test_prior_forms_and_array_input():
     t = descriptor_table(n=300)
     X = t.to_numpy()
-    r1 = fit_lingam(X, names=list(DESCRIPTORS), prior_knowledge=["I14", "I5", "Py <- Px"])
+    r1 = fit_lingam(X, variables=list(DESCRIPTORS), prior_knowledge=["I14", "I5", "Py <- Px"])
     r2 = fit_lingam(t, prior_knowledge={"exogenous": ["I14", "I5"], "required": [("Py", "Px")]})
     r3 = fit_lingam(t, prior_knowledge=r2.prior_knowledge)
     assert np.array_equal(r1.prior_knowledge, r2.prior_knowledge)
@@ -309,15 +309,15 @@ def test_near_deterministic_descriptor_warns_and_can_be_dropped():
 
 def test_lingam_backend_gives_the_engines_answer():
     res_engine = fit_lingam(descriptor_table(n=300), n_bootstrap=3, seed=1)
-    res_lingam = fit_lingam(descriptor_table(n=300), n_bootstrap=3, seed=1, method="lingam")
+    res_lingam = fit_lingam(descriptor_table(n=300), n_bootstrap=3, seed=1, backend="lingam")
     np.testing.assert_array_equal(res_engine.causal_order, res_lingam.causal_order)
     np.testing.assert_allclose(res_engine.adjacency, res_lingam.adjacency, atol=1e-8)
     np.testing.assert_allclose(res_engine.bootstrap_adjacency, res_lingam.bootstrap_adjacency, atol=1e-8)
     assert res_lingam.params["method"] == "lingam"
     with pytest.raises(ValueError, match="Unknown causal method"):
-        fit_lingam(descriptor_table(), method="ica")
+        fit_lingam(descriptor_table(), backend="ica")
     with pytest.raises(TypeError, match="fit_batch"):
-        fit_lingam(descriptor_table(), method=42)
+        fit_lingam(descriptor_table(), backend=42)
 
 
 def test_eiv_correction_recovers_a_diluted_coefficient_over_8_seeds():
@@ -330,7 +330,7 @@ def test_eiv_correction_recovers_a_diluted_coefficient_over_8_seeds():
         py = rng.uniform(-1, 1, 900) * 4 * np.sqrt(3)
         t = pd.DataFrame({"I5": rng.uniform(-1, 1, 900), "Px": 0.8 * py + rng.uniform(-1, 1, 900),
                           "Py": py + rng.normal(0, 1.5, 900), "sigma_Py": 1.5})
-        res = fit_lingam(t, names=["I5", "Px", "Py"], prior_knowledge=["I5", "Px <- Py"], n_bootstrap=60,
+        res = fit_lingam(t, variables=["I5", "Px", "Py"], prior_knowledge=["I5", "Px <- Py"], n_bootstrap=60,
                          seed=seed, eiv=True)
         row = res.edges().set_index(["effect", "cause"]).loc[("Px", "Py")]
         hits += row.ci_low_eiv <= 0.8 <= row.ci_high_eiv

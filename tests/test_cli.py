@@ -262,21 +262,18 @@ def test_plane_picks_one_image_of_a_stack(scans, tmp_path, capsys):
     assert "plane=k" in capsys.readouterr().err
     assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options, "--plane", "1") == 0
     res = load_results(tmp_path / "out" / "stack")
-    assert res.manifest["run"]["params"]["plane"] == 1
+    assert res.manifest["run"]["params"]["load"]["plane"] == 1
     assert "using plane 1" in " ".join(res.image_info["notes"])
 
 
 def test_bad_options_are_refused_before_computing(scans, tmp_path, capsys):
     folder, options = scans
     argv = ["analyze", str(folder / "first.npy"), "--out", str(tmp_path / "o"), *options]
-    assert main(argv + ["--scale-unit", "furlong", "--projection", "[110]"]) == 2
-    err = capsys.readouterr().err
-    assert "scale_unit must be a length unit" in err
-    from napari_causal_lattice.pipeline import _find_columns_knows_projection
-
-    if not _find_columns_knows_projection():  # until column finding takes the projection
-        assert "2 problems" in err and "projection='[110]' needs find_columns(projection=)" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--scale-unit", "furlong", "--projection", "[110]"])
+    assert exit_info.value.code == 2
+    assert "scale_unit must be a length unit" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     with pytest.raises(SystemExit):
         main(argv + ["--projection", "[111]"])
-    assert "invalid choice: '[111]'" in capsys.readouterr().err
+    assert "projection must be one of 'auto', '[001]', '[110]', got '[111]'" in capsys.readouterr().err

@@ -114,7 +114,7 @@ def test_precomputed_lingam_results_are_used_as_given(images, comparison):
     from napari_causal_lattice.causal import fit_lingam
 
     items, groups = images
-    results = {name: fit_lingam(table, names=VARIABLES, n_bootstrap=20, seed=3, standardize=False)
+    results = {name: fit_lingam(table, variables=VARIABLES, n_bootstrap=20, seed=3, standardize=False)
                for name, table in items.items()}
     res = compare_images(results, groups, n_bootstrap=20, seed=0)
     assert res.names == tuple(VARIABLES)

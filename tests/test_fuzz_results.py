@@ -31,7 +31,7 @@ def template(tmp_path_factory):
     rng = np.random.default_rng(0)
     z0 = rng.uniform(-1, 1, 300)
     table = np.c_[z0, 2 * z0 + rng.uniform(-1, 1, 300), rng.uniform(-1, 1, 300)]
-    lingam = fit_lingam(table, names=["a", "b", "c"], n_bootstrap=3, seed=1)
+    lingam = fit_lingam(table, variables=["a", "b", "c"], n_bootstrap=3, seed=1)
     folder = tmp_path_factory.mktemp("fuzz") / "template"
     save_results(folder, lingam=lingam, image_info={"sha256": "00" * 32, "shape": [8, 8]},
                  steps={"lingam": {"status": "done", "reason": ""}})

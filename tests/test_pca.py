@@ -84,7 +84,7 @@ def test_state_round_trip(sliding):
 
 
 def test_bad_input(grid, sliding):
-    with pytest.raises(ValueError, match="n_components must be between 1 and"):
+    with pytest.raises(ValueError, match="n_components must be at least 1"):
         adjacency_pca(sliding, 0)
     with pytest.raises(ValueError, match="n_components must be between 1 and"):
         adjacency_pca(sliding, 65)

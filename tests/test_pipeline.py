@@ -109,7 +109,8 @@ def test_drop_deterministic_leaves_vol_out_of_both_fits(sample):
     res = run_pipeline(sample, window=WINDOW, n_bootstrap=0, seed=5, n_components=2, drop_deterministic=True)
     assert "Vol" not in res.lingam.names and "Vol" not in res.sliding.names
     assert "left out: Vol" in res.steps["lingam"]["note"]
-    assert parameter_problems(drop_deterministic="yes") == ["drop_deterministic must be True or False, got 'yes'"]
+    (problem,) = parameter_problems(drop_deterministic="yes")
+    assert problem.startswith("drop_deterministic must be True or False, got 'yes'")
 
 
 def test_same_seed_same_results(sample, results):
@@ -159,10 +160,11 @@ def test_parameters_are_checked_all_at_once_in_our_words():
         run_pipeline(np.zeros((20, 20)), n_bootstrap=2.5, seed=-1, window=2, min_cells=3, projection="[111]")
     text = str(info.value)
     assert "5 problems" in text
-    for part in ("n_bootstrap must be a whole number of resamples, got 2.5", "seed must be a whole number >= 0",
-                 "window must be at least 3 cells", "min_cells must be at least 10", "projection must be one of"):
+    for part in ("n_bootstrap must be a whole number, got 2.5", "seed must be a whole number >= 0",
+                 "window must be 'auto' or a whole number >= 3", "min_cells must be at least 10",
+                 "projection must be one of"):
         assert part in text
-    with pytest.raises(ValueError, match=r"not a numpy Generator .*seed=int\(rng.integers"):
+    with pytest.raises(TypeError, match=r"not a numpy Generator .*int\(rng.integers"):
         run_pipeline(np.zeros((20, 20)), seed=np.random.default_rng(0))
     with pytest.raises(ValueError, match="window must be 'auto' or a whole number"):
         run_pipeline(np.zeros((20, 20)), window="big")
@@ -171,7 +173,7 @@ def test_parameters_are_checked_all_at_once_in_our_words():
     from napari_causal_lattice.causal import fit_lingam
 
     table = np.random.default_rng(0).uniform(size=(50, 3))
-    with pytest.raises(TypeError, match="n_bootstrap must be a whole number of resamples, got 2.5"):
+    with pytest.raises(TypeError, match="n_bootstrap must be a whole number, got 2.5"):
         fit_lingam(table, n_bootstrap=2.5)
     with pytest.raises(ValueError, match="seed must be a whole number >= 0 or None"):
         fit_lingam(table, n_bootstrap=2, seed=-1)
@@ -184,7 +186,7 @@ def test_bad_inputs_are_refused_clearly(tmp_path):
         run_pipeline(np.zeros((3, 20, 20)))
     with pytest.raises(TypeError, match="image path, a LoadedImage or a 2D array"):
         run_pipeline([[1, 2], [3, 4]])
-    with pytest.raises(ValueError, match="positive number of pm per px"):
+    with pytest.raises(ValueError, match="positive number of pm/px"):
         run_pipeline(np.zeros((20, 20)), pixel_size=-1)
 
 

@@ -42,7 +42,7 @@ def test_graph_from_result_and_layered_rows():
     z0 = rng.uniform(-1, 1, 1000)
     z1 = 3 * z0 + rng.uniform(-1, 1, 1000)
     z2 = -6 * z1 + rng.uniform(-1, 1, 1000)
-    res = fit_lingam(np.c_[z0, z1, z2], names=NAMES, n_bootstrap=5, seed=0)
+    res = fit_lingam(np.c_[z0, z1, z2], variables=NAMES, n_bootstrap=5, seed=0)
     ax = plot_causal_graph(res, in_units=True, fmt="{:+.1f}")
     labels = texts(ax)
     assert any(t.startswith("+3.0") for t in labels) and any(t.startswith("-6.0") for t in labels)
@@ -108,7 +108,7 @@ def test_keep_mask_units_and_non_overlapping_labels():
     z0 = rng.uniform(-1, 1, 800)
     z1 = 3 * z0 + rng.uniform(-1, 1, 800)
     z2 = -6 * z1 + 2 * z0 + rng.uniform(-1, 1, 800)
-    res = fit_lingam(np.c_[z0, z1, z2], names=NAMES, units={"z0": "pm", "z1": "pm", "z2": "deg"})
+    res = fit_lingam(np.c_[z0, z1, z2], variables=NAMES, units={"z0": "pm", "z1": "pm", "z2": "deg"})
     keep = np.zeros((3, 3), dtype=bool)
     keep[1, 0] = keep[2, 1] = True
     ax = plot_causal_graph(res, in_units=True, keep=keep, fmt="{:+.1f}")

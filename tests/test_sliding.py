@@ -321,7 +321,7 @@ def test_state_round_trip(result):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"window": 2}, "window must be at least 3"),
+        ({"window": 2}, "window must be 'auto' or a whole number >= 3"),
         ({"window": 73}, "larger than the cell grid"),
         ({"window": 10, "stride": 0}, "stride must be at least 1"),
         ({"window": 10, "stride": 11}, "must not exceed the window"),
@@ -417,7 +417,7 @@ def test_lingam_backend_gives_the_engines_windows(grid):
     small = grid.table[(grid.table.i < 24) & (grid.table.j < 24)]
     kwargs = dict(window=12, n_bootstrap=2, seed=1, workers=1, variables=["I5", "a", "Px", "Py"])
     engine = sliding_lingam(small, **kwargs)
-    reference = sliding_lingam(small, method="lingam", **kwargs)
+    reference = sliding_lingam(small, backend="lingam", **kwargs)
     np.testing.assert_array_equal(engine.orders, reference.orders)
     np.testing.assert_allclose(engine.adjacency, reference.adjacency, atol=1e-8)
     np.testing.assert_array_equal(engine.significant, reference.significant)

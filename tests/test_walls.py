@@ -71,7 +71,7 @@ def test_measured_cells_of_a_synthetic_image_recover_the_wall():
 def test_cells_with_per_bin_lingam(planted_grid):
     g = planted_grid
     line = _wall_line(g.wall, 54 * g.wall["pitch_px"])
-    prof = wall_profile(g, line, method="lingam", n_bootstrap=20, seed=1, max_distance=300)
+    prof = wall_profile(g, line, estimator="lingam", n_bootstrap=20, seed=1, max_distance=300)
     assert prof.method == "bin lingam"
     assert prof.sign_change and prof.plateaus[0] < 0 < prof.plateaus[1]
     # DirectLiNGAM per bin (8 descriptors, pruning) is noisier than the regression: 25 %
@@ -140,9 +140,13 @@ def test_causal_backend_as_method_gives_the_same_profile(planted_grid):
 
     g = planted_grid
     line = _wall_line(g.wall, 54 * g.wall["pitch_px"])
-    a = wall_profile(g, line, method="lingam", n_bootstrap=20, seed=1, max_distance=100, fit=False)
-    b = wall_profile(g, line, method=EngineMethod(), n_bootstrap=20, seed=1, max_distance=100, fit=False)
+    a = wall_profile(g, line, estimator="lingam", n_bootstrap=20, seed=1, max_distance=100, fit=False)
+    b = wall_profile(g, line, estimator="lingam", backend=EngineMethod(), n_bootstrap=20, seed=1, max_distance=100,
+                     fit=False)
     pd.testing.assert_frame_equal(a.table, b.table)
+    with pytest.warns(DeprecationWarning, match="backend"):  # the former name still works
+        old = wall_profile(g, line, method=EngineMethod(), n_bootstrap=20, seed=1, max_distance=100, fit=False)
+    pd.testing.assert_frame_equal(old.table, b.table)
     assert b.provenance["params"]["backend"] == "engine"
-    with pytest.raises(ValueError, match="Unknown causal method"):
-        wall_profile(g, line, method="ica")
+    with pytest.raises(ValueError, match="estimator must be 'regression' or 'lingam'"):
+        wall_profile(g, line, estimator="ica")

@@ -33,6 +33,7 @@ import pandas as pd
 from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
 from .lattice import DESCRIPTORS, Lattice, check_calibration, descriptor_units
 from .motif import Motif, get_motif
+from .options import CellsOptions, takes_options
 from .progress import report
 from .provenance import make_provenance
 
@@ -586,6 +587,7 @@ def _descriptor_table(data: _ColumnData, corners, b_index, cell_ij, pixel_size, 
     return pd.concat([table, values, sigmas], axis=1)
 
 
+@takes_options(CellsOptions)
 def build_cells(
     columns,
     *,

@@ -8,7 +8,8 @@ import sys
 
 from ._version import __version__
 from .figures import STYLES
-from .pipeline import PROJECTIONS, SPLIT_PIXELS
+from .options import AnalysisOptions, add_cli_arguments, cli_values
+from .pipeline import SPLIT_PIXELS
 
 _EPILOG = """examples:
   napari-causal-lattice analyze scan1.tif scan2.hspy --out results
@@ -42,43 +43,16 @@ def _int_at_least(lowest: int):
     return parse
 
 
-def _window(text: str):
-    if text == "auto":
-        return text
-    try:
-        return _int_at_least(3)(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 3, got {text!r}") from None
-
-
-def _pixel_size(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a pixel size in pm/px, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"the pixel size must be a positive number of pm/px, got {text}")
-    return value
-
-
 def _add_analysis_options(analyze) -> None:
-    """Options of the analysis itself and of the summary output (issue 15), in one group."""
-    group = analyze.add_argument_group("analysis and output")
-    group.add_argument("--min-cells", type=_int_at_least(10), default=None, metavar="N",
-                       help="complete cells a sliding window needs to be fitted (>= 10); default: half the "
-                       "window's cells, at least 24")
-    group.add_argument("--plane", type=_int_at_least(0), default=None, metavar="K",
-                       help="for files holding a stack of images: analyse image K (0 = first)")
-    group.add_argument("--projection", choices=PROJECTIONS, default="auto",
-                       help="crystal projection of the images; default auto (found from each image)")
-    group.add_argument("--scale-unit", default=None, metavar="UNIT",
-                       help="length unit of an axis scale stored without a unit (HyperSpy files), e.g. nm, A, "
-                       "pm; default: assume nm and say so")
-    group.add_argument("--drop-deterministic", action="store_true",
-                       help="leave near-deterministic descriptors (Vol = a b sin alpha) out of the global and "
-                       "sliding fits; without it they are kept and a note says so")
-    group.add_argument("--json", action="store_true",
-                       help="print the summary as JSON (a list, one object per image) on stdout")
+    """The analysis options, one flag per option of :class:`~napari_causal_lattice.options.AnalysisOptions`
+    (generated: the names, help texts, defaults and checks come from the options objects), and the summary
+    output."""
+    group = analyze.add_argument_group(
+        "analysis options (the same names, defaults and checks as the Python API and the docks)")
+    add_cli_arguments(group, AnalysisOptions.flat_specs())
+    output = analyze.add_argument_group("output")
+    output.add_argument("--json", action="store_true",
+                        help="print the summary as JSON (a list, one object per image) on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,14 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("images", nargs="+", metavar="IMAGE",
                          help="image files: .tif/.tiff, .npy, .hspy/.hdf5, .dm3/.dm4/.emd (needs rosettasciio)")
     analyze.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per image)")
-    analyze.add_argument("--window", type=_window, default="auto",
-                         help="sliding window side in unit cells (stride = window / 2), or 'auto' to choose it "
-                         "from the cell grid; default auto")
-    analyze.add_argument("--bootstrap", type=_int_at_least(0), default=100, metavar="N",
-                         help="bootstrap resamples for edge probabilities (0 = none); default 100")
-    analyze.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed; default 0")
-    analyze.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="PM",
-                         help="pixel size in pm/px, overriding the files' calibration (for files without one)")
     analyze.add_argument("--workers", type=_int_at_least(1), default=None, metavar="N",
                          help="local workers: N images in parallel processes (one image: its windows in N threads)")
     analyze.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -163,15 +129,6 @@ def main(argv=None) -> int:
         items = analyze_images(
             args.images,
             out=args.out,
-            window=args.window,
-            n_bootstrap=args.bootstrap,
-            seed=args.seed,
-            pixel_size=args.pixel_size,
-            min_cells=args.min_cells,
-            projection=args.projection,
-            plane=args.plane,
-            scale_unit=args.scale_unit,
-            drop_deterministic=args.drop_deterministic,
             workers=args.workers,
             scheduler=args.scheduler,
             split_pixels=args.split_pixels,
@@ -179,6 +136,7 @@ def main(argv=None) -> int:
             figure_formats=args.figure_format.split(","),
             dpi=args.dpi,
             style=args.style,
+            **cli_values(args, AnalysisOptions.flat_specs()),
         )
     except ValueError as exc:  # found before computing: nothing was computed or written
         print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 from . import _fftlattice, _gaussfit
 from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
+from .options import ColumnsOptions, takes_options
 from .progress import report
 from .provenance import make_provenance
 
@@ -946,6 +947,7 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
     return Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
 
 
+@takes_options(ColumnsOptions)
 def find_columns(
     image,
     *,

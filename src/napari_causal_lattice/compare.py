@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .lattice import DESCRIPTORS
+from .options import check_seed, renamed
 from .progress import report
 from .provenance import make_provenance
 
@@ -218,6 +219,7 @@ def _checked_result(result, name: str, variables: list, eiv: bool):
     return result
 
 
+@renamed(method="backend")
 def compare_images(
     items,
     groups=None,
@@ -229,7 +231,7 @@ def compare_images(
     standardize: bool = False,
     prior_knowledge="default",
     confidence: float = 0.95,
-    method=None,
+    backend=None,
     eiv: bool = False,
     progress=None,
     cancel=None,
@@ -248,8 +250,9 @@ def compare_images(
         Variables to fit; default the 8 descriptors.  All images must have them.
     n_bootstrap : int
         Bootstrap resamples per image (>= 20).
-    seed : int, numpy Generator or None
-        Seed; image ``k`` gets its own child generator, so results do not depend on the processing order.
+    seed : int or None
+        Seed (>= 0); image ``k`` gets its own child generator, so results do not depend on the processing order.
+        None draws one, recorded in the provenance so the comparison can be repeated.
     shared_order : bool
         Fit one causal order for all images: the order is estimated once on the pooled data (each image
         centred, so offsets between images do not create fake dependencies), then every image is fitted
@@ -265,8 +268,8 @@ def compare_images(
         Level of the percentile intervals.  Each interval is conditional on the modal order of its pair:
         resamples in which the two variables come the other way round (their edge is then structurally zero)
         are left out, and their share is the ``flip_rate`` column.
-    method : "engine", "lingam" or CausalMethod, optional
-        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`).
+    backend : "engine", "lingam" or CausalMethod, optional
+        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); formerly ``method``.
     eiv : bool
         Add coefficients corrected for measurement noise (``coefficient_eiv``, ``ci_low_eiv``,
         ``ci_high_eiv``, descriptor units) from the per-cell ``sigma_<name>`` columns of every image.
@@ -284,6 +287,7 @@ def compare_images(
     if not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
     n_bootstrap = int(n_bootstrap)
+    seed = check_seed(seed)
     names, values = _named_items(items)
     if len(set(names)) != len(names):
         raise ValueError("image names must be unique")
@@ -310,8 +314,8 @@ def compare_images(
     done = 0
     if shared_order:
         pooled = np.vstack([X - X.mean(axis=0) for X in data.values()])
-        pooled_fit = fit_lingam(pooled, names=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
-                                seed=child_seeds[-1], standardize=standardize, method=method, cancel=cancel)
+        pooled_fit = fit_lingam(pooled, variables=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
+                                seed=child_seeds[-1], standardize=standardize, backend=backend, cancel=cancel)
         order_idx = [int(k) for k in pooled_fit.causal_order]
         causal_order = tuple(variables[k] for k in order_idx)
         prior = order_prior(order_idx, p)
@@ -323,9 +327,9 @@ def compare_images(
             result = _checked_result(item, name, variables, eiv)
             units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
         else:
-            result = fit_lingam(tables[name] if eiv else data[name], names=variables, prior_knowledge=prior,
+            result = fit_lingam(tables[name] if eiv else data[name], variables=variables, prior_knowledge=prior,
                                 n_bootstrap=n_bootstrap, seed=child_seeds[k], standardize=standardize,
-                                units=units or None, method=method, eiv=eiv, cancel=cancel)
+                                units=units or None, backend=backend, eiv=eiv, cancel=cancel)
         fits.append(result)
         n_samples.append(int(getattr(result, "n_samples", len(data.get(name, ())))))
         done += 1
@@ -339,7 +343,7 @@ def compare_images(
          "method": getattr(fits[0], "params", {}).get("method", "engine") if fits else "engine", "eiv": bool(eiv),
          "prior_knowledge": prior_knowledge if isinstance(prior_knowledge, (str, type(None))) else "matrix",
          "causal_order": causal_order},
-        seed=seed if not isinstance(seed, np.random.Generator) else "Generator",
+        seed=seed,
         inputs={n: getattr(v, "provenance", {}) or {} for n, v in zip(names, values)},
     )
     return ComparisonResult(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .lattice import DESCRIPTORS
+from .registry import SIGNED
 
 __all__ = [
     "FIGURE_FORMATS",
@@ -45,8 +46,6 @@ __all__ = [
 FIGURE_FORMATS = ("png", "svg", "pdf")
 #: The sliding map drawn alone in ``figures/overlay_Px_Py.*``: the paper's most structured element.
 OVERLAY = ("Px", "Py")
-#: Signed descriptors (drawn with a diverging map symmetric about 0).
-SIGNED = ("Px", "Py")
 
 
 @dataclass(frozen=True)

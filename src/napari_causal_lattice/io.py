@@ -756,6 +756,15 @@ def run_record(*, input_sha256: str, params: Mapping) -> dict:
             "version": package_versions()["napari-causal-lattice"]}
 
 
+def _leaves(params: dict) -> dict:
+    """{option: value} of run parameters that may be grouped by step ({step: {option: value}}); an option shared
+    by several steps (e.g. ``seed``) appears once."""
+    out = {}
+    for key, value in params.items():
+        out.update(value if isinstance(value, dict) else {key: value})
+    return out
+
+
 def run_changes(old, new: dict) -> list[str]:
     """How run record ``new`` differs from ``old`` (one phrase per difference; empty when they match)."""
     if not isinstance(old, dict):
@@ -763,9 +772,10 @@ def run_changes(old, new: dict) -> list[str]:
     changes = []
     if old.get("input_sha256") != new["input_sha256"]:
         changes.append("the image differs (another file content under the same name)")
-    old_params = old.get("params") if isinstance(old.get("params"), dict) else {}
-    for key in sorted(set(old_params) | set(new["params"])):
-        before, after = old_params.get(key, "unset"), new["params"].get(key, "unset")
+    old_params = _leaves(old.get("params") if isinstance(old.get("params"), dict) else {})
+    new_params = _leaves(new["params"])
+    for key in sorted(set(old_params) | set(new_params)):
+        before, after = old_params.get(key, "unset"), new_params.get(key, "unset")
         if before != after:
             changes.append(f"{key} {before!r} -> {after!r}")
     if old.get("version") != new["version"]:

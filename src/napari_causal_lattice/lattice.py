@@ -15,20 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: The 8 unit-cell descriptors of the paper, in the paper's order.
-DESCRIPTORS: tuple[str, ...] = ("I14", "I5", "a", "b", "alpha", "Vol", "Px", "Py")
+from .registry import DESCRIPTORS, meaning, units_of
 
-#: Human-readable descriptions of the descriptors.
-DESCRIPTOR_LABELS: dict[str, str] = {
-    "I14": "total intensity of the 4 A-site corner columns",
-    "I5": "intensity of the B-site column",
-    "a": "mean A-A edge length along lattice vector 1",
-    "b": "mean A-A edge length along lattice vector 2",
-    "alpha": "angle between the two lattice edges",
-    "Vol": "projected unit-cell area a * b * |sin(alpha)|",
-    "Px": "polarization: B offset from the A-corner centroid, component 1",
-    "Py": "polarization: B offset from the A-corner centroid, component 2",
-}
+#: Short descriptions of the descriptors ([001] meaning; per projection: :func:`registry.meaning`).
+DESCRIPTOR_LABELS: dict[str, str] = {name: meaning(name) for name in DESCRIPTORS}
 
 
 def descriptor_units(pixel_size: float | None, intensity_unit: str = "counts") -> dict[str, str]:
@@ -44,19 +34,9 @@ def descriptor_units(pixel_size: float | None, intensity_unit: str = "counts") -
     Returns
     -------
     dict
-        Descriptor name -> unit string (``"pm"``, ``"pm^2"``, ``"px"``, ``"deg"``...).
+        Descriptor name -> unit string (``"pm"``, ``"pm^2"``, ``"px"``, ``"deg"``...), from the registry.
     """
-    length = "px" if pixel_size is None else "pm"
-    return {
-        "I14": intensity_unit,
-        "I5": intensity_unit,
-        "a": length,
-        "b": length,
-        "alpha": "deg",
-        "Vol": f"{length}^2",
-        "Px": length,
-        "Py": length,
-    }
+    return units_of(pixel_size, intensity_unit)
 
 
 #: Plausible range (pm) of the A-A lattice parameter of oxide perovskites, for :func:`check_calibration`.

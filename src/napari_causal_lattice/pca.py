@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .lattice import Lattice
+from .options import PCAOptions, takes_options
 from .provenance import make_provenance
 from .sliding import SlidingResult
 
@@ -98,6 +99,7 @@ class AdjacencyPCA:
         )
 
 
+@takes_options(PCAOptions)
 def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "adjacency",
                   significant_only: bool = False, exclude=None, outlier_factor: float | None = 3.0) -> AdjacencyPCA:
     """PCA of the per-window matrices of a sliding LiNGAM result.

@@ -13,7 +13,6 @@ figures of :mod:`napari_causal_lattice.figures` (PNG, SVG, PDF), and a batch get
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -43,6 +42,7 @@ from .io import (
     save_results,
 )
 from .lattice import DESCRIPTORS
+from .options import PROJECTIONS, AnalysisOptions, flat_problems
 from .progress import Cancelled, report
 from .report import write_report
 
@@ -50,8 +50,6 @@ from .report import write_report
 _STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20, "save": 80}
 #: The steps of one analysis, in order, each with the steps whose results it needs.
 STEPS = {"columns": (), "cells": ("columns",), "lingam": ("cells",), "sliding": ("cells",), "pca": ("sliding",)}
-#: Crystal projections ``find_columns`` can be told (``"auto"`` lets it decide).
-PROJECTIONS = ("auto", "[001]", "[110]")
 #: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
 _PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cells", "napari_causal_lattice.causal",
                      "napari_causal_lattice.sliding", "napari_causal_lattice.pca")
@@ -83,70 +81,41 @@ class _StageProgress:
         report(self.progress, self.offset, 1000, self.cancel)
 
 
-def _whole(value, name: str, lowest: int, what: str) -> str | None:
-    """A problem with ``value`` as a whole number of ``what`` >= ``lowest`` (None when it is fine)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        return f"{name} must be a whole number of {what}, got {value!r}"
-    if value < lowest:
-        return f"{name} must be at least {lowest} {what}, got {value}"
-    return None
+def parameter_problems(*, workers=None, **analysis) -> list[str]:
+    """Everything wrong with the analysis options of :func:`run_pipeline` / :func:`analyze_images`, all at once.
 
-
-def _seed_problem(seed) -> str | None:
-    if isinstance(seed, np.random.Generator):
-        return ("seed must be a whole number >= 0, not a numpy Generator (a Generator cannot be stored with the "
-                "results to repeat the run); pass e.g. seed=int(rng.integers(2**32))")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        return f"seed must be a whole number >= 0 (the same seed gives the same results), got {seed!r}"
-    return None
-
-
-def parameter_problems(*, window="auto", n_bootstrap=100, seed=0, n_components=4, min_cells=None,
-                       projection="auto", plane=None, scale_unit=None, pixel_size=None, workers=None,
-                       drop_deterministic=False) -> list[str]:
-    """Everything wrong with the parameters of :func:`run_pipeline` / :func:`analyze_images`, all at once.
+    ``analysis`` are flat :class:`~napari_causal_lattice.options.AnalysisOptions` keywords (``window``,
+    ``n_bootstrap``, ``seed``, ``projection``, ``alpha``...).
 
     Returns
     -------
     list of str
         One message per bad parameter, in the project's words (empty when all are valid).
     """
-    problems = []
-    if isinstance(window, str):
-        if window != "auto":
-            problems.append(f"window must be 'auto' or a whole number of cells >= 3, got {window!r}")
-    else:
-        problems.append(_whole(window, "window", 3, "cells"))
-    problems.append(_whole(n_bootstrap, "n_bootstrap", 0, "resamples"))
-    problems.append(_seed_problem(seed))
-    problems.append(_whole(n_components, "n_components", 1, "components"))
-    if min_cells is not None:
-        problems.append(_whole(min_cells, "min_cells", len(DESCRIPTORS) + 2, "cells"))
-    if workers is not None:
-        problems.append(_whole(workers, "workers", 1, "workers"))
-    if not isinstance(drop_deterministic, (bool, np.bool_)):
-        problems.append(f"drop_deterministic must be True or False, got {drop_deterministic!r}")
-    if plane is not None:
-        problems.append(_whole(plane, "plane", 0, "images (an index into the stack)"))
-    if projection not in PROJECTIONS:
-        problems.append(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
-    elif projection != "auto" and not _find_columns_knows_projection():
-        problems.append(f"projection={projection!r} needs find_columns(projection=), which this version does not "
-                        "have yet; use projection='auto' (CLI: leave out --projection)")
-    try:
-        check_scale_unit(scale_unit)
-    except ValueError as exc:
-        problems.append(str(exc))
-    if pixel_size is not None and (isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float, np.number))
-                                   or not np.isfinite(pixel_size) or pixel_size <= 0):
-        problems.append(f"pixel_size must be a positive number of pm per px, got {pixel_size!r}")
-    return [p for p in problems if p]
+    return [text for _, text in _typed_problems(workers, analysis)]
 
 
-def _find_columns_knows_projection() -> bool:
-    from .columns import find_columns
+def _typed_problems(workers, analysis: dict) -> list[tuple[type, str]]:
+    known = AnalysisOptions.flat_specs()
+    problems = [(TypeError, f"unknown analysis option {name!r}; known: {', '.join(known)}") for name in analysis
+                if name not in known]
+    problems += flat_problems({k: v for k, v in analysis.items() if k in known})
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        problems.append((ValueError, f"workers must be a whole number >= 1, got {workers!r}"))
+    return problems
 
-    return "projection" in inspect.signature(find_columns).parameters
+
+def _analysis_options(options, analysis: dict, workers=None, *, more_problems=()) -> AnalysisOptions:
+    """The AnalysisOptions of a run: ``options`` (or the defaults) with the flat keywords ``analysis`` applied;
+    every problem (with ``more_problems``) raised at once as one ValueError."""
+    if options is not None and not isinstance(options, AnalysisOptions):
+        raise TypeError(f"options must be an AnalysisOptions, got {type(options).__name__}")
+    problems = [*_typed_problems(workers, analysis), *((ValueError, p) for p in more_problems)]
+    if len(problems) == 1:  # one problem: its own kind (TypeError for a wrong type), as every function does
+        raise problems[0][0](problems[0][1])
+    _refuse([text for _, text in problems], "cannot run the analysis")
+    return AnalysisOptions.from_flat(options, **analysis)
 
 
 def _refuse(problems: list[str], what: str, *, listed: bool = False) -> None:
@@ -197,33 +166,17 @@ def _as_image(image_or_path, pixel_size, *, plane=None, scale_unit=None) -> Load
     return loaded
 
 
-def _run_params(*, pixel_size, window, n_bootstrap, seed, n_components, min_cells, projection, plane,
-                scale_unit, drop_deterministic) -> dict:
-    """The parameters that change a number of the results (the resume key, with the input hash)."""
-    return {"pixel_size": pixel_size, "window": window, "n_bootstrap": n_bootstrap, "seed": seed,
-            "n_components": n_components, "min_cells": min_cells, "projection": projection, "plane": plane,
-            "scale_unit": scale_unit, "drop_deterministic": drop_deterministic}
-
-
 def run_pipeline(
     image_or_path,
     *,
-    pixel_size: float | None = None,
+    options: AnalysisOptions | None = None,
     out=None,
-    window: int | str = "auto",
-    n_bootstrap: int = 100,
-    seed: int = 0,
     workers: int | None = None,
-    n_components: int = 4,
-    min_cells: int | None = None,
-    projection: str = "auto",
-    plane: int | None = None,
-    scale_unit: str | None = None,
-    drop_deterministic: bool = False,
     overwrite: bool = False,
     executor=None,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
+    **analysis,
 ) -> Results:
     """Run the whole analysis on one image.
 
@@ -231,36 +184,23 @@ def run_pipeline(
     ----------
     image_or_path : str, Path, LoadedImage, SyntheticSample or (H, W) array
         The STEM image (a file is read with :func:`~napari_causal_lattice.io.load_image`).
-    pixel_size : float, optional
-        Pixel size in pm/px; overrides the file's calibration (needed for files without one to get pm).
+    options : AnalysisOptions, optional
+        The options of every step (:mod:`napari_causal_lattice.options`); default :class:`AnalysisOptions()`, the
+        same defaults as the CLI's ``analyze`` and the docks.
+    **analysis
+        Any option of any step by name, replacing that field of ``options`` in every step that has it, e.g.
+        ``window=12`` (sliding), ``n_bootstrap=50`` and ``seed=1`` (global and sliding fits), ``projection``,
+        ``spacing`` (columns), ``min_quality`` (cells), ``alpha``, ``fdr``, ``min_direction``,
+        ``drop_deterministic``, ``backend``, ``eiv`` (causal), ``n_components`` (PCA), ``pixel_size``
+        (pm/px, overrides the file's calibration), ``plane`` and ``scale_unit`` (reading a file).  See
+        ``AnalysisOptions.flat_specs()`` for every name with its unit, bounds and doc.  Near-deterministic
+        descriptors (Vol = a b sin alpha) do not raise a warning here: the note is recorded once per image as
+        the ``note`` of the step that found it.
     out : str or Path, optional
         Results folder to write (results, CSV and PNG figures; see :func:`write_outputs`).  It is checked
         before the computation starts, so a folder holding someone else's files fails at once.
-    window : int or "auto"
-        Sliding window side in unit cells (stride ``window // 2``, as in the paper); ``"auto"`` chooses it from
-        the cell grid (:func:`~napari_causal_lattice.sliding.suggest_window`).
-    n_bootstrap : int
-        Bootstrap resamples of the global fit and of every window (0: no probabilities).
-    seed : int
-        Seed (>= 0) of every random step (bootstrap resampling); the same seed gives the same results.
     workers : int, optional
         Threads that fit the sliding windows in parallel (default: all cores).
-    n_components : int
-        PCA components of the sliding adjacency (fewer if there are too few fitted windows).
-    min_cells : int, optional
-        Complete cells a sliding window needs to be fitted (default: sliding_lingam's).
-    projection : {"auto", "[001]", "[110]"}
-        Crystal projection for column finding (``"auto"``: found from the image).
-    plane : int, optional
-        Image index in a file holding a stack.
-    scale_unit : str, optional
-        Length unit of a unit-less axis scale in the file (see :func:`~napari_causal_lattice.io.load_image`).
-    drop_deterministic : bool
-        Leave near-deterministic descriptors (e.g. Vol = a b sin alpha) out of the global and sliding fits
-        (``drop_deterministic=True`` of :func:`~napari_causal_lattice.causal.fit_lingam` and
-        :func:`~napari_causal_lattice.sliding.sliding_lingam`).  Either way the
-        :class:`~napari_causal_lattice.causal.DeterministicDescriptorWarning` is not raised: it is recorded
-        once per image as the ``note`` of the step that found it.
     overwrite : bool
         Replace earlier results in ``out``.
     executor : concurrent.futures.Executor or distributed.Client, optional
@@ -287,28 +227,24 @@ def run_pipeline(
     ValueError, TypeError
         Bad parameters (all listed at once), an unreadable image, a refused ``out`` folder, or no columns found.
     """
-    params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
-                         n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
-                         scale_unit=scale_unit, drop_deterministic=drop_deterministic)
-    problems = parameter_problems(**params, workers=workers)
-    if out is not None:
-        problems += [p for p in [_writable_problem(Path(out).expanduser().absolute())] if p]
-    _refuse(problems, "cannot run the analysis")
-    image = _as_image(image_or_path, pixel_size, plane=plane, scale_unit=scale_unit)
+    out_problem = None if out is None else _writable_problem(Path(out).expanduser().absolute())
+    options = _analysis_options(options, analysis, workers, more_problems=[out_problem] if out_problem else [])
+    load = options.load
+    image = _as_image(image_or_path, load.pixel_size, plane=load.plane, scale_unit=load.scale_unit)
     if out is not None:
         check_results_target(out, overwrite=overwrite)
     stages = _StageProgress(progress, cancel)
-    objects, steps = _run_steps(image, params, stages, workers=workers, executor=executor, cancel=cancel)
+    objects, steps = _run_steps(image, options, stages, workers=workers, executor=executor, cancel=cancel)
     results = Results(**objects, image_info=image.info, steps=steps)
     stages.start("save")
     if out is not None:
         write_outputs(out, results, image=image.data, overwrite=overwrite,
-                      run=run_record(input_sha256=image.sha256, params=params))
+                      run=run_record(input_sha256=image.sha256, params=options.identity()))
     stages.finish()
     return results
 
 
-def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, workers, executor, cancel):
+def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgress, *, workers, executor, cancel):
     """Run every step in order; (result objects, step outcomes).  Only a failure of the first step raises."""
     from .causal import fit_lingam
     from .cells import build_cells
@@ -317,30 +253,26 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
     from .sliding import sliding_lingam
 
     ps = image.pixel_size
-    projection = {} if params["projection"] == "auto" else {"projection": params["projection"]}
-    min_cells = {} if params["min_cells"] is None else {"min_cells": params["min_cells"]}
 
     def pca(sliding):
         fitted = int(np.count_nonzero(sliding.fitted))
-        k = min(int(params["n_components"]), fitted - 1, len(DESCRIPTORS) ** 2)
+        k = min(int(options.pca.n_components), fitted - 1, len(DESCRIPTORS) ** 2)
         if k < 1:
             raise ValueError(
                 f"only {fitted} of the {sliding.fitted.size} sliding windows could be fitted (window "
                 f"{sliding.window} cells); PCA needs at least 2: use a smaller --window, a smaller --min-cells "
                 "or a larger image"
             )
-        return adjacency_pca(sliding, n_components=k)
+        return adjacency_pca(sliding, options=replace(options.pca, n_components=k))
 
     run = {
-        "columns": lambda: find_columns(image.data, pixel_size=ps, progress=stages.sub, cancel=cancel, **projection),
-        "cells": lambda: build_cells(objects["columns"], pixel_size=ps),
-        "lingam": lambda: fit_lingam(objects["cells"].table, names=list(DESCRIPTORS), n_bootstrap=params["n_bootstrap"],
-                                     seed=params["seed"], units=objects["cells"].units, progress=stages.sub,
-                                     cancel=cancel, drop_deterministic=params["drop_deterministic"]),
-        "sliding": lambda: sliding_lingam(objects["cells"], window=params["window"], n_bootstrap=params["n_bootstrap"],
-                                          seed=params["seed"], workers=workers, executor=executor,
-                                          progress=stages.sub, cancel=cancel,
-                                          drop_deterministic=params["drop_deterministic"], **min_cells),
+        "columns": lambda: find_columns(image.data, pixel_size=ps, options=options.columns, progress=stages.sub,
+                                        cancel=cancel),
+        "cells": lambda: build_cells(objects["columns"], pixel_size=ps, options=options.cells),
+        "lingam": lambda: fit_lingam(objects["cells"].table, variables=list(DESCRIPTORS), options=options.lingam,
+                                     units=objects["cells"].units, progress=stages.sub, cancel=cancel),
+        "sliding": lambda: sliding_lingam(objects["cells"], options=options.sliding, workers=workers,
+                                          executor=executor, progress=stages.sub, cancel=cancel),
         "pca": lambda: pca(objects["sliding"]),
     }
     objects: dict = {}
@@ -520,12 +452,11 @@ def _compute(job: dict):
     """
     start = time.perf_counter()
     try:
-        image = job["image"]
+        image, load = job["image"], job["options"].load
         if not isinstance(image, LoadedImage):
-            image = _as_image(image, job["pixel_size"], plane=job["params"]["plane"],
-                              scale_unit=job["params"]["scale_unit"])
-        results = run_pipeline(image, workers=job["workers"], executor=job.get("executor"),
-                               progress=job.get("progress"), **_pipeline_kwargs(job["params"]))
+            image = _as_image(image, load.pixel_size, plane=load.plane, scale_unit=load.scale_unit)
+        results = run_pipeline(image, options=job["options"], workers=job["workers"], executor=job.get("executor"),
+                               progress=job.get("progress"))
         if job.get("folder") is not None:
             write_outputs(job["folder"], results, image=image.data, overwrite=True,
                           run={**job["run"], "input_sha256": image.sha256}, **job["figure_options"])
@@ -533,11 +464,6 @@ def _compute(job: dict):
     except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
         return None, {}, _describe(exc), time.perf_counter() - start
     return results, results.steps, "", time.perf_counter() - start
-
-
-def _pipeline_kwargs(params: dict) -> dict:
-    keys = ("window", "n_bootstrap", "seed", "n_components", "min_cells", "projection", "drop_deterministic")
-    return {k: params[k] for k in keys}
 
 
 class TextProgress:
@@ -598,11 +524,13 @@ def _writable_problem(folder: Path) -> str | None:
     return None
 
 
-def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
+def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool = False, problems=()) -> _Plan:
     """Check everything a batch needs before computing, and decide what to do with each image.
 
-    ``params`` are :func:`run_pipeline`'s parameters that change a number (``_run_params``).  Checks them, that
-    every input exists and is readable in a supported format, that ``out`` is writable with room for the results,
+    ``options`` are the (validated) options of the run; those that change a number (``options.identity()``)
+    with the input's hash make each image's run record (None when ``problems`` already lists what is wrong with
+    them: then the other checks still run, so that every problem is listed at once).  Checks that every input
+    exists and is readable in a supported format, that ``out`` is writable with room for the results,
     and each image's results folder (complete results of the same run are skipped; incomplete ones recomputed;
     results of another run, a damaged manifest or foreign files are problems unless ``overwrite`` allows
     replacing our own files).  Temporary folders left by killed saves are removed.
@@ -617,7 +545,8 @@ def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
     ValueError
         Listing every problem at once; nothing was computed or written.
     """
-    problems = parameter_problems(**params)
+    params = options.identity() if options is not None else {}
+    problems = list(problems)
     folders = output_folders(paths, out)
     out_problem = _writable_problem(Path(out).expanduser().absolute())
     problems += [out_problem] if out_problem else []
@@ -687,16 +616,7 @@ def analyze_images(
     paths,
     *,
     out,
-    window: int | str = "auto",
-    n_bootstrap: int = 100,
-    seed: int = 0,
-    pixel_size: float | None = None,
-    n_components: int = 4,
-    min_cells: int | None = None,
-    projection: str = "auto",
-    plane: int | None = None,
-    scale_unit: str | None = None,
-    drop_deterministic: bool = False,
+    options: AnalysisOptions | None = None,
     workers: int | None = None,
     scheduler=None,
     split_pixels: int = SPLIT_PIXELS,
@@ -705,6 +625,7 @@ def analyze_images(
     figure_formats=("png",),
     dpi: float = 150.0,
     style: str = "paper",
+    **analysis,
 ) -> list[BatchItem]:
     """Analyse several images into ``out/<image name>/`` folders; resumable.
 
@@ -714,8 +635,8 @@ def analyze_images(
         Image files.
     out : str or Path
         Parent folder; one results subfolder per image.
-    window, n_bootstrap, seed, pixel_size, n_components, min_cells, projection, plane, scale_unit, drop_deterministic
-        As in :func:`run_pipeline` (the same for every image).
+    options, **analysis
+        The options of every step, as in :func:`run_pipeline` (the same for every image).
     workers : int, optional
         Local workers: several images run in a pool of this many processes; a single image (or the serial
         path) fits its windows in this many threads.
@@ -758,10 +679,11 @@ def analyze_images(
         raise ValueError("no images given; pass one or more image files")
     if isinstance(split_pixels, bool) or not isinstance(split_pixels, (int, np.integer)) or split_pixels < 1:
         raise ValueError(f"split_pixels must be a positive whole number of pixels, got {split_pixels!r}")
-    params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
-                         n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
-                         scale_unit=scale_unit, drop_deterministic=drop_deterministic)
-    plan = plan_batch(paths, out, params, overwrite=overwrite)
+    if options is not None and not isinstance(options, AnalysisOptions):
+        raise TypeError(f"options must be an AnalysisOptions, got {type(options).__name__}")
+    problems = parameter_problems(workers=workers, **analysis)
+    options = None if problems else AnalysisOptions.from_flat(options, **analysis)
+    plan = plan_batch(paths, out, options, overwrite=overwrite, problems=problems)
     n = len(paths)
     items: dict[int, BatchItem] = dict(plan.skipped)
     for k, item in plan.skipped.items():
@@ -772,12 +694,14 @@ def analyze_images(
         bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: note: {note}")
 
     def job(k, image, folder=None):
-        return {"image": image, "pixel_size": pixel_size, "params": params, "workers": 1, "folder": folder,
-                "run": plan.runs[k], "figure_options": figure_options}
+        return {"image": image, "options": options, "workers": 1, "folder": folder, "run": plan.runs[k],
+                "figure_options": figure_options}
 
     def load(k):
         try:
-            image = _as_image(paths[k], pixel_size, plane=plane, scale_unit=scale_unit)
+            load_options = options.load
+            image = _as_image(paths[k], load_options.pixel_size, plane=load_options.plane,
+                              scale_unit=load_options.scale_unit)
         except (ValueError, TypeError, OSError, ImportError) as exc:
             finish(k, None, {}, _describe(exc), 0.0)
             return None

@@ -21,7 +21,6 @@ from .causal.confidence import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_DIRECTION,
     LINK_TYPES,
-    check_decision_options,
     edge_decision,
     fdr_adjust,
     link_type,
@@ -31,6 +30,7 @@ from .causal.fit import near_deterministic, warn_deterministic
 from .causal.methods import resolve_method
 from .causal.prior import resolve_prior
 from .lattice import DESCRIPTORS, Lattice
+from .options import SlidingOptions, check_seed, takes_options
 from .progress import report
 from .provenance import make_provenance
 
@@ -362,16 +362,6 @@ def _grid_indices(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _root_entropy(seed) -> int:
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 2**63))
-    if seed is None:
-        return int(np.random.default_rng().integers(0, 2**63))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TypeError(f"seed must be a non-negative integer, a numpy Generator or None, got {seed!r}")
-    return int(seed)
-
-
 def _window_rng(entropy: int, flat_index: int) -> np.random.Generator:
     """Generator of one window, fixed by the root seed and the window's position only."""
     return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(int(flat_index),)))
@@ -490,6 +480,7 @@ def _draw_resamples(plan: _WindowPlan, n_bootstrap: int, entropy: int) -> np.nda
     ])
 
 
+@takes_options(SlidingOptions, aliases={"method": "backend"})
 def sliding_lingam(
     cells,
     *,
@@ -504,7 +495,7 @@ def sliding_lingam(
     lattice: Lattice | None = None,
     units: dict | None = None,
     keep_bootstrap: bool = False,
-    method=None,
+    backend=None,
     alpha: float = DEFAULT_ALPHA,
     fdr: str | None = None,
     min_direction: float = DEFAULT_MIN_DIRECTION,
@@ -530,8 +521,8 @@ def sliding_lingam(
         the paper).
     n_bootstrap : int
         Bootstrap resamples per window (0: no probabilities).
-    seed : int, numpy.random.Generator or None
-        Seed of the bootstrap resampling.  Window ``k`` draws its resamples from its own generator
+    seed : int or None
+        Seed (>= 0) of the bootstrap resampling.  Window ``k`` draws its resamples from its own generator
         ``SeedSequence(seed, spawn_key=(k,))``, so results do not depend on ``workers`` or chunking.
         None draws a fresh seed, recorded in the provenance.
     min_cells : int, optional
@@ -555,8 +546,9 @@ def sliding_lingam(
     keep_bootstrap : bool
         Also return every bootstrap fit (``bootstrap_adjacency``, ``bootstrap_orders``); memory
         ``ny * nx * n_bootstrap * p * (p + 1) * 8`` bytes.
-    method : "engine", "lingam" or CausalMethod, optional
-        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine.
+    backend : "engine", "lingam" or CausalMethod, optional
+        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine
+        (formerly ``method``).
     alpha : float
         Level of the calibrated edge test (``significant``): per edge and window with ``fdr=None`` (the
         false-edge rate on null windows), else the false discovery rate.  See ``docs/confidence.md``.
@@ -603,6 +595,10 @@ def sliding_lingam(
     Cancelled
         ``cancel`` was set; nothing is returned.
 
+    All options but the data, ``lattice``, ``units``, ``keep_bootstrap``, ``workers``, ``executor``,
+    ``progress`` and ``cancel`` can also come as one :class:`~napari_causal_lattice.options.SlidingOptions`
+    (``options=``); keywords given as well replace its fields.
+
     Examples
     --------
     >>> from napari_causal_lattice.synthetic import synthetic_descriptor_grid
@@ -614,16 +610,15 @@ def sliding_lingam(
     ((3, 3), (3, 3))
     """
     table, lattice, units = _table_and_lattice(cells, lattice, units)
-    check_decision_options(alpha, fdr, min_direction)
     setup = _setup(table, window=window, stride=stride, n_bootstrap=n_bootstrap, min_cells=min_cells,
                    variables=variables, workers=workers, lattice=lattice, drop_deterministic=drop_deterministic)
     names, window, stride, n_bootstrap, min_cells = (setup[k] for k in
                                                      ("names", "window", "stride", "n_bootstrap", "min_cells"))
     executor = _as_executor(executor)
-    method = resolve_method(method)
+    method = resolve_method(backend)
     prior, prior_label = resolve_prior(prior_knowledge, names)
     plan = _plan_windows(table, names, window=window, stride=stride, min_cells=min_cells, standardize=standardize)
-    entropy = _root_entropy(seed)
+    entropy = check_seed(seed)
     fit_orders, fit_adjacency = _run_fits(
         plan, n_bootstrap, entropy, prior, method=method, workers=setup["workers"], executor=executor,
         in_flight=setup["in_flight"], progress=progress, cancel=cancel,

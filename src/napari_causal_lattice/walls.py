@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .lattice import DESCRIPTORS
+from .options import check_seed
 from .progress import report
 from .provenance import make_provenance
 
@@ -244,8 +245,8 @@ def _bin_lingam(table, names, effect, cause, idx, seed, n_bootstrap, backend=Non
     try:
         with warnings.catch_warnings():  # near-deterministic descriptors are the caller's concern, not per bin
             warnings.simplefilter("ignore", DeterministicDescriptorWarning)
-            result = fit_lingam(table.iloc[idx][list(names)].to_numpy(dtype=float), names=list(names),
-                                n_bootstrap=n_bootstrap, seed=seed, standardize=False, method=backend)
+            result = fit_lingam(table.iloc[idx][list(names)].to_numpy(dtype=float), variables=list(names),
+                                n_bootstrap=n_bootstrap, seed=seed, standardize=False, backend=backend)
     except ValueError:  # too few complete or degenerate cells in this bin: leave the bin out
         return np.nan, np.full(n_bootstrap, np.nan)
     e, c = list(names).index(effect), list(names).index(cause)
@@ -378,6 +379,26 @@ def _fit_tanh(table: pd.DataFrame, fit_shift: bool, bin_width: float, window: fl
     return params
 
 
+
+def _estimator_and_backend(estimator, backend, method):
+    """The bin estimator and the causal backend (resolved), mapping the deprecated ``method``."""
+    if method is not None:
+        new = (f"estimator={method!r}" if isinstance(method, str) and method in ("regression", "lingam")
+               else "estimator='lingam', backend=...")
+        warnings.warn(f"wall_profile(method=...) is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+        if isinstance(method, str) and method in ("regression", "lingam"):
+            estimator = method
+        else:
+            estimator, backend = "lingam", method
+    if estimator not in ("regression", "lingam"):
+        raise ValueError(f"estimator must be 'regression' or 'lingam', got {estimator!r}")
+    if backend is None:
+        return estimator, None
+    from .causal.methods import resolve_method
+
+    return estimator, resolve_method(backend)
+
+
 def wall_profile(
     source,
     line,
@@ -387,7 +408,8 @@ def wall_profile(
     bin_width: float | None = None,
     max_distance: float | None = None,
     within_segment: bool = True,
-    method="regression",
+    estimator: str = "regression",
+    backend=None,
     min_count: int | None = None,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
@@ -397,6 +419,7 @@ def wall_profile(
     deconvolve_window: bool = True,
     progress=None,
     cancel=None,
+    method=None,
 ) -> WallProfile:
     """Measure the coupling ``effect <- cause`` vs signed distance from a wall and fit a tanh profile.
 
@@ -417,22 +440,22 @@ def wall_profile(
         Only use samples with ``|d| <= max_distance`` px; default all.
     within_segment : bool
         Only use samples whose projection on the line falls between its two ends.
-    method : "regression", "lingam" or CausalMethod
+    estimator : {"regression", "lingam"}
         Cells only.  ``"regression"``: least-squares slope of ``effect`` on ``cause`` with an intercept and a
         linear term in distance inside the bin (removes the wall's own trend within the bin; equals the
         LiNGAM coefficient when ``cause`` is the only parent of ``effect``).  ``"lingam"``: ``fit_lingam``
-        on all descriptors of the bin (unstandardized, the fast engine), coefficient ``effect <- cause``.
-        A causal backend (``"engine"``, or an object such as
-        :class:`~napari_causal_lattice.causal.methods.LingamMethod`, see
-        :mod:`napari_causal_lattice.causal.methods`) does the same with that backend.
+        on all descriptors of the bin (unstandardized), coefficient ``effect <- cause``, with ``backend``.
+    backend : "engine", "lingam" or CausalMethod, optional
+        The causal backend of ``estimator="lingam"`` (default the fast engine; ``"lingam"`` is the reference
+        package), as in :func:`~napari_causal_lattice.causal.fit_lingam`.
     min_count : int, optional
         Fewest samples for a bin to be used; default 3 windows or 12 cells.
     n_bootstrap : int
         Bootstrap resamples per bin for the confidence intervals (at least 20).
     confidence : float
         Level of the intervals, in (0, 1).
-    seed : int, numpy Generator or None
-        Seed of the bootstrap.
+    seed : int or None
+        Seed (>= 0) of the bootstrap; None draws one, recorded in the provenance.
     fit : bool
         Fit ``A tanh((d - d0) / Lc) + c`` to the binned profile (weighted by 1 / se).
     fit_shift : bool
@@ -442,6 +465,8 @@ def wall_profile(
         normal, see :func:`tanh_profile`), so ``Lc`` is the local wall width and not the window-blurred one.
     progress, cancel
         See :mod:`napari_causal_lattice.progress` (one unit per bin).
+    method : deprecated
+        The former name: ``"regression"``/``"lingam"`` are now ``estimator``, a causal backend is ``backend``.
 
     Returns
     -------
@@ -451,13 +476,10 @@ def wall_profile(
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
     if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
         raise ValueError(f"n_bootstrap must be a whole number >= 20 for percentile intervals, got {n_bootstrap!r}")
-    backend = None
-    if not (isinstance(method, str) and method in ("regression", "lingam")):
-        from .causal.methods import resolve_method
-
-        backend = resolve_method(method)  # "engine" or a CausalMethod; anything else is explained there
-        method = "lingam"
+    estimator, backend = _estimator_and_backend(estimator, backend, method)
+    method = estimator
     n_bootstrap = int(n_bootstrap)
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     origin, tangent, normal, length = line_frame(line)
     is_sliding = hasattr(source, "element") and hasattr(source, "adjacency")
@@ -514,7 +536,7 @@ def wall_profile(
             "method": label, "backend": None if backend is None else backend.name, "min_count": min_count, "n_bootstrap": n_bootstrap, "confidence": confidence,
             "fit": fit, "fit_shift": fit_shift, "window_px": window_px,
         },
-        seed=seed if not isinstance(seed, np.random.Generator) else "Generator",
+        seed=seed,
         inputs={"source": getattr(source, "provenance", {}) or {}},
     )
     return WallProfile(

@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 from ..cells import Cells, build_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
 from ..placement import cell_regions
+from ..registry import SIGNED
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
 from ._jobs import JobPanel
@@ -53,8 +54,6 @@ from .layers import (
     show_only,
 )
 
-#: Descriptors shown with a diverging colormap and limits symmetric around 0.
-SIGNED = ("Px", "Py")
 #: Descriptor whose map a build shows first.
 DEFAULT_MAP = "Px"
 #: Arrow colourings: feature of the Vectors layer and its colormap.

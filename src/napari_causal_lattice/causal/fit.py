@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 
 from ..lattice import DESCRIPTORS
+from ..options import CausalOptions, takes_options
 from ..progress import report
 from ..provenance import make_provenance
 from .confidence import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_DIRECTION,
-    check_decision_options,
     edge_decision,
     fdr_adjust,
     order_pvalues_from_covariance,
@@ -274,17 +274,18 @@ def warn_deterministic(found: Mapping, dropped, *, stacklevel: int = 3) -> None:
     )
 
 
+@takes_options(CausalOptions, aliases={"names": "variables", "method": "backend"})
 def fit_lingam(
     X,
     *,
-    names=None,
+    variables=None,
     prior_knowledge="default",
     n_bootstrap: int = 0,
     seed=None,
     standardize: bool = True,
     min_causal_effect: float = 0.0,
     units: Mapping | None = None,
-    method=None,
+    backend=None,
     alpha: float = DEFAULT_ALPHA,
     fdr: str | None = None,
     min_direction: float = DEFAULT_MIN_DIRECTION,
@@ -302,8 +303,9 @@ def fit_lingam(
         DataFrame uses all its columns unless ``names`` is given.  A ``Cells`` object gives its 8
         descriptors and their units.  Rows with NaN/inf in a selected column are dropped and counted
         (``result.n_dropped``).
-    names : sequence of str, optional
-        Columns to use (DataFrame) or names of the array's columns (default ``x0, x1, ...``).
+    variables : sequence of str, optional
+        Columns to use (DataFrame) or names of the array's columns (default ``x0, x1, ...``); formerly
+        ``names``, which still works with a DeprecationWarning.
     prior_knowledge : "default", None, (p, p) array, list or dict
         ``"default"``: I14 and I5 exogenous when present; ``None``: none; a lingam matrix; a list of
         exogenous names (strings with an arrow are required edges, e.g. ``"Px <- I5"``); or a dict with
@@ -322,8 +324,9 @@ def fit_lingam(
         units of ``adjacency``.
     units : mapping, optional
         Unit of each variable (default: ``X.attrs["units"]`` of a DataFrame, else unknown).
-    method : "engine", "lingam" or CausalMethod, optional
-        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine.
+    backend : "engine", "lingam" or CausalMethod, optional
+        Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine
+        (formerly ``method``).
     alpha, fdr, min_direction
         The calibrated edge test (``result.significant``, ``p_values``): level, optional FDR control over
         the p(p-1) edges (``"bh"`` / ``"by"``) and the bootstrap share that states a direction; see
@@ -337,6 +340,9 @@ def fit_lingam(
         calibration, :mod:`napari_causal_lattice.causal.eiv`).  Needs a DataFrame or Cells with such columns.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`; reported once per chunk of (at most) 50 resamples.
+    options : CausalOptions, optional
+        All of the options above at once (:mod:`napari_causal_lattice.options`); keywords given as well
+        replace its fields.
 
     Returns
     -------
@@ -353,29 +359,15 @@ def fit_lingam(
     >>> rng = np.random.default_rng(0)
     >>> z0 = rng.uniform(-1, 1, 2000)
     >>> z1 = 3 * z0 + rng.uniform(-1, 1, 2000)
-    >>> res = fit_lingam(np.c_[z1, z0], names=["z1", "z0"], standardize=False)
+    >>> res = fit_lingam(np.c_[z1, z0], variables=["z1", "z0"], standardize=False)
     >>> [res.names[k] for k in res.causal_order]
     ['z0', 'z1']
     >>> round(res.coefficient("z1", "z0"), 1)
     3.0
     """
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)):
-        raise TypeError(f"n_bootstrap must be a whole number of resamples, got {n_bootstrap!r}.")
-    n_bootstrap = int(n_bootstrap)
-    if n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}.")
-    if isinstance(seed, np.random.Generator):
-        raise TypeError("seed must be a whole number >= 0 or None, not a numpy Generator (it cannot be stored with "
-                        "the result to repeat the fit); pass e.g. seed=int(rng.integers(2**32)).")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(
-            f"seed must be a whole number >= 0 or None (the same seed gives the same result), got {seed!r}."
-        )
-    if min_causal_effect < 0:
-        raise ValueError(f"min_causal_effect must be >= 0, got {min_causal_effect}.")
-    check_decision_options(alpha, fdr, min_direction)
-    method = resolve_method(method)
-    data, names, table_units = _as_table(X, names)
+    n_bootstrap = int(n_bootstrap)  # options are validated by CausalOptions (see takes_options)
+    method = resolve_method(backend)
+    data, names, table_units = _as_table(X, variables)
     unit_map = {**table_units, **dict(units or {})}
     t = _prepared(X, data, names, eiv=eiv, drop_deterministic=drop_deterministic)
     names, clean, n = t["names"], t["clean"], len(t["clean"])
