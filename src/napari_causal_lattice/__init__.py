@@ -61,6 +61,13 @@ _LAZY = {
     "wall_profile": "walls",
     "WallProfile": "walls",
     "compare_images": "compare",
+    "AnalysisOptions": "options",
+    "ColumnsOptions": "options",
+    "CellsOptions": "options",
+    "CausalOptions": "options",
+    "SlidingOptions": "options",
+    "PCAOptions": "options",
+    "NullOptions": "options",
     "compare_stem_images": "compare",
     "ComparisonResult": "compare",
 }

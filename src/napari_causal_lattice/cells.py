@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
-from .lattice import DESCRIPTORS, Lattice, check_calibration, descriptor_units
+from .lattice import DESCRIPTORS, Lattice, check_calibration, descriptor_units, fit_lattice
 from .motif import Motif, get_motif
 from .options import CellsOptions, takes_options
 from .progress import report
@@ -382,13 +382,6 @@ def _tree_indices(links: np.ndarray, nodes: np.ndarray, pred: np.ndarray) -> np.
     return acc[nodes]
 
 
-def _fit_lattice(positions: np.ndarray, ij: np.ndarray) -> Lattice:
-    """Least-squares lattice ``yx = origin + i * v2 + j * v1`` through indexed columns."""
-    design = np.column_stack([np.ones(len(ij)), ij[:, 0], ij[:, 1]])
-    coef, *_ = np.linalg.lstsq(design, positions, rcond=None)
-    return Lattice(origin=coef[0], v1=coef[2], v2=coef[1])
-
-
 def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
     """Grid indices (n_a, 2) of the A columns (-1 where not indexed), the indexed mask and the fitted A lattice."""
     from scipy.sparse import coo_matrix
@@ -429,7 +422,7 @@ def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
             if np.ptp(idx[:, 0]) < 1 or np.ptp(idx[:, 1]) < 1:
                 break  # a single row or column of A columns: no 2D lattice to index on
             offset = np.zeros(2, dtype=np.int64)
-            fitted = _fit_lattice(a_pos[nodes], idx)
+            fitted = fit_lattice(a_pos[nodes], idx)
         else:
             shift = np.median(fitted.to_grid(a_pos[nodes]) - idx, axis=0)
             if np.any(np.abs(shift - np.round(shift)) > 0.3):
@@ -452,7 +445,7 @@ def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
     first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
     ij[order[~first]] = -1
     assigned[order[~first]] = False
-    fitted = _fit_lattice(a_pos[assigned], ij[assigned])
+    fitted = fit_lattice(a_pos[assigned], ij[assigned])
     return ij, assigned, fitted
 
 

@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
 from . import _fftlattice, _gaussfit
-from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration
+from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration, fit_lattice
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .options import ColumnsOptions, takes_options
 from .progress import report
@@ -406,13 +406,11 @@ def _fit_lattice(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray, image_shape)
     ok = component == np.argmax(np.bincount(component))
     if ok.sum() < 4:
         raise ValueError("too few connected A columns (need at least 4) to fit the lattice")
-    design = np.column_stack([np.ones(ok.sum()), ij[ok, 1], ij[ok, 0]])
-    coef, *_ = np.linalg.lstsq(design, a_pos[ok], rcond=None)
-    if abs(np.linalg.det(coef[1:])) < 1e-9:
+    fitted = fit_lattice(a_pos[ok], ij[ok])
+    if abs(np.linalg.det(np.stack([fitted.v1, fitted.v2]))) < 1e-9:
         raise ValueError("the A columns lie on a line; cannot fit a 2D lattice")
     first = np.flatnonzero(ok)[np.argmin(np.hypot(*a_pos[ok].T))]
-    i0, j0 = ij[first]
-    return Lattice(origin=coef[0] + i0 * coef[2] + j0 * coef[1], v1=coef[1], v2=coef[2])
+    return Lattice(origin=fitted.to_image(ij[first]), v1=fitted.v1, v2=fitted.v2)
 
 
 def _lattice_vectors_from_positions(a_pos: np.ndarray):

@@ -84,6 +84,27 @@ def check_calibration(spacing_pm, *, plausible=PLAUSIBLE_SPACING_PM, stacklevel:
     return False
 
 
+def fit_lattice(positions, ij) -> "Lattice":
+    """Least-squares lattice ``yx = origin + i * v2 + j * v1`` through indexed points.
+
+    Parameters
+    ----------
+    positions : (N, 2) float array
+        Points (y, x) in px.
+    ij : (N, 2) int array
+        Their grid indices (i counts ``v2`` steps, j counts ``v1`` steps); N >= 3, not all on one line.
+
+    Returns
+    -------
+    Lattice
+        ``origin`` at grid index (0, 0).
+    """
+    ij = np.asarray(ij)
+    design = np.column_stack([np.ones(len(ij)), ij[:, 1], ij[:, 0]])
+    coef, *_ = np.linalg.lstsq(design, np.asarray(positions, dtype=float), rcond=None)
+    return Lattice(origin=coef[0], v1=coef[1], v2=coef[2])
+
+
 def _vec2(value, name: str) -> np.ndarray:
     arr = np.asarray(value, dtype=float).reshape(-1)
     if arr.shape != (2,) or not np.all(np.isfinite(arr)):

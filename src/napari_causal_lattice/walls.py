@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -380,6 +381,56 @@ def _fit_tanh(table: pd.DataFrame, fit_shift: bool, bin_width: float, window: fl
 
 
 
+class _WallSamples(NamedTuple):
+    """What :func:`wall_profile` bins: sample positions and, for windows, their values; or the cell table."""
+
+    yx: np.ndarray  #: (n, 2) sample positions, px
+    values: np.ndarray | None  #: (n,) window coefficients (sliding source), else None
+    table: pd.DataFrame | None  #: the complete cells (cell source), else None
+    spacing: float  #: lattice spacing of the samples, px (the default bin width)
+    window_px: float  #: window width along the normal to deconvolve, px (0: none)
+    units: str  #: unit of the coupling
+    label: str  #: how each bin is estimated
+    min_count: int  #: fewest samples per bin
+
+
+def _wall_samples(source, effect, cause, estimator: str, *, deconvolve_window: bool, min_count) -> _WallSamples:
+    """The samples of a sliding result (window coefficients) or of cells (a table re-estimated per bin)."""
+    if hasattr(source, "element") and hasattr(source, "adjacency"):
+        yx, values, units, spacing = _samples_from_sliding(source, effect, cause)
+        window_px = float(source.window) * spacing / max(int(source.stride), 1) if deconvolve_window else 0.0
+        return _WallSamples(yx, values, None, spacing, window_px, units, "window mean",
+                            3 if min_count is None else int(min_count))
+    table, lattice, unit_map = _table_from_cells(source)
+    missing = [c for c in ("y", "x", effect, cause) if c not in table.columns]
+    if missing:
+        raise ValueError(f"the cell table lacks column(s) {missing}; it needs y, x (px) and the descriptors")
+    sub = table.dropna(subset=["y", "x", effect, cause])
+    yx = sub[["y", "x"]].to_numpy(dtype=float)
+    spacing = float(np.mean(lattice.spacings)) if lattice is not None else (_nn_spacing(yx) if len(yx) > 1 else 1.0)
+    ue, uc = unit_map.get(effect, ""), unit_map.get(cause, "")
+    return _WallSamples(yx, None, sub, spacing, 0.0, f"{ue}/{uc}" if ue and uc else "", f"bin {estimator}",
+                        12 if min_count is None else int(min_count))
+
+
+def _near_the_line(yx, origin, tangent, normal, length, *, within_segment: bool, max_distance):
+    """Signed distance (n,) px of every sample from the line, and the indices of the samples to use."""
+    rel = yx - origin
+    dist = rel @ normal
+    along = rel @ tangent
+    keep = np.ones(len(dist), dtype=bool)
+    if within_segment:
+        keep &= (along >= 0) & (along <= length)
+    if max_distance is not None:
+        keep &= np.abs(dist) <= float(max_distance)
+    if not keep.any():
+        raise ValueError(
+            "no window or cell lies next to the drawn line; draw the line across the region with results "
+            "(or set within_segment=False)"
+        )
+    return dist, np.flatnonzero(keep)
+
+
 def _estimator_and_backend(estimator, backend, method):
     """The bin estimator and the causal backend (resolved), mapping the deprecated ``method``."""
     if method is not None:
@@ -477,64 +528,34 @@ def wall_profile(
     if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
         raise ValueError(f"n_bootstrap must be a whole number >= 20 for percentile intervals, got {n_bootstrap!r}")
     estimator, backend = _estimator_and_backend(estimator, backend, method)
-    method = estimator
     n_bootstrap = int(n_bootstrap)
     seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     origin, tangent, normal, length = line_frame(line)
-    is_sliding = hasattr(source, "element") and hasattr(source, "adjacency")
-    if is_sliding:
-        yx, values, units, spacing = _samples_from_sliding(source, effect, cause)
-        window_px = float(source.window) * spacing / max(int(source.stride), 1) if deconvolve_window else 0.0
-        table = None
-        label = "window mean"
-        min_count = 3 if min_count is None else int(min_count)
-    else:
-        table, lattice, unit_map = _table_from_cells(source)
-        missing = [c for c in ("y", "x", effect, cause) if c not in table.columns]
-        if missing:
-            raise ValueError(f"the cell table lacks column(s) {missing}; it needs y, x (px) and the descriptors")
-        sub = table.dropna(subset=["y", "x", effect, cause])
-        yx = sub[["y", "x"]].to_numpy(dtype=float)
-        values = None
-        window_px = 0.0
-        spacing = float(np.mean(lattice.spacings)) if lattice is not None else (_nn_spacing(yx) if len(yx) > 1 else 1.0)
-        ue, uc = unit_map.get(effect, ""), unit_map.get(cause, "")
-        units = f"{ue}/{uc}" if ue and uc else ""
-        label = f"bin {method}"
-        min_count = 12 if min_count is None else int(min_count)
-        table = sub
-    rel = yx - origin
-    dist = rel @ normal
-    along = rel @ tangent
-    keep = np.ones(len(dist), dtype=bool)
-    if within_segment:
-        keep &= (along >= 0) & (along <= length)
-    if max_distance is not None:
-        keep &= np.abs(dist) <= float(max_distance)
-    if not keep.any():
-        raise ValueError(
-            "no window or cell lies next to the drawn line; draw the line across the region with results "
-            "(or set within_segment=False)"
-        )
-    bin_width = spacing if bin_width is None else float(bin_width)
+    samples = _wall_samples(source, effect, cause, estimator, deconvolve_window=deconvolve_window,
+                            min_count=min_count)
+    dist, kept = _near_the_line(samples.yx, origin, tangent, normal, length, within_segment=within_segment,
+                                max_distance=max_distance)
+    bin_width = samples.spacing if bin_width is None else float(bin_width)
     if not np.isfinite(bin_width) or bin_width <= 0:
         raise ValueError(f"bin_width must be a positive distance in px, got {bin_width!r}")
-    kept = np.flatnonzero(keep)
-    if is_sliding:
-        estimator = _window_mean_estimator(values[kept], rng, n_bootstrap)
+    if samples.table is None:
+        bin_estimate = _window_mean_estimator(samples.values[kept], rng, n_bootstrap)
     else:
-        estimator = _cell_estimator(table.iloc[kept], dist[kept], effect, cause, method, backend, rng, n_bootstrap)
-    rows = _binned_rows(dist[kept], bin_width, min_count, estimator, float(confidence), progress, cancel)
+        bin_estimate = _cell_estimator(samples.table.iloc[kept], dist[kept], effect, cause, estimator, backend, rng,
+                                       n_bootstrap)
+    rows = _binned_rows(dist[kept], bin_width, samples.min_count, bin_estimate, float(confidence), progress, cancel)
     profile = pd.DataFrame(rows, columns=list(_PROFILE_COLUMNS))
-    params = _fit_tanh(profile, fit_shift, bin_width, window_px) if fit else {}
+    params = _fit_tanh(profile, fit_shift, bin_width, samples.window_px) if fit else {}
+    label, units = samples.label, samples.units
     provenance = make_provenance(
         "wall_profile",
         {
             "effect": effect, "cause": cause, "line": np.asarray(line, dtype=float)[[0, -1], -2:],
             "bin_width": bin_width, "max_distance": max_distance, "within_segment": within_segment,
-            "method": label, "backend": None if backend is None else backend.name, "min_count": min_count, "n_bootstrap": n_bootstrap, "confidence": confidence,
-            "fit": fit, "fit_shift": fit_shift, "window_px": window_px,
+            "method": label, "backend": None if backend is None else backend.name, "min_count": samples.min_count,
+            "n_bootstrap": n_bootstrap, "confidence": confidence, "fit": fit, "fit_shift": fit_shift,
+            "window_px": samples.window_px,
         },
         seed=seed,
         inputs={"source": getattr(source, "provenance", {}) or {}},
