@@ -196,11 +196,18 @@ def test_rerun_recomputes_or_refuses_by_content(scans, tmp_path, capsys):
     assert results_complete(out / "scan")
 
 
+class _Computed(BaseException):
+    """Raised by a trap; not an Exception, so the batch's per-image ``except Exception`` cannot swallow it."""
+
+
 def test_read_only_and_occupied_out_are_caught_before_computing(scans, tmp_path, monkeypatch, capsys):
     from napari_causal_lattice import pipeline
 
+    computed = []
+
     def never(*args, **kwargs):
-        raise AssertionError("computed although the batch could not be saved")
+        computed.append(args)
+        raise _Computed("computed although the batch could not be saved")
 
     monkeypatch.setattr(pipeline, "run_pipeline", never)
     folder, options = scans
@@ -217,6 +224,7 @@ def test_read_only_and_occupied_out_are_caught_before_computing(scans, tmp_path,
     (tmp_path / "file").write_text("x")
     assert main(["analyze", str(folder / "first.npy"), "--out", str(tmp_path / "file" / "r"), *options]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+    assert computed == []
 
 
 def test_leftover_temp_folder_is_removed_by_the_next_run(scans, tmp_path, capsys):
