@@ -143,7 +143,7 @@ def test_engine_input_errors():
 
 def test_adaptive_lasso_matches_lingam_including_lasso_drops():
     """Our LARS/BIC pruning against lingam.utils.predict_adaptive_lasso on correlated designs."""
-    from napari_causal_lattice.causal.engine import _adaptive_lasso, _lars_lasso_path
+    from napari_causal_lattice.causal.engine import _lars_lasso_path, _prune_kernel
 
     from sklearn.linear_model import lars_path
 
@@ -158,13 +158,17 @@ def test_adaptive_lasso_matches_lingam_including_lasso_drops():
         pred = np.arange(q)
         ref = lingam.utils.predict_adaptive_lasso(X, list(pred), q)
         S = np.cov(X, rowvar=False, bias=True)
-        ours = _adaptive_lasso(S, float(n), pred, q)
+        allowed = np.zeros((q + 1, q + 1), dtype=bool)
+        allowed[q, :q] = True  # only the last variable is fitted, on all the others
+        B = np.zeros((1, q + 1, q + 1))
+        _prune_kernel(S[None], np.array([n]), np.arange(q + 1)[None], allowed, B)
+        ours = B[0, q, :q]
         worst = max(worst, float(np.abs(ours - ref).max()))
         # the LARS path itself, on a Gram matrix where variables leave the active set
         Xc = X[:, :q] - X[:, :q].mean(0)
         yc = X[:, q] - X[:, q].mean()
         _, _, ref_path = lars_path(Xc, yc, Gram=Xc.T @ Xc, method="lasso")
-        path, _ = _lars_lasso_path(Xc.T @ Xc, Xc.T @ yc, float(n))
+        path = _lars_lasso_path(Xc.T @ Xc, Xc.T @ yc, float(n))
         assert path.shape == ref_path.T.shape
         np.testing.assert_allclose(path, ref_path.T, atol=1e-8 * max(1.0, np.abs(ref_path).max()))
         drops += path.shape[0] > q + 1
