@@ -37,6 +37,8 @@ from llvmlite import ir as llvm_ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .. import _warmup
+
 __all__ = ["direct_lingam_batch", "direct_lingam", "bootstrap_indices", "partial_orders"]
 
 # Maximum-entropy approximation constants (Hyvarinen 1998), as in lingam.
@@ -760,6 +762,29 @@ def _prune_kernel(S, nvalid, order, allowed, B):
             _refit(S[d], pred, target, keep, B[d])
 
 
+def compile_stage(stage: str) -> None:
+    """Compile (or load from the disk cache) the kernel of one stage, ``"order"`` or ``"prune"``.
+
+    Called on tiny inputs of exactly the argument types every fit passes, so the compiled signature is the one
+    later fits use (the warmup children call this; see :mod:`napari_causal_lattice._warmup`).
+    """
+    p = 3
+    orders0, allowed = _check_prior(None, p)
+    order = np.empty((1, p), dtype=np.int64)
+    S = np.empty((1, p, p))
+    nvalid = np.empty(1, dtype=np.int64)
+    if stage == "order":
+        X = np.random.default_rng(0).standard_normal((1, 16, p))
+        _order_kernel(X, np.ones((1, 16), dtype=np.bool_), orders0, order, S, nvalid, np.zeros(1, dtype=np.bool_))
+    elif stage == "prune":
+        S[0] = np.eye(p) + 0.5
+        nvalid[0] = 16
+        order[0] = np.arange(p)
+        _prune_kernel(S, nvalid, order, allowed, np.zeros((1, p, p)))
+    else:
+        raise ValueError(f"stage must be 'order' or 'prune', got {stage!r}.")
+
+
 def _fit_batch(X, mask, orders0, allowed, order, B, bad) -> None:
     """Both stages on the datasets X (m, n, p): two kernels, each compiled once and cached on disk."""
     m, _, p = X.shape
@@ -767,6 +792,9 @@ def _fit_batch(X, mask, orders0, allowed, order, B, bad) -> None:
     nvalid = np.empty(m, dtype=np.int64)
     _order_kernel(X, mask, orders0, order, S, nvalid, bad)
     _prune_kernel(S, nvalid, order, allowed, B)
+
+
+_warmup.install_compile_note()  # one line on stderr if this process compiles the kernels (not on cache loads)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -828,6 +856,7 @@ def direct_lingam_batch(X, *, prior_knowledge=None, mask=None, workers=None):
         return np.zeros((0, p), dtype=np.int64), np.zeros((0, p, p))
     X = np.ascontiguousarray(X)
     mask = np.ascontiguousarray(mask)
+    _warmup.wait_for_kernels()  # the warmup children may still be compiling (once per process, then free)
     order = np.empty((m, p), dtype=np.int64)
     B = np.zeros((m, p, p))
     bad = np.zeros(m, dtype=np.bool_)
