@@ -155,14 +155,15 @@ class Warmup:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         for proc, reader in zip(self._procs, self._readers):
-            if proc.poll() is None:
-                reader.join(0.05)  # a "compiling" line may be on its way
-                if self.compiling.is_set():
+            while proc.poll() is None:
+                if self.compiling.is_set():  # someone waits for a real compilation: say so, once
                     self._note(stream)
-            try:
-                proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                return False
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                try:
+                    proc.wait(0.1)
+                except subprocess.TimeoutExpired:
+                    pass
             reader.join(1.0)
         with self._lock:
             if self.seconds is None and self.started is not None:
