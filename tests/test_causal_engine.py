@@ -143,7 +143,7 @@ def test_engine_input_errors():
 
 def test_adaptive_lasso_matches_lingam_including_lasso_drops():
     """Our LARS/BIC pruning against lingam.utils.predict_adaptive_lasso on correlated designs."""
-    from napari_causal_lattice.causal.engine import _adaptive_lasso, _lars_lasso_path
+    from napari_causal_lattice.causal.engine import _lars_lasso_path, _prune_kernel
 
     from sklearn.linear_model import lars_path
 
@@ -158,13 +158,17 @@ def test_adaptive_lasso_matches_lingam_including_lasso_drops():
         pred = np.arange(q)
         ref = lingam.utils.predict_adaptive_lasso(X, list(pred), q)
         S = np.cov(X, rowvar=False, bias=True)
-        ours = _adaptive_lasso(S, float(n), pred, q)
+        allowed = np.zeros((q + 1, q + 1), dtype=bool)
+        allowed[q, :q] = True  # only the last variable is fitted, on all the others
+        B = np.zeros((1, q + 1, q + 1))
+        _prune_kernel(S[None], np.array([n]), np.arange(q + 1)[None], allowed, B)
+        ours = B[0, q, :q]
         worst = max(worst, float(np.abs(ours - ref).max()))
         # the LARS path itself, on a Gram matrix where variables leave the active set
         Xc = X[:, :q] - X[:, :q].mean(0)
         yc = X[:, q] - X[:, q].mean()
         _, _, ref_path = lars_path(Xc, yc, Gram=Xc.T @ Xc, method="lasso")
-        path, _ = _lars_lasso_path(Xc.T @ Xc, Xc.T @ yc, float(n))
+        path = _lars_lasso_path(Xc.T @ Xc, Xc.T @ yc, float(n))
         assert path.shape == ref_path.T.shape
         np.testing.assert_allclose(path, ref_path.T, atol=1e-8 * max(1.0, np.abs(ref_path).max()))
         drops += path.shape[0] > q + 1
@@ -207,3 +211,23 @@ def test_both_methods_give_the_same_orders_and_coefficients_on_random_dags():
     np.testing.assert_array_equal(o_engine, o_lingam)
     np.testing.assert_allclose(b_engine, b_lingam, atol=1e-8)
     assert isinstance(resolve_method(None), EngineMethod) and isinstance(resolve_method("lingam"), LingamMethod)
+
+
+def test_answers_are_bit_identical_to_the_frozen_baseline():
+    """Orders, B, p-values and bootstrap probabilities equal, bit for bit, those of tests/data/engine_baseline.npz
+    (written before the kernels were restructured for a shorter compile; see tests/data/make_engine_baseline.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    here = Path(__file__).with_name("data") / "make_engine_baseline.py"
+    spec = importlib.util.spec_from_file_location("make_engine_baseline", here)
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    frozen = np.load(baseline.PATH)
+    X, mask, pk = baseline.batch_inputs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the default sample's Vol is near-deterministic (warned elsewhere)
+        now = baseline.compute(X, mask, pk, frozen["table"])
+    assert sorted(now) == sorted(k for k in frozen.files if k != "table")
+    for key, value in now.items():
+        np.testing.assert_array_equal(value, frozen[key], err_msg=key, strict=True)

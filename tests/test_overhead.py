@@ -64,59 +64,82 @@ def test_package_versions_returns_a_private_copy():
     assert provenance.package_versions()["numpy"] == np.__version__
 
 
-class _Blocking:
-    """A stand-in compilation that runs until released."""
-
-    def __init__(self):
-        self.release = threading.Event()
-        self.runs = 0
-
-    def __call__(self):
-        self.runs += 1
-        self.release.wait(10)
+def _fake_child(*lines, pause=0.3):
+    """A warmup child command that prints ``lines`` (``compiling`` / ``done``) with a pause before the last."""
+    code = "import sys, time\n" + "".join(
+        f"print({line!r}, flush=True)\n" + ("time.sleep(%r)\n" % pause if k == len(lines) - 2 else "")
+        for k, line in enumerate(lines))
+    return lambda job: [sys.executable, "-c", code]
 
 
-def test_warmup_runs_once_and_announces_once_while_compiling():
-    work = _Blocking()
-    warm = _warmup.Warmup(work, expected_seconds=15)
+def test_warmup_notes_a_real_compile_once_when_waited_for():
+    warm = _warmup.Warmup(("a", "b"), command=_fake_child("compiling", "done", pause=1.0))
+    assert warm.start()
+    assert warm.start()  # second start: same children
     stream = io.StringIO()
-    assert warm.start(notice_after=0.0, stream=stream)
-    assert warm.start(notice_after=0.0, stream=stream)  # second start: same thread, no second note
-    for _ in range(200):  # the note comes from a timer thread: poll for it while the work is blocked
-        if stream.getvalue():
-            break
-        time.sleep(0.05)
-    work.release.set()
-    assert warm.wait(10)
-    assert work.runs == 1
-    note = stream.getvalue()
-    assert note.count("compiling the causal kernels, once, about 15 s") == 1
-    assert warm.error is None and warm.seconds >= 0
+    assert warm.wait(30, stream=stream)
+    assert warm.wait(30, stream=stream)
+    assert stream.getvalue().count(_warmup.NOTE) == 1
+    assert warm.failed == [] and not warm.running and warm.seconds >= 0
 
 
-def test_warmup_stays_quiet_when_the_kernels_load_quickly():
-    warm = _warmup.Warmup(lambda: None)
+def test_warmup_stays_quiet_on_cache_loads_and_without_a_wait():
+    loads = _warmup.Warmup(("a",), command=_fake_child("done"))
+    assert loads.start()
     stream = io.StringIO()
-    assert warm.start(notice_after=5.0, stream=stream)
-    assert warm.wait(10)
+    assert loads.wait(30, stream=stream)
     assert stream.getvalue() == ""
+    unused = _warmup.Warmup(("a",), command=_fake_child("compiling", "done", pause=30))  # e.g. analyze skips all
+    assert unused.start()
+    unused.stop()
+    assert not unused.running
 
 
-def test_warmup_keeps_a_compile_error_for_the_real_call():
-    def broken():
-        raise RuntimeError("no compiler")
-
-    warm = _warmup.Warmup(broken)
-    assert warm.start(announce=False)
-    assert warm.wait(10)
-    assert isinstance(warm.error, RuntimeError)
+def test_warmup_reports_a_failed_child_for_the_engine_to_compile_itself():
+    warm = _warmup.Warmup(("a",), command=lambda job: [sys.executable, "-c", "raise SystemExit(3)"])
+    assert warm.start()
+    assert warm.wait(30, stream=io.StringIO())
+    assert warm.failed == ["a"]
 
 
 def test_warmup_can_be_disabled(monkeypatch):
     monkeypatch.setenv(_warmup.ENV_DISABLE, "1")
-    work = _Blocking()
-    assert not _warmup.Warmup(work).start(announce=False)
-    assert work.runs == 0
+    assert not _warmup.Warmup(("a",), command=_fake_child("done")).start()
+
+
+def test_compile_note_fires_on_a_real_compile_of_the_package_only():
+    from numba import njit
+
+    fired = []
+    _warmup.install_compile_note(lambda: fired.append(1))
+    outside = {"__name__": "someone_else"}
+    exec("def f(x):\n    return x + 1\n", outside)
+    njit(outside["f"])(1)
+    assert fired == []
+    ours = {"__name__": "napari_causal_lattice._note_probe"}
+    exec("def g(x):\n    return x + 2\n", ours)
+    njit(ours["g"])(1)
+    njit(ours["g"])(2)  # already compiled: no second note
+    assert fired == [1]
+
+
+def test_read_only_install_caches_in_a_user_folder(monkeypatch):
+    """numba's locator falls back to a per-user cache folder when the package folder is not writable."""
+    from numba.core import caching, config
+
+    from napari_causal_lattice.causal import engine
+
+    in_tree = getattr(caching, "InTreeCacheLocator", None) or caching._InTreeCacheLocator
+
+    def read_only(self):
+        raise PermissionError("read-only site-packages")
+
+    monkeypatch.setattr(in_tree, "ensure_cache_path", read_only)
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    cache = caching.FunctionCache(engine._prune_kernel.py_func)
+    path = cache._cache_path
+    assert not path.startswith(os.path.dirname(engine.__file__))
+    assert path.startswith(os.path.expanduser("~")) or "cache" in path.lower()
 
 
 def test_cli_starts_the_warmup(monkeypatch, tmp_path):
@@ -137,8 +160,34 @@ def test_warmup_import_is_light():
 def test_plugin_import_starts_the_warmup_thread():
     code = (
         "import napari_causal_lattice._napari, napari_causal_lattice._warmup as w\n"
-        "print(w._KERNELS._thread is not None)\n"
+        "print(w._KERNELS.started is not None)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != _warmup.ENV_DISABLE}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "True"
+
+
+_FIRST_FIT = """
+import numpy as np
+from napari_causal_lattice._warmup import start_warmup
+print("started", start_warmup())
+from napari_causal_lattice.causal import engine, fit_lingam
+rng = np.random.default_rng(0)
+fit_lingam(rng.uniform(-1, 1, (200, 4)) @ np.triu(np.ones((4, 4))))
+kernels = (engine._order_kernel, engine._prune_kernel)
+print("compiled here", sum(sum(k._cache_misses.values()) for k in kernels))
+"""
+
+
+@pytest.mark.slow
+def test_first_fit_loads_the_kernels_the_warmup_children_compiled(tmp_path):
+    """Empty cache: the children compile, the fit waits (one note) and loads; then a warm run says nothing."""
+    env = {k: v for k, v in os.environ.items() if k != _warmup.ENV_DISABLE}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "kernels")
+    runs = [subprocess.run([sys.executable, "-c", _FIRST_FIT], capture_output=True, text=True, env=env, timeout=900)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert "started True" in run.stdout and "compiled here 0" in run.stdout
+    assert runs[0].stderr.count(_warmup.NOTE) == 1
+    assert _warmup.NOTE not in runs[1].stderr

@@ -1,122 +1,258 @@
-"""Compile the causal engine's numba kernels in the background as soon as the CLI or the plugin starts.
+"""Compile the causal engine's numba kernels in separate processes as soon as the CLI or the plugin starts.
 
-The first fit after installation compiles the DirectLiNGAM kernels (about 20 s on a laptop, longer on a busy
-machine); numba caches them on disk, so later processes load them in about 1 s.  Loading an image, finding
-the columns and building the cells do not need the kernels, so compiling them in a daemon thread meanwhile
-takes the compilation off the user's path: the first fit finds the kernels ready, or waits only for the rest
-of the compilation (numba's compiler lock makes it wait instead of compiling a second time).
+The first fit after installation needs the DirectLiNGAM kernels compiled (a few seconds of CPU; numba then
+caches them on disk, and later processes load them in well under a second).  Loading an image, finding the
+columns and building the cells do not need them, so :func:`start_warmup` compiles them meanwhile in child
+processes (one per independent kernel group, so they compile side by side on a multi-core machine and never
+share the GIL with column finding).  The first fit then waits for the children (see :func:`wait_for_kernels`,
+called by the engine) and loads the kernels from the cache they wrote.
 
-Set the environment variable ``NAPARI_CAUSAL_LATTICE_NO_WARMUP=1`` to compile on first use instead.
-Importing this module is cheap: numpy and numba load inside the background thread.
+The note on stderr ("compiling the causal kernels, once ...") appears only when kernels are really compiled
+and someone waits for them: not when the children load them from the cache, and not in a run that never
+fits (``analyze`` skipping complete results).  Without the warmup (``NAPARI_CAUSAL_LATTICE_NO_WARMUP=1``,
+worker processes, plain library use) the engine compiles on first use and prints the same note when it does.
+
+Where the cache lives is numba's choice: next to the package (``__pycache__``) when that folder is
+writable, otherwise a user cache folder (``~/.cache/numba`` on Linux, the platform's equivalent elsewhere),
+so a read-only installation still compiles only once; ``NUMBA_CACHE_DIR`` overrides both.
+
+Importing this module is cheap: numpy and numba load only in the children and in the engine.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
-__all__ = ["ENV_DISABLE", "Warmup", "start_warmup"]
+__all__ = ["ENV_DISABLE", "NOTE", "Warmup", "start_warmup", "wait_for_kernels", "install_compile_note"]
 
 #: Environment variable that turns the background compilation off (any value but "" or "0").
 ENV_DISABLE = "NAPARI_CAUSAL_LATTICE_NO_WARMUP"
 
-_NOTE = (
-    "napari-causal-lattice: compiling the causal kernels, once, about {seconds:.0f} s (in the background; "
-    "they are cached on disk for later runs)"
+#: The one line printed on stderr while a process waits for (or does) a real compilation.
+NOTE = (
+    "napari-causal-lattice: compiling the causal kernels, once after installing (about 10 s; later runs "
+    "load them from the disk cache)"
 )
 
+#: Kernel groups compiled by one child process each (independent kernels: no shared helpers).
+JOBS = ("order,pvalues", "prune")
 
-def _compile_kernels() -> None:
-    """Compile (or load from the disk cache) the engine kernel for the array types every fit uses."""
-    import numpy as np
+_COMPILING = "compiling"
+_DONE = "done"
 
-    from .causal.engine import direct_lingam_batch
 
-    tiny = np.random.default_rng(0).standard_normal((1, 16, 3))
-    direct_lingam_batch(tiny, workers=1)
+def _compile_job(job: str) -> None:
+    """Compile (or load from the disk cache) the kernels of one job, for the argument types every fit uses."""
+    for name in job.split(","):
+        if name == "pvalues":
+            import numpy as np
+
+            from .causal.confidence import order_pvalues_from_covariance
+
+            order_pvalues_from_covariance(np.eye(3)[None], 16, np.array([[0, 1, 2]]))
+        else:
+            from .causal.engine import compile_stage
+
+            compile_stage(name)
+
+
+def _child_command(job: str) -> list[str]:
+    return [sys.executable, "-m", "napari_causal_lattice._warmup", job]
+
+
+def _child_env() -> dict:
+    """The parent's environment, with this copy of the package first on the path (same source, same cache)."""
+    env = {k: v for k, v in os.environ.items() if k != ENV_DISABLE}
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 class Warmup:
-    """One background compilation per process, announced once if it is not a quick cache load.
+    """Child processes that compile the kernels, started once per process; waited for by the first fit.
 
     Parameters
     ----------
-    compile : callable, optional
-        Work to run in the background thread (default: compile the causal kernels).
-    expected_seconds : float
-        Compile time quoted in the note on stderr, in s.
+    jobs : sequence of str
+        One child process per entry (kernel groups, see ``JOBS``).
+    command : callable, optional
+        ``command(job) -> argv`` of a child (default: ``python -m napari_causal_lattice._warmup job``).  A child
+        prints ``compiling`` on stdout when it starts a real compilation and ``done`` when it has finished.
     """
 
-    def __init__(self, compile=_compile_kernels, *, expected_seconds: float = 20.0):
-        self._compile = compile
-        self._expected = float(expected_seconds)
+    def __init__(self, jobs=JOBS, *, command=_child_command):
+        self._jobs = tuple(jobs)
+        self._command = command
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.done = threading.Event()
+        self._procs: list[subprocess.Popen] = []
+        self._readers: list[threading.Thread] = []
+        self.compiling = threading.Event()  # a child reported a real compilation
+        self.started: float | None = None
         self.seconds: float | None = None
-        self.error: BaseException | None = None
+        self.failed: list[str] = []  # jobs whose child did not finish cleanly (the engine compiles them itself)
+        self._noted = False
 
-    def start(self, *, announce: bool = True, notice_after: float = 2.0, stream=None) -> bool:
-        """Start the background compilation unless it already runs or is disabled.
+    @property
+    def running(self) -> bool:
+        """True while a child process is still at work."""
+        return any(proc.poll() is None for proc in self._procs)
 
-        Parameters
-        ----------
-        announce : bool
-            Print the note on ``stream`` if the work is still running after ``notice_after`` s (a cold
-            cache: loading cached kernels takes about 1 s).
-        notice_after : float
-            Delay before the note, in s.
-        stream : file, optional
-            Where the note goes (default: ``sys.stderr`` at the time of the note).
+    def start(self) -> bool:
+        """Start the child processes unless they already run or the warmup is disabled.
 
         Returns
         -------
         bool
-            True if the compilation runs or ran in this process, False if it is disabled by
-            ``NAPARI_CAUSAL_LATTICE_NO_WARMUP``.
+            True if the children run or ran in this process, False if disabled by
+            ``NAPARI_CAUSAL_LATTICE_NO_WARMUP`` or if no child could be started.
         """
-        if os.environ.get(ENV_DISABLE, "") not in ("", "0"):
+        if os.environ.get(ENV_DISABLE, "") not in ("", "0") or getattr(sys, "frozen", False):
             return False
         with self._lock:
-            if self._thread is not None:
-                return True
-            self._thread = threading.Thread(target=self._run, name="napari-causal-lattice-warmup", daemon=True)
-            self._thread.start()
-        if announce:
-            timer = threading.Timer(notice_after, self._announce, args=(stream,))
-            timer.daemon = True
-            timer.start()
+            if self.started is not None:
+                return bool(self._procs)
+            self.started = time.perf_counter()
+            env = _child_env()
+            for job in self._jobs:
+                try:
+                    proc = subprocess.Popen(self._command(job), env=env, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                except OSError:
+                    self.failed.append(job)
+                    continue
+                reader = threading.Thread(target=self._read, args=(proc,), daemon=True,
+                                          name=f"napari-causal-lattice-warmup-{job}")
+                reader.start()
+                self._procs.append(proc)
+                self._readers.append(reader)
+        return bool(self._procs)
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            if line.strip() == _COMPILING:
+                self.compiling.set()
+
+    def wait(self, timeout: float | None = 600.0, *, stream=None) -> bool:
+        """Wait for the children; print the note once if they are compiling (not merely loading the cache).
+
+        Parameters
+        ----------
+        timeout : float or None
+            Longest wait in s (then the caller compiles in its own process instead).
+        stream : file, optional
+            Where the note goes (default: ``sys.stderr``).
+
+        Returns
+        -------
+        bool
+            True when every child has finished (or none was started).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for proc, reader in zip(self._procs, self._readers):
+            while proc.poll() is None:
+                if self.compiling.is_set():  # someone waits for a real compilation: say so, once
+                    self._note(stream)
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                try:
+                    proc.wait(0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+            reader.join(1.0)
+        with self._lock:
+            if self.seconds is None and self.started is not None:
+                self.seconds = time.perf_counter() - self.started
+                self.failed += [job for job, proc in zip(self._jobs, self._procs) if proc.returncode != 0]
         return True
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the background work has finished (True) or ``timeout`` s passed (False)."""
-        return self.done.wait(timeout)
+    def _note(self, stream) -> None:
+        with self._lock:
+            if self._noted:
+                return
+            self._noted = True
+        print(NOTE, file=stream or sys.stderr, flush=True)
 
-    def _run(self) -> None:
-        start = time.perf_counter()
-        try:
-            self._compile()
-        except Exception as exc:  # kept for inspection: the first real fit compiles again and raises it
-            self.error = exc
-        self.seconds = time.perf_counter() - start
-        self.done.set()
-
-    def _announce(self, stream) -> None:
-        if not self.done.is_set():
-            print(_NOTE.format(seconds=self._expected), file=stream or sys.stderr, flush=True)
+    def stop(self) -> None:
+        """End the children that are still running (at exit: a run that never fitted needs no kernels)."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 _KERNELS = Warmup()
+_READY = threading.Event()
 
 
-def start_warmup(*, announce: bool = True) -> bool:
-    """Compile the causal kernels in a background daemon thread, once per process (see the module notes).
+def start_warmup() -> bool:
+    """Compile the causal kernels in child processes, once per process (see the module notes).
 
     Returns
     -------
     bool
-        False when disabled by the environment variable ``NAPARI_CAUSAL_LATTICE_NO_WARMUP``.
+        False when disabled by the environment variable ``NAPARI_CAUSAL_LATTICE_NO_WARMUP`` (or when no child
+        process could be started).
     """
-    return _KERNELS.start(announce=announce)
+    started = _KERNELS.start()
+    if started:
+        atexit.register(_KERNELS.stop)
+    return started
+
+
+def wait_for_kernels(*, stream=None) -> None:
+    """Called by the engine before its first kernel call: wait for the warmup children, if any run.
+
+    Cheap after the first call.  Prints the note only if the children are really compiling.
+    """
+    if _READY.is_set():
+        return
+    if _KERNELS.started is not None:
+        _KERNELS.wait(stream=stream)
+    _READY.set()
+
+
+def install_compile_note(action=None) -> None:
+    """Print the note (or run ``action()``) when this process starts compiling one of the package's kernels.
+
+    Loading kernels from the disk cache is not a compilation (numba raises no compile event for it).
+    """
+    from numba.core import event
+
+    act = action or (lambda: _KERNELS._note(None))
+
+    class _FirstCompile(event.Listener):
+        fired = False
+
+        def on_start(self, ev) -> None:
+            dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
+            module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+            if not self.fired and module.startswith("napari_causal_lattice"):
+                self.fired = True
+                act()
+
+        def on_end(self, ev) -> None:
+            pass
+
+    event.register("numba:compile", _FirstCompile())
+
+
+def _main(argv) -> int:
+    """Child process: compile the jobs named in ``argv[0]``, reporting on stdout."""
+    install_compile_note(lambda: print(_COMPILING, flush=True))
+    _compile_job(argv[0])
+    print(_DONE, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -13,10 +13,14 @@ The algorithm has two stages, both reproduced from lingam 1.12 (``DirectLiNGAM``
    ``sklearn.linear_model.LassoLarsIC(criterion="bic")``, and the kept predictors are refitted by OLS on
    the original data.
 
-Both stages run in one numba kernel per dataset (compiled once, cached on disk; it releases the GIL, so
-batches are spread over threads).  Stage 2 only needs each dataset's covariance matrix (our own port of
-scikit-learn's Gram-based LARS; no scikit-learn at run time).  The first call after installation compiles
-the kernel (~30 s); later sessions load it from the cache.
+Each stage is one numba kernel over a batch of datasets (``_order_kernel``, ``_prune_kernel``; they release
+the GIL, so batches are spread over threads).  Stage 2 only needs each dataset's covariance matrix (our own
+port of scikit-learn's Gram-based LARS; no scikit-learn at run time).  The kernels are compiled once and
+cached on disk; :mod:`napari_causal_lattice._warmup` compiles them in separate processes when the CLI or
+the plugin starts.  Compile time is kept down by the shape of the code (measured with an empty cache): one
+signature per kernel, a flat call tree (numba re-optimises each callee inside every caller, so nesting
+multiplies the work), no ``inline="always"``, and no array-to-slice assignment (its error message pulls in
+numba's string formatting, several seconds of compiling).
 
 Adjacency convention (lingam): ``B[i, j]`` is the direct effect of variable ``j`` on variable ``i``
 ("i <- j"), in the units of ``X[:, i]`` per unit of ``X[:, j]``.
@@ -32,6 +36,8 @@ import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import njit, types
 from numba.extending import intrinsic
+
+from .. import _warmup
 
 __all__ = ["direct_lingam_batch", "direct_lingam", "bootstrap_indices", "partial_orders"]
 
@@ -149,7 +155,7 @@ _LOG2E = 1.4426950408889634
 _LOG2 = float(np.log(2.0))
 
 
-@njit(fastmath=_FM, cache=True, nogil=True, inline="always")
+@njit(fastmath=_FM, cache=True, nogil=True)
 def _exp_poly(r):
     return 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
         1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r * (
@@ -326,6 +332,52 @@ def _causal_order(X, orders0, order):
     return True
 
 
+@njit(cache=True, nogil=True)
+def _order_kernel(X, mask, orders0, order, S, nvalid, bad):
+    """Stage 1 of datasets X (m, n, p) on their valid samples (mask (m, n)).
+
+    Writes each dataset's causal order (``order`` (m, p); -1 when degenerate or not finite), the biased
+    covariance of its valid samples (``S`` (m, p, p)), their count (``nvalid`` (m,)) and ``bad`` (m,) for
+    non-finite data.  One of the two top-level kernels (see :func:`_fit_batch`).
+    """
+    m, n, p = X.shape
+    for d in range(m):
+        nv = 0
+        for t in range(n):
+            if mask[d, t]:
+                nv += 1
+        nvalid[d] = nv
+        Xd = np.empty((p, nv))
+        k = 0
+        finite = True
+        for t in range(n):
+            if mask[d, t]:
+                for i in range(p):
+                    v = X[d, t, i]
+                    finite = finite and np.isfinite(v)
+                    Xd[i, k] = v
+                k += 1
+        if not finite:
+            bad[d] = True
+            for i in range(p):
+                order[d, i] = -1
+            continue
+        mu = np.empty(p)
+        for i in range(p):
+            mu[i] = _mean(Xd[i])
+        for i in range(p):
+            for j in range(i, p):
+                S[d, i, j] = _cov(Xd[i], mu[i], Xd[j], mu[j])
+                S[d, j, i] = S[d, i, j]
+        ok = _causal_order(Xd, orders0, order[d])
+        if ok:
+            for i in range(p):
+                ok = ok and S[d, i, i] > 0.0
+        if not ok:
+            for i in range(p):
+                order[d, i] = -1
+
+
 # --------------------------------------------------------------------------------------------------
 # stage 2: adaptive-lasso pruning (LassoLarsIC, criterion="bic", port of scikit-learn's Gram path)
 # --------------------------------------------------------------------------------------------------
@@ -333,6 +385,7 @@ _TINY32 = float(np.finfo(np.float32).tiny)
 _EQ_TOL = float(np.finfo(np.float32).eps)
 _EPS = float(np.finfo(np.float64).eps)
 _BIG = float(np.finfo(np.float64).max)
+_MAX_ITER = 500
 
 
 @njit(cache=True, nogil=True)
@@ -420,17 +473,19 @@ def _cholesky_delete(L, n, go_out):
 
 
 @njit(cache=True, nogil=True)
-def _lars_lasso_path(Gram0, Cov0, n_samples, max_iter=500):
+def _lars_lasso_path(Gram0, Cov0, n_samples):
     """LARS lasso path from the Gram matrix (scikit-learn's ``lars_path(method="lasso")``).
 
-    Returns coefs (n_steps, q) and alphas (n_steps,).
+    Returns the coefficients along the path, (n_steps, q).
     """
     q = Gram0.shape[0]
     Gram = Gram0.copy()
     buf = Cov0.copy()  # Cov of inactive features lives in buf[n_active:q]
     coefs = np.zeros((2 * q + 2, q))
     alphas = np.zeros(2 * q + 2)
-    indices = np.arange(q)
+    indices = np.empty(q, dtype=np.int64)
+    for t in range(q):
+        indices[t] = t
     active = np.empty(q, dtype=np.int64)
     sign_active = np.zeros(q)
     L = np.zeros((q, q))
@@ -453,7 +508,7 @@ def _lars_lasso_path(Gram0, Cov0, n_samples, max_iter=500):
         alphas[n_iter] = C / n_samples
         if alphas[n_iter] <= _EQ_TOL:
             break
-        if n_iter >= max_iter or n_active >= q:
+        if n_iter >= _MAX_ITER or n_active >= q:
             break
         if not drop:
             sign_active[n_active] = 1.0 if C_ > 0 else (-1.0 if C_ < 0 else 0.0)
@@ -508,7 +563,10 @@ def _lars_lasso_path(Gram0, Cov0, n_samples, max_iter=500):
             AA = 1.0 / np.sqrt(_dot(ls, sign_active, n_active))
             if not np.isfinite(AA):
                 i = 0
-                L_ = L[:n_active, :n_active].copy()
+                L_ = np.empty((n_active, n_active))
+                for t in range(n_active):
+                    for k in range(n_active):
+                        L_[t, k] = L[t, k]
                 while not np.isfinite(AA):
                     for t in range(n_active):
                         L_[t, t] += (2.0**i) * _EPS
@@ -551,12 +609,14 @@ def _lars_lasso_path(Gram0, Cov0, n_samples, max_iter=500):
             gamma_ = z_pos
             drop = True
         n_iter += 1
-        if n_iter >= coefs.shape[0]:  # grow the path storage (drops make the path longer than q + 1)
+        if n_iter >= coefs.shape[0]:  # grow the path storage (drops make the path longer than q + 1), by loops
             grown = np.zeros((2 * coefs.shape[0], q))
-            grown[: coefs.shape[0]] = coefs
-            coefs = grown
             grown_a = np.zeros(2 * alphas.shape[0])
-            grown_a[: alphas.shape[0]] = alphas
+            for k in range(coefs.shape[0]):
+                grown_a[k] = alphas[k]
+                for t in range(q):
+                    grown[k, t] = coefs[k, t]
+            coefs = grown
             alphas = grown_a
         coef = coefs[n_iter]
         prev = coefs[n_iter - 1]
@@ -589,34 +649,26 @@ def _lars_lasso_path(Gram0, Cov0, n_samples, max_iter=500):
             for t in range(drop_at, q - 1):
                 sign_active[t] = sign_active[t + 1]
             sign_active[q - 1] = 0.0
-    return coefs[: n_iter + 1], alphas[: n_iter + 1]
+    return coefs[: n_iter + 1]
 
 
 @njit(cache=True, nogil=True)
-def _adaptive_lasso(S, n, pred, target):
-    """lingam's ``predict_adaptive_lasso`` from the (biased) covariance S of the data.
-
-    Returns the coefficients of ``pred`` (original units; zero for pruned predictors).
-    """
+def _standardized_ols(S, pred, target, Rpp, Rpt):
+    """Correlations of the predictors (Rpp) and with the target (Rpt) from S; returns the OLS coefficients."""
     q = pred.shape[0]
     st = np.sqrt(S[target, target])
-    Rpp = np.empty((q, q))
-    Rpt = np.empty(q)
     for a in range(q):
         sa = np.sqrt(S[pred[a], pred[a]])
         Rpt[a] = S[pred[a], target] / (sa * st)
         for b in range(q):
             Rpp[a, b] = S[pred[a], pred[b]] / (sa * np.sqrt(S[pred[b], pred[b]]))
-    beta = _spd_solve(Rpp, Rpt)
-    w = np.abs(beta)
-    Gram = np.empty((q, q))
-    Cov = np.empty(q)
-    for a in range(q):
-        Cov[a] = Rpt[a] * w[a] * n
-        for b in range(q):
-            Gram[a, b] = Rpp[a, b] * w[a] * w[b] * n
-    coefs, _ = _lars_lasso_path(Gram, Cov, n)
-    # BIC of each point of the path, noise variance from the full OLS (as LassoLarsIC)
+    return _spd_solve(Rpp, Rpt)
+
+
+@njit(cache=True, nogil=True)
+def _bic_best(coefs, Gram, Cov, n, beta, Rpt):
+    """Index of the point of the lasso path with the lowest BIC, noise variance from the full OLS."""
+    q = Cov.shape[0]
     fit = 0.0
     for a in range(q):
         fit += beta[a] * Rpt[a]
@@ -637,11 +689,17 @@ def _adaptive_lasso(S, n, pred, target):
         if crit < best_crit:
             best_crit = crit
             best = k
-    out = np.zeros(q)
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _refit(S, pred, target, keep, Bd):
+    """OLS of the target on the kept predictors (original units) into row ``target`` of Bd."""
+    q = pred.shape[0]
     idx = np.empty(q, dtype=np.int64)
     nk = 0
     for a in range(q):
-        if abs(coefs[best, a] * w[a]) > 0.0:
+        if keep[a]:
             idx[nk] = a
             nk += 1
     if nk > 0:
@@ -653,74 +711,90 @@ def _adaptive_lasso(S, n, pred, target):
                 Spp[a, b] = S[pred[idx[a]], pred[idx[b]]]
         coef = _spd_solve(Spp, Spt)
         for a in range(nk):
-            out[idx[a]] = coef[a]
-    return out
+            Bd[target, pred[idx[a]]] = coef[a]
 
 
 @njit(cache=True, nogil=True)
-def _prune(S, n, order, allowed, B):
-    """Adaptive-lasso adjacency of one dataset into B (p, p), given its covariance S and causal order."""
-    p = S.shape[0]
-    for pos in range(1, p):
-        target = order[pos]
-        cnt = 0
-        for t in range(pos):
-            if allowed[target, order[t]]:
-                cnt += 1
-        if cnt == 0:
-            continue
-        pred = np.empty(cnt, dtype=np.int64)
-        cnt = 0
-        for t in range(pos):
-            if allowed[target, order[t]]:
-                pred[cnt] = order[t]
-                cnt += 1
-        coef = _adaptive_lasso(S, n, pred, target)
-        for a in range(cnt):
-            B[target, pred[a]] = coef[a]
+def _prune_kernel(S, nvalid, order, allowed, B):
+    """Stage 2 of every dataset: lingam's ``predict_adaptive_lasso`` of each variable on its allowed predecessors.
 
-
-@njit(cache=True, nogil=True)
-def _fit_kernel(X, mask, orders0, allowed, order, B, bad):
-    """Fit datasets X (m, n, p) on their valid samples; degenerate ones get -1 / NaN, non-finite ones bad."""
-    m, n, p = X.shape
+    ``S`` (m, p, p) covariances, ``nvalid`` (m,) sample counts, ``order`` (m, p) causal orders (-1: degenerate,
+    B row set to NaN), ``allowed`` (p, p) predictor mask; writes the adjacency into ``B`` (m, p, p), which must
+    hold zeros.  The adaptive lasso is spelled out here, its stages called side by side rather than nested:
+    numba re-optimises every callee inside each caller, so a flat call tree compiles in less time.
+    """
+    m, p, _ = S.shape
     for d in range(m):
-        nv = 0
-        for t in range(n):
-            if mask[d, t]:
-                nv += 1
-        Xd = np.empty((p, nv))
-        k = 0
-        finite = True
-        for t in range(n):
-            if mask[d, t]:
-                for i in range(p):
-                    v = X[d, t, i]
-                    finite = finite and np.isfinite(v)
-                    Xd[i, k] = v
-                k += 1
-        if not finite:
-            bad[d] = True
-            order[d, :] = -1
-            B[d, :, :] = np.nan
-            continue
-        S = np.empty((p, p))
-        mu = np.empty(p)
-        for i in range(p):
-            mu[i] = _mean(Xd[i])
-        for i in range(p):
-            for j in range(i, p):
-                S[i, j] = _cov(Xd[i], mu[i], Xd[j], mu[j])
-                S[j, i] = S[i, j]
-        ok = _causal_order(Xd, orders0, order[d])
-        if ok:
+        if order[d, 0] < 0:
             for i in range(p):
-                ok = ok and S[i, i] > 0.0
-        if ok:
-            _prune(S, float(nv), order[d], allowed, B[d])
-        else:
-            order[d, :] = -1
-            B[d, :, :] = np.nan
+                for j in range(p):
+                    B[d, i, j] = np.nan
+            continue
+        n = float(nvalid[d])
+        for pos in range(1, p):
+            target = order[d, pos]
+            q = 0
+            for t in range(pos):
+                if allowed[target, order[d, t]]:
+                    q += 1
+            if q == 0:
+                continue
+            pred = np.empty(q, dtype=np.int64)
+            q = 0
+            for t in range(pos):
+                if allowed[target, order[d, t]]:
+                    pred[q] = order[d, t]
+                    q += 1
+            Rpp = np.empty((q, q))
+            Rpt = np.empty(q)
+            beta = _standardized_ols(S[d], pred, target, Rpp, Rpt)
+            Gram = np.empty((q, q))
+            Cov = np.empty(q)
+            for a in range(q):
+                Cov[a] = Rpt[a] * abs(beta[a]) * n
+                for b in range(q):
+                    Gram[a, b] = Rpp[a, b] * abs(beta[a]) * abs(beta[b]) * n
+            coefs = _lars_lasso_path(Gram, Cov, n)
+            best = _bic_best(coefs, Gram, Cov, n, beta, Rpt)
+            keep = np.empty(q, dtype=np.bool_)
+            for a in range(q):
+                keep[a] = abs(coefs[best, a] * abs(beta[a])) > 0.0
+            _refit(S[d], pred, target, keep, B[d])
+
+
+def compile_stage(stage: str) -> None:
+    """Compile (or load from the disk cache) the kernel of one stage, ``"order"`` or ``"prune"``.
+
+    Called on tiny inputs of exactly the argument types every fit passes, so the compiled signature is the one
+    later fits use (the warmup children call this; see :mod:`napari_causal_lattice._warmup`).
+    """
+    p = 3
+    orders0, allowed = _check_prior(None, p)
+    order = np.empty((1, p), dtype=np.int64)
+    S = np.empty((1, p, p))
+    nvalid = np.empty(1, dtype=np.int64)
+    if stage == "order":
+        X = np.random.default_rng(0).standard_normal((1, 16, p))
+        _order_kernel(X, np.ones((1, 16), dtype=np.bool_), orders0, order, S, nvalid, np.zeros(1, dtype=np.bool_))
+    elif stage == "prune":
+        S[0] = np.eye(p) + 0.5
+        nvalid[0] = 16
+        order[0] = np.arange(p)
+        _prune_kernel(S, nvalid, order, allowed, np.zeros((1, p, p)))
+    else:
+        raise ValueError(f"stage must be 'order' or 'prune', got {stage!r}.")
+
+
+def _fit_batch(X, mask, orders0, allowed, order, B, bad) -> None:
+    """Both stages on the datasets X (m, n, p): two kernels, each compiled once and cached on disk."""
+    m, _, p = X.shape
+    S = np.empty((m, p, p))
+    nvalid = np.empty(m, dtype=np.int64)
+    _order_kernel(X, mask, orders0, order, S, nvalid, bad)
+    _prune_kernel(S, nvalid, order, allowed, B)
+
+
+_warmup.install_compile_note()  # one line on stderr if this process compiles the kernels (not on cache loads)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -782,16 +856,17 @@ def direct_lingam_batch(X, *, prior_knowledge=None, mask=None, workers=None):
         return np.zeros((0, p), dtype=np.int64), np.zeros((0, p, p))
     X = np.ascontiguousarray(X)
     mask = np.ascontiguousarray(mask)
+    _warmup.wait_for_kernels()  # the warmup children may still be compiling (once per process, then free)
     order = np.empty((m, p), dtype=np.int64)
     B = np.zeros((m, p, p))
     bad = np.zeros(m, dtype=np.bool_)
     n_threads = 1 if m < 16 else max(1, min(_cpu_count() if workers is None else int(workers), m // 8))
     if n_threads == 1:  # a single fit or a small batch: no thread pool, no partition
-        _fit_kernel(X, mask, orders0, allowed, order, B, bad)
+        _fit_batch(X, mask, orders0, allowed, order, B, bad)
     else:
 
         def fit(sl):
-            _fit_kernel(X[sl], mask[sl], orders0, allowed, order[sl], B[sl], bad[sl])
+            _fit_batch(X[sl], mask[sl], orders0, allowed, order[sl], B[sl], bad[sl])
 
         bounds = np.linspace(0, m, n_threads + 1).astype(int)
         parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
