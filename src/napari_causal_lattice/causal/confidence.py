@@ -10,6 +10,15 @@ see ``docs/confidence.md``) is:
    coefficient (``n - k - 1`` degrees of freedom for ``k`` predecessors).  Edges against the order or
    forbidden by the prior knowledge get p = 1.  Under "no direct effect" the p-value is uniform, so an edge
    is reported in at most ``alpha`` of null windows.
+1b. **Spatially honest p-values** (when the cells' grid positions are known).  Cell errors are spatially
+   correlated (shared corners, overlapping column tails, scan lines), so ``n`` cells carry less than ``n``
+   independent pieces of information.  The t statistic is divided by ``sqrt(f)`` and the degrees of freedom
+   become ``n / f - k - 1``, with the variance inflation (Clifford-Richardson / Bartlett)
+   ``f = 1 + sum_{h != 0, |h| <= max_lag} N_h rho_x(h) rho_e(h) / n`` of the partialled regressor ``x`` (``j``
+   given the other predecessors of ``i``) and the residual ``e`` of ``i``, from their autocorrelations
+   ``rho`` at every grid lag ``h`` within ``max_lag`` cells (Chebyshev) over the ``N_h`` cell pairs at that
+   lag.  ``f`` is floored at 1, so the correction never makes the test less conservative than the
+   independent-cells test: :func:`spatial_inflation`.
 2. **Optional FDR control** over all windows and edges of a run (Benjamini-Hochberg, or Benjamini-Yekutieli
    for any dependence between overlapping windows): :func:`fdr_adjust`.
 3. **Direction from the bootstrap.**  A linked pair ``(a, b)`` (either direction passes) is stated as
@@ -30,6 +39,8 @@ __all__ = [
     "FDR_METHODS",
     "order_pvalues",
     "order_pvalues_from_covariance",
+    "spatial_inflation",
+    "DEFAULT_SPATIAL_MAX_LAG",
     "fdr_adjust",
     "edge_decision",
     "check_decision_options",
@@ -42,11 +53,14 @@ LINK_TYPES = ("none", "a <- b", "b <- a", "both")
 DEFAULT_ALPHA = 0.01
 #: Default share of the linked resamples that must agree on a direction to state it.
 DEFAULT_MIN_DIRECTION = 0.75
+#: Largest grid lag (cells, Chebyshev distance) of the autocorrelations in :func:`spatial_inflation`.
+DEFAULT_SPATIAL_MAX_LAG = 4
 #: FDR procedures accepted by ``fdr=``.
 FDR_METHODS = ("bh", "by")
 
 
-def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
+def order_pvalues(X, orders, *, mask=None, prior=None, positions=None,
+                  max_lag: int = DEFAULT_SPATIAL_MAX_LAG) -> np.ndarray:
     """Two-sided p-values of every edge given each dataset's causal order (OLS t-test).
 
     Parameters
@@ -59,6 +73,11 @@ def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
         Valid rows of each dataset (default all).
     prior : (p, p) int array, optional
         lingam prior knowledge; edges with ``prior[i, j] == 0`` get p = 1.
+    positions : (m, n, 2) int array, optional
+        Grid index (i, j) of every row (cells); given, the test is spatially honest (see
+        :func:`spatial_inflation`); default: rows are independent.
+    max_lag : int
+        Largest grid lag, in cells, of the spatial autocorrelations (with ``positions``).
 
     Returns
     -------
@@ -76,10 +95,124 @@ def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
         w = mask[..., None]
         Xc = np.where(w, X - (np.where(w, X, 0.0).sum(axis=1) / n[:, None])[:, None, :], 0.0)
     S = np.matmul(np.swapaxes(Xc, 1, 2), Xc) / n[:, None, None]
-    return order_pvalues_from_covariance(S, n, orders, prior=prior)
+    inflation = None
+    if positions is not None:
+        valid = np.full((m, n_max), True) if mask is None else mask
+        inflation = spatial_inflation(Xc, orders, positions, mask=valid, max_lag=max_lag)
+    return order_pvalues_from_covariance(S, n, orders, prior=prior, inflation=inflation)
 
 
-def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
+def spatial_inflation(X, orders, positions, *, mask=None, max_lag: int = DEFAULT_SPATIAL_MAX_LAG) -> np.ndarray:
+    """Variance inflation of each order t-test from the spatial autocorrelation of the cells.
+
+    For the edge ``i <- j`` the OLS coefficient is ``sum_c x_c e_c / sum_c x_c^2`` with ``x`` the regressor
+    ``j`` partialled on the other predecessors of ``i`` and ``e`` the residual of ``i``; when both are
+    spatially autocorrelated its variance is ``f`` times the independent-cells value, with
+    ``f = 1 + sum_{h != 0} A_x(h) A_e(h) n / (N_h sum x^2 sum e^2)``, ``A(h)`` the sum of products over the
+    ``N_h`` pairs of cells at grid lag ``h`` (Clifford, Richardson & Hemon 1989; Bartlett's formula for the
+    variance of a cross-correlation).  Lags up to ``max_lag`` cells in each grid direction are summed; ``f``
+    is floored at 1.
+
+    Parameters
+    ----------
+    X : (m, n, p) float array
+        ``m`` datasets (windows) of ``n`` rows (cells); rows outside ``mask`` are ignored.
+    orders : (m, p) int array
+        Causal orders; a row starting with -1 gives NaN.
+    positions : (m, n, 2) int array
+        Grid index (i, j) of every row (any offset; unique within a dataset).
+    mask : (m, n) bool array, optional
+        Valid rows (default all).
+    max_lag : int
+        Largest lag in cells (>= 1).
+
+    Returns
+    -------
+    (m, p, p) float array
+        ``f[k, i, j]`` for ``j`` before ``i`` (1 elsewhere); the effective sample size is ``n / f``.
+    """
+    X = np.asarray(X, dtype=float)
+    m, n_max, p = X.shape
+    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag < 1:
+        raise ValueError(f"max_lag must be a whole number of cells >= 1, got {max_lag!r}")
+    positions = np.asarray(positions)
+    if positions.shape != (m, n_max, 2):
+        raise ValueError(f"positions must have shape {(m, n_max, 2)} (grid i, j of every row), got {positions.shape}")
+    mask = np.ones((m, n_max), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    lags = np.array([(a, b) for a in range(0, max_lag + 1) for b in range(-max_lag, max_lag + 1)
+                     if a > 0 or b > 0], dtype=np.int64)  # one of each pair (h, -h)
+    return _inflation(np.ascontiguousarray(X), np.ascontiguousarray(mask),
+                      np.ascontiguousarray(positions, dtype=np.int64),
+                      np.ascontiguousarray(orders, dtype=np.int64), lags)
+
+
+@njit(cache=True, nogil=True)
+def _inflation(X, mask, positions, orders, lags):
+    """Kernel of :func:`spatial_inflation` (see there)."""
+    m, n_max, p = X.shape
+    n_lags = lags.shape[0]
+    out = np.ones((m, p, p))
+    for k in range(m):
+        o = orders[k]
+        if o[0] < 0:
+            out[k] = np.nan
+            continue
+        rows = np.flatnonzero(mask[k])
+        n = rows.size
+        pos = positions[k][rows]
+        i0, j0 = pos[:, 0].min(), pos[:, 1].min()
+        grid = -np.ones((pos[:, 0].max() - i0 + 1, pos[:, 1].max() - j0 + 1), dtype=np.int64)
+        for c in range(n):
+            grid[pos[c, 0] - i0, pos[c, 1] - j0] = c
+        # pairs (c, c + h) of every lag
+        pa = np.empty(n * n_lags, dtype=np.int64)
+        pb = np.empty(n * n_lags, dtype=np.int64)
+        start = np.zeros(n_lags + 1, dtype=np.int64)
+        q = 0
+        for h in range(n_lags):
+            for c in range(n):
+                r, s = pos[c, 0] - i0 + lags[h, 0], pos[c, 1] - j0 + lags[h, 1]
+                if 0 <= r < grid.shape[0] and 0 <= s < grid.shape[1] and grid[r, s] >= 0:
+                    pa[q] = c
+                    pb[q] = grid[r, s]
+                    q += 1
+            start[h + 1] = q
+        Y = np.empty((n, p))
+        for v in range(p):
+            col = X[k, rows, o[v]]
+            Y[:, v] = col - col.mean()
+        S = Y.T @ Y / n
+        for t in range(1, p):
+            inv = np.linalg.inv(np.ascontiguousarray(S[:t, :t]))
+            e = Y[:, t] - Y[:, :t] @ (inv @ np.ascontiguousarray(S[:t, t]))
+            R = np.ascontiguousarray(Y[:, :t]) @ inv  # column j: j partialled on the others (up to scale)
+            ee = np.sum(e * e)
+            xx = np.zeros(t)
+            for c in range(n):
+                for j in range(t):
+                    xx[j] += R[c, j] * R[c, j]
+            acc = np.zeros(t)
+            for h in range(n_lags):
+                a, b = start[h], start[h + 1]
+                if b == a:
+                    continue
+                ae = 0.0
+                ax = np.zeros(t)
+                for u in range(a, b):
+                    ae += e[pa[u]] * e[pb[u]]
+                    for j in range(t):
+                        ax[j] += R[pa[u], j] * R[pb[u], j]
+                for j in range(t):
+                    acc[j] += 2.0 * ae * ax[j] / (b - a)
+            for j in range(t):
+                f = 1.0
+                if ee > 0.0 and xx[j] > 0.0:
+                    f = 1.0 + acc[j] * n / (ee * xx[j])
+                out[k, o[t], o[j]] = max(f, 1.0)
+    return out
+
+
+def order_pvalues_from_covariance(S, n, orders, *, prior=None, inflation=None) -> np.ndarray:
     """:func:`order_pvalues` from each dataset's covariance (or correlation) matrix and sample count.
 
     Parameters
@@ -92,6 +225,9 @@ def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
         Causal orders; a row starting with -1 gives NaN.
     prior : (p, p) int array, optional
         Edges with ``prior[i, j] == 0`` get p = 1.
+    inflation : (m, p, p) float array, optional
+        Variance inflation ``f`` of each test (:func:`spatial_inflation`): the t statistic is divided by
+        ``sqrt(f)`` and the degrees of freedom become ``n / f - k - 1`` (at least 1).
 
     Returns
     -------
@@ -103,6 +239,11 @@ def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
     m, p, _ = S.shape
     n = np.full(m, n, dtype=float) if np.ndim(n) == 0 else np.array(np.broadcast_to(np.asarray(n, dtype=float), (m,)))
     tstat, dof = _order_tstats(S, n, np.ascontiguousarray(orders, dtype=np.int64))
+    if inflation is not None:
+        f = np.where(dof > 0, np.asarray(inflation, dtype=float), 1.0)
+        tested = dof > 0
+        tstat = np.where(tested, tstat / np.sqrt(f), tstat)
+        dof = np.where(tested, np.maximum(dof - n[:, None, None] * (1.0 - 1.0 / f), 1.0), dof)
     with np.errstate(invalid="ignore"):
         P = np.where(dof > 0, 2.0 * stdtr(dof, -tstat), tstat)  # untested entries carry 1 or NaN in tstat
     if prior is not None:
