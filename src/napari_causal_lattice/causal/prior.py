@@ -213,7 +213,7 @@ def _edges(edges, what: str) -> list:
         return []
     if isinstance(edges, str):
         return [edges]
-    if (isinstance(edges, tuple) and len(edges) == 2 and not isinstance(edges[0], (tuple, list))
+    if (isinstance(edges, (tuple, list)) and len(edges) == 2 and not isinstance(edges[0], (tuple, list))
             and not all(isinstance(e, str) and _ARROW.match(e) for e in edges)):
         return [edges]  # one bare pair: parse_edge refuses it with a message
     try:
