@@ -78,12 +78,16 @@ def total_effects_from_adjacency(B, orders=None) -> np.ndarray:
     Returns
     -------
     (..., p, p) float array
-        ``T = (I - B)^-1 - I`` (the path sums of an acyclic ``B``).
+        ``T = B + B^2 + ... + B^(p-1)`` (the path sums of an acyclic ``B``; exact zeros where no path exists,
+        unlike ``(I - B)^-1 - I``).
     """
     B = np.nan_to_num(np.asarray(B, dtype=float))
     p = B.shape[-1]
-    eye = np.eye(p)
-    T = np.linalg.solve(eye - B, np.broadcast_to(eye, B.shape)) - eye
+    T = B.copy()
+    power = B
+    for _ in range(p - 2):
+        power = power @ B
+        T = T + power
     if orders is not None:
         orders = np.asarray(orders, dtype=np.int64)
         rank = np.empty_like(orders)
