@@ -762,7 +762,7 @@ def _significance(plan: _WindowPlan, maps: dict, prior, *, alpha: float, fdr, mi
     mask = np.arange(plan.data.shape[1])[None, :] < plan.counts[:, None]
     p_values = np.full((ny, nx, p, p), np.nan)
     p_values[index] = order_pvalues(plan.data, maps["orders"][index], mask=mask, prior=prior,
-                                    positions=plan.positions if spatial else None, max_lag=max_lag)
+                                    positions=plan.positions if spatial else None, max_lag=max_lag, pool=True)
     tested = fdr_adjust(p_values, fdr) if fdr else p_values
     significant = edge_decision(tested, maps["probabilities"], alpha=alpha, min_direction=min_direction)
     return p_values, significant & np.isfinite(p_values)

@@ -18,7 +18,8 @@ see ``docs/confidence.md``) is:
    given the other predecessors of ``i``) and the residual ``e`` of ``i``, from their autocorrelations
    ``rho`` at every grid lag ``h`` within ``max_lag`` cells (Chebyshev) over the ``N_h`` cell pairs at that
    lag.  ``f`` is floored at 1, so the correction never makes the test less conservative than the
-   independent-cells test: :func:`spatial_inflation`.
+   independent-cells test: :func:`spatial_inflation`.  Across the windows of a sliding run each window's
+   ``f`` is floored at the median over windows (:func:`pooled_inflation`).
 2. **Optional FDR control** over all windows and edges of a run (Benjamini-Hochberg, or Benjamini-Yekutieli
    for any dependence between overlapping windows): :func:`fdr_adjust`.
 3. **Direction from the bootstrap.**  A linked pair ``(a, b)`` (either direction passes) is stated as
@@ -40,6 +41,7 @@ __all__ = [
     "order_pvalues",
     "order_pvalues_from_covariance",
     "spatial_inflation",
+    "pooled_inflation",
     "DEFAULT_SPATIAL_MAX_LAG",
     "fdr_adjust",
     "edge_decision",
@@ -60,7 +62,7 @@ FDR_METHODS = ("bh", "by")
 
 
 def order_pvalues(X, orders, *, mask=None, prior=None, positions=None,
-                  max_lag: int = DEFAULT_SPATIAL_MAX_LAG) -> np.ndarray:
+                  max_lag: int = DEFAULT_SPATIAL_MAX_LAG, pool: bool = False) -> np.ndarray:
     """Two-sided p-values of every edge given each dataset's causal order (OLS t-test).
 
     Parameters
@@ -78,6 +80,9 @@ def order_pvalues(X, orders, *, mask=None, prior=None, positions=None,
         :func:`spatial_inflation`); default: rows are independent.
     max_lag : int
         Largest grid lag, in cells, of the spatial autocorrelations (with ``positions``).
+    pool : bool
+        Floor each dataset's inflation at the median over datasets (windows of one image share the noise's
+        spatial structure): :func:`pooled_inflation`.
 
     Returns
     -------
@@ -99,7 +104,34 @@ def order_pvalues(X, orders, *, mask=None, prior=None, positions=None,
     if positions is not None:
         valid = np.full((m, n_max), True) if mask is None else mask
         inflation = spatial_inflation(Xc, orders, positions, mask=valid, max_lag=max_lag)
+        if pool and m > 1:
+            inflation = pooled_inflation(inflation)
     return order_pvalues_from_covariance(S, n, orders, prior=prior, inflation=inflation)
+
+
+def pooled_inflation(inflation) -> np.ndarray:
+    """Floor every window's inflation ``f[k, i, j]`` at the median over windows of the values above 1.
+
+    The windows of one image share the spatial structure of its noise, but one small window's estimate of it is
+    noisy and biased low (its own mean is removed; lags beyond ``max_lag`` are left out): on null grids with a
+    correlation length of 3 cells and 10-cell windows, pooling brings the false-edge rate from 8 % to 6 %
+    (``tests/test_spatial_pvalues.py``).  Windows with a larger own estimate keep it.
+
+    Parameters
+    ----------
+    inflation : (m, p, p) float array
+        From :func:`spatial_inflation` (NaN for degenerate windows).
+
+    Returns
+    -------
+    (m, p, p) float array
+    """
+    f = np.asarray(inflation, dtype=float)
+    above = np.where(f > 1.0, f, np.nan)
+    counts = np.sum(np.isfinite(above), axis=0)
+    with np.errstate(invalid="ignore"):
+        pooled = np.nanmedian(np.where(counts[None] > 0, above, 1.0), axis=0)
+    return np.fmax(f, pooled[None]) if f.size else f
 
 
 def spatial_inflation(X, orders, positions, *, mask=None, max_lag: int = DEFAULT_SPATIAL_MAX_LAG) -> np.ndarray:
