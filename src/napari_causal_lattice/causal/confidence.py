@@ -173,75 +173,74 @@ def spatial_inflation(X, orders, positions, *, mask=None, max_lag: int = DEFAULT
     mask = np.ones((m, n_max), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     lags = np.array([(a, b) for a in range(0, max_lag + 1) for b in range(-max_lag, max_lag + 1)
                      if a > 0 or b > 0], dtype=np.int64)  # one of each pair (h, -h)
-    return _inflation(np.ascontiguousarray(X), np.ascontiguousarray(mask),
-                      np.ascontiguousarray(positions, dtype=np.int64),
-                      np.ascontiguousarray(orders, dtype=np.int64), lags)
+    n = mask.sum(axis=1)
+    degenerate = np.asarray(orders)[:, 0] < 0
+    orders = np.where(degenerate[:, None], np.arange(p)[None], np.asarray(orders, dtype=np.int64))
+    # every window's variables in causal order, centred over its valid rows, zero elsewhere
+    Y = np.take_along_axis(X, orders[:, None, :], axis=2)
+    Y = np.where(mask[..., None], Y - (np.where(mask[..., None], Y, 0.0).sum(axis=1) / np.maximum(n, 1)[:, None])[:, None],
+                 0.0)
+    S = np.swapaxes(Y, 1, 2) @ Y
+    series, slots = [], []
+    for t in range(1, p):
+        with np.errstate(all="ignore"):
+            inv = np.linalg.pinv(S[:, :t, :t], hermitian=True)
+        series.append(Y[:, :, t] - np.einsum("mnk,mk->mn", Y[:, :, :t], np.einsum("mkl,ml->mk", inv, S[:, :t, t])))
+        series.extend(np.moveaxis(Y[:, :, :t] @ inv, 2, 0))  # column j: j partialled on the other predecessors
+        slots.append(len(series) - t - 1)
+    stacked = np.ascontiguousarray(np.stack(series, axis=2))
+    lag_sums, n_pairs = _lag_sums(stacked, np.ascontiguousarray(mask), np.ascontiguousarray(positions, dtype=np.int64),
+                                  lags)
+    power = np.einsum("mnq,mnq->mq", stacked, stacked)
+    out = np.ones((m, p, p))
+    rows = np.arange(m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(n_pairs > 0, 2.0 / n_pairs, 0.0)  # (m, n_lags): both signs of each lag
+        for t in range(1, p):
+            e = slots[t - 1]
+            for j in range(t):
+                x = e + 1 + j
+                cross = np.sum(lag_sums[:, :, e] * lag_sums[:, :, x] * weight, axis=1)
+                f = 1.0 + cross * n / (power[:, e] * power[:, x])
+                out[rows, orders[:, t], orders[:, j]] = np.where(np.isfinite(f), np.maximum(f, 1.0), 1.0)
+    out[degenerate] = np.nan
+    return out
 
 
 @njit(cache=True, nogil=True)
-def _inflation(X, mask, positions, orders, lags):
-    """Kernel of :func:`spatial_inflation` (see there)."""
-    m, n_max, p = X.shape
+def _lag_sums(series, mask, positions, lags):
+    """``A[k, h, q]``: sum over the valid cell pairs of window ``k`` at grid lag ``h`` of the products of series
+    ``q``; ``N[k, h]`` the number of such pairs."""
+    m, n_max, nq = series.shape
     n_lags = lags.shape[0]
-    out = np.ones((m, p, p))
+    A = np.zeros((m, n_lags, nq))
+    N = np.zeros((m, n_lags))
     for k in range(m):
-        o = orders[k]
-        if o[0] < 0:
-            out[k] = np.nan
+        i0, j0, i1, j1 = 1 << 60, 1 << 60, -(1 << 60), -(1 << 60)
+        for c in range(n_max):
+            if mask[k, c]:
+                i0, j0 = min(i0, positions[k, c, 0]), min(j0, positions[k, c, 1])
+                i1, j1 = max(i1, positions[k, c, 0]), max(j1, positions[k, c, 1])
+        if i1 < i0:
             continue
-        rows = np.flatnonzero(mask[k])
-        n = rows.size
-        pos = positions[k][rows]
-        i0, j0 = pos[:, 0].min(), pos[:, 1].min()
-        grid = -np.ones((pos[:, 0].max() - i0 + 1, pos[:, 1].max() - j0 + 1), dtype=np.int64)
-        for c in range(n):
-            grid[pos[c, 0] - i0, pos[c, 1] - j0] = c
-        # pairs (c, c + h) of every lag
-        pa = np.empty(n * n_lags, dtype=np.int64)
-        pb = np.empty(n * n_lags, dtype=np.int64)
-        start = np.zeros(n_lags + 1, dtype=np.int64)
-        q = 0
-        for h in range(n_lags):
-            for c in range(n):
-                r, s = pos[c, 0] - i0 + lags[h, 0], pos[c, 1] - j0 + lags[h, 1]
-                if 0 <= r < grid.shape[0] and 0 <= s < grid.shape[1] and grid[r, s] >= 0:
-                    pa[q] = c
-                    pb[q] = grid[r, s]
-                    q += 1
-            start[h + 1] = q
-        Y = np.empty((n, p))
-        for v in range(p):
-            col = X[k, rows, o[v]]
-            Y[:, v] = col - col.mean()
-        S = Y.T @ Y / n
-        for t in range(1, p):
-            inv = np.linalg.inv(np.ascontiguousarray(S[:t, :t]))
-            e = Y[:, t] - Y[:, :t] @ (inv @ np.ascontiguousarray(S[:t, t]))
-            R = np.ascontiguousarray(Y[:, :t]) @ inv  # column j: j partialled on the others (up to scale)
-            ee = np.sum(e * e)
-            xx = np.zeros(t)
-            for c in range(n):
-                for j in range(t):
-                    xx[j] += R[c, j] * R[c, j]
-            acc = np.zeros(t)
+        grid = -np.ones((i1 - i0 + 1, j1 - j0 + 1), dtype=np.int64)
+        for c in range(n_max):
+            if mask[k, c]:
+                grid[positions[k, c, 0] - i0, positions[k, c, 1] - j0] = c
+        for c in range(n_max):
+            if not mask[k, c]:
+                continue
             for h in range(n_lags):
-                a, b = start[h], start[h + 1]
-                if b == a:
+                r, s = positions[k, c, 0] - i0 + lags[h, 0], positions[k, c, 1] - j0 + lags[h, 1]
+                if r < 0 or r >= grid.shape[0] or s < 0 or s >= grid.shape[1]:
                     continue
-                ae = 0.0
-                ax = np.zeros(t)
-                for u in range(a, b):
-                    ae += e[pa[u]] * e[pb[u]]
-                    for j in range(t):
-                        ax[j] += R[pa[u], j] * R[pb[u], j]
-                for j in range(t):
-                    acc[j] += 2.0 * ae * ax[j] / (b - a)
-            for j in range(t):
-                f = 1.0
-                if ee > 0.0 and xx[j] > 0.0:
-                    f = 1.0 + acc[j] * n / (ee * xx[j])
-                out[k, o[t], o[j]] = max(f, 1.0)
-    return out
+                d = grid[r, s]
+                if d < 0:
+                    continue
+                N[k, h] += 1.0
+                for q in range(nq):
+                    A[k, h, q] += series[k, c, q] * series[k, d, q]
+    return A, N
 
 
 def order_pvalues_from_covariance(S, n, orders, *, prior=None, inflation=None) -> np.ndarray:
