@@ -82,6 +82,9 @@ def test_total_effects_and_error_independence_identical_to_lingam(seed):
     table = res.edges()
     row = table.iloc[0]
     assert row["total_effect"] == res.total_effect(row["effect"], row["cause"])
+    totals = res.total_effects_table()
+    assert len(totals) == np.count_nonzero(res.total_effects)
+    assert totals["total_effect"].abs().is_monotonic_decreasing
 
 
 def test_total_effects_in_units_follow_the_standardisation():

@@ -274,6 +274,27 @@ class LingamResult:
         T = self.total_effects_in_units() if in_units else self.total_effects
         return float(T[self.index(effect), self.index(cause)])
 
+    def total_effects_table(self, *, in_units: bool = False) -> pd.DataFrame:
+        """Every non-zero total effect of the full-data fit, largest first (no bootstrap needed).
+
+        Returns
+        -------
+        DataFrame
+            ``cause``, ``effect`` (names), ``total_effect`` (all directed paths, :meth:`total_effect`),
+            ``direct`` (the direct coefficient, 0 for a purely indirect effect), ``unit``.
+        """
+        if self.total_effects is None:
+            raise ValueError("This result has no total effects (saved by an older version); fit it again.")
+        T = self.total_effects_in_units() if in_units else self.total_effects
+        B = self.adjacency_in_units() if in_units else self.adjacency
+        effect, cause = np.nonzero(T)
+        order = np.argsort(-np.abs(T[effect, cause]), kind="stable")
+        effect, cause = effect[order], cause[order]
+        units = [self.coupling_unit(i, j) if (in_units or not self.standardized) else "std/std"
+                 for i, j in zip(effect, cause)]
+        return pd.DataFrame({"cause": [self.names[j] for j in cause], "effect": [self.names[i] for i in effect],
+                             "total_effect": T[effect, cause], "direct": B[effect, cause], "unit": units})
+
     def _require_bootstrap(self) -> None:
         if self.n_bootstrap == 0:
             raise ValueError("This result has no bootstrap; fit again with n_bootstrap > 0 for bootstrap summaries.")
