@@ -61,7 +61,7 @@ def criteria(res, n_boot: int, independent_p) -> dict:
         "order t-test a=0.05": edge_decision(res.p_values, prob, alpha=0.05),
         "order t-test a=0.01": edge_decision(res.p_values, prob, alpha=0.01),
         "order t-test a=0.01 + BH": edge_decision(fdr_adjust(res.p_values, "bh"), prob, alpha=0.01),
-        "t-test a=0.01, independent cells": edge_decision(independent_p, prob, alpha=0.01),
+        "t-test a=0.01, indep. cells": edge_decision(independent_p, prob, alpha=0.01),
     }
 
 
