@@ -19,7 +19,7 @@ see ``docs/confidence.md``) is:
    ``rho`` at every grid lag ``h`` within ``max_lag`` cells (Chebyshev) over the ``N_h`` cell pairs at that
    lag.  ``f`` is floored at 1, so the correction never makes the test less conservative than the
    independent-cells test: :func:`spatial_inflation`.  Across the windows of a sliding run each window's
-   ``f`` is floored at the median over windows (:func:`pooled_inflation`).
+   ``f`` is floored at its 0.75 quantile over windows (:func:`pooled_inflation`).
 2. **Optional FDR control** over all windows and edges of a run (Benjamini-Hochberg, or Benjamini-Yekutieli
    for any dependence between overlapping windows): :func:`fdr_adjust`.
 3. **Direction from the bootstrap.**  A linked pair ``(a, b)`` (either direction passes) is stated as
@@ -57,6 +57,8 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_DIRECTION = 0.75
 #: Largest grid lag (cells, Chebyshev distance) of the autocorrelations in :func:`spatial_inflation`.
 DEFAULT_SPATIAL_MAX_LAG = 4
+#: Quantile over windows at which :func:`pooled_inflation` floors each window's inflation.
+DEFAULT_POOL_QUANTILE = 0.75
 #: FDR procedures accepted by ``fdr=``.
 FDR_METHODS = ("bh", "by")
 
@@ -81,8 +83,8 @@ def order_pvalues(X, orders, *, mask=None, prior=None, positions=None,
     max_lag : int
         Largest grid lag, in cells, of the spatial autocorrelations (with ``positions``).
     pool : bool
-        Floor each dataset's inflation at the median over datasets (windows of one image share the noise's
-        spatial structure): :func:`pooled_inflation`.
+        Floor each dataset's inflation at its 0.75 quantile over datasets (windows of one image share the
+        noise's spatial structure): :func:`pooled_inflation`.
 
     Returns
     -------
@@ -109,28 +111,34 @@ def order_pvalues(X, orders, *, mask=None, prior=None, positions=None,
     return order_pvalues_from_covariance(S, n, orders, prior=prior, inflation=inflation)
 
 
-def pooled_inflation(inflation) -> np.ndarray:
-    """Floor every window's inflation ``f[k, i, j]`` at the median over windows of the values above 1.
+def pooled_inflation(inflation, *, quantile: float = DEFAULT_POOL_QUANTILE) -> np.ndarray:
+    """Floor every window's inflation ``f[k, i, j]`` at a quantile over windows of the values above 1.
 
     The windows of one image share the spatial structure of its noise, but one small window's estimate of it is
-    noisy and biased low (its own mean is removed; lags beyond ``max_lag`` are left out): on null grids with a
-    correlation length of 3 cells and 10-cell windows, pooling brings the false-edge rate from 8 % to 6 %
-    (``tests/test_spatial_pvalues.py``).  Windows with a larger own estimate keep it.
+    noisy and biased low (its own mean is removed; lags beyond ``max_lag`` are left out).  On null grids with a
+    correlation length of 3 cells and 10-cell windows (8 seeds) the false-edge rate is 8.2 % without pooling,
+    6.0 % with the median, 4.0 % [worst seed 4.9 %] with the 0.75 quantile (the default) and 2.3 % with 0.9;
+    power on the planted grids stays 1.000 (``tests/test_spatial_pvalues.py``).  Windows with a larger own
+    estimate keep it.
 
     Parameters
     ----------
     inflation : (m, p, p) float array
         From :func:`spatial_inflation` (NaN for degenerate windows).
+    quantile : float
+        Quantile (0-1) over the windows of each edge's inflation, taken over the windows where it exceeds 1.
 
     Returns
     -------
     (m, p, p) float array
     """
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"quantile must be between 0 and 1, got {quantile!r}")
     f = np.asarray(inflation, dtype=float)
     above = np.where(f > 1.0, f, np.nan)
     counts = np.sum(np.isfinite(above), axis=0)
     with np.errstate(invalid="ignore"):
-        pooled = np.nanmedian(np.where(counts[None] > 0, above, 1.0), axis=0)
+        pooled = np.nanquantile(np.where(counts[None] > 0, above, 1.0), quantile, axis=0)
     return np.fmax(f, pooled[None]) if f.size else f
 
 
