@@ -17,6 +17,7 @@ from napari_causal_lattice.causal import (
     fit_lingam,
     make_prior_knowledge,
     parse_edge,
+    resolve_prior,
 )
 from napari_causal_lattice.lattice import DESCRIPTORS
 
@@ -165,7 +166,7 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="cyclic"):
         fit_lingam(t, prior_knowledge={"required": ["Px <- Py", "Py <- a", "a <- Px"]})
     with pytest.raises(ValueError, match="both required and forbidden"):
-        fit_lingam(t, prior_knowledge={"required": ["Px <- Py"], "forbidden": [("Px", "Py")]})
+        fit_lingam(t, prior_knowledge={"required": ["Px <- Py"], "forbidden": ["Py -> Px"]})
     with pytest.raises(ValueError, match="exogenous"):
         fit_lingam(t, prior_knowledge={"exogenous": ["Px"], "required": ["Px <- Py"]})
     with pytest.raises(ValueError, match="not in the table"):
@@ -182,7 +183,7 @@ def test_prior_forms_and_array_input():
     t = descriptor_table(n=300)
     X = t.to_numpy()
     r1 = fit_lingam(X, variables=list(DESCRIPTORS), prior_knowledge=["I14", "I5", "Py <- Px"])
-    r2 = fit_lingam(t, prior_knowledge={"exogenous": ["I14", "I5"], "required": [("Py", "Px")]})
+    r2 = fit_lingam(t, prior_knowledge={"exogenous": ["I14", "I5"], "paths": [("Px", "Py")]})  # lingam order
     r3 = fit_lingam(t, prior_knowledge=r2.prior_knowledge)
     assert np.array_equal(r1.prior_knowledge, r2.prior_knowledge)
     assert np.array_equal(r1.adjacency, r2.adjacency) and np.array_equal(r2.adjacency, r3.adjacency)
@@ -198,9 +199,31 @@ def test_make_prior_knowledge_matches_lingam():
     ref = lingam.utils.make_prior_knowledge(4, exogenous_variables=[0], sink_variables=[3], paths=[[1, 2]],
                                             no_paths=[[1, 0]])
     assert np.array_equal(ours, ref)
-    assert parse_edge("C <- B", names) == parse_edge("B -> C", names) == parse_edge(("C", "B"), names) == (2, 1)
+    assert parse_edge("C <- B", names) == parse_edge("B -> C", names) == (2, 1)
     with pytest.raises(ValueError, match="effect <- cause"):
         parse_edge("C B", names)
+    # lingam-ordered pairs through paths= / no_paths= give lingam's matrix, by index or by name
+    assert np.array_equal(make_prior_knowledge(names, exogenous=["A"], sink=["D"], paths=[[1, 2]], no_paths=[[1, 0]]),
+                          ref)
+    assert np.array_equal(make_prior_knowledge(names, paths=[["B", "C"]]), make_prior_knowledge(names, paths=[[1, 2]]))
+
+
+@pytest.mark.parametrize("pair", [("C", "B"), [2, 1], (2, 1)])
+def test_bare_prior_pairs_are_refused_with_a_message(pair):
+    """A bare pair is ambiguous (lingam reads [cause, effect], 0.2 read (effect, cause)): refused, never guessed."""
+    names = ["A", "B", "C", "D"]
+    with pytest.raises(ValueError, match=r"ambiguous.*'C <- B'.*paths=\[\[cause, effect\]\]"):
+        parse_edge(pair, names)
+    for key in ("required", "forbidden"):
+        with pytest.raises(ValueError, match="ambiguous"):
+            make_prior_knowledge(names, **{key: [pair]})
+        with pytest.raises(ValueError, match="ambiguous"):
+            make_prior_knowledge(names, **{key: pair})
+    with pytest.raises(ValueError, match="ambiguous"):
+        resolve_prior([list(pair)], names)
+    # two arrow strings in a tuple are two edges, not a pair
+    pk = make_prior_knowledge(names, required=("C <- B", "D <- C"))
+    assert pk[2, 1] == 1 and pk[3, 2] == 1
 
 
 def test_state_round_trip_is_exact():

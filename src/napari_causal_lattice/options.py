@@ -354,6 +354,11 @@ class _EdgeTest(StepOptions):
                                   "'both')", kind="float", low=0.5, high=1.0, cli="--min-direction")
     drop_deterministic: bool = option(False, "leave out near-deterministic descriptors (Vol = a b sin alpha)",
                                       kind="bool", cli="--drop-deterministic")
+    spatial: bool = option(True, "spatially honest p-values: the edge test counts the spatial autocorrelation of "
+                           "the cells (an effective sample size); off treats cells as independent", kind="bool",
+                           cli="--spatial")
+    spatial_max_lag: int = option(4, "largest lag of the spatial autocorrelation the edge test counts", kind="int",
+                                  unit="cells", low=1, high=20, cli="--spatial-max-lag")
     backend: Any = option(None, "causal-discovery backend: 'engine' (fast, default) or 'lingam' (the reference "
                           "package), or a CausalMethod", kind="any", choices=("engine", "lingam"), optional=True,
                           cli="--backend", form=False)
@@ -369,6 +374,12 @@ class CausalOptions(_EdgeTest):
                                       "convention)", kind="float", low=0.0, form=False)
     eiv: bool = option(False, "also give coefficients corrected for measurement noise (errors in variables)",
                        kind="bool", cli="--eiv")
+    independence_alpha: float = option(0.01, "family-wise level of the error-independence check (HSIC, Bonferroni "
+                                       "over the pairs); below it a warning says the model does not fit",
+                                       kind="float", low=0.0, low_open=True, high=0.5, cli="--independence-alpha")
+    independence_max_samples: int = option(2000, "rows the error-independence test uses at most (it costs n^2; "
+                                           "0 skips it)", kind="int", low=0, cli="--independence-max-samples",
+                                           form=False)
 
 
 @dataclass(frozen=True)

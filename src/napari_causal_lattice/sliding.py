@@ -20,6 +20,7 @@ import pandas as pd
 from .causal.confidence import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_DIRECTION,
+    DEFAULT_SPATIAL_MAX_LAG,
     LINK_TYPES,
     edge_decision,
     fdr_adjust,
@@ -375,6 +376,7 @@ class _WindowPlan:
     counts: np.ndarray  # (w,) valid rows
     scales: np.ndarray  # (w, p) standard deviation of each variable in each fitted window
     fitted_index: list  # [(ky, kx)] of the fitted windows, row-major
+    positions: np.ndarray  # (w, n_max, 2) grid (i, j) inside the window of each row (0 padding)
     n_cells: np.ndarray  # (ny, nx)
     reasons: np.ndarray  # (ny, nx) str
     origin: tuple  # (i0, j0) smallest grid indices
@@ -406,7 +408,7 @@ def _plan_windows(table: pd.DataFrame, names: tuple, *, window: int, stride: int
     n_cells = np.zeros((ny, nx), dtype=np.int64)
     reasons = np.full((ny, nx), "", dtype=object)
     n_max = window * window
-    fitted_data, fitted_index, fitted_scales = [], [], []
+    fitted_data, fitted_index, fitted_scales, fitted_positions = [], [], [], []
     for ky in range(ny):
         for kx in range(nx):
             rows_slice = slice(ky * stride, ky * stride + window)
@@ -428,6 +430,9 @@ def _plan_windows(table: pd.DataFrame, names: tuple, *, window: int, stride: int
             padded[: len(rows)] = rows
             fitted_data.append(padded)
             fitted_index.append((ky, kx))
+            at = np.zeros((n_max, 2), dtype=np.int64)
+            at[: len(rows)] = np.argwhere(complete[rows_slice, cols_slice])
+            fitted_positions.append(at)
             fitted_scales.append(spread)
     if not fitted_index:
         raise ValueError(
@@ -439,6 +444,7 @@ def _plan_windows(table: pd.DataFrame, names: tuple, *, window: int, stride: int
         counts=n_cells[tuple(np.array(fitted_index).T)],
         scales=np.stack(fitted_scales),
         fitted_index=fitted_index,
+        positions=np.stack(fitted_positions),
         n_cells=n_cells,
         reasons=reasons.astype(str),
         origin=(i0, j0),
@@ -499,6 +505,8 @@ def sliding_lingam(
     alpha: float = DEFAULT_ALPHA,
     fdr: str | None = None,
     min_direction: float = DEFAULT_MIN_DIRECTION,
+    spatial: bool = True,
+    spatial_max_lag: int = DEFAULT_SPATIAL_MAX_LAG,
     drop_deterministic: bool = False,
     workers: int | None = None,
     executor=None,
@@ -549,6 +557,10 @@ def sliding_lingam(
     backend : "engine", "lingam" or CausalMethod, optional
         Causal-discovery backend (:mod:`napari_causal_lattice.causal.methods`); default the fast engine
         (formerly ``method``).
+    spatial, spatial_max_lag : bool, int
+        Spatially honest p-values (default): the t-test of each window counts its cells' spatial
+        autocorrelation up to ``spatial_max_lag`` cells (an effective sample size, see ``docs/confidence.md``);
+        ``spatial=False`` treats cells as independent (the 0.2 test).
     alpha : float
         Level of the calibrated edge test (``significant``): per edge and window with ``fdr=None`` (the
         false-edge rate on null windows), else the false discovery rate.  See ``docs/confidence.md``.
@@ -624,7 +636,8 @@ def sliding_lingam(
         in_flight=setup["in_flight"], progress=progress, cancel=cancel,
     )
     maps = _assemble(plan, fit_orders, fit_adjacency, n_bootstrap, keep=keep_bootstrap and n_bootstrap > 0)
-    p_values, significant = _significance(plan, maps, prior, alpha=alpha, fdr=fdr, min_direction=min_direction)
+    p_values, significant = _significance(plan, maps, prior, alpha=alpha, fdr=fdr, min_direction=min_direction,
+                                          spatial=spatial, max_lag=spatial_max_lag)
     ny, nx = plan.n_cells.shape
     i0, j0 = plan.origin
     first_centre = (i0 + (window - 1) / 2.0, j0 + (window - 1) / 2.0)
@@ -636,6 +649,7 @@ def sliding_lingam(
         "window": window, "stride": stride, "n_bootstrap": n_bootstrap, "min_cells": min_cells,
         "variables": list(names), "prior_knowledge": prior_label, "standardize": bool(standardize),
         "method": method.name, "alpha": float(alpha), "fdr": fdr, "min_direction": float(min_direction),
+        "spatial": bool(spatial), "spatial_max_lag": int(spatial_max_lag),
         "dropped_deterministic": setup["dropped"], "grid_origin_ij": [i0, j0], "grid_shape": list(plan.grid_shape),
         "n_windows": int(ny * nx), "n_fitted": int(np.sum(maps["reasons"] == "")),
     }
@@ -734,13 +748,16 @@ def _assemble(plan: _WindowPlan, fit_orders, fit_adjacency, n_bootstrap: int, *,
             "boot_adjacency": boot_adjacency, "boot_orders": boot_orders, "reasons": reasons}
 
 
-def _significance(plan: _WindowPlan, maps: dict, prior, *, alpha: float, fdr, min_direction: float):
-    """p-values (ny, nx, p, p) of the order t-test per window and the significance mask (FDR over the run)."""
+def _significance(plan: _WindowPlan, maps: dict, prior, *, alpha: float, fdr, min_direction: float,
+                  spatial: bool = True, max_lag: int = DEFAULT_SPATIAL_MAX_LAG):
+    """p-values (ny, nx, p, p) of the order t-test per window (spatially honest with ``spatial``, see
+    :func:`~napari_causal_lattice.causal.confidence.spatial_inflation`) and the significance mask."""
     ny, nx, p = maps["orders"].shape
     index = tuple(np.array(plan.fitted_index).T)
     mask = np.arange(plan.data.shape[1])[None, :] < plan.counts[:, None]
     p_values = np.full((ny, nx, p, p), np.nan)
-    p_values[index] = order_pvalues(plan.data, maps["orders"][index], mask=mask, prior=prior)
+    p_values[index] = order_pvalues(plan.data, maps["orders"][index], mask=mask, prior=prior,
+                                    positions=plan.positions if spatial else None, max_lag=max_lag, pool=True)
     tested = fdr_adjust(p_values, fdr) if fdr else p_values
     significant = edge_decision(tested, maps["probabilities"], alpha=alpha, min_direction=min_direction)
     return p_values, significant & np.isfinite(p_values)

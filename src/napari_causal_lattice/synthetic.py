@@ -47,6 +47,7 @@ __all__ = [
     "SyntheticGrid",
     "synthetic_perovskite",
     "synthetic_descriptor_grid",
+    "synthetic_null_grid",
     "REGION_NAMES",
     "OPTION_DOCS",
 ]
@@ -774,4 +775,107 @@ def synthetic_descriptor_grid(shape=(48, 48), seed: int | None = 0, **options) -
         table=pd.DataFrame(columns), adjacency=_adjacency(params, k, c_i5, i5_nominal), region=region,
         region_names=dict(REGION_NAMES), wall=wall, lattice=cell_lattice, units=units, pixel_size=ps,
         params=params, provenance=make_provenance("synthetic_descriptor_grid", params, seed=seed),
+    )
+
+
+def _smooth_field(shape, correlation_length: float, rng) -> np.ndarray:
+    """Unit-variance Gaussian random field on a grid, correlation ``exp(-d^2 / (2 xi^2))`` at ``d`` cells.
+
+    White noise smoothed by a Gaussian of sigma ``xi / sqrt(2)`` (a padded grid, so edges are not damped),
+    rescaled to unit standard deviation; ``xi = 0`` gives white noise.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if correlation_length == 0:
+        return rng.standard_normal(shape)
+    sigma = correlation_length / math.sqrt(2.0)
+    pad = int(math.ceil(4 * sigma))
+    white = rng.standard_normal((shape[0] + 2 * pad, shape[1] + 2 * pad))
+    field = gaussian_filter(white, sigma, mode="wrap")[pad:pad + shape[0], pad:pad + shape[1]]
+    return field / field.std()
+
+
+def synthetic_null_grid(shape=(48, 48), seed: int | None = 0, *, correlation_length: float = 2.0,
+                        position_noise: float = 0.3, intensity_noise: float = 0.05, pitch: float = 20.0,
+                        pixel_size: float = 19.8, dose: float = 1000.0, b_intensity: float = 0.4) -> SyntheticGrid:
+    """A non-polar control: descriptors with NO causal link, but spatially correlated, corner-sharing errors.
+
+    A perovskite [001] cell grid whose A-corner positions ((ni + 1) x (nj + 1) columns) and B positions
+    (ni x nj) are the nominal ones plus independent, spatially correlated Gaussian displacements (per axis,
+    ``position_noise`` px, correlation ``exp(-d^2 / (2 correlation_length^2))`` at ``d`` columns), and whose
+    A and B intensities carry correlated relative noise (``intensity_noise``).  The descriptors are computed
+    from these columns with :func:`~napari_causal_lattice.descriptors.compute_descriptors`, so neighbouring
+    cells share A corners like measured cells do (``a``, ``b``, ``alpha``, ``Px``, ``Py`` of adjacent cells
+    are correlated through their common corners).  No descriptor causes another: the only dependences are the
+    exact identity ``Vol = a b sin(alpha)`` and the corner sharing (``Px`` and ``a`` of one cell both read
+    the corner displacements, but are linearly uncorrelated).  Any other edge a test reports is false.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        (ni, nj) number of cells, each >= 4.
+    seed : int or None
+        Seed of the single random generator (None draws a fresh one, recorded in the provenance).
+    correlation_length : float
+        Correlation length of every noise field, in unit cells (0: white noise; 1-3 as in real scans).
+    position_noise : float
+        Standard deviation of each column displacement per axis, px.
+    intensity_noise : float
+        Relative standard deviation of the column intensities.
+    pitch, pixel_size, dose, b_intensity
+        Lattice parameter (px), pixel size (pm/px), A peak counts and B/A intensity ratio.
+
+    Returns
+    -------
+    SyntheticGrid
+        ``table`` (i, j, y, x + 8 descriptors), ``adjacency`` all zero, ``region`` all 0 (``"null"``), a
+        nominal vertical ``wall`` (unused), ``lattice``, ``units``, ``params``, ``provenance``.
+
+    Examples
+    --------
+    >>> g = synthetic_null_grid((10, 12), seed=0, correlation_length=2)
+    >>> g.table.shape, float(np.abs(g.adjacency).max())
+    ((120, 12), 0.0)
+    """
+    ni, nj = (int(n) for n in shape)
+    if min(ni, nj) < 4:
+        raise ValueError(f"shape must be at least (4, 4) cells, got {tuple(shape)}")
+    checks = {"correlation_length": (correlation_length, 0.0, 20.0), "position_noise": (position_noise, 0.0, pitch / 4),
+              "intensity_noise": (intensity_noise, 0.0, 0.5), "pitch": (pitch, 4.0, 200.0),
+              "pixel_size": (pixel_size, 1e-6, 1e4), "dose": (dose, 1e-6, 1e9), "b_intensity": (b_intensity, 1e-6, 1.0)}
+    for name, (value, low, high) in checks.items():
+        if not (isinstance(value, (int, float, np.integer, np.floating)) and low <= float(value) <= high):
+            raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    seed, rng = _make_rng(seed)
+    xi = float(correlation_length)
+    v1, v2 = np.array([0.0, pitch]), np.array([pitch, 0.0])
+    origin = np.array([2.0 * pitch, 2.0 * pitch])
+    ai, aj = np.meshgrid(np.arange(ni + 1), np.arange(nj + 1), indexing="ij")
+    a_yx = origin + ai[..., None] * v2 + aj[..., None] * v1
+    a_yx = a_yx + position_noise * np.stack([_smooth_field(ai.shape, xi, rng) for _ in range(2)], axis=-1)
+    a_int = dose * (1.0 + intensity_noise * _smooth_field(ai.shape, xi, rng))
+    b_grid = _cell_index_grid(ni, nj)
+    b_nominal = origin + (b_grid[:, :1] + 0.5) * v2 + (b_grid[:, 1:] + 0.5) * v1
+    b_yx = b_nominal + position_noise * np.stack([_smooth_field((ni, nj), xi, rng).ravel() for _ in range(2)],
+                                                 axis=-1)
+    b_int = dose * b_intensity * (1.0 + intensity_noise * _smooth_field((ni, nj), xi, rng).ravel())
+    i, j = b_grid[:, 0], b_grid[:, 1]
+    corner_index = [(i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1)]
+    corners = np.stack([a_yx[r, c] for r, c in corner_index], axis=1)
+    corner_int = np.stack([a_int[r, c] for r, c in corner_index], axis=1)
+    desc = compute_descriptors(corners, b_yx, corner_int, b_int, pixel_size=pixel_size, frame="lattice", v1=v1)
+    cell_lattice = Lattice(origin=origin + 0.5 * (v1 + v2), v1=v1, v2=v2)
+    table = pd.DataFrame({"i": i, "j": j, "y": b_nominal[:, 0], "x": b_nominal[:, 1]})
+    for name in DESCRIPTORS:
+        table[name] = desc[name].to_numpy()
+    params = {"shape_cells": (ni, nj), "correlation_length": xi, "position_noise": float(position_noise),
+              "intensity_noise": float(intensity_noise), "pitch": float(pitch), "pixel_size": float(pixel_size),
+              "dose": float(dose), "b_intensity": float(b_intensity)}
+    wall = {"point": cell_lattice.to_image(np.array([(ni - 1) / 2.0, (nj - 1) / 2.0])), "normal": np.array([0.0, 1.0]),
+            "width_cells": 1.0, "width_px": float(pitch), "angle_deg": 90.0, "pitch_px": float(pitch)}
+    return SyntheticGrid(
+        table=table, adjacency=np.zeros((ni, nj, len(DESCRIPTORS), len(DESCRIPTORS))),
+        region=np.zeros((ni, nj), dtype=np.int64), region_names={0: "null"}, wall=wall, lattice=cell_lattice,
+        units=dict(descriptor_units(pixel_size, "counts"), positions="px"), pixel_size=float(pixel_size),
+        params=params, provenance=make_provenance("synthetic_null_grid", params, seed=seed),
     )

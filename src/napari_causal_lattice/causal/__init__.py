@@ -4,11 +4,12 @@
 analysis reuses.  Adjacency convention everywhere: ``B[i, j]`` is the direct effect of ``j`` on ``i``.
 """
 
-from .confidence import LINK_TYPES, edge_decision, fdr_adjust, link_type, order_pvalues
+from .confidence import LINK_TYPES, edge_decision, fdr_adjust, link_type, order_pvalues, spatial_inflation
 from .engine import bootstrap_indices, direct_lingam, direct_lingam_batch
 from .fit import (
     DEFAULT_EXOGENOUS,
     DeterministicDescriptorWarning,
+    ErrorDependenceWarning,
     fit_lingam,
     near_deterministic,
     validate_table,
@@ -21,6 +22,7 @@ __all__ = [
     "CausalMethod",
     "DEFAULT_EXOGENOUS",
     "DeterministicDescriptorWarning",
+    "ErrorDependenceWarning",
     "EngineMethod",
     "LINK_TYPES",
     "LingamMethod",
@@ -30,6 +32,7 @@ __all__ = [
     "link_type",
     "near_deterministic",
     "order_pvalues",
+    "spatial_inflation",
     "resolve_method",
     "resolve_prior",
     "bootstrap_indices",

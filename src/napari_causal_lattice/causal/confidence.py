@@ -10,6 +10,16 @@ see ``docs/confidence.md``) is:
    coefficient (``n - k - 1`` degrees of freedom for ``k`` predecessors).  Edges against the order or
    forbidden by the prior knowledge get p = 1.  Under "no direct effect" the p-value is uniform, so an edge
    is reported in at most ``alpha`` of null windows.
+1b. **Spatially honest p-values** (when the cells' grid positions are known).  Cell errors are spatially
+   correlated (shared corners, overlapping column tails, scan lines), so ``n`` cells carry less than ``n``
+   independent pieces of information.  The t statistic is divided by ``sqrt(f)`` and the degrees of freedom
+   become ``n / f - k - 1``, with the variance inflation (Clifford-Richardson / Bartlett)
+   ``f = 1 + sum_{h != 0, |h| <= max_lag} N_h rho_x(h) rho_e(h) / n`` of the partialled regressor ``x`` (``j``
+   given the other predecessors of ``i``) and the residual ``e`` of ``i``, from their autocorrelations
+   ``rho`` at every grid lag ``h`` within ``max_lag`` cells (Chebyshev) over the ``N_h`` cell pairs at that
+   lag.  ``f`` is floored at 1, so the correction never makes the test less conservative than the
+   independent-cells test: :func:`spatial_inflation`.  Across the windows of a sliding run each window's
+   ``f`` is floored at its 0.75 quantile over windows (:func:`pooled_inflation`).
 2. **Optional FDR control** over all windows and edges of a run (Benjamini-Hochberg, or Benjamini-Yekutieli
    for any dependence between overlapping windows): :func:`fdr_adjust`.
 3. **Direction from the bootstrap.**  A linked pair ``(a, b)`` (either direction passes) is stated as
@@ -23,6 +33,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..options import FDR_METHODS as _FDR_METHODS
+from ..options import CausalOptions
+
 __all__ = [
     "LINK_TYPES",
     "DEFAULT_ALPHA",
@@ -30,6 +43,9 @@ __all__ = [
     "FDR_METHODS",
     "order_pvalues",
     "order_pvalues_from_covariance",
+    "spatial_inflation",
+    "pooled_inflation",
+    "DEFAULT_SPATIAL_MAX_LAG",
     "fdr_adjust",
     "edge_decision",
     "check_decision_options",
@@ -38,15 +54,20 @@ __all__ = [
 
 #: Link-type codes of :func:`link_type`: 0 none, 1 ``a <- b``, 2 ``b <- a``, 3 both directions.
 LINK_TYPES = ("none", "a <- b", "b <- a", "both")
-#: Default per-edge level of the order t-test (false-edge rate per null edge and window).
-DEFAULT_ALPHA = 0.01
+#: Default per-edge level of the order t-test (false-edge rate per null edge and window; the options' default).
+DEFAULT_ALPHA = CausalOptions.alpha
 #: Default share of the linked resamples that must agree on a direction to state it.
-DEFAULT_MIN_DIRECTION = 0.75
+DEFAULT_MIN_DIRECTION = CausalOptions.min_direction
+#: Largest grid lag (cells, Chebyshev distance) of the autocorrelations in :func:`spatial_inflation`.
+DEFAULT_SPATIAL_MAX_LAG = CausalOptions.spatial_max_lag
+#: Quantile over windows at which :func:`pooled_inflation` floors each window's inflation.
+DEFAULT_POOL_QUANTILE = 0.75
 #: FDR procedures accepted by ``fdr=``.
-FDR_METHODS = ("bh", "by")
+FDR_METHODS = _FDR_METHODS
 
 
-def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
+def order_pvalues(X, orders, *, mask=None, prior=None, positions=None,
+                  max_lag: int = DEFAULT_SPATIAL_MAX_LAG, pool: bool = False) -> np.ndarray:
     """Two-sided p-values of every edge given each dataset's causal order (OLS t-test).
 
     Parameters
@@ -59,6 +80,14 @@ def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
         Valid rows of each dataset (default all).
     prior : (p, p) int array, optional
         lingam prior knowledge; edges with ``prior[i, j] == 0`` get p = 1.
+    positions : (m, n, 2) int array, optional
+        Grid index (i, j) of every row (cells); given, the test is spatially honest (see
+        :func:`spatial_inflation`); default: rows are independent.
+    max_lag : int
+        Largest grid lag, in cells, of the spatial autocorrelations (with ``positions``).
+    pool : bool
+        Floor each dataset's inflation at its 0.75 quantile over datasets (windows of one image share the
+        noise's spatial structure): :func:`pooled_inflation`.
 
     Returns
     -------
@@ -76,10 +105,156 @@ def order_pvalues(X, orders, *, mask=None, prior=None) -> np.ndarray:
         w = mask[..., None]
         Xc = np.where(w, X - (np.where(w, X, 0.0).sum(axis=1) / n[:, None])[:, None, :], 0.0)
     S = np.matmul(np.swapaxes(Xc, 1, 2), Xc) / n[:, None, None]
-    return order_pvalues_from_covariance(S, n, orders, prior=prior)
+    inflation = None
+    if positions is not None:
+        valid = np.full((m, n_max), True) if mask is None else mask
+        inflation = spatial_inflation(Xc, orders, positions, mask=valid, max_lag=max_lag)
+        if pool and m > 1:
+            inflation = pooled_inflation(inflation)
+    return order_pvalues_from_covariance(S, n, orders, prior=prior, inflation=inflation)
 
 
-def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
+def pooled_inflation(inflation, *, quantile: float = DEFAULT_POOL_QUANTILE) -> np.ndarray:
+    """Floor every window's inflation ``f[k, i, j]`` at a quantile over windows of the values above 1.
+
+    The windows of one image share the spatial structure of its noise, but one small window's estimate of it is
+    noisy and biased low (its own mean is removed; lags beyond ``max_lag`` are left out).  On null grids with a
+    correlation length of 3 cells and 10-cell windows (8 seeds) the false-edge rate is 8.2 % without pooling,
+    6.0 % with the median, 4.0 % [worst seed 4.9 %] with the 0.75 quantile (the default) and 2.3 % with 0.9;
+    power on the planted grids stays 1.000 (``tests/test_spatial_pvalues.py``).  Windows with a larger own
+    estimate keep it.
+
+    Parameters
+    ----------
+    inflation : (m, p, p) float array
+        From :func:`spatial_inflation` (NaN for degenerate windows).
+    quantile : float
+        Quantile (0-1) over the windows of each edge's inflation, taken over the windows where it exceeds 1.
+
+    Returns
+    -------
+    (m, p, p) float array
+    """
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"quantile must be between 0 and 1, got {quantile!r}")
+    f = np.asarray(inflation, dtype=float)
+    above = np.where(f > 1.0, f, np.nan)
+    counts = np.sum(np.isfinite(above), axis=0)
+    with np.errstate(invalid="ignore"):
+        pooled = np.nanquantile(np.where(counts[None] > 0, above, 1.0), quantile, axis=0)
+    return np.fmax(f, pooled[None]) if f.size else f
+
+
+def spatial_inflation(X, orders, positions, *, mask=None, max_lag: int = DEFAULT_SPATIAL_MAX_LAG) -> np.ndarray:
+    """Variance inflation of each order t-test from the spatial autocorrelation of the cells.
+
+    For the edge ``i <- j`` the OLS coefficient is ``sum_c x_c e_c / sum_c x_c^2`` with ``x`` the regressor
+    ``j`` partialled on the other predecessors of ``i`` and ``e`` the residual of ``i``; when both are
+    spatially autocorrelated its variance is ``f`` times the independent-cells value, with
+    ``f = 1 + sum_{h != 0} A_x(h) A_e(h) n / (N_h sum x^2 sum e^2)``, ``A(h)`` the sum of products over the
+    ``N_h`` pairs of cells at grid lag ``h`` (Clifford, Richardson & Hemon 1989; Bartlett's formula for the
+    variance of a cross-correlation).  Lags up to ``max_lag`` cells in each grid direction are summed; ``f``
+    is floored at 1.
+
+    Parameters
+    ----------
+    X : (m, n, p) float array
+        ``m`` datasets (windows) of ``n`` rows (cells); rows outside ``mask`` are ignored.
+    orders : (m, p) int array
+        Causal orders; a row starting with -1 gives NaN.
+    positions : (m, n, 2) int array
+        Grid index (i, j) of every row (any offset; unique within a dataset).
+    mask : (m, n) bool array, optional
+        Valid rows (default all).
+    max_lag : int
+        Largest lag in cells (>= 1).
+
+    Returns
+    -------
+    (m, p, p) float array
+        ``f[k, i, j]`` for ``j`` before ``i`` (1 elsewhere); the effective sample size is ``n / f``.
+    """
+    X = np.asarray(X, dtype=float)
+    m, n_max, p = X.shape
+    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag < 1:
+        raise ValueError(f"max_lag must be a whole number of cells >= 1, got {max_lag!r}")
+    positions = np.asarray(positions)
+    if positions.shape != (m, n_max, 2):
+        raise ValueError(f"positions must have shape {(m, n_max, 2)} (grid i, j of every row), got {positions.shape}")
+    mask = np.ones((m, n_max), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    lags = np.array([(a, b) for a in range(0, max_lag + 1) for b in range(-max_lag, max_lag + 1)
+                     if a > 0 or b > 0], dtype=np.int64)  # one of each pair (h, -h)
+    n = mask.sum(axis=1)
+    degenerate = np.asarray(orders)[:, 0] < 0
+    orders = np.where(degenerate[:, None], np.arange(p)[None], np.asarray(orders, dtype=np.int64))
+    # every window's variables in causal order, centred over its valid rows, zero elsewhere
+    Y = np.take_along_axis(X, orders[:, None, :], axis=2)
+    Y = np.where(mask[..., None], Y - (np.where(mask[..., None], Y, 0.0).sum(axis=1) / np.maximum(n, 1)[:, None])[:, None],
+                 0.0)
+    S = np.swapaxes(Y, 1, 2) @ Y
+    series, slots = [], []
+    for t in range(1, p):
+        with np.errstate(all="ignore"):
+            inv = np.linalg.pinv(S[:, :t, :t], hermitian=True)
+        series.append(Y[:, :, t] - np.einsum("mnk,mk->mn", Y[:, :, :t], np.einsum("mkl,ml->mk", inv, S[:, :t, t])))
+        series.extend(np.moveaxis(Y[:, :, :t] @ inv, 2, 0))  # column j: j partialled on the other predecessors
+        slots.append(len(series) - t - 1)
+    stacked = np.ascontiguousarray(np.stack(series, axis=2))
+    lag_sums, n_pairs = _lag_sums(stacked, np.ascontiguousarray(mask), np.ascontiguousarray(positions, dtype=np.int64),
+                                  lags)
+    power = np.einsum("mnq,mnq->mq", stacked, stacked)
+    out = np.ones((m, p, p))
+    rows = np.arange(m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(n_pairs > 0, 2.0 / n_pairs, 0.0)  # (m, n_lags): both signs of each lag
+        for t in range(1, p):
+            e = slots[t - 1]
+            for j in range(t):
+                x = e + 1 + j
+                cross = np.sum(lag_sums[:, :, e] * lag_sums[:, :, x] * weight, axis=1)
+                f = 1.0 + cross * n / (power[:, e] * power[:, x])
+                out[rows, orders[:, t], orders[:, j]] = np.where(np.isfinite(f), np.maximum(f, 1.0), 1.0)
+    out[degenerate] = np.nan
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _lag_sums(series, mask, positions, lags):
+    """``A[k, h, q]``: sum over the valid cell pairs of window ``k`` at grid lag ``h`` of the products of series
+    ``q``; ``N[k, h]`` the number of such pairs."""
+    m, n_max, nq = series.shape
+    n_lags = lags.shape[0]
+    A = np.zeros((m, n_lags, nq))
+    N = np.zeros((m, n_lags))
+    for k in range(m):
+        i0, j0, i1, j1 = 1 << 60, 1 << 60, -(1 << 60), -(1 << 60)
+        for c in range(n_max):
+            if mask[k, c]:
+                i0, j0 = min(i0, positions[k, c, 0]), min(j0, positions[k, c, 1])
+                i1, j1 = max(i1, positions[k, c, 0]), max(j1, positions[k, c, 1])
+        if i1 < i0:
+            continue
+        grid = -np.ones((i1 - i0 + 1, j1 - j0 + 1), dtype=np.int64)
+        for c in range(n_max):
+            if mask[k, c]:
+                grid[positions[k, c, 0] - i0, positions[k, c, 1] - j0] = c
+        for c in range(n_max):
+            if not mask[k, c]:
+                continue
+            for h in range(n_lags):
+                r, s = positions[k, c, 0] - i0 + lags[h, 0], positions[k, c, 1] - j0 + lags[h, 1]
+                if r < 0 or r >= grid.shape[0] or s < 0 or s >= grid.shape[1]:
+                    continue
+                d = grid[r, s]
+                if d < 0:
+                    continue
+                N[k, h] += 1.0
+                for q in range(nq):
+                    A[k, h, q] += series[k, c, q] * series[k, d, q]
+    return A, N
+
+
+def order_pvalues_from_covariance(S, n, orders, *, prior=None, inflation=None) -> np.ndarray:
     """:func:`order_pvalues` from each dataset's covariance (or correlation) matrix and sample count.
 
     Parameters
@@ -92,6 +267,9 @@ def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
         Causal orders; a row starting with -1 gives NaN.
     prior : (p, p) int array, optional
         Edges with ``prior[i, j] == 0`` get p = 1.
+    inflation : (m, p, p) float array, optional
+        Variance inflation ``f`` of each test (:func:`spatial_inflation`): the t statistic is divided by
+        ``sqrt(f)`` and the degrees of freedom become ``n / f - k - 1`` (at least 1).
 
     Returns
     -------
@@ -103,6 +281,11 @@ def order_pvalues_from_covariance(S, n, orders, *, prior=None) -> np.ndarray:
     m, p, _ = S.shape
     n = np.full(m, n, dtype=float) if np.ndim(n) == 0 else np.array(np.broadcast_to(np.asarray(n, dtype=float), (m,)))
     tstat, dof = _order_tstats(S, n, np.ascontiguousarray(orders, dtype=np.int64))
+    if inflation is not None:
+        f = np.where(dof > 0, np.asarray(inflation, dtype=float), 1.0)
+        tested = dof > 0
+        tstat = np.where(tested, tstat / np.sqrt(f), tstat)
+        dof = np.where(tested, np.maximum(dof - n[:, None, None] * (1.0 - 1.0 / f), 1.0), dof)
     with np.errstate(invalid="ignore"):
         P = np.where(dof > 0, 2.0 * stdtr(dof, -tstat), tstat)  # untested entries carry 1 or NaN in tstat
     if prior is not None:

@@ -21,18 +21,21 @@ __all__ = ["make_prior_knowledge", "parse_edge", "describe_prior_knowledge", "re
 #: Descriptors treated as exogenous by default (the paper's prior knowledge: column intensities are
 #: set by the chemistry/thickness, not by the distortions).
 DEFAULT_EXOGENOUS: tuple[str, ...] = ("I14", "I5")
-_PRIOR_KEYS = ("exogenous", "sink", "forbidden", "required", "matrix")
+_PRIOR_KEYS = ("exogenous", "sink", "forbidden", "required", "paths", "no_paths", "matrix")
 
 _ARROW = re.compile(r"^\s*(.+?)\s*(<-|->)\s*(.+?)\s*$")
 
 
 def parse_edge(edge, names: Sequence[str]) -> tuple[int, int]:
-    """Resolve one edge to ``(effect_index, cause_index)``.
+    """Resolve one edge written as text to ``(effect_index, cause_index)``.
 
     Parameters
     ----------
-    edge : str or tuple
-        ``"Px <- Py"`` (Py causes Px), ``"Py -> Px"``, or a pair ``(effect, cause)`` of names or indices.
+    edge : str
+        ``"Px <- Py"`` (Py causes Px) or ``"Py -> Px"``.  A bare pair such as ``("Px", "Py")`` or ``[2, 3]`` is
+        refused: this package read it as (effect, cause) before 0.3, while lingam reads ``paths=[[2, 3]]`` as
+        ``2 -> 3``; write the arrow, or give lingam-ordered (cause, effect) pairs to
+        :func:`make_prior_knowledge` as ``paths=`` / ``no_paths=``.
     names : sequence of str
         Variable names, in column order.
 
@@ -40,24 +43,39 @@ def parse_edge(edge, names: Sequence[str]) -> tuple[int, int]:
     -------
     (int, int)
         Indices of the effect and of the cause.
+
+    Raises
+    ------
+    ValueError
+        Unreadable text, a bare pair, unknown names, a self-loop.
     """
-    if isinstance(edge, str):
-        match = _ARROW.match(edge)
-        if match is None:
-            raise ValueError(f"Cannot read the edge {edge!r}: write it as 'effect <- cause' or 'cause -> effect'.")
-        left, arrow, right = match.groups()
-        effect, cause = (left, right) if arrow == "<-" else (right, left)
-    else:
-        try:
-            effect, cause = edge
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"An edge must be a string like 'Px <- Py' or a pair (effect, cause); got {edge!r}."
-            ) from None
+    if not isinstance(edge, str):
+        raise ValueError(_ambiguous_pair_message(edge, names))
+    match = _ARROW.match(edge)
+    if match is None:
+        raise ValueError(f"Cannot read the edge {edge!r}: write it as 'effect <- cause' or 'cause -> effect'.")
+    left, arrow, right = match.groups()
+    effect, cause = (left, right) if arrow == "<-" else (right, left)
     i, j = _index(effect, names), _index(cause, names)
     if i == j:
         raise ValueError(f"The edge {edge!r} links {names[i]!r} to itself; self-loops are not allowed.")
     return i, j
+
+
+def _ambiguous_pair_message(edge, names) -> str:
+    """The message refusing a bare pair as an edge: it says how to write it either way."""
+    try:
+        first, second = edge
+        a, b = (names[v] if isinstance(v, (int, np.integer)) and 0 <= int(v) < len(names) else str(v)
+                for v in (first, second))
+    except (TypeError, ValueError):
+        return f"An edge must be a string like 'Px <- Py' (Py causes Px) or 'Py -> Px'; got {edge!r}."
+    return (
+        f"The pair {edge!r} is ambiguous: lingam reads [cause, effect] ('{a} -> {b}') while this package used to "
+        f"read (effect, cause) ('{a} <- {b}'). Write the arrow instead: '{b} -> {a}' / '{a} <- {b}' if {b} causes "
+        f"{a}, or '{a} -> {b}' if {a} causes {b}; or pass lingam-ordered pairs as paths=[[cause, effect]] "
+        "(no_paths= for forbidden ones)."
+    )
 
 
 def _index(name, names: Sequence[str]) -> int:
@@ -85,6 +103,8 @@ def make_prior_knowledge(
     sink=(),
     forbidden=(),
     required=(),
+    paths=(),
+    no_paths=(),
     matrix=None,
 ) -> np.ndarray:
     """Build a lingam prior-knowledge matrix from names.
@@ -97,11 +117,14 @@ def make_prior_knowledge(
         Variables with no cause among the others (e.g. ``("I14", "I5")``): ``pk[e, :] = 0``.
     sink : iterable of str
         Variables that cause none of the others: ``pk[:, s] = 0``.
-    forbidden : iterable of edges
-        No directed path ``cause -> effect``; edges as ``"effect <- cause"``, ``"cause -> effect"`` or
-        ``(effect, cause)``.
-    required : iterable of edges
+    forbidden : iterable of str
+        No directed path ``cause -> effect``; edges as ``"effect <- cause"`` or ``"cause -> effect"`` (a bare
+        pair is refused as ambiguous, see :func:`parse_edge`).
+    required : iterable of str
         A directed path ``cause -> effect`` exists (orders ``cause`` before ``effect``).
+    paths, no_paths : iterable of (cause, effect) pairs
+        lingam's ``make_prior_knowledge`` arguments, in lingam's order: ``paths=[[2, 3]]`` (or
+        ``[["I5", "Px"]]``) is a required path ``2 -> 3``; ``no_paths`` forbidden ones.
     matrix : (p, p) array, optional
         Start from an existing lingam matrix (-1 / 0 / 1); the other arguments are applied on top.
 
@@ -138,7 +161,9 @@ def make_prior_knowledge(
     else:
         pk = np.full((p, p), -1, dtype=int)
     forb = [parse_edge(e, names) for e in _edges(forbidden, "forbidden")]
+    forb += [_lingam_pair(e, names, "no_paths") for e in _pairs(no_paths, "no_paths")]
     req = [parse_edge(e, names) for e in _edges(required, "required")]
+    req += [_lingam_pair(e, names, "paths") for e in _pairs(paths, "paths")]
     both = set(forb) & set(req)
     if both:
         pairs = [f"{names[i]} <- {names[j]}" for i, j in sorted(both)]
@@ -166,13 +191,31 @@ def make_prior_knowledge(
     return pk
 
 
+def _pairs(pairs, what: str) -> list:
+    if pairs is None:
+        return []
+    if isinstance(pairs, str):
+        raise TypeError(f"{what} must be a list of [cause, effect] pairs like [['I5', 'Px']], got {pairs!r}.")
+    return list(np.asarray(pairs, dtype=object).reshape(-1, 2)) if len(pairs) else []
+
+
+def _lingam_pair(pair, names, what: str) -> tuple[int, int]:
+    """A lingam-ordered ``[cause, effect]`` pair -> ``(effect_index, cause_index)``."""
+    cause, effect = (v.item() if isinstance(v, np.generic) else v for v in pair)
+    i, j = _index(effect, names), _index(cause, names)
+    if i == j:
+        raise ValueError(f"The {what} pair {list(pair)!r} links {names[i]!r} to itself; self-loops are not allowed.")
+    return i, j
+
+
 def _edges(edges, what: str) -> list:
     if edges is None:
         return []
     if isinstance(edges, str):
         return [edges]
-    if isinstance(edges, tuple) and len(edges) == 2 and not isinstance(edges[0], (tuple, list)):
-        return [edges]
+    if (isinstance(edges, (tuple, list)) and len(edges) == 2 and not isinstance(edges[0], (tuple, list))
+            and not all(isinstance(e, str) and _ARROW.match(e) for e in edges)):
+        return [edges]  # one bare pair: parse_edge refuses it with a message
     try:
         return list(edges)
     except TypeError:
@@ -255,6 +298,10 @@ def resolve_prior(prior_knowledge, names: Sequence[str]) -> tuple[np.ndarray | N
         exogenous = [v for v in items if v not in edges]
         pk = make_prior_knowledge(names, exogenous=exogenous, required=edges)
         return pk, f"custom {items}"
+    if (isinstance(prior_knowledge, (list, tuple)) and prior_knowledge and len(names) != 2
+            and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in prior_knowledge)):
+        raise ValueError(_ambiguous_pair_message(prior_knowledge[0], names)
+                         + " A list of pairs is not a prior-knowledge matrix; use {'paths': [[cause, effect], ...]}.")
     try:
         matrix = np.asarray(prior_knowledge, dtype=float)
     except (TypeError, ValueError):

@@ -47,6 +47,13 @@ class LingamResult:
     significant : (p, p) bool array or None
         The calibrated edge decision (``params["alpha"]``, ``params["fdr"]``; direction from the bootstrap,
         both directions True when the bootstrap cannot orient a linked pair).  None for old results.
+    total_effects : (p, p) float array or None
+        ``total_effects[i, j]``: total causal effect of ``j`` on ``i`` (all directed paths), as lingam's
+        ``estimate_total_effect(X, from_index=j, to_index=i)`` on the fitted data (same units as ``adjacency``);
+        0 where ``j`` is not before ``i`` in the causal order.  None for results saved before 0.3.
+    error_independence_p_values : (p, p) float array or None
+        HSIC p-values of independence between the fitted errors of each pair (lingam's
+        ``get_error_independence_p_values``); small values say the model does not fit.  None when skipped.
     adjacency_eiv : (p, p) float array or None
         Coefficients corrected for measurement noise (errors in variables, regression calibration) in
         descriptor units (``fit_lingam(..., eiv=True)``); None otherwise.
@@ -78,6 +85,8 @@ class LingamResult:
     bootstrap_orders: np.ndarray | None = None
     p_values: np.ndarray | None = None
     significant: np.ndarray | None = None
+    total_effects: np.ndarray | None = None
+    error_independence_p_values: np.ndarray | None = None
     adjacency_eiv: np.ndarray | None = None
     bootstrap_adjacency_eiv: np.ndarray | None = None
     n_samples: int = 0
@@ -100,6 +109,8 @@ class LingamResult:
         set_(self, "bootstrap_orders", _opt_array(self.bootstrap_orders, np.int64))
         set_(self, "p_values", _opt_array(self.p_values))
         set_(self, "significant", _opt_array(self.significant, bool))
+        set_(self, "total_effects", _opt_array(self.total_effects))
+        set_(self, "error_independence_p_values", _opt_array(self.error_independence_p_values))
         set_(self, "adjacency_eiv", _opt_array(self.adjacency_eiv))
         set_(self, "bootstrap_adjacency_eiv", _opt_array(self.bootstrap_adjacency_eiv))
         set_(self, "prior_knowledge", _opt_array(self.prior_knowledge, np.int64))
@@ -190,7 +201,8 @@ class LingamResult:
             probability then ``|coefficient|``: ``cause``, ``effect``, ``coefficient`` (the full-data fit),
             ``probability``, ``ci_low`` / ``ci_high`` (2.5 / 97.5 percentiles of the resampled coefficient,
             zeros included), ``std`` (its standard deviation), ``unit``, ``p_value`` (order t-test),
-            ``significant`` (the calibrated decision for ``effect <- cause``) and ``link``: ``"none"``,
+            ``significant`` (the calibrated decision for ``effect <- cause``), ``total_effect`` (all paths,
+            :meth:`total_effect`; NaN for old results) and ``link``: ``"none"``,
             ``"effect <- cause"``, ``"cause <- effect"`` (the reverse is believed) or ``"effect <-> cause"``
             (linked, direction not resolved), written with the names.  Without bootstrap the bootstrap
             columns are NaN; results without a significance test give NaN p-values, False and ``""``.  A fit
@@ -198,6 +210,7 @@ class LingamResult:
             for measurement noise, always in descriptor units (``unit`` of ``in_units=True``).
         """
         B = self.adjacency_in_units() if in_units else self.adjacency
+        T = self.total_effects_in_units() if in_units else self.total_effects
         boot = self.bootstrap_adjacency_in_units() if in_units else self.bootstrap_adjacency
         has_boot = boot is not None and len(boot) > 0
         sig = self.significant
@@ -218,10 +231,11 @@ class LingamResult:
                 prob = lo = hi = sd = np.nan
             unit = self.coupling_unit(i, j) if (in_units or not self.standardized) else "std/std"
             pv = np.nan if self.p_values is None else float(self.p_values[i, j])
+            total = np.nan if T is None else float(T[i, j])
             rows.append((self.names[j], self.names[i], float(B[i, j]), prob, float(lo), float(hi), sd, unit, pv,
-                         bool(sig is not None and sig[i, j]), self._link(i, j)))
+                         bool(sig is not None and sig[i, j]), total, self._link(i, j)))
         cols = ["cause", "effect", "coefficient", "probability", "ci_low", "ci_high", "std", "unit", "p_value",
-                "significant", "link"]
+                "significant", "total_effect", "link"]
         table = pd.DataFrame(rows, columns=cols)
         if self.adjacency_eiv is not None and len(table):
             e = [self.index(n) for n in table["effect"]]
@@ -237,6 +251,231 @@ class LingamResult:
             table = table.assign(_k=key).sort_values(["probability", "_k"], ascending=False, na_position="last")
             table = table.drop(columns="_k").reset_index(drop=True)
         return table
+
+    # ------------------------------------------------------------------ lingam's toolbox
+    def total_effects_in_units(self) -> np.ndarray | None:
+        """Total effects in physical units (unit of ``names[i]`` per unit of ``names[j]``), or None."""
+        return None if self.total_effects is None else self.total_effects * self._unit_factor()
+
+    def total_effect(self, effect, cause, *, in_units: bool = False) -> float:
+        """Total causal effect of ``cause`` on ``effect`` over every directed path (names or indices).
+
+        The number of lingam's ``estimate_total_effect(X, from_index=cause, to_index=effect)``: the coefficient
+        of ``cause`` when ``effect`` is regressed on ``cause`` and the parents of ``cause``.  0 when ``cause`` is
+        not before ``effect`` in the causal order (the fitted model has no path that way).
+
+        Raises
+        ------
+        ValueError
+            For a result saved before total effects existed (fit it again).
+        """
+        if self.total_effects is None:
+            raise ValueError("This result has no total effects (saved by an older version); fit it again.")
+        T = self.total_effects_in_units() if in_units else self.total_effects
+        return float(T[self.index(effect), self.index(cause)])
+
+    def total_effects_table(self, *, in_units: bool = False) -> pd.DataFrame:
+        """Every non-zero total effect of the full-data fit, largest first (no bootstrap needed).
+
+        Returns
+        -------
+        DataFrame
+            ``cause``, ``effect`` (names), ``total_effect`` (all directed paths, :meth:`total_effect`),
+            ``direct`` (the direct coefficient, 0 for a purely indirect effect), ``unit``.
+        """
+        if self.total_effects is None:
+            raise ValueError("This result has no total effects (saved by an older version); fit it again.")
+        T = self.total_effects_in_units() if in_units else self.total_effects
+        B = self.adjacency_in_units() if in_units else self.adjacency
+        effect, cause = np.nonzero(T)
+        order = np.argsort(-np.abs(T[effect, cause]), kind="stable")
+        effect, cause = effect[order], cause[order]
+        units = [self.coupling_unit(i, j) if (in_units or not self.standardized) else "std/std"
+                 for i, j in zip(effect, cause)]
+        return pd.DataFrame({"cause": [self.names[j] for j in cause], "effect": [self.names[i] for i in effect],
+                             "total_effect": T[effect, cause], "direct": B[effect, cause], "unit": units})
+
+    def _require_bootstrap(self) -> None:
+        if self.n_bootstrap == 0:
+            raise ValueError("This result has no bootstrap; fit again with n_bootstrap > 0 for bootstrap summaries.")
+
+    def _min_effect(self, min_causal_effect) -> float:
+        if min_causal_effect is None:
+            return float(self.params.get("min_causal_effect", 0.0))
+        if not min_causal_effect > 0.0:
+            raise ValueError(f"min_causal_effect must be a value greater than 0 (or None), got {min_causal_effect!r}.")
+        return float(min_causal_effect)
+
+    def bootstrap_total_effects(self, *, in_units: bool = False) -> np.ndarray:
+        """(n_bootstrap, p, p) total effects of every resample: the sum over directed paths of the products of
+        its direct effects (``[k, i, j]``: ``j`` on ``i``; 0 unless ``j`` is before ``i`` in the resample's
+        order), as lingam's ``BootstrapResult.total_effects_``."""
+        from .toolbox import total_effects_from_adjacency
+
+        self._require_bootstrap()
+        T = total_effects_from_adjacency(self.bootstrap_adjacency, self.bootstrap_orders)
+        return T * self._unit_factor()[None] if in_units else T
+
+    def get_probabilities(self, min_causal_effect=None) -> np.ndarray:
+        """(p, p) share of resamples with ``|B[i, j]| > min_causal_effect`` (``i <- j``), as lingam's.
+
+        ``min_causal_effect`` defaults to the fit's (``params["min_causal_effect"]``), in the units of
+        ``adjacency``.
+        """
+        self._require_bootstrap()
+        threshold = self._min_effect(min_causal_effect)
+        return (np.abs(np.nan_to_num(self.bootstrap_adjacency)) > threshold).mean(axis=0)
+
+    def get_causal_direction_counts(self, n_directions=None, min_causal_effect=None,
+                                    split_by_causal_effect_sign: bool = False) -> pd.DataFrame:
+        """How many resamples contain each direct edge, most frequent first (lingam's order of ties).
+
+        Returns
+        -------
+        DataFrame
+            ``cause``, ``effect`` (names: the edge is ``effect <- cause``, ``B[effect, cause] != 0``),
+            ``count``, and ``sign`` (+1 / -1) with ``split_by_causal_effect_sign``; the first
+            ``n_directions`` rows when given.
+        """
+        self._require_bootstrap()
+        n_directions = _check_top(n_directions, "n_directions")
+        threshold = self._min_effect(min_causal_effect)
+        rows = []
+        for am in np.nan_to_num(self.bootstrap_adjacency):
+            effect, cause = np.nonzero(np.abs(am) > threshold)
+            cols = [effect, cause] + ([np.sign(am[effect, cause]).astype(np.int64)]
+                                      if split_by_causal_effect_sign else [])
+            rows.append(np.stack(cols, axis=1))
+        rows = np.concatenate(rows) if rows else np.zeros((0, 2), dtype=np.int64)
+        columns = ["cause", "effect", "count"] + (["sign"] if split_by_causal_effect_sign else [])
+        if len(rows) == 0:
+            return pd.DataFrame({c: [] for c in columns})
+        unique, counts = np.unique(rows, axis=0, return_counts=True)
+        order = np.argsort(-counts)[:n_directions]
+        table = {"cause": [self.names[k] for k in unique[order, 1]],
+                 "effect": [self.names[k] for k in unique[order, 0]], "count": counts[order]}
+        if split_by_causal_effect_sign:
+            table["sign"] = unique[order, 2]
+        return pd.DataFrame(table, columns=columns)
+
+    def get_directed_acyclic_graph_counts(self, n_dags=None, min_causal_effect=None,
+                                          split_by_causal_effect_sign: bool = False) -> pd.DataFrame:
+        """How many resamples give each whole graph, most frequent first (lingam's order of ties).
+
+        Returns
+        -------
+        DataFrame
+            ``edges``: tuple of ``"effect <- cause"`` strings of the graph (in lingam's (to, from) row-major
+            order), ``count``, and ``signs`` (tuple of +1 / -1 per edge) with ``split_by_causal_effect_sign``.
+        """
+        self._require_bootstrap()
+        n_dags = _check_top(n_dags, "n_dags")
+        threshold = self._min_effect(min_causal_effect)
+        dags = []
+        for am in np.nan_to_num(self.bootstrap_adjacency):
+            dag = np.abs(am) > threshold
+            dags.append(np.where(dag, np.sign(am), 0).astype(np.int64) if split_by_causal_effect_sign else dag)
+        unique, counts = np.unique(np.array(dags), axis=0, return_counts=True)
+        order = np.argsort(-counts)[:n_dags]
+        edges, signs = [], []
+        for dag in unique[order]:
+            effect, cause = np.nonzero(dag)
+            edges.append(tuple(f"{self.names[i]} <- {self.names[j]}" for i, j in zip(effect, cause)))
+            signs.append(tuple(int(v) for v in dag[effect, cause]))
+        table = {"edges": edges, "count": counts[order]}
+        if split_by_causal_effect_sign:
+            table["signs"] = signs
+        return pd.DataFrame(table)
+
+    def get_total_causal_effects(self, min_causal_effect=None, *, in_units: bool = False,
+                                 percentiles=(2.5, 97.5)) -> pd.DataFrame:
+        """Bootstrap total effects with probabilities and intervals, most probable first (as lingam's).
+
+        Parameters
+        ----------
+        min_causal_effect : float, optional
+            A resample counts a total effect when ``|T| > min_causal_effect`` (default the fit's).
+        in_units : bool
+            Effects in physical units instead of standardised.
+        percentiles : (float, float)
+            Interval of the resampled total effect (zeros included), in percent.
+
+        Returns
+        -------
+        DataFrame
+            ``cause``, ``effect`` (names), ``total_effect`` (median over the resamples where it is non-zero:
+            lingam's ``effect``), ``probability`` (share of resamples with ``|T| > min_causal_effect``),
+            ``ci_low``, ``ci_high`` (the percentiles), ``full_fit`` (:meth:`total_effect` of the full data; NaN
+            for old results).
+        """
+        T = self.bootstrap_total_effects(in_units=in_units)
+        threshold = self._min_effect(min_causal_effect)
+        probs = (np.abs(T) > threshold).mean(axis=0)
+        effect, cause = np.nonzero(np.abs(probs) > 0)
+        probs = probs[effect, cause]
+        medians = np.array([np.median(T[:, i, j][np.abs(T[:, i, j]) > 0]) for i, j in zip(effect, cause)])
+        order = np.argsort(-probs)
+        effect, cause, probs, medians = effect[order], cause[order], probs[order], medians[order]
+        low, high = (np.percentile(T[:, effect, cause], percentiles, axis=0) if len(effect)
+                     else (np.zeros(0), np.zeros(0)))
+        full = self.total_effects_in_units() if in_units else self.total_effects
+        return pd.DataFrame({
+            "cause": [self.names[j] for j in cause], "effect": [self.names[i] for i in effect],
+            "total_effect": medians, "probability": probs, "ci_low": low, "ci_high": high,
+            "full_fit": np.full(len(effect), np.nan) if full is None else full[effect, cause],
+        })
+
+    def get_paths(self, cause, effect, min_causal_effect=None, *, in_units: bool = False) -> pd.DataFrame:
+        """Every directed path from ``cause`` to ``effect`` seen in the resamples, with its probability.
+
+        Returns
+        -------
+        DataFrame
+            ``path`` (tuple of names, ``cause`` first), ``path_index`` (tuple of indices), ``coefficient`` (median
+            over the resamples containing the path of the product of its direct effects: lingam's ``effect``),
+            ``probability`` (share of resamples containing it); most probable first (lingam's order of ties).
+        """
+        from .toolbox import find_paths
+
+        self._require_bootstrap()
+        threshold = self._min_effect(min_causal_effect)
+        start, stop = self.index(cause), self.index(effect)
+        boot = self.bootstrap_adjacency_in_units() if in_units else self.bootstrap_adjacency
+        keys, products = [], []
+        for am in boot:
+            paths, effects = find_paths(am, start, stop, threshold)
+            keys.extend("_".join(map(str, path)) for path in paths)
+            products.extend(effects)
+        keys, products = np.array(keys), np.array(products)
+        if len(keys) == 0:
+            return pd.DataFrame({"path": [], "path_index": [], "coefficient": [], "probability": []})
+        unique, counts = np.unique(keys, return_counts=True)
+        order = np.argsort(-counts)
+        index = [tuple(int(v) for v in key.split("_")) for key in unique[order]]
+        return pd.DataFrame({
+            "path": [tuple(self.names[v] for v in path) for path in index], "path_index": index,
+            "coefficient": [float(np.median(products[keys == key])) for key in unique[order]],
+            "probability": counts[order] / len(boot),
+        })
+
+    def error_independence_summary(self) -> pd.DataFrame:
+        """Pairs of variables whose fitted errors are tested for independence, smallest p-value first.
+
+        Returns
+        -------
+        DataFrame
+            ``a``, ``b`` (names), ``p_value`` (HSIC, as lingam's), ``rejected`` (below the fit's
+            ``independence_alpha`` divided by the number of pairs: the model does not fit there).
+        """
+        if self.error_independence_p_values is None:
+            raise ValueError("This result has no error-independence p-values (skipped or saved by an older version).")
+        p = len(self.names)
+        n_pairs = max(p * (p - 1) // 2, 1)
+        level = float(self.params.get("independence_alpha", 0.01)) / n_pairs
+        rows = [(self.names[u], self.names[v], float(self.error_independence_p_values[u, v]))
+                for u in range(p) for v in range(u + 1, p)]
+        table = pd.DataFrame(rows, columns=["a", "b", "p_value"]).sort_values("p_value", kind="stable")
+        return table.assign(rejected=table["p_value"] < level).reset_index(drop=True)
 
     def _link(self, i: int, j: int) -> str:
         """Link between ``names[i]`` and ``names[j]`` as text (see :meth:`edges`)."""
@@ -274,6 +513,9 @@ class LingamResult:
             "bootstrap_orders": None if self.bootstrap_orders is None else self.bootstrap_orders.copy(),
             "p_values": None if self.p_values is None else self.p_values.copy(),
             "significant": None if self.significant is None else self.significant.copy(),
+            "total_effects": None if self.total_effects is None else self.total_effects.copy(),
+            "error_independence_p_values": None if self.error_independence_p_values is None
+            else self.error_independence_p_values.copy(),
             "adjacency_eiv": None if self.adjacency_eiv is None else self.adjacency_eiv.copy(),
             "bootstrap_adjacency_eiv": None if self.bootstrap_adjacency_eiv is None
             else self.bootstrap_adjacency_eiv.copy(),
@@ -299,6 +541,15 @@ class LingamResult:
         kw["params"] = _copy_state(kw.get("params", {}))
         kw["provenance"] = _copy_state(kw.get("provenance", {}))
         return cls(**kw)
+
+
+def _check_top(value, name: str):
+    """``None`` or a whole number > 0 (lingam's ``n_directions`` / ``n_dags``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a whole number greater than 0 (or None), got {value!r}.")
+    return int(value)
 
 
 def _copy_state(value):
