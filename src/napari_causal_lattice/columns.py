@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 from . import _fftlattice, _gaussfit
 from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
+from .profile import ColumnProfile
 from .progress import report
 from .provenance import make_provenance
 
@@ -78,6 +79,9 @@ class Columns:
     motif : Motif or {"[001]", "[110]"}, optional
         The crystal projection (which sites a cell has); default ``"[001]"``.  A name is resolved with
         :func:`~napari_causal_lattice.motif.get_motif` on ``lattice``.
+    profile : ColumnProfile, optional
+        The column profile (core + tail per sublattice, background, noise model) the neighbour-aware fit
+        estimated; :meth:`ColumnProfile.render` re-draws the image from it.  None for plain Gaussian fits.
     """
 
     positions: np.ndarray
@@ -91,6 +95,7 @@ class Columns:
     provenance: dict = field(default_factory=dict)
     sigma: np.ndarray | None = None
     motif: Motif | str | None = None
+    profile: ColumnProfile | None = None
 
     def __post_init__(self):
         pos = np.asarray(self.positions, dtype=float).reshape(-1, 2)
@@ -106,6 +111,8 @@ class Columns:
             if arr.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},) to match positions, got {arr.shape}")
             arrays[name] = arr
+        if self.profile is not None and not isinstance(self.profile, ColumnProfile):
+            raise TypeError(f"profile must be a ColumnProfile or None, got {type(self.profile).__name__}")
         if not isinstance(self.lattice, Lattice):
             raise TypeError(f"lattice must be a Lattice, got {type(self.lattice).__name__}")
         object.__setattr__(self, "positions", pos)
@@ -167,6 +174,7 @@ class Columns:
             "provenance": json.dumps(self.provenance),
             "sigma": self.sigma.copy(),
             "motif": self.motif.to_state(),
+            "profile": None if self.profile is None else self.profile.to_state(),
         }
 
     @classmethod
@@ -185,6 +193,7 @@ class Columns:
             provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
             sigma=state.get("sigma"),
             motif=Motif.from_state(state["motif"]) if state.get("motif") is not None else None,
+            profile=ColumnProfile.from_state(state["profile"]) if state.get("profile") is not None else None,
         )
 
 
@@ -679,6 +688,99 @@ def _peel(image, refined: Refined, is_a, radius, cancel):
     return refined, image_a, image_b
 
 
+def _noise_model(signal: np.ndarray, residual: np.ndarray, dof_scale: float) -> tuple[float, float]:
+    """Pixel noise ``variance = gain * signal + read`` fitted (least squares) to squared fit residuals.
+
+    ``signal`` and ``residual`` are flat arrays of the model value and residual of the fitted pixels;
+    ``dof_scale`` (>= 1) undoes the shrinking of residuals by the fit.  The gain is clipped at 0 and the
+    read variance at a millionth of the mean residual variance.
+    """
+    r2 = residual**2 * dof_scale
+    design = np.column_stack([signal, np.ones_like(signal)])
+    gain, read = np.linalg.lstsq(design, r2, rcond=None)[0]
+    floor = 1e-6 * float(r2.mean()) + 1e-300
+    if gain < 0:
+        gain, read = 0.0, float(r2.mean())
+    if read < floor:
+        gain = max(float(np.dot(signal, r2) / max(np.dot(signal, signal), 1e-300)), 0.0)
+        read = floor
+    return float(gain), float(read)
+
+
+def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, profile=None,
+                    rounds: int = 3, scan_sigma=None):
+    """Neighbour-aware refinement: each column fitted with its neighbours' modelled contributions removed.
+
+    The column profile (Gaussian core + tail per sublattice, :func:`~napari_causal_lattice.profile.
+    estimate_profile`) is estimated from the image unless given.  Each round renders the model image of all
+    columns (cores and tails) at their current fit, and refits every column on the image minus that model plus
+    its own core: a Gaussian of the profile's core sigma (fixed) with free amplitude, centre and local
+    background, so a column's position no longer follows its neighbours' intensities (all columns are
+    updated together, as in a Jacobi sweep of a joint model fit).  From the second round on, pixels are
+    weighted by the inverse of the noise model fitted to the first round's residuals, which brings the
+    precision to the Cramer-Rao bound for counting noise.  The final position sigmas are the weighted fit's
+    sandwich covariance (residual chi^2 relative to the noise model, i.e. misfit included), with ``scan_sigma``
+    (px per axis, y and x) added in quadrature (isotropic mean of the two).
+
+    Returns
+    -------
+    refined : Refined
+        Positions, intensities (core volumes ``2 pi amp core^2``), R^2 and sigmas of the profile fit; widths stay
+        the Gaussian-fit widths of ``refined``.
+    profile : ColumnProfile
+        The profile with the fitted noise model and mean local background.
+    """
+    from .profile import estimate_profile
+
+    sub = np.asarray(sublattice).astype(str)
+    if profile is None:
+        profile = estimate_profile(image, positions=refined.positions, sublattice=sub, width=refined.width)
+    core, ratio, _ = profile.shape_arrays(sub)
+    n = len(sub)
+    pos = refined.positions.copy()
+    peak = refined.intensity / (2.0 * np.pi * np.where(np.isfinite(refined.width), refined.width, core) ** 2)
+    amp = np.where(np.isfinite(peak) & (peak > 0), peak / (1.0 + ratio), 0.0)
+    bg = np.full(n, profile.background)
+    quality, spread = np.zeros(n), np.full(n, np.nan)
+    free = (True, True, True, False, True)
+    noise = None
+    for k in range(rounds):
+        last = k == rounds - 1
+        model = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
+        residual = np.subtract(image, model)
+        signals, residuals, dof_scale = [], [], []
+        for start in range(0, n, _CHUNK):
+            sel = slice(start, min(start + _CHUNK, n))
+            values, yy, xx, mask = _gaussfit.extract_patches(residual, pos[sel], radius)
+            own = amp[sel, None] * np.exp(-((yy - pos[sel, :1]) ** 2 + (xx - pos[sel, 1:]) ** 2)
+                                           / (2.0 * core[sel, None] ** 2))
+            values = values + own
+            signal = _gaussfit.extract_patches(model, pos[sel], radius)[0] + bg[sel, None]
+            weights = None if noise is None else 1.0 / np.maximum(noise[0] * np.maximum(signal, 0) + noise[1],
+                                                                  1e-300)
+            p0 = np.column_stack([amp[sel], pos[sel], core[sel], bg[sel]])
+            params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free,
+                                                 weights=weights)
+            if last:
+                spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free)
+            elif noise is None:
+                fitted = params[:, 4:5] + params[:, :1] * np.exp(
+                    -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
+                signals.append((signal - bg[sel, None] + params[:, 4:5])[mask])
+                residuals.append((values - fitted)[mask])
+                dof_scale.append(mask.sum() / max(mask.sum() - 4.0 * mask.shape[0], 1.0))
+            amp[sel], pos[sel], bg[sel] = params[:, 0], params[:, 1:3], params[:, 4]
+            quality[sel] = r2
+            report(None, 0, 1, cancel)
+        if noise is None and signals:
+            noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
+    if noise is not None:
+        profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
+                          background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
+    out = Refined(pos, refined.width.copy(), profile.volume(amp, sub), quality, spread)
+    return _add_scan_sigma(out, scan_sigma), profile
+
+
 def _minus_model(image, refined: Refined, rows) -> np.ndarray:
     """``image`` minus the fitted Gaussians of the columns ``rows``, written over the model's own buffer."""
     model = _gaussian_model(image.shape, refined, rows)
@@ -805,8 +907,21 @@ def refine_columns(
                    done0=0, total=total, sigma=True)
 
 
+def _check_scan_sigma(scan_sigma):
+    """``scan_sigma`` as a (2,) array of px (y, x), or None."""
+    if scan_sigma is None:
+        return None
+    try:
+        value = np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,)).copy()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"scan_sigma must be a number or a (y, x) pair of px, got {scan_sigma!r}") from exc
+    if not np.all(np.isfinite(value)) or np.any(value < 0):
+        raise ValueError(f"scan_sigma must be >= 0 px, got {scan_sigma!r}")
+    return value
+
+
 def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step: str, params: dict,
-                  motif: Motif) -> Columns:
+                  motif: Motif, profile=None) -> Columns:
     """Columns from a refinement, with the provenance of the public function ``step``."""
     return Columns(
         positions=refined.positions,
@@ -820,6 +935,7 @@ def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step
         provenance=make_provenance(step, params),
         sigma=refined.sigma,
         motif=motif,
+        profile=profile,
     )
 
 
@@ -927,10 +1043,13 @@ def _select_columns(cand, bright, prominence, frac, sites, shape, v1, v2, c1, c2
     return positions, is_a, ij, component
 
 
-def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, cancel, steps):
-    """Stage 5: refine, fill empty sites, peel, fill again, drop implausible fits.
+def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, cancel, steps, *,
+                 neighbours: bool = True, scan_sigma=None):
+    """Stage 5: refine, fill empty sites, peel, fill again, drop implausible fits, then (``neighbours``) refit
+    every column with its neighbours' modelled contributions removed (:func:`_profile_refine`).
 
-    Returns the refined columns (Gaussian volumes as intensities) and their is_a flags, A rows first.
+    Returns the refined columns (Gaussian or profile-core volumes as intensities), their is_a flags (A rows
+    first) and the column profile (None without ``neighbours``).
     """
     total = steps + max(1, -(-len(positions) // _CHUNK))
     refined = _refine(img, positions, grid.radius, intensity="gaussian", move=True, progress=progress,
@@ -943,7 +1062,20 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
     report(progress, total, total, cancel)
     good = _plausible_columns(refined, is_a)
     order = np.argsort(~is_a[good], kind="stable")
-    return Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
+    refined, is_a = Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
+    if not neighbours:
+        return _add_scan_sigma(refined, scan_sigma), is_a, None
+    refined, profile = _profile_refine(img, refined, np.where(is_a, "A", "B"), grid.radius, cancel,
+                                       scan_sigma=scan_sigma)
+    return refined, is_a, profile
+
+
+def _add_scan_sigma(refined: Refined, scan_sigma) -> Refined:
+    """``refined`` with the scan noise ``scan_sigma`` (px, y and x) added in quadrature to its sigmas."""
+    if scan_sigma is None:
+        return refined
+    sy, sx = np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,))
+    return refined._replace(sigma=np.sqrt(refined.sigma**2 + 0.5 * (sy**2 + sx**2)))
 
 
 def find_columns(
@@ -956,6 +1088,8 @@ def find_columns(
     radius: float | None = None,
     projection: str = "auto",
     plausible_spacing: tuple = PLAUSIBLE_SPACING_PM,
+    neighbours: bool = True,
+    scan_sigma=None,
     progress=None,
     cancel=None,
 ) -> Columns:
@@ -1015,6 +1149,15 @@ def find_columns(
         agree with the detection (else ValueError naming both).
     plausible_spacing : (float, float)
         Plausible range in pm of the shorter A-A spacing (warning outside it, only with ``pixel_size``).
+    neighbours : bool
+        Neighbour-aware final fit (default): the column profile (Gaussian core + tail per sublattice) is
+        estimated from the image (``Columns.profile``) and every column refitted with its neighbours' modelled
+        contributions removed, so positions do not depend on the neighbours' intensities; intensities are then
+        the profile cores' volumes.  False keeps the peeled Gaussian fits.
+    scan_sigma : float or (float, float), optional
+        Scan noise: rms displacement of a column in px along (y, x) from scan distortion left in the image
+        (e.g. residual line jitter, averaged over the lines a column spans); added in quadrature to every
+        column's sigma (isotropic: the mean of the two variances).
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -1062,8 +1205,9 @@ def find_columns(
     positions, is_a, ij, component = _select_columns(cand, bright, prominence, frac, sites, img.shape, v1, v2, c1,
                                                      c2, radius, d_nn, b_brighter)
     report(progress, 3, steps + 1, cancel)
-    refined, is_a = _fit_columns(img, positions, is_a, ij, component, _Grid(c1, c2, v1, v2, radius, d_nn),
-                                 progress, cancel, steps)
+    refined, is_a, profile = _fit_columns(img, positions, is_a, ij, component, _Grid(c1, c2, v1, v2, radius, d_nn),
+                                          progress, cancel, steps, neighbours=neighbours,
+                                          scan_sigma=_check_scan_sigma(scan_sigma))
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     sublattice = np.where(is_a, "A", "B")
@@ -1076,8 +1220,11 @@ def find_columns(
         "radius": radius,
         "b_site_offset": half.tolist(),
         "projection": projection if isinstance(projection, str) else projection.name,
+        "neighbours": bool(neighbours),
+        "scan_sigma": None if scan_sigma is None else np.broadcast_to(np.asarray(scan_sigma, float), (2,)).tolist(),
     }
-    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif)
+    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif,
+                         profile=profile)
 
 
 def columns_from_positions(
