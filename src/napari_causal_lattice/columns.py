@@ -659,7 +659,7 @@ def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False
     return Refined(*out)
 
 
-def _peel(image, refined: Refined, is_a, radius, cancel):
+def _peel(image, refined: Refined, is_a, radius, cancel, *, sigma: bool = True):
     """Refit each sublattice on the image minus the fitted Gaussians of the other one.
 
     The B columns sit in the tails of their bright A neighbours, which bias a Gaussian + constant fit of a B
@@ -670,7 +670,8 @@ def _peel(image, refined: Refined, is_a, radius, cancel):
     Returns
     -------
     refined : Refined
-        The refitted columns (Gaussian volumes as intensities) with the position sigmas of the final fits.
+        The refitted columns (Gaussian volumes as intensities) with the position sigmas of the final fits
+        (NaN unless ``sigma``).
     image_a, image_b : (H, W) arrays
         The image without the B Gaussians (for A fits) and without the A Gaussians (for B fits).
     """
@@ -678,7 +679,7 @@ def _peel(image, refined: Refined, is_a, radius, cancel):
     image_b = _minus_model(image, refined, is_a)
     refined = _refit(image_b, refined, ~is_a, radius, cancel)
     for k in range(_PEEL_ROUNDS):
-        last = k == _PEEL_ROUNDS - 1
+        last = sigma and k == _PEEL_ROUNDS - 1
         image_a = None  # the previous residual goes before the next is drawn: one full image less at the peak
         image_a = _minus_model(image, refined, ~is_a)
         refined = _refit(image_a, refined, is_a, radius, cancel, sigma=last)
@@ -708,7 +709,7 @@ def _noise_model(signal: np.ndarray, residual: np.ndarray, dof_scale: float) -> 
 
 
 def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, profile=None,
-                    rounds: int = 3, scan_sigma=None):
+                    rounds: int = 2, scan_sigma=None):
     """Neighbour-aware refinement: each column fitted with its neighbours' modelled contributions removed.
 
     The column profile (Gaussian core + tail per sublattice, :func:`~napari_causal_lattice.profile.
@@ -744,6 +745,7 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     quality, spread = np.zeros(n), np.full(n, np.nan)
     free = (True, True, True, False, True)
     noise = None
+    kept = []
     for k in range(rounds):
         last = k == rounds - 1
         model = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
@@ -762,7 +764,7 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
             params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free,
                                                  weights=weights)
             if last:
-                spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free)
+                kept.append((sel, values, yy, xx, mask, params, weights))
             elif noise is None:
                 fitted = params[:, 4:5] + params[:, :1] * np.exp(
                     -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
@@ -774,11 +776,42 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
             report(None, 0, 1, cancel)
         if noise is None and signals:
             noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
+    spread = _sigma_without_common_misfit(kept, sub, free, n)
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
                           background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
     out = Refined(pos, refined.width.copy(), profile.volume(amp, sub), quality, spread)
     return _add_scan_sigma(out, scan_sigma), profile
+
+
+def _sigma_without_common_misfit(fits, sub, free, n) -> np.ndarray:
+    """Position sigmas (n,) px of the final profile fits, with the misfit shared by a sublattice left out.
+
+    ``fits`` holds per chunk ``(rows, values, yy, xx, mask, params, weights)``.  The residual pattern that all
+    columns of a sublattice share (the profile's shape error, the same around every column; it moves no column
+    relative to another) is the mean residual per patch pixel; it is subtracted before the sandwich covariance
+    (:func:`~napari_causal_lattice._gaussfit.position_sigma`), so the column-specific misfit and the noise remain.
+    """
+    sums, counts = {}, {}
+    resid = []
+    for rows, values, yy, xx, mask, params, _ in fits:
+        fitted = params[:, 4:5] + params[:, :1] * np.exp(
+            -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
+        r = np.where(mask, values - fitted, 0.0)
+        resid.append(r)
+        for label in ("A", "B"):
+            pick = sub[rows] == label
+            sums[label] = sums.get(label, 0.0) + r[pick].sum(axis=0)
+            counts[label] = counts.get(label, 0.0) + mask[pick].sum(axis=0)
+    spread = np.full(n, np.nan)
+    for (rows, values, yy, xx, mask, params, weights), r in zip(fits, resid):
+        common = np.zeros_like(values)
+        for label in ("A", "B"):
+            pick = sub[rows] == label
+            if pick.any():
+                common[pick] = sums[label] / np.maximum(counts[label], 1.0)
+        spread[rows] = _gaussfit.position_sigma(values - common, yy, xx, mask, params, weights=weights, free=free)
+    return spread
 
 
 def _minus_model(image, refined: Refined, rows) -> np.ndarray:
@@ -1056,9 +1089,10 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
                       cancel=cancel, done0=steps - 1, total=total)
     positions, refined, is_a, ij, component = _fill_sites(img, img, positions, refined, is_a, ij, component, grid,
                                                           cancel)
-    refined, for_a, for_b = _peel(img, refined, is_a, grid.radius, cancel)
+    # the neighbour-aware fit replaces the peeled fits' sigmas: skip their covariances then
+    refined, for_a, for_b = _peel(img, refined, is_a, grid.radius, cancel, sigma=not neighbours)
     refined, is_a = _fill_sites(for_a, for_b, positions, refined, is_a, ij, component, grid, cancel,
-                                sigma=True)[1:3]
+                                sigma=not neighbours)[1:3]
     report(progress, total, total, cancel)
     good = _plausible_columns(refined, is_a)
     order = np.argsort(~is_a[good], kind="stable")
