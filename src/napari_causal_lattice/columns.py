@@ -44,6 +44,9 @@ _FILL_PASSES = 3
 _PEEL_ROUNDS = 1
 #: Peeled Gaussians are drawn out to this many sigma.
 _PEEL_REACH = 4.0
+#: A column the neighbour-aware fit moves farther than this fraction of the fit radius from its Gaussian fit
+#: keeps the Gaussian-fit position (see _profile_refine).
+_PROFILE_MAX_SHIFT = 0.25
 #: Columns whose fitted width (volume) exceeds this (squared) times their sublattice's median are not peeled.
 _PEEL_OUTLIER = 1.5
 
@@ -709,7 +712,7 @@ def _noise_model(signal: np.ndarray, residual: np.ndarray, dof_scale: float) -> 
 
 
 def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, profile=None,
-                    rounds: int = 2, scan_sigma=None):
+                    rounds: int = 2, scan_sigma=None, max_shift: float = _PROFILE_MAX_SHIFT):
     """Neighbour-aware refinement: each column fitted with its neighbours' modelled contributions removed.
 
     The column profile (Gaussian core + tail per sublattice, :func:`~napari_causal_lattice.profile.
@@ -721,7 +724,9 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     weighted by the inverse of the noise model fitted to the first round's residuals, which brings the
     precision to the Cramer-Rao bound for counting noise.  The final position sigmas are the weighted fit's
     sandwich covariance (residual chi^2 relative to the noise model, i.e. misfit included), with ``scan_sigma``
-    (px per axis, y and x) added in quadrature (isotropic mean of the two).
+    (px per axis, y and x) added in quadrature (isotropic mean of the two).  A column the profile fit moves
+    farther than ``max_shift`` times ``radius`` from its Gaussian fit (the model does not describe it, e.g. at
+    the image border where its neighbours are not modelled) keeps its Gaussian-fit position.
 
     Returns
     -------
@@ -777,6 +782,8 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
         if noise is None and signals:
             noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
     spread = _sigma_without_common_misfit(kept, sub, free, n)
+    lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
+    pos[lost] = refined.positions[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
                           background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)

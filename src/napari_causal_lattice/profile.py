@@ -25,6 +25,9 @@ __all__ = ["ColumnProfile", "estimate_profile"]
 
 #: Profiles are drawn out to this many (largest) sigma.
 RENDER_REACH = 4.0
+#: Wide tails (drawn by convolution) are drawn out to this many tail sigma (the rest is < 1.2 % of the tail's
+#: peak, itself a fraction of the column's).
+TAIL_REACH = 3.0
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ def _splat_tail(out, shape, pos, amp, ratio, tail):
         ok = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
         grid += np.bincount(r[ok] * nx + c[ok], weights=(volume * w)[ok], minlength=ny * nx)
     width = np.sqrt(max(tail**2 - 1.0 / 6.0, 0.25))
-    smooth = ndimage.gaussian_filter(grid.reshape(ny, nx), width, mode="constant", truncate=RENDER_REACH)
+    smooth = ndimage.gaussian_filter(grid.reshape(ny, nx), width, mode="constant", truncate=TAIL_REACH)
     out += smooth.reshape(-1)
 
 
