@@ -731,8 +731,8 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     Returns
     -------
     refined : Refined
-        Positions, intensities (core volumes ``2 pi amp core^2``), R^2 and sigmas of the profile fit; widths stay
-        the Gaussian-fit widths of ``refined``.
+        Positions, intensities (core volumes ``2 pi amp core^2``) and sigmas of the profile fit; widths and
+        qualities (R^2) stay those of the Gaussian fits in ``refined``.
     profile : ColumnProfile
         The profile with the fitted noise model and mean local background.
     """
@@ -747,10 +747,9 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     peak = refined.intensity / (2.0 * np.pi * np.where(np.isfinite(refined.width), refined.width, core) ** 2)
     amp = np.where(np.isfinite(peak) & (peak > 0), peak / (1.0 + ratio), 0.0)
     bg = np.full(n, profile.background)
-    quality, spread = np.zeros(n), np.full(n, np.nan)
+    spread = np.full(n, np.nan)
     free = (True, True, True, False, True)
     noise = None
-    kept = []
     for k in range(rounds):
         last = k == rounds - 1
         model = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
@@ -766,10 +765,9 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
             weights = None if noise is None else 1.0 / np.maximum(noise[0] * np.maximum(signal, 0) + noise[1],
                                                                   1e-300)
             p0 = np.column_stack([amp[sel], pos[sel], core[sel], bg[sel]])
-            params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free,
-                                                 weights=weights)
+            params = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free, weights=weights)[0]
             if last:
-                kept.append((sel, values, yy, xx, mask, params, weights))
+                spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free)
             elif noise is None:
                 fitted = params[:, 4:5] + params[:, :1] * np.exp(
                     -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
@@ -777,48 +775,18 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
                 residuals.append((values - fitted)[mask])
                 dof_scale.append(mask.sum() / max(mask.sum() - 4.0 * mask.shape[0], 1.0))
             amp[sel], pos[sel], bg[sel] = params[:, 0], params[:, 1:3], params[:, 4]
-            quality[sel] = r2
             report(None, 0, 1, cancel)
         if noise is None and signals:
             noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
-    spread = _sigma_without_common_misfit(kept, sub, free, n)
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
     pos[lost] = refined.positions[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
                           background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
-    out = Refined(pos, refined.width.copy(), profile.volume(amp, sub), quality, spread)
+    # quality stays the Gaussian fit's R^2 (how column-like the patch looks); the profile fit's R^2 on the
+    # neighbour-subtracted patch would measure something else
+    out = Refined(pos, refined.width.copy(), profile.volume(amp, sub), refined.quality.copy(), spread)
     return _add_scan_sigma(out, scan_sigma), profile
-
-
-def _sigma_without_common_misfit(fits, sub, free, n) -> np.ndarray:
-    """Position sigmas (n,) px of the final profile fits, with the misfit shared by a sublattice left out.
-
-    ``fits`` holds per chunk ``(rows, values, yy, xx, mask, params, weights)``.  The residual pattern that all
-    columns of a sublattice share (the profile's shape error, the same around every column; it moves no column
-    relative to another) is the mean residual per patch pixel; it is subtracted before the sandwich covariance
-    (:func:`~napari_causal_lattice._gaussfit.position_sigma`), so the column-specific misfit and the noise remain.
-    """
-    sums, counts = {}, {}
-    resid = []
-    for rows, values, yy, xx, mask, params, _ in fits:
-        fitted = params[:, 4:5] + params[:, :1] * np.exp(
-            -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
-        r = np.where(mask, values - fitted, 0.0)
-        resid.append(r)
-        for label in ("A", "B"):
-            pick = sub[rows] == label
-            sums[label] = sums.get(label, 0.0) + r[pick].sum(axis=0)
-            counts[label] = counts.get(label, 0.0) + mask[pick].sum(axis=0)
-    spread = np.full(n, np.nan)
-    for (rows, values, yy, xx, mask, params, weights), r in zip(fits, resid):
-        common = np.zeros_like(values)
-        for label in ("A", "B"):
-            pick = sub[rows] == label
-            if pick.any():
-                common[pick] = sums[label] / np.maximum(counts[label], 1.0)
-        spread[rows] = _gaussfit.position_sigma(values - common, yy, xx, mask, params, weights=weights, free=free)
-    return spread
 
 
 def _minus_model(image, refined: Refined, rows) -> np.ndarray:
@@ -882,6 +850,9 @@ def refine_columns(
     intensity: str = "gaussian",
     move: bool = True,
     peel=None,
+    neighbours: bool = True,
+    sublattice=None,
+    scan_sigma=None,
     progress=None,
     cancel=None,
 ) -> Refined:
@@ -910,6 +881,15 @@ def refine_columns(
         Positions (y, x) in px of neighbouring columns (typically the A columns when ``positions`` are
         B columns) whose fitted Gaussians are subtracted from the image before refining ``positions``.
         Fitted with the same ``radius``; they are not returned.
+    neighbours : bool
+        Neighbour-aware final fit (default, with ``move``): the column profile is estimated from the image and
+        every column (and every ``peel`` column) refitted with its neighbours' modelled contributions
+        removed, as in :func:`find_columns`; intensities are then the profile cores' volumes (``"gaussian"``).
+    sublattice : (N,) str array, optional
+        ``"A"``/``"B"`` labels of ``positions`` for the profile (one profile per sublattice).  Default: all
+        ``"B"`` when ``peel`` is given (its columns are ``"A"``), else all ``"A"``.
+    scan_sigma : float or (float, float), optional
+        Scan noise in px along (y, x), added in quadrature to the sigmas (see :func:`find_columns`).
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -929,7 +909,10 @@ def refine_columns(
         radius = _default_radius(pos)
     elif not np.isfinite(radius) or radius < 1:
         raise ValueError(f"radius must be at least 1 px, got {radius!r}")
+    scan = _check_scan_sigma(scan_sigma)
+    labels = _refine_labels(sublattice, len(pos), peel is not None)
     total = max(1, -(-len(pos) // _CHUNK))
+    joint = neighbours and move
     if peel is not None:
         others = np.asarray(peel, dtype=float)
         if others.ndim != 2 or others.shape[1] != 2 or not np.all(np.isfinite(others)):
@@ -939,12 +922,35 @@ def refine_columns(
                          cancel=cancel, done0=0, total=total)
         peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
         out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
-                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=True)
+                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=not joint)
+        if joint:
+            both = Refined(*(np.concatenate([a, b]) for a, b in zip(out, fitted)))
+            both = _profile_refine(img, both, np.concatenate([labels, np.full(len(others), "A")]), float(radius),
+                                   cancel, scan_sigma=scan)[0]
+            out = Refined(*(arr[: len(pos)] for arr in both))
+        else:
+            out = _add_scan_sigma(out, scan)
         if intensity == "disk":
             out = out._replace(intensity=_disk_sum(img, out.positions, radius))
         return out
-    return _refine(img, pos, float(radius), intensity=intensity, move=move, progress=progress, cancel=cancel,
-                   done0=0, total=total, sigma=True)
+    out = _refine(img, pos, float(radius), intensity="gaussian" if joint else intensity, move=move,
+                  progress=progress, cancel=cancel, done0=0, total=total, sigma=not joint)
+    if not joint:
+        return _add_scan_sigma(out, scan)
+    out = _profile_refine(img, out, labels, float(radius), cancel, scan_sigma=scan)[0]
+    if intensity == "disk":
+        out = out._replace(intensity=_disk_sum(img, out.positions, radius))
+    return out
+
+
+def _refine_labels(sublattice, n: int, peeled: bool) -> np.ndarray:
+    """(n,) "A"/"B" labels of the columns given to :func:`refine_columns`."""
+    if sublattice is None:
+        return np.full(n, "B" if peeled else "A")
+    labels = np.asarray(sublattice).astype(str).reshape(-1)
+    if labels.shape != (n,) or not np.all(np.isin(labels, ("A", "B"))):
+        raise ValueError(f"sublattice must hold {n} labels 'A' or 'B', one per position")
+    return labels
 
 
 def _check_scan_sigma(scan_sigma):
@@ -1319,7 +1325,7 @@ def columns_from_positions(
         radius = _default_radius(positions)
     # intensities and widths always come from a full fit (centre free), so they mean the same as
     # find_columns'; the positions are the given ones unless ``refine``
-    refined = refine_columns(img, positions, radius=radius, move=True)
+    refined = refine_columns(img, positions, radius=radius, move=True, neighbours=False)
     is_a = sublattice == "A"
     if is_a.any() and not is_a.all():
         refined = _peel(img, refined, is_a, float(radius), None)[0]
