@@ -47,6 +47,10 @@ _PEEL_REACH = 4.0
 #: A column the neighbour-aware fit moves farther than this fraction of the fit radius from its Gaussian fit
 #: keeps the Gaussian-fit position (see _profile_refine).
 _PROFILE_MAX_SHIFT = 0.25
+#: ... or whose position sigma it makes more than this many times the Gaussian fit's.
+_PROFILE_MAX_SIGMA_GAIN = 2.0
+#: The neighbour-aware fit frees each column's core width (True) or holds it at its sublattice's profile.
+_PROFILE_FREE_WIDTH = True
 #: Columns whose fitted width (volume) exceeds this (squared) times their sublattice's median are not peeled.
 _PEEL_OUTLIER = 1.5
 
@@ -662,7 +666,7 @@ def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False
     return Refined(*out)
 
 
-def _peel(image, refined: Refined, is_a, radius, cancel, *, sigma: bool = True):
+def _peel(image, refined: Refined, is_a, radius, cancel):
     """Refit each sublattice on the image minus the fitted Gaussians of the other one.
 
     The B columns sit in the tails of their bright A neighbours, which bias a Gaussian + constant fit of a B
@@ -673,8 +677,7 @@ def _peel(image, refined: Refined, is_a, radius, cancel, *, sigma: bool = True):
     Returns
     -------
     refined : Refined
-        The refitted columns (Gaussian volumes as intensities) with the position sigmas of the final fits
-        (NaN unless ``sigma``).
+        The refitted columns (Gaussian volumes as intensities) with the position sigmas of the final fits.
     image_a, image_b : (H, W) arrays
         The image without the B Gaussians (for A fits) and without the A Gaussians (for B fits).
     """
@@ -682,7 +685,7 @@ def _peel(image, refined: Refined, is_a, radius, cancel, *, sigma: bool = True):
     image_b = _minus_model(image, refined, is_a)
     refined = _refit(image_b, refined, ~is_a, radius, cancel)
     for k in range(_PEEL_ROUNDS):
-        last = sigma and k == _PEEL_ROUNDS - 1
+        last = k == _PEEL_ROUNDS - 1
         image_a = None  # the previous residual goes before the next is drawn: one full image less at the peak
         image_a = _minus_model(image, refined, ~is_a)
         refined = _refit(image_a, refined, is_a, radius, cancel, sigma=last)
@@ -725,8 +728,10 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     precision to the Cramer-Rao bound for counting noise.  The final position sigmas are the weighted fit's
     sandwich covariance (residual chi^2 relative to the noise model, i.e. misfit included), with ``scan_sigma``
     (px per axis, y and x) added in quadrature (isotropic mean of the two).  A column the profile fit moves
-    farther than ``max_shift`` times ``radius`` from its Gaussian fit (the model does not describe it, e.g. at
-    the image border where its neighbours are not modelled) keeps its Gaussian-fit position.
+    farther than ``max_shift`` times ``radius`` from its Gaussian fit, or whose sigma it makes more than
+    ``_PROFILE_MAX_SIGMA_GAIN`` times the Gaussian fit's (the model does not describe it: at the image border
+    where its neighbours are not modelled, a faint column where the neighbours' model takes its signal), keeps
+    its Gaussian fit (position, sigma, volume).
 
     Returns
     -------
@@ -748,7 +753,7 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     amp = np.where(np.isfinite(peak) & (peak > 0), peak / (1.0 + ratio), 0.0)
     bg = np.full(n, profile.background)
     spread = np.full(n, np.nan)
-    free = (True, True, True, False, True)
+    free = (True, True, True, _PROFILE_FREE_WIDTH, True)
     noise = None
     for k in range(rounds):
         last = k == rounds - 1
@@ -778,14 +783,16 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
             report(None, 0, 1, cancel)
         if noise is None and signals:
             noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
+    volume = profile.volume(amp, sub)
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
-    pos[lost] = refined.positions[lost]
+    lost |= spread > _PROFILE_MAX_SIGMA_GAIN * refined.sigma
+    pos[lost], spread[lost], volume[lost] = refined.positions[lost], refined.sigma[lost], refined.intensity[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
                           background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
     # quality stays the Gaussian fit's R^2 (how column-like the patch looks); the profile fit's R^2 on the
     # neighbour-subtracted patch would measure something else
-    out = Refined(pos, refined.width.copy(), profile.volume(amp, sub), refined.quality.copy(), spread)
+    out = Refined(pos, refined.width.copy(), volume, refined.quality.copy(), spread)
     return _add_scan_sigma(out, scan_sigma), profile
 
 
@@ -922,7 +929,7 @@ def refine_columns(
                          cancel=cancel, done0=0, total=total)
         peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
         out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
-                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=not joint)
+                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=True)
         if joint:
             both = Refined(*(np.concatenate([a, b]) for a, b in zip(out, fitted)))
             both = _profile_refine(img, both, np.concatenate([labels, np.full(len(others), "A")]), float(radius),
@@ -934,7 +941,7 @@ def refine_columns(
             out = out._replace(intensity=_disk_sum(img, out.positions, radius))
         return out
     out = _refine(img, pos, float(radius), intensity="gaussian" if joint else intensity, move=move,
-                  progress=progress, cancel=cancel, done0=0, total=total, sigma=not joint)
+                  progress=progress, cancel=cancel, done0=0, total=total, sigma=True)
     if not joint:
         return _add_scan_sigma(out, scan)
     out = _profile_refine(img, out, labels, float(radius), cancel, scan_sigma=scan)[0]
@@ -1102,10 +1109,9 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
                       cancel=cancel, done0=steps - 1, total=total)
     positions, refined, is_a, ij, component = _fill_sites(img, img, positions, refined, is_a, ij, component, grid,
                                                           cancel)
-    # the neighbour-aware fit replaces the peeled fits' sigmas: skip their covariances then
-    refined, for_a, for_b = _peel(img, refined, is_a, grid.radius, cancel, sigma=not neighbours)
+    refined, for_a, for_b = _peel(img, refined, is_a, grid.radius, cancel)
     refined, is_a = _fill_sites(for_a, for_b, positions, refined, is_a, ij, component, grid, cancel,
-                                sigma=not neighbours)[1:3]
+                                sigma=True)[1:3]
     report(progress, total, total, cancel)
     good = _plausible_columns(refined, is_a)
     order = np.argsort(~is_a[good], kind="stable")
