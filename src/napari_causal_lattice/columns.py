@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from . import _fftlattice, _gaussfit
 from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
-from .profile import ColumnProfile
+from .profile import RENDER_REACH, ColumnProfile, estimate_profile
 from .progress import report
 from .provenance import make_provenance
 
@@ -714,8 +714,42 @@ def _noise_model(signal: np.ndarray, residual: np.ndarray, dof_scale: float) -> 
     return float(gain), float(read)
 
 
+def _ghost_sites(positions, is_a, grid: _Grid, shape, reach: float):
+    """Lattice sites without a column within ``reach`` px outside the found ones (beyond the image border, or in
+    the border band where columns are not fitted): (M, 2) yx px and their A flags (M,).
+
+    Grown layer by layer from the found columns along the 4 steps of the all-column lattice (a step that is
+    half an A cell swaps A and B), as many layers as ``reach`` needs.
+    """
+    d_nn = min(np.hypot(*grid.c1), np.hypot(*grid.c2))
+    dual = _dual(grid.v1, grid.v2)
+    have, have_a = np.asarray(positions, float), np.asarray(is_a, bool)
+    ghosts, ghost_a = [np.empty((0, 2))], [np.empty(0, bool)]
+    front, front_a = have, have_a
+    ny, nx = shape
+    for _ in range(int(np.ceil(reach / d_nn)) + 1):
+        steps = []
+        for vec in (grid.c1, -grid.c1, grid.c2, -grid.c2):
+            f = vec @ dual.T
+            steps.append((front + vec, front_a ^ (np.abs(f - np.rint(f)).max() > 0.25)))
+        cand = np.concatenate([p for p, _ in steps])
+        cand_a = np.concatenate([a for _, a in steps])
+        known = np.concatenate([have] + ghosts)
+        far = cKDTree(known).query(cand)[0] > 0.35 * d_nn
+        outside = (cand[:, 0] > -reach) & (cand[:, 0] < ny - 1 + reach) & (cand[:, 1] > -reach)
+        outside &= cand[:, 1] < nx - 1 + reach
+        cand, cand_a = cand[far & outside], cand_a[far & outside]
+        if not len(cand):
+            break
+        keep = _suppress_duplicates(cand, np.zeros(len(cand)), 0.35 * d_nn)
+        front, front_a = cand[keep], cand_a[keep]
+        ghosts.append(front)
+        ghost_a.append(front_a)
+    return np.concatenate(ghosts), np.concatenate(ghost_a)
+
+
 def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, profile=None,
-                    rounds: int = 2, scan_sigma=None, max_shift: float = _PROFILE_MAX_SHIFT):
+                    rounds: int = 2, scan_sigma=None, max_shift: float = _PROFILE_MAX_SHIFT, ghosts=None):
     """Neighbour-aware refinement: each column fitted with its neighbours' modelled contributions removed.
 
     The column profile (Gaussian core + tail per sublattice, :func:`~napari_causal_lattice.profile.
@@ -731,7 +765,9 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     farther than ``max_shift`` times ``radius`` from its Gaussian fit, or whose sigma it makes more than
     ``_PROFILE_MAX_SIGMA_GAIN`` times the Gaussian fit's (the model does not describe it: at the image border
     where its neighbours are not modelled, a faint column where the neighbours' model takes its signal), keeps
-    its Gaussian fit (position, sigma, volume).
+    its Gaussian fit (position, sigma, volume).  ``ghosts`` (positions (M, 2) px, labels (M,)) are lattice sites
+    without a fitted column near the found ones (beyond the image border): they enter the model image with their
+    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled.
 
     Returns
     -------
@@ -741,8 +777,6 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     profile : ColumnProfile
         The profile with the fitted noise model and mean local background.
     """
-    from .profile import estimate_profile
-
     sub = np.asarray(sublattice).astype(str)
     if profile is None:
         profile = estimate_profile(image, positions=refined.positions, sublattice=sub, width=refined.width)
@@ -758,6 +792,11 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     for k in range(rounds):
         last = k == rounds - 1
         model = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
+        if ghosts is not None and len(ghosts[0]):
+            typical = {label: np.median(amp[sub == label]) if np.any(sub == label) else 0.0 for label in ("A", "B")}
+            ghost_amp = np.array([typical[label] for label in ghosts[1]])
+            model += profile.render(image.shape, ghosts[0], ghosts[1], profile.volume(ghost_amp, ghosts[1]),
+                                    background=False)
         residual = np.subtract(image, model)
         signals, residuals, dof_scale = [], [], []
         for start in range(0, n, _CHUNK):
@@ -1118,8 +1157,13 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
     refined, is_a = Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
     if not neighbours:
         return _add_scan_sigma(refined, scan_sigma), is_a, None
-    refined, profile = _profile_refine(img, refined, np.where(is_a, "A", "B"), grid.radius, cancel,
-                                       scan_sigma=scan_sigma)
+    sub = np.where(is_a, "A", "B")
+    profile = estimate_profile(img, positions=refined.positions, sublattice=sub, width=refined.width)
+    reach = RENDER_REACH * max(profile.core_a, profile.core_b, *(
+        [profile.tail_a, profile.tail_b] if max(profile.tail_ratio_a, profile.tail_ratio_b) > 0 else []))
+    ghost_pos, ghost_a = _ghost_sites(refined.positions, is_a, grid, img.shape, reach)
+    refined, profile = _profile_refine(img, refined, sub, grid.radius, cancel, profile=profile, scan_sigma=scan_sigma,
+                                       ghosts=(ghost_pos, np.where(ghost_a, "A", "B")))
     return refined, is_a, profile
 
 
