@@ -117,6 +117,7 @@ def fit_gaussians(
     radius: float,
     free=(True, True, True, True, True),
     iterations: int = 30,
+    weights: np.ndarray | None = None,
 ):
     """Batched Levenberg-Marquardt fit of the isotropic Gaussian model on every patch.
 
@@ -134,17 +135,21 @@ def fit_gaussians(
         Which parameters are fitted (the others stay at ``p0``).
     iterations : int
         Maximum number of LM steps.
+    weights : (N, M) float array, optional
+        Least-squares weight of each pixel (the inverse of its noise variance); default 1 on ``mask``.
 
     Returns
     -------
     params : (N, 5) float array
     r_squared : (N,) float array
-        Coefficient of determination on the masked pixels, clipped to [0, 1].
+        Coefficient of determination (unweighted) on the masked pixels, clipped to [0, 1].
     """
     ref = np.rint(np.asarray(p0, dtype=float)[:, 1:3])
     p = np.array(p0, dtype=float)
     p[:, 1:3] -= ref
     w_all = mask.astype(np.float32)
+    if weights is not None:
+        w_all = w_all * np.sqrt(np.maximum(weights, 0.0)).astype(np.float32)
     v_all = values.astype(np.float32)
     y_all = (yy - ref[:, :1]).astype(np.float32)
     x_all = (xx - ref[:, 1:]).astype(np.float32)
@@ -168,7 +173,7 @@ def fit_gaussians(
         pw = p[idx]
         jac_a = jac * free.astype(np.float32)[None, :, None]
         jw = jac_a * ww[:, None, :]
-        jtj = (jw @ jac_a.transpose(0, 2, 1)).astype(np.float64)
+        jtj = (jw @ jw.transpose(0, 2, 1)).astype(np.float64)
         jtr = (jw @ res[..., None])[..., 0].astype(np.float64)
         diag = np.einsum("nkk->nk", jtj)
         scale = np.maximum(diag, 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-300))
@@ -197,8 +202,11 @@ def fit_gaussians(
             idx = idx[keep]
             res, jac = res[keep], jac[keep]
             vv, yw, xw, ww = vv[keep], yw[keep], xw[keep], ww[keep]
+    if weights is not None:
+        final, _ = _model(p, y_all, x_all)
+        cost = np.einsum("nm,nm->n", (v_all - final) * mask, (v_all - final) * mask, dtype=np.float64)
     p[:, 1:3] += ref
-    w = w_all
+    w = mask.astype(np.float32)
     count = np.maximum(w.sum(axis=1), 1.0)
     mean = (values * w).sum(axis=1) / count
     total = (((values - mean[:, None]) * w) ** 2).sum(axis=1)
@@ -222,7 +230,8 @@ def _lag_pairs(yy: np.ndarray, xx: np.ndarray, reach: int):
 
 
 def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray,
-                   params: np.ndarray, *, reach: int = 2) -> np.ndarray:
+                   params: np.ndarray, *, reach: int = 2, weights: np.ndarray | None = None,
+                   free=(True, True, True, True, True)) -> np.ndarray:
     """1-sigma uncertainty (N,) in px of each fitted centre, per axis, from the fit covariance and residual.
 
     Sandwich covariance of the least-squares fit, ``(J^T J)^-1 (J^T diag(r^2) J) (J^T J)^-1`` times
@@ -242,6 +251,12 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
         Fitted parameters in the order of :data:`PARAMS`.
     reach : int
         Largest pixel lag (px per axis) of the correlated-noise terms.
+    weights : (N, M) float array, optional
+        Pixel weights of a weighted fit (inverse noise variance); the sandwich then uses ``J^T W J`` and the
+        weighted residuals, which makes it the weighted fit's covariance scaled by its residual chi^2 (the misfit
+        to the noise model).
+    free : sequence of 5 bool
+        The fitted parameters (a fixed width leaves ``sigma`` out of the covariance).
     """
     p = np.asarray(params, dtype=float)
     ref = np.rint(p[:, 1:3])
@@ -249,16 +264,19 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
     q[:, 1:3] -= ref
     f, jac = _model(q, (yy - ref[:, :1]).astype(np.float32), (xx - ref[:, 1:]).astype(np.float32))
     w = mask.astype(np.float64)
-    jac = jac.astype(np.float64) * w[:, None, :]
-    res = (values - f.astype(np.float64)) * w
-    dof = w.sum(axis=1) - 5.0
+    sw = w if weights is None else w * np.sqrt(np.maximum(weights, 0.0))
+    keep = np.flatnonzero(np.asarray(free, dtype=bool))
+    jac = jac.astype(np.float64)[:, keep] * sw[:, None, :]
+    res = (values - f.astype(np.float64)) * sw
+    dof = w.sum(axis=1) - len(keep)
     jtj = jac @ jac.transpose(0, 2, 1)
     ok = (dof > 0) & (np.abs(np.linalg.det(jtj)) > 0) & np.all(np.isfinite(res), axis=1)
     sigma = np.full(len(p), np.nan)
     if not ok.any():
         return sigma
     # influence of each pixel's residual on the fitted centre: rows y0, x0 of (J^T J)^-1 J r, (n, 2, M)
-    influence = (np.linalg.inv(jtj[ok])[:, 1:3, :] @ jac[ok]) * res[ok][:, None, :]
+    rows = [int(np.flatnonzero(keep == k)[0]) for k in (1, 2)]
+    influence = (np.linalg.inv(jtj[ok])[:, rows, :] @ jac[ok]) * res[ok][:, None, :]
     white = np.einsum("nkm,nkm->nk", influence, influence)
     cross = np.zeros_like(white)
     for k1, k2 in _lag_pairs(yy, xx, reach):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -26,6 +26,7 @@ from . import _fftlattice, _gaussfit
 from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration, fit_lattice
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .options import ColumnsOptions, takes_options
+from .profile import RENDER_REACH, ColumnProfile, estimate_profile
 from .progress import report
 from .provenance import make_provenance
 
@@ -44,6 +45,13 @@ _FILL_PASSES = 3
 _PEEL_ROUNDS = 1
 #: Peeled Gaussians are drawn out to this many sigma.
 _PEEL_REACH = 4.0
+#: A column the neighbour-aware fit moves farther than this fraction of the fit radius from its Gaussian fit
+#: keeps the Gaussian-fit position (see _profile_refine).
+_PROFILE_MAX_SHIFT = 0.25
+#: ... or whose position sigma it makes more than this many times the Gaussian fit's.
+_PROFILE_MAX_SIGMA_GAIN = 2.0
+#: The neighbour-aware fit frees each column's core width (True) or holds it at its sublattice's profile.
+_PROFILE_FREE_WIDTH = True
 #: Columns whose fitted width (volume) exceeds this (squared) times their sublattice's median are not peeled.
 _PEEL_OUTLIER = 1.5
 
@@ -79,6 +87,9 @@ class Columns:
     motif : Motif or {"[001]", "[110]"}, optional
         The crystal projection (which sites a cell has); default ``"[001]"``.  A name is resolved with
         :func:`~napari_causal_lattice.motif.get_motif` on ``lattice``.
+    profile : ColumnProfile, optional
+        The column profile (core + tail per sublattice, background, noise model) the neighbour-aware fit
+        estimated; :meth:`ColumnProfile.render` re-draws the image from it.  None for plain Gaussian fits.
     """
 
     positions: np.ndarray
@@ -92,6 +103,7 @@ class Columns:
     provenance: dict = field(default_factory=dict)
     sigma: np.ndarray | None = None
     motif: Motif | str | None = None
+    profile: ColumnProfile | None = None
 
     def __post_init__(self):
         pos = np.asarray(self.positions, dtype=float).reshape(-1, 2)
@@ -107,6 +119,8 @@ class Columns:
             if arr.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},) to match positions, got {arr.shape}")
             arrays[name] = arr
+        if self.profile is not None and not isinstance(self.profile, ColumnProfile):
+            raise TypeError(f"profile must be a ColumnProfile or None, got {type(self.profile).__name__}")
         if not isinstance(self.lattice, Lattice):
             raise TypeError(f"lattice must be a Lattice, got {type(self.lattice).__name__}")
         object.__setattr__(self, "positions", pos)
@@ -168,6 +182,7 @@ class Columns:
             "provenance": json.dumps(self.provenance),
             "sigma": self.sigma.copy(),
             "motif": self.motif.to_state(),
+            "profile": None if self.profile is None else self.profile.to_state(),
         }
 
     @classmethod
@@ -186,6 +201,7 @@ class Columns:
             provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
             sigma=state.get("sigma"),
             motif=Motif.from_state(state["motif"]) if state.get("motif") is not None else None,
+            profile=ColumnProfile.from_state(state["profile"]) if state.get("profile") is not None else None,
         )
 
 
@@ -678,6 +694,146 @@ def _peel(image, refined: Refined, is_a, radius, cancel):
     return refined, image_a, image_b
 
 
+def _noise_model(signal: np.ndarray, residual: np.ndarray, dof_scale: float) -> tuple[float, float]:
+    """Pixel noise ``variance = gain * signal + read`` fitted (least squares) to squared fit residuals.
+
+    ``signal`` and ``residual`` are flat arrays of the model value and residual of the fitted pixels;
+    ``dof_scale`` (>= 1) undoes the shrinking of residuals by the fit.  The gain is clipped at 0 and the
+    read variance at a millionth of the mean residual variance.
+    """
+    r2 = residual**2 * dof_scale
+    design = np.column_stack([signal, np.ones_like(signal)])
+    gain, read = np.linalg.lstsq(design, r2, rcond=None)[0]
+    floor = 1e-6 * float(r2.mean()) + 1e-300
+    if gain < 0:
+        gain, read = 0.0, float(r2.mean())
+    if read < floor:
+        gain = max(float(np.dot(signal, r2) / max(np.dot(signal, signal), 1e-300)), 0.0)
+        read = floor
+    return float(gain), float(read)
+
+
+def _ghost_sites(positions, is_a, grid: _Grid, shape, reach: float):
+    """Lattice sites without a column within ``reach`` px outside the found ones (beyond the image border, or in
+    the border band where columns are not fitted): (M, 2) yx px and their A flags (M,).
+
+    Grown layer by layer from the found columns along the 4 steps of the all-column lattice (a step that is
+    half an A cell swaps A and B), as many layers as ``reach`` needs.
+    """
+    d_nn = min(np.hypot(*grid.c1), np.hypot(*grid.c2))
+    dual = _dual(grid.v1, grid.v2)
+    have, have_a = np.asarray(positions, float), np.asarray(is_a, bool)
+    ghosts, ghost_a = [np.empty((0, 2))], [np.empty(0, bool)]
+    front, front_a = have, have_a
+    ny, nx = shape
+    for _ in range(int(np.ceil(reach / d_nn)) + 1):
+        steps = []
+        for vec in (grid.c1, -grid.c1, grid.c2, -grid.c2):
+            f = vec @ dual.T
+            steps.append((front + vec, front_a ^ (np.abs(f - np.rint(f)).max() > 0.25)))
+        cand = np.concatenate([p for p, _ in steps])
+        cand_a = np.concatenate([a for _, a in steps])
+        known = np.concatenate([have] + ghosts)
+        far = cKDTree(known).query(cand)[0] > 0.35 * d_nn
+        outside = (cand[:, 0] > -reach) & (cand[:, 0] < ny - 1 + reach) & (cand[:, 1] > -reach)
+        outside &= cand[:, 1] < nx - 1 + reach
+        cand, cand_a = cand[far & outside], cand_a[far & outside]
+        if not len(cand):
+            break
+        keep = _suppress_duplicates(cand, np.zeros(len(cand)), 0.35 * d_nn)
+        front, front_a = cand[keep], cand_a[keep]
+        ghosts.append(front)
+        ghost_a.append(front_a)
+    return np.concatenate(ghosts), np.concatenate(ghost_a)
+
+
+def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, profile=None,
+                    rounds: int = 2, scan_sigma=None, max_shift: float = _PROFILE_MAX_SHIFT, ghosts=None):
+    """Neighbour-aware refinement: each column fitted with its neighbours' modelled contributions removed.
+
+    The column profile (Gaussian core + tail per sublattice, :func:`~napari_causal_lattice.profile.
+    estimate_profile`) is estimated from the image unless given.  Each round renders the model image of all
+    columns (cores and tails) at their current fit, and refits every column on the image minus that model plus
+    its own core: a Gaussian of the profile's core sigma (fixed) with free amplitude, centre and local
+    background, so a column's position no longer follows its neighbours' intensities (all columns are
+    updated together, as in a Jacobi sweep of a joint model fit).  From the second round on, pixels are
+    weighted by the inverse of the noise model fitted to the first round's residuals, which brings the
+    precision to the Cramer-Rao bound for counting noise.  The final position sigmas are the weighted fit's
+    sandwich covariance (residual chi^2 relative to the noise model, i.e. misfit included), with ``scan_sigma``
+    (px per axis, y and x) added in quadrature (isotropic mean of the two).  A column the profile fit moves
+    farther than ``max_shift`` times ``radius`` from its Gaussian fit, or whose sigma it makes more than
+    ``_PROFILE_MAX_SIGMA_GAIN`` times the Gaussian fit's (the model does not describe it: at the image border
+    where its neighbours are not modelled, a faint column where the neighbours' model takes its signal), keeps
+    its Gaussian fit (position, sigma, volume).  ``ghosts`` (positions (M, 2) px, labels (M,)) are lattice sites
+    without a fitted column near the found ones (beyond the image border): they enter the model image with their
+    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled.
+
+    Returns
+    -------
+    refined : Refined
+        Positions, intensities (core volumes ``2 pi amp core^2``) and sigmas of the profile fit; widths and
+        qualities (R^2) stay those of the Gaussian fits in ``refined``.
+    profile : ColumnProfile
+        The profile with the fitted noise model and mean local background.
+    """
+    sub = np.asarray(sublattice).astype(str)
+    if profile is None:
+        profile = estimate_profile(image, positions=refined.positions, sublattice=sub, width=refined.width)
+    core, ratio, _ = profile.shape_arrays(sub)
+    n = len(sub)
+    pos = refined.positions.copy()
+    peak = refined.intensity / (2.0 * np.pi * np.where(np.isfinite(refined.width), refined.width, core) ** 2)
+    amp = np.where(np.isfinite(peak) & (peak > 0), peak / (1.0 + ratio), 0.0)
+    bg = np.full(n, profile.background)
+    spread = np.full(n, np.nan)
+    free = (True, True, True, _PROFILE_FREE_WIDTH, True)
+    noise = None
+    for k in range(rounds):
+        last = k == rounds - 1
+        model = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
+        if ghosts is not None and len(ghosts[0]):
+            typical = {label: np.median(amp[sub == label]) if np.any(sub == label) else 0.0 for label in ("A", "B")}
+            ghost_amp = np.array([typical[label] for label in ghosts[1]])
+            model += profile.render(image.shape, ghosts[0], ghosts[1], profile.volume(ghost_amp, ghosts[1]),
+                                    background=False)
+        residual = np.subtract(image, model)
+        signals, residuals, dof_scale = [], [], []
+        for start in range(0, n, _CHUNK):
+            sel = slice(start, min(start + _CHUNK, n))
+            values, yy, xx, mask = _gaussfit.extract_patches(residual, pos[sel], radius)
+            own = amp[sel, None] * np.exp(-((yy - pos[sel, :1]) ** 2 + (xx - pos[sel, 1:]) ** 2)
+                                           / (2.0 * core[sel, None] ** 2))
+            values = values + own
+            signal = _gaussfit.extract_patches(model, pos[sel], radius)[0] + bg[sel, None]
+            weights = None if noise is None else 1.0 / np.maximum(noise[0] * np.maximum(signal, 0) + noise[1],
+                                                                  1e-300)
+            p0 = np.column_stack([amp[sel], pos[sel], core[sel], bg[sel]])
+            params = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free, weights=weights)[0]
+            if last:
+                spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free)
+            elif noise is None:
+                fitted = params[:, 4:5] + params[:, :1] * np.exp(
+                    -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
+                signals.append((signal - bg[sel, None] + params[:, 4:5])[mask])
+                residuals.append((values - fitted)[mask])
+                dof_scale.append(mask.sum() / max(mask.sum() - 4.0 * mask.shape[0], 1.0))
+            amp[sel], pos[sel], bg[sel] = params[:, 0], params[:, 1:3], params[:, 4]
+            report(None, 0, 1, cancel)
+        if noise is None and signals:
+            noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
+    volume = profile.volume(amp, sub)
+    lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
+    lost |= spread > _PROFILE_MAX_SIGMA_GAIN * refined.sigma
+    pos[lost], spread[lost], volume[lost] = refined.positions[lost], refined.sigma[lost], refined.intensity[lost]
+    if noise is not None:
+        profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
+                          background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
+    # quality stays the Gaussian fit's R^2 (how column-like the patch looks); the profile fit's R^2 on the
+    # neighbour-subtracted patch would measure something else
+    out = Refined(pos, refined.width.copy(), volume, refined.quality.copy(), spread)
+    return _add_scan_sigma(out, scan_sigma), profile
+
+
 def _minus_model(image, refined: Refined, rows) -> np.ndarray:
     """``image`` minus the fitted Gaussians of the columns ``rows``, written over the model's own buffer."""
     model = _gaussian_model(image.shape, refined, rows)
@@ -739,6 +895,9 @@ def refine_columns(
     intensity: str = "gaussian",
     move: bool = True,
     peel=None,
+    neighbours: bool = True,
+    sublattice=None,
+    scan_sigma=None,
     progress=None,
     cancel=None,
 ) -> Refined:
@@ -767,6 +926,15 @@ def refine_columns(
         Positions (y, x) in px of neighbouring columns (typically the A columns when ``positions`` are
         B columns) whose fitted Gaussians are subtracted from the image before refining ``positions``.
         Fitted with the same ``radius``; they are not returned.
+    neighbours : bool
+        Neighbour-aware final fit (default, with ``move``): the column profile is estimated from the image and
+        every column (and every ``peel`` column) refitted with its neighbours' modelled contributions
+        removed, as in :func:`find_columns`; intensities are then the profile cores' volumes (``"gaussian"``).
+    sublattice : (N,) str array, optional
+        ``"A"``/``"B"`` labels of ``positions`` for the profile (one profile per sublattice).  Default: all
+        ``"B"`` when ``peel`` is given (its columns are ``"A"``), else all ``"A"``.
+    scan_sigma : float or (float, float), optional
+        Scan noise in px along (y, x), added in quadrature to the sigmas (see :func:`find_columns`).
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -786,7 +954,10 @@ def refine_columns(
         radius = _default_radius(pos)
     elif not np.isfinite(radius) or radius < 1:
         raise ValueError(f"radius must be at least 1 px, got {radius!r}")
+    scan = _check_scan_sigma(scan_sigma)
+    labels = _refine_labels(sublattice, len(pos), peel is not None)
     total = max(1, -(-len(pos) // _CHUNK))
+    joint = neighbours and move
     if peel is not None:
         others = np.asarray(peel, dtype=float)
         if others.ndim != 2 or others.shape[1] != 2 or not np.all(np.isfinite(others)):
@@ -797,15 +968,51 @@ def refine_columns(
         peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
         out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
                       done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=True)
+        if joint:
+            both = Refined(*(np.concatenate([a, b]) for a, b in zip(out, fitted)))
+            both = _profile_refine(img, both, np.concatenate([labels, np.full(len(others), "A")]), float(radius),
+                                   cancel, scan_sigma=scan)[0]
+            out = Refined(*(arr[: len(pos)] for arr in both))
+        else:
+            out = _add_scan_sigma(out, scan)
         if intensity == "disk":
             out = out._replace(intensity=_disk_sum(img, out.positions, radius))
         return out
-    return _refine(img, pos, float(radius), intensity=intensity, move=move, progress=progress, cancel=cancel,
-                   done0=0, total=total, sigma=True)
+    out = _refine(img, pos, float(radius), intensity="gaussian" if joint else intensity, move=move,
+                  progress=progress, cancel=cancel, done0=0, total=total, sigma=True)
+    if not joint:
+        return _add_scan_sigma(out, scan)
+    out = _profile_refine(img, out, labels, float(radius), cancel, scan_sigma=scan)[0]
+    if intensity == "disk":
+        out = out._replace(intensity=_disk_sum(img, out.positions, radius))
+    return out
+
+
+def _refine_labels(sublattice, n: int, peeled: bool) -> np.ndarray:
+    """(n,) "A"/"B" labels of the columns given to :func:`refine_columns`."""
+    if sublattice is None:
+        return np.full(n, "B" if peeled else "A")
+    labels = np.asarray(sublattice).astype(str).reshape(-1)
+    if labels.shape != (n,) or not np.all(np.isin(labels, ("A", "B"))):
+        raise ValueError(f"sublattice must hold {n} labels 'A' or 'B', one per position")
+    return labels
+
+
+def _check_scan_sigma(scan_sigma):
+    """``scan_sigma`` as a (2,) array of px (y, x), or None."""
+    if scan_sigma is None:
+        return None
+    try:
+        value = np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,)).copy()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"scan_sigma must be a number or a (y, x) pair of px, got {scan_sigma!r}") from exc
+    if not np.all(np.isfinite(value)) or np.any(value < 0):
+        raise ValueError(f"scan_sigma must be >= 0 px, got {scan_sigma!r}")
+    return value
 
 
 def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step: str, params: dict,
-                  motif: Motif) -> Columns:
+                  motif: Motif, profile=None) -> Columns:
     """Columns from a refinement, with the provenance of the public function ``step``."""
     return Columns(
         positions=refined.positions,
@@ -819,6 +1026,7 @@ def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step
         provenance=make_provenance(step, params),
         sigma=refined.sigma,
         motif=motif,
+        profile=profile,
     )
 
 
@@ -926,10 +1134,13 @@ def _select_columns(cand, bright, prominence, frac, sites, shape, v1, v2, c1, c2
     return positions, is_a, ij, component
 
 
-def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, cancel, steps):
-    """Stage 5: refine, fill empty sites, peel, fill again, drop implausible fits.
+def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, cancel, steps, *,
+                 neighbours: bool = True, scan_sigma=None):
+    """Stage 5: refine, fill empty sites, peel, fill again, drop implausible fits, then (``neighbours``) refit
+    every column with its neighbours' modelled contributions removed (:func:`_profile_refine`).
 
-    Returns the refined columns (Gaussian volumes as intensities) and their is_a flags, A rows first.
+    Returns the refined columns (Gaussian or profile-core volumes as intensities), their is_a flags (A rows
+    first) and the column profile (None without ``neighbours``).
     """
     total = steps + max(1, -(-len(positions) // _CHUNK))
     refined = _refine(img, positions, grid.radius, intensity="gaussian", move=True, progress=progress,
@@ -942,7 +1153,25 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
     report(progress, total, total, cancel)
     good = _plausible_columns(refined, is_a)
     order = np.argsort(~is_a[good], kind="stable")
-    return Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
+    refined, is_a = Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
+    if not neighbours:
+        return _add_scan_sigma(refined, scan_sigma), is_a, None
+    sub = np.where(is_a, "A", "B")
+    profile = estimate_profile(img, positions=refined.positions, sublattice=sub, width=refined.width)
+    reach = RENDER_REACH * max(profile.core_a, profile.core_b, *(
+        [profile.tail_a, profile.tail_b] if max(profile.tail_ratio_a, profile.tail_ratio_b) > 0 else []))
+    ghost_pos, ghost_a = _ghost_sites(refined.positions, is_a, grid, img.shape, reach)
+    refined, profile = _profile_refine(img, refined, sub, grid.radius, cancel, profile=profile, scan_sigma=scan_sigma,
+                                       ghosts=(ghost_pos, np.where(ghost_a, "A", "B")))
+    return refined, is_a, profile
+
+
+def _add_scan_sigma(refined: Refined, scan_sigma) -> Refined:
+    """``refined`` with the scan noise ``scan_sigma`` (px, y and x) added in quadrature to its sigmas."""
+    if scan_sigma is None:
+        return refined
+    sy, sx = np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,))
+    return refined._replace(sigma=np.sqrt(refined.sigma**2 + 0.5 * (sy**2 + sx**2)))
 
 
 @takes_options(ColumnsOptions)
@@ -956,6 +1185,8 @@ def find_columns(
     radius: float | None = None,
     projection: str = "auto",
     plausible_spacing: tuple = PLAUSIBLE_SPACING_PM,
+    neighbours: bool = True,
+    scan_sigma=None,
     progress=None,
     cancel=None,
 ) -> Columns:
@@ -1015,6 +1246,15 @@ def find_columns(
         agree with the detection (else ValueError naming both).
     plausible_spacing : (float, float)
         Plausible range in pm of the shorter A-A spacing (warning outside it, only with ``pixel_size``).
+    neighbours : bool
+        Neighbour-aware final fit (default): the column profile (Gaussian core + tail per sublattice) is
+        estimated from the image (``Columns.profile``) and every column refitted with its neighbours' modelled
+        contributions removed, so positions do not depend on the neighbours' intensities; intensities are then
+        the profile cores' volumes.  False keeps the peeled Gaussian fits.
+    scan_sigma : float or (float, float), optional
+        Scan noise: rms displacement of a column in px along (y, x) from scan distortion left in the image
+        (e.g. residual line jitter, averaged over the lines a column spans); added in quadrature to every
+        column's sigma (isotropic: the mean of the two variances).
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -1062,8 +1302,9 @@ def find_columns(
     positions, is_a, ij, component = _select_columns(cand, bright, prominence, frac, sites, img.shape, v1, v2, c1,
                                                      c2, radius, d_nn, b_brighter)
     report(progress, 3, steps + 1, cancel)
-    refined, is_a = _fit_columns(img, positions, is_a, ij, component, _Grid(c1, c2, v1, v2, radius, d_nn),
-                                 progress, cancel, steps)
+    refined, is_a, profile = _fit_columns(img, positions, is_a, ij, component, _Grid(c1, c2, v1, v2, radius, d_nn),
+                                          progress, cancel, steps, neighbours=neighbours,
+                                          scan_sigma=_check_scan_sigma(scan_sigma))
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     sublattice = np.where(is_a, "A", "B")
@@ -1076,8 +1317,11 @@ def find_columns(
         "radius": radius,
         "b_site_offset": half.tolist(),
         "projection": projection if isinstance(projection, str) else projection.name,
+        "neighbours": bool(neighbours),
+        "scan_sigma": None if scan_sigma is None else np.broadcast_to(np.asarray(scan_sigma, float), (2,)).tolist(),
     }
-    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif)
+    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif,
+                         profile=profile)
 
 
 def columns_from_positions(
@@ -1131,7 +1375,7 @@ def columns_from_positions(
         radius = _default_radius(positions)
     # intensities and widths always come from a full fit (centre free), so they mean the same as
     # find_columns'; the positions are the given ones unless ``refine``
-    refined = refine_columns(img, positions, radius=radius, move=True)
+    refined = refine_columns(img, positions, radius=radius, move=True, neighbours=False)
     is_a = sublattice == "A"
     if is_a.any() and not is_a.all():
         refined = _peel(img, refined, is_a, float(radius), None)[0]

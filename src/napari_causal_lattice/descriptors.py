@@ -122,6 +122,58 @@ def compute_descriptors(
     return pd.DataFrame(dict(zip(DESCRIPTORS, values)))
 
 
+def descriptor_jacobian(
+    corners_yx,
+    b_yx,
+    *,
+    pixel_size=None,
+    frame: str = "lattice",
+    v1=None,
+    motif: Motif | str | None = None,
+    step: float = 1e-3,
+) -> np.ndarray:
+    """Sensitivities of ``a, b, alpha, Px, Py`` to the 10 column coordinates of each cell.
+
+    Central finite differences of :func:`compute_descriptors` (works for every motif and frame).
+
+    Returns
+    -------
+    (n, 5, 5, 2) float array
+        ``[cell, descriptor (SIGMA_DESCRIPTORS order), column (4 corners then B), axis (y, x)]``, descriptor
+        units per px.
+    """
+    corners = np.asarray(corners_yx, dtype=float)
+    b_pos = np.asarray(b_yx, dtype=float)
+    n = corners.shape[0]
+    ones = np.ones((n, 4))
+
+    def measure(c, b):
+        d = compute_descriptors(c, b, ones, ones[:, 0], pixel_size=pixel_size, frame=frame, v1=v1, motif=motif)
+        return d[list(SIGMA_DESCRIPTORS)].to_numpy()
+
+    out = np.empty((n, len(SIGMA_DESCRIPTORS), 5, 2))
+    for column in range(5):
+        for axis in range(2):
+            moved = []
+            for sign in (1.0, -1.0):
+                c, b = corners.copy(), b_pos.copy()
+                if column < 4:
+                    c[:, column, axis] += sign * step
+                else:
+                    b[:, axis] += sign * step
+                moved.append(measure(c, b))
+            out[:, :, column, axis] = (moved[0] - moved[1]) / (2.0 * step)
+    return out
+
+
+def _axis_variances(sigma, scan_sigma) -> np.ndarray:
+    """(..., 2) per-axis (y, x) variances from isotropic ``sigma`` (...) plus ``scan_sigma`` (y, x) px."""
+    var = np.repeat(np.asarray(sigma, dtype=float)[..., None] ** 2, 2, axis=-1)
+    if scan_sigma is not None:
+        var = var + np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,)) ** 2
+    return var
+
+
 def descriptor_sigmas(
     corners_yx,
     b_yx,
@@ -133,12 +185,14 @@ def descriptor_sigmas(
     v1=None,
     motif: Motif | str | None = None,
     step: float = 1e-3,
+    scan_sigma=None,
 ) -> pd.DataFrame:
     """Propagated 1-sigma uncertainties of ``a, b, alpha, Px, Py`` from the column position uncertainties.
 
-    Linear propagation: each of the 10 column coordinates of a cell is moved by ``step`` px, the descriptors
-    recomputed with :func:`compute_descriptors`, and the squared sensitivities summed with the columns'
-    (isotropic, independent) position variances.  Works for every motif and frame.
+    Linear propagation (:func:`descriptor_jacobian`): the squared sensitivities to each of the 10 column
+    coordinates of a cell summed with the columns' position variances, independent between columns.  The column
+    sigmas of a neighbour-aware fit (:func:`~napari_causal_lattice.columns.find_columns`) hold counting noise
+    and model misfit (the residual chi^2 of each column's fit); ``scan_sigma`` adds scan noise per axis.
 
     Parameters
     ----------
@@ -152,6 +206,9 @@ def descriptor_sigmas(
         As in :func:`compute_descriptors`.
     step : float
         Finite-difference step in px.
+    scan_sigma : float or (float, float), optional
+        Extra rms column displacement from the scan, px along (y, x), added in quadrature to every column
+        (leave None when the column sigmas already include it).
 
     Returns
     -------
@@ -160,25 +217,72 @@ def descriptor_sigmas(
         one row per cell; NaN where a column's sigma is NaN.
     """
     corners = np.asarray(corners_yx, dtype=float)
-    b_pos = np.asarray(b_yx, dtype=float)
     n = corners.shape[0]
-    var = np.concatenate([np.asarray(corner_sigma, float).reshape(n, 4), np.asarray(b_sigma, float).reshape(n, 1)],
-                         axis=1) ** 2
-    ones = np.ones((n, 4))
-
-    def measure(c, b):
-        d = compute_descriptors(c, b, ones, ones[:, 0], pixel_size=pixel_size, frame=frame, v1=v1, motif=motif)
-        return d[list(SIGMA_DESCRIPTORS)].to_numpy()
-
-    base = measure(corners, b_pos)
-    total = np.zeros_like(base)
-    for column in range(5):
-        for axis in range(2):
-            c, b = corners.copy(), b_pos.copy()
-            if column < 4:
-                c[:, column, axis] += step
-            else:
-                b[:, axis] += step
-            slope = (measure(c, b) - base) / step
-            total += slope**2 * var[:, column : column + 1]
+    sig = np.concatenate([np.asarray(corner_sigma, float).reshape(n, 4), np.asarray(b_sigma, float).reshape(n, 1)],
+                         axis=1)
+    var = _axis_variances(sig, scan_sigma)  # (n, 5, 2)
+    jac = descriptor_jacobian(corners, b_yx, pixel_size=pixel_size, frame=frame, v1=v1, motif=motif, step=step)
+    total = np.einsum("ndca,nca->nd", jac**2, var)
     return pd.DataFrame({f"sigma_{name}": np.sqrt(total[:, k]) for k, name in enumerate(SIGMA_DESCRIPTORS)})
+
+
+def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma=None) -> dict:
+    """How well the stated sigmas predict the cell-to-cell scatter of a crystal without real variation.
+
+    For every good cell with its 4 grid neighbours ``(i +- 1, j), (i, j +- 1)`` good, the residual ``r = d_c -
+    mean(d_neighbours)`` of each descriptor is divided by its predicted sigma: ``r`` is linear in the positions
+    of the (up to 17 distinct) columns of the 5 cells, and shared corners enter once with their summed
+    sensitivity, so the correlation of cells that share A corners is accounted for.  The ratio is the robust
+    (MAD) standard deviation of ``r / sigma_r``: 1 when the sigmas are honest.
+
+    Parameters
+    ----------
+    cells : Cells
+        From :func:`~napari_causal_lattice.cells.build_cells` on ``columns``.
+    columns : Columns
+        With position sigmas (px per axis).
+    names : sequence of str
+        Descriptors among ``a, b, alpha, Px, Py``.
+    scan_sigma : float or (float, float), optional
+        Extra per-axis column sigma in px, as in :func:`descriptor_sigmas`.
+
+    Returns
+    -------
+    dict
+        Descriptor -> ratio (NaN with fewer than 10 residuals).
+    """
+    table = cells.table
+    pos, sigma = np.asarray(columns.positions, float), np.asarray(columns.sigma, float)
+    corners, b_index = np.asarray(cells.corners), np.asarray(cells.b_index)
+    geometry = {"pixel_size": cells.pixel_size, "frame": cells.frame, "v1": cells.lattice.v1, "motif": cells.motif}
+    jac = descriptor_jacobian(pos[corners], pos[b_index], **geometry)  # (n, 5, 5, 2)
+    cols = np.concatenate([corners, b_index[:, None]], axis=1)  # (n, 5)
+    var = _axis_variances(sigma, scan_sigma)  # (N, 2)
+    ii, jj = table["i"].to_numpy(), table["j"].to_numpy()
+    lookup = {(a, b): k for k, (a, b) in enumerate(zip(ii.tolist(), jj.tolist()))}
+    out = {}
+    for name in names:
+        d = SIGMA_DESCRIPTORS.index(name)
+        value = table[name].to_numpy(dtype=float)
+        good = np.isfinite(value)
+        ratios = []
+        for k in np.flatnonzero(good):
+            hood = [lookup.get((ii[k] + di, jj[k] + dj)) for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+            if any(h is None or not good[h] for h in hood):
+                continue
+            members = [k] + hood
+            weight = np.array([1.0] + [-0.25] * 4)
+            grad = {}
+            for cell, w in zip(members, weight):
+                for c in range(5):
+                    key = int(cols[cell, c])
+                    grad[key] = grad.get(key, 0.0) + w * jac[cell, d, c]
+            keys = np.fromiter(grad, dtype=np.int64)
+            g = np.array([grad[key] for key in keys])
+            predicted = np.sqrt(np.sum(g**2 * var[keys]))
+            ratios.append((value[k] - value[hood].mean()) / predicted)
+        ratios = np.asarray(ratios)
+        ratios = ratios[np.isfinite(ratios)]
+        out[name] = (1.4826 * float(np.median(np.abs(ratios - np.median(ratios)))) if len(ratios) >= 10
+                     else float("nan"))
+    return out

@@ -309,6 +309,9 @@ class ColumnsOptions(StepOptions):
                             kind="choice", choices=("gaussian", "disk"), cli="--intensity")
     radius: float | None = option(None, "fit-patch radius (default: half the A-B nearest-neighbour distance)",
                                   kind="float", unit="px", low=0.0, low_open=True, optional=True, cli="--radius")
+    neighbours: bool = option(True, "refine each column with its neighbours' modelled contributions (core and "
+                              "probe tail) removed, so positions do not depend on the neighbours' intensities",
+                              kind="bool", cli="--neighbours")
     plausible_spacing: tuple = option(PLAUSIBLE_SPACING_PM, "plausible range of the shorter A-A spacing (a "
                                       "warning names the likely unit mistake outside it)", kind="any", unit="pm",
                                       form=False, identity=False)

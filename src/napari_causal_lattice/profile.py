@@ -1,0 +1,372 @@
+"""Column profile: the shape of an atom column in the image, per sublattice, and the model image it makes.
+
+A column of sublattice ``s`` with intensity ``I`` at ``(y0, x0)`` is modelled as a Gaussian core plus a wider
+Gaussian tail (real probes have tails, which reach into the neighbouring columns)::
+
+    f(r) = amp * (exp(-r^2 / (2 core^2)) + ratio * exp(-r^2 / (2 tail^2))),
+    I    = 2 pi amp core^2                            (the core's volume, image units * px^2)
+
+``core`` and ``tail`` are standard deviations in px, ``ratio`` the tail peak over the core peak.  The intensity is the core's volume, the quantity a
+Gaussian fit measures, so it stays comparable with pure-Gaussian fits and does not depend on how a faint tail
+is told apart from the background.  The profile is
+estimated from the image (:func:`estimate_profile`); :meth:`ColumnProfile.render` re-draws the model image, with
+scan-line shifts when given, so an instrument null can re-render images from what the fit learned.  Besides the
+shape, the profile records the image background and a noise model (pixel variance ``gain * signal +
+read_variance``), estimated by the column fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["ColumnProfile", "estimate_profile"]
+
+#: Profiles are drawn out to this many (largest) sigma.
+RENDER_REACH = 4.0
+#: Wide tails (drawn by convolution) are drawn out to this many tail sigma (the rest is < 1.2 % of the tail's
+#: peak, itself a fraction of the column's).
+TAIL_REACH = 3.0
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """Core + tail Gaussian profile of the A and B columns (module docstring gives the model).
+
+    Parameters
+    ----------
+    core_a, core_b : float
+        Core sigma of the A / B columns, px.
+    tail_ratio_a, tail_ratio_b : float
+        Tail peak over core peak, >= 0 (0 = pure Gaussian columns).
+    tail_a, tail_b : float
+        Tail sigma of the A / B columns, px (>= the core sigma).
+    background : float
+        Uniform image background, image units (added by :meth:`render` with ``background=True``).
+    noise_gain : float
+        Pixel variance per unit of signal above zero (counting noise; ~1 for images in electron counts).
+    read_variance : float
+        Pixel variance independent of the signal (read-out noise), image units squared.
+    """
+
+    core_a: float
+    core_b: float
+    tail_ratio_a: float = 0.0
+    tail_ratio_b: float = 0.0
+    tail_a: float = 1.0
+    tail_b: float = 1.0
+    background: float = 0.0
+    noise_gain: float = 0.0
+    read_variance: float = 0.0
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            value = float(value)
+            if not np.isfinite(value):
+                raise ValueError(f"ColumnProfile.{name} must be finite, got {value!r}")
+            object.__setattr__(self, name, value)
+        for name in ("core_a", "core_b", "tail_a", "tail_b"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ColumnProfile.{name} must be a positive width in px, got {getattr(self, name)}")
+        for name in ("tail_ratio_a", "tail_ratio_b", "noise_gain", "read_variance"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ColumnProfile.{name} must be >= 0, got {getattr(self, name)}")
+
+    def of(self, sublattice: str) -> tuple[float, float, float]:
+        """``(core sigma px, tail ratio, tail sigma px)`` of ``"A"`` or ``"B"``."""
+        if sublattice == "A":
+            return self.core_a, self.tail_ratio_a, self.tail_a
+        if sublattice == "B":
+            return self.core_b, self.tail_ratio_b, self.tail_b
+        raise ValueError(f"sublattice must be 'A' or 'B', got {sublattice!r}")
+
+    def shape_arrays(self, sublattice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per column (N,) arrays of core sigma, tail ratio and tail sigma for labels ``sublattice`` (N,)."""
+        is_a = np.asarray(sublattice).astype(str) == "A"
+        pick = np.where
+        return (pick(is_a, self.core_a, self.core_b), pick(is_a, self.tail_ratio_a, self.tail_ratio_b),
+                pick(is_a, self.tail_a, self.tail_b))
+
+    def peak(self, intensity, sublattice) -> np.ndarray:
+        """Core peak amplitude ``amp`` (N,) of columns of (core) volume ``intensity`` (N,)."""
+        core = self.shape_arrays(sublattice)[0]
+        return np.asarray(intensity, dtype=float) / (2.0 * np.pi * core**2)
+
+    def volume(self, amp, sublattice) -> np.ndarray:
+        """Core volume (N,) of columns of core peak ``amp`` (N,): the inverse of :meth:`peak`."""
+        core = self.shape_arrays(sublattice)[0]
+        return np.asarray(amp, dtype=float) * 2.0 * np.pi * core**2
+
+    def noise_variance(self, signal) -> np.ndarray:
+        """Pixel variance of the noise model at ``signal`` (model value including background)."""
+        return self.noise_gain * np.maximum(np.asarray(signal, dtype=float), 0.0) + self.read_variance
+
+    def render(self, shape, positions, sublattice, intensity, row_shift=None, *, background: bool = True,
+               chunk_values: int = 1 << 22) -> np.ndarray:
+        """The model image of the columns.
+
+        Parameters
+        ----------
+        shape : (int, int)
+            ``(H, W)`` of the image.
+        positions : (N, 2) float array
+            Column positions (y, x) in px.
+        sublattice : (N,) str array
+            ``"A"`` or ``"B"`` per column.
+        intensity : (N,) float array
+            Column intensities, the :attr:`Columns.intensity` convention: the core's volume
+            ``2 pi amp core^2`` (image units * px^2); the tail adds ``ratio`` times the core's peak on top.
+        row_shift : (H,) float array, optional
+            Shift in px along x of each image row's content (scan-line jitter, as ``synthetic``'s
+            ``line_jitter``).
+        background : bool
+            Add :attr:`background`.
+        chunk_values : int
+            Patch values drawn per batch (bounds the memory).
+
+        Returns
+        -------
+        (H, W) float array
+        """
+        ny, nx = (int(s) for s in shape)
+        pos = np.asarray(positions, dtype=float).reshape(-1, 2)
+        sub = np.asarray(sublattice).astype(str).reshape(-1)
+        inten = np.asarray(intensity, dtype=float).reshape(-1)
+        if not (len(pos) == len(sub) == len(inten)):
+            raise ValueError(f"positions ({len(pos)}), sublattice ({len(sub)}) and intensity ({len(inten)}) must "
+                             "have one row per column")
+        shift = None
+        if row_shift is not None:
+            shift = np.asarray(row_shift, dtype=float).reshape(-1)
+            if shift.shape != (ny,):
+                raise ValueError(f"row_shift must hold one shift per image row ({ny}), got shape {shift.shape}")
+        out = np.zeros(ny * nx)
+        ok = np.isfinite(inten) & np.all(np.isfinite(pos), axis=1)
+        for label in ("A", "B"):
+            rows = ok & (sub == label)
+            if rows.any():
+                core, ratio, tail = self.of(label)
+                amp = inten[rows] / (2.0 * np.pi * core**2)
+                _accumulate(out, (ny, nx), pos[rows], amp, core, ratio, tail, shift, chunk_values)
+        out = out.reshape(ny, nx)
+        if background:
+            out += self.background
+        return out
+
+    def to_state(self) -> dict:
+        """Dict of floats; :meth:`from_state` restores it exactly."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ColumnProfile":
+        """Rebuild from :meth:`to_state` output."""
+        return cls(**{k: float(np.asarray(v)) for k, v in dict(state).items()})
+
+
+def _splat_tail(out, shape, pos, amp, ratio, tail):
+    """Add the tails (peak ``ratio * amp``, sigma ``tail`` px) to the flat image ``out`` by convolution.
+
+    Each column's tail volume is split bilinearly over its 4 nearest pixels (which keeps its centre exact and
+    widens it by 1/6 px^2 per axis, taken off the filter's variance) and the image filtered with one Gaussian:
+    a wide tail costs one image filter instead of ``(8 tail)^2`` values per column.
+    """
+    from scipy import ndimage
+
+    ny, nx = shape
+    base = np.floor(pos).astype(np.int64)
+    frac = pos - base
+    volume = ratio * amp * 2.0 * np.pi * tail**2
+    grid = np.zeros(ny * nx)
+    for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        w = (frac[:, 0] if oy else 1 - frac[:, 0]) * (frac[:, 1] if ox else 1 - frac[:, 1])
+        r, c = base[:, 0] + oy, base[:, 1] + ox
+        ok = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
+        grid += np.bincount(r[ok] * nx + c[ok], weights=(volume * w)[ok], minlength=ny * nx)
+    width = np.sqrt(max(tail**2 - 1.0 / 6.0, 0.25))
+    smooth = ndimage.gaussian_filter(grid.reshape(ny, nx), width, mode="constant", truncate=TAIL_REACH)
+    out += smooth.reshape(-1)
+
+
+def _accumulate(out, shape, pos, amp, core, ratio, tail, shift, chunk_values):
+    """Add core + tail Gaussians (peak ``amp``) at ``pos`` to the flat image ``out`` (in place)."""
+    ny, nx = shape
+    if ratio > 0 and shift is None and tail >= 2.0:
+        _splat_tail(out, shape, pos, amp, ratio, tail)
+        ratio = 0.0
+    reach = RENDER_REACH * (tail if ratio > 0 else core)
+    r = int(np.ceil(reach))
+    steps = np.arange(-r, r + 1)
+    per = len(steps) ** 2
+    chunk = max(1, chunk_values // per)
+    order = np.lexsort((pos[:, 1], pos[:, 0]))
+    pos, amp = pos[order], amp[order]
+    for start in range(0, len(pos), chunk):
+        p, a = pos[start : start + chunk], amp[start : start + chunk]
+        base = np.rint(p).astype(np.int64)
+        rows = base[:, :1] + steps[None, :]
+        cols = base[:, 1:] + steps[None, :]
+        dy2 = (rows - p[:, :1]) ** 2
+        if shift is None:
+            dx2 = ((cols - p[:, 1:]) ** 2)[:, None, :]
+        else:
+            s = shift[np.clip(rows, 0, ny - 1)][:, :, None]
+            dx2 = (cols[:, None, :] - p[:, 1:, None] - s) ** 2
+        values = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)
+        if ratio > 0:
+            values += ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)
+        values *= a[:, None, None]
+        inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
+        flat = (rows[:, :, None] * nx + cols[:, None, :])[inside]
+        if flat.size:
+            lo = int(flat.min())
+            band = np.bincount(flat - lo, weights=values[inside])
+            out[lo : lo + band.size] += band
+
+
+def _crop(shape, positions, sublattice, window):
+    """Pixel box (y0, y1, x0, x1) of at most ``window`` px per side around the centre of the A columns."""
+    ny, nx = shape
+    centre = np.median(positions[sublattice == "A"], axis=0) if np.any(sublattice == "A") else np.array(shape) / 2
+    half = int(window // 2)
+    y0 = int(np.clip(np.rint(centre[0]) - half, 0, max(ny - 2 * half, 0)))
+    x0 = int(np.clip(np.rint(centre[1]) - half, 0, max(nx - 2 * half, 0)))
+    return y0, min(ny, y0 + 2 * half), x0, min(nx, x0 + 2 * half)
+
+
+def _design(box, pos, sub, theta, max_reach):
+    """Sparse design matrix (pixels of ``box``, columns + 1 background) of unit-peak profiles for ``theta``,
+    each drawn out to at most ``max_reach`` px (the rest of a very wide tail is a pedestal the background
+    takes up)."""
+    from scipy.sparse import csr_matrix
+
+    y0, y1, x0, x1 = box
+    h, w = y1 - y0, x1 - x0
+    core_a, core_b, ratio, width = theta
+    blocks_r, blocks_c, blocks_v = [], [], []
+    for label, core in (("A", core_a), ("B", core_b)):
+        idx = np.flatnonzero(sub == label)
+        if not len(idx):
+            continue
+        tail = core * width
+        r = int(np.ceil(min(RENDER_REACH * (tail if ratio > 0 else core), max_reach)))
+        steps = np.arange(-r, r + 1)
+        p = pos[idx] - (y0, x0)
+        base = np.rint(p).astype(np.int64)
+        rows = base[:, :1] + steps
+        cols = base[:, 1:] + steps
+        dy2, dx2 = (rows - p[:, :1]) ** 2, (cols - p[:, 1:]) ** 2
+        v = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)[:, None, :]
+        if ratio > 0:
+            v = v + ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)[:, None, :]
+        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        flat = rows[:, :, None] * w + cols[:, None, :]
+        which = np.broadcast_to(idx[:, None, None], flat.shape)
+        blocks_r.append(flat[inside])
+        blocks_c.append(which[inside])
+        blocks_v.append(v[inside])
+    n = len(pos)
+    blocks_r.append(np.arange(h * w))
+    blocks_c.append(np.full(h * w, n))
+    blocks_v.append(np.ones(h * w))
+    return csr_matrix((np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
+                      shape=(h * w, n + 1))
+
+
+def _solve_amplitudes(design, values, ridge):
+    """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns."""
+    gram = (design.T @ design).toarray()
+    gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
+    return np.linalg.solve(gram, design.T @ values)
+
+
+def estimate_profile(image, columns=None, *, positions=None, sublattice=None, width=None, window_cells: float = 4.0,
+                     max_tail_width: float = 6.0, tail: bool = True) -> ColumnProfile:
+    """Estimate the core + tail column profile of each sublattice from the image.
+
+    On a window of about ``window_cells`` A-A spacings around the centre of the columns, the image is fitted by
+    the model image of all columns in it (each with its own peak amplitude, solved linearly, plus a uniform
+    background), so every column's neighbours, core and tail, are part of the fit.  The nonlinear parameters
+    are the two core sigmas, one tail ratio and one tail width (tail sigma / core sigma) shared by A and B (the
+    tail is the probe's), found by bounded least squares (``scipy.optimize.least_squares``).  The positions are
+    kept fixed (the fit's current ones).  The noise model is not estimated here (0); the column fit sets it.
+
+    Parameters
+    ----------
+    image : (H, W) array
+    columns : Columns, optional
+        Found columns (positions, sublattice, and ``width`` as a start); or give ``positions``/``sublattice``.
+    positions : (N, 2) array, optional
+        Column positions (y, x) in px.
+    sublattice : (N,) str array, optional
+        ``"A"`` / ``"B"`` labels.
+    width : (N,) array, optional
+        Gaussian widths (px) of the columns, as starting core sigmas.
+    window_cells : float
+        Side of the fitted window in A-A nearest-neighbour distances (bounds the cost; the whole image when
+        smaller).
+    max_tail_width : float
+        Upper bound of the tail sigma over the core sigma.
+    tail : bool
+        Fit a tail; False gives pure Gaussian columns (tail ratio 0).
+
+    Returns
+    -------
+    ColumnProfile
+        With ``background`` from the window fit.
+    """
+    from scipy.optimize import least_squares
+    from scipy.spatial import cKDTree
+
+    img = np.asarray(image, dtype=float)
+    if columns is not None:
+        positions, sublattice = columns.positions, columns.sublattice
+        widths = getattr(columns, "width", None)
+    else:
+        widths = width
+    pos = np.asarray(positions, dtype=float).reshape(-1, 2)
+    sub = np.asarray(sublattice).astype(str).reshape(-1)
+    if len(pos) != len(sub) or not np.any(sub == "A"):
+        raise ValueError("estimate_profile needs column positions with A/B labels (at least one A column)")
+    a_pos = pos[sub == "A"]
+    if len(a_pos) >= 2:
+        d, _ = cKDTree(a_pos).query(a_pos, k=2)
+        spacing = float(np.median(d[:, 1]))
+    else:
+        spacing = float(min(img.shape)) / 3
+    starts = []
+    for label in ("A", "B"):
+        w = None if widths is None else np.asarray(widths, float)[(sub == label) & np.isfinite(widths)]
+        starts.append(float(np.median(w)) if w is not None and len(w) else 0.12 * spacing)
+    core_b_start = starts[1] if np.any(sub == "B") else starts[0]
+    box = _crop(img.shape, pos, sub, window_cells * spacing)
+    y0, y1, x0, x1 = box
+    values = img[y0:y1, x0:x1].reshape(-1)
+    reach = 1.5 * spacing
+    near = ((pos[:, 0] > y0 - reach) & (pos[:, 0] < y1 + reach) & (pos[:, 1] > x0 - reach)
+            & (pos[:, 1] < x1 + reach))
+    near &= np.all(np.isfinite(pos), axis=1)
+    cpos, csub = pos[near], sub[near]
+    ridge = 1e-6
+
+    def residual(theta):
+        design = _design(box, cpos, csub, theta, 1.5 * spacing)
+        coef = _solve_amplitudes(design, values, ridge)
+        return design @ coef - values
+
+    lo_core, hi_core = 0.3, 0.5 * spacing
+    x_start = [np.clip(starts[0], lo_core, hi_core), np.clip(core_b_start, lo_core, hi_core)]
+    if tail:
+        theta0 = np.array(x_start + [0.1, min(3.0, max_tail_width)])
+        lower, upper = [lo_core, lo_core, 0.0, 1.2], [hi_core, hi_core, 1.0, max_tail_width]
+        fit = least_squares(residual, theta0, bounds=(lower, upper), x_scale=[0.2, 0.2, 0.05, 0.5],
+                            diff_step=1e-3, ftol=1e-4, xtol=1e-4, max_nfev=12)
+        theta = fit.x
+    else:
+        fit = least_squares(lambda t: residual([t[0], t[1], 0.0, 1.5]), np.array(x_start),
+                            bounds=([lo_core] * 2, [hi_core] * 2), diff_step=1e-3, ftol=1e-4, max_nfev=10)
+        theta = np.array([fit.x[0], fit.x[1], 0.0, 1.5])
+    core_a, core_b, ratio, width = (float(v) for v in theta)
+    coef = _solve_amplitudes(_design(box, cpos, csub, theta, 1.5 * spacing), values, ridge)
+    return ColumnProfile(core_a=core_a, core_b=core_b, tail_ratio_a=ratio, tail_ratio_b=ratio,
+                         tail_a=core_a * width, tail_b=core_b * width, background=float(coef[-1]))
