@@ -10,6 +10,7 @@ uncertainty (``Columns.sigma``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -27,8 +28,10 @@ from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .progress import report
 from .provenance import make_provenance
+from .scan import ScanDistortion, correct_scan, estimate_scan_distortion
 
-__all__ = ["Columns", "Refined", "find_columns", "refine_columns", "columns_from_positions", "as_image"]
+__all__ = ["Columns", "Refined", "find_columns", "refine_columns", "columns_from_positions", "as_image",
+           "FaintColumnsWarning", "ContrastWarning", "detect_contrast"]
 
 #: Columns refined per progress/cancel checkpoint.
 _CHUNK = 1024
@@ -78,6 +81,14 @@ class Columns:
     motif : Motif or {"[001]", "[110]"}, optional
         The crystal projection (which sites a cell has); default ``"[001]"``.  A name is resolved with
         :func:`~napari_causal_lattice.motif.get_motif` on ``lattice``.
+    scan : ScanDistortion, optional
+        The line jitter estimated from the image (and whether it was corrected), see
+        :mod:`napari_causal_lattice.scan`; None when not estimated.
+    detectability : (N,) float array, optional
+        Peak amplitude of each column over the local background noise (the rms of the image minus the
+        column model within about one cell); default all NaN (unknown).
+    faint : (N,) bool array, optional
+        Columns whose detectability is below the threshold given to :func:`find_columns`; default all False.
     """
 
     positions: np.ndarray
@@ -91,6 +102,9 @@ class Columns:
     provenance: dict = field(default_factory=dict)
     sigma: np.ndarray | None = None
     motif: Motif | str | None = None
+    scan: ScanDistortion | None = None
+    detectability: np.ndarray | None = None
+    faint: np.ndarray | None = None
 
     def __post_init__(self):
         pos = np.asarray(self.positions, dtype=float).reshape(-1, 2)
@@ -100,8 +114,16 @@ class Columns:
             raise ValueError(f"sublattice must hold {n} labels 'A' or 'B'")
         if self.sigma is None:
             object.__setattr__(self, "sigma", np.full(n, np.nan))
+        if self.detectability is None:
+            object.__setattr__(self, "detectability", np.full(n, np.nan))
+        faint = np.zeros(n, dtype=bool) if self.faint is None else np.asarray(self.faint, dtype=bool).reshape(-1)
+        if faint.shape != (n,):
+            raise ValueError(f"faint must have shape ({n},) to match positions, got {faint.shape}")
+        object.__setattr__(self, "faint", faint)
+        if self.scan is not None and not isinstance(self.scan, ScanDistortion):
+            raise TypeError(f"scan must be a ScanDistortion or None, got {type(self.scan).__name__}")
         arrays = {}
-        for name in ("intensity", "width", "quality", "sigma"):
+        for name in ("intensity", "width", "quality", "sigma", "detectability"):
             arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
             if arr.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},) to match positions, got {arr.shape}")
@@ -167,6 +189,9 @@ class Columns:
             "provenance": json.dumps(self.provenance),
             "sigma": self.sigma.copy(),
             "motif": self.motif.to_state(),
+            "scan": None if self.scan is None else self.scan.to_state(),
+            "detectability": self.detectability.copy(),
+            "faint": self.faint.copy(),
         }
 
     @classmethod
@@ -185,6 +210,9 @@ class Columns:
             provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
             sigma=state.get("sigma"),
             motif=Motif.from_state(state["motif"]) if state.get("motif") is not None else None,
+            scan=ScanDistortion.from_state(state["scan"]) if state.get("scan") is not None else None,
+            detectability=state.get("detectability"),
+            faint=state.get("faint"),
         )
 
 
@@ -956,6 +984,9 @@ def find_columns(
     radius: float | None = None,
     projection: str = "auto",
     plausible_spacing: tuple = PLAUSIBLE_SPACING_PM,
+    scan_correction: bool = True,
+    faint_threshold: float = 3.0,
+    contrast: str = "auto",
     progress=None,
     cancel=None,
 ) -> Columns:
@@ -973,7 +1004,12 @@ def find_columns(
        Gaussian + constant fit towards them.  The fitted Gaussians of all A columns are subtracted
        and the B columns refitted on that residual, then the A columns on the image without the B
        Gaussians, and the B columns once more.
-    6. The A lattice is least-squares fitted through all A columns.
+    6. Scan distortion (:mod:`napari_causal_lattice.scan`): the line jitter (a shift along x per image row) is
+       estimated from the fitted column model; with ``scan_correction`` the rows are resampled to undo it and
+       the columns refitted (step 5's last round) on the corrected image.  ``Columns.scan`` reports it.
+    7. The A lattice is least-squares fitted through all A columns; every column gets a detectability (peak
+       amplitude over the local rms of the image minus the column model) and a ``faint`` flag below
+       ``faint_threshold``.  When most B columns are faint, a :class:`FaintColumnsWarning` names the fixes.
 
     Empty lattice sites next to found columns (faint B columns beside bright A columns) are tried as
     well (before and after peeling; B sites on the peeled image) and kept when their Gaussian fit
@@ -1015,6 +1051,16 @@ def find_columns(
         agree with the detection (else ValueError naming both).
     plausible_spacing : (float, float)
         Plausible range in pm of the shorter A-A spacing (warning outside it, only with ``pixel_size``).
+    scan_correction : bool
+        Correct the estimated line jitter before the final fit (default True).  False still estimates and
+        reports it (``Columns.scan.applied`` is False).
+    faint_threshold : float
+        Detectability (peak over local background noise, dimensionless) below which a column is ``faint``.
+    contrast : {"auto", "bright", "dark"}
+        Column contrast.  ``"bright"``: columns are maxima (HAADF, ADF).  ``"dark"``: columns are minima
+        (ABF, BF); the inverted image is analysed and ``provenance["params"]["note"]`` says so.  ``"auto"``
+        (default) measures it (:func:`detect_contrast`) and refuses dark-column images with a ValueError that
+        names the contrast and the ``contrast="dark"`` option.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -1026,7 +1072,7 @@ def find_columns(
     ------
     ValueError
         No periodic lattice, fewer than 3x3 unit cells, only one kind of column, bad pixels, an unsupported
-        projection or one that disagrees with ``projection``.
+        projection or one that disagrees with ``projection``, or dark-column contrast with ``contrast="auto"``.
 
     Examples
     --------
@@ -1045,9 +1091,13 @@ def find_columns(
         radius = float(radius)
         if not np.isfinite(radius) or radius < 1:
             raise ValueError(f"radius must be at least 1 px, got {radius!r}")
+    faint_threshold = float(faint_threshold)
+    if not np.isfinite(faint_threshold) or faint_threshold < 0:
+        raise ValueError(f"faint_threshold must be a non-negative number (peak over noise), got {faint_threshold!r}")
     steps = 4
     report(progress, 0, steps + 1, cancel)
     v1, v2 = _estimate_basis(img, spacing_px, spacing)
+    img, note = _apply_contrast(img, contrast, v1, v2)
     if pixel_size is not None:
         check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, plausible=plausible_spacing,
                           stacklevel=2)
@@ -1062,12 +1112,16 @@ def find_columns(
     positions, is_a, ij, component = _select_columns(cand, bright, prominence, frac, sites, img.shape, v1, v2, c1,
                                                      c2, radius, d_nn, b_brighter)
     report(progress, 3, steps + 1, cancel)
-    refined, is_a = _fit_columns(img, positions, is_a, ij, component, _Grid(c1, c2, v1, v2, radius, d_nn),
-                                 progress, cancel, steps)
+    grid = _Grid(c1, c2, v1, v2, radius, d_nn)
+    refined, is_a = _fit_columns(img, positions, is_a, ij, component, grid, progress, cancel, steps)
+    img, refined, scan = _scan_stage(img, refined, is_a, grid, pixel_size, scan_correction, cancel)
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     sublattice = np.where(is_a, "A", "B")
     lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
+    detectability = _detectability(img, refined, min(np.hypot(*v1), np.hypot(*v2)))
+    faint = detectability < faint_threshold
+    _warn_faint(faint, is_a, faint_threshold)
     params = {
         "pixel_size": pixel_size,
         "spacing": spacing,
@@ -1076,8 +1130,129 @@ def find_columns(
         "radius": radius,
         "b_site_offset": half.tolist(),
         "projection": projection if isinstance(projection, str) else projection.name,
+        "scan_correction": bool(scan_correction),
+        "faint_threshold": faint_threshold,
+        "contrast": contrast,
+        "note": note,
     }
-    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif)
+    columns = _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif)
+    return dataclasses.replace(columns, scan=scan, detectability=detectability, faint=faint)
+
+
+class FaintColumnsWarning(UserWarning):
+    """Most columns of a sublattice are barely above the noise: their positions are not measurable."""
+
+
+class ContrastWarning(UserWarning):
+    """The image's column contrast was inverted for the analysis."""
+
+
+#: Estimated line jitter (px rms) below which the image is not resampled: it would move positions by far less
+#: than their uncertainty (about 0.01-0.05 px on good scans).
+_MIN_JITTER_PX = 0.005
+
+#: Contrast statistic (skewness of the high-passed image) below which columns are dark (see detect_contrast).
+_DARK_SKEW = -0.1
+
+
+def detect_contrast(image, *, cell_px: float | None = None) -> tuple[str, float]:
+    """Whether the atom columns are bright (HAADF, ADF) or dark (ABF, BF) spots.
+
+    Bright columns are narrow peaks on a broad, low background; dark columns are narrow dips on a bright
+    one.  The image, high-passed at about one cell (``cell_px``, default 1/8 of the shorter side) and lightly
+    smoothed, is skewed positive in the first case and negative in the second.
+
+    Parameters
+    ----------
+    image : (H, W) array
+    cell_px : float, optional
+        Lattice spacing in px (sets the high-pass scale).
+
+    Returns
+    -------
+    contrast : {"bright", "dark"}
+    skewness : float
+        The statistic (dimensionless); ``"dark"`` below -0.1.
+    """
+    img = as_image(image)
+    scale = float(cell_px) if cell_px else min(img.shape) / 8.0
+    step = max(1, int(scale // 10))  # a cell keeps >= 10 samples: columns stay resolved
+    img, scale = img[::step, ::step], scale / step
+    smooth = ndimage.gaussian_filter(img, max(0.5, 0.05 * scale))
+    high = smooth - ndimage.uniform_filter(smooth, 2 * int(scale) + 1, mode="nearest")
+    high = high - high.mean()
+    sd = high.std()
+    skew = float(np.mean(high**3) / sd**3) if sd > 0 else 0.0
+    return ("dark" if skew < _DARK_SKEW else "bright"), skew
+
+
+def _apply_contrast(img, contrast, v1, v2):
+    """The image to analyse (inverted for dark columns) and a note for the provenance ("" when unchanged)."""
+    if contrast not in ("auto", "bright", "dark"):
+        raise ValueError(f"contrast must be 'auto', 'bright' (HAADF/ADF) or 'dark' (ABF/BF), got {contrast!r}")
+    if contrast == "bright":
+        return img, ""
+    if contrast == "auto":
+        found, skew = detect_contrast(img, cell_px=min(np.hypot(*v1), np.hypot(*v2)))
+        if found == "bright":
+            return img, ""
+        raise ValueError(
+            f"the atom columns of this image are dark spots on a bright background (skewness {skew:.2f} of the "
+            "high-passed image), as in annular bright-field (ABF) or bright-field (BF) images; the analysis "
+            "expects bright columns (HAADF/ADF). Analyse an ADF/HAADF image of the same area if there is one, or "
+            "pass contrast='dark' to analyse the inverted image (dark-field positions are more robust: ABF "
+            "column positions shift with defocus and tilt, and light columns such as oxygen show up too)."
+        )
+    note = ("columns are dark (ABF/BF contrast): the inverted image (max - image) was analysed; intensities are "
+            "dips below the background, not HAADF Z-contrast")
+    warnings.warn(note, ContrastWarning, stacklevel=3)
+    return img.max() - img, note
+
+
+def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: bool, cancel):
+    """Stage 6: estimate the line jitter; with ``correct`` resample the rows and refit the columns.
+
+    Returns the (corrected) image, the columns and the :class:`~napari_causal_lattice.scan.ScanDistortion`.
+    """
+    lattice = _fit_lattice(refined.positions[is_a], grid.v1, grid.v2, img.shape)
+    scan = estimate_scan_distortion(img, refined.positions, refined.width, refined.intensity,
+                                    pixel_size=pixel_size, is_a=is_a, lattice=lattice)
+    if not correct or scan.rms_px < _MIN_JITTER_PX:
+        return img, refined, scan
+    img = correct_scan(img, scan.shifts)
+    refined = _peel(img, refined, is_a, grid.radius, cancel)[0]
+    return img, refined, dataclasses.replace(scan, applied=True)
+
+
+def _detectability(img, refined: Refined, cell_px: float) -> np.ndarray:
+    """(N,) peak amplitude of each column over the rms of the image minus the column model within a cell."""
+    model = _gaussian_model(img.shape, refined, np.ones(len(refined.positions), dtype=bool))
+    resid = np.subtract(img, model, out=model)
+    size = 2 * int(cell_px) + 1
+    mean = ndimage.uniform_filter(resid, size, mode="nearest")
+    np.square(resid, out=resid)
+    var = ndimage.uniform_filter(resid, size, mode="nearest") - mean**2
+    del resid, mean
+    ny, nx = img.shape
+    iy = np.clip(np.rint(refined.positions[:, 0]).astype(int), 0, ny - 1)
+    ix = np.clip(np.rint(refined.positions[:, 1]).astype(int), 0, nx - 1)
+    noise = np.sqrt(np.maximum(var[iy, ix], 1e-30))
+    amp = refined.intensity / (2.0 * np.pi * refined.width**2)
+    return np.where(np.isfinite(amp), amp / noise, 0.0)
+
+
+def _warn_faint(faint, is_a, threshold):
+    """Warn (:class:`FaintColumnsWarning`) when more than half of the B columns are faint."""
+    b = ~is_a
+    if b.any() and faint[b].mean() > 0.5:
+        warnings.warn(
+            f"{int(faint[b].sum())} of {int(b.sum())} B columns are barely above the noise (peak below "
+            f"{threshold:g} x the local background noise): their positions, and the polarization Px, Py from them, "
+            "are not measurable and their cells are flagged 'faint'. Record with a longer dwell time (or more "
+            "frames), analyse a denoised image, or use the A sublattice only (lattice parameters a, b, alpha).",
+            FaintColumnsWarning,
+            stacklevel=3,
+        )
 
 
 def columns_from_positions(
