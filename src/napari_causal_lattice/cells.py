@@ -250,6 +250,7 @@ class _ColumnData(NamedTuple):
     quality: np.ndarray  #: (N,) fit R^2 (1 where unknown)
     sigma: np.ndarray  #: (N,) position sigma px per axis (NaN where unknown)
     motif: Motif  #: crystal projection
+    faint: np.ndarray  #: (N,) bool, column barely above the noise (all False where unknown)
 
 
 def _check_columns(columns) -> _ColumnData:
@@ -297,7 +298,9 @@ def _check_columns(columns) -> _ColumnData:
     sigma = np.asarray(getattr(columns, "sigma", None) if getattr(columns, "sigma", None) is not None
                        else np.full(n, np.nan), dtype=float)
     motif = get_motif(getattr(columns, "motif", None) or "[001]", lattice)
-    return _ColumnData(positions, labels, intensity, lattice, quality.reshape(n), sigma.reshape(n), motif)
+    faint = getattr(columns, "faint", None)
+    faint = np.zeros(n, dtype=bool) if faint is None else np.asarray(faint, dtype=bool).reshape(n)
+    return _ColumnData(positions, labels, intensity, lattice, quality.reshape(n), sigma.reshape(n), motif, faint)
 
 
 def _link_neighbours(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
@@ -456,7 +459,7 @@ def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
 
 
 #: Reasons a cell can be flagged, in the order they are checked (a cell gets the first that applies).
-FLAG_REASONS: tuple[str, ...] = ("fit", "b_near_a", "b_off_lattice", "outlier")
+FLAG_REASONS: tuple[str, ...] = ("faint", "fit", "b_near_a", "b_off_lattice", "outlier")
 
 #: Descriptors tested for outliers against their grid neighbours.
 _OUTLIER_DESCRIPTORS = ("a", "b", "alpha", "Px", "Py")
@@ -558,8 +561,9 @@ def _quality_flags(columns: _ColumnData, table: pd.DataFrame, b_rows, corners, g
     near_a = cKDTree(a_indexed_pos).query(columns.positions[b_rows])[0] < thresholds["min_b_distance"] * d_ab
     p = np.hypot(table["Px"].to_numpy(), table["Py"].to_numpy())
     off = p > thresholds["max_offset"] * np.minimum(table["a"].to_numpy(), table["b"].to_numpy())
+    faint = np.any(columns.faint[members], axis=1)
     flags = np.full(len(table), "", dtype=object)
-    for reason, hit in (("fit", bad_fit), ("b_near_a", near_a), ("b_off_lattice", off)):
+    for reason, hit in (("faint", faint), ("fit", bad_fit), ("b_near_a", near_a), ("b_off_lattice", off)):
         flags[(flags == "") & hit] = reason
     outlier = _neighbour_outliers(grid_ij, table, flags == "", thresholds["outlier_threshold"])
     flags[(flags == "") & outlier] = "outlier"
@@ -606,6 +610,8 @@ def build_cells(
     ``sigma_<name>`` of a, b, alpha, Px, Py (from ``columns.sigma``) and a quality ``flag``: "" when good,
     else the first reason that applies,
 
+    * ``"faint"``: one of its 5 columns is ``faint`` (``columns.faint``: peak below ``faint_threshold`` x the
+      local background noise in :func:`~napari_causal_lattice.columns.find_columns`), so its position is noise;
     * ``"fit"``: one of its 5 columns has a fit R^2 below ``min_quality`` or a position sigma above
       ``max_sigma`` of the shorter lattice spacing;
     * ``"b_near_a"``: the B column is closer to an indexed A column than ``min_b_distance`` times the nominal

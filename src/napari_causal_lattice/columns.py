@@ -1119,7 +1119,7 @@ def find_columns(
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     sublattice = np.where(is_a, "A", "B")
     lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
-    detectability = _detectability(img, refined, min(np.hypot(*v1), np.hypot(*v2)))
+    detectability = _detectability(img, refined, radius)
     faint = detectability < faint_threshold
     _warn_faint(faint, is_a, faint_threshold)
     params = {
@@ -1224,11 +1224,12 @@ def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: b
     return img, refined, dataclasses.replace(scan, applied=True)
 
 
-def _detectability(img, refined: Refined, cell_px: float) -> np.ndarray:
-    """(N,) peak amplitude of each column over the rms of the image minus the column model within a cell."""
+def _detectability(img, refined: Refined, radius: float) -> np.ndarray:
+    """(N,) peak amplitude of each column over the rms of the image minus the column model on its fit patch
+    (a square of +-``radius`` px: the counting noise and misfit its position is measured against)."""
     model = _gaussian_model(img.shape, refined, np.ones(len(refined.positions), dtype=bool))
     resid = np.subtract(img, model, out=model)
-    size = 2 * int(cell_px) + 1
+    size = 2 * int(round(radius)) + 1
     mean = ndimage.uniform_filter(resid, size, mode="nearest")
     np.square(resid, out=resid)
     var = ndimage.uniform_filter(resid, size, mode="nearest") - mean**2

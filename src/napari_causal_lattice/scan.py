@@ -195,18 +195,18 @@ def _posterior_diag(precision) -> np.ndarray:
     form (LAPACK ``pbsv``: linear in the rows, no dense inverse)."""
     h = precision.shape[0]
     coo = precision.tocoo()
-    band = int(np.max(np.abs(coo.row - coo.col))) if coo.nnz else 0
-    dia = precision.todia()
+    upper = coo.row <= coo.col
+    band = int(np.max(coo.col[upper] - coo.row[upper])) if upper.any() else 0
+    full = np.zeros((band + 1, h))  # upper banded storage: full[band + i - j, j] = P[i, j]
+    np.add.at(full, (band + coo.row[upper] - coo.col[upper], coo.col[upper]), coo.data[upper])
     out = np.empty(h)
     for start in range(0, h, _BLOCK):
         lo, hi = max(0, start - _MARGIN), min(h, start + _BLOCK + _MARGIN)
         stop = min(h, start + _BLOCK)
-        n = hi - lo
-        ab = np.zeros((band + 1, n))  # upper banded storage: ab[band + i - j, j] = P[i, j]
-        for offset, values in zip(dia.offsets, dia.data):
-            if 0 <= offset <= band:
-                ab[band - offset, offset:] = values[lo + offset:hi]
-        unit = np.zeros((n, stop - start))
+        ab = full[:, lo:hi].copy()
+        for k in range(band):  # entries reaching above the block's first row
+            ab[k, : band - k] = 0.0
+        unit = np.zeros((hi - lo, stop - start))
         unit[np.arange(start - lo, stop - lo), np.arange(stop - start)] = 1.0
         solved = linalg.solveh_banded(ab, unit, check_finite=False)
         out[start:stop] = solved[np.arange(start - lo, stop - lo), np.arange(stop - start)]
@@ -373,7 +373,7 @@ def correct_scan(image, shifts, *, rows_per_chunk: int = 256) -> np.ndarray:
     s = np.asarray(getattr(shifts, "shifts", shifts), dtype=float).reshape(-1)
     if s.shape != (img.shape[0],):
         raise ValueError(f"shifts must hold one value per image row ({img.shape[0]}), got shape {s.shape}")
-    coeffs = ndimage.spline_filter1d(img, order=3, axis=1, mode="nearest")
+    coeffs = ndimage.spline_filter(img, order=3, mode="nearest")  # along y too: rows sit on integers, exact
     out = np.empty_like(img)
     x = np.arange(img.shape[1], dtype=float)
     for start in range(0, img.shape[0], rows_per_chunk):
