@@ -1008,7 +1008,7 @@ def find_columns(
        estimated from the fitted column model; with ``scan_correction`` the rows are resampled to undo it and
        the columns refitted (step 5's last round) on the corrected image.  ``Columns.scan`` reports it.
     7. The A lattice is least-squares fitted through all A columns; every column gets a detectability (peak
-       amplitude over the local rms of the image minus the column model) and a ``faint`` flag below
+       amplitude over the local pixel noise of the image minus the column model) and a ``faint`` flag below
        ``faint_threshold``.  When most B columns are faint, a :class:`FaintColumnsWarning` names the fixes.
 
     Empty lattice sites next to found columns (faint B columns beside bright A columns) are tried as
@@ -1225,15 +1225,21 @@ def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: b
 
 
 def _detectability(img, refined: Refined, radius: float) -> np.ndarray:
-    """(N,) peak amplitude of each column over the rms of the image minus the column model on its fit patch
-    (a square of +-``radius`` px: the counting noise and misfit its position is measured against)."""
+    """(N,) peak amplitude of each column over the local noise on its fit patch (a square of +-``radius`` px).
+
+    The noise is the rms of the pixel-to-pixel differences (along x, divided by sqrt 2) of the image minus the
+    column model: counting and read-out noise, without the smooth misfit of the column shapes (a bright
+    neighbour's tail is not noise).
+    """
     model = _gaussian_model(img.shape, refined, np.ones(len(refined.positions), dtype=bool))
     resid = np.subtract(img, model, out=model)
-    size = 2 * int(round(radius)) + 1
-    mean = ndimage.uniform_filter(resid, size, mode="nearest")
-    np.square(resid, out=resid)
-    var = ndimage.uniform_filter(resid, size, mode="nearest") - mean**2
-    del resid, mean
+    step = np.empty_like(resid)
+    step[:, :-1] = np.diff(resid, axis=1)
+    step[:, -1] = step[:, -2]
+    del resid, model
+    np.square(step, out=step)
+    var = ndimage.uniform_filter(step, 2 * int(round(radius)) + 1, mode="nearest") / 2.0
+    del step
     ny, nx = img.shape
     iy = np.clip(np.rint(refined.positions[:, 0]).astype(int), 0, ny - 1)
     ix = np.clip(np.rint(refined.positions[:, 1]).astype(int), 0, nx - 1)

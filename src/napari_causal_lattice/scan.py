@@ -94,8 +94,9 @@ class ScanDistortion:
 
     @property
     def residual_px(self) -> float:
-        """Root-mean-square uncertainty in px of the per-line shifts: the jitter a corrected image keeps."""
-        return float(np.sqrt(np.mean(self.sigma**2))) if self.sigma.size else 0.0
+        """Median uncertainty in px of the per-line shifts: the jitter a corrected line keeps (rows far from any
+        column carry no information and keep the prior, so the median, not the mean, is typical)."""
+        return float(np.median(self.sigma)) if self.sigma.size else 0.0
 
     @property
     def drift_px(self) -> float:
@@ -237,6 +238,16 @@ def _robust_var(values) -> float:
     return float((1.4826 * np.median(np.abs(values - np.median(values)))) ** 2) or 1e-8
 
 
+def _jitter_variance(e, noise, gain, rounds: int = 4) -> float:
+    """Variance tau^2 (px^2) of the line shifts from ``E[e^2] = tau^2 gain + noise``, each row weighted by the
+    inverse variance of its ``e^2`` (rows between column rows, with little signal, count little)."""
+    tau2 = 1e-2
+    for _ in range(rounds):
+        w = 1.0 / (noise + tau2 * gain) ** 2
+        tau2 = max(float(np.sum(w * (e**2 - noise)) / max(np.sum(w * gain), 1e-30)), 1e-6)
+    return tau2
+
+
 def _solve_shifts(e, noise, operator, covered, columns=None):
     """Ridge solution of the line shifts ``s`` (H,) with ``s ~ N(0, tau^2)``.
 
@@ -253,9 +264,7 @@ def _solve_shifts(e, noise, operator, covered, columns=None):
     e = np.where(np.isfinite(e), e, 0.0)
     good = inv_noise > 0
     gain = np.asarray(m.multiply(m).sum(axis=1)).ravel()  # diag((I - K)(I - K)^T)
-    tau2 = float(np.mean(e[good] ** 2) - np.mean(noise[good])) / max(float(np.mean(gain[good])), 1e-6) \
-        if good.any() else 0.0
-    tau2 = max(tau2, 1e-6)
+    tau2 = _jitter_variance(e[good], noise[good], gain[good])
     data = (m.T @ sparse.diags(inv_noise) @ m).tocsc()
     rhs = m.T @ (inv_noise * e)
     if columns is None:
