@@ -21,6 +21,7 @@ site) is excluded.  Cells whose columns are unreliable are flagged (see :func:`b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -726,6 +727,10 @@ def build_cells(
     )
 
 
+class AbsolutePolarizationWarning(UserWarning):
+    """A mean polarization far from zero without a reference: it may be the instrument, not the crystal."""
+
+
 @dataclass(frozen=True)
 class MeanPolarization:
     """Cell-averaged polarization with a statistical and a systematic uncertainty.
@@ -733,21 +738,34 @@ class MeanPolarization:
     Attributes
     ----------
     mean : (2,) float array
-        Mean ``(Px, Py)`` over the unflagged cells, pm.
+        Mean ``(Px, Py)`` over the unflagged cells, pm; with a reference region, the mean of the cells outside
+        it minus the reference's mean (all cells when the reference holds every cell).
     sigma_stat : (2,) float array
         1-sigma statistical uncertainty of the mean, pm: ``sqrt(sum sigma_P^2) / n`` from the propagated
-        per-cell uncertainties (the per-cell scatter of a centrosymmetric crystal matches them).
+        per-cell uncertainties (with a reference, that of the reference's mean added in quadrature).
     sigma_sys : (2,) float array
-        1-sigma systematic uncertainty, pm: half the range of the means over the fit settings given as
-        ``variants`` (0 without variants).
+        1-sigma systematic uncertainty, pm: half the range of the (referenced) means over the fit models given
+        as ``variants`` or made by :func:`~napari_causal_lattice.columns.fit_variants` (0 without variants).
     n_cells : int
-        Cells averaged.
+        Cells averaged (outside the reference when there is one).
+    reference_mean : (2,) float array or None
+        Mean ``(Px, Py)`` of the reference region, pm (subtracted from ``mean``); None without a reference.
+    n_reference : int
+        Cells in the reference region.
+    variants : tuple of str
+        Names of the fit-model variants behind ``sigma_sys``.
+    note : str
+        "" or what the user should know (no variants, an unreferenced offset).
     """
 
     mean: np.ndarray
     sigma_stat: np.ndarray
     sigma_sys: np.ndarray
     n_cells: int
+    reference_mean: np.ndarray | None = None
+    n_reference: int = 0
+    variants: tuple = ()
+    note: str = ""
 
     @property
     def sigma(self) -> np.ndarray:
@@ -759,7 +777,8 @@ class MeanPolarization:
         return bool(np.all(np.abs(self.mean) <= n_sigma * self.sigma))
 
 
-def _mean_p(cells: Cells) -> tuple[np.ndarray, np.ndarray, int]:
+def _good_p(cells: Cells) -> np.ndarray:
+    """(n,) bool: unflagged cells with finite Px, Py and their sigmas."""
     table = cells.table
     names = ["Px", "Py", "sigma_Px", "sigma_Py"]
     missing = [c for c in names if c not in table.columns]
@@ -768,31 +787,182 @@ def _mean_p(cells: Cells) -> tuple[np.ndarray, np.ndarray, int]:
     good = np.all(np.isfinite(table[names].to_numpy(dtype=float)), axis=1)
     if "flag" in table.columns:
         good &= table["flag"].astype(str).to_numpy() == ""
+    return good
+
+
+def _mean_p(cells: Cells, rows=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean (2,) Px, Py, its statistical sigma (2,) and the count over the good cells (within ``rows``)."""
+    good = _good_p(cells)
+    if rows is not None:
+        good &= rows
     n = int(good.sum())
     if n == 0:
-        raise ValueError("No unflagged cell with a finite polarization and uncertainty to average.")
-    values = table.loc[good, names].to_numpy(dtype=float)
+        raise ValueError("No unflagged cell with a finite polarization and uncertainty to average"
+                         + (" in the reference region." if rows is not None else "."))
+    values = cells.table.loc[good, ["Px", "Py", "sigma_Px", "sigma_Py"]].to_numpy(dtype=float)
     return values[:, :2].mean(axis=0), np.sqrt((values[:, 2:] ** 2).sum(axis=0)) / n, n
 
 
-def mean_polarization(cells: Cells, variants=()) -> MeanPolarization:
+def reference_cells(cells: Cells, reference) -> np.ndarray:
+    """Which cells (bool (n,), one per table row) a reference region holds.
+
+    Parameters
+    ----------
+    cells : Cells
+    reference : array-like
+        One of: a boolean mask over the cells (``(n,)``, table order); integer row indices into ``cells.table``;
+        or a boolean image mask ``(H, W)`` (e.g. a rasterised napari Shapes layer), whose cells are those whose
+        B column (``y``, ``x`` px) falls inside.
+
+    Returns
+    -------
+    (n,) bool array
+    """
+    arr = np.asarray(reference)
+    n = len(cells)
+    if arr.dtype == bool and arr.ndim == 1:
+        if arr.shape != (n,):
+            raise ValueError(f"a reference mask over the cells needs one value per cell ({n}), got {arr.shape[0]}")
+        rows = arr.copy()
+    elif arr.dtype == bool and arr.ndim == 2:
+        iy = np.rint(cells.table["y"].to_numpy()).astype(int)
+        ix = np.rint(cells.table["x"].to_numpy()).astype(int)
+        inside = (iy >= 0) & (iy < arr.shape[0]) & (ix >= 0) & (ix < arr.shape[1])
+        rows = np.zeros(n, dtype=bool)
+        rows[inside] = arr[iy[inside], ix[inside]]
+    elif arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
+        if arr.size and (arr.min() < -n or arr.max() >= n):
+            raise ValueError(f"reference cell indices must lie in 0..{n - 1}")
+        rows = np.zeros(n, dtype=bool)
+        rows[arr] = True
+    else:
+        raise TypeError(
+            "reference must be a boolean mask over the cells (n,), integer cell indices, or a boolean image mask "
+            f"(H, W) whose cells are those whose B column falls inside; got dtype {arr.dtype}, shape {arr.shape}"
+        )
+    if not rows.any():
+        raise ValueError("the reference region holds no cell; draw it over cells of known polarization")
+    return rows
+
+
+def _referenced_mean(cells: Cells, rows):
+    """(mean, sigma_stat, n, reference mean, n_reference) of ``cells`` referenced to ``rows`` (None: none)."""
+    if rows is None:
+        mean, stat, n = _mean_p(cells)
+        return mean, stat, n, None, 0
+    ref_mean, ref_stat, n_ref = _mean_p(cells, rows)
+    rest = ~rows if (_good_p(cells) & ~rows).any() else None
+    mean, stat, n = _mean_p(cells, rest)
+    return mean - ref_mean, np.hypot(stat, ref_stat), n, ref_mean, n_ref
+
+
+def _variant_cells(cells: Cells, image, columns) -> dict:
+    """Default fit-model variants (see :func:`~napari_causal_lattice.columns.fit_variants`) as Cells, built with
+    the settings of ``cells``."""
+    from .columns import fit_variants
+
+    params = cells.provenance.get("params", {}) if isinstance(cells.provenance, dict) else {}
+    keep = {k: params[k] for k in ("min_quality", "max_sigma", "min_b_distance", "max_offset", "outlier_threshold")
+            if k in params}
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # calibration and faint warnings were given once already
+        for name, variant in fit_variants(image, columns).items():
+            out[name] = build_cells(variant, pixel_size=cells.pixel_size, frame=cells.frame, **keep)
+    return out
+
+
+def mean_polarization(cells: Cells, variants=None, *, image=None, columns=None, reference=None,
+                      warn_sigma: float = 3.0) -> MeanPolarization:
     """Mean polarization of the unflagged cells, with its statistical and systematic uncertainty.
+
+    An absolute P needs a reference: specimen tilt and probe asymmetry (coma, astigmatism) shift the B columns
+    against the A columns uniformly, which reads as a uniform polarization (SrTiO3 [001]: 6.6 / -5.3 pm at
+    50 statistical sigma).  Give a ``reference`` region of known P (a substrate, a centrosymmetric area, the
+    paraelectric phase): its mean P is subtracted and its uncertainty propagated.  Without one, the systematic
+    uncertainty comes from fit-model variants, and an offset beyond ``warn_sigma`` combined sigma gives an
+    :class:`AbsolutePolarizationWarning`.
 
     Parameters
     ----------
     cells : Cells
         The cells to average (flagged cells and cells with NaN P or sigma are left out).
-    variants : sequence of Cells
-        The same image analysed with other fit settings (e.g. ``find_columns(..., radius=r)`` for a few
-        radii).  The systematic sigma is half the range of the mean over ``cells`` and ``variants``: on the
-        [110] SrTiO3 ADF image the mean Px moves by 0.9 pm between fit radii 6 and 13 px, more than its
-        statistical sigma (0.23 pm), so the column fit model, not counting noise, limits the mean.
+    variants : sequence or dict of Cells, optional
+        The same image analysed with other fit settings.  Default: made from ``image`` and ``columns`` with
+        :func:`~napari_causal_lattice.columns.fit_variants` (centre of mass, plain Gaussian, 0.7x and 1.3x fit
+        radius) when both are given, else none (``sigma_sys`` 0 and a ``note`` says so).  The systematic sigma
+        is half the range of the (referenced) mean over ``cells`` and the variants.
+    image : (H, W) array, optional
+        The image ``columns`` were found on (for the default variants).
+    columns : Columns, optional
+        The columns ``cells`` were built from (for the default variants).
+    reference : array-like, optional
+        Reference region, see :func:`reference_cells` (cell mask, cell indices or image mask).
+    warn_sigma : float
+        Without a reference, warn when a component of the mean is beyond this many combined sigma.
 
     Returns
     -------
     MeanPolarization
     """
-    mean, sigma_stat, n = _mean_p(cells)
-    means = np.array([mean] + [_mean_p(v)[0] for v in variants])
-    sigma_sys = (means.max(axis=0) - means.min(axis=0)) / 2
-    return MeanPolarization(mean=mean, sigma_stat=sigma_stat, sigma_sys=sigma_sys, n_cells=n)
+    rows = None if reference is None else reference_cells(cells, reference)
+    note = ""
+    if variants is None:
+        if image is not None and columns is not None:
+            variants = _variant_cells(cells, image, columns)
+        else:
+            variants = {}
+            note = ("no fit-model variants (pass image= and columns=): the systematic uncertainty of the mean is "
+                    "not included. ")
+    named = dict(variants) if isinstance(variants, dict) else {f"variant {k}": v for k, v in enumerate(variants)}
+    mean, stat, n, ref_mean, n_ref = _referenced_mean(cells, rows)
+    means = [mean]
+    ref_b = None if rows is None else cells.b_index[rows]
+    for variant in named.values():
+        v_rows = None if ref_b is None else np.isin(variant.b_index, ref_b)
+        means.append(_referenced_mean(variant, v_rows)[0])
+    means = np.array(means)
+    result = MeanPolarization(mean=mean, sigma_stat=stat, sigma_sys=(means.max(axis=0) - means.min(axis=0)) / 2,
+                              n_cells=n, reference_mean=ref_mean, n_reference=n_ref, variants=tuple(named),
+                              note=note.strip())
+    if rows is None and not result.consistent_with_zero(warn_sigma):
+        offset = (f"the mean polarization ({mean[0]:.2f}, {mean[1]:.2f}) {cells.units.get('Px', 'pm')} is more than "
+                  f"{warn_sigma:g} sigma ({result.sigma[0]:.2f}, {result.sigma[1]:.2f}) from zero. A uniform offset "
+                  "like this is exactly what specimen tilt or probe asymmetry (coma) produce; an absolute P needs a "
+                  "reference: pass reference= (a region of known P, e.g. the substrate or a centrosymmetric area; "
+                  "a mask over the cells, cell indices or an image mask).")
+        warnings.warn(offset, AbsolutePolarizationWarning, stacklevel=2)
+        result = dataclasses.replace(result, note=(result.note + " " + offset).strip())
+    return result
+
+
+def referenced_polarization(cells: Cells, reference) -> Cells:
+    """The cells with Px, Py relative to a reference region's mean, for maps, figures and layers.
+
+    Every cell's ``Px``, ``Py`` has the reference region's mean (over its unflagged cells) subtracted; its
+    ``sigma_Px``, ``sigma_Py`` add that mean's statistical uncertainty in quadrature.  The provenance records the
+    reference (``params["reference_mean"]``, ``params["n_reference"]``).
+
+    Parameters
+    ----------
+    cells : Cells
+    reference : array-like
+        See :func:`reference_cells`.
+
+    Returns
+    -------
+    Cells
+        A new Cells object (``maps()``, ``to_frame()`` work as usual); ``cells`` is not changed.
+    """
+    rows = reference_cells(cells, reference)
+    ref_mean, ref_stat, n_ref = _mean_p(cells, rows)
+    table = cells.table.copy()
+    for k, name in enumerate(("Px", "Py")):
+        table[name] = table[name] - ref_mean[k]
+        table[f"sigma_{name}"] = np.hypot(table[f"sigma_{name}"], ref_stat[k])
+    provenance = make_provenance(
+        "referenced_polarization",
+        {"reference_mean": ref_mean.tolist(), "reference_sigma": ref_stat.tolist(), "n_reference": n_ref},
+        inputs={"cells": cells.provenance or {}},
+    )
+    return dataclasses.replace(cells, table=table, provenance=provenance)
