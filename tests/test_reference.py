@@ -91,3 +91,41 @@ def test_sto_110_mean_p_zero_with_default_variants_and_reference(shared_data):
     referenced = mean_polarization(cells, image=image, columns=cols, reference=left)
     assert referenced.consistent_with_zero(3.0), (referenced.mean, referenced.sigma)
     assert np.all(referenced.sigma > result.sigma_stat)
+
+
+def test_expected_lattice_warns_records_and_calibrates(nonpolar):
+    from napari_causal_lattice.cells import calibrate_pixel_size
+    from napari_causal_lattice.lattice import CalibrationWarning
+
+    sample, cols, _ = nonpolar
+    a0 = sample.pixel_size * 20.0  # the synthetic's pitch is 20 px
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        fine = build_cells(cols, expected_lattice=a0 * 1.03)
+    assert "notes" not in fine.provenance
+    with pytest.warns(CalibrationWarning, match=r"-\d\.\d % from the expected"):
+        off = build_cells(cols, expected_lattice=a0 * 1.1)
+    assert "pixel size is probably off" in off.provenance["notes"][0]
+    # a reference region of known lattice parameter gives the pixel size that makes it read right
+    top = (off.table["i"] < 4).to_numpy()
+    fixed = calibrate_pixel_size(off, top, a0 * 1.1)
+    assert fixed == pytest.approx(sample.pixel_size * 1.1, rel=0.01)
+    with pytest.raises(ValueError, match="needs a pixel size"):
+        build_cells(type(cols)(**{**cols.__dict__, "pixel_size": None}), expected_lattice=390.0)
+
+
+@pytest.mark.realdata
+def test_pto_sro_lattice_parameter_off_by_8_percent(shared_data):
+    """PTO/SRO supercrystal at the stored 15.0 pm/px: a = 365 pm in the SrRuO3 and the PbTiO3 rows alike
+    (pseudocubic SRO 393, PTO 390-415 pm), so the pixel size, not the material, is off by about 7.5 %; against
+    395 pm the warning fires and the SRO rows calibrate the pixel size to about 16.1 pm/px."""
+    from napari_causal_lattice.cells import calibrate_pixel_size
+    from napari_causal_lattice.lattice import CalibrationWarning
+
+    image = np.load(shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy")
+    cols = find_columns(image, pixel_size=14.997)
+    with pytest.warns(CalibrationWarning, match="365|366|367"):
+        cells = build_cells(cols, expected_lattice=395.0)
+    assert cells.provenance["notes"]
+    sro = (cells.table["i"] <= 5).to_numpy()
+    assert calibrate_pixel_size(cells, sro, 393.0) == pytest.approx(16.1, abs=0.2)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
-from .lattice import DESCRIPTORS, Lattice, check_calibration, descriptor_units
+from .lattice import DESCRIPTORS, Lattice, check_calibration, check_expected_lattice, descriptor_units
 from .motif import Motif, get_motif
 from .progress import report
 from .provenance import make_provenance
@@ -601,6 +601,8 @@ def build_cells(
     min_b_distance: float = 0.5,
     max_offset: float = 0.25,
     outlier_threshold: float = 6.0,
+    expected_lattice: float | None = None,
+    lattice_tolerance: float = 0.05,
     progress=None,
     cancel=None,
 ) -> Cells:
@@ -640,6 +642,11 @@ def build_cells(
         ``"image"``: Px along image x, Py along image y (down).
     min_quality, max_sigma, min_b_distance, max_offset, outlier_threshold : float
         Quality-gate thresholds, see above.
+    expected_lattice : float, optional
+        The lattice parameter (pm) the user expects (the long cell edge: a0 for [001] and [110]).  When the
+        median long edge of the good cells differs by more than ``lattice_tolerance`` (fraction), a
+        :class:`~napari_causal_lattice.lattice.CalibrationWarning` is given and its text recorded in
+        ``provenance["notes"]``.  See :func:`calibrate_pixel_size` to fix the pixel size from a reference region.
     progress : callable, optional
         ``progress(done, total)``.
     cancel : object with ``is_set()``, optional
@@ -711,6 +718,9 @@ def build_cells(
          "projection": data.motif.name, **thresholds},
         inputs={"columns": getattr(columns, "provenance", None) or {}},
     )
+    notes = _lattice_notes(table, flags, units, expected_lattice, lattice_tolerance)
+    if notes:
+        provenance["notes"] = notes
     report(progress, 4, 4, cancel)
     return Cells(
         table=table,
@@ -729,6 +739,57 @@ def build_cells(
 
 class AbsolutePolarizationWarning(UserWarning):
     """A mean polarization far from zero without a reference: it may be the instrument, not the crystal."""
+
+
+def _long_edge(table: pd.DataFrame, rows=None) -> float:
+    """Median long cell edge (max of a, b per cell) over the good cells (within ``rows``), in the table's unit."""
+    edge = np.fmax(table["a"].to_numpy(dtype=float), table["b"].to_numpy(dtype=float))
+    good = np.isfinite(edge) & ((table["flag"].astype(str).to_numpy() == "") if "flag" in table.columns else True)
+    if rows is not None:
+        good &= rows
+    if not good.any():
+        raise ValueError("no good cell (unflagged, finite a and b) to measure the lattice parameter on")
+    return float(np.median(edge[good]))
+
+
+def _lattice_notes(table, flags, units, expected_lattice, tolerance) -> list:
+    """[warning text] when the lattice parameter is off the expected one (CalibrationWarning given), else []."""
+    if expected_lattice is None:
+        return []
+    if units["a"] != "pm":
+        raise ValueError("expected_lattice (pm) needs a pixel size: give pixel_size= (pm per px)")
+    text = check_expected_lattice(_long_edge(table.assign(flag=flags)), expected_lattice, tolerance=tolerance,
+                                  stacklevel=4)
+    return [text] if text else []
+
+
+def calibrate_pixel_size(cells: Cells, reference, known_lattice: float) -> float:
+    """Pixel size (pm/px) that makes a reference region of known lattice parameter read right.
+
+    Microscopists use a substrate (or any region of known structure) as an internal standard: the median long
+    cell edge (a0 for [001] and [110]) of the reference's good cells is set to ``known_lattice``.
+
+    Parameters
+    ----------
+    cells : Cells
+    reference : array-like
+        The reference region, see :func:`reference_cells` (cell mask, cell indices or image mask).
+    known_lattice : float
+        Its lattice parameter in pm.
+
+    Returns
+    -------
+    float
+        The corrected pixel size in pm/px (pass it to ``find_columns`` / ``build_cells``).
+    """
+    known = float(known_lattice)
+    if not np.isfinite(known) or known <= 0:
+        raise ValueError(f"known_lattice must be a positive length in pm, got {known_lattice!r}")
+    if isinstance(cells.pixel_size, tuple):
+        raise ValueError("calibrate_pixel_size needs square pixels (one pixel size)")
+    measured = _long_edge(cells.table, reference_cells(cells, reference))  # pm, or px without a pixel size
+    measured_px = measured / cells.pixel_size if cells.pixel_size is not None else measured
+    return known / measured_px
 
 
 @dataclass(frozen=True)

@@ -1005,8 +1005,8 @@ def find_columns(
        and the B columns refitted on that residual, then the A columns on the image without the B
        Gaussians, and the B columns once more.
     6. Scan distortion (:mod:`napari_causal_lattice.scan`): the line jitter (a shift along x per image row) is
-       estimated from the fitted column model; with ``scan_correction`` the rows are resampled to undo it and
-       the columns refitted (step 5's last round) on the corrected image.  ``Columns.scan`` reports it.
+       estimated from the fitted column model; with ``scan_correction``, when it is detected (rms above twice
+       its per-line uncertainty), the rows are resampled to undo it and the columns refitted (step 5's last round) on the corrected image.  ``Columns.scan`` reports it.
     7. The A lattice is least-squares fitted through all A columns; every column gets a detectability (peak
        amplitude over the local pixel noise of the image minus the column model) and a ``faint`` flag below
        ``faint_threshold``.  When most B columns are faint, a :class:`FaintColumnsWarning` names the fixes.
@@ -1150,6 +1150,9 @@ class ContrastWarning(UserWarning):
 #: Estimated line jitter (px rms) below which the image is not resampled: it would move positions by far less
 #: than their uncertainty (about 0.01-0.05 px on good scans).
 _MIN_JITTER_PX = 0.005
+#: The image is resampled only when the estimated jitter (rms) exceeds this many times its per-line uncertainty:
+#: an undetected jitter is reported, not "corrected" with noise.
+_JITTER_SIGNIFICANCE = 2.0
 
 #: Contrast statistic (skewness of the high-passed image) below which columns are dark (see detect_contrast).
 _DARK_SKEW = -0.1
@@ -1217,7 +1220,7 @@ def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: b
     lattice = _fit_lattice(refined.positions[is_a], grid.v1, grid.v2, img.shape)
     scan = estimate_scan_distortion(img, refined.positions, refined.width, refined.intensity,
                                     pixel_size=pixel_size, is_a=is_a, lattice=lattice)
-    if not correct or scan.rms_px < _MIN_JITTER_PX:
+    if not correct or scan.rms_px < max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px):
         return img, refined, scan
     img = correct_scan(img, scan.shifts)
     refined = _peel(img, refined, is_a, grid.radius, cancel)[0]
