@@ -154,7 +154,7 @@ class Columns:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per column: ``y, x`` (px), ``sublattice``, ``intensity``, ``width`` (px), ``quality``,
-        ``sigma`` (px).
+        ``sigma`` (px), ``detectability`` (peak over local noise) and ``faint``.
 
         With a known pixel size, ``y_pm``, ``x_pm`` and ``sigma_pm`` (pm) are added.
         """
@@ -167,6 +167,8 @@ class Columns:
                 "width": self.width,
                 "quality": self.quality,
                 "sigma": self.sigma,
+                "detectability": self.detectability,
+                "faint": self.faint,
             }
         )
         if self.pixel_size is not None:
