@@ -361,7 +361,8 @@ def _inner_count(cols, sub, cells=1.0):
 
 def _subset(cols, keep):
     return {name: getattr(cols, name)[keep]
-            for name in ("positions", "sublattice", "intensity", "width", "quality", "sigma")}
+            for name in ("positions", "sublattice", "intensity", "width", "quality", "sigma",
+                         "detectability", "faint")}
 
 
 def _check_counts(cols, tolerance, subs=("A", "B")):

@@ -76,7 +76,7 @@ def test_pto_sro_outliers_flagged(pto):
     assert (p[good] <= quarter[good]).all()
     counts = cells.flag_counts()
     assert 0 < sum(counts.values()) <= 0.08 * len(cells)
-    assert set(counts) <= {"fit", "b_near_a", "b_off_lattice", "outlier"}
+    assert set(counts) <= {"faint", "fit", "b_near_a", "b_off_lattice", "outlier"}
     assert table.loc[~good, ["Px", "Py", "a", "sigma_Px"]].isna().all().all()
     # the flagged cells are near the PbTiO3/SrRuO3 interface and below it, not in the clean SrRuO3 layer
     assert (table.loc[~good, "y"] > 140).all()

@@ -131,7 +131,7 @@ def test_real_image_section(tutorial):
         pytest.skip(real["reason"])
     assert real["n_cells"] > 300 and real["grid_shape"][0] >= 8
     assert 0 < sum(real["flags"].values()) <= 0.1 * real["n_cells"]
-    assert set(real["flags"]) <= {"fit", "b_near_a", "b_off_lattice", "outlier"}
+    assert set(real["flags"]) <= {"faint", "fit", "b_near_a", "b_off_lattice", "outlier"}
     assert "Vol" not in real["variables"]
     assert real["significant_edges"], "no calibrated edge on PTO/SRO"
     assert real["significant_windows"] >= 1

@@ -21,6 +21,7 @@ site) is excluded.  Cells whose columns are unreliable are flagged (see :func:`b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
-from .lattice import DESCRIPTORS, Lattice, check_calibration, descriptor_units, fit_lattice
+from .lattice import DESCRIPTORS, Lattice, check_calibration, check_expected_lattice, descriptor_units, fit_lattice
 from .motif import Motif, get_motif
 from .options import CellsOptions, takes_options
 from .progress import report
@@ -251,6 +252,7 @@ class _ColumnData(NamedTuple):
     quality: np.ndarray  #: (N,) fit R^2 (1 where unknown)
     sigma: np.ndarray  #: (N,) position sigma px per axis (NaN where unknown)
     motif: Motif  #: crystal projection
+    faint: np.ndarray  #: (N,) bool, column barely above the noise (all False where unknown)
 
 
 def _check_columns(columns) -> _ColumnData:
@@ -298,7 +300,9 @@ def _check_columns(columns) -> _ColumnData:
     sigma = np.asarray(getattr(columns, "sigma", None) if getattr(columns, "sigma", None) is not None
                        else np.full(n, np.nan), dtype=float)
     motif = get_motif(getattr(columns, "motif", None) or "[001]", lattice)
-    return _ColumnData(positions, labels, intensity, lattice, quality.reshape(n), sigma.reshape(n), motif)
+    faint = getattr(columns, "faint", None)
+    faint = np.zeros(n, dtype=bool) if faint is None else np.asarray(faint, dtype=bool).reshape(n)
+    return _ColumnData(positions, labels, intensity, lattice, quality.reshape(n), sigma.reshape(n), motif, faint)
 
 
 def _link_neighbours(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
@@ -450,7 +454,7 @@ def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
 
 
 #: Reasons a cell can be flagged, in the order they are checked (a cell gets the first that applies).
-FLAG_REASONS: tuple[str, ...] = ("fit", "b_near_a", "b_off_lattice", "outlier")
+FLAG_REASONS: tuple[str, ...] = ("faint", "fit", "b_near_a", "b_off_lattice", "outlier")
 
 #: Descriptors tested for outliers against their grid neighbours.
 _OUTLIER_DESCRIPTORS = ("a", "b", "alpha", "Px", "Py")
@@ -552,8 +556,9 @@ def _quality_flags(columns: _ColumnData, table: pd.DataFrame, b_rows, corners, g
     near_a = cKDTree(a_indexed_pos).query(columns.positions[b_rows])[0] < thresholds["min_b_distance"] * d_ab
     p = np.hypot(table["Px"].to_numpy(), table["Py"].to_numpy())
     off = p > thresholds["max_offset"] * np.minimum(table["a"].to_numpy(), table["b"].to_numpy())
+    faint = np.any(columns.faint[members], axis=1)
     flags = np.full(len(table), "", dtype=object)
-    for reason, hit in (("fit", bad_fit), ("b_near_a", near_a), ("b_off_lattice", off)):
+    for reason, hit in (("faint", faint), ("fit", bad_fit), ("b_near_a", near_a), ("b_off_lattice", off)):
         flags[(flags == "") & hit] = reason
     outlier = _neighbour_outliers(grid_ij, table, flags == "", thresholds["outlier_threshold"])
     flags[(flags == "") & outlier] = "outlier"
@@ -591,6 +596,8 @@ def build_cells(
     min_b_distance: float = 0.5,
     max_offset: float = 0.25,
     outlier_threshold: float = 6.0,
+    expected_lattice: float | None = None,
+    lattice_tolerance: float = 0.05,
     progress=None,
     cancel=None,
 ) -> Cells:
@@ -601,6 +608,8 @@ def build_cells(
     ``sigma_<name>`` of a, b, alpha, Px, Py (from ``columns.sigma``) and a quality ``flag``: "" when good,
     else the first reason that applies,
 
+    * ``"faint"``: one of its 5 columns is ``faint`` (``columns.faint``: peak below ``faint_threshold`` x the
+      local background noise in :func:`~napari_causal_lattice.columns.find_columns`), so its position is noise;
     * ``"fit"``: one of its 5 columns has a fit R^2 below ``min_quality`` or a position sigma above
       ``max_sigma`` of the shorter lattice spacing;
     * ``"b_near_a"``: the B column is closer to an indexed A column than ``min_b_distance`` times the nominal
@@ -628,6 +637,11 @@ def build_cells(
         ``"image"``: Px along image x, Py along image y (down).
     min_quality, max_sigma, min_b_distance, max_offset, outlier_threshold : float
         Quality-gate thresholds, see above.
+    expected_lattice : float, optional
+        The lattice parameter (pm) the user expects (the long cell edge: a0 for [001] and [110]).  When the
+        median long edge of the good cells differs by more than ``lattice_tolerance`` (fraction), a
+        :class:`~napari_causal_lattice.lattice.CalibrationWarning` is given and its text recorded in
+        ``provenance["notes"]``.  See :func:`calibrate_pixel_size` to fix the pixel size from a reference region.
     progress : callable, optional
         ``progress(done, total)``.
     cancel : object with ``is_set()``, optional
@@ -699,6 +713,9 @@ def build_cells(
          "projection": data.motif.name, **thresholds},
         inputs={"columns": getattr(columns, "provenance", None) or {}},
     )
+    notes = _lattice_notes(table, flags, units, expected_lattice, lattice_tolerance)
+    if notes:
+        provenance["notes"] = notes
     report(progress, 4, 4, cancel)
     return Cells(
         table=table,
@@ -715,6 +732,61 @@ def build_cells(
     )
 
 
+class AbsolutePolarizationWarning(UserWarning):
+    """A mean polarization far from zero without a reference: it may be the instrument, not the crystal."""
+
+
+def _long_edge(table: pd.DataFrame, rows=None) -> float:
+    """Median long cell edge (max of a, b per cell) over the good cells (within ``rows``), in the table's unit."""
+    edge = np.fmax(table["a"].to_numpy(dtype=float), table["b"].to_numpy(dtype=float))
+    good = np.isfinite(edge) & ((table["flag"].astype(str).to_numpy() == "") if "flag" in table.columns else True)
+    if rows is not None:
+        good &= rows
+    if not good.any():
+        raise ValueError("no good cell (unflagged, finite a and b) to measure the lattice parameter on")
+    return float(np.median(edge[good]))
+
+
+def _lattice_notes(table, flags, units, expected_lattice, tolerance) -> list:
+    """[warning text] when the lattice parameter is off the expected one (CalibrationWarning given), else []."""
+    if expected_lattice is None:
+        return []
+    if units["a"] != "pm":
+        raise ValueError("expected_lattice (pm) needs a pixel size: give pixel_size= (pm per px)")
+    text = check_expected_lattice(_long_edge(table.assign(flag=flags)), expected_lattice, tolerance=tolerance,
+                                  stacklevel=4)
+    return [text] if text else []
+
+
+def calibrate_pixel_size(cells: Cells, reference, known_lattice: float) -> float:
+    """Pixel size (pm/px) that makes a reference region of known lattice parameter read right.
+
+    Microscopists use a substrate (or any region of known structure) as an internal standard: the median long
+    cell edge (a0 for [001] and [110]) of the reference's good cells is set to ``known_lattice``.
+
+    Parameters
+    ----------
+    cells : Cells
+    reference : array-like
+        The reference region, see :func:`reference_cells` (cell mask, cell indices or image mask).
+    known_lattice : float
+        Its lattice parameter in pm.
+
+    Returns
+    -------
+    float
+        The corrected pixel size in pm/px (pass it to ``find_columns`` / ``build_cells``).
+    """
+    known = float(known_lattice)
+    if not np.isfinite(known) or known <= 0:
+        raise ValueError(f"known_lattice must be a positive length in pm, got {known_lattice!r}")
+    if isinstance(cells.pixel_size, tuple):
+        raise ValueError("calibrate_pixel_size needs square pixels (one pixel size)")
+    measured = _long_edge(cells.table, reference_cells(cells, reference))  # pm, or px without a pixel size
+    measured_px = measured / cells.pixel_size if cells.pixel_size is not None else measured
+    return known / measured_px
+
+
 @dataclass(frozen=True)
 class MeanPolarization:
     """Cell-averaged polarization with a statistical and a systematic uncertainty.
@@ -722,21 +794,34 @@ class MeanPolarization:
     Attributes
     ----------
     mean : (2,) float array
-        Mean ``(Px, Py)`` over the unflagged cells, pm.
+        Mean ``(Px, Py)`` over the unflagged cells, pm; with a reference region, the mean of the cells outside
+        it minus the reference's mean (all cells when the reference holds every cell).
     sigma_stat : (2,) float array
         1-sigma statistical uncertainty of the mean, pm: ``sqrt(sum sigma_P^2) / n`` from the propagated
-        per-cell uncertainties (the per-cell scatter of a centrosymmetric crystal matches them).
+        per-cell uncertainties (with a reference, that of the reference's mean added in quadrature).
     sigma_sys : (2,) float array
-        1-sigma systematic uncertainty, pm: half the range of the means over the fit settings given as
-        ``variants`` (0 without variants).
+        1-sigma systematic uncertainty, pm: half the range of the (referenced) means over the fit models given
+        as ``variants`` or made by :func:`~napari_causal_lattice.columns.fit_variants` (0 without variants).
     n_cells : int
-        Cells averaged.
+        Cells averaged (outside the reference when there is one).
+    reference_mean : (2,) float array or None
+        Mean ``(Px, Py)`` of the reference region, pm (subtracted from ``mean``); None without a reference.
+    n_reference : int
+        Cells in the reference region.
+    variants : tuple of str
+        Names of the fit-model variants behind ``sigma_sys``.
+    note : str
+        "" or what the user should know (no variants, an unreferenced offset).
     """
 
     mean: np.ndarray
     sigma_stat: np.ndarray
     sigma_sys: np.ndarray
     n_cells: int
+    reference_mean: np.ndarray | None = None
+    n_reference: int = 0
+    variants: tuple = ()
+    note: str = ""
 
     @property
     def sigma(self) -> np.ndarray:
@@ -748,7 +833,8 @@ class MeanPolarization:
         return bool(np.all(np.abs(self.mean) <= n_sigma * self.sigma))
 
 
-def _mean_p(cells: Cells) -> tuple[np.ndarray, np.ndarray, int]:
+def _good_p(cells: Cells) -> np.ndarray:
+    """(n,) bool: unflagged cells with finite Px, Py and their sigmas."""
     table = cells.table
     names = ["Px", "Py", "sigma_Px", "sigma_Py"]
     missing = [c for c in names if c not in table.columns]
@@ -757,31 +843,182 @@ def _mean_p(cells: Cells) -> tuple[np.ndarray, np.ndarray, int]:
     good = np.all(np.isfinite(table[names].to_numpy(dtype=float)), axis=1)
     if "flag" in table.columns:
         good &= table["flag"].astype(str).to_numpy() == ""
+    return good
+
+
+def _mean_p(cells: Cells, rows=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean (2,) Px, Py, its statistical sigma (2,) and the count over the good cells (within ``rows``)."""
+    good = _good_p(cells)
+    if rows is not None:
+        good &= rows
     n = int(good.sum())
     if n == 0:
-        raise ValueError("No unflagged cell with a finite polarization and uncertainty to average.")
-    values = table.loc[good, names].to_numpy(dtype=float)
+        raise ValueError("No unflagged cell with a finite polarization and uncertainty to average"
+                         + (" in the reference region." if rows is not None else "."))
+    values = cells.table.loc[good, ["Px", "Py", "sigma_Px", "sigma_Py"]].to_numpy(dtype=float)
     return values[:, :2].mean(axis=0), np.sqrt((values[:, 2:] ** 2).sum(axis=0)) / n, n
 
 
-def mean_polarization(cells: Cells, variants=()) -> MeanPolarization:
+def reference_cells(cells: Cells, reference) -> np.ndarray:
+    """Which cells (bool (n,), one per table row) a reference region holds.
+
+    Parameters
+    ----------
+    cells : Cells
+    reference : array-like
+        One of: a boolean mask over the cells (``(n,)``, table order); integer row indices into ``cells.table``;
+        or a boolean image mask ``(H, W)`` (e.g. a rasterised napari Shapes layer), whose cells are those whose
+        B column (``y``, ``x`` px) falls inside.
+
+    Returns
+    -------
+    (n,) bool array
+    """
+    arr = np.asarray(reference)
+    n = len(cells)
+    if arr.dtype == bool and arr.ndim == 1:
+        if arr.shape != (n,):
+            raise ValueError(f"a reference mask over the cells needs one value per cell ({n}), got {arr.shape[0]}")
+        rows = arr.copy()
+    elif arr.dtype == bool and arr.ndim == 2:
+        iy = np.rint(cells.table["y"].to_numpy()).astype(int)
+        ix = np.rint(cells.table["x"].to_numpy()).astype(int)
+        inside = (iy >= 0) & (iy < arr.shape[0]) & (ix >= 0) & (ix < arr.shape[1])
+        rows = np.zeros(n, dtype=bool)
+        rows[inside] = arr[iy[inside], ix[inside]]
+    elif arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
+        if arr.size and (arr.min() < -n or arr.max() >= n):
+            raise ValueError(f"reference cell indices must lie in 0..{n - 1}")
+        rows = np.zeros(n, dtype=bool)
+        rows[arr] = True
+    else:
+        raise TypeError(
+            "reference must be a boolean mask over the cells (n,), integer cell indices, or a boolean image mask "
+            f"(H, W) whose cells are those whose B column falls inside; got dtype {arr.dtype}, shape {arr.shape}"
+        )
+    if not rows.any():
+        raise ValueError("the reference region holds no cell; draw it over cells of known polarization")
+    return rows
+
+
+def _referenced_mean(cells: Cells, rows):
+    """(mean, sigma_stat, n, reference mean, n_reference) of ``cells`` referenced to ``rows`` (None: none)."""
+    if rows is None:
+        mean, stat, n = _mean_p(cells)
+        return mean, stat, n, None, 0
+    ref_mean, ref_stat, n_ref = _mean_p(cells, rows)
+    rest = ~rows if (_good_p(cells) & ~rows).any() else None
+    mean, stat, n = _mean_p(cells, rest)
+    return mean - ref_mean, np.hypot(stat, ref_stat), n, ref_mean, n_ref
+
+
+def _variant_cells(cells: Cells, image, columns) -> dict:
+    """Default fit-model variants (see :func:`~napari_causal_lattice.columns.fit_variants`) as Cells, built with
+    the settings of ``cells``."""
+    from .columns import fit_variants
+
+    params = cells.provenance.get("params", {}) if isinstance(cells.provenance, dict) else {}
+    keep = {k: params[k] for k in ("min_quality", "max_sigma", "min_b_distance", "max_offset", "outlier_threshold")
+            if k in params}
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # calibration and faint warnings were given once already
+        for name, variant in fit_variants(image, columns).items():
+            out[name] = build_cells(variant, pixel_size=cells.pixel_size, frame=cells.frame, **keep)
+    return out
+
+
+def mean_polarization(cells: Cells, variants=None, *, image=None, columns=None, reference=None,
+                      warn_sigma: float = 3.0) -> MeanPolarization:
     """Mean polarization of the unflagged cells, with its statistical and systematic uncertainty.
+
+    An absolute P needs a reference: specimen tilt and probe asymmetry (coma, astigmatism) shift the B columns
+    against the A columns uniformly, which reads as a uniform polarization (SrTiO3 [001]: 6.6 / -5.3 pm at
+    50 statistical sigma).  Give a ``reference`` region of known P (a substrate, a centrosymmetric area, the
+    paraelectric phase): its mean P is subtracted and its uncertainty propagated.  Without one, the systematic
+    uncertainty comes from fit-model variants, and an offset beyond ``warn_sigma`` combined sigma gives an
+    :class:`AbsolutePolarizationWarning`.
 
     Parameters
     ----------
     cells : Cells
         The cells to average (flagged cells and cells with NaN P or sigma are left out).
-    variants : sequence of Cells
-        The same image analysed with other fit settings (e.g. ``find_columns(..., radius=r)`` for a few
-        radii).  The systematic sigma is half the range of the mean over ``cells`` and ``variants``: on the
-        [110] SrTiO3 ADF image the mean Px moves by 0.9 pm between fit radii 6 and 13 px, more than its
-        statistical sigma (0.23 pm), so the column fit model, not counting noise, limits the mean.
+    variants : sequence or dict of Cells, optional
+        The same image analysed with other fit settings.  Default: made from ``image`` and ``columns`` with
+        :func:`~napari_causal_lattice.columns.fit_variants` (centre of mass, plain Gaussian, 0.7x and 1.3x fit
+        radius) when both are given, else none (``sigma_sys`` 0 and a ``note`` says so).  The systematic sigma
+        is half the range of the (referenced) mean over ``cells`` and the variants.
+    image : (H, W) array, optional
+        The image ``columns`` were found on (for the default variants).
+    columns : Columns, optional
+        The columns ``cells`` were built from (for the default variants).
+    reference : array-like, optional
+        Reference region, see :func:`reference_cells` (cell mask, cell indices or image mask).
+    warn_sigma : float
+        Without a reference, warn when a component of the mean is beyond this many combined sigma.
 
     Returns
     -------
     MeanPolarization
     """
-    mean, sigma_stat, n = _mean_p(cells)
-    means = np.array([mean] + [_mean_p(v)[0] for v in variants])
-    sigma_sys = (means.max(axis=0) - means.min(axis=0)) / 2
-    return MeanPolarization(mean=mean, sigma_stat=sigma_stat, sigma_sys=sigma_sys, n_cells=n)
+    rows = None if reference is None else reference_cells(cells, reference)
+    note = ""
+    if variants is None:
+        if image is not None and columns is not None:
+            variants = _variant_cells(cells, image, columns)
+        else:
+            variants = {}
+            note = ("no fit-model variants (pass image= and columns=): the systematic uncertainty of the mean is "
+                    "not included. ")
+    named = dict(variants) if isinstance(variants, dict) else {f"variant {k}": v for k, v in enumerate(variants)}
+    mean, stat, n, ref_mean, n_ref = _referenced_mean(cells, rows)
+    means = [mean]
+    ref_b = None if rows is None else cells.b_index[rows]
+    for variant in named.values():
+        v_rows = None if ref_b is None else np.isin(variant.b_index, ref_b)
+        means.append(_referenced_mean(variant, v_rows)[0])
+    means = np.array(means)
+    result = MeanPolarization(mean=mean, sigma_stat=stat, sigma_sys=(means.max(axis=0) - means.min(axis=0)) / 2,
+                              n_cells=n, reference_mean=ref_mean, n_reference=n_ref, variants=tuple(named),
+                              note=note.strip())
+    if rows is None and not result.consistent_with_zero(warn_sigma):
+        offset = (f"the mean polarization ({mean[0]:.2f}, {mean[1]:.2f}) {cells.units.get('Px', 'pm')} is more than "
+                  f"{warn_sigma:g} sigma ({result.sigma[0]:.2f}, {result.sigma[1]:.2f}) from zero. A uniform offset "
+                  "like this is exactly what specimen tilt or probe asymmetry (coma) produce; an absolute P needs a "
+                  "reference: pass reference= (a region of known P, e.g. the substrate or a centrosymmetric area; "
+                  "a mask over the cells, cell indices or an image mask).")
+        warnings.warn(offset, AbsolutePolarizationWarning, stacklevel=2)
+        result = dataclasses.replace(result, note=(result.note + " " + offset).strip())
+    return result
+
+
+def referenced_polarization(cells: Cells, reference) -> Cells:
+    """The cells with Px, Py relative to a reference region's mean, for maps, figures and layers.
+
+    Every cell's ``Px``, ``Py`` has the reference region's mean (over its unflagged cells) subtracted; its
+    ``sigma_Px``, ``sigma_Py`` add that mean's statistical uncertainty in quadrature.  The provenance records the
+    reference (``params["reference_mean"]``, ``params["n_reference"]``).
+
+    Parameters
+    ----------
+    cells : Cells
+    reference : array-like
+        See :func:`reference_cells`.
+
+    Returns
+    -------
+    Cells
+        A new Cells object (``maps()``, ``to_frame()`` work as usual); ``cells`` is not changed.
+    """
+    rows = reference_cells(cells, reference)
+    ref_mean, ref_stat, n_ref = _mean_p(cells, rows)
+    table = cells.table.copy()
+    for k, name in enumerate(("Px", "Py")):
+        table[name] = table[name] - ref_mean[k]
+        table[f"sigma_{name}"] = np.hypot(table[f"sigma_{name}"], ref_stat[k])
+    provenance = make_provenance(
+        "referenced_polarization",
+        {"reference_mean": ref_mean.tolist(), "reference_sigma": ref_stat.tolist(), "n_reference": n_ref},
+        inputs={"cells": cells.provenance or {}},
+    )
+    return dataclasses.replace(cells, table=table, provenance=provenance)

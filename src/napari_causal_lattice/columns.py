@@ -10,6 +10,7 @@ uncertainty (``Columns.sigma``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass, field, replace
@@ -29,8 +30,10 @@ from .options import ColumnsOptions, takes_options
 from .profile import RENDER_REACH, ColumnProfile, estimate_profile
 from .progress import report
 from .provenance import make_provenance
+from .scan import ScanDistortion, correct_scan, estimate_scan_distortion
 
-__all__ = ["Columns", "Refined", "find_columns", "refine_columns", "columns_from_positions", "as_image"]
+__all__ = ["Columns", "Refined", "find_columns", "refine_columns", "columns_from_positions", "as_image",
+           "FaintColumnsWarning", "ContrastWarning", "detect_contrast", "fit_variants"]
 
 #: Columns refined per progress/cancel checkpoint.
 _CHUNK = 1024
@@ -90,6 +93,14 @@ class Columns:
     profile : ColumnProfile, optional
         The column profile (core + tail per sublattice, background, noise model) the neighbour-aware fit
         estimated; :meth:`ColumnProfile.render` re-draws the image from it.  None for plain Gaussian fits.
+    scan : ScanDistortion, optional
+        The line jitter estimated from the image (and whether it was corrected), see
+        :mod:`napari_causal_lattice.scan`; None when not estimated.
+    detectability : (N,) float array, optional
+        Peak amplitude of each column over the local background noise (the rms of the image minus the
+        column model within about one cell); default all NaN (unknown).
+    faint : (N,) bool array, optional
+        Columns whose detectability is below the threshold given to :func:`find_columns`; default all False.
     """
 
     positions: np.ndarray
@@ -104,6 +115,9 @@ class Columns:
     sigma: np.ndarray | None = None
     motif: Motif | str | None = None
     profile: ColumnProfile | None = None
+    scan: ScanDistortion | None = None
+    detectability: np.ndarray | None = None
+    faint: np.ndarray | None = None
 
     def __post_init__(self):
         pos = np.asarray(self.positions, dtype=float).reshape(-1, 2)
@@ -113,8 +127,16 @@ class Columns:
             raise ValueError(f"sublattice must hold {n} labels 'A' or 'B'")
         if self.sigma is None:
             object.__setattr__(self, "sigma", np.full(n, np.nan))
+        if self.detectability is None:
+            object.__setattr__(self, "detectability", np.full(n, np.nan))
+        faint = np.zeros(n, dtype=bool) if self.faint is None else np.asarray(self.faint, dtype=bool).reshape(-1)
+        if faint.shape != (n,):
+            raise ValueError(f"faint must have shape ({n},) to match positions, got {faint.shape}")
+        object.__setattr__(self, "faint", faint)
+        if self.scan is not None and not isinstance(self.scan, ScanDistortion):
+            raise TypeError(f"scan must be a ScanDistortion or None, got {type(self.scan).__name__}")
         arrays = {}
-        for name in ("intensity", "width", "quality", "sigma"):
+        for name in ("intensity", "width", "quality", "sigma", "detectability"):
             arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
             if arr.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},) to match positions, got {arr.shape}")
@@ -147,7 +169,7 @@ class Columns:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per column: ``y, x`` (px), ``sublattice``, ``intensity``, ``width`` (px), ``quality``,
-        ``sigma`` (px).
+        ``sigma`` (px), ``detectability`` (peak over local noise) and ``faint``.
 
         With a known pixel size, ``y_pm``, ``x_pm`` and ``sigma_pm`` (pm) are added.
         """
@@ -160,6 +182,8 @@ class Columns:
                 "width": self.width,
                 "quality": self.quality,
                 "sigma": self.sigma,
+                "detectability": self.detectability,
+                "faint": self.faint,
             }
         )
         if self.pixel_size is not None:
@@ -183,6 +207,9 @@ class Columns:
             "sigma": self.sigma.copy(),
             "motif": self.motif.to_state(),
             "profile": None if self.profile is None else self.profile.to_state(),
+            "scan": None if self.scan is None else self.scan.to_state(),
+            "detectability": self.detectability.copy(),
+            "faint": self.faint.copy(),
         }
 
     @classmethod
@@ -202,6 +229,9 @@ class Columns:
             sigma=state.get("sigma"),
             motif=Motif.from_state(state["motif"]) if state.get("motif") is not None else None,
             profile=ColumnProfile.from_state(state["profile"]) if state.get("profile") is not None else None,
+            scan=ScanDistortion.from_state(state["scan"]) if state.get("scan") is not None else None,
+            detectability=state.get("detectability"),
+            faint=state.get("faint"),
         )
 
 
@@ -1134,13 +1164,10 @@ def _select_columns(cand, bright, prominence, frac, sites, shape, v1, v2, c1, c2
     return positions, is_a, ij, component
 
 
-def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, cancel, steps, *,
-                 neighbours: bool = True, scan_sigma=None):
-    """Stage 5: refine, fill empty sites, peel, fill again, drop implausible fits, then (``neighbours``) refit
-    every column with its neighbours' modelled contributions removed (:func:`_profile_refine`).
+def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, cancel, steps):
+    """Stage 5: refine, fill empty sites, peel, fill again, drop implausible fits.
 
-    Returns the refined columns (Gaussian or profile-core volumes as intensities), their is_a flags (A rows
-    first) and the column profile (None without ``neighbours``).
+    Returns the refined columns (Gaussian volumes as intensities) and their is_a flags, A rows first.
     """
     total = steps + max(1, -(-len(positions) // _CHUNK))
     refined = _refine(img, positions, grid.radius, intensity="gaussian", move=True, progress=progress,
@@ -1153,17 +1180,35 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
     report(progress, total, total, cancel)
     good = _plausible_columns(refined, is_a)
     order = np.argsort(~is_a[good], kind="stable")
-    refined, is_a = Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
+    return Refined(*(np.asarray(arr)[good][order] for arr in refined)), is_a[good][order]
+
+
+def _neighbour_stage(img, refined: Refined, is_a, grid: _Grid, cancel, *, neighbours: bool, scan_sigma):
+    """Stage 7 (``neighbours``): estimate the column profile and refit every column with its neighbours' modelled
+    contributions removed (:func:`_profile_refine`); else keep the peeled Gaussian fits.  ``scan_sigma`` (px) is
+    added to the sigmas either way.
+
+    Returns the columns (profile-core volumes as intensities with ``neighbours``) and the profile (or None).
+    """
     if not neighbours:
-        return _add_scan_sigma(refined, scan_sigma), is_a, None
+        return _add_scan_sigma(refined, scan_sigma), None
     sub = np.where(is_a, "A", "B")
     profile = estimate_profile(img, positions=refined.positions, sublattice=sub, width=refined.width)
     reach = RENDER_REACH * max(profile.core_a, profile.core_b, *(
         [profile.tail_a, profile.tail_b] if max(profile.tail_ratio_a, profile.tail_ratio_b) > 0 else []))
     ghost_pos, ghost_a = _ghost_sites(refined.positions, is_a, grid, img.shape, reach)
-    refined, profile = _profile_refine(img, refined, sub, grid.radius, cancel, profile=profile, scan_sigma=scan_sigma,
-                                       ghosts=(ghost_pos, np.where(ghost_a, "A", "B")))
-    return refined, is_a, profile
+    return _profile_refine(img, refined, sub, grid.radius, cancel, profile=profile, scan_sigma=scan_sigma,
+                           ghosts=(ghost_pos, np.where(ghost_a, "A", "B")))
+
+
+def _scan_sigma(scan, refined: Refined):
+    """Scan noise (px, along y and x) left in the columns' positions after :func:`_scan_stage`: the median over
+    the columns of :meth:`ScanDistortion.scan_sigma` (what is left of the line jitter, averaged over the lines
+    each column spans)."""
+    if scan is None:
+        return None
+    per_column = scan.scan_sigma(refined.positions, refined.width)
+    return tuple(float(v) for v in np.sqrt(np.median(per_column**2, axis=0)))
 
 
 def _add_scan_sigma(refined: Refined, scan_sigma) -> Refined:
@@ -1187,6 +1232,9 @@ def find_columns(
     plausible_spacing: tuple = PLAUSIBLE_SPACING_PM,
     neighbours: bool = True,
     scan_sigma=None,
+    scan_correction: bool = True,
+    faint_threshold: float = 3.0,
+    contrast: str = "auto",
     progress=None,
     cancel=None,
 ) -> Columns:
@@ -1204,7 +1252,12 @@ def find_columns(
        Gaussian + constant fit towards them.  The fitted Gaussians of all A columns are subtracted
        and the B columns refitted on that residual, then the A columns on the image without the B
        Gaussians, and the B columns once more.
-    6. The A lattice is least-squares fitted through all A columns.
+    6. Scan distortion (:mod:`napari_causal_lattice.scan`): the line jitter (a shift along x per image row) is
+       estimated from the fitted column model; with ``scan_correction``, when it is detected (rms above twice
+       its per-line uncertainty), the rows are resampled to undo it and the columns refitted (step 5's last round) on the corrected image.  ``Columns.scan`` reports it.
+    7. The A lattice is least-squares fitted through all A columns; every column gets a detectability (peak
+       amplitude over the local pixel noise of the image minus the column model) and a ``faint`` flag below
+       ``faint_threshold``.  When most B columns are faint, a :class:`FaintColumnsWarning` names the fixes.
 
     Empty lattice sites next to found columns (faint B columns beside bright A columns) are tried as
     well (before and after peeling; B sites on the peeled image) and kept when their Gaussian fit
@@ -1255,6 +1308,16 @@ def find_columns(
         Scan noise: rms displacement of a column in px along (y, x) from scan distortion left in the image
         (e.g. residual line jitter, averaged over the lines a column spans); added in quadrature to every
         column's sigma (isotropic: the mean of the two variances).
+    scan_correction : bool
+        Correct the estimated line jitter before the final fit (default True).  False still estimates and
+        reports it (``Columns.scan.applied`` is False).
+    faint_threshold : float
+        Detectability (peak over local background noise, dimensionless) below which a column is ``faint``.
+    contrast : {"auto", "bright", "dark"}
+        Column contrast.  ``"bright"``: columns are maxima (HAADF, ADF).  ``"dark"``: columns are minima
+        (ABF, BF); the inverted image is analysed and ``provenance["params"]["note"]`` says so.  ``"auto"``
+        (default) measures it (:func:`detect_contrast`) and refuses dark-column images with a ValueError that
+        names the contrast and the ``contrast="dark"`` option.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`.
 
@@ -1266,7 +1329,7 @@ def find_columns(
     ------
     ValueError
         No periodic lattice, fewer than 3x3 unit cells, only one kind of column, bad pixels, an unsupported
-        projection or one that disagrees with ``projection``.
+        projection or one that disagrees with ``projection``, or dark-column contrast with ``contrast="auto"``.
 
     Examples
     --------
@@ -1285,9 +1348,13 @@ def find_columns(
         radius = float(radius)
         if not np.isfinite(radius) or radius < 1:
             raise ValueError(f"radius must be at least 1 px, got {radius!r}")
+    faint_threshold = float(faint_threshold)
+    if not np.isfinite(faint_threshold) or faint_threshold < 0:
+        raise ValueError(f"faint_threshold must be a non-negative number (peak over noise), got {faint_threshold!r}")
     steps = 4
     report(progress, 0, steps + 1, cancel)
     v1, v2 = _estimate_basis(img, spacing_px, spacing)
+    img, note = _apply_contrast(img, contrast, v1, v2)
     if pixel_size is not None:
         check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, plausible=plausible_spacing,
                           stacklevel=2)
@@ -1302,13 +1369,19 @@ def find_columns(
     positions, is_a, ij, component = _select_columns(cand, bright, prominence, frac, sites, img.shape, v1, v2, c1,
                                                      c2, radius, d_nn, b_brighter)
     report(progress, 3, steps + 1, cancel)
-    refined, is_a, profile = _fit_columns(img, positions, is_a, ij, component, _Grid(c1, c2, v1, v2, radius, d_nn),
-                                          progress, cancel, steps, neighbours=neighbours,
-                                          scan_sigma=_check_scan_sigma(scan_sigma))
+    grid = _Grid(c1, c2, v1, v2, radius, d_nn)
+    refined, is_a = _fit_columns(img, positions, is_a, ij, component, grid, progress, cancel, steps)
+    img, refined, scan = _scan_stage(img, refined, is_a, grid, pixel_size, scan_correction, cancel)
+    scan_sigma = _check_scan_sigma(scan_sigma) if scan_sigma is not None else _scan_sigma(scan, refined)
+    refined, profile = _neighbour_stage(img, refined, is_a, grid, cancel, neighbours=neighbours,
+                                        scan_sigma=scan_sigma)
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     sublattice = np.where(is_a, "A", "B")
     lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
+    detectability = _detectability(img, refined, radius)
+    faint = detectability < faint_threshold
+    _warn_faint(faint, is_a, faint_threshold)
     params = {
         "pixel_size": pixel_size,
         "spacing": spacing,
@@ -1319,9 +1392,140 @@ def find_columns(
         "projection": projection if isinstance(projection, str) else projection.name,
         "neighbours": bool(neighbours),
         "scan_sigma": None if scan_sigma is None else np.broadcast_to(np.asarray(scan_sigma, float), (2,)).tolist(),
+        "scan_correction": bool(scan_correction),
+        "faint_threshold": faint_threshold,
+        "contrast": contrast,
+        "note": note,
     }
-    return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif,
-                         profile=profile)
+    columns = _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif,
+                            profile=profile)
+    return dataclasses.replace(columns, scan=scan, detectability=detectability, faint=faint)
+
+
+class FaintColumnsWarning(UserWarning):
+    """Most columns of a sublattice are barely above the noise: their positions are not measurable."""
+
+
+class ContrastWarning(UserWarning):
+    """The image's column contrast was inverted for the analysis."""
+
+
+#: Estimated line jitter (px rms) below which the image is not resampled: it would move positions by far less
+#: than their uncertainty (about 0.01-0.05 px on good scans).
+_MIN_JITTER_PX = 0.005
+#: The image is resampled only when the estimated jitter (rms) exceeds this many times its per-line uncertainty:
+#: an undetected jitter is reported, not "corrected" with noise.
+_JITTER_SIGNIFICANCE = 2.0
+
+#: Contrast statistic (skewness of the high-passed image) below which columns are dark (see detect_contrast).
+_DARK_SKEW = -0.1
+
+
+def detect_contrast(image, *, cell_px: float | None = None) -> tuple[str, float]:
+    """Whether the atom columns are bright (HAADF, ADF) or dark (ABF, BF) spots.
+
+    Bright columns are narrow peaks on a broad, low background; dark columns are narrow dips on a bright
+    one.  The image, high-passed at about one cell (``cell_px``, default 1/8 of the shorter side) and lightly
+    smoothed, is skewed positive in the first case and negative in the second.
+
+    Parameters
+    ----------
+    image : (H, W) array
+    cell_px : float, optional
+        Lattice spacing in px (sets the high-pass scale).
+
+    Returns
+    -------
+    contrast : {"bright", "dark"}
+    skewness : float
+        The statistic (dimensionless); ``"dark"`` below -0.1.
+    """
+    img = as_image(image)
+    scale = float(cell_px) if cell_px else min(img.shape) / 8.0
+    step = max(1, int(scale // 10))  # a cell keeps >= 10 samples: columns stay resolved
+    img, scale = img[::step, ::step], scale / step
+    smooth = ndimage.gaussian_filter(img, max(0.5, 0.05 * scale))
+    high = smooth - ndimage.uniform_filter(smooth, 2 * int(scale) + 1, mode="nearest")
+    high = high - high.mean()
+    sd = high.std()
+    skew = float(np.mean(high**3) / sd**3) if sd > 0 else 0.0
+    return ("dark" if skew < _DARK_SKEW else "bright"), skew
+
+
+def _apply_contrast(img, contrast, v1, v2):
+    """The image to analyse (inverted for dark columns) and a note for the provenance ("" when unchanged)."""
+    if contrast not in ("auto", "bright", "dark"):
+        raise ValueError(f"contrast must be 'auto', 'bright' (HAADF/ADF) or 'dark' (ABF/BF), got {contrast!r}")
+    if contrast == "bright":
+        return img, ""
+    if contrast == "auto":
+        found, skew = detect_contrast(img, cell_px=min(np.hypot(*v1), np.hypot(*v2)))
+        if found == "bright":
+            return img, ""
+        raise ValueError(
+            f"the atom columns of this image are dark spots on a bright background (skewness {skew:.2f} of the "
+            "high-passed image), as in annular bright-field (ABF) or bright-field (BF) images; the analysis "
+            "expects bright columns (HAADF/ADF). Analyse an ADF/HAADF image of the same area if there is one, or "
+            "pass contrast='dark' to analyse the inverted image (dark-field positions are more robust: ABF "
+            "column positions shift with defocus and tilt, and light columns such as oxygen show up too)."
+        )
+    note = ("columns are dark (ABF/BF contrast): the inverted image (max - image) was analysed; intensities are "
+            "dips below the background, not HAADF Z-contrast")
+    warnings.warn(note, ContrastWarning, stacklevel=3)
+    return img.max() - img, note
+
+
+def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: bool, cancel):
+    """Stage 6: estimate the line jitter; with ``correct`` resample the rows and refit the columns.
+
+    Returns the (corrected) image, the columns and the :class:`~napari_causal_lattice.scan.ScanDistortion`.
+    """
+    lattice = _fit_lattice(refined.positions[is_a], grid.v1, grid.v2, img.shape)
+    scan = estimate_scan_distortion(img, refined.positions, refined.width, refined.intensity,
+                                    pixel_size=pixel_size, is_a=is_a, lattice=lattice)
+    if not correct or scan.rms_px < max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px):
+        return img, refined, scan
+    img = correct_scan(img, scan.shifts)
+    refined = _peel(img, refined, is_a, grid.radius, cancel)[0]
+    return img, refined, dataclasses.replace(scan, applied=True)
+
+
+def _detectability(img, refined: Refined, radius: float) -> np.ndarray:
+    """(N,) peak amplitude of each column over the local noise on its fit patch (a square of +-``radius`` px).
+
+    The noise is the rms of the pixel-to-pixel differences (along x, divided by sqrt 2) of the image minus the
+    column model: counting and read-out noise, without the smooth misfit of the column shapes (a bright
+    neighbour's tail is not noise).
+    """
+    model = _gaussian_model(img.shape, refined, np.ones(len(refined.positions), dtype=bool))
+    resid = np.subtract(img, model, out=model)
+    step = np.empty_like(resid)
+    step[:, :-1] = np.diff(resid, axis=1)
+    step[:, -1] = step[:, -2]
+    del resid, model
+    np.square(step, out=step)
+    var = ndimage.uniform_filter(step, 2 * int(round(radius)) + 1, mode="nearest") / 2.0
+    del step
+    ny, nx = img.shape
+    iy = np.clip(np.rint(refined.positions[:, 0]).astype(int), 0, ny - 1)
+    ix = np.clip(np.rint(refined.positions[:, 1]).astype(int), 0, nx - 1)
+    noise = np.sqrt(np.maximum(var[iy, ix], 1e-30))
+    amp = refined.intensity / (2.0 * np.pi * refined.width**2)
+    return np.where(np.isfinite(amp), amp / noise, 0.0)
+
+
+def _warn_faint(faint, is_a, threshold):
+    """Warn (:class:`FaintColumnsWarning`) when more than half of the B columns are faint."""
+    b = ~is_a
+    if b.any() and faint[b].mean() > 0.5:
+        warnings.warn(
+            f"{int(faint[b].sum())} of {int(b.sum())} B columns are barely above the noise (peak below "
+            f"{threshold:g} x the local background noise): their positions, and the polarization Px, Py from them, "
+            "are not measurable and their cells are flagged 'faint'. Record with a longer dwell time (or more "
+            "frames), analyse a denoised image, or use the A sublattice only (lattice parameters a, b, alpha).",
+            FaintColumnsWarning,
+            stacklevel=3,
+        )
 
 
 def columns_from_positions(
@@ -1397,6 +1601,50 @@ def columns_from_positions(
               "projection": projection if isinstance(projection, str) else projection.name}
     return _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "columns_from_positions", params,
                          motif)
+
+
+def fit_variants(image, columns: Columns, *, radii=(0.7, 1.3)) -> dict[str, Columns]:
+    """The same columns measured with other fit models, for the systematic uncertainty of a mean P.
+
+    An absolute polarization depends on how a column's position is read off its (asymmetric, overlapping) image:
+    each variant re-measures every position on ``image`` (scan-corrected as ``columns.scan`` says) from the
+    current fits:
+
+    * ``"gaussian"``: one Gaussian + constant per column on the image itself (neighbours not subtracted);
+    * ``"centre_of_mass"``: background-subtracted centre of mass on a disk of 0.6 x the fit radius;
+    * ``"radius x<f>"``: the Gaussian fits with neighbours subtracted (as :func:`find_columns`), at ``f`` times
+      the fit radius, for each ``f`` in ``radii``.
+
+    Parameters
+    ----------
+    image : (H, W) array
+        The image the columns were found on.
+    columns : Columns
+        Columns from :func:`find_columns` (or :func:`columns_from_positions`).
+    radii : sequence of float
+        Fit-radius factors of the radius variants.
+
+    Returns
+    -------
+    dict
+        Variant name -> Columns (same columns, same order; positions re-measured).
+    """
+    img = as_image(image)
+    if img.shape != tuple(columns.image_shape):
+        raise ValueError(f"image has shape {img.shape}, but the columns were found on {tuple(columns.image_shape)}")
+    if columns.scan is not None and columns.scan.applied:
+        img = correct_scan(img, columns.scan.shifts)
+    radius = columns.provenance.get("params", {}).get("radius") or _default_radius(columns.positions)
+    is_a = columns.sublattice == "A"
+    start = Refined(columns.positions, columns.width, columns.intensity, columns.quality, columns.sigma)
+    out = {}
+    plain = _refine(img, columns.positions, float(radius), intensity="gaussian", move=True, progress=None,
+                    cancel=None, done0=0, total=1)
+    out["gaussian"] = plain.positions
+    out["centre_of_mass"] = _gaussfit.centre_of_mass(img, columns.positions, 0.6 * float(radius))
+    for factor in radii:
+        out[f"radius x{factor:g}"] = _peel(img, start, is_a, float(radius) * float(factor), None)[0].positions
+    return {name: dataclasses.replace(columns, positions=pos) for name, pos in out.items()}
 
 
 def _b_site_of_positions(b_pos: np.ndarray, lattice: Lattice):

@@ -105,6 +105,44 @@ def fit_lattice(positions, ij) -> "Lattice":
     return Lattice(origin=coef[0], v1=coef[1], v2=coef[2])
 
 
+class CalibrationWarning(UserWarning):
+    """The measured lattice parameter disagrees with the one the user expects: the pixel size may be off."""
+
+
+def check_expected_lattice(measured_pm, expected_pm, *, tolerance: float = 0.05, stacklevel: int = 2) -> str:
+    """Compare a measured lattice parameter with the expected one; warn beyond ``tolerance``.
+
+    Parameters
+    ----------
+    measured_pm : float
+        Measured lattice parameter in pm (e.g. the median long cell edge).
+    expected_pm : float
+        The lattice parameter the user expects, pm (e.g. a substrate's or the bulk value).
+    tolerance : float
+        Relative difference (fraction) beyond which a :class:`CalibrationWarning` is given.
+    stacklevel : int
+        Passed on to :func:`warnings.warn`.
+
+    Returns
+    -------
+    str
+        The warning text (to record with the results), or "" when within tolerance.
+    """
+    expected = float(expected_pm)
+    if not np.isfinite(expected) or expected <= 0:
+        raise ValueError(f"expected_lattice must be a positive length in pm, got {expected_pm!r}")
+    value = float(measured_pm)
+    rel = value / expected - 1.0
+    if abs(rel) <= tolerance:
+        return ""
+    text = (f"the lattice parameter reads {value:.1f} pm, {100 * rel:+.1f} % from the expected {expected:.1f} pm "
+            f"(tolerance {100 * tolerance:g} %): the pixel size is probably off by a factor {expected / value:.3f} "
+            "(calibrate it on a region of known lattice parameter, e.g. the substrate: calibrate_pixel_size), or the "
+            "material is strained or not the one expected. All lengths in pm scale with the pixel size.")
+    warnings.warn(text, CalibrationWarning, stacklevel=stacklevel + 1)
+    return text
+
+
 def _vec2(value, name: str) -> np.ndarray:
     arr = np.asarray(value, dtype=float).reshape(-1)
     if arr.shape != (2,) or not np.all(np.isfinite(arr)):

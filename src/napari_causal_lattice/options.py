@@ -312,6 +312,14 @@ class ColumnsOptions(StepOptions):
     neighbours: bool = option(True, "refine each column with its neighbours' modelled contributions (core and "
                               "probe tail) removed, so positions do not depend on the neighbours' intensities",
                               kind="bool", cli="--neighbours")
+    scan_correction: bool = option(True, "estimate the scan-line jitter and correct it before the final fit (off: "
+                                   "estimated and reported only)", kind="bool", cli="--scan-correction")
+    faint_threshold: float = option(3.0, "detectability (column peak over the local noise) below which a column is "
+                                    "'faint' and its cells are flagged", kind="float", low=0.0,
+                                    cli="--faint-threshold")
+    contrast: str = option("auto", "column contrast: 'auto' (refuse dark columns), 'bright' (HAADF/ADF) or 'dark' "
+                           "(ABF/BF: the inverted image is analysed)", kind="choice", choices=("auto", "bright", "dark"),
+                           cli="--contrast")
     plausible_spacing: tuple = option(PLAUSIBLE_SPACING_PM, "plausible range of the shorter A-A spacing (a "
                                       "warning names the likely unit mistake outside it)", kind="any", unit="pm",
                                       form=False, identity=False)
@@ -337,6 +345,12 @@ class CellsOptions(StepOptions):
     outlier_threshold: float = option(6.0, "robust standard deviations from the median of the grid neighbours "
                                       "above which a cell is flagged 'outlier'", kind="float", low=0.0,
                                       low_open=True, cli="--outlier-threshold")
+    expected_lattice: float | None = option(None, "the lattice parameter you expect (e.g. the substrate's); a "
+                                            "measured one further than lattice_tolerance from it warns that the "
+                                            "pixel size may be off", kind="float", unit="pm", low=0.0,
+                                            low_open=True, optional=True, cli="--expected-lattice")
+    lattice_tolerance: float = option(0.05, "relative difference from expected_lattice that warns", kind="float",
+                                      low=0.0, low_open=True, high=1.0, cli="--lattice-tolerance")
 
 
 @dataclass(frozen=True)
