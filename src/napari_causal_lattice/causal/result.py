@@ -493,12 +493,19 @@ class LingamResult:
         """A few lines for humans: order, number of edges, samples."""
         order = " -> ".join(self.names[k] for k in self.causal_order)
         boot = f", {self.n_bootstrap} bootstrap resamples" if self.n_bootstrap else ""
-        return (
+        text = (
             f"DirectLiNGAM on {self.n_samples} samples ({self.n_dropped} dropped){boot}\n"
             f"causal order: {order}\n"
             f"{int(np.count_nonzero(self.adjacency))} direct edges "
             f"({'standardised' if self.standardized else 'data'} units)"
         )
+        if self.error_independence_p_values is not None:
+            rejected = self.error_independence_summary()
+            rejected = rejected[rejected["rejected"]]
+            text += ("\nfitted errors independent (HSIC): the model fits" if rejected.empty else
+                     f"\nfitted errors dependent (HSIC) for {len(rejected)} pair(s), e.g. "
+                     f"{rejected['a'].iloc[0]}/{rejected['b'].iloc[0]}: the model does not fit")
+        return text
 
     # ------------------------------------------------------------------ io
     def to_state(self) -> dict:
