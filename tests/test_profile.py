@@ -101,8 +101,9 @@ def test_columns_carry_the_profile_through_state():
 
 
 def test_scan_sigma_adds_in_quadrature():
+    """A given scan_sigma replaces the one estimated from the line jitter, in quadrature with the fit's sigma."""
     sample = synthetic_perovskite(seed=2, shape_cells=(6, 6))
-    base = find_columns(sample.image, pixel_size=sample.pixel_size)
+    base = find_columns(sample.image, pixel_size=sample.pixel_size, scan_sigma=0.0)
     more = find_columns(sample.image, pixel_size=sample.pixel_size, scan_sigma=(0.0, 0.2))
     np.testing.assert_allclose(more.sigma, np.sqrt(base.sigma**2 + 0.02))
     np.testing.assert_array_equal(more.positions, base.positions)

@@ -394,7 +394,7 @@ class CausalOptions(_EdgeTest):
     independence_alpha: float = option(0.01, "family-wise level of the error-independence check (HSIC, Bonferroni "
                                        "over the pairs); below it a warning says the model does not fit",
                                        kind="float", low=0.0, low_open=True, high=0.5, cli="--independence-alpha")
-    independence_max_samples: int = option(2000, "rows the error-independence test uses at most (it costs n^2; "
+    independence_max_samples: int = option(1000, "rows the error-independence test uses at most (it costs n^2; "
                                            "0 skips it)", kind="int", low=0, cli="--independence-max-samples",
                                            form=False)
 
