@@ -129,3 +129,21 @@ def test_register_frames_recovers_rigid_and_line_shifts():
     assert np.sqrt(np.mean((got_lines[:, inner] - want[:, inner]) ** 2)) < 0.1
     with pytest.raises(ValueError, match="stack of at least 2 frames"):
         register_frames(ref)
+
+
+def test_orthogonal_pair_recovers_both_line_jitters():
+    from napari_causal_lattice.scan import combine_orthogonal
+
+    clean = synthetic_perovskite(4, shape_cells=(8, 8), dose=2e4).image
+    rng = np.random.default_rng(5)
+    rows, cols = rng.normal(0, 0.3, clean.shape[0]), rng.normal(0, 0.3, clean.shape[1])
+    first = correct_scan(clean, -rows)  # row r's content moved by rows[r] along x
+    second = correct_scan(clean.T, -cols).T  # column c's content moved by cols[c] along y
+    pair = combine_orthogonal(first, np.rot90(second, 1), k=1)
+    inner = slice(25, -25)
+    for got, want in ((pair.row_shifts, rows), (pair.column_shifts, cols)):
+        err = (got - want)[inner]
+        assert np.sqrt(np.mean((err - err.mean()) ** 2)) < 0.1
+    assert np.abs(pair.offset).max() < 0.2 and pair.image.shape == clean.shape
+    with pytest.raises(ValueError, match="same area"):
+        combine_orthogonal(first, first[:, :-3])

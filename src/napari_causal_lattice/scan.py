@@ -33,7 +33,8 @@ from threadpoolctl import threadpool_limits
 from . import _gaussfit
 from .provenance import make_provenance
 
-__all__ = ["ScanDistortion", "estimate_scan_distortion", "correct_scan", "register_frames", "Registered"]
+__all__ = ["ScanDistortion", "estimate_scan_distortion", "correct_scan", "register_frames", "Registered",
+           "combine_orthogonal", "OrthogonalPair"]
 
 #: Rows solved per dense block when computing each line's posterior uncertainty (plus a margin each side).
 _BLOCK = 128
@@ -489,3 +490,69 @@ def register_frames(stack, *, upsample: int = 20, line_iterations: int = 2, max_
     shifts[:, :, 0] = rigid[:, None, 0]
     shifts[:, :, 1] = rigid[:, None, 1] + lines
     return Registered(corrected.mean(axis=0), shifts)
+
+
+class OrthogonalPair(NamedTuple):
+    """Result of :func:`combine_orthogonal`."""
+
+    image: np.ndarray  #: (H, W) mean of the two corrected scans, in the frame of the first
+    row_shifts: np.ndarray  #: (H,) px along x of each row of the first scan (its fast-scan lines)
+    column_shifts: np.ndarray  #: (W,) px along y of each column of the second scan, rotated back (its lines)
+    offset: np.ndarray  #: (2,) rigid (dy, dx) px of the rotated-back second scan from the first
+
+
+def combine_orthogonal(image_0, image_90, *, k: int = 1, iterations: int = 4, upsample: int = 20,
+                       max_line_shift: float = 3.0) -> OrthogonalPair:
+    """Combine two scans of one area taken with fast-scan directions 90 degrees apart.
+
+    The idea of Ophus, Ciston & Nelson (Ultramicroscopy 162, 2016): the line jitter of one scan runs along its
+    fast-scan lines, so the other scan, whose lines are perpendicular, is a reference free of it.  Here:
+
+    1. ``image_90`` is rotated back (``np.rot90(image_90, -k)``) and aligned rigidly on ``image_0``
+       (phase correlation);
+    2. each row of ``image_0`` is shifted along x onto the corrected second scan, and each column of the second
+       scan along y onto the corrected first one (linearised least squares), ``iterations`` rounds;
+    3. the two corrected scans are averaged.
+
+    Only line-to-line jitter is corrected; a shift common to all lines (and a uniform shear, which the two scans
+    cannot assign between them) stays.
+
+    Parameters
+    ----------
+    image_0 : (H, W) array
+        First scan (fast scan along image x).
+    image_90 : (W, H) or (H, W) array
+        Second scan, acquired with the scan rotated by ``k`` x 90 degrees (counter-clockwise on screen).
+    k : int
+        Number of 90-degree rotations between the scans (1 or 3).
+    iterations : int
+        Rounds of per-line alignment.
+    upsample : int
+        Phase-correlation upsampling factor.
+    max_line_shift : float
+        Largest per-line shift in px.
+
+    Returns
+    -------
+    OrthogonalPair
+    """
+    first = np.asarray(image_0, dtype=float)
+    second = np.rot90(np.asarray(image_90, dtype=float), -int(k))
+    if first.ndim != 2 or second.shape != first.shape:
+        raise ValueError(f"the second scan rotated back by {int(k)} x 90 deg has shape {second.shape}, the first "
+                         f"{first.shape}: give two 2D scans of the same area, the second rotated by k x 90 deg")
+    if not (np.all(np.isfinite(first)) and np.all(np.isfinite(second))):
+        raise ValueError("the scans have NaN or infinite pixels; replace or crop them first")
+    offset = _rigid_shift(first, second, upsample)
+    second = ndimage.shift(second, -offset, order=3, mode="nearest")
+    rows = np.zeros(first.shape[0])
+    cols = np.zeros(first.shape[1])
+    fixed_first, fixed_second = first, second
+    for _ in range(int(iterations)):
+        e_rows, _, _ = _raw_line_shifts(first, fixed_second)
+        rows = np.clip(e_rows - np.mean(e_rows), -max_line_shift, max_line_shift)
+        fixed_first = correct_scan(first, rows)
+        e_cols, _, _ = _raw_line_shifts(second.T, fixed_first.T)
+        cols = np.clip(e_cols - np.mean(e_cols), -max_line_shift, max_line_shift)
+        fixed_second = correct_scan(second.T, cols).T
+    return OrthogonalPair(0.5 * (fixed_first + fixed_second), rows, cols, offset)
