@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from . import _fftlattice, _gaussfit
 from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
-from .profile import RENDER_REACH, ColumnProfile, estimate_profile
+from .profile import ColumnProfile, estimate_profile
 from .progress import report
 from .provenance import make_provenance
 
@@ -714,6 +714,17 @@ def _noise_model(signal: np.ndarray, residual: np.ndarray, dof_scale: float) -> 
     return float(gain), float(read)
 
 
+def _profile_reach(profile, level: float = 0.01) -> float:
+    """Distance in px beyond which every column profile stays below ``level`` of its peak."""
+    r = np.linspace(0.0, 100.0, 2001)
+    reach = 0.0
+    for label in ("A", "B"):
+        core, ratio, tail = profile.of(label)
+        shape = (np.exp(-(r**2) / (2 * core**2)) + ratio * np.exp(-(r**2) / (2 * tail**2))) / (1.0 + ratio)
+        reach = max(reach, float(r[np.flatnonzero(shape >= level)[-1]]))
+    return reach
+
+
 def _ghost_sites(positions, is_a, grid: _Grid, shape, reach: float):
     """Lattice sites without a column within ``reach`` px outside the found ones (beyond the image border, or in
     the border band where columns are not fitted): (M, 2) yx px and their A flags (M,).
@@ -789,14 +800,15 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     spread = np.full(n, np.nan)
     free = (True, True, True, _PROFILE_FREE_WIDTH, True)
     noise = None
+    ghost_pos, ghost_sub = (np.empty((0, 2)), np.empty(0, "<U1")) if ghosts is None else ghosts
+    keep = np.isin(ghost_sub, np.unique(sub))
+    ghost_pos, ghost_sub = ghost_pos[keep], ghost_sub[keep]
     for k in range(rounds):
         last = k == rounds - 1
-        model = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
-        if ghosts is not None and len(ghosts[0]):
-            typical = {label: np.median(amp[sub == label]) if np.any(sub == label) else 0.0 for label in ("A", "B")}
-            ghost_amp = np.array([typical[label] for label in ghosts[1]])
-            model += profile.render(image.shape, ghosts[0], ghosts[1], profile.volume(ghost_amp, ghosts[1]),
-                                    background=False)
+        ghost_amp = np.array([np.median(amp[sub == label]) for label in ghost_sub])
+        model = profile.render(image.shape, np.concatenate([pos, ghost_pos]), np.concatenate([sub, ghost_sub]),
+                               profile.volume(np.concatenate([amp, ghost_amp]), np.concatenate([sub, ghost_sub])),
+                               background=False)
         residual = np.subtract(image, model)
         signals, residuals, dof_scale = [], [], []
         for start in range(0, n, _CHUNK):
@@ -1159,9 +1171,7 @@ def _fit_columns(img, positions, is_a, ij, component, grid: _Grid, progress, can
         return _add_scan_sigma(refined, scan_sigma), is_a, None
     sub = np.where(is_a, "A", "B")
     profile = estimate_profile(img, positions=refined.positions, sublattice=sub, width=refined.width)
-    reach = RENDER_REACH * max(profile.core_a, profile.core_b, *(
-        [profile.tail_a, profile.tail_b] if max(profile.tail_ratio_a, profile.tail_ratio_b) > 0 else []))
-    ghost_pos, ghost_a = _ghost_sites(refined.positions, is_a, grid, img.shape, reach)
+    ghost_pos, ghost_a = _ghost_sites(refined.positions, is_a, grid, img.shape, _profile_reach(profile))
     refined, profile = _profile_refine(img, refined, sub, grid.radius, cancel, profile=profile, scan_sigma=scan_sigma,
                                        ghosts=(ghost_pos, np.where(ghost_a, "A", "B")))
     return refined, is_a, profile
