@@ -47,6 +47,8 @@ _PEEL_REACH = 4.0
 #: A column the neighbour-aware fit moves farther than this fraction of the fit radius from its Gaussian fit
 #: keeps the Gaussian-fit position (see _profile_refine).
 _PROFILE_MAX_SHIFT = 0.25
+#: refine_columns models the neighbours only with at least this many columns (a profile needs a lattice patch).
+_PROFILE_MIN_COLUMNS = 16
 #: ... or whose position sigma it makes more than this many times the Gaussian fit's.
 _PROFILE_MAX_SIGMA_GAIN = 2.0
 #: The neighbour-aware fit frees each column's core width (True) or holds it at its sublattice's profile.
@@ -778,7 +780,9 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     where its neighbours are not modelled, a faint column where the neighbours' model takes its signal), keeps
     its Gaussian fit (position, sigma, volume).  ``ghosts`` (positions (M, 2) px, labels (M,)) are lattice sites
     without a fitted column near the found ones (beyond the image border): they enter the model image with their
-    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled.
+    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled; the
+    outermost ring of columns (within 1.2 nearest-neighbour distances, ``2.4 radius``, of a ghost) keeps its
+    Gaussian fit, as its guessed neighbours are not known well enough.
 
     Returns
     -------
@@ -837,6 +841,8 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     volume = profile.volume(amp, sub)
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
     lost |= spread > _PROFILE_MAX_SIGMA_GAIN * refined.sigma
+    if len(ghost_pos):  # the outer ring: neighbours beyond it are only guessed (median amplitude, ideal sites)
+        lost |= cKDTree(ghost_pos).query(pos)[0] < 2.4 * radius
     pos[lost], spread[lost], volume[lost] = refined.positions[lost], refined.sigma[lost], refined.intensity[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
@@ -943,6 +949,7 @@ def refine_columns(
         Neighbour-aware final fit (default, with ``move``): the column profile is estimated from the image and
         every column (and every ``peel`` column) refitted with its neighbours' modelled contributions
         removed, as in :func:`find_columns`; intensities are then the profile cores' volumes (``"gaussian"``).
+        Needs at least 16 columns (with ``peel``), else the Gaussian fits are returned.
     sublattice : (N,) str array, optional
         ``"A"``/``"B"`` labels of ``positions`` for the profile (one profile per sublattice).  Default: all
         ``"B"`` when ``peel`` is given (its columns are ``"A"``), else all ``"A"``.
@@ -970,7 +977,7 @@ def refine_columns(
     scan = _check_scan_sigma(scan_sigma)
     labels = _refine_labels(sublattice, len(pos), peel is not None)
     total = max(1, -(-len(pos) // _CHUNK))
-    joint = neighbours and move
+    joint = neighbours and move and len(pos) + (0 if peel is None else len(peel)) >= _PROFILE_MIN_COLUMNS
     if peel is not None:
         others = np.asarray(peel, dtype=float)
         if others.ndim != 2 or others.shape[1] != 2 or not np.all(np.isfinite(others)):
@@ -1214,7 +1221,9 @@ def find_columns(
        Gaussian + constant fit towards them.  The fitted Gaussians of all A columns are subtracted
        and the B columns refitted on that residual, then the A columns on the image without the B
        Gaussians, and the B columns once more.
-    6. The A lattice is least-squares fitted through all A columns.
+    6. Neighbour-aware fit (``neighbours``): the column profile (core + tail per sublattice) is estimated and
+       every column refitted with all its neighbours' modelled contributions removed (see ``neighbours``).
+    7. The A lattice is least-squares fitted through all A columns.
 
     Empty lattice sites next to found columns (faint B columns beside bright A columns) are tried as
     well (before and after peeling; B sites on the peeled image) and kept when their Gaussian fit
