@@ -27,7 +27,7 @@ from . import _fftlattice, _gaussfit
 from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration, fit_lattice
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .options import ColumnsOptions, takes_options
-from .profile import RENDER_REACH, ColumnProfile, estimate_profile
+from .profile import ColumnProfile, estimate_profile
 from .progress import report
 from .provenance import make_provenance
 from .scan import ScanDistortion, correct_scan, estimate_scan_distortion
@@ -51,6 +51,8 @@ _PEEL_REACH = 4.0
 #: A column the neighbour-aware fit moves farther than this fraction of the fit radius from its Gaussian fit
 #: keeps the Gaussian-fit position (see _profile_refine).
 _PROFILE_MAX_SHIFT = 0.25
+#: refine_columns models the neighbours only with at least this many columns (a profile needs a lattice patch).
+_PROFILE_MIN_COLUMNS = 16
 #: ... or whose position sigma it makes more than this many times the Gaussian fit's.
 _PROFILE_MAX_SIGMA_GAIN = 2.0
 #: The neighbour-aware fit frees each column's core width (True) or holds it at its sublattice's profile.
@@ -743,6 +745,17 @@ def _noise_model(signal: np.ndarray, residual: np.ndarray, dof_scale: float) -> 
     return float(gain), float(read)
 
 
+def _profile_reach(profile, level: float = 0.01) -> float:
+    """Distance in px beyond which every column profile stays below ``level`` of its peak."""
+    r = np.linspace(0.0, 100.0, 2001)
+    reach = 0.0
+    for label in ("A", "B"):
+        core, ratio, tail = profile.of(label)
+        shape = (np.exp(-(r**2) / (2 * core**2)) + ratio * np.exp(-(r**2) / (2 * tail**2))) / (1.0 + ratio)
+        reach = max(reach, float(r[np.flatnonzero(shape >= level)[-1]]))
+    return reach
+
+
 def _ghost_sites(positions, is_a, grid: _Grid, shape, reach: float):
     """Lattice sites without a column within ``reach`` px outside the found ones (beyond the image border, or in
     the border band where columns are not fitted): (M, 2) yx px and their A flags (M,).
@@ -796,7 +809,9 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     where its neighbours are not modelled, a faint column where the neighbours' model takes its signal), keeps
     its Gaussian fit (position, sigma, volume).  ``ghosts`` (positions (M, 2) px, labels (M,)) are lattice sites
     without a fitted column near the found ones (beyond the image border): they enter the model image with their
-    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled.
+    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled; the
+    outermost ring of columns (within 1.2 nearest-neighbour distances, ``2.4 radius``, of a ghost) keeps its
+    Gaussian fit, as its guessed neighbours are not known well enough.
 
     Returns
     -------
@@ -818,14 +833,15 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     spread = np.full(n, np.nan)
     free = (True, True, True, _PROFILE_FREE_WIDTH, True)
     noise = None
+    ghost_pos, ghost_sub = (np.empty((0, 2)), np.empty(0, "<U1")) if ghosts is None else ghosts
+    keep = np.isin(ghost_sub, np.unique(sub))
+    ghost_pos, ghost_sub = ghost_pos[keep], ghost_sub[keep]
     for k in range(rounds):
         last = k == rounds - 1
-        model = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
-        if ghosts is not None and len(ghosts[0]):
-            typical = {label: np.median(amp[sub == label]) if np.any(sub == label) else 0.0 for label in ("A", "B")}
-            ghost_amp = np.array([typical[label] for label in ghosts[1]])
-            model += profile.render(image.shape, ghosts[0], ghosts[1], profile.volume(ghost_amp, ghosts[1]),
-                                    background=False)
+        ghost_amp = np.array([np.median(amp[sub == label]) for label in ghost_sub])
+        model = profile.render(image.shape, np.concatenate([pos, ghost_pos]), np.concatenate([sub, ghost_sub]),
+                               profile.volume(np.concatenate([amp, ghost_amp]), np.concatenate([sub, ghost_sub])),
+                               background=False)
         residual = np.subtract(image, model)
         signals, residuals, dof_scale = [], [], []
         for start in range(0, n, _CHUNK):
@@ -854,6 +870,8 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     volume = profile.volume(amp, sub)
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
     lost |= spread > _PROFILE_MAX_SIGMA_GAIN * refined.sigma
+    if len(ghost_pos):  # the outer ring: neighbours beyond it are only guessed (median amplitude, ideal sites)
+        lost |= cKDTree(ghost_pos).query(pos)[0] < 2.4 * radius
     pos[lost], spread[lost], volume[lost] = refined.positions[lost], refined.sigma[lost], refined.intensity[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
@@ -960,6 +978,7 @@ def refine_columns(
         Neighbour-aware final fit (default, with ``move``): the column profile is estimated from the image and
         every column (and every ``peel`` column) refitted with its neighbours' modelled contributions
         removed, as in :func:`find_columns`; intensities are then the profile cores' volumes (``"gaussian"``).
+        Needs at least 16 columns (with ``peel``), else the Gaussian fits are returned.
     sublattice : (N,) str array, optional
         ``"A"``/``"B"`` labels of ``positions`` for the profile (one profile per sublattice).  Default: all
         ``"B"`` when ``peel`` is given (its columns are ``"A"``), else all ``"A"``.
@@ -987,7 +1006,7 @@ def refine_columns(
     scan = _check_scan_sigma(scan_sigma)
     labels = _refine_labels(sublattice, len(pos), peel is not None)
     total = max(1, -(-len(pos) // _CHUNK))
-    joint = neighbours and move
+    joint = neighbours and move and len(pos) + (0 if peel is None else len(peel)) >= _PROFILE_MIN_COLUMNS
     if peel is not None:
         others = np.asarray(peel, dtype=float)
         if others.ndim != 2 or others.shape[1] != 2 or not np.all(np.isfinite(others)):
@@ -1194,9 +1213,7 @@ def _neighbour_stage(img, refined: Refined, is_a, grid: _Grid, cancel, *, neighb
         return _add_scan_sigma(refined, scan_sigma), None
     sub = np.where(is_a, "A", "B")
     profile = estimate_profile(img, positions=refined.positions, sublattice=sub, width=refined.width)
-    reach = RENDER_REACH * max(profile.core_a, profile.core_b, *(
-        [profile.tail_a, profile.tail_b] if max(profile.tail_ratio_a, profile.tail_ratio_b) > 0 else []))
-    ghost_pos, ghost_a = _ghost_sites(refined.positions, is_a, grid, img.shape, reach)
+    ghost_pos, ghost_a = _ghost_sites(refined.positions, is_a, grid, img.shape, _profile_reach(profile))
     return _profile_refine(img, refined, sub, grid.radius, cancel, profile=profile, scan_sigma=scan_sigma,
                            ghosts=(ghost_pos, np.where(ghost_a, "A", "B")))
 
@@ -1254,8 +1271,12 @@ def find_columns(
        Gaussians, and the B columns once more.
     6. Scan distortion (:mod:`napari_causal_lattice.scan`): the line jitter (a shift along x per image row) is
        estimated from the fitted column model; with ``scan_correction``, when it is detected (rms above twice
-       its per-line uncertainty), the rows are resampled to undo it and the columns refitted (step 5's last round) on the corrected image.  ``Columns.scan`` reports it.
-    7. The A lattice is least-squares fitted through all A columns; every column gets a detectability (peak
+       its per-line uncertainty), the rows are resampled to undo it and the columns refitted (step 5's last
+       round) on the corrected image.  ``Columns.scan`` reports it.
+    7. Neighbour-aware fit (``neighbours``): the column profile (core + tail per sublattice) is estimated and
+       every column refitted with all its neighbours' modelled contributions removed (see ``neighbours``); what
+       is left of the line jitter is added to the sigmas as scan noise.
+    8. The A lattice is least-squares fitted through all A columns; every column gets a detectability (peak
        amplitude over the local pixel noise of the image minus the column model) and a ``faint`` flag below
        ``faint_threshold``.  When most B columns are faint, a :class:`FaintColumnsWarning` names the fixes.
 
@@ -1373,13 +1394,14 @@ def find_columns(
     refined, is_a = _fit_columns(img, positions, is_a, ij, component, grid, progress, cancel, steps)
     img, refined, scan = _scan_stage(img, refined, is_a, grid, pixel_size, scan_correction, cancel)
     scan_sigma = _check_scan_sigma(scan_sigma) if scan_sigma is not None else _scan_sigma(scan, refined)
+    gaussian = refined  # consistent Gaussian (volume, width) pairs: what the detectability is measured from
     refined, profile = _neighbour_stage(img, refined, is_a, grid, cancel, neighbours=neighbours,
                                         scan_sigma=scan_sigma)
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
     sublattice = np.where(is_a, "A", "B")
     lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
-    detectability = _detectability(img, refined, radius)
+    detectability = _detectability(img, gaussian, radius)
     faint = detectability < faint_threshold
     _warn_faint(faint, is_a, faint_threshold)
     params = {
