@@ -292,6 +292,7 @@ def fit_lingam(
     eiv: bool = False,
     progress=None,
     cancel=None,
+    null=None,
 ) -> LingamResult:
     """Fit DirectLiNGAM to a table of descriptors.
 
@@ -337,6 +338,10 @@ def fit_lingam(
         calibration, :mod:`napari_causal_lattice.causal.eiv`).  Needs a DataFrame or Cells with such columns.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`; reported once per chunk of (at most) 50 resamples.
+    null : InstrumentNull, optional
+        Test the edges against this instrument null as well (:func:`napari_causal_lattice.null.instrument_null`
+        of the image ``X`` came from): ``significant`` keeps only edges that beat both, ``null_p_values`` and
+        ``instrument`` are filled in (:meth:`InstrumentNull.apply`).
 
     Returns
     -------
@@ -428,7 +433,7 @@ def fit_lingam(
         "dropped_deterministic": dropped,
         "eiv": bool(eiv),
     }
-    return LingamResult(
+    result = LingamResult(
         names=tuple(names),
         causal_order=orders[0],
         adjacency=B[0],
@@ -448,3 +453,4 @@ def fit_lingam(
         params=params,
         provenance=make_provenance("fit_lingam", params, seed=seed),
     )
+    return result if null is None else null.apply(result)
