@@ -60,7 +60,7 @@ from .progress import report
 from .provenance import jsonable, make_provenance
 
 __all__ = ["InstrumentNull", "InstrumentModel", "estimate_instrument", "instrument_null", "render_columns",
-           "shift_rows", "IDENTITY_PAIRS"]
+           "shift_rows", "null_columns", "IDENTITY_PAIRS"]
 
 #: Descriptor pairs related by the exact identity ``Vol = a b sin(alpha)`` (any direction).
 IDENTITY_PAIRS: tuple[tuple[str, str], ...] = (("Vol", "a"), ("Vol", "b"), ("Vol", "alpha"))
@@ -497,10 +497,12 @@ def _ols_given_order(X: np.ndarray, order: np.ndarray, prior=None) -> tuple[np.n
 def _null_pvalues(beta_obs, se_obs, beta_null) -> tuple[np.ndarray, ...]:
     """Two-sided p of the observed coefficient against the null: ``z = (b - mean) / sqrt(max(se, sd)^2 + sd^2/K)``
     with a t(K - 1) tail.  Returns (p, null mean, null sd, z)."""
-    k = np.sum(np.isfinite(beta_null), axis=0)
+    finite = np.isfinite(beta_null)
+    k = finite.sum(axis=0)
+    values = np.where(finite, beta_null, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nanmean(beta_null, axis=0) if len(beta_null) else np.full(beta_obs.shape, np.nan)
-        sd = np.nanstd(beta_null, axis=0, ddof=1)
+        mean = values.sum(axis=0) / k
+        sd = np.sqrt(np.where(finite, (values - mean) ** 2, 0.0).sum(axis=0) / (k - 1))
         scale = np.sqrt(np.maximum(se_obs, sd) ** 2 + sd**2 / np.maximum(k, 1))
         z = (beta_obs - mean) / scale
         p = 2.0 * stats.t.sf(np.abs(z), np.maximum(k - 1, 1))
@@ -794,6 +796,53 @@ class InstrumentNull:
             sliding_params=state.get("sliding_params"), model=dict(state.get("model", {})),
             options=dict(state.get("options", {})), provenance=dict(state.get("provenance", {})),
         )
+
+
+def null_columns(table: pd.DataFrame, images, fits, nulls) -> pd.DataFrame:
+    """``compare_images``' tidy table with the null test of each image on its image rows.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``ComparisonResult.table`` (columns ``level``, ``image``, ``effect``, ``cause``, ...).
+    images : sequence of str
+        Image names, in the order of ``fits``.
+    fits : sequence of LingamResult
+        Each image's fit.
+    nulls : dict or sequence
+        InstrumentNull per image name (dict) or per image (sequence); None skips an image.
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with ``p_null`` (FDR-adjusted), ``significant`` and ``instrument`` columns (NaN / False on
+        group rows and images without a null).
+    """
+    if isinstance(nulls, dict):
+        unknown = [k for k in nulls if k not in images]
+        if unknown:
+            raise ValueError(f"null has entries for unknown image(s) {unknown}; the images are {list(images)}")
+        per_image = [nulls.get(name) for name in images]
+    else:
+        per_image = list(nulls)
+        if len(per_image) != len(images):
+            raise ValueError(f"got {len(per_image)} nulls for {len(images)} images; give one per image (or None)")
+    parts = []
+    for name, fit, null in zip(images, fits, per_image):
+        if null is None:
+            continue
+        if not isinstance(null, InstrumentNull):
+            raise TypeError(f"null for {name!r} must be an InstrumentNull, got {type(null).__name__}")
+        tested = null.test(fit)
+        parts.append(tested.assign(image=name, level="image")[["level", "image", "effect", "cause", "q_null",
+                                                               "significant", "instrument"]])
+    if not parts:
+        return table
+    extra = pd.concat(parts, ignore_index=True).rename(columns={"q_null": "p_null"})
+    out = table.merge(extra, on=["level", "image", "effect", "cause"], how="left")
+    out["significant"] = out["significant"].fillna(False).astype(bool)
+    out["instrument"] = out["instrument"].fillna(False).astype(bool)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ the function
