@@ -11,6 +11,7 @@ import pytest
 
 from napari_causal_lattice import build_cells, compare_images, find_columns, fit_lingam, sliding_lingam
 from napari_causal_lattice.causal.result import LingamResult
+from napari_causal_lattice.progress import Cancelled
 from napari_causal_lattice.null import (
     IDENTITY_PAIRS,
     InstrumentNull,
@@ -97,11 +98,12 @@ def test_warm_start_gives_the_full_search():
 
 def test_null_is_reproducible_on_any_executor(small):
     sample, columns, cells, result, _, null = small
-    again = instrument_null(sample.image, columns, cells, n_images=5, seed=7, result=result, jitter=0.3,
-                            executor=ThreadPoolExecutor(2))
+    again = instrument_null(sample.image, columns, cells, n_images=5, seed=7, result=result, jitter=0.3, workers=1)
     assert np.array_equal(again.null_data, null.null_data, equal_nan=True)
     assert np.array_equal(again.adjacency, null.adjacency)
-    other = instrument_null(sample.image, columns, cells, n_images=5, seed=8, result=result, jitter=0.3)
+    with ThreadPoolExecutor(2) as pool:
+        other = instrument_null(sample.image, columns, cells, n_images=5, seed=8, result=result, jitter=0.3,
+                                executor=pool)
     assert not np.array_equal(other.null_data, null.null_data, equal_nan=True)
     assert null.options["seed"] == 7 and null.provenance["seed"] == 7
     assert null.null_data.shape == (5, len(cells), 8)
@@ -152,6 +154,10 @@ def test_results_accept_the_null(small):
 
 def test_refusals(small):
     sample, columns, cells, result, sliding, null = small
+    with pytest.raises(Cancelled):
+        instrument_null(sample.image, columns, cells, n_images=5, cancel=_Set())
+    with pytest.raises(ValueError, match="workers"):
+        instrument_null(sample.image, columns, cells, workers=0)
     with pytest.raises(ValueError, match="n_images"):
         instrument_null(sample.image, columns, cells, n_images=3)
     with pytest.raises(TypeError, match="seed"):
@@ -169,6 +175,11 @@ def test_refusals(small):
     no_sliding = dataclass_replace(null, sliding_adjacency=None, sliding_significant=None, sliding_params=None)
     with pytest.raises(ValueError, match="sliding"):
         no_sliding.test_sliding(sliding)
+
+
+class _Set:
+    def is_set(self) -> bool:
+        return True
 
 
 def dataclass_replace(obj, **changes):

@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from concurrent.futures import FIRST_COMPLETED, wait
+import os
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -923,8 +924,9 @@ def _cells_options(cells) -> dict:
     return out
 
 
-def _run_jobs(job: _Job, seeds: list, *, shuffle: bool, executor, progress, cancel) -> list:
-    """Run every null image (locally in order, or on ``executor``); results in seed order."""
+def _run_jobs(job: _Job, seeds: list, *, shuffle: bool, executor, workers: int, progress, cancel) -> list:
+    """Run every null image (here in order, on ``workers`` local threads, or on ``executor``, at most
+    ``workers`` in flight with a local pool); results in seed order, identical in every case."""
     from .sliding import _as_executor
 
     def make(k):
@@ -934,15 +936,23 @@ def _run_jobs(job: _Job, seeds: list, *, shuffle: bool, executor, progress, canc
     out = [None] * total
     report(progress, 0, total, cancel)
     executor = _as_executor(executor)
-    if executor is None:
+    if executor is None and workers == 1:
         for k in range(total):
             out[k] = _null_one(*make(k))
             report(progress, k + 1, total, cancel)
         return out
-    pending = {executor.submit(_null_one, *make(k)): k for k in range(total)}
+    own = executor is None
+    pool = ThreadPoolExecutor(max_workers=min(workers, total)) if own else executor
+    queue = iter(range(total))
+    limit = min(workers, total) if own else total
+    pending: dict = {}
     done = 0
     try:
-        while pending:
+        while True:
+            while len(pending) < limit and (k := next(queue, None)) is not None:
+                pending[pool.submit(_null_one, *make(k))] = k
+            if not pending:
+                break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 out[pending.pop(future)] = future.result()
@@ -951,6 +961,8 @@ def _run_jobs(job: _Job, seeds: list, *, shuffle: bool, executor, progress, canc
     finally:
         for future in pending:
             future.cancel()
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
@@ -967,6 +979,7 @@ def instrument_null(
     profile=None,
     jitter: float | None = None,
     smooth_degree: int = 2,
+    workers: int | None = None,
     progress=None,
     cancel=None,
     executor=None,
@@ -1002,10 +1015,14 @@ def instrument_null(
         Scan-line jitter rms in px (None: ``columns.scan.rms`` when present, else 0).
     smooth_degree : int
         Degree of the smooth A lattice (polynomial in the grid index).
+    workers : int, optional
+        Null images measured at once on local threads (default the number of CPUs; 1 runs them in order in the
+        calling thread).  Ignored with ``executor``.  Results are identical for any value.
     progress, cancel
-        See :mod:`napari_causal_lattice.progress`; one unit per null image.
+        See :mod:`napari_causal_lattice.progress`; one unit per null image (cancel is checked between images).
     executor : concurrent.futures.Executor or distributed.Client, optional
-        Runs the null images in parallel (each one is a picklable job); None runs them here in order.
+        Runs the null images there (each one is a picklable job: the image model, the columns and the options,
+        a few MB), e.g. a ``ProcessPoolExecutor`` or a dask cluster; it is not shut down.
 
     Returns
     -------
@@ -1015,6 +1032,10 @@ def instrument_null(
         raise ValueError(f"n_images must be a whole number >= 5 (20 recommended), got {n_images!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TypeError(f"seed must be a whole number >= 0 (the same seed gives the same null), got {seed!r}")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     table = getattr(cells, "table", None)
     if not isinstance(table, pd.DataFrame) or not hasattr(cells, "b_index"):
         raise TypeError(f"cells must be the Cells built from these columns, got {type(cells).__name__}")
@@ -1025,8 +1046,8 @@ def instrument_null(
                observed_b=np.asarray(cells.b_index), names=names,
                clean=None if shuffle_intensities else model.render(tuple(np.shape(image)[:2])))
     seeds = [{"entropy": s.entropy, "spawn_key": s.spawn_key} for s in np.random.SeedSequence(int(seed)).spawn(n_images)]
-    outs = _run_jobs(job, seeds, shuffle=bool(shuffle_intensities), executor=executor, progress=progress,
-                     cancel=cancel)
+    outs = _run_jobs(job, seeds, shuffle=bool(shuffle_intensities), executor=executor, workers=workers,
+                     progress=progress, cancel=cancel)
     sliding_params = None
     if sliding is not None:
         sliding_params = {k: v for k, v in job.sliding_options.items() if not k.startswith("_")
