@@ -557,6 +557,31 @@ def _null_pvalues(beta_obs, se_obs, beta_null) -> tuple[np.ndarray, ...]:
     return p, mean, sd, z
 
 
+def _windows_null_pvalues(beta_obs, se_obs, beta_null, se_null) -> np.ndarray:
+    """Two-sided p (W, p, p) of each window's coefficient against the null, with the null's spread pooled.
+
+    ``beta_obs``, ``se_obs`` (W, p, p): observed OLS coefficients and standard errors per window; ``beta_null``,
+    ``se_null`` (W, K, p, p): the same on the K null images.  With K ~ 10-20 a per-window spread is too uncertain
+    for the thousands of tests of a sliding run, so the spread is pooled over the windows: the null mean stays
+    per window (the instrument's bias may follow the local intensities), and the ratio of the null images'
+    scatter about it to their nominal standard errors, ``lambda`` per element (at least 1; above 1 when the
+    errors are spatially correlated: shared corners, scan lines), inflates the observed standard error:
+    ``z = (b_obs - mean_w) / (lambda sqrt(se_obs^2 + mean(se_null^2) / K))`` with a Student t tail of
+    ``W (K - 1)`` degrees of freedom.
+    """
+    finite = np.isfinite(beta_null) & np.isfinite(se_null) & (se_null > 0)
+    k = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(finite, beta_null, 0.0).sum(axis=1) / k
+        dev2 = np.where(finite, ((beta_null - mean[:, None]) / np.where(finite, se_null, 1.0)) ** 2, 0.0)
+        dof = np.maximum(k - 1, 0).sum(axis=0)
+        lam = np.maximum(np.sqrt(dev2.sum(axis=(0, 1)) / dof), 1.0)
+        null_var = np.where(finite, se_null**2, 0.0).sum(axis=1) / k
+        z = (beta_obs - mean) / (lam * np.sqrt(se_obs**2 + null_var / k))
+        p = 2.0 * stats.t.sf(np.abs(z), np.maximum(dof, 1))
+    return np.where((k >= 3) & np.isfinite(z), p, np.nan)
+
+
 def _pair_mirror(p: np.ndarray) -> np.ndarray:
     """p-values of tested edges copied onto the reverse direction (a pair is tested along its order)."""
     mirrored = np.where(np.isfinite(p), p, np.swapaxes(p, -1, -2))
@@ -757,23 +782,24 @@ class InstrumentNull:
         p = np.full((ny, nx, n, n), np.nan)
         beta = np.full_like(p, np.nan)
         gi, gj = self.grid_ij[:, 0] - i0, self.grid_ij[:, 1] - j0
-        for ky in range(ny):
-            for kx in range(nx):
-                if not sliding.fitted[ky, kx]:
-                    continue
-                rows = (gi >= ky * s) & (gi < ky * s + w) & (gj >= kx * s) & (gj < kx * s + w)
-                order = sliding.orders[ky, kx]
-                b_obs, se_obs = _ols_given_order(self.observed[rows][:, cols], order, sliding.prior_knowledge)
-                b_null = np.stack([_ols_given_order(D[rows][:, cols], order, sliding.prior_knowledge)[0]
-                                   for D in self.null_data])
-                p[ky, kx] = _null_pvalues(b_obs, se_obs, b_null)[0]
-                beta[ky, kx] = b_obs
+        fitted = list(zip(*np.nonzero(sliding.fitted)))
+        obs = np.full((len(fitted), 2, n, n), np.nan)  # (window, [beta, se], e, c)
+        null = np.full((len(fitted), self.n_images, 2, n, n), np.nan)
+        for k, (ky, kx) in enumerate(fitted):
+            rows = (gi >= ky * s) & (gi < ky * s + w) & (gj >= kx * s) & (gj < kx * s + w)
+            order, prior = sliding.orders[ky, kx], sliding.prior_knowledge
+            obs[k] = _ols_given_order(self.observed[rows][:, cols], order, prior)
+            null[k] = [_ols_given_order(D[rows][:, cols], order, prior) for D in self.null_data]
+        values = _windows_null_pvalues(obs[:, 0], obs[:, 1], null[:, :, 0], null[:, :, 1])
+        index = tuple(np.array(fitted).T)
+        p[index], beta[index] = values, obs[:, 0]
         q = fdr_adjust(p, fdr) if fdr else p
         return _pair_mirror(p), _pair_mirror(q), beta
 
     def test_sliding(self, sliding, *, alpha: float | None = None, fdr: str = "bh") -> pd.DataFrame:
-        """Test every window element of a :class:`SlidingResult` against the null (as :meth:`test`, per window;
-        FDR over windows x pairs).
+        """Test every window element of a :class:`SlidingResult` against the null (the regression of :meth:`test`
+        per window, the null's spread pooled over the windows, see :func:`_windows_null_pvalues`; FDR over
+        windows x pairs).
 
         Returns
         -------
