@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -57,6 +58,7 @@ import pandas as pd
 from scipy import stats
 
 from .causal.confidence import DEFAULT_ALPHA, fdr_adjust
+from .causal.fit import DeterministicDescriptorWarning
 from .lattice import DESCRIPTORS
 from .progress import report
 from .provenance import jsonable, make_provenance
@@ -413,6 +415,7 @@ class _Job(NamedTuple):
     sliding_options: dict | None
     observed_b: np.ndarray  # (n_cells,) column index of each observed cell's B column
     names: tuple  # descriptors stored
+    shuffle: bool = False  # shuffle the intensities among the columns of each sublattice
     clean: np.ndarray | None = None  # the noise-free model image (no shuffle, no jitter), drawn once
 
 
@@ -481,13 +484,11 @@ def _measure(image, job: _Job):
 
 def _null_one(job: _Job, seed_state) -> dict:
     """Render, measure and fit one null image (the unit of work sent to an executor)."""
-    import warnings
-
     from .causal.fit import fit_lingam
     from .sliding import sliding_lingam
 
     rng = np.random.default_rng(np.random.SeedSequence(**seed_state))
-    image = _draw_image(job.model, job.shape, rng, shuffle=job.fit_options.pop("_shuffle"), clean=job.clean)
+    image = _draw_image(job.model, job.shape, rng, shuffle=job.shuffle, clean=job.clean)
     cells, column_of = _measure(image, job)
     # the null cells on the observed rows, matched through their B column (same columns, same order)
     lookup = {int(c): r for r, c in enumerate(job.observed_b)}
@@ -496,15 +497,13 @@ def _null_one(job: _Job, seed_state) -> dict:
     values = cells.table[list(job.names)].to_numpy(dtype=float)
     data[rows[rows >= 0]] = values[rows >= 0]
     frame = pd.DataFrame(data, columns=list(job.names))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = fit_lingam(frame, **job.fit_options)
-        out = {"data": data, "adjacency": fit.adjacency, "significant": fit.significant}
-        if job.sliding_options is not None:
-            grid = frame.assign(i=job.sliding_options["_i"], j=job.sliding_options["_j"])
-            options = {k: v for k, v in job.sliding_options.items() if not k.startswith("_")}
-            sl = sliding_lingam(grid, workers=1, **options)
-            out.update(sliding_adjacency=sl.adjacency, sliding_significant=sl.significant)
+    fit = fit_lingam(frame, **job.fit_options)
+    out = {"data": data, "adjacency": fit.adjacency, "significant": fit.significant}
+    if job.sliding_options is not None:
+        grid = frame.assign(i=job.sliding_options["_i"], j=job.sliding_options["_j"])
+        options = {k: v for k, v in job.sliding_options.items() if not k.startswith("_")}
+        sl = sliding_lingam(grid, workers=1, **options)
+        out.update(sliding_adjacency=sl.adjacency, sliding_significant=sl.significant)
     return out
 
 
@@ -584,8 +583,7 @@ def _windows_null_pvalues(beta_obs, se_obs, beta_null, se_null) -> np.ndarray:
 
 def _pair_mirror(p: np.ndarray) -> np.ndarray:
     """p-values of tested edges copied onto the reverse direction (a pair is tested along its order)."""
-    mirrored = np.where(np.isfinite(p), p, np.swapaxes(p, -1, -2))
-    return mirrored
+    return np.where(np.isfinite(p), p, np.swapaxes(p, -1, -2))
 
 
 # ------------------------------------------------------------------------------------------------ the result
@@ -748,8 +746,7 @@ class InstrumentNull:
         beta, se, null_beta = self._global_stats(result)
         p, mean, sd, z = _null_pvalues(beta, se, null_beta)
         q = fdr_adjust(p, fdr) if fdr else p
-        mirror = lambda a: _pair_mirror(a)  # noqa: E731
-        return mirror(p), mirror(q), beta, mean, sd, z
+        return _pair_mirror(p), _pair_mirror(q), beta, mean, sd, z
 
     def apply(self, result, *, alpha: float | None = None, fdr: str = "bh"):
         """``result`` with the null applied: ``significant`` = calibrated AND beats the null; ``null_p_values``
@@ -950,13 +947,16 @@ def _cells_options(cells) -> dict:
     return out
 
 
-def _run_jobs(job: _Job, seeds: list, *, shuffle: bool, executor, workers: int, progress, cancel) -> list:
+def _run_jobs(job: _Job, seeds: list, *, executor, workers: int, progress, cancel) -> list:
     """Run every null image (here in order, on ``workers`` local threads, or on ``executor``, at most
     ``workers`` in flight with a local pool); results in seed order, identical in every case."""
-    from .sliding import _as_executor
+    with warnings.catch_warnings():  # the observed fit warned already (Vol = a b sin alpha); once, not K times
+        warnings.simplefilter("ignore", DeterministicDescriptorWarning)
+        return _run_jobs_quietly(job, seeds, executor=executor, workers=workers, progress=progress, cancel=cancel)
 
-    def make(k):
-        return job._replace(fit_options={**job.fit_options, "_shuffle": shuffle}), seeds[k]
+
+def _run_jobs_quietly(job: _Job, seeds: list, *, executor, workers: int, progress, cancel) -> list:
+    from .sliding import _as_executor
 
     total = len(seeds)
     out = [None] * total
@@ -964,7 +964,7 @@ def _run_jobs(job: _Job, seeds: list, *, shuffle: bool, executor, workers: int, 
     executor = _as_executor(executor)
     if executor is None and workers == 1:
         for k in range(total):
-            out[k] = _null_one(*make(k))
+            out[k] = _null_one(job, seeds[k])
             report(progress, k + 1, total, cancel)
         return out
     own = executor is None
@@ -976,7 +976,7 @@ def _run_jobs(job: _Job, seeds: list, *, shuffle: bool, executor, workers: int, 
     try:
         while True:
             while len(pending) < limit and (k := next(queue, None)) is not None:
-                pending[pool.submit(_null_one, *make(k))] = k
+                pending[pool.submit(_null_one, job, seeds[k])] = k
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -1069,11 +1069,11 @@ def instrument_null(
     names = tuple(n for n in DESCRIPTORS if n in table.columns)
     job = _Job(model=model, shape=tuple(np.shape(image)[:2]), columns=columns, cells_options=_cells_options(cells),
                fit_options=_fit_options(result, names), sliding_options=_sliding_options(sliding, cells),
-               observed_b=np.asarray(cells.b_index), names=names,
+               observed_b=np.asarray(cells.b_index), names=names, shuffle=bool(shuffle_intensities),
                clean=None if shuffle_intensities else model.render(tuple(np.shape(image)[:2])))
-    seeds = [{"entropy": s.entropy, "spawn_key": s.spawn_key} for s in np.random.SeedSequence(int(seed)).spawn(n_images)]
-    outs = _run_jobs(job, seeds, shuffle=bool(shuffle_intensities), executor=executor, workers=workers,
-                     progress=progress, cancel=cancel)
+    children = np.random.SeedSequence(int(seed)).spawn(n_images)
+    seeds = [{"entropy": child.entropy, "spawn_key": child.spawn_key} for child in children]
+    outs = _run_jobs(job, seeds, executor=executor, workers=workers, progress=progress, cancel=cancel)
     sliding_params = None
     if sliding is not None:
         sliding_params = {k: v for k, v in job.sliding_options.items() if not k.startswith("_")
