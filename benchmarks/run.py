@@ -14,6 +14,8 @@ Measured side by side in the same run, since machines differ:
 * column finding against the per-column scipy fit (and Atomap when importable), scaled from a subset;
 * the end-to-end ``napari-causal-lattice analyze`` of the default sample (the napari sample: synthetic
   perovskite, seed 0) in a child process: wall time and peak RSS;
+* the instrument null (``instrument_null``, K = 20 images, global and sliding) against one analysis of the
+  default sample (columns, cells, fit_lingam and sliding_lingam with 100 bootstrap resamples): target <= 10x;
 * time to the first global LiNGAM result in a fresh process (sample -> columns -> cells -> fit_lingam),
   with an empty numba cache (``NUMBA_CACHE_DIR`` set to a new temporary folder) without and with the
   background compilation that the CLI and the plugin start, and with the cache filled.
@@ -230,6 +232,41 @@ def column_rows(quick: bool) -> list[tuple]:
     return rows
 
 
+def null_rows(quick: bool) -> list[tuple]:
+    """instrument_null with K = 20 against one analysis of the same image (target: at most 10x)."""
+    from napari_causal_lattice import build_cells, find_columns
+    from napari_causal_lattice.null import instrument_null
+
+    sample = synthetic_perovskite(seed=0, **({"shape_cells": (24, 24)} if quick else {}))
+    found = {}
+
+    def analysis():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found["columns"] = find_columns(sample.image, pixel_size=sample.pixel_size)
+            found["cells"] = build_cells(found["columns"])
+            found["result"] = fit_lingam(found["cells"], n_bootstrap=100, seed=0)
+            found["sliding"] = sliding_lingam(found["cells"], window="auto", n_bootstrap=100, seed=0)
+
+    def timed(func) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        func()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    call = lambda: instrument_null(sample.image, found["columns"], found["cells"], n_images=20, seed=0,  # noqa: E731
+                                   result=found["result"], sliding=found["sliding"])
+    analysis()
+    one = [timed(analysis), timed(analysis)]
+    null = timed(call)
+    one.append(timed(analysis))  # before and after: a busy machine slows both alike
+    t_one, c_one = min(t for t, _ in one), min(c for _, c in one)
+    shape = "x".join(map(str, sample.image.shape))
+    label = f"instrument_null K = 20 (global + sliding), sample {shape} px"
+    reference = "one analysis (columns, cells, fit + sliding, 100 bootstrap)"
+    return [(f"{label}, wall", null[0], reference, t_one, null[0] / t_one, "null / analysis (target <= 10)"),
+            (f"{label}, CPU s", null[1], f"{reference}, CPU s", c_one, null[1] / c_one, "null / analysis, CPU")]
+
+
 def _child(args, env) -> tuple[float, float, str]:
     """Run a child process: (wall s, its peak RSS in MB, stdout)."""
     start = time.perf_counter()
@@ -316,8 +353,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads (about 3 min)")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument("--only", default="", help="comma-separated stages to run (e.g. null_rows); default all")
     args = parser.parse_args(argv)
-    stages = (lingam_rows, compare_and_wall_rows, column_rows, first_result_and_analyze_rows)
+    stages = (lingam_rows, compare_and_wall_rows, column_rows, null_rows, first_result_and_analyze_rows)
+    if args.only:
+        stages = tuple(stage for stage in stages if stage.__name__ in args.only.split(","))
     rows = []
     for stage in stages:
         start = time.perf_counter()

@@ -235,6 +235,7 @@ def compare_images(
     eiv: bool = False,
     progress=None,
     cancel=None,
+    null=None,
 ) -> ComparisonResult:
     """Fit every image and compare all edge coefficients per image and per group, with bootstrap intervals.
 
@@ -275,6 +276,11 @@ def compare_images(
         ``ci_high_eiv``, descriptor units) from the per-cell ``sigma_<name>`` columns of every image.
     progress, cancel
         See :mod:`napari_causal_lattice.progress` (one unit per image).
+    null : dict or sequence of InstrumentNull, optional
+        The instrument null of each image (a dict by image name, or one per item, None to skip an image), see
+        :func:`napari_causal_lattice.null.instrument_null`: the image rows of ``table`` gain ``p_null``,
+        ``significant`` (beats the calibrated test and the null) and ``instrument`` (:func:`~napari_causal_lattice.
+        null.null_columns`).
 
     Returns
     -------
@@ -336,6 +342,10 @@ def compare_images(
         report(progress, done, total, cancel)
     adjacency = np.stack([np.asarray(f.adjacency, dtype=float) for f in fits])
     table = _tidy(names, group_of, variables, fits, n_samples, float(confidence), root, n_bootstrap, eiv=eiv)
+    if null is not None:
+        from .null import null_columns
+
+        table = null_columns(table, names, fits, null)
     provenance = make_provenance(
         "compare_images",
         {"images": names, "groups": group_of, "variables": variables, "n_bootstrap": n_bootstrap,

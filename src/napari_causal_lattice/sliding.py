@@ -101,7 +101,13 @@ class SlidingResult:
         None for results saved before it existed.
     significant : (ny, nx, p, p) bool array or None
         The calibrated edge decision per window (level ``provenance["params"]["alpha"]``, FDR-controlled when
-        ``fdr`` was given, direction from the bootstrap); False where skipped.  None for old results.
+        ``fdr`` was given, direction from the bootstrap); False where skipped.  None for old results.  With an
+        instrument null, only the elements that beat both the calibrated test and the null.
+    null_p_values : (ny, nx, p, p) float array or None
+        FDR-adjusted (over windows x pairs) p-value of each element against the instrument null
+        (:mod:`napari_causal_lattice.null`); None without a null.
+    instrument : (ny, nx, p, p) bool array or None
+        Elements that pass the calibrated test but that the instrument null reproduces; None without a null.
     """
 
     names: tuple
@@ -124,6 +130,8 @@ class SlidingResult:
     bootstrap_orders: np.ndarray | None = None
     p_values: np.ndarray | None = None
     significant: np.ndarray | None = None
+    null_p_values: np.ndarray | None = None
+    instrument: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -251,6 +259,8 @@ class SlidingResult:
             "bootstrap_orders": None if self.bootstrap_orders is None else self.bootstrap_orders.copy(),
             "p_values": None if self.p_values is None else self.p_values.copy(),
             "significant": None if self.significant is None else self.significant.copy(),
+            "null_p_values": None if self.null_p_values is None else self.null_p_values.copy(),
+            "instrument": None if self.instrument is None else self.instrument.copy(),
         }
 
     @classmethod
@@ -279,6 +289,8 @@ class SlidingResult:
             bootstrap_orders=_optional_array(state.get("bootstrap_orders"), np.int64),
             p_values=_optional_array(state.get("p_values"), float),
             significant=_optional_array(state.get("significant"), bool),
+            null_p_values=_optional_array(state.get("null_p_values"), float),
+            instrument=_optional_array(state.get("instrument"), bool),
         )
 
 
@@ -512,6 +524,7 @@ def sliding_lingam(
     executor=None,
     progress=None,
     cancel=None,
+    null=None,
 ) -> SlidingResult:
     """Fit DirectLiNGAM in every square window of the cell grid (the paper's sliding LiNGAM transform).
 
@@ -589,6 +602,10 @@ def sliding_lingam(
     cancel : object with ``is_set()``, optional
         Checked between chunks of fits; raises :class:`~napari_causal_lattice.progress.Cancelled` (no more
         chunks are submitted and pending ones are cancelled).
+    null : InstrumentNull, optional
+        Test every window element against this instrument null too (made with ``sliding=`` a result of the
+        same windows, :func:`napari_causal_lattice.null.instrument_null`): ``significant`` keeps only elements
+        that beat both, ``null_p_values`` and ``instrument`` are filled in.
 
     Returns
     -------
@@ -653,7 +670,7 @@ def sliding_lingam(
         "dropped_deterministic": setup["dropped"], "grid_origin_ij": [i0, j0], "grid_shape": list(plan.grid_shape),
         "n_windows": int(ny * nx), "n_fitted": int(np.sum(maps["reasons"] == "")),
     }
-    return SlidingResult(
+    result = SlidingResult(
         names=names, window=window, stride=stride, adjacency=maps["adjacency"], probabilities=maps["probabilities"],
         n_cells=plan.n_cells, orders=maps["orders"], reasons=maps["reasons"], centers_grid=centers,
         lattice=None if lattice is None else lattice.subgrid(first_centre, stride), n_bootstrap=n_bootstrap,
@@ -664,6 +681,7 @@ def sliding_lingam(
         bootstrap_adjacency=maps["boot_adjacency"], bootstrap_orders=maps["boot_orders"],
         p_values=p_values, significant=significant,
     )
+    return result if null is None else null.apply_sliding(result)
 
 
 def _setup(table, *, window, stride, n_bootstrap, min_cells, variables, workers, lattice, drop_deterministic) -> dict:

@@ -345,6 +345,7 @@ def fit_lingam(
     independence_max_samples: int = 1000,
     progress=None,
     cancel=None,
+    null=None,
 ) -> LingamResult:
     """Fit DirectLiNGAM to a table of descriptors.
 
@@ -405,6 +406,10 @@ def fit_lingam(
         ``params["independence_rows"]``); 0 skips it (``error_independence_p_values`` is None).
     progress, cancel
         See :mod:`napari_causal_lattice.progress`; reported once per chunk of (at most) 50 resamples.
+    null : InstrumentNull, optional
+        Test the edges against this instrument null as well (:func:`napari_causal_lattice.null.instrument_null`
+        of the image ``X`` came from): ``significant`` keeps only edges that beat both, ``null_p_values`` and
+        ``instrument`` are filled in (:meth:`InstrumentNull.apply`).
     options : CausalOptions, optional
         All of the options above at once (:mod:`napari_causal_lattice.options`); keywords given as well
         replace its fields.
@@ -495,7 +500,7 @@ def fit_lingam(
         "independence_alpha": float(independence_alpha),
         "independence_rows": independence_rows,
     }
-    return LingamResult(
+    result = LingamResult(
         names=tuple(names),
         causal_order=orders[0],
         adjacency=B[0],
@@ -517,3 +522,4 @@ def fit_lingam(
         params=params,
         provenance=make_provenance("fit_lingam", params, seed=seed),
     )
+    return result if null is None else null.apply(result)

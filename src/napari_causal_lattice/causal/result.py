@@ -75,6 +75,12 @@ class LingamResult:
         Parameters of the fit (seed, n_bootstrap, min_causal_effect, prior knowledge as names, ...).
     provenance : dict
         Provenance record (:func:`napari_causal_lattice.provenance.make_provenance`).
+    null_p_values : (p, p) float array or None
+        FDR-adjusted p-value of each edge against the instrument null (:mod:`napari_causal_lattice.null`; a pair
+        is tested along the causal order, both directions carry its value); None without a null.  With a null,
+        ``significant`` holds only the edges that beat both the calibrated test and the null.
+    instrument : (p, p) bool array or None
+        Edges that pass the calibrated test but that the instrument null reproduces; None without a null.
     """
 
     names: tuple
@@ -97,6 +103,8 @@ class LingamResult:
     prior_knowledge: np.ndarray | None = None
     params: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    null_p_values: np.ndarray | None = None
+    instrument: np.ndarray | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -114,6 +122,8 @@ class LingamResult:
         set_(self, "adjacency_eiv", _opt_array(self.adjacency_eiv))
         set_(self, "bootstrap_adjacency_eiv", _opt_array(self.bootstrap_adjacency_eiv))
         set_(self, "prior_knowledge", _opt_array(self.prior_knowledge, np.int64))
+        set_(self, "null_p_values", _opt_array(self.null_p_values))
+        set_(self, "instrument", _opt_array(self.instrument, bool))
         scale = np.ones(p) if self.scale is None else np.asarray(self.scale, dtype=float)
         set_(self, "scale", scale)
         set_(self, "units", {n: str(self.units.get(n, "")) for n in self.names})
@@ -207,7 +217,8 @@ class LingamResult:
             (linked, direction not resolved), written with the names.  Without bootstrap the bootstrap
             columns are NaN; results without a significance test give NaN p-values, False and ``""``.  A fit
             with ``eiv=True`` adds ``coefficient_eiv``, ``ci_low_eiv``, ``ci_high_eiv``: the coefficient corrected
-            for measurement noise, always in descriptor units (``unit`` of ``in_units=True``).
+            for measurement noise, always in descriptor units (``unit`` of ``in_units=True``).  A result tested
+            against an instrument null adds ``p_null`` and ``instrument`` (see :attr:`instrument`).
         """
         B = self.adjacency_in_units() if in_units else self.adjacency
         T = self.total_effects_in_units() if in_units else self.total_effects
@@ -219,6 +230,8 @@ class LingamResult:
             present |= self.probabilities > 0
         if sig is not None:
             present |= sig
+        if self.instrument is not None:
+            present |= self.instrument
         rows = []
         for i, j in zip(*np.nonzero(present)):
             if has_boot:
@@ -246,6 +259,11 @@ class LingamResult:
                 table["ci_low_eiv"], table["ci_high_eiv"] = np.nanpercentile(boot[:, e, c], [2.5, 97.5], axis=0)
             else:
                 table["ci_low_eiv"] = table["ci_high_eiv"] = np.nan
+        if self.null_p_values is not None:
+            e = [self.index(n) for n in table["effect"]]
+            c = [self.index(n) for n in table["cause"]]
+            table["p_null"] = self.null_p_values[e, c] if len(table) else np.zeros(0)
+            table["instrument"] = self.instrument[e, c] if len(table) else np.zeros(0, bool)
         if len(table):
             key = table["coefficient"].abs()
             table = table.assign(_k=key).sort_values(["probability", "_k"], ascending=False, na_position="last")
@@ -534,6 +552,8 @@ class LingamResult:
             "prior_knowledge": None if self.prior_knowledge is None else self.prior_knowledge.copy(),
             "params": _copy_state(self.params),
             "provenance": _copy_state(self.provenance),
+            "null_p_values": None if self.null_p_values is None else self.null_p_values.copy(),
+            "instrument": None if self.instrument is None else self.instrument.copy(),
         }
 
     @classmethod
