@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from napari_causal_lattice import Cancelled
-from napari_causal_lattice.io import load_results, results_complete, save_results
+from napari_causal_lattice.io import load_results, results_complete
 from napari_causal_lattice.pipeline import analyze_images, output_folders, parameter_problems, run_pipeline
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
@@ -193,8 +193,16 @@ def test_output_folders_are_unique():
     assert [f.name for f in folders] == ["scan_tif", "scan_hspy", "other", "scan_tif_"]
 
 
-def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_path):
+def _no_figures(monkeypatch):
+    """Save results without figures: drawing them takes about a minute per image (test_figures.py tests them)."""
+    from napari_causal_lattice import pipeline
+
+    monkeypatch.setattr(pipeline, "figure_writers", lambda *args, **kwargs: {})
+
+
+def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
+    _no_figures(monkeypatch)
     np.save(tmp_path / "one.npy", sample.image)
     np.save(tmp_path / "two.npy", sample.image[:, 14:][:, ::-1])
     (tmp_path / "broken.tif").write_bytes(b"II*\x00broken")
@@ -226,8 +234,9 @@ def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_p
         analyze_images(images, out=out, split_pixels=0)
 
 
-def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(sample, tmp_path):
+def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(sample, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
+    _no_figures(monkeypatch)
     np.save(tmp_path / "only.npy", sample.image)
     log = io.StringIO()
     cluster_options = {"n_workers": 2, "threads_per_worker": 1}
@@ -254,16 +263,6 @@ def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(
     np.testing.assert_array_equal(on_cluster.sliding.probabilities, local.sliding.probabilities)
     np.testing.assert_array_equal(load_results(tmp_path / "out" / "only").sliding.probabilities,
                                   local.sliding.probabilities)
-
-
-def test_incomplete_results_are_recomputed(sample, tmp_path):
-    np.save(tmp_path / "img.npy", sample.image)
-    out = tmp_path / "out"
-    save_results(out / "img", image_info={"note": "interrupted run"})
-    (out / "img" / "arrays.npz").unlink()
-    assert not results_complete(out / "img")
-    [item] = analyze_images([tmp_path / "img.npy"], out=out, window=WINDOW, n_bootstrap=0, pixel_size=28.0)
-    assert item.status == "done" and results_complete(out / "img")
 
 
 @pytest.mark.realdata
