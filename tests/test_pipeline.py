@@ -140,6 +140,7 @@ def test_cancel_stops_and_writes_nothing(sample, tmp_path):
     assert not (tmp_path / "r").exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.usefixtures("figures_not_drawn")  # the figure files are still the real writers' names
 def test_a_failed_step_keeps_what_was_computed(sample, tmp_path):
     # windows of the whole grid need more complete cells than any window has: sliding fails, PCA is skipped
     res = run_pipeline(sample, out=tmp_path / "r", window=18, min_cells=10_000, n_bootstrap=0)
@@ -193,16 +194,9 @@ def test_output_folders_are_unique():
     assert [f.name for f in folders] == ["scan_tif", "scan_hspy", "other", "scan_tif_"]
 
 
-def _no_figures(monkeypatch):
-    """Save results without figures: drawing them takes about a minute per image (test_figures.py tests them)."""
-    from napari_causal_lattice import pipeline
-
-    monkeypatch.setattr(pipeline, "figure_writers", lambda *args, **kwargs: {})
-
-
-def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("figures_not_drawn")  # figures take about a minute per image
+def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_path):
     distributed = pytest.importorskip("distributed")
-    _no_figures(monkeypatch)
     np.save(tmp_path / "one.npy", sample.image)
     np.save(tmp_path / "two.npy", sample.image[:, 14:][:, ::-1])
     (tmp_path / "broken.tif").write_bytes(b"II*\x00broken")
@@ -234,9 +228,9 @@ def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_p
         analyze_images(images, out=out, split_pixels=0)
 
 
-def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(sample, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("figures_not_drawn")  # figures take about a minute per image
+def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(sample, tmp_path):
     distributed = pytest.importorskip("distributed")
-    _no_figures(monkeypatch)
     np.save(tmp_path / "only.npy", sample.image)
     log = io.StringIO()
     cluster_options = {"n_workers": 2, "threads_per_worker": 1}

@@ -5,8 +5,8 @@ so the slow parts are replaced (``stubbed`` fixture):
 
 * the compute step of the pipeline (``_run_steps``: columns, cells, fits) runs for real once per image content
   and parameters for the whole module, and is replayed after that, so every saved folder holds real results;
-* figures are placeholder files (the real ones take about a minute per folder; they are tested in
-  test_figures.py and test_pipeline.py), and the batch report is a one-line page (tested in test_report.py).
+* figures are placeholder files (conftest's ``placeholder_figures``: the real ones take about a minute per
+  folder), and the batch report is a one-line page (tested in test_report.py).
 
 Reading images, planning, run records, saving, loading and the command line are the real code.  Most tests run
 on a copy of one folder saved once (``saved``).
@@ -41,10 +41,6 @@ _COMPUTED: dict = {}
 _READING = ("pixel_size", "plane", "scale_unit")
 
 
-def _placeholder_figures(results, image=None, **options):
-    return {"figures/causal_graph.png": lambda path: path.write_bytes(b"\x89PNG\r\n\x1a\nplaceholder")}
-
-
 def _one_line_report(out, items, **options):
     path = Path(out) / "report.html"
     path.write_text("<html><body>report</body></html>")
@@ -52,7 +48,7 @@ def _one_line_report(out, items, **options):
 
 
 @pytest.fixture(scope="module")
-def stub():
+def stub(placeholder_figures):
     """Patch the slow parts for the whole module; yields the list of compute-step calls (keys) made so far."""
     real = PIPELINE._run_steps
     calls = []
@@ -70,9 +66,8 @@ def stub():
         objects, steps = _COMPUTED[key]
         return dict(objects), copy.deepcopy(steps)
 
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, placeholder_figures():
         mp.setattr(PIPELINE, "_run_steps", run_steps)
-        mp.setattr(PIPELINE, "figure_writers", _placeholder_figures)
         mp.setattr(BATCH, "write_report", _one_line_report)
         yield calls
 
