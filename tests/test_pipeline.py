@@ -260,6 +260,7 @@ def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(
 
 
 @pytest.mark.realdata
+@pytest.mark.usefixtures("figures_not_drawn")  # real-image figures are drawn by test_tutorial.py
 def test_real_pto_image_end_to_end_in_pm(shared_data, tmp_path):
     path = shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned.hspy"
     res = run_pipeline(path, out=tmp_path / "pto", window=6, n_bootstrap=0, seed=0)
