@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,37 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data is not present on this machine")
     return path
+
+
+def _write_placeholder(path) -> None:
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n placeholder: figure not drawn in this test")
+
+
+@contextlib.contextmanager
+def _placeholder_figures():
+    from napari_causal_lattice import figures
+    from napari_causal_lattice.pipeline import write_outputs
+
+    real = figures.figure_writers
+
+    def placeholders(results, image=None, **options):
+        return {name: _write_placeholder for name in real(results, image, **options)}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys.modules[write_outputs.__module__], "figure_writers", placeholders)
+        yield
+
+
+@pytest.fixture(scope="session")
+def placeholder_figures():
+    """A context manager: while active, saved results get every figure file the real writers would write (same
+    names and formats), each a placeholder.  Drawing the figures takes about a minute per image, and tests of
+    bookkeeping, reports or scale-out do not look at them (test_figures.py and test_pipeline.py draw them)."""
+    return _placeholder_figures
+
+
+@pytest.fixture
+def figures_not_drawn():
+    """The test runs with :func:`placeholder_figures` active."""
+    with _placeholder_figures():
+        yield

@@ -11,7 +11,8 @@ import pytest
 
 from napari_causal_lattice import __version__
 from napari_causal_lattice.cli import main
-from napari_causal_lattice.io import load_results, results_complete
+from napari_causal_lattice.io import load_results
+from napari_causal_lattice.pipeline import run_pipeline
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
 
@@ -46,30 +47,6 @@ def test_usage_errors_exit_2_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_analyze_writes_one_folder_per_image_and_resumes(tmp_path, capsys):
-    sample = synthetic_perovskite(seed=2, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0)
-    np.save(tmp_path / "scan.npy", sample.image)
-    out = tmp_path / "results"
-    argv = ["analyze", str(tmp_path / "scan.npy"), "--out", str(out), "--window", "8", "--bootstrap", "0",
-            "--seed", "4", "--pixel-size", "25"]
-    assert main(argv) == 0
-    err = capsys.readouterr().err
-    assert "100%" in err and "1 done, 0 partial, 0 skipped" in err
-    assert "window 8 cells" in err and "flagged cells" in err
-    assert results_complete(out / "scan")
-    res = load_results(out / "scan")
-    assert res.image_info["pixel_size"] == 25.0 and res.sliding.window == 8
-    assert res.manifest["contents"]["sliding"]["provenance"]["seed"] == 4
-
-    (tmp_path / "broken.tif").write_bytes(b"not a tiff")
-    assert main(argv[:2] + [str(tmp_path / "broken.tif")] + argv[2:]) == 1
-    err = capsys.readouterr().err
-    assert "scan.npy: skipped (results complete" in err
-    assert "broken.tif: FAILED: cannot read broken.tif" in err
-    assert "0 done, 0 partial, 1 skipped (already complete), 1 failed" in err
-    assert not (out / "broken").exists()
-
-
 def test_drop_deterministic_and_the_json_summary_reach_the_batch(tmp_path, monkeypatch, capsys):
     import json
 
@@ -99,11 +76,11 @@ def test_local_process_pool_gives_the_serial_numbers(tmp_path, capsys):
     np.save(tmp_path / "b.npy", sample.image[::-1])
     common = ["--window", "8", "--bootstrap", "3", "--seed", "1", "--pixel-size", "25"]
     assert main(["analyze", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(tmp_path / "pool"),
-                 "--workers", "2", *common]) == 0
+                 "--workers", "2", "--dpi", "20", *common]) == 0  # small figures: they take most of the time
     assert "2 local worker processes" in capsys.readouterr().err
-    assert main(["analyze", str(tmp_path / "b.npy"), "--out", str(tmp_path / "serial"), *common]) == 0
     pooled = load_results(tmp_path / "pool" / "b").sliding
-    serial = load_results(tmp_path / "serial" / "b").sliding
+    # the serial numbers without saving (figures take most of a run's time)
+    serial = run_pipeline(tmp_path / "b.npy", pixel_size=25.0, window=8, n_bootstrap=3, seed=1).sliding
     np.testing.assert_array_equal(pooled.adjacency, serial.adjacency)
     np.testing.assert_array_equal(pooled.probabilities, serial.probabilities)
 
@@ -155,47 +132,6 @@ def scans(tmp_path_factory):
     return folder, ["--window", "8", "--bootstrap", "0", "--pixel-size", "25"]
 
 
-def _analyze(image, out, options, *extra):
-    return main(["analyze", str(image), "--out", str(out), *options, *extra])
-
-
-def test_rerun_recomputes_or_refuses_by_content(scans, tmp_path, capsys):
-    folder, options = scans
-    scan = tmp_path / "scan.npy"
-    scan.write_bytes((folder / "first.npy").read_bytes())
-    out = tmp_path / "out"
-    assert _analyze(scan, out, options) == 0
-    assert capsys.readouterr().out.startswith(f"{scan}\tdone\t{out / 'scan'}")
-    first = load_results(out / "scan").columns.positions
-
-    # same name, another image: refused before computing, naming what changed; --overwrite recomputes
-    scan.write_bytes((folder / "second.npy").read_bytes())
-    assert _analyze(scan, out, options) == 2
-    err = capsys.readouterr().err
-    assert "the image differs" in err and "pass --overwrite" in err and "nothing was computed" in err
-    assert _analyze(scan, out, options, "--overwrite") == 0
-    assert not np.array_equal(load_results(out / "scan").columns.positions, first)
-
-    # a changed parameter is named
-    assert _analyze(scan, out, options[:1] + ["6"] + options[2:]) == 2
-    assert "window 8 -> 6" in capsys.readouterr().err
-    assert _analyze(scan, out, options) == 0
-    assert "skipped (results complete" in capsys.readouterr().err
-
-    # a truncated arrays.npz makes the folder incomplete: recomputed without --overwrite
-    npz = out / "scan" / "arrays.npz"
-    npz.write_bytes(npz.read_bytes()[:1000])
-    assert _analyze(scan, out, options) == 0
-    assert "arrays.npz is damaged" in capsys.readouterr().err and results_complete(out / "scan")
-
-    # a corrupted manifest: refused without --overwrite, replaced with it
-    (out / "scan" / "manifest.json").write_text("{ half a manifest")
-    assert _analyze(scan, out, options) == 2
-    assert "pass --overwrite" in capsys.readouterr().err
-    assert _analyze(scan, out, options, "--overwrite") == 0
-    assert results_complete(out / "scan")
-
-
 class _Computed(BaseException):
     """Raised by a trap; not an Exception, so the batch's per-image ``except Exception`` cannot swallow it."""
 
@@ -225,53 +161,6 @@ def test_read_only_and_occupied_out_are_caught_before_computing(scans, tmp_path,
     assert main(["analyze", str(folder / "first.npy"), "--out", str(tmp_path / "file" / "r"), *options]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert computed == []
-
-
-def test_leftover_temp_folder_is_removed_by_the_next_run(scans, tmp_path, capsys):
-    import socket
-
-    folder, options = scans
-    out = tmp_path / "out"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
-    leftover = out / f".first.tmp-{socket.gethostname()}-{dead}-deadbeef"
-    leftover.mkdir(parents=True)
-    (leftover / "arrays.npz").write_bytes(b"killed while saving")
-    assert _analyze(folder / "first.npy", out, options) == 0
-    assert not any(p.name.startswith(".") for p in out.iterdir())
-    assert (out / "first" / "manifest.json").is_file()
-
-
-def test_sliding_failure_keeps_the_rest_and_exits_1(scans, tmp_path, capsys):
-    import json
-
-    folder, options = scans
-    out = tmp_path / "out"
-    assert _analyze(folder / "first.npy", out, options, "--min-cells", "5000", "--json") == 1
-    captured = capsys.readouterr()
-    [item] = json.loads(captured.out)
-    assert item["status"] == "partial" and item["steps"]["sliding"]["status"] == "failed"
-    assert "min_cells = 5000" in item["message"] and "PARTIAL" in captured.err
-    manifest = json.loads((out / "first" / "manifest.json").read_text())
-    assert manifest["steps"]["sliding"]["status"] == "failed"
-    assert manifest["steps"]["pca"] == {"status": "skipped", "reason": "needs sliding, which failed"}
-    res = load_results(out / "first")
-    assert res.columns is not None and res.cells is not None and res.lingam is not None and res.sliding is None
-    # the rerun skips (same run) but still says the earlier run was not complete
-    assert _analyze(folder / "first.npy", out, options, "--min-cells", "5000") == 1
-    assert "earlier run: sliding failed" in capsys.readouterr().out
-
-
-def test_plane_picks_one_image_of_a_stack(scans, tmp_path, capsys):
-    folder, options = scans
-    stack = np.stack([np.load(folder / "first.npy"), np.load(folder / "second.npy")])
-    np.save(tmp_path / "stack.npy", stack)
-    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options) == 1
-    assert "plane=k" in capsys.readouterr().err
-    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options, "--plane", "1") == 0
-    res = load_results(tmp_path / "out" / "stack")
-    assert res.manifest["run"]["params"]["load"]["plane"] == 1
-    assert "using plane 1" in " ".join(res.image_info["notes"])
 
 
 def test_bad_options_are_refused_before_computing(scans, tmp_path, capsys):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from napari_causal_lattice import Cancelled
-from napari_causal_lattice.io import load_results, results_complete, save_results
+from napari_causal_lattice.io import load_results, results_complete
 from napari_causal_lattice.pipeline import analyze_images, output_folders, parameter_problems, run_pipeline
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
@@ -141,6 +141,7 @@ def test_cancel_stops_and_writes_nothing(sample, tmp_path):
     assert not (tmp_path / "r").exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.usefixtures("figures_not_drawn")  # the figure files are still the real writers' names
 def test_a_failed_step_keeps_what_was_computed(sample, tmp_path):
     # windows of the whole grid need more complete cells than any window has: sliding fails, PCA is skipped
     res = run_pipeline(sample, out=tmp_path / "r", window=18, min_cells=10_000, n_bootstrap=0)
@@ -195,6 +196,7 @@ def test_output_folders_are_unique():
     assert [f.name for f in folders] == ["scan_tif", "scan_hspy", "other", "scan_tif_"]
 
 
+@pytest.mark.usefixtures("figures_not_drawn")  # figures take about a minute per image
 def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_path):
     distributed = pytest.importorskip("distributed")
     np.save(tmp_path / "one.npy", sample.image)
@@ -228,6 +230,7 @@ def test_batch_resumes_reports_failures_and_runs_on_a_dask_cluster(sample, tmp_p
         analyze_images(images, out=out, split_pixels=0)
 
 
+@pytest.mark.usefixtures("figures_not_drawn")  # figures take about a minute per image
 def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(sample, tmp_path):
     distributed = pytest.importorskip("distributed")
     np.save(tmp_path / "only.npy", sample.image)
@@ -258,17 +261,8 @@ def test_single_image_windows_spread_over_the_cluster_and_cancel_leaves_nothing(
                                   local.sliding.probabilities)
 
 
-def test_incomplete_results_are_recomputed(sample, tmp_path):
-    np.save(tmp_path / "img.npy", sample.image)
-    out = tmp_path / "out"
-    save_results(out / "img", image_info={"note": "interrupted run"})
-    (out / "img" / "arrays.npz").unlink()
-    assert not results_complete(out / "img")
-    [item] = analyze_images([tmp_path / "img.npy"], out=out, window=WINDOW, n_bootstrap=0, pixel_size=28.0)
-    assert item.status == "done" and results_complete(out / "img")
-
-
 @pytest.mark.realdata
+@pytest.mark.usefixtures("figures_not_drawn")  # real-image figures are drawn by test_tutorial.py
 def test_real_pto_image_end_to_end_in_pm(shared_data, tmp_path):
     path = shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned.hspy"
     res = run_pipeline(path, out=tmp_path / "pto", window=6, n_bootstrap=0, seed=0)
