@@ -122,7 +122,8 @@ class Warmup:
             for job in self._jobs:
                 try:
                     proc = subprocess.Popen(self._command(job), env=env, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
                 except OSError:
                     self.failed.append(job)
                     continue
@@ -131,6 +132,8 @@ class Warmup:
                 reader.start()
                 self._procs.append(proc)
                 self._readers.append(reader)
+            if self._procs:
+                atexit.register(self.stop)
         return bool(self._procs)
 
     def _read(self, proc: subprocess.Popen) -> None:
@@ -179,7 +182,7 @@ class Warmup:
         print(NOTE, file=stream or sys.stderr, flush=True)
 
     def stop(self) -> None:
-        """End the children that are still running (at exit: a run that never fitted needs no kernels)."""
+        """End the children that are still running (registered at exit: a run that never fits needs no kernels)."""
         for proc in self._procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -203,10 +206,7 @@ def start_warmup() -> bool:
         False when disabled by the environment variable ``NAPARI_CAUSAL_LATTICE_NO_WARMUP`` (or when no child
         process could be started).
     """
-    started = _KERNELS.start()
-    if started:
-        atexit.register(_KERNELS.stop)
-    return started
+    return _KERNELS.start()
 
 
 def wait_for_kernels(*, stream=None) -> None:
