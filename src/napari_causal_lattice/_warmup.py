@@ -41,8 +41,8 @@ ENV_DISABLE = "NAPARI_CAUSAL_LATTICE_NO_WARMUP"
 
 #: The one line printed on stderr while a process waits for (or does) a real compilation.
 NOTE = (
-    "napari-causal-lattice: compiling the causal kernels, once after installing (about 10 s; later runs "
-    "load them from the disk cache)"
+    "napari-causal-lattice: compiling the causal kernels, once after installing (seconds on an idle machine, "
+    "longer on a busy one; later runs load them from the disk cache)"
 )
 
 #: Kernel groups compiled by one child process each (independent kernels: no shared helpers).
@@ -85,7 +85,7 @@ def _stamp(job: str) -> Path:
 
     Its presence lets later processes skip the children (each would spend about a second importing numba just
     to find the kernels cached).  The key covers what invalidates numba's cache (kernel sources, python,
-    numba, machine) and where that cache is (``NUMBA_CACHE_DIR``, the package folder).
+    numba, host) and where that cache is (``NUMBA_CACHE_DIR``, the package folder).
     """
     from hashlib import sha256
     from importlib import metadata
@@ -98,7 +98,10 @@ def _stamp(job: str) -> Path:
         numba_version = metadata.version("numba")
     except metadata.PackageNotFoundError:
         numba_version = "?"
-    for part in (sys.version, numba_version, sys.platform, os.environ.get("NUMBA_CACHE_DIR", ""), str(root), job):
+    import platform
+
+    machine = (sys.platform, platform.machine(), platform.node())  # numba's cache is per CPU: per host here
+    for part in (sys.version, numba_version, *machine, os.environ.get("NUMBA_CACHE_DIR", ""), str(root), job):
         key.update(part.encode())
     return user_cache_dir() / "kernels" / key.hexdigest()[:32]
 
