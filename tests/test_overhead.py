@@ -102,6 +102,19 @@ def test_warmup_reports_a_failed_child_for_the_engine_to_compile_itself():
     assert warm.failed == ["a"]
 
 
+def test_stamps_skip_the_children_once_the_kernels_are_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert _warmup.user_cache_dir() == tmp_path / "napari-causal-lattice"
+    first = _warmup.Warmup(("a", "b"), command=_fake_child("done"), stamps=True)
+    assert first.start() and first.wait(30) and len(first._children) == 2
+    _warmup._write_stamp("a")  # what a real child does once its kernels are in the cache
+    again = _warmup.Warmup(("a", "b"), command=_fake_child("done"), stamps=True)
+    assert again.start() and [job for job, _, _ in again._children] == ["b"]
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "elsewhere"))  # another numba cache: not stamped
+    assert not _warmup._stamp_exists("a")
+
+
 def test_warmup_can_be_disabled(monkeypatch):
     monkeypatch.setenv(_warmup.ENV_DISABLE, "1")
     assert not _warmup.Warmup(("a",), command=_fake_child("done")).start()
@@ -176,6 +189,8 @@ rng = np.random.default_rng(0)
 fit_lingam(rng.uniform(-1, 1, (200, 4)) @ np.triu(np.ones((4, 4))))
 kernels = (engine._order_kernel, engine._prune_kernel)
 print("compiled here", sum(sum(k._cache_misses.values()) for k in kernels))
+from napari_causal_lattice._warmup import _KERNELS
+print("children", len(_KERNELS._children))
 """
 
 
@@ -184,10 +199,11 @@ def test_first_fit_loads_the_kernels_the_warmup_children_compiled(tmp_path):
     """Empty cache: the children compile, the fit waits (one note) and loads; then a warm run says nothing."""
     env = {k: v for k, v in os.environ.items() if k != _warmup.ENV_DISABLE}
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "kernels")
+    env["XDG_CACHE_HOME"] = str(tmp_path / "stamps")
     runs = [subprocess.run([sys.executable, "-c", _FIRST_FIT], capture_output=True, text=True, env=env, timeout=900)
             for _ in range(2)]
     for run in runs:
         assert run.returncode == 0, run.stderr
         assert "started True" in run.stdout and "compiled here 0" in run.stdout
-    assert runs[0].stderr.count(_warmup.NOTE) == 1
-    assert _warmup.NOTE not in runs[1].stderr
+    assert runs[0].stderr.count(_warmup.NOTE) == 1 and "children 2" in runs[0].stdout
+    assert _warmup.NOTE not in runs[1].stderr and "children 0" in runs[1].stdout  # stamped: no child at all

@@ -12,7 +12,12 @@ and someone waits for them: not when the children load them from the cache, and 
 fits (``analyze`` skipping complete results).  Without the warmup (``NAPARI_CAUSAL_LATTICE_NO_WARMUP=1``,
 worker processes, plain library use) the engine compiles on first use and prints the same note when it does.
 
-Where the cache lives is numba's choice: next to the package (``__pycache__``) when that folder is
+Once a child has the kernels in the cache it leaves a stamp in this package's user cache folder
+(:func:`user_cache_dir`), keyed by the kernel sources, python, numba and the cache location, so later processes
+start no child at all.  Should numba's cache be deleted behind a stamp's back, the first fit compiles in its
+own process (with the note).
+
+Where numba's cache lives is numba's choice: next to the package (``__pycache__``) when that folder is
 writable, otherwise a user cache folder (``~/.cache/numba`` on Linux, the platform's equivalent elsewhere),
 so a read-only installation still compiles only once; ``NUMBA_CACHE_DIR`` overrides both.
 
@@ -29,19 +34,22 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["ENV_DISABLE", "NOTE", "Warmup", "start_warmup", "wait_for_kernels", "install_compile_note"]
+__all__ = ["ENV_DISABLE", "NOTE", "Warmup", "start_warmup", "wait_for_kernels", "install_compile_note", "user_cache_dir"]
 
 #: Environment variable that turns the background compilation off (any value but "" or "0").
 ENV_DISABLE = "NAPARI_CAUSAL_LATTICE_NO_WARMUP"
 
 #: The one line printed on stderr while a process waits for (or does) a real compilation.
 NOTE = (
-    "napari-causal-lattice: compiling the causal kernels, once after installing (about 10 s; later runs "
-    "load them from the disk cache)"
+    "napari-causal-lattice: compiling the causal kernels, once after installing (seconds on an idle machine, "
+    "longer on a busy one; later runs load them from the disk cache)"
 )
 
 #: Kernel groups compiled by one child process each (independent kernels: no shared helpers).
 JOBS = ("order,pvalues", "prune")
+
+#: Source files of the kernels: a change to either means a new compilation.
+_KERNEL_SOURCES = ("causal/engine.py", "causal/confidence.py")
 
 _COMPILING = "compiling"
 _DONE = "done"
@@ -60,6 +68,51 @@ def _compile_job(job: str) -> None:
             from .causal.engine import compile_stage
 
             compile_stage(name)
+
+
+def user_cache_dir() -> Path:
+    """This package's per-user cache folder (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, the usual elsewhere)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "napari-causal-lattice" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "napari-causal-lattice"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "napari-causal-lattice"
+
+
+def _stamp(job: str) -> Path:
+    """File a child writes once it has compiled (or loaded) ``job``'s kernels for this source, python and numba.
+
+    Its presence lets later processes skip the children (each would spend about a second importing numba just
+    to find the kernels cached).  The key covers what invalidates numba's cache (kernel sources, python,
+    numba, host) and where that cache is (``NUMBA_CACHE_DIR``, the package folder).
+    """
+    from hashlib import sha256
+    from importlib import metadata
+
+    root = Path(__file__).resolve().parent
+    key = sha256()
+    for name in _KERNEL_SOURCES:
+        key.update((root / name).read_bytes())
+    try:
+        numba_version = metadata.version("numba")
+    except metadata.PackageNotFoundError:
+        numba_version = "?"
+    import platform
+
+    machine = (sys.platform, platform.machine(), platform.node())  # numba's cache is per CPU: per host here
+    for part in (sys.version, numba_version, *machine, os.environ.get("NUMBA_CACHE_DIR", ""), str(root), job):
+        key.update(part.encode())
+    return user_cache_dir() / "kernels" / key.hexdigest()[:32]
+
+
+def _write_stamp(job: str) -> None:
+    try:
+        path = _stamp(job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{job}\n")
+    except OSError:  # a read-only home: the children simply run every time
+        pass
 
 
 def _child_command(job: str) -> list[str]:
@@ -84,14 +137,16 @@ class Warmup:
     command : callable, optional
         ``command(job) -> argv`` of a child (default: ``python -m napari_causal_lattice._warmup job``).  A child
         prints ``compiling`` on stdout when it starts a real compilation and ``done`` when it has finished.
+    stamps : bool
+        Skip the jobs whose stamp file says their kernels are already in the disk cache (see ``_stamp``).
     """
 
-    def __init__(self, jobs=JOBS, *, command=_child_command):
+    def __init__(self, jobs=JOBS, *, command=_child_command, stamps: bool = False):
         self._jobs = tuple(jobs)
         self._command = command
+        self._stamps = stamps
         self._lock = threading.Lock()
-        self._procs: list[subprocess.Popen] = []
-        self._readers: list[threading.Thread] = []
+        self._children: list[tuple[str, subprocess.Popen, threading.Thread]] = []
         self.compiling = threading.Event()  # a child reported a real compilation
         self.started: float | None = None
         self.seconds: float | None = None
@@ -101,7 +156,7 @@ class Warmup:
     @property
     def running(self) -> bool:
         """True while a child process is still at work."""
-        return any(proc.poll() is None for proc in self._procs)
+        return any(proc.poll() is None for _, proc, _ in self._children)
 
     def start(self) -> bool:
         """Start the child processes unless they already run or the warmup is disabled.
@@ -109,29 +164,33 @@ class Warmup:
         Returns
         -------
         bool
-            True if the children run or ran in this process, False if disabled by
-            ``NAPARI_CAUSAL_LATTICE_NO_WARMUP`` or if no child could be started.
+            True if the children run or ran in this process (or their stamps say the kernels are cached), False
+            if disabled by ``NAPARI_CAUSAL_LATTICE_NO_WARMUP`` or if no child could be started.
         """
         if os.environ.get(ENV_DISABLE, "") not in ("", "0") or getattr(sys, "frozen", False):
             return False
         with self._lock:
             if self.started is not None:
-                return bool(self._procs)
+                return bool(self._children) or not self.failed
             self.started = time.perf_counter()
             env = _child_env()
             for job in self._jobs:
+                if self._stamps and _stamp_exists(job):
+                    continue
                 try:
                     proc = subprocess.Popen(self._command(job), env=env, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
                 except OSError:
                     self.failed.append(job)
                     continue
                 reader = threading.Thread(target=self._read, args=(proc,), daemon=True,
                                           name=f"napari-causal-lattice-warmup-{job}")
                 reader.start()
-                self._procs.append(proc)
-                self._readers.append(reader)
-        return bool(self._procs)
+                self._children.append((job, proc, reader))
+            if self._children:
+                atexit.register(self.stop)
+        return bool(self._children) or not self.failed
 
     def _read(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
@@ -154,7 +213,7 @@ class Warmup:
             True when every child has finished (or none was started).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        for proc, reader in zip(self._procs, self._readers):
+        for _, proc, reader in self._children:
             while proc.poll() is None:
                 if self.compiling.is_set():  # someone waits for a real compilation: say so, once
                     self._note(stream)
@@ -168,7 +227,7 @@ class Warmup:
         with self._lock:
             if self.seconds is None and self.started is not None:
                 self.seconds = time.perf_counter() - self.started
-                self.failed += [job for job, proc in zip(self._jobs, self._procs) if proc.returncode != 0]
+                self.failed += [job for job, proc, _ in self._children if proc.returncode != 0]
         return True
 
     def _note(self, stream) -> None:
@@ -179,18 +238,25 @@ class Warmup:
         print(NOTE, file=stream or sys.stderr, flush=True)
 
     def stop(self) -> None:
-        """End the children that are still running (at exit: a run that never fitted needs no kernels)."""
-        for proc in self._procs:
+        """End the children that are still running (registered at exit: a run that never fits needs no kernels)."""
+        for _, proc, _ in self._children:
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self._procs:
+        for _, proc, _ in self._children:
             try:
                 proc.wait(2.0)
             except subprocess.TimeoutExpired:
                 proc.kill()
 
 
-_KERNELS = Warmup()
+def _stamp_exists(job: str) -> bool:
+    try:
+        return _stamp(job).is_file()
+    except OSError:
+        return False
+
+
+_KERNELS = Warmup(stamps=True)
 _READY = threading.Event()
 
 
@@ -203,10 +269,7 @@ def start_warmup() -> bool:
         False when disabled by the environment variable ``NAPARI_CAUSAL_LATTICE_NO_WARMUP`` (or when no child
         process could be started).
     """
-    started = _KERNELS.start()
-    if started:
-        atexit.register(_KERNELS.stop)
-    return started
+    return _KERNELS.start()
 
 
 def wait_for_kernels(*, stream=None) -> None:
@@ -250,6 +313,7 @@ def _main(argv) -> int:
     """Child process: compile the jobs named in ``argv[0]``, reporting on stdout."""
     install_compile_note(lambda: print(_COMPILING, flush=True))
     _compile_job(argv[0])
+    _write_stamp(argv[0])
     print(_DONE, flush=True)
     return 0
 
