@@ -37,8 +37,6 @@ BATCH = sys.modules[analyze_images.__module__]
 OPTIONS = ["--window", "8", "--bootstrap", "0", "--pixel-size", "25"]
 #: Real computations of the compute step, by (image content, pixel size, parameters) -> (objects, steps).
 _COMPUTED: dict = {}
-#: Parameters that only say how the image is read; the image content and pixel size are in the key already.
-_READING = ("pixel_size", "plane", "scale_unit")
 
 
 def _one_line_report(out, items, **options):
@@ -53,12 +51,13 @@ def stub(placeholder_figures):
     real = PIPELINE._run_steps
     calls = []
 
-    def run_steps(image, params, stages, **kwargs):
-        key = (array_sha256(image.data), image.pixel_size,
-               json.dumps({k: v for k, v in params.items() if k not in _READING}, sort_keys=True, default=str))
+    def run_steps(image, options, stages, **kwargs):
+        # how the image is read ("load") is in the key already: the image content and the pixel size
+        steps_options = {step: values for step, values in options.identity().items() if step != "load"}
+        key = (array_sha256(image.data), image.pixel_size, json.dumps(steps_options, sort_keys=True, default=str))
         calls.append(key)
         if key not in _COMPUTED:
-            _COMPUTED[key] = real(image, params, stages, **kwargs)
+            _COMPUTED[key] = real(image, options, stages, **kwargs)
         else:  # replay the progress of the steps, so the bar still reaches 100 %
             for name in PIPELINE.STEPS:
                 stages.start(name)
@@ -260,5 +259,5 @@ def test_plane_picks_one_image_of_a_stack(scans, stub, tmp_path, capsys):
     assert "plane=k" in capsys.readouterr().err
     assert _analyze(tmp_path / "stack.npy", tmp_path / "out", "--plane", "1") == 0
     res = load_results(tmp_path / "out" / "stack")
-    assert res.manifest["run"]["params"]["plane"] == 1
+    assert res.manifest["run"]["params"]["load"]["plane"] == 1
     assert "using plane 1" in " ".join(res.image_info["notes"])
