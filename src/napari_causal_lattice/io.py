@@ -1,8 +1,8 @@
 """Files in and results out: STEM image readers and the results store.
 
 Reading
-    :func:`load_image` opens .tif/.tiff (tifffile), .npy, HyperSpy .hspy/.hdf5 (h5py) and, with the optional
-    ``rosettasciio`` extra, Digital Micrograph .dm3/.dm4 and Velox .emd files.  It returns a
+    :func:`load_image` opens .tif/.tiff (tifffile), .npy, HyperSpy .hspy/.hdf5 (h5py) and, through RosettaSciIO,
+    Digital Micrograph .dm3/.dm4, Velox/NCEM .emd and FEI TIA .ser files.  It returns a
     :class:`LoadedImage`: a 2D float64 array plus the pixel size in pm/px (or ``None`` when the file has none,
     in which case the image stays in px and a note says so).
 
@@ -46,7 +46,7 @@ MANIFEST_NAME = "manifest.json"
 ARRAYS_NAME = "arrays.npz"
 
 #: File extensions :func:`load_image` understands.
-IMAGE_EXTENSIONS = (".tif", ".tiff", ".npy", ".hspy", ".hdf5", ".dm3", ".dm4", ".emd")
+IMAGE_EXTENSIONS = (".tif", ".tiff", ".npy", ".hspy", ".hdf5", ".dm3", ".dm4", ".emd", ".ser")
 
 #: Result fields of a results folder, in pipeline order, and the class each one holds.
 RESULT_CLASSES = {
@@ -185,7 +185,7 @@ def load_image(path, *, plane: int | str | None = None, signal: str | None = Non
     Parameters
     ----------
     path : str or Path
-        A .tif/.tiff, .npy, HyperSpy .hspy/.hdf5, or (with ``pip install rosettasciio``) .dm3/.dm4/.emd file.
+        A .tif/.tiff, .npy, HyperSpy .hspy/.hdf5, Digital Micrograph .dm3/.dm4, Velox .emd or TIA .ser file.
     plane : int or "all", optional
         For a stack of images (3D data), the index of the image to use, or ``"all"`` to keep the whole
         (N, H, W) stack (the napari reader does, and shows a slider).  A stack without ``plane`` is refused
@@ -210,7 +210,8 @@ def load_image(path, *, plane: int | str | None = None, signal: str | None = Non
     ValueError
         Unsupported extension, unreadable or corrupt file, non-finite pixels, or a stack without ``plane``.
     ImportError
-        A .dm3/.dm4/.emd file and RosettaSciIO is not installed (the message says how to install it).
+        A .dm3/.dm4/.emd/.ser file and RosettaSciIO (a dependency) is missing from a broken install (the message
+        says how to install it).
     """
     if not (plane is None or plane == "all" or (isinstance(plane, (int, np.integer)) and not isinstance(plane, bool))):
         raise TypeError(f"plane must be an image index (int), 'all' or None, got {plane!r}")
@@ -308,6 +309,9 @@ def _to_2d(raw, *, plane, notes, name) -> np.ndarray:
 
 
 def _read_npy(path: Path):
+    truncated = _npy_truncated(path)
+    if truncated:
+        raise ValueError(f"{path.name} is truncated ({truncated}); copy the file again or re-save it with numpy.save")
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -315,6 +319,25 @@ def _read_npy(path: Path):
     except (OSError, EOFError) as exc:
         raise ValueError(f"cannot read {path.name} as a .npy file ({exc}); is the file complete?") from exc
     return arr, None, {"format": "npy"}
+
+
+def _npy_truncated(path: Path) -> str:
+    """How a .npy file is shorter than its header says (empty when it is complete or not a .npy at all)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+        except ValueError:
+            return "" if size >= 8 else f"{size} bytes, shorter than a .npy header"
+        try:
+            shape, _, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(fh))
+        except ValueError as exc:
+            return f"its header ends early: {exc}" if "EOF" in str(exc) else ""
+        if dtype.hasobject:
+            return ""
+        expected = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return f"{size} of the {expected} bytes its header announces" if size < expected else ""
 
 
 def _read_tiff(path: Path, notes: list):
@@ -482,7 +505,8 @@ def _axes_pixel_size(axes: list[dict], name: str, notes: list, scale_unit=None, 
     return float(sizes[1])
 
 
-_RSCIIO_MODULES = {".dm3": "rsciio.digitalmicrograph", ".dm4": "rsciio.digitalmicrograph", ".emd": "rsciio.emd"}
+_RSCIIO_MODULES = {".dm3": "rsciio.digitalmicrograph", ".dm4": "rsciio.digitalmicrograph", ".emd": "rsciio.emd",
+                   ".ser": "rsciio.tia"}
 
 
 def _read_rsciio(path: Path, signal: str | None, notes: list, scale_unit):
@@ -491,9 +515,9 @@ def _read_rsciio(path: Path, signal: str | None, notes: list, scale_unit):
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ImportError(
-            f"reading {path.suffix} files needs RosettaSciIO, which is not installed. Install it with\n"
-            "    pip install 'napari-causal-lattice[rosettasciio]'\n"
-            "(or `pip install rosettasciio`), or export the image from Digital Micrograph / Velox as TIFF."
+            f"reading {path.suffix} files needs RosettaSciIO, a dependency of napari-causal-lattice that is missing "
+            "from this environment. Install it with\n    pip install rosettasciio\n"
+            "(or reinstall napari-causal-lattice), or export the image from Digital Micrograph / Velox / TIA as TIFF."
         ) from exc
     try:
         signals = module.file_reader(str(path))
