@@ -592,3 +592,23 @@ def test_leftover_temp_folders_of_killed_saves_are_cleaned(tmp_path):
     assert clean_stale_temp(tmp_path / "s") == [old]
     assert_same(fake_result(), load_results(out, classes={"lingam": FakeResult}).lingam)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_an_edited_manifest_or_figure_is_refused(tmp_path):
+    """A variable label edited in manifest.json (``Py <- I5`` read as ``Px <- I5``) or a changed figure or CSV
+    is damage: load_results says so instead of loading silently."""
+    out = save_results(tmp_path / "r", lingam=fake_result(),
+                       extra={"figures/a.png": lambda p: p.write_bytes(b"\x89PNG fake")})
+    assert load_results(out, classes={"lingam": FakeResult}).lingam is not None
+    text = (out / "manifest.json").read_text()
+    manifest = json.loads(text)
+    assert manifest["manifest_sha256"] == ncl_io.manifest_checksum(manifest)
+    assert '"Px"' in text
+    (out / "manifest.json").write_text(text.replace('"Px"', '"Py"', 1))
+    with pytest.raises(ResultsError, match="manifest.json was edited after it was saved"):
+        load_results(out, classes={"lingam": FakeResult})
+    assert not results_complete(out)
+    (out / "manifest.json").write_text(text)
+    (out / "figures" / "a.png").write_bytes(b"\x89PNG other")
+    with pytest.raises(ResultsError, match="figures/a.png is damaged"):
+        load_results(out, classes={"lingam": FakeResult})

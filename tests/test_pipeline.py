@@ -89,7 +89,7 @@ def test_results_folder_round_trips_with_provenance_and_figures(results):
 
 def test_steps_record_flags_window_and_one_deterministic_note(results):
     from napari_causal_lattice.causal import DeterministicDescriptorWarning
-    from napari_causal_lattice.pipeline import step_summary
+    from napari_causal_lattice.pipeline import step_summary, step_warnings
 
     res, out, _ = results
     assert res.steps["cells"]["flags"] == res.cells.flag_counts()
@@ -101,8 +101,10 @@ def test_steps_record_flags_window_and_one_deterministic_note(results):
     saved = load_results(out).steps
     assert saved["cells"]["flags"] == res.steps["cells"]["flags"] and saved["sliding"]["window"] == WINDOW
     line = step_summary(res.steps)
-    assert line.startswith(f"window {WINDOW} cells; {sum(res.cells.flag_counts().values())} flagged cells")
-    assert "note: Near-deterministic" in line
+    assert line.startswith(f"{len(res.columns.positions)} columns; {len(res.cells.table)} cells; window {WINDOW} "
+                           f"cells; {sum(res.cells.flag_counts().values())} flagged cells")
+    assert step_warnings(res.steps)[0].startswith("Near-deterministic")
+    assert saved["lingam"]["warnings"] == step_warnings(res.steps)
 
 
 def test_drop_deterministic_leaves_vol_out_of_both_fits(sample):

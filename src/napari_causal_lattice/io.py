@@ -735,13 +735,38 @@ def _read_manifest_quiet(folder: Path):
         return None
 
 
-def _damage(folder: Path, manifest: dict) -> str | None:
-    """What is wrong with the files of a results folder (missing, changed), or None when all are intact."""
+def manifest_checksum(manifest: Mapping) -> str:
+    """SHA-256 (hex) of a manifest's content: every entry but the checksum itself, as canonical JSON.
+
+    It covers what the numbers mean (result names, variable and sublattice labels, units, parameters, run,
+    steps, provenance) and the checksums of the files and arrays, so an edit anywhere in ``manifest.json`` is
+    found by :func:`load_results`.
+    """
+    content = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, allow_nan=False).encode("utf-8")).hexdigest()
+
+
+def _damage(folder: Path, manifest: dict, *, skip=()) -> str | None:
+    """What is wrong with the files of a results folder (missing, changed), or None when all are intact.
+
+    Files named in ``skip`` are not checked here (``load_results`` checks ``arrays.npz`` array by array).
+    """
     if manifest.get("format_version") != FORMAT_VERSION:
         return f"it is in results format {manifest.get('format_version')!r}, not {FORMAT_VERSION}"
+    recorded = manifest.get("manifest_sha256")
+    if recorded is not None:
+        try:
+            edited = recorded != manifest_checksum(manifest)
+        except (TypeError, ValueError):
+            edited = True
+        if edited:
+            return (f"{MANIFEST_NAME} was edited after it was saved (its content checksum differs): names, labels "
+                    "or parameters may no longer match the numbers")
     checksums = manifest.get("checksums")
     checksums = checksums if isinstance(checksums, dict) else {}
     for name in _listed_files(manifest):
+        if name in skip:
+            continue
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
@@ -1050,6 +1075,8 @@ def save_results(
         if missing:
             raise ValueError(f"extra writers did not create {missing}")
         manifest["checksums"] = {rel: file_sha256(tmp / rel) for rel in files}
+        manifest = json.loads(json.dumps(manifest, allow_nan=False))
+        manifest["manifest_sha256"] = manifest_checksum(manifest)
         text = json.dumps(manifest, indent=1, allow_nan=False)
         with open(tmp / MANIFEST_NAME, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -1080,7 +1107,11 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 
 def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
-    """Load a results folder written by :func:`save_results`, verifying every stored array.
+    """Load a results folder written by :func:`save_results`, verifying everything it recorded.
+
+    Checked before anything is rebuilt: the manifest's own content checksum (names, labels, parameters, run,
+    steps; manifests written before it existed have none), the SHA-256 of every file the manifest lists
+    (``arrays.npz``, the CSV tables, the figures) and of every stored array.
 
     Parameters
     ----------
@@ -1097,9 +1128,9 @@ def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
     Raises
     ------
     ResultsError
-        (a ValueError) Not a results folder, incomplete, damaged (a file or an array whose checksum differs
-        from the recorded one, a manifest entry that does not fit) or written in another format version; the
-        message names the file at fault.
+        (a ValueError) Not a results folder, incomplete (a listed file missing), damaged (the manifest edited, a
+        file or an array whose checksum differs from the recorded one, a manifest entry that does not fit) or
+        written in another format version; the message names the file at fault.
     """
     folder = Path(path).expanduser()
     manifest = _read_manifest(folder)
@@ -1111,6 +1142,9 @@ def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
             f"{folder} was written in results format {version} (napari-causal-lattice {written_by}); this version "
             f"reads format {FORMAT_VERSION}. Re-run the analysis, or load it with napari-causal-lattice {written_by}."
         )
+    damage = _damage(folder, manifest, skip=(ARRAYS_NAME,))
+    if damage is not None:
+        raise ResultsError(f"{folder}: {damage}; the results are damaged: re-run the analysis")
     arrays = _read_arrays(folder, manifest)
     contents = manifest.get("contents", {})
     if not isinstance(contents, dict):

@@ -50,6 +50,8 @@ from .report import write_report
 _STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20, "save": 80}
 #: The steps of one analysis, in order, each with the steps whose results it needs.
 STEPS = {"columns": (), "cells": ("columns",), "lingam": ("cells",), "sliding": ("cells",), "pca": ("sliding",)}
+#: Fitted sliding windows the PCA step needs; with fewer it is skipped (with the reason), not failed.
+MIN_PCA_WINDOWS = 3
 #: Crystal projections ``find_columns`` can be told (``"auto"`` lets it decide).
 PROJECTIONS = ("auto", "[001]", "[110]")
 #: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
@@ -322,13 +324,13 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
 
     def pca(sliding):
         fitted = int(np.count_nonzero(sliding.fitted))
-        k = min(int(params["n_components"]), fitted - 1, len(DESCRIPTORS) ** 2)
-        if k < 1:
-            raise ValueError(
+        if fitted < MIN_PCA_WINDOWS:
+            raise _CannotRun(
                 f"only {fitted} of the {sliding.fitted.size} sliding windows could be fitted (window "
-                f"{sliding.window} cells); PCA needs at least 2: use a smaller --window, a smaller --min-cells "
-                "or a larger image"
+                f"{sliding.window} cells); PCA needs at least {MIN_PCA_WINDOWS}: use a smaller window "
+                "(--window), a smaller --min-cells or a larger image"
             )
+        k = min(int(params["n_components"]), fitted - 1, len(DESCRIPTORS) ** 2)
         return adjacency_pca(sliding, n_components=k)
 
     run = {
@@ -353,11 +355,14 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
             steps[name] = {"status": "skipped", "reason": f"needs {missing[0]}, which {steps[missing[0]]['status']}"}
         else:
             try:
-                objects[name], notes = _noting_warnings(run[name], noted)
+                objects[name], notes, caught = _noting_warnings(run[name], noted)
                 steps[name] = {"status": "done", "reason": "", **_step_facts(name, objects[name]),
-                               **({"note": " ".join(notes)} if notes else {})}
+                               **({"note": " ".join(notes)} if notes else {}),
+                               **({"warnings": caught} if caught else {})}
             except Cancelled:
                 raise
+            except _CannotRun as exc:  # this input does not allow the step: skipped with the reason, not failed
+                steps[name] = {"status": "skipped", "reason": str(exc)}
             except Exception as exc:  # noqa: BLE001 - recorded with its reason; what was computed is kept
                 if name == "columns":
                     raise
@@ -366,38 +371,71 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
     return objects, steps
 
 
+class _CannotRun(Exception):
+    """A step that this input does not allow (e.g. PCA of fewer than 3 windows): recorded as skipped."""
+
+
 def _noting_warnings(call, noted: set):
-    """``(call(), notes)``: a :class:`DeterministicDescriptorWarning` is not shown but returned as a note, once
-    per kind (``noted`` holds the kinds already noted for this image); other warnings pass through."""
+    """``(call(), notes, warnings)``: every warning the step raises is recorded instead of shown.
+
+    A :class:`DeterministicDescriptorWarning` becomes a note once per kind (``noted`` holds the kinds already
+    noted for this image); ``warnings`` lists each distinct warning message of the step (notes included), for
+    the manifest, ``--json``, report.html and one clean line on stderr.
+    """
     from .causal import DeterministicDescriptorWarning
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeterministicDescriptorWarning)
+        warnings.simplefilter("always")
         value = call()
-    notes = []
+    notes, messages = [], []
     for w in caught:
+        text = " ".join(str(w.message).split())
         if issubclass(w.category, DeterministicDescriptorWarning):
-            if w.category not in noted:
-                noted.add(w.category)
-                notes.append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    return value, notes
+            if w.category in noted:
+                continue
+            noted.add(w.category)
+            notes.append(str(w.message))
+        if text not in messages and text not in noted:
+            noted.add(text)
+            messages.append(text)
+    return value, notes, messages
 
 
 def _step_facts(name: str, value) -> dict:
-    """What the results record about a finished step besides its status: the flagged cells by reason, the
-    sliding window used (cells)."""
+    """What the results record about a finished step besides its status: the atom columns found, the cells
+    and the flagged cells by reason, the sliding window used (cells)."""
+    if name == "columns":
+        return {"count": int(len(value.positions))}
     if name == "cells":
-        return {"flags": value.flag_counts()}
+        return {"count": int(len(value.table)), "flags": value.flag_counts()}
     if name == "sliding":
         return {"window": int(value.window)}
     return {}
 
 
+def step_warnings(steps: dict) -> list[str]:
+    """Every warning of a run, in step order: the steps' warnings and each skipped step with its reason.
+
+    A step skipped only because a step it needs failed is not repeated (the failure is reported).
+    """
+    found = []
+    for name, s in steps.items():
+        if not isinstance(s, dict):
+            continue
+        found += [w for w in s.get("warnings", []) if w not in found]
+        if s.get("status") == "skipped" and not str(s.get("reason", "")).startswith("needs "):
+            found.append(f"{name} skipped: {s.get('reason', '')}")
+    return found
+
+
 def step_summary(steps: dict) -> str:
-    """One line of the facts in ``steps``: window used, flagged cells by reason, notes (empty when none)."""
+    """One line of the facts in ``steps``: columns and cells found, window used, flagged cells by reason (empty
+    when none).  Warnings and notes are not in it: see :func:`step_warnings`."""
     parts = []
+    for step, what in (("columns", "columns"), ("cells", "cells")):
+        count = (steps.get(step) or {}).get("count")
+        if count is not None:
+            parts.append(f"{count} {what}")
     window = (steps.get("sliding") or {}).get("window")
     if window is not None:
         parts.append(f"window {window} cells")
@@ -406,7 +444,6 @@ def step_summary(steps: dict) -> str:
         total = sum(flags.values())
         detail = ", ".join(f"{n} {reason}" for reason, n in flags.items())
         parts.append(f"{total} flagged cells" + (f" ({detail})" if detail else ""))
-    parts += [f"note: {s['note']}" for s in steps.values() if isinstance(s, dict) and s.get("note")]
     return "; ".join(parts)
 
 
@@ -477,14 +514,21 @@ class BatchItem:
         failed = any(isinstance(s, dict) and s.get("status") == "failed" for s in self.steps.values())
         return self.status in ("done", "skipped") and not failed
 
+    @property
+    def counts(self) -> dict:
+        """Atom columns and unit cells found (None where the step did not run)."""
+        return {what: (self.steps.get(what) or {}).get("count") for what in ("columns", "cells")}
+
     def as_dict(self) -> dict:
-        """JSON-able form (``--json`` output): besides the steps, the sliding ``window`` used (cells), the
-        flagged cells by reason (``flags``) and the steps' ``notes``."""
+        """JSON-able form (``--json`` output): besides the steps, the atom ``columns`` and unit ``cells`` found,
+        the sliding ``window`` used (cells), the flagged cells by reason (``flags``), the steps' ``notes`` and
+        every ``warnings`` of the run (:func:`step_warnings`)."""
         return {"image": self.image, "out": self.out, "status": self.status, "message": self.message,
-                "seconds": round(self.seconds, 3), "window": (self.steps.get("sliding") or {}).get("window"),
+                "seconds": round(self.seconds, 3), **self.counts,
+                "window": (self.steps.get("sliding") or {}).get("window"),
                 "flags": (self.steps.get("cells") or {}).get("flags"),
                 "notes": [s["note"] for s in self.steps.values() if isinstance(s, dict) and s.get("note")],
-                "steps": self.steps}
+                "warnings": step_warnings(self.steps), "steps": self.steps}
 
 
 def output_folders(paths, out) -> list[Path]:
@@ -804,6 +848,8 @@ def analyze_images(
                 "failed": f"FAILED: {message}"}[status]
         facts = step_summary(steps)
         bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}" + (f"; {facts}" if facts else ""))
+        for warning in step_warnings(steps):
+            bar.line(f"[{k + 1}/{n}] {Path(path).name}: warning: {warning}")
 
     def run_here(k, executor=None, image=None):
         image = load(k) if image is None else image
