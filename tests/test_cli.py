@@ -280,3 +280,86 @@ def test_bad_options_are_refused_before_computing(scans, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(argv + ["--projection", "[111]"])
     assert "invalid choice: '[111]'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ runs that cannot mix
+
+
+def test_a_folder_in_use_by_another_process_is_refused(scans, tmp_path, capsys):
+    """A second analyze on a results folder that a running process holds is refused, and writes nothing."""
+    folder, options = scans
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from napari_causal_lattice.io import ResultsLock; "
+         f"lock = ResultsLock({str(out / 'first')!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert _analyze(folder / "first.npy", out, options) == 2
+        err = capsys.readouterr().err
+        assert f"{out / 'first'} is in use by another run (process {holder.pid} on " in err
+        assert not (out / "first").exists() and not (out / "report.html").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _analyze(folder / "first.npy", out, options) == 0  # the lock went with its process
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_figure_options_redraw_figures_without_recomputing(scans, tmp_path, monkeypatch, capsys):
+    import json
+
+    from napari_causal_lattice import pipeline
+
+    folder, options = scans
+    out = tmp_path / "out"
+    assert _analyze(folder / "first.npy", out, options) == 0
+    capsys.readouterr()
+    png = (out / "first" / "figures" / "pca.png").read_bytes()
+    arrays = (out / "first" / "arrays.npz").read_bytes()
+
+    def never(*args, **kwargs):
+        raise AssertionError("recomputed although only the figure options changed")
+
+    monkeypatch.setattr(pipeline, "run_pipeline", never)
+    monkeypatch.setattr(pipeline, "_compute", never)
+    assert _analyze(folder / "first.npy", out, options, "--dpi", "60", "--figure-format", "png,svg",
+                    "--style", "greyscale", "--json") == 0
+    captured = capsys.readouterr()
+    [item] = json.loads(captured.out)
+    assert item["status"] == "done" and item["message"] == "figures redrawn from the saved results"
+    assert "figures redrawn (png/svg, 60 dpi, greyscale)" in captured.err
+    assert (out / "first" / "figures" / "pca.svg").is_file()
+    assert (out / "first" / "figures" / "pca.png").read_bytes() != png
+    assert (out / "first" / "arrays.npz").read_bytes() == arrays
+    assert load_results(out / "first").manifest["run"]["figures"] == {"formats": ["png", "svg"], "dpi": 60,
+                                                                      "style": "greyscale"}
+    argv = ("--dpi", "60", "--figure-format", "png,svg", "--style", "greyscale")
+    assert _analyze(folder / "first.npy", out, options, *argv) == 0
+    assert "skipped (results complete" in capsys.readouterr().err
+
+
+def test_warnings_and_skipped_steps_are_recorded_everywhere(scans, tmp_path, capsys):
+    """A pixel size 100 x too large (calibration warning) and a window leaving 1 sliding window (PCA skipped):
+    the image is done, and each warning is in the manifest, --json, report.html and one clean stderr line."""
+    import json
+
+    folder, options = scans
+    out = tmp_path / "out"
+    argv = ["--window", "16", "--bootstrap", "0", "--pixel-size", "2500", "--json"]
+    assert _analyze(folder / "first.npy", out, argv) == 0
+    captured = capsys.readouterr()
+    [item] = json.loads(captured.out)
+    assert item["status"] == "done" and item["steps"]["pca"]["status"] == "skipped"
+    assert "PCA needs at least 3" in item["steps"]["pca"]["reason"]
+    assert item["columns"] > 400 and item["cells"] > 150
+    calibration = [w for w in item["warnings"] if "lattice parameter comes out as" in w]
+    assert len(calibration) == 1 and any(w.startswith("pca skipped: only 1 of") for w in item["warnings"])
+    manifest = json.loads((out / "first" / "manifest.json").read_text())
+    assert calibration[0] in manifest["steps"]["columns"]["warnings"]
+    report = (out / "report.html").read_text()
+    assert "Warnings" in report and "lattice parameter comes out as" in report and "pca skipped" in report
+    lines = [line for line in captured.err.splitlines() if "warning:" in line]
+    assert any("first.npy: warning: the lattice parameter comes out as" in line for line in lines)
+    assert "UserWarning" not in captured.err and "warnings.warn" not in captured.err

@@ -612,3 +612,17 @@ def test_an_edited_manifest_or_figure_is_refused(tmp_path):
     (out / "figures" / "a.png").write_bytes(b"\x89PNG other")
     with pytest.raises(ResultsError, match="figures/a.png is damaged"):
         load_results(out, classes={"lingam": FakeResult})
+
+
+def test_stack_advice_is_what_is_accepted(tmp_path):
+    """The stack message advises --plane only where --plane works; a 4D dataset is refused for what it is."""
+    frame = np.random.default_rng(0).normal(size=(20, 24))
+    np.save(tmp_path / "stack.npy", np.stack([frame, frame + 1])[:, None])  # (2, 1, 20, 24): a stack
+    np.save(tmp_path / "4d.npy", np.ones((3, 2, 20, 24)))
+    with pytest.raises(ValueError, match=r"plane=k \(0 <= k < 2\).*--plane 0"):
+        load_image(tmp_path / "stack.npy")
+    np.testing.assert_array_equal(load_image(tmp_path / "stack.npy", plane=1).data, frame + 1)
+    for plane in (None, 0):
+        with pytest.raises(ValueError, match="has 4 dimensions") as info:
+            load_image(tmp_path / "4d.npy", plane=plane)
+        assert "--plane" not in str(info.value)

@@ -274,17 +274,23 @@ def _to_2d(raw, *, plane, notes, name) -> np.ndarray:
         squeezed = arr.reshape([n for n in arr.shape if n != 1] or [1])
         if squeezed.ndim == 2:
             arr = squeezed
-        elif plane == "all" and arr.ndim == 3:
+        elif squeezed.ndim > 3:
+            raise ValueError(
+                f"{name} has {squeezed.ndim} dimensions {arr.shape} (e.g. a 4D-STEM or spectrum-image dataset), not "
+                "a single image or a stack of images; only 2D images and 3D stacks are supported: export the "
+                "image (e.g. the HAADF frame or a virtual detector image) as a 2D file"
+            )
+        elif plane == "all":
+            arr = squeezed
             notes.append(f"{name} is a stack of {arr.shape[0]} images; all are kept (pick one with the slider).")
-        elif plane is None or plane == "all":
+        elif plane is None:
             raise ValueError(
                 f"{name} holds a stack of shape {arr.shape}, not a single image; choose one image with "
-                f"plane=k (0 <= k < {arr.shape[0]}), e.g. load_image(path, plane=0) (CLI: --plane 0), or export one "
+                f"plane=k (0 <= k < {squeezed.shape[0]}), e.g. load_image(path, plane=0) (CLI: --plane 0), or export one "
                 "frame."
             )
         else:
-            if arr.ndim != 3:
-                raise ValueError(f"{name} has {arr.ndim} dimensions {arr.shape}; only single images or 3D stacks are supported")
+            arr = squeezed
             if not -arr.shape[0] <= plane < arr.shape[0]:
                 raise ValueError(f"plane={plane} is outside the stack of {arr.shape[0]} images in {name}")
             notes.append(f"{name} is a stack of {arr.shape[0]} images; using plane {plane}.")
@@ -953,6 +959,92 @@ def check_results_target(path, *, overwrite: bool = False) -> Path:
                 )
             raise ValueError(f"{target} already holds results; pass overwrite=True (CLI: --overwrite) to replace them")
     return target
+
+
+class ResultsBusy(ValueError):
+    """A results folder is in use by another run (its lock is held); the message names the holder."""
+
+
+class ResultsLock:
+    """The lock of one results folder: at most one run computes into a folder at a time.
+
+    The lock is a hidden file ``.<name>.lock`` beside the folder, locked with the operating system's advisory
+    file lock (released by the system when the holding process ends, even when it is killed) and removed on
+    release.  It holds who has it (host, process id, start time), for the message a second run gets.
+
+    Parameters
+    ----------
+    path : str or Path
+        The results folder (it need not exist; its parent must).
+    """
+
+    def __init__(self, path):
+        self.target = Path(path).expanduser().absolute()
+        self.path = self.target.parent / f".{self.target.name}.lock"
+        self._fh = None
+
+    def acquire(self) -> "ResultsLock":
+        """Take the lock, or raise :class:`ResultsBusy` at once when another run holds it."""
+        while self._fh is None:
+            fh = open(self.path, "a+", encoding="utf-8")
+            if not _try_lock(fh):
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                fh.close()
+                raise ResultsBusy(
+                    f"{self.target} is in use by another run ({holder}); wait until it has finished, or choose "
+                    "another --out. Nothing was written."
+                )
+            try:
+                same = os.fstat(fh.fileno()).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:  # the holder released (and removed) it between our open and lock
+                same = False
+            if not same:
+                fh.close()
+                continue
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"process {os.getpid()} on {socket.gethostname()}, started "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            fh.flush()
+            self._fh = fh
+        return self
+
+    def release(self) -> None:
+        """Give the lock up (and remove its file); does nothing when it is not held."""
+        if self._fh is None:
+            return
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+        self._fh.close()
+        self._fh = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _try_lock(fh) -> bool:
+    """Lock an open file exclusively without waiting; False when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
+        return False
+    return True
 
 
 def _write_error(target: Path, exc: OSError) -> OSError:

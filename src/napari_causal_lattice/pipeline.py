@@ -13,6 +13,7 @@ figures of :mod:`napari_causal_lattice.figures` (PNG, SVG, PDF), and a batch get
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -36,13 +37,17 @@ from .io import (
     check_results_target,
     check_scale_unit,
     clean_stale_temp,
+    ResultsBusy,
+    ResultsLock,
     file_sha256,
     load_image,
+    load_results,
     resume_status,
     run_record,
     save_results,
 )
 from .lattice import DESCRIPTORS
+from .provenance import jsonable
 from .progress import Cancelled, report
 from .report import write_report
 
@@ -287,7 +292,8 @@ def run_pipeline(
     Raises
     ------
     ValueError, TypeError
-        Bad parameters (all listed at once), an unreadable image, a refused ``out`` folder, or no columns found.
+        Bad parameters (all listed at once), an unreadable image, a refused ``out`` folder (also
+        :class:`~napari_causal_lattice.io.ResultsBusy` when another run is writing into it), or no columns found.
     """
     params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
                          n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
@@ -297,16 +303,22 @@ def run_pipeline(
         problems += [p for p in [_writable_problem(Path(out).expanduser().absolute())] if p]
     _refuse(problems, "cannot run the analysis")
     image = _as_image(image_or_path, pixel_size, plane=plane, scale_unit=scale_unit)
-    if out is not None:
-        check_results_target(out, overwrite=overwrite)
-    stages = _StageProgress(progress, cancel)
-    objects, steps = _run_steps(image, params, stages, workers=workers, executor=executor, cancel=cancel)
-    results = Results(**objects, image_info=image.info, steps=steps)
-    stages.start("save")
-    if out is not None:
-        write_outputs(out, results, image=image.data, overwrite=overwrite,
-                      run=run_record(input_sha256=image.sha256, params=params))
-    stages.finish()
+    if out is None:
+        lock = contextlib.nullcontext()
+    else:
+        Path(out).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+        lock = ResultsLock(out)  # held until the results are saved: a second run on ``out`` is refused
+    with lock:
+        if out is not None:
+            check_results_target(out, overwrite=overwrite)
+        stages = _StageProgress(progress, cancel)
+        objects, steps = _run_steps(image, params, stages, workers=workers, executor=executor, cancel=cancel)
+        results = Results(**objects, image_info=image.info, steps=steps)
+        stages.start("save")
+        if out is not None:
+            write_outputs(out, results, image=image.data, overwrite=overwrite,
+                          run=run_record(input_sha256=image.sha256, params=params))
+        stages.finish()
     return results
 
 
@@ -623,6 +635,7 @@ class _Plan:
     runs: dict  # k -> run record of the images to compute
     skipped: dict  # k -> BatchItem of the images whose results are complete
     notes: dict  # k -> note about an image (e.g. why its old results are recomputed)
+    redraw: dict = field(default_factory=dict)  # k -> run record: results complete, figure options changed
 
 
 def _writable_problem(folder: Path) -> str | None:
@@ -642,14 +655,18 @@ def _writable_problem(folder: Path) -> str | None:
     return None
 
 
-def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
+def plan_batch(paths, out, params: dict, *, overwrite: bool = False, figures: dict | None = None,
+               locks: list | None = None) -> _Plan:
     """Check everything a batch needs before computing, and decide what to do with each image.
 
     ``params`` are :func:`run_pipeline`'s parameters that change a number (``_run_params``).  Checks them, that
     every input exists and is readable in a supported format, that ``out`` is writable with room for the results,
-    and each image's results folder (complete results of the same run are skipped; incomplete ones recomputed;
+    and each image's results folder (complete results of the same run are skipped, or only get their figures
+    redrawn when ``figures`` (formats, dpi, style) differ from the recorded ones; incomplete ones recomputed;
     results of another run, a damaged manifest or foreign files are problems unless ``overwrite`` allows
-    replacing our own files).  Temporary folders left by killed saves are removed.
+    replacing our own files).  With ``locks`` (a list) each image's :class:`~napari_causal_lattice.io.ResultsLock`
+    is taken and appended to it, and a folder in use by another run is a problem; the caller releases them.
+    Temporary folders left by killed saves are removed.
 
     Returns
     -------
@@ -665,7 +682,8 @@ def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
     folders = output_folders(paths, out)
     out_problem = _writable_problem(Path(out).expanduser().absolute())
     problems += [out_problem] if out_problem else []
-    runs, skipped, notes, needed = {}, {}, {}, 0
+    runs, skipped, notes, redraw, needed = {}, {}, {}, {}, 0
+    figures = None if figures is None else jsonable(dict(figures))
     for k, (path, folder) in enumerate(zip(paths, folders)):
         source = Path(path).expanduser()
         if not source.is_file():
@@ -676,6 +694,13 @@ def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
             problems.append(f"{path}: unsupported file type {source.suffix or '(none)'}; supported: "
                             f"{', '.join(IMAGE_EXTENSIONS)}")
             continue
+        if locks is not None and out_problem is None:
+            try:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                locks.append(ResultsLock(folder).acquire())
+            except ResultsBusy as exc:
+                problems.append(str(exc))
+                continue
         if out_problem is None and folder.parent.is_dir():
             clean_stale_temp(folder)
         try:
@@ -686,14 +711,20 @@ def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
             problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
             continue
         run = run_record(input_sha256=sha or "", params=params)
+        if figures is not None:
+            run["figures"] = figures
         status, detail = resume_status(folder, run) if sha is not None else ("absent", "")
         if status in ("foreign", "file"):
             problems.append(f"{folder} already holds files that are not napari-causal-lattice results ({detail}); "
                             "choose another --out. Nothing was written." if status == "foreign" else detail)
             continue
         if status == "complete" and not overwrite:
-            manifest_steps = _earlier_steps(folder)
-            skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=manifest_steps)
+            manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+            steps = manifest.get("steps") if isinstance(manifest.get("steps"), dict) else {}
+            if figures is not None and (manifest.get("run") or {}).get("figures") != figures:
+                redraw[k] = run
+            else:
+                skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=steps)
             continue
         if status in ("changed", "damaged") and not overwrite:
             what = "results of another run" if status == "changed" else "a damaged manifest"
@@ -707,13 +738,7 @@ def plan_batch(paths, out, params: dict, *, overwrite: bool = False) -> _Plan:
     if out_problem is None and runs:
         problems += _space_problem(Path(out).expanduser().absolute(), needed)
     _refuse(problems, "cannot start the batch (nothing was computed)", listed=True)
-    return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes)
-
-
-def _earlier_steps(folder: Path) -> dict:
-    """The step outcomes recorded in the (intact) manifest of ``folder``."""
-    steps = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("steps")
-    return steps if isinstance(steps, dict) else {}
+    return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes, redraw=redraw)
 
 
 def _space_problem(out: Path, needed: int) -> list[str]:
@@ -805,7 +830,35 @@ def analyze_images(
     params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
                          n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
                          scale_unit=scale_unit, drop_deterministic=drop_deterministic)
-    plan = plan_batch(paths, out, params, overwrite=overwrite)
+    locks: list = []
+    created = _missing_folders(Path(out).expanduser().absolute())
+    try:
+        plan = plan_batch(paths, out, params, overwrite=overwrite, locks=locks,
+                          figures={"formats": list(figure_formats), "dpi": dpi, "style": style})
+        return _run_batch(plan, paths, out, params, figure_options, bar, pixel_size=pixel_size, plane=plane,
+                          scale_unit=scale_unit, workers=workers, scheduler=scheduler, split_pixels=split_pixels)
+    finally:
+        for lock in locks:
+            lock.release()
+        for folder in created:  # a refused batch leaves no folder behind (its locks were taken in it)
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _run_batch(plan: _Plan, paths, out, params, figure_options, bar, *, pixel_size, plane, scale_unit, workers,
+               scheduler, split_pixels) -> list[BatchItem]:
+    """Carry out a checked plan: report the skips, redraw figures, compute the rest, write report.html."""
     n = len(paths)
     items: dict[int, BatchItem] = dict(plan.skipped)
     for k, item in plan.skipped.items():
@@ -863,6 +916,28 @@ def analyze_images(
         results, steps, message, seconds = _compute(task)
         finish(k, results, steps, message, seconds, image)
 
+    def redraw(k):
+        start = time.perf_counter()
+        image = load(k)
+        if image is None:
+            return
+        folder = plan.folders[k]
+        try:
+            results = load_results(folder)
+            write_outputs(folder, results, image=image.data, overwrite=True,
+                          run={**plan.redraw[k], "input_sha256": image.sha256}, **figure_options)
+        except (ValueError, TypeError, OSError) as exc:
+            finish(k, None, {}, f"could not redraw the figures: {_describe(exc)}", time.perf_counter() - start)
+            return
+        seconds = time.perf_counter() - start
+        items[k] = BatchItem(paths[k], str(folder), "done", "figures redrawn from the saved results", seconds,
+                             results.steps)
+        options = f"{'/'.join(figure_options['figure_formats'])}, {figure_options['dpi']} dpi, {figure_options['style']}"
+        bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: results complete; figures redrawn ({options}) from the saved "
+                 f"results in {seconds:.1f} s -> {folder}")
+
+    for k in plan.redraw:
+        redraw(k)
     todo = list(plan.runs)
     if scheduler is not None and todo:
         _run_on_dask(todo, paths, scheduler, job, load, finish, bar, split_pixels=split_pixels, run_here=run_here)
