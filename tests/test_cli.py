@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import types
@@ -128,11 +129,60 @@ def test_demo_dispatches_to_run_demo(monkeypatch, capsys):
 
     fake.run_demo = run_demo
     monkeypatch.setitem(sys.modules, "napari_causal_lattice._napari.demo", fake)
+    monkeypatch.setenv("DISPLAY", ":99")
     assert main(["demo", "--headless", "--out", "d"]) == 0
     assert main(["demo"]) == 0
     assert calls == [(True, "d"), (False, None)]
-    assert main(["demo", "--headless"]) == 1
+    assert main(["demo", "--headless"]) == 2  # usage: the same status as analyze's usage errors
     assert "needs --out DIR" in capsys.readouterr().err
+
+
+def test_demo_without_a_display_says_so_instead_of_aborting(monkeypatch, capsys):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("only Linux needs an X or Wayland display")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["demo", "--headless", "--out", "d"]) == 2
+    err = capsys.readouterr().err
+    assert "no display" in err and "xvfb-run -a napari-causal-lattice demo --headless" in err
+    done = subprocess.run([sys.executable, "-m", "napari_causal_lattice.cli", "demo", "--headless", "--out", "d"],
+                          capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in __import__("os").environ.items()
+                               if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")})
+    assert done.returncode == 2 and "no display" in done.stderr
+
+
+def test_pre_check_failures_give_json_with_json(tmp_path, capsys):
+    import json
+
+    assert main(["analyze", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o"), "--json"]) == 2
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["status"] == "refused" and report["exit_status"] == 2
+    assert any("missing.tif: no such image file" in p for p in report["problems"])
+    assert "no such image file" in captured.err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", "x.tif", "--out", "o", "--window", "2", "--json"])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "usage error" and "'auto' or a whole number" in captured.err
+
+
+def test_an_unreachable_scheduler_is_reported_at_once(tmp_path, capsys):
+    import socket
+    import time
+
+    np.save(tmp_path / "img.npy", np.zeros((32, 32)))
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    code = main(["analyze", str(tmp_path / "img.npy"), "--out", str(tmp_path / "o"),
+                 "--scheduler", f"tcp://127.0.0.1:{port}"])
+    assert time.perf_counter() - start < 5.0
+    assert code == 2
+    assert f"cannot reach the dask scheduler at tcp://127.0.0.1:{port} (connection refused)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_module_entry_point_runs():
@@ -304,6 +354,10 @@ def test_a_folder_in_use_by_another_process_is_refused(scans, tmp_path, capsys):
         holder.kill()
         holder.wait()
     assert _analyze(folder / "first.npy", out, options) == 0  # the lock went with its process
+    captured = capsys.readouterr()
+    assert re.search(r"\tdone\t.*first \(\d+ columns, \d+ cells\)$", captured.out.strip())
+    assert re.search(r"1 done, 0 partial, 0 skipped \(already complete\), 0 failed; \d+ atom columns, \d+ unit "
+                     r"cells", captured.err)
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 

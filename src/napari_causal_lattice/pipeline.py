@@ -17,7 +17,9 @@ import contextlib
 import inspect
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import time
 import warnings
@@ -562,6 +564,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: Advice of column finding to give the lattice spacing, which a batch (and the CLI) cannot pass on.
+_SPACING_ADVICE = re.compile(r"(give|set) the (A-A |lattice )?spacing( to the A-A distance)? explicitly")
+
+
+def _batch_advice(message: str) -> str:
+    """``message`` with advice a batch cannot follow (giving the spacing) made concrete for it."""
+    return _SPACING_ADVICE.sub(
+        "give the A-A spacing explicitly, which a batch cannot pass on: run find_columns(image, spacing=...) on "
+        "this image from Python", message)
+
+
 def _failed_steps_text(steps: dict) -> str:
     return "; ".join(f"{name} failed: {s.get('reason', '')}" for name, s in steps.items()
                      if isinstance(s, dict) and s.get("status") == "failed")
@@ -587,7 +600,7 @@ def _compute(job: dict):
                           run={**job["run"], "input_sha256": image.sha256}, **job["figure_options"])
             return None, results.steps, "", time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
-        return None, {}, _describe(exc), time.perf_counter() - start
+        return None, {}, _batch_advice(_describe(exc)), time.perf_counter() - start
     return results, results.steps, "", time.perf_counter() - start
 
 
@@ -830,6 +843,8 @@ def analyze_images(
     params = _run_params(pixel_size=pixel_size, window=window, n_bootstrap=n_bootstrap, seed=seed,
                          n_components=n_components, min_cells=min_cells, projection=projection, plane=plane,
                          scale_unit=scale_unit, drop_deterministic=drop_deterministic)
+    if isinstance(scheduler, str):
+        _refuse([p for p in [scheduler_problem(scheduler)] if p], "cannot start the batch (nothing was computed)")
     locks: list = []
     created = _missing_folders(Path(out).expanduser().absolute())
     try:
@@ -845,6 +860,32 @@ def analyze_images(
                 folder.rmdir()
             except OSError:
                 break
+
+
+def scheduler_problem(address: str, *, timeout: float = 1.0) -> str | None:
+    """Why the dask scheduler at ``address`` cannot be reached (a TCP connection attempt of at most
+    ``timeout`` seconds), or None.  Only ``tcp://host:port`` and ``host:port`` addresses are probed; others
+    (``inproc://``, ``tls://``, ...) are left to dask."""
+    from urllib.parse import urlsplit
+
+    text = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(text)
+    if parts.scheme != "tcp":
+        return None
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        return f"--scheduler {address}: expected an address like tcp://host:8786"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (
+            f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror or str(exc))
+        return (f"cannot reach the dask scheduler at {address} ({reason}); start it (dask scheduler) or check "
+                "the address and that this machine can reach it")
 
 
 def _missing_folders(folder: Path) -> list[Path]:
