@@ -13,9 +13,11 @@ Writing
     ``cells.csv`` in physical units.  The save is atomic: everything is written into a hidden temporary folder
     beside the target and renamed into place at the end, so an interrupted save never leaves a half-written
     result.  The manifest also records the run (input hash, every parameter that changes a number, package
-    version: :func:`resume_status` compares it with a new run), each step's outcome (``steps``) and a SHA-256
-    checksum of every file and every stored array, which :func:`load_results` verifies: it reads the folder back
-    exactly or raises :class:`ResultsError` naming the damaged file.
+    version: :func:`resume_status` compares it with a new run; the figure options, which only re-draw the figures),
+    each step's outcome (``steps``), a SHA-256 checksum of every file and every stored array, and a checksum of
+    the manifest's own content (names, labels, parameters), all of which :func:`load_results` verifies: it reads
+    the folder back exactly or raises :class:`ResultsError` naming the damaged file.  :class:`ResultsLock` keeps
+    two runs from writing into one results folder at the same time.
 """
 
 from __future__ import annotations
