@@ -353,14 +353,14 @@ def test_a_folder_in_use_by_another_process_is_refused(scans, tmp_path, capsys):
     finally:
         holder.kill()
         holder.wait()
-    assert _analyze(folder / "first.npy", out, options) == 0  # the lock went with its process
-    captured = capsys.readouterr()
-    assert re.search(r"\tdone\t.*first \(\d+ columns, \d+ cells\)$", captured.out.strip())
-    assert re.search(r"1 done, 0 partial, 0 skipped \(already complete\), 0 failed; \d+ atom columns, \d+ unit "
-                     r"cells", captured.err)
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    from napari_causal_lattice.io import ResultsLock
+
+    with ResultsLock(out / "first"):  # the lock went with its process
+        pass
+    assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_figure_options_redraw_figures_without_recomputing(scans, tmp_path, monkeypatch, capsys):
     import json
 
@@ -369,7 +369,11 @@ def test_figure_options_redraw_figures_without_recomputing(scans, tmp_path, monk
     folder, options = scans
     out = tmp_path / "out"
     assert _analyze(folder / "first.npy", out, options) == 0
-    capsys.readouterr()
+    captured = capsys.readouterr()  # the summary line gives the columns and cells found
+    assert re.search(r"\tdone\t.*first \(\d+ columns, \d+ cells\)$", captured.out.strip())
+    assert re.search(r"1 done, 0 partial, 0 skipped \(already complete\), 0 failed; \d+ atom columns, \d+ unit "
+                     r"cells", captured.err)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [], "no lock file left behind"
     png = (out / "first" / "figures" / "pca.png").read_bytes()
     arrays = (out / "first" / "arrays.npz").read_bytes()
 
@@ -394,6 +398,7 @@ def test_figure_options_redraw_figures_without_recomputing(scans, tmp_path, monk
     assert "skipped (results complete" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_warnings_and_skipped_steps_are_recorded_everywhere(scans, tmp_path, capsys):
     """A pixel size 100 x too large (calibration warning) and a window leaving 1 sliding window (PCA skipped):
     the image is done, and each warning is in the manifest, --json, report.html and one clean stderr line."""
