@@ -278,3 +278,16 @@ def test_real_pto_image_end_to_end_in_pm(shared_data, tmp_path):
     assert np.nanmedian(res.cells.table["a"]) == pytest.approx(395.0, rel=0.10)
     assert int(res.sliding.fitted.sum()) >= 4
     assert results_complete(tmp_path / "pto")
+
+
+def test_a_calibration_warning_is_recorded_and_issued_once_after_the_run(sample):
+    """Python callers get the step's warning once, naming the step, after the run; it is also in the steps."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run_pipeline(sample.image, pixel_size=2800.0, window=WINDOW, n_bootstrap=0, seed=5)
+    shown = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    calibration = [m for m in shown if "lattice parameter comes out as" in m]
+    assert len(calibration) == 1 and calibration[0].startswith("columns: the lattice parameter")
+    assert [w.filename for w in caught if "lattice parameter" in str(w.message)] == [__file__]
+    assert calibration[0][len("columns: "):] in res.steps["columns"]["warnings"]
+    assert not any(m.startswith("Near-deterministic") or m.startswith("lingam: Near") for m in shown)

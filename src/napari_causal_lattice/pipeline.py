@@ -14,6 +14,7 @@ figures of :mod:`napari_causal_lattice.figures` (PNG, SVG, PDF), and a batch get
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import json
 import os
@@ -287,7 +288,9 @@ def run_pipeline(
         Columns, Cells, global LingamResult, SlidingResult, AdjacencyPCA, ``image_info`` and ``steps`` (each
         step's outcome; besides ``status`` and ``reason``, ``steps["cells"]["flags"]`` holds the count of
         flagged cells by reason, ``steps["sliding"]["window"]`` the window side used (cells; the number
-        ``window="auto"`` chose), and a step may carry a ``note``, e.g. near-deterministic descriptors).  A step that fails after the columns were found does not raise: it is recorded as
+        ``window="auto"`` chose), and a step may carry a ``note``, e.g. near-deterministic descriptors, and
+        ``warnings``: every warning the step raised, e.g. an implausible calibration; after the run each
+        warning that is not a note is issued once as a ``UserWarning`` naming its step).  A step that fails after the columns were found does not raise: it is recorded as
         ``{"status": "failed", "reason": ...}``, the steps that need it as ``"skipped"``, and what was
         computed is returned (and saved); check ``results.failed_steps``.
 
@@ -316,6 +319,9 @@ def run_pipeline(
         stages = _StageProgress(progress, cancel)
         objects, steps = _run_steps(image, params, stages, workers=workers, executor=executor, cancel=cancel)
         results = Results(**objects, image_info=image.info, steps=steps)
+        if not _IN_BATCH.get():  # a batch prints them as lines of its own
+            for text in _step_warning_texts(steps):
+                warnings.warn(text, UserWarning, stacklevel=2)
         stages.start("save")
         if out is not None:
             write_outputs(out, results, image=image.data, overwrite=overwrite,
@@ -383,6 +389,18 @@ def _run_steps(image: LoadedImage, params: dict, stages: _StageProgress, *, work
                 steps[name] = {"status": "failed", "reason": _describe(exc)}
         stages.finish()
     return objects, steps
+
+
+#: True while a batch runs an image: the batch reports the steps' warnings itself (one clean line each).
+_IN_BATCH = contextvars.ContextVar("napari_causal_lattice_in_batch", default=False)
+
+
+def _step_warning_texts(steps: dict) -> list[str]:
+    """The steps' recorded warnings that are not notes (the notes are shown with the results), for Python
+    callers of :func:`run_pipeline`, which get them as warnings after the run."""
+    notes = {" ".join(str(s.get("note", "")).split()) for s in steps.values() if isinstance(s, dict)}
+    return [f"{name}: {text}" for name, s in steps.items() if isinstance(s, dict)
+            for text in s.get("warnings", []) if text not in notes]
 
 
 class _CannotRun(Exception):
@@ -593,8 +611,12 @@ def _compute(job: dict):
         if not isinstance(image, LoadedImage):
             image = _as_image(image, job["pixel_size"], plane=job["params"]["plane"],
                               scale_unit=job["params"]["scale_unit"])
-        results = run_pipeline(image, workers=job["workers"], executor=job.get("executor"),
-                               progress=job.get("progress"), **_pipeline_kwargs(job["params"]))
+        token = _IN_BATCH.set(True)
+        try:
+            results = run_pipeline(image, workers=job["workers"], executor=job.get("executor"),
+                                   progress=job.get("progress"), **_pipeline_kwargs(job["params"]))
+        finally:
+            _IN_BATCH.reset(token)
         if job.get("folder") is not None:
             write_outputs(job["folder"], results, image=image.data, overwrite=True,
                           run={**job["run"], "input_sha256": image.sha256}, **job["figure_options"])
