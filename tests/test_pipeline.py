@@ -291,3 +291,15 @@ def test_a_calibration_warning_is_recorded_and_issued_once_after_the_run(sample)
     assert [w.filename for w in caught if "lattice parameter" in str(w.message)] == [__file__]
     assert calibration[0][len("columns: "):] in res.steps["columns"]["warnings"]
     assert not any(m.startswith("Near-deterministic") or m.startswith("lingam: Near") for m in shown)
+
+
+def test_run_pipeline_refuses_a_folder_another_run_is_writing(sample, tmp_path):
+    from napari_causal_lattice.io import ResultsBusy, ResultsLock
+
+    calls = []
+    with ResultsLock(tmp_path / "busy"):
+        with pytest.raises(ResultsBusy, match=r"busy is in use by another run \(process \d+ on .*Nothing was written"):
+            run_pipeline(sample, out=tmp_path / "busy", window=WINDOW, n_bootstrap=0,
+                         progress=lambda d, t: calls.append(d))
+        assert (tmp_path / ".busy.lock").is_file()
+    assert calls == [] and list(tmp_path.iterdir()) == []
