@@ -136,6 +136,19 @@ def test_demo_dispatches_to_run_demo(monkeypatch, capsys):
     assert main(["demo", "--headless"]) == 2  # usage: the same status as analyze's usage errors
     assert "needs --out DIR" in capsys.readouterr().err
 
+    def without_napari(headless, out):
+        raise ModuleNotFoundError("No module named 'napari'", name="napari")
+
+    fake.run_demo = without_napari
+    assert main(["demo"]) == 2
+    assert 'pip install "napari-causal-lattice[napari]"' in capsys.readouterr().err
+
+    def failing(headless, out):
+        raise RuntimeError("failed: sliding LiNGAM")
+
+    fake.run_demo = failing
+    assert main(["demo"]) == 1
+
 
 def test_demo_without_a_display_says_so_instead_of_aborting(monkeypatch, capsys):
     if not sys.platform.startswith("linux"):

@@ -249,12 +249,12 @@ def _demo(args) -> int:
     start_warmup()
     try:
         from ._napari.demo import run_demo
-    except ImportError as exc:
+
+        run_demo(headless=args.headless, out=args.out)
+    except ModuleNotFoundError as exc:  # napari or its Qt packages are not installed
         print(f"napari-causal-lattice demo: error: the demo needs napari ({exc}); install it with\n"
               '    pip install "napari-causal-lattice[napari]"', file=sys.stderr)
         return EXIT_USAGE
-    try:
-        run_demo(headless=args.headless, out=args.out)
     except ValueError as exc:
         print(f"napari-causal-lattice demo: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
