@@ -323,7 +323,9 @@ def test_plane_picks_one_image_of_a_stack(scans, tmp_path, capsys):
     np.save(tmp_path / "stack.npy", stack)
     assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options) == 1
     assert "plane=k" in capsys.readouterr().err
-    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options, "--plane", "1") == 0
+    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", options, "--plane", "1", "--json") == 0
+    [item] = __import__("json").loads(capsys.readouterr().out)
+    assert any("using plane 1" in note for note in item["image_notes"])
     res = load_results(tmp_path / "out" / "stack")
     assert res.manifest["run"]["params"]["plane"] == 1
     assert "using plane 1" in " ".join(res.image_info["notes"])
@@ -426,6 +428,7 @@ def test_warnings_and_skipped_steps_are_recorded_everywhere(scans, tmp_path, cap
     assert item["status"] == "done" and item["steps"]["pca"]["status"] == "skipped"
     assert "PCA needs at least 3" in item["steps"]["pca"]["reason"]
     assert item["columns"] > 400 and item["cells"] > 150
+    assert item["image_notes"] == []  # the pixel size was given: nothing to note about reading the image
     calibration = [w for w in item["warnings"] if "lattice parameter comes out as" in w]
     assert len(calibration) == 1 and any(w.startswith("pca skipped: only 1 of") for w in item["warnings"])
     manifest = json.loads((out / "first" / "manifest.json").read_text())

@@ -539,6 +539,7 @@ class BatchItem:
     message: str = ""
     seconds: float = 0.0
     steps: dict = field(default_factory=dict)
+    image_notes: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -554,13 +555,14 @@ class BatchItem:
     def as_dict(self) -> dict:
         """JSON-able form (``--json`` output): besides the steps, the atom ``columns`` and unit ``cells`` found,
         the sliding ``window`` used (cells), the flagged cells by reason (``flags``), the steps' ``notes`` and
-        every ``warnings`` of the run (:func:`step_warnings`)."""
+        every ``warnings`` of the run (:func:`step_warnings`), and the ``image_notes`` of reading the image (no
+        pixel size, plane chosen, unit assumed...)."""
         return {"image": self.image, "out": self.out, "status": self.status, "message": self.message,
                 "seconds": round(self.seconds, 3), **self.counts,
                 "window": (self.steps.get("sliding") or {}).get("window"),
                 "flags": (self.steps.get("cells") or {}).get("flags"),
                 "notes": [s["note"] for s in self.steps.values() if isinstance(s, dict) and s.get("note")],
-                "warnings": step_warnings(self.steps), "steps": self.steps}
+                "warnings": step_warnings(self.steps), "image_notes": list(self.image_notes), "steps": self.steps}
 
 
 def output_folders(paths, out) -> list[Path]:
@@ -759,7 +761,8 @@ def plan_batch(paths, out, params: dict, *, overwrite: bool = False, figures: di
             if figures is not None and (manifest.get("run") or {}).get("figures") != figures:
                 redraw[k] = run
             else:
-                skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=steps)
+                skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=steps,
+                                       image_notes=_image_notes(manifest))
             continue
         if status in ("changed", "damaged") and not overwrite:
             what = "results of another run" if status == "changed" else "a damaged manifest"
@@ -774,6 +777,20 @@ def plan_batch(paths, out, params: dict, *, overwrite: bool = False, figures: di
         problems += _space_problem(Path(out).expanduser().absolute(), needed)
     _refuse(problems, "cannot start the batch (nothing was computed)", listed=True)
     return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes, redraw=redraw)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _image_notes(manifest: dict) -> tuple:
+    """The notes of reading the image, as recorded in a results manifest."""
+    notes = (manifest.get("image") or {}).get("notes") if isinstance(manifest.get("image"), dict) else None
+    return tuple(str(n) for n in notes) if isinstance(notes, list) else ()
 
 
 def _space_problem(out: Path, needed: int) -> list[str]:
@@ -958,7 +975,8 @@ def _run_batch(plan: _Plan, paths, out, params, figure_options, bar, *, pixel_si
         failed = _failed_steps_text(steps)
         status = "failed" if not steps else "partial" if failed else "done"
         message = message or failed
-        items[k] = BatchItem(path, str(folder), status, message, seconds, steps)
+        manifest = _read_json(folder / MANIFEST_NAME) if status != "failed" else {}
+        items[k] = BatchItem(path, str(folder), status, message, seconds, steps, _image_notes(manifest))
         text = {"done": f"done in {seconds:.1f} s -> {folder}",
                 "partial": f"PARTIAL in {seconds:.1f} s -> {folder} ({message})",
                 "failed": f"FAILED: {message}"}[status]
@@ -994,7 +1012,7 @@ def _run_batch(plan: _Plan, paths, out, params, figure_options, bar, *, pixel_si
             return
         seconds = time.perf_counter() - start
         items[k] = BatchItem(paths[k], str(folder), "done", "figures redrawn from the saved results", seconds,
-                             results.steps)
+                             results.steps, _image_notes(results.manifest))
         options = f"{'/'.join(figure_options['figure_formats'])}, {figure_options['dpi']} dpi, {figure_options['style']}"
         bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: results complete; figures redrawn ({options}) from the saved "
                  f"results in {seconds:.1f} s -> {folder}")
