@@ -248,7 +248,7 @@ def test_hspy_without_experiments_is_refused(tmp_path):
 def test_dm_files_need_rosettasciio_and_use_its_axes(tmp_path, monkeypatch):
     (tmp_path / "scan.dm4").write_bytes(b"DM")
     monkeypatch.setitem(sys.modules, "rsciio.digitalmicrograph", None)  # import fails
-    with pytest.raises(ImportError, match=r"pip install 'napari-causal-lattice\[rosettasciio\]'"):
+    with pytest.raises(ImportError, match=r"pip install rosettasciio"):
         load_image(tmp_path / "scan.dm4")
 
     image = np.random.default_rng(0).normal(size=(30, 40))
@@ -268,6 +268,35 @@ def test_dm_files_need_rosettasciio_and_use_its_axes(tmp_path, monkeypatch):
     assert load_image(tmp_path / "velox.emd", signal="BF").pixel_size == pytest.approx(20.0)
     with pytest.raises(ValueError, match="no signal titled 'DF4'"):
         load_image(tmp_path / "velox.emd", signal="DF4")
+
+
+@pytest.mark.parametrize("ext", [".dm4", ".ser"])
+def test_vendor_files_open_with_their_pixel_size(tmp_path, ext):
+    """A .dm4 (Digital Micrograph) and a .ser (FEI TIA) file, written byte by byte, read through RosettaSciIO."""
+    from _vendor_files import write_dm4, write_ser
+
+    image = np.random.default_rng(0).normal(100.0, 5.0, size=(24, 40)).astype(np.float32)
+    path = tmp_path / f"scan{ext}"
+    if ext == ".dm4":
+        write_dm4(path, image, scale=0.0198, units="nm")
+    else:
+        write_ser(path, image, pixel_size_m=19.8e-12)
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.data, image.astype(np.float64))
+    assert loaded.pixel_size == pytest.approx(19.8, rel=1e-6) and loaded.units == "pm"
+    assert not any("no pixel size" in n for n in loaded.notes)
+
+
+def test_truncated_npy_is_reported_as_truncated(tmp_path):
+    np.save(tmp_path / "full.npy", np.zeros((50, 50)))
+    raw = (tmp_path / "full.npy").read_bytes()
+    (tmp_path / "half.npy").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "header.npy").write_bytes(raw[:60])
+    with pytest.raises(ValueError, match=r"half.npy is truncated \(\d+ of the 20128 bytes"):
+        load_image(tmp_path / "half.npy")
+    with pytest.raises(ValueError, match="header.npy is truncated"):
+        load_image(tmp_path / "header.npy")
+    assert load_image(tmp_path / "full.npy").data.shape == (50, 50)
 
 
 def test_unitless_axis_scale_is_assumed_nm_unless_a_unit_is_given(tmp_path, monkeypatch):
@@ -563,3 +592,37 @@ def test_leftover_temp_folders_of_killed_saves_are_cleaned(tmp_path):
     assert clean_stale_temp(tmp_path / "s") == [old]
     assert_same(fake_result(), load_results(out, classes={"lingam": FakeResult}).lingam)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_an_edited_manifest_or_figure_is_refused(tmp_path):
+    """A variable label edited in manifest.json (``Py <- I5`` read as ``Px <- I5``) or a changed figure or CSV
+    is damage: load_results says so instead of loading silently."""
+    out = save_results(tmp_path / "r", lingam=fake_result(),
+                       extra={"figures/a.png": lambda p: p.write_bytes(b"\x89PNG fake")})
+    assert load_results(out, classes={"lingam": FakeResult}).lingam is not None
+    text = (out / "manifest.json").read_text()
+    manifest = json.loads(text)
+    assert manifest["manifest_sha256"] == ncl_io.manifest_checksum(manifest)
+    assert '"Px"' in text
+    (out / "manifest.json").write_text(text.replace('"Px"', '"Py"', 1))
+    with pytest.raises(ResultsError, match="manifest.json was edited after it was saved"):
+        load_results(out, classes={"lingam": FakeResult})
+    assert not results_complete(out)
+    (out / "manifest.json").write_text(text)
+    (out / "figures" / "a.png").write_bytes(b"\x89PNG other")
+    with pytest.raises(ResultsError, match="figures/a.png is damaged"):
+        load_results(out, classes={"lingam": FakeResult})
+
+
+def test_stack_advice_is_what_is_accepted(tmp_path):
+    """The stack message advises --plane only where --plane works; a 4D dataset is refused for what it is."""
+    frame = np.random.default_rng(0).normal(size=(20, 24))
+    np.save(tmp_path / "stack.npy", np.stack([frame, frame + 1])[:, None])  # (2, 1, 20, 24): a stack
+    np.save(tmp_path / "4d.npy", np.ones((3, 2, 20, 24)))
+    with pytest.raises(ValueError, match=r"plane=k \(0 <= k < 2\).*--plane 0"):
+        load_image(tmp_path / "stack.npy")
+    np.testing.assert_array_equal(load_image(tmp_path / "stack.npy", plane=1).data, frame + 1)
+    for plane in (None, 0):
+        with pytest.raises(ValueError, match="has 4 dimensions") as info:
+            load_image(tmp_path / "4d.npy", plane=plane)
+        assert "--plane" not in str(info.value)

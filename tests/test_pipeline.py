@@ -89,7 +89,7 @@ def test_results_folder_round_trips_with_provenance_and_figures(results):
 
 def test_steps_record_flags_window_and_one_deterministic_note(results):
     from napari_causal_lattice.causal import DeterministicDescriptorWarning
-    from napari_causal_lattice.pipeline import step_summary
+    from napari_causal_lattice.pipeline import step_summary, step_warnings
 
     res, out, _ = results
     assert res.steps["cells"]["flags"] == res.cells.flag_counts()
@@ -101,8 +101,10 @@ def test_steps_record_flags_window_and_one_deterministic_note(results):
     saved = load_results(out).steps
     assert saved["cells"]["flags"] == res.steps["cells"]["flags"] and saved["sliding"]["window"] == WINDOW
     line = step_summary(res.steps)
-    assert line.startswith(f"window {WINDOW} cells; {sum(res.cells.flag_counts().values())} flagged cells")
-    assert "note: Near-deterministic" in line
+    assert line.startswith(f"{len(res.columns.positions)} columns; {len(res.cells.table)} cells; window {WINDOW} "
+                           f"cells; {sum(res.cells.flag_counts().values())} flagged cells")
+    assert step_warnings(res.steps)[0].startswith("Near-deterministic")
+    assert saved["lingam"]["warnings"] == step_warnings(res.steps)
 
 
 def test_drop_deterministic_leaves_vol_out_of_both_fits(sample):
@@ -272,3 +274,28 @@ def test_real_pto_image_end_to_end_in_pm(shared_data, tmp_path):
     assert np.nanmedian(res.cells.table["a"]) == pytest.approx(395.0, rel=0.10)
     assert int(res.sliding.fitted.sum()) >= 4
     assert results_complete(tmp_path / "pto")
+
+
+def test_a_calibration_warning_is_recorded_and_issued_once_after_the_run(sample):
+    """Python callers get the step's warning once, naming the step, after the run; it is also in the steps."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run_pipeline(sample.image, pixel_size=2800.0, window=WINDOW, n_bootstrap=0, seed=5)
+    shown = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    calibration = [m for m in shown if "lattice parameter comes out as" in m]
+    assert len(calibration) == 1 and calibration[0].startswith("columns: the lattice parameter")
+    assert [w.filename for w in caught if "lattice parameter" in str(w.message)] == [__file__]
+    assert calibration[0][len("columns: "):] in res.steps["columns"]["warnings"]
+    assert not any(m.startswith("Near-deterministic") or m.startswith("lingam: Near") for m in shown)
+
+
+def test_run_pipeline_refuses_a_folder_another_run_is_writing(sample, tmp_path):
+    from napari_causal_lattice.io import ResultsBusy, ResultsLock
+
+    calls = []
+    with ResultsLock(tmp_path / "busy"):
+        with pytest.raises(ResultsBusy, match=r"busy is in use by another run \(process \d+ on .*Nothing was written"):
+            run_pipeline(sample, out=tmp_path / "busy", window=WINDOW, n_bootstrap=0,
+                         progress=lambda d, t: calls.append(d))
+        assert (tmp_path / ".busy.lock").is_file()
+    assert calls == [] and list(tmp_path.iterdir()) == []

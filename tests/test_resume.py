@@ -257,7 +257,9 @@ def test_plane_picks_one_image_of_a_stack(scans, stub, tmp_path, capsys):
     np.save(tmp_path / "stack.npy", stack)
     assert _analyze(tmp_path / "stack.npy", tmp_path / "out") == 1
     assert "plane=k" in capsys.readouterr().err
-    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", "--plane", "1") == 0
+    assert _analyze(tmp_path / "stack.npy", tmp_path / "out", "--plane", "1", "--json") == 0
+    [item] = json.loads(capsys.readouterr().out)
+    assert any("using plane 1" in note for note in item["image_notes"])
     res = load_results(tmp_path / "out" / "stack")
     assert res.manifest["run"]["params"]["load"]["plane"] == 1
     assert "using plane 1" in " ".join(res.image_info["notes"])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
 
 from ._version import __version__
@@ -25,8 +28,9 @@ the output folder and the parameters are checked and all problems listed at once
 intact results of the same run (same file content, parameters, version) is skipped, so rerunning an interrupted
 batch resumes it; results of another run are replaced only with --overwrite.  A failed step (e.g. sliding on a
 small grid) keeps the steps before it.  stdout: one summary line per image (or --json); stderr: progress and notes.
-Exit status: 0 every step of every image succeeded, 1 an image or a step failed, 2 bad usage or a problem found
-before computing.
+Exit status (every subcommand): 0 every step of every image succeeded, 1 an image or a step failed, 2 bad
+usage or a problem found before computing (with --json also printed on stdout as {"status": "refused",
+"error": ..., "problems": [...], "exit_status": 2}).  A results folder in use by another run is refused.
 """
 
 
@@ -76,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     analyze.add_argument("images", nargs="+", metavar="IMAGE",
-                         help="image files: .tif/.tiff, .npy, .hspy/.hdf5, .dm3/.dm4/.emd (needs rosettasciio)")
+                         help="image files: .tif/.tiff, .npy, .hspy/.hdf5, .dm3/.dm4, .emd, .ser")
     analyze.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per image)")
     analyze.add_argument("--workers", type=_int_at_least(1), default=None, metavar="N",
                          help="local workers: N images in parallel processes (one image: its windows in N threads)")
@@ -104,25 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit statuses of every subcommand.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``napari-causal-lattice`` console script; returns the exit status."""
+    """Entry point of the ``napari-causal-lattice`` console script; returns the exit status.
+
+    Every subcommand exits 0 on success, 1 when an image or a step failed, and 2 for bad usage or a problem
+    found before computing (argparse's own usage errors raise ``SystemExit(2)``).  With ``--json`` a usage or
+    pre-check failure is also reported as a JSON object on stdout.
+    """
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv, as_json="--json" in argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
+    if args.command == "demo":
+        return _demo(args)
     from ._warmup import start_warmup
 
     start_warmup()  # compile the causal kernels while the images load and their columns are found
-    if args.command == "demo":
-        try:
-            from ._napari.demo import run_demo
-
-            run_demo(headless=args.headless, out=args.out)
-        except (ValueError, ImportError, OSError) as exc:
-            print(f"napari-causal-lattice demo: error: {exc}", file=sys.stderr)
-            return 1
-        return 0
     from .pipeline import analyze_images
 
     try:
@@ -138,33 +145,107 @@ def main(argv=None) -> int:
             style=args.style,
             **cli_values(args, AnalysisOptions.flat_specs()),
         )
-    except ValueError as exc:  # found before computing: nothing was computed or written
-        print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ImportError) as exc:
-        print(f"napari-causal-lattice: error: {exc}", file=sys.stderr)
-        return 1
+    except (ValueError, ImportError) as exc:  # found before computing: nothing was computed or written
+        return _refused(str(exc), as_json=args.json)
+    except OSError as exc:
+        return _refused(str(exc), as_json=args.json, status=EXIT_FAILED)
     except KeyboardInterrupt:
         print("\ninterrupted: finished images are saved; rerun the same command to resume", file=sys.stderr)
         return 130
     _print_summary(items, as_json=args.json)
-    return 0 if all(item.ok for item in items) else 1
+    return EXIT_OK if all(item.ok for item in items) else EXIT_FAILED
+
+
+def _parse(parser, argv: list, *, as_json: bool):
+    """``parser.parse_args(argv)``; a usage error also goes to stdout as JSON when ``--json`` was given."""
+    if not as_json:
+        return parser.parse_args(argv)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        sys.stderr.write(captured.getvalue())
+        if exc.code not in (0, None):
+            lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+            message = lines[-1].split(": error: ", 1)[-1] if lines else "bad usage"
+            print(json.dumps({"status": "usage error", "error": message, "exit_status": EXIT_USAGE}, indent=1))
+        raise
+
+
+def _refused(message: str, *, as_json: bool, status: int = EXIT_USAGE) -> int:
+    """Report a problem found before (or instead of) computing: stderr, and a JSON object with ``--json``."""
+    print(f"napari-causal-lattice: error: {message}", file=sys.stderr)
+    if as_json:
+        problems = [line[4:] for line in message.splitlines() if line.startswith("  - ")] or [message]
+        print(json.dumps({"status": "refused", "error": message, "problems": problems, "exit_status": status},
+                         indent=1))
+    return status
+
+
+def _no_display() -> bool:
+    """True on Linux without an X or Wayland display (Qt would abort), unless a Qt platform was chosen."""
+    return (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"))
+
+
+def _demo(args) -> int:
+    """``demo``: 0 done, 1 a step of the demo failed, 2 bad usage or nothing to show it on."""
+    if args.headless and args.out is None:
+        print("napari-causal-lattice demo: error: demo --headless needs --out DIR to write the results and the "
+              "screenshot into", file=sys.stderr)
+        return EXIT_USAGE
+    if _no_display():
+        print("napari-causal-lattice demo: error: no display: napari needs one to render the viewer, even with "
+              "--headless. Run it under a virtual display, e.g.\n"
+              "    xvfb-run -a napari-causal-lattice demo --headless --out DIR\n"
+              "or analyse images without any window: napari-causal-lattice analyze IMAGE --out DIR",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from ._warmup import start_warmup
+
+    start_warmup()
+    try:
+        from ._napari.demo import run_demo
+
+        run_demo(headless=args.headless, out=args.out)
+    except ModuleNotFoundError as exc:  # napari or its Qt packages are not installed
+        print(f"napari-causal-lattice demo: error: the demo needs napari ({exc}); install it with\n"
+              '    pip install "napari-causal-lattice[napari]"', file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"napari-causal-lattice demo: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ImportError, OSError, RuntimeError) as exc:
+        print(f"napari-causal-lattice demo: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _print_summary(items, *, as_json: bool) -> None:
-    """One line per image on stdout (or a JSON list), the counts on stderr."""
+    """One line per image on stdout (or a JSON list), the counts on stderr.
+
+    A line is ``image<TAB>status<TAB>folder (N columns, M cells; message)``.
+    """
     if as_json:
         print(json.dumps([item.as_dict() for item in items], indent=1))
     else:
         for item in items:
-            detail = f" ({item.message})" if item.message and item.status != "skipped" else ""
+            counts = item.counts
+            parts = [f"{counts['columns']} columns, {counts['cells']} cells"] if counts["columns"] is not None else []
             if item.status == "skipped" and not item.ok:
-                detail = " (earlier run: " + "; ".join(
-                    f"{name} failed" for name, s in item.steps.items() if s.get("status") == "failed") + ")"
+                parts.append("earlier run: " + "; ".join(
+                    f"{name} failed" for name, s in item.steps.items() if s.get("status") == "failed"))
+            elif item.message and item.status != "skipped":
+                parts.append(item.message)
+            detail = f" ({'; '.join(parts)})" if parts else ""
             print(f"{item.image}\t{item.status}\t{item.out}{detail}")
     counts = {s: sum(item.status == s for item in items) for s in ("done", "partial", "skipped", "failed")}
+    columns = sum(item.counts["columns"] or 0 for item in items)
+    cells = sum(item.counts["cells"] or 0 for item in items)
     print(f"{counts['done']} done, {counts['partial']} partial, {counts['skipped']} skipped (already complete), "
-          f"{counts['failed']} failed", file=sys.stderr)
+          f"{counts['failed']} failed; {columns} atom columns, {cells} unit cells", file=sys.stderr)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,8 @@
 """Files in and results out: STEM image readers and the results store.
 
 Reading
-    :func:`load_image` opens .tif/.tiff (tifffile), .npy, HyperSpy .hspy/.hdf5 (h5py) and, with the optional
-    ``rosettasciio`` extra, Digital Micrograph .dm3/.dm4 and Velox .emd files.  It returns a
+    :func:`load_image` opens .tif/.tiff (tifffile), .npy, HyperSpy .hspy/.hdf5 (h5py) and, through RosettaSciIO,
+    Digital Micrograph .dm3/.dm4, Velox/NCEM .emd and FEI TIA .ser files.  It returns a
     :class:`LoadedImage`: a 2D float64 array plus the pixel size in pm/px (or ``None`` when the file has none,
     in which case the image stays in px and a note says so).
 
@@ -13,9 +13,11 @@ Writing
     ``cells.csv`` in physical units.  The save is atomic: everything is written into a hidden temporary folder
     beside the target and renamed into place at the end, so an interrupted save never leaves a half-written
     result.  The manifest also records the run (input hash, every parameter that changes a number, package
-    version: :func:`resume_status` compares it with a new run), each step's outcome (``steps``) and a SHA-256
-    checksum of every file and every stored array, which :func:`load_results` verifies: it reads the folder back
-    exactly or raises :class:`ResultsError` naming the damaged file.
+    version: :func:`resume_status` compares it with a new run; the figure options, which only re-draw the figures),
+    each step's outcome (``steps``), a SHA-256 checksum of every file and every stored array, and a checksum of
+    the manifest's own content (names, labels, parameters), all of which :func:`load_results` verifies: it reads
+    the folder back exactly or raises :class:`ResultsError` naming the damaged file.  :class:`ResultsLock` keeps
+    two runs from writing into one results folder at the same time.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ MANIFEST_NAME = "manifest.json"
 ARRAYS_NAME = "arrays.npz"
 
 #: File extensions :func:`load_image` understands.
-IMAGE_EXTENSIONS = (".tif", ".tiff", ".npy", ".hspy", ".hdf5", ".dm3", ".dm4", ".emd")
+IMAGE_EXTENSIONS = (".tif", ".tiff", ".npy", ".hspy", ".hdf5", ".dm3", ".dm4", ".emd", ".ser")
 
 #: Result fields of a results folder, in pipeline order, and the class each one holds.
 RESULT_CLASSES = {
@@ -185,7 +187,7 @@ def load_image(path, *, plane: int | str | None = None, signal: str | None = Non
     Parameters
     ----------
     path : str or Path
-        A .tif/.tiff, .npy, HyperSpy .hspy/.hdf5, or (with ``pip install rosettasciio``) .dm3/.dm4/.emd file.
+        A .tif/.tiff, .npy, HyperSpy .hspy/.hdf5, Digital Micrograph .dm3/.dm4, Velox .emd or TIA .ser file.
     plane : int or "all", optional
         For a stack of images (3D data), the index of the image to use, or ``"all"`` to keep the whole
         (N, H, W) stack (the napari reader does, and shows a slider).  A stack without ``plane`` is refused
@@ -210,7 +212,8 @@ def load_image(path, *, plane: int | str | None = None, signal: str | None = Non
     ValueError
         Unsupported extension, unreadable or corrupt file, non-finite pixels, or a stack without ``plane``.
     ImportError
-        A .dm3/.dm4/.emd file and RosettaSciIO is not installed (the message says how to install it).
+        A .dm3/.dm4/.emd/.ser file and RosettaSciIO (a dependency) is missing from a broken install (the message
+        says how to install it).
     """
     if not (plane is None or plane == "all" or (isinstance(plane, (int, np.integer)) and not isinstance(plane, bool))):
         raise TypeError(f"plane must be an image index (int), 'all' or None, got {plane!r}")
@@ -273,17 +276,23 @@ def _to_2d(raw, *, plane, notes, name) -> np.ndarray:
         squeezed = arr.reshape([n for n in arr.shape if n != 1] or [1])
         if squeezed.ndim == 2:
             arr = squeezed
-        elif plane == "all" and arr.ndim == 3:
+        elif squeezed.ndim > 3:
+            raise ValueError(
+                f"{name} has {squeezed.ndim} dimensions {arr.shape} (e.g. a 4D-STEM or spectrum-image dataset), not "
+                "a single image or a stack of images; only 2D images and 3D stacks are supported: export the "
+                "image (e.g. the HAADF frame or a virtual detector image) as a 2D file"
+            )
+        elif plane == "all":
+            arr = squeezed
             notes.append(f"{name} is a stack of {arr.shape[0]} images; all are kept (pick one with the slider).")
-        elif plane is None or plane == "all":
+        elif plane is None:
             raise ValueError(
                 f"{name} holds a stack of shape {arr.shape}, not a single image; choose one image with "
-                f"plane=k (0 <= k < {arr.shape[0]}), e.g. load_image(path, plane=0) (CLI: --plane 0), or export one "
+                f"plane=k (0 <= k < {squeezed.shape[0]}), e.g. load_image(path, plane=0) (CLI: --plane 0), or export one "
                 "frame."
             )
         else:
-            if arr.ndim != 3:
-                raise ValueError(f"{name} has {arr.ndim} dimensions {arr.shape}; only single images or 3D stacks are supported")
+            arr = squeezed
             if not -arr.shape[0] <= plane < arr.shape[0]:
                 raise ValueError(f"plane={plane} is outside the stack of {arr.shape[0]} images in {name}")
             notes.append(f"{name} is a stack of {arr.shape[0]} images; using plane {plane}.")
@@ -308,6 +317,9 @@ def _to_2d(raw, *, plane, notes, name) -> np.ndarray:
 
 
 def _read_npy(path: Path):
+    truncated = _npy_truncated(path)
+    if truncated:
+        raise ValueError(f"{path.name} is truncated ({truncated}); copy the file again or re-save it with numpy.save")
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -315,6 +327,25 @@ def _read_npy(path: Path):
     except (OSError, EOFError) as exc:
         raise ValueError(f"cannot read {path.name} as a .npy file ({exc}); is the file complete?") from exc
     return arr, None, {"format": "npy"}
+
+
+def _npy_truncated(path: Path) -> str:
+    """How a .npy file is shorter than its header says (empty when it is complete or not a .npy at all)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+        except ValueError:
+            return "" if size >= 8 else f"{size} bytes, shorter than a .npy header"
+        try:
+            shape, _, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(fh))
+        except ValueError as exc:
+            return f"its header ends early: {exc}" if "EOF" in str(exc) else ""
+        if dtype.hasobject:
+            return ""
+        expected = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return f"{size} of the {expected} bytes its header announces" if size < expected else ""
 
 
 def _read_tiff(path: Path, notes: list):
@@ -482,7 +513,8 @@ def _axes_pixel_size(axes: list[dict], name: str, notes: list, scale_unit=None, 
     return float(sizes[1])
 
 
-_RSCIIO_MODULES = {".dm3": "rsciio.digitalmicrograph", ".dm4": "rsciio.digitalmicrograph", ".emd": "rsciio.emd"}
+_RSCIIO_MODULES = {".dm3": "rsciio.digitalmicrograph", ".dm4": "rsciio.digitalmicrograph", ".emd": "rsciio.emd",
+                   ".ser": "rsciio.tia"}
 
 
 def _read_rsciio(path: Path, signal: str | None, notes: list, scale_unit):
@@ -491,9 +523,9 @@ def _read_rsciio(path: Path, signal: str | None, notes: list, scale_unit):
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ImportError(
-            f"reading {path.suffix} files needs RosettaSciIO, which is not installed. Install it with\n"
-            "    pip install 'napari-causal-lattice[rosettasciio]'\n"
-            "(or `pip install rosettasciio`), or export the image from Digital Micrograph / Velox as TIFF."
+            f"reading {path.suffix} files needs RosettaSciIO, a dependency of napari-causal-lattice that is missing "
+            "from this environment. Install it with\n    pip install rosettasciio\n"
+            "(or reinstall napari-causal-lattice), or export the image from Digital Micrograph / Velox / TIA as TIFF."
         ) from exc
     try:
         signals = module.file_reader(str(path))
@@ -711,13 +743,38 @@ def _read_manifest_quiet(folder: Path):
         return None
 
 
-def _damage(folder: Path, manifest: dict) -> str | None:
-    """What is wrong with the files of a results folder (missing, changed), or None when all are intact."""
+def manifest_checksum(manifest: Mapping) -> str:
+    """SHA-256 (hex) of a manifest's content: every entry but the checksum itself, as canonical JSON.
+
+    It covers what the numbers mean (result names, variable and sublattice labels, units, parameters, run,
+    steps, provenance) and the checksums of the files and arrays, so an edit anywhere in ``manifest.json`` is
+    found by :func:`load_results`.
+    """
+    content = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, allow_nan=False).encode("utf-8")).hexdigest()
+
+
+def _damage(folder: Path, manifest: dict, *, skip=()) -> str | None:
+    """What is wrong with the files of a results folder (missing, changed), or None when all are intact.
+
+    Files named in ``skip`` are not checked here (``load_results`` checks ``arrays.npz`` array by array).
+    """
     if manifest.get("format_version") != FORMAT_VERSION:
         return f"it is in results format {manifest.get('format_version')!r}, not {FORMAT_VERSION}"
+    recorded = manifest.get("manifest_sha256")
+    if recorded is not None:
+        try:
+            edited = recorded != manifest_checksum(manifest)
+        except (TypeError, ValueError):
+            edited = True
+        if edited:
+            return (f"{MANIFEST_NAME} was edited after it was saved (its content checksum differs): names, labels "
+                    "or parameters may no longer match the numbers")
     checksums = manifest.get("checksums")
     checksums = checksums if isinstance(checksums, dict) else {}
     for name in _listed_files(manifest):
+        if name in skip:
+            continue
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
@@ -916,6 +973,92 @@ def check_results_target(path, *, overwrite: bool = False) -> Path:
     return target
 
 
+class ResultsBusy(ValueError):
+    """A results folder is in use by another run (its lock is held); the message names the holder."""
+
+
+class ResultsLock:
+    """The lock of one results folder: at most one run computes into a folder at a time.
+
+    The lock is a hidden file ``.<name>.lock`` beside the folder, locked with the operating system's advisory
+    file lock (released by the system when the holding process ends, even when it is killed) and removed on
+    release.  It holds who has it (host, process id, start time), for the message a second run gets.
+
+    Parameters
+    ----------
+    path : str or Path
+        The results folder (it need not exist; its parent must).
+    """
+
+    def __init__(self, path):
+        self.target = Path(path).expanduser().absolute()
+        self.path = self.target.parent / f".{self.target.name}.lock"
+        self._fh = None
+
+    def acquire(self) -> "ResultsLock":
+        """Take the lock, or raise :class:`ResultsBusy` at once when another run holds it."""
+        while self._fh is None:
+            fh = open(self.path, "a+", encoding="utf-8")
+            if not _try_lock(fh):
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                fh.close()
+                raise ResultsBusy(
+                    f"{self.target} is in use by another run ({holder}); wait until it has finished, or choose "
+                    "another --out. Nothing was written."
+                )
+            try:
+                same = os.fstat(fh.fileno()).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:  # the holder released (and removed) it between our open and lock
+                same = False
+            if not same:
+                fh.close()
+                continue
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"process {os.getpid()} on {socket.gethostname()}, started "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            fh.flush()
+            self._fh = fh
+        return self
+
+    def release(self) -> None:
+        """Give the lock up (and remove its file); does nothing when it is not held."""
+        if self._fh is None:
+            return
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+        self._fh.close()
+        self._fh = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _try_lock(fh) -> bool:
+    """Lock an open file exclusively without waiting; False when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
+        return False
+    return True
+
+
 def _write_error(target: Path, exc: OSError) -> OSError:
     reason = {
         errno.ENOSPC: "the disk is full",
@@ -1036,6 +1179,8 @@ def save_results(
         if missing:
             raise ValueError(f"extra writers did not create {missing}")
         manifest["checksums"] = {rel: file_sha256(tmp / rel) for rel in files}
+        manifest = json.loads(json.dumps(manifest, allow_nan=False))
+        manifest["manifest_sha256"] = manifest_checksum(manifest)
         text = json.dumps(manifest, indent=1, allow_nan=False)
         with open(tmp / MANIFEST_NAME, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -1066,7 +1211,11 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 
 def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
-    """Load a results folder written by :func:`save_results`, verifying every stored array.
+    """Load a results folder written by :func:`save_results`, verifying everything it recorded.
+
+    Checked before anything is rebuilt: the manifest's own content checksum (names, labels, parameters, run,
+    steps; manifests written before it existed have none), the SHA-256 of every file the manifest lists
+    (``arrays.npz``, the CSV tables, the figures) and of every stored array.
 
     Parameters
     ----------
@@ -1083,9 +1232,9 @@ def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
     Raises
     ------
     ResultsError
-        (a ValueError) Not a results folder, incomplete, damaged (a file or an array whose checksum differs
-        from the recorded one, a manifest entry that does not fit) or written in another format version; the
-        message names the file at fault.
+        (a ValueError) Not a results folder, incomplete (a listed file missing), damaged (the manifest edited, a
+        file or an array whose checksum differs from the recorded one, a manifest entry that does not fit) or
+        written in another format version; the message names the file at fault.
     """
     folder = Path(path).expanduser()
     manifest = _read_manifest(folder)
@@ -1097,6 +1246,9 @@ def load_results(path, *, classes: Mapping[str, type] | None = None) -> Results:
             f"{folder} was written in results format {version} (napari-causal-lattice {written_by}); this version "
             f"reads format {FORMAT_VERSION}. Re-run the analysis, or load it with napari-causal-lattice {written_by}."
         )
+    damage = _damage(folder, manifest, skip=(ARRAYS_NAME,))
+    if damage is not None:
+        raise ResultsError(f"{folder}: {damage}; the results are damaged: re-run the analysis")
     arrays = _read_arrays(folder, manifest)
     contents = manifest.get("contents", {})
     if not isinstance(contents, dict):

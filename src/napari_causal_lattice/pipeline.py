@@ -13,9 +13,13 @@ figures of :mod:`napari_causal_lattice.figures` (PNG, SVG, PDF), and a batch get
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import time
 import warnings
@@ -35,14 +39,18 @@ from .io import (
     check_results_target,
     check_scale_unit,
     clean_stale_temp,
+    ResultsBusy,
+    ResultsLock,
     file_sha256,
     load_image,
+    load_results,
     resume_status,
     run_record,
     save_results,
 )
 from .lattice import DESCRIPTORS
 from .options import PROJECTIONS, AnalysisOptions, flat_problems
+from .provenance import jsonable
 from .progress import Cancelled, report
 from .report import write_report
 
@@ -50,6 +58,8 @@ from .report import write_report
 _STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20, "save": 80}
 #: The steps of one analysis, in order, each with the steps whose results it needs.
 STEPS = {"columns": (), "cells": ("columns",), "lingam": ("cells",), "sliding": ("cells",), "pca": ("sliding",)}
+#: Fitted sliding windows the PCA step needs; with fewer it is skipped (with the reason), not failed.
+MIN_PCA_WINDOWS = 3
 #: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
 _PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cells", "napari_causal_lattice.causal",
                      "napari_causal_lattice.sliding", "napari_causal_lattice.pca")
@@ -218,29 +228,41 @@ def run_pipeline(
         Columns, Cells, global LingamResult, SlidingResult, AdjacencyPCA, ``image_info`` and ``steps`` (each
         step's outcome; besides ``status`` and ``reason``, ``steps["cells"]["flags"]`` holds the count of
         flagged cells by reason, ``steps["sliding"]["window"]`` the window side used (cells; the number
-        ``window="auto"`` chose), and a step may carry a ``note``, e.g. near-deterministic descriptors).  A step that fails after the columns were found does not raise: it is recorded as
+        ``window="auto"`` chose), and a step may carry a ``note``, e.g. near-deterministic descriptors, and
+        ``warnings``: every warning the step raised, e.g. an implausible calibration; after the run each
+        warning that is not a note is issued once as a ``UserWarning`` naming its step).  A step that fails after the columns were found does not raise: it is recorded as
         ``{"status": "failed", "reason": ...}``, the steps that need it as ``"skipped"``, and what was
         computed is returned (and saved); check ``results.failed_steps``.
 
     Raises
     ------
     ValueError, TypeError
-        Bad parameters (all listed at once), an unreadable image, a refused ``out`` folder, or no columns found.
+        Bad parameters (all listed at once), an unreadable image, a refused ``out`` folder (also
+        :class:`~napari_causal_lattice.io.ResultsBusy` when another run is writing into it), or no columns found.
     """
     out_problem = None if out is None else _writable_problem(Path(out).expanduser().absolute())
     options = _analysis_options(options, analysis, workers, more_problems=[out_problem] if out_problem else [])
     load = options.load
     image = _as_image(image_or_path, load.pixel_size, plane=load.plane, scale_unit=load.scale_unit)
-    if out is not None:
-        check_results_target(out, overwrite=overwrite)
-    stages = _StageProgress(progress, cancel)
-    objects, steps = _run_steps(image, options, stages, workers=workers, executor=executor, cancel=cancel)
-    results = Results(**objects, image_info=image.info, steps=steps)
-    stages.start("save")
-    if out is not None:
-        write_outputs(out, results, image=image.data, overwrite=overwrite,
-                      run=run_record(input_sha256=image.sha256, params=options.identity()))
-    stages.finish()
+    if out is None:
+        lock = contextlib.nullcontext()
+    else:
+        Path(out).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+        lock = ResultsLock(out)  # held until the results are saved: a second run on ``out`` is refused
+    with lock:
+        if out is not None:
+            check_results_target(out, overwrite=overwrite)
+        stages = _StageProgress(progress, cancel)
+        objects, steps = _run_steps(image, options, stages, workers=workers, executor=executor, cancel=cancel)
+        results = Results(**objects, image_info=image.info, steps=steps)
+        if not _IN_BATCH.get():  # a batch prints them as lines of its own
+            for text in _step_warning_texts(steps):
+                warnings.warn(text, UserWarning, stacklevel=2)
+        stages.start("save")
+        if out is not None:
+            write_outputs(out, results, image=image.data, overwrite=overwrite,
+                          run=run_record(input_sha256=image.sha256, params=options.identity()))
+        stages.finish()
     return results
 
 
@@ -256,13 +278,13 @@ def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgr
 
     def pca(sliding):
         fitted = int(np.count_nonzero(sliding.fitted))
-        k = min(int(options.pca.n_components), fitted - 1, len(DESCRIPTORS) ** 2)
-        if k < 1:
-            raise ValueError(
+        if fitted < MIN_PCA_WINDOWS:
+            raise _CannotRun(
                 f"only {fitted} of the {sliding.fitted.size} sliding windows could be fitted (window "
-                f"{sliding.window} cells); PCA needs at least 2: use a smaller --window, a smaller --min-cells "
-                "or a larger image"
+                f"{sliding.window} cells); PCA needs at least {MIN_PCA_WINDOWS}: use a smaller window "
+                "(--window), a smaller --min-cells or a larger image"
             )
+        k = min(int(options.pca.n_components), fitted - 1, len(DESCRIPTORS) ** 2)
         return adjacency_pca(sliding, options=replace(options.pca, n_components=k))
 
     run = {
@@ -285,11 +307,14 @@ def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgr
             steps[name] = {"status": "skipped", "reason": f"needs {missing[0]}, which {steps[missing[0]]['status']}"}
         else:
             try:
-                objects[name], notes = _noting_warnings(run[name], noted)
+                objects[name], notes, caught = _noting_warnings(run[name], noted)
                 steps[name] = {"status": "done", "reason": "", **_step_facts(name, objects[name]),
-                               **({"note": " ".join(notes)} if notes else {})}
+                               **({"note": " ".join(notes)} if notes else {}),
+                               **({"warnings": caught} if caught else {})}
             except Cancelled:
                 raise
+            except _CannotRun as exc:  # this input does not allow the step: skipped with the reason, not failed
+                steps[name] = {"status": "skipped", "reason": str(exc)}
             except Exception as exc:  # noqa: BLE001 - recorded with its reason; what was computed is kept
                 if name == "columns":
                     raise
@@ -298,38 +323,83 @@ def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgr
     return objects, steps
 
 
+#: True while a batch runs an image: the batch reports the steps' warnings itself (one clean line each).
+_IN_BATCH = contextvars.ContextVar("napari_causal_lattice_in_batch", default=False)
+
+
+def _step_warning_texts(steps: dict) -> list[str]:
+    """The steps' recorded warnings that are not notes (the notes are shown with the results), for Python
+    callers of :func:`run_pipeline`, which get them as warnings after the run."""
+    notes = {" ".join(str(s.get("note", "")).split()) for s in steps.values() if isinstance(s, dict)}
+    return [f"{name}: {text}" for name, s in steps.items() if isinstance(s, dict)
+            for text in s.get("warnings", []) if text not in notes]
+
+
+class _CannotRun(Exception):
+    """A step that this input does not allow (e.g. PCA of fewer than 3 windows): recorded as skipped."""
+
+
 def _noting_warnings(call, noted: set):
-    """``(call(), notes)``: a :class:`DeterministicDescriptorWarning` is not shown but returned as a note, once
-    per kind (``noted`` holds the kinds already noted for this image); other warnings pass through."""
+    """``(call(), notes, warnings)``: every warning the step raises is recorded instead of shown.
+
+    A :class:`DeterministicDescriptorWarning` becomes a note once per kind (``noted`` holds the kinds already
+    noted for this image); ``warnings`` lists each distinct warning message of the step (notes included), for
+    the manifest, ``--json``, report.html and one clean line on stderr.
+    """
     from .causal import DeterministicDescriptorWarning
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeterministicDescriptorWarning)
+        warnings.simplefilter("always")
         value = call()
-    notes = []
+    notes, messages = [], []
     for w in caught:
+        text = " ".join(str(w.message).split())
         if issubclass(w.category, DeterministicDescriptorWarning):
-            if w.category not in noted:
-                noted.add(w.category)
-                notes.append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    return value, notes
+            if w.category in noted:
+                continue
+            noted.add(w.category)
+            notes.append(str(w.message))
+        if text not in messages and text not in noted:
+            noted.add(text)
+            messages.append(text)
+    return value, notes, messages
 
 
 def _step_facts(name: str, value) -> dict:
-    """What the results record about a finished step besides its status: the flagged cells by reason, the
-    sliding window used (cells)."""
+    """What the results record about a finished step besides its status: the atom columns found, the cells
+    and the flagged cells by reason, the sliding window used (cells)."""
+    if name == "columns":
+        return {"count": int(len(value.positions))}
     if name == "cells":
-        return {"flags": value.flag_counts()}
+        return {"count": int(len(value.table)), "flags": value.flag_counts()}
     if name == "sliding":
         return {"window": int(value.window)}
     return {}
 
 
+def step_warnings(steps: dict) -> list[str]:
+    """Every warning of a run, in step order: the steps' warnings and each skipped step with its reason.
+
+    A step skipped only because a step it needs failed is not repeated (the failure is reported).
+    """
+    found = []
+    for name, s in steps.items():
+        if not isinstance(s, dict):
+            continue
+        found += [w for w in s.get("warnings", []) if w not in found]
+        if s.get("status") == "skipped" and not str(s.get("reason", "")).startswith("needs "):
+            found.append(f"{name} skipped: {s.get('reason', '')}")
+    return found
+
+
 def step_summary(steps: dict) -> str:
-    """One line of the facts in ``steps``: window used, flagged cells by reason, notes (empty when none)."""
+    """One line of the facts in ``steps``: columns and cells found, window used, flagged cells by reason (empty
+    when none).  Warnings and notes are not in it: see :func:`step_warnings`."""
     parts = []
+    for step, what in (("columns", "columns"), ("cells", "cells")):
+        count = (steps.get(step) or {}).get("count")
+        if count is not None:
+            parts.append(f"{count} {what}")
     window = (steps.get("sliding") or {}).get("window")
     if window is not None:
         parts.append(f"window {window} cells")
@@ -338,7 +408,6 @@ def step_summary(steps: dict) -> str:
         total = sum(flags.values())
         detail = ", ".join(f"{n} {reason}" for reason, n in flags.items())
         parts.append(f"{total} flagged cells" + (f" ({detail})" if detail else ""))
-    parts += [f"note: {s['note']}" for s in steps.values() if isinstance(s, dict) and s.get("note")]
     return "; ".join(parts)
 
 
@@ -402,6 +471,7 @@ class BatchItem:
     message: str = ""
     seconds: float = 0.0
     steps: dict = field(default_factory=dict)
+    image_notes: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -409,14 +479,22 @@ class BatchItem:
         failed = any(isinstance(s, dict) and s.get("status") == "failed" for s in self.steps.values())
         return self.status in ("done", "skipped") and not failed
 
+    @property
+    def counts(self) -> dict:
+        """Atom columns and unit cells found (None where the step did not run)."""
+        return {what: (self.steps.get(what) or {}).get("count") for what in ("columns", "cells")}
+
     def as_dict(self) -> dict:
-        """JSON-able form (``--json`` output): besides the steps, the sliding ``window`` used (cells), the
-        flagged cells by reason (``flags``) and the steps' ``notes``."""
+        """JSON-able form (``--json`` output): besides the steps, the atom ``columns`` and unit ``cells`` found,
+        the sliding ``window`` used (cells), the flagged cells by reason (``flags``), the steps' ``notes`` and
+        every ``warnings`` of the run (:func:`step_warnings`), and the ``image_notes`` of reading the image (no
+        pixel size, plane chosen, unit assumed...)."""
         return {"image": self.image, "out": self.out, "status": self.status, "message": self.message,
-                "seconds": round(self.seconds, 3), "window": (self.steps.get("sliding") or {}).get("window"),
+                "seconds": round(self.seconds, 3), **self.counts,
+                "window": (self.steps.get("sliding") or {}).get("window"),
                 "flags": (self.steps.get("cells") or {}).get("flags"),
                 "notes": [s["note"] for s in self.steps.values() if isinstance(s, dict) and s.get("note")],
-                "steps": self.steps}
+                "warnings": step_warnings(self.steps), "image_notes": list(self.image_notes), "steps": self.steps}
 
 
 def output_folders(paths, out) -> list[Path]:
@@ -438,6 +516,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: Advice of column finding to give the lattice spacing, which a batch (and the CLI) cannot pass on.
+_SPACING_ADVICE = re.compile(r"(give|set) the (A-A |lattice )?spacing( to the A-A distance)? explicitly")
+
+
+def _batch_advice(message: str) -> str:
+    """``message`` with advice a batch cannot follow (giving the spacing) made concrete for it."""
+    return _SPACING_ADVICE.sub(
+        "give the A-A spacing explicitly, which a batch cannot pass on: run find_columns(image, spacing=...) on "
+        "this image from Python", message)
+
+
 def _failed_steps_text(steps: dict) -> str:
     return "; ".join(f"{name} failed: {s.get('reason', '')}" for name, s in steps.items()
                      if isinstance(s, dict) and s.get("status") == "failed")
@@ -455,14 +544,18 @@ def _compute(job: dict):
         image, load = job["image"], job["options"].load
         if not isinstance(image, LoadedImage):
             image = _as_image(image, load.pixel_size, plane=load.plane, scale_unit=load.scale_unit)
-        results = run_pipeline(image, options=job["options"], workers=job["workers"], executor=job.get("executor"),
-                               progress=job.get("progress"))
+        token = _IN_BATCH.set(True)
+        try:
+            results = run_pipeline(image, options=job["options"], workers=job["workers"],
+                                   executor=job.get("executor"), progress=job.get("progress"))
+        finally:
+            _IN_BATCH.reset(token)
         if job.get("folder") is not None:
             write_outputs(job["folder"], results, image=image.data, overwrite=True,
                           run={**job["run"], "input_sha256": image.sha256}, **job["figure_options"])
             return None, results.steps, "", time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
-        return None, {}, _describe(exc), time.perf_counter() - start
+        return None, {}, _batch_advice(_describe(exc)), time.perf_counter() - start
     return results, results.steps, "", time.perf_counter() - start
 
 
@@ -505,6 +598,7 @@ class _Plan:
     runs: dict  # k -> run record of the images to compute
     skipped: dict  # k -> BatchItem of the images whose results are complete
     notes: dict  # k -> note about an image (e.g. why its old results are recomputed)
+    redraw: dict = field(default_factory=dict)  # k -> run record: results complete, figure options changed
 
 
 def _writable_problem(folder: Path) -> str | None:
@@ -524,16 +618,20 @@ def _writable_problem(folder: Path) -> str | None:
     return None
 
 
-def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool = False, problems=()) -> _Plan:
+def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool = False, problems=(),
+               figures: dict | None = None, locks: list | None = None) -> _Plan:
     """Check everything a batch needs before computing, and decide what to do with each image.
 
     ``options`` are the (validated) options of the run; those that change a number (``options.identity()``)
     with the input's hash make each image's run record (None when ``problems`` already lists what is wrong with
     them: then the other checks still run, so that every problem is listed at once).  Checks that every input
     exists and is readable in a supported format, that ``out`` is writable with room for the results,
-    and each image's results folder (complete results of the same run are skipped; incomplete ones recomputed;
+    and each image's results folder (complete results of the same run are skipped, or only get their figures
+    redrawn when ``figures`` (formats, dpi, style) differ from the recorded ones; incomplete ones recomputed;
     results of another run, a damaged manifest or foreign files are problems unless ``overwrite`` allows
-    replacing our own files).  Temporary folders left by killed saves are removed.
+    replacing our own files).  With ``locks`` (a list) each image's :class:`~napari_causal_lattice.io.ResultsLock`
+    is taken and appended to it, and a folder in use by another run is a problem; the caller releases them.
+    Temporary folders left by killed saves are removed.
 
     Returns
     -------
@@ -550,7 +648,8 @@ def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool =
     folders = output_folders(paths, out)
     out_problem = _writable_problem(Path(out).expanduser().absolute())
     problems += [out_problem] if out_problem else []
-    runs, skipped, notes, needed = {}, {}, {}, 0
+    runs, skipped, notes, redraw, needed = {}, {}, {}, {}, 0
+    figures = None if figures is None else jsonable(dict(figures))
     for k, (path, folder) in enumerate(zip(paths, folders)):
         source = Path(path).expanduser()
         if not source.is_file():
@@ -561,6 +660,13 @@ def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool =
             problems.append(f"{path}: unsupported file type {source.suffix or '(none)'}; supported: "
                             f"{', '.join(IMAGE_EXTENSIONS)}")
             continue
+        if locks is not None and out_problem is None:
+            try:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                locks.append(ResultsLock(folder).acquire())
+            except ResultsBusy as exc:
+                problems.append(str(exc))
+                continue
         if out_problem is None and folder.parent.is_dir():
             clean_stale_temp(folder)
         try:
@@ -571,14 +677,21 @@ def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool =
             problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
             continue
         run = run_record(input_sha256=sha or "", params=params)
+        if figures is not None:
+            run["figures"] = figures
         status, detail = resume_status(folder, run) if sha is not None else ("absent", "")
         if status in ("foreign", "file"):
             problems.append(f"{folder} already holds files that are not napari-causal-lattice results ({detail}); "
                             "choose another --out. Nothing was written." if status == "foreign" else detail)
             continue
         if status == "complete" and not overwrite:
-            manifest_steps = _earlier_steps(folder)
-            skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=manifest_steps)
+            manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+            steps = manifest.get("steps") if isinstance(manifest.get("steps"), dict) else {}
+            if figures is not None and (manifest.get("run") or {}).get("figures") != figures:
+                redraw[k] = run
+            else:
+                skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=steps,
+                                       image_notes=_image_notes(manifest))
             continue
         if status in ("changed", "damaged") and not overwrite:
             what = "results of another run" if status == "changed" else "a damaged manifest"
@@ -592,13 +705,21 @@ def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool =
     if out_problem is None and runs:
         problems += _space_problem(Path(out).expanduser().absolute(), needed)
     _refuse(problems, "cannot start the batch (nothing was computed)", listed=True)
-    return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes)
+    return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes, redraw=redraw)
 
 
-def _earlier_steps(folder: Path) -> dict:
-    """The step outcomes recorded in the (intact) manifest of ``folder``."""
-    steps = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("steps")
-    return steps if isinstance(steps, dict) else {}
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _image_notes(manifest: dict) -> tuple:
+    """The notes of reading the image, as recorded in a results manifest."""
+    notes = (manifest.get("image") or {}).get("notes") if isinstance(manifest.get("image"), dict) else None
+    return tuple(str(n) for n in notes) if isinstance(notes, list) else ()
 
 
 def _space_problem(out: Path, needed: int) -> list[str]:
@@ -683,7 +804,63 @@ def analyze_images(
         raise TypeError(f"options must be an AnalysisOptions, got {type(options).__name__}")
     problems = parameter_problems(workers=workers, **analysis)
     options = None if problems else AnalysisOptions.from_flat(options, **analysis)
-    plan = plan_batch(paths, out, options, overwrite=overwrite, problems=problems)
+    if isinstance(scheduler, str):
+        _refuse([p for p in [scheduler_problem(scheduler)] if p], "cannot start the batch (nothing was computed)")
+    locks: list = []
+    created = _missing_folders(Path(out).expanduser().absolute())
+    try:
+        plan = plan_batch(paths, out, options, overwrite=overwrite, problems=problems, locks=locks,
+                          figures={"formats": list(figure_formats), "dpi": dpi, "style": style})
+        return _run_batch(plan, paths, out, options, figure_options, bar, workers=workers, scheduler=scheduler,
+                          split_pixels=split_pixels)
+    finally:
+        for lock in locks:
+            lock.release()
+        for folder in created:  # a refused batch leaves no folder behind (its locks were taken in it)
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def scheduler_problem(address: str, *, timeout: float = 1.0) -> str | None:
+    """Why the dask scheduler at ``address`` cannot be reached (a TCP connection attempt of at most
+    ``timeout`` seconds), or None.  Only ``tcp://host:port`` and ``host:port`` addresses are probed; others
+    (``inproc://``, ``tls://``, ...) are left to dask."""
+    from urllib.parse import urlsplit
+
+    text = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(text)
+    if parts.scheme != "tcp":
+        return None
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        return f"--scheduler {address}: expected an address like tcp://host:8786"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (
+            f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror or str(exc))
+        return (f"cannot reach the dask scheduler at {address} ({reason}); start it (dask scheduler) or check "
+                "the address and that this machine can reach it")
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _run_batch(plan: _Plan, paths, out, options: AnalysisOptions, figure_options, bar, *, workers, scheduler,
+               split_pixels) -> list[BatchItem]:
+    """Carry out a checked plan: report the skips, redraw figures, compute the rest, write report.html."""
     n = len(paths)
     items: dict[int, BatchItem] = dict(plan.skipped)
     for k, item in plan.skipped.items():
@@ -722,12 +899,15 @@ def analyze_images(
         failed = _failed_steps_text(steps)
         status = "failed" if not steps else "partial" if failed else "done"
         message = message or failed
-        items[k] = BatchItem(path, str(folder), status, message, seconds, steps)
+        manifest = _read_json(folder / MANIFEST_NAME) if status != "failed" else {}
+        items[k] = BatchItem(path, str(folder), status, message, seconds, steps, _image_notes(manifest))
         text = {"done": f"done in {seconds:.1f} s -> {folder}",
                 "partial": f"PARTIAL in {seconds:.1f} s -> {folder} ({message})",
                 "failed": f"FAILED: {message}"}[status]
         facts = step_summary(steps)
         bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}" + (f"; {facts}" if facts else ""))
+        for warning in step_warnings(steps):
+            bar.line(f"[{k + 1}/{n}] {Path(path).name}: warning: {warning}")
 
     def run_here(k, executor=None, image=None):
         image = load(k) if image is None else image
@@ -741,6 +921,28 @@ def analyze_images(
         results, steps, message, seconds = _compute(task)
         finish(k, results, steps, message, seconds, image)
 
+    def redraw(k):
+        start = time.perf_counter()
+        image = load(k)
+        if image is None:
+            return
+        folder = plan.folders[k]
+        try:
+            results = load_results(folder)
+            write_outputs(folder, results, image=image.data, overwrite=True,
+                          run={**plan.redraw[k], "input_sha256": image.sha256}, **figure_options)
+        except (ValueError, TypeError, OSError) as exc:
+            finish(k, None, {}, f"could not redraw the figures: {_describe(exc)}", time.perf_counter() - start)
+            return
+        seconds = time.perf_counter() - start
+        items[k] = BatchItem(paths[k], str(folder), "done", "figures redrawn from the saved results", seconds,
+                             results.steps, _image_notes(results.manifest))
+        look = f"{'/'.join(figure_options['figure_formats'])}, {figure_options['dpi']} dpi, {figure_options['style']}"
+        bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: results complete; figures redrawn ({look}) from the saved "
+                 f"results in {seconds:.1f} s -> {folder}")
+
+    for k in plan.redraw:
+        redraw(k)
     todo = list(plan.runs)
     if scheduler is not None and todo:
         _run_on_dask(todo, paths, scheduler, job, load, finish, bar, split_pixels=split_pixels, run_here=run_here)

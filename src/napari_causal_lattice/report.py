@@ -39,6 +39,7 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; } th { background: #f0f0f0; }
 td.t, th.t { text-align: left; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.85em; color: #444; } .failed { color: #a00; } pre { font-size: 0.75em; overflow-x: auto; }
+.warnings { background: #fff6e0; border-left: 4px solid #d08000; padding: 0 0.8em; }
 nav a { margin-right: 1em; }
 """
 
@@ -199,6 +200,7 @@ def _image_section(anchor: str, item, results, folder: Path, root: Path, *, min_
     facts = _step_facts(results.steps or {})
     if facts:
         parts.append(f"<p class='facts'>{_esc(facts)}</p>")
+    parts.append(_warnings_section(results.steps or {}))
     for fig, caption in _FIGURES.items():
         png = folder / "figures" / f"{fig}.png"
         if not png.is_file():
@@ -211,6 +213,17 @@ def _image_section(anchor: str, item, results, folder: Path, root: Path, *, min_
             parts.append(_edges_section(results.lingam, edge_mask(results.lingam, min_probability), min_probability))
     parts.append(_provenance_section(results))
     return "\n".join(parts)
+
+
+def _warnings_section(steps: dict) -> str:
+    """The run's warnings (calibration, near-deterministic descriptors, skipped steps), one per line."""
+    from .pipeline import step_warnings
+
+    found = step_warnings(steps)
+    if not found:
+        return ""
+    return ("<div class='warnings'><h3>Warnings</h3><ul>" + "".join(f"<li>{_esc(w)}</li>" for w in found)
+            + "</ul></div>")
 
 
 def _step_facts(steps: dict) -> str:

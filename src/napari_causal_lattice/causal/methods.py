@@ -22,6 +22,7 @@ A degenerate dataset must come back with order ``-1`` (all entries) and ``B`` Na
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -82,6 +83,16 @@ class LingamMethod:
     """The reference backend: ``lingam.DirectLiNGAM`` fitted dataset by dataset (slow, for cross-checks)."""
 
     name: str = "lingam"
+
+    def __post_init__(self):
+        try:
+            missing = importlib.util.find_spec("lingam") is None
+        except (ImportError, ValueError):  # a broken or blocked install
+            missing = True
+        if missing:
+            raise ImportError('method="lingam" needs the lingam package (an optional extra). Install it with\n'
+                              '    pip install "napari-causal-lattice[lingam]"\n'
+                              'or use the default method="engine", which gives the same answers.')
 
     def fit_batch(self, X, mask=None, prior=None, *, workers=None):
         import lingam  # lazy: importing lingam takes over a second
