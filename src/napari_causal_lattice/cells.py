@@ -865,15 +865,19 @@ def reference_cells(cells: Cells, reference) -> np.ndarray:
     Parameters
     ----------
     cells : Cells
-    reference : array-like
+    reference : array-like or str
         One of: a boolean mask over the cells (``(n,)``, table order); integer row indices into ``cells.table``;
-        or a boolean image mask ``(H, W)`` (e.g. a rasterised napari Shapes layer), whose cells are those whose
-        B column (``y``, ``x`` px) falls inside.
+        a boolean image mask ``(H, W)`` (e.g. a rasterised napari Shapes layer), whose cells are those whose
+        B column (``y``, ``x`` px) falls inside; or cell-grid ranges ``"I0:I1,J0:J1"`` (half-open ranges of the
+        grid rows ``i`` and columns ``j``; either may be left out: ``"40:48"`` is rows 40-47, ``",0:10"``
+        columns 0-9), as the CLI's ``--reference`` takes.
 
     Returns
     -------
     (n,) bool array
     """
+    if isinstance(reference, str):
+        return _grid_range_cells(cells, reference)
     arr = np.asarray(reference)
     n = len(cells)
     if arr.dtype == bool and arr.ndim == 1:
@@ -898,6 +902,29 @@ def reference_cells(cells: Cells, reference) -> np.ndarray:
         )
     if not rows.any():
         raise ValueError("the reference region holds no cell; draw it over cells of known polarization")
+    return rows
+
+
+def _grid_range_cells(cells: Cells, spec: str) -> np.ndarray:
+    """Cells inside the grid ranges ``"I0:I1,J0:J1"`` (see :func:`reference_cells`)."""
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) > 2:
+        raise ValueError(f"reference {spec!r}: expected cell-grid ranges 'I0:I1,J0:J1' (rows, columns), e.g. '40:48'")
+    rows = np.ones(len(cells), dtype=bool)
+    for axis, part in zip(("i", "j"), parts):
+        if not part:
+            continue
+        try:
+            low, high = (int(v) if v.strip() else None for v in part.split(":"))
+        except ValueError:
+            raise ValueError(f"reference {spec!r}: {part!r} is not a range of whole numbers such as 40:48") from None
+        values = cells.table[axis].to_numpy()
+        rows &= (values >= (values.min() if low is None else low)) & (values < (values.max() + 1 if high is None
+                                                                                 else high))
+    if not rows.any():
+        raise ValueError(f"the reference {spec!r} holds no cell; the grid has rows i "
+                         f"{int(cells.table['i'].min())}-{int(cells.table['i'].max())} and columns j "
+                         f"{int(cells.table['j'].min())}-{int(cells.table['j'].max())}")
     return rows
 
 

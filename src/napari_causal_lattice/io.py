@@ -57,6 +57,7 @@ RESULT_CLASSES = {
     "lingam": "napari_causal_lattice.causal.result:LingamResult",
     "sliding": "napari_causal_lattice.sliding:SlidingResult",
     "pca": "napari_causal_lattice.pca:AdjacencyPCA",
+    "null": "napari_causal_lattice.null:InstrumentNull",
 }
 
 # length unit -> pm
@@ -566,6 +567,9 @@ class Results:
     ----------
     columns, cells, lingam, sliding, pca
         ``Columns``, ``Cells``, ``LingamResult``, ``SlidingResult``, ``AdjacencyPCA`` or None.
+    null : InstrumentNull or None
+        The instrument null the causal results were tested against (:func:`~napari_causal_lattice.null.
+        instrument_null`), when one was run.
     image_info : dict or None
         The input image: source path, sha256, shape, pixel size (pm/px), units, notes.
     steps : dict
@@ -581,6 +585,7 @@ class Results:
     lingam: object = None
     sliding: object = None
     pca: object = None
+    null: object = None
     image_info: dict | None = None
     steps: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
@@ -1082,6 +1087,7 @@ def save_results(
     lingam=None,
     sliding=None,
     pca=None,
+    null=None,
     image_info: dict | None = None,
     run: dict | None = None,
     steps: Mapping[str, Mapping] | None = None,
@@ -1095,9 +1101,9 @@ def save_results(
     path : str or Path
         Target folder.  It must not exist, be empty, or (with ``overwrite=True``) hold an earlier results
         folder of this package.  A folder holding any other file is refused: nothing of yours is overwritten.
-    columns, cells, lingam, sliding, pca : result objects, optional
-        ``Columns``, ``Cells``, ``LingamResult``, ``SlidingResult``, ``AdjacencyPCA``; each must provide
-        ``to_state()`` and a ``provenance`` dict.
+    columns, cells, lingam, sliding, pca, null : result objects, optional
+        ``Columns``, ``Cells``, ``LingamResult``, ``SlidingResult``, ``AdjacencyPCA``, ``InstrumentNull``; each
+        must provide ``to_state()`` and a ``provenance`` dict.
     image_info : dict, optional
         The input image (e.g. ``LoadedImage.info``: source, sha256, shape, pixel size).
     run : dict, optional
@@ -1122,7 +1128,7 @@ def save_results(
     OSError
         Disk full, permission denied...: the message says what happened; nothing was written.
     """
-    objects = {"columns": columns, "cells": cells, "lingam": lingam, "sliding": sliding, "pca": pca}
+    objects = {"columns": columns, "cells": cells, "lingam": lingam, "sliding": sliding, "pca": pca, "null": null}
     if all(v is None for v in objects.values()) and image_info is None:
         raise ValueError("nothing to save: pass at least one result (columns=, cells=, lingam=, sliding=, pca=)")
     target = check_results_target(path, overwrite=overwrite)

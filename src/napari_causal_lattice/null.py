@@ -933,12 +933,13 @@ def null_columns(table: pd.DataFrame, images, fits, nulls) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ the function
 def _fit_options(result, names) -> dict:
     if result is None:
-        return {"names": list(names), "n_bootstrap": 0}
+        return {"variables": list(names), "n_bootstrap": 0, "independence_max_samples": 0}
     params = result.params
-    return {"names": list(result.names), "prior_knowledge": result.prior_knowledge, "n_bootstrap": 0,
+    # the null fits only need the coefficients: no bootstrap, no error-independence test (the observed fit has it)
+    return {"variables": list(result.names), "prior_knowledge": result.prior_knowledge, "n_bootstrap": 0,
             "standardize": bool(result.standardized), "alpha": float(params.get("alpha", DEFAULT_ALPHA)),
             "fdr": params.get("fdr"), "min_direction": float(params.get("min_direction", 0.75)),
-            "method": params.get("method")}
+            "backend": params.get("method"), "independence_max_samples": 0}
 
 
 def _sliding_options(sliding, cells) -> dict | None:
@@ -949,7 +950,7 @@ def _sliding_options(sliding, cells) -> dict | None:
             "variables": list(sliding.names), "prior_knowledge": sliding.prior_knowledge,
             "standardize": bool(sliding.standardized), "alpha": float(params.get("alpha", DEFAULT_ALPHA)),
             "fdr": params.get("fdr"), "min_direction": float(params.get("min_direction", 0.75)),
-            "method": params.get("method"), "n_bootstrap": 0, "_i": cells.table["i"].to_numpy(),
+            "backend": params.get("method"), "n_bootstrap": 0, "_i": cells.table["i"].to_numpy(),
             "_j": cells.table["j"].to_numpy()}
 
 
@@ -1102,7 +1103,7 @@ def instrument_null(
     return InstrumentNull(
         names=names, grid_ij=table[["i", "j"]].to_numpy(dtype=np.int64),
         observed=table[list(names)].to_numpy(dtype=float), null_data=np.stack([o["data"] for o in outs]),
-        fit_names=tuple(job.fit_options["names"]), adjacency=np.stack([o["adjacency"] for o in outs]),
+        fit_names=tuple(job.fit_options["variables"]), adjacency=np.stack([o["adjacency"] for o in outs]),
         significant=np.stack([o["significant"] for o in outs]),
         sliding_adjacency=None if sliding is None else np.stack([o["sliding_adjacency"] for o in outs]),
         sliding_significant=None if sliding is None else np.stack([o["sliding_significant"] for o in outs]),

@@ -425,13 +425,30 @@ class PCAOptions(StepOptions):
 
 
 @dataclass(frozen=True)
+class PolarizationOptions(StepOptions):
+    """Options of the mean polarization of an analysis (:func:`~napari_causal_lattice.cells.mean_polarization`)."""
+
+    reference: str | None = option(None, "reference region of known P (e.g. the substrate) as cell-grid ranges "
+                                   "'I0:I1,J0:J1' (rows i, columns j; either part may be left out, e.g. '40:48' for "
+                                   "rows 40-47); its mean P is subtracted from the maps and the mean", kind="text",
+                                   optional=True, cli="--reference")
+    variants: bool = option(True, "systematic uncertainty of the mean P from fit-model variants (centre of mass, "
+                            "Gaussian, two fit radii)", kind="bool", cli="--p-variants")
+    warn_sigma: float = option(3.0, "without a reference, warn when the mean P is this many sigma from zero (tilt "
+                               "and probe asymmetry produce a uniform offset)", kind="float", low=0.0,
+                               low_open=True, cli="--p-warn-sigma", form=False)
+
+
+@dataclass(frozen=True)
 class NullOptions(StepOptions):
     """Options of the instrument null (images re-rendered from the fitted image model without the physics)."""
 
-    n_images: int = option(20, "images re-rendered for the instrument null (0 = no null)", kind="int", low=0,
-                           cli="--null-images")
+    n_images: int = option(0, "images re-rendered for the instrument null (0: no null; 20 is a good start, at "
+                           "least 5)", kind="int", low=0, cli="--null-images")
     shuffle_intensities: bool = option(False, "shuffle the measured intensities among the columns of a "
                                        "sublattice in the null images", kind="bool", cli="--null-shuffle")
+    smooth_degree: int = option(2, "polynomial degree of the smooth lattice the null's columns sit on (no local "
+                                "strain)", kind="int", low=1, high=6, cli="--null-smooth-degree", form=False)
 
 
 @dataclass(frozen=True)
@@ -453,8 +470,8 @@ PIPELINE_DEFAULTS = {"n_bootstrap": 100, "seed": 0}
 
 #: The steps of one analysis and their options classes, in pipeline order.
 STEP_OPTIONS: dict[str, type[StepOptions]] = {
-    "load": LoadOptions, "columns": ColumnsOptions, "cells": CellsOptions, "lingam": CausalOptions,
-    "sliding": SlidingOptions, "pca": PCAOptions,
+    "load": LoadOptions, "columns": ColumnsOptions, "cells": CellsOptions, "polarization": PolarizationOptions,
+    "lingam": CausalOptions, "sliding": SlidingOptions, "null": NullOptions, "pca": PCAOptions,
 }
 
 
@@ -470,8 +487,10 @@ class AnalysisOptions:
     load: LoadOptions = field(default_factory=LoadOptions)
     columns: ColumnsOptions = field(default_factory=ColumnsOptions)
     cells: CellsOptions = field(default_factory=CellsOptions)
+    polarization: PolarizationOptions = field(default_factory=PolarizationOptions)
     lingam: CausalOptions = field(default_factory=lambda: CausalOptions(**PIPELINE_DEFAULTS))
     sliding: SlidingOptions = field(default_factory=lambda: SlidingOptions(**PIPELINE_DEFAULTS))
+    null: NullOptions = field(default_factory=NullOptions)
     pca: PCAOptions = field(default_factory=PCAOptions)
 
     @classmethod

@@ -33,6 +33,7 @@ from .figures import check_figure_options, figure_writers
 from .io import (
     IMAGE_EXTENSIONS,
     MANIFEST_NAME,
+    RESULT_CLASSES,
     LoadedImage,
     Results,
     array_sha256,
@@ -55,9 +56,13 @@ from .progress import Cancelled, report
 from .report import write_report
 
 #: Share of the progress bar given to each stage (sums to 1000).
-_STAGES = {"columns": 150, "cells": 50, "lingam": 100, "sliding": 600, "pca": 20, "save": 80}
+_STAGES = {"columns": 150, "cells": 30, "polarization": 20, "lingam": 100, "sliding": 450, "null": 150, "pca": 20,
+           "save": 80}
 #: The steps of one analysis, in order, each with the steps whose results it needs.
-STEPS = {"columns": (), "cells": ("columns",), "lingam": ("cells",), "sliding": ("cells",), "pca": ("sliding",)}
+STEPS = {"columns": (), "cells": ("columns",), "polarization": ("cells",), "lingam": ("cells",),
+         "sliding": ("cells",), "null": ("lingam",), "pca": ("sliding",)}
+#: Steps a run may leave out by its options (the instrument null runs only with ``n_images > 0``).
+OPTIONAL_STEPS = ("null",)
 #: Fitted sliding windows the PCA step needs; with fewer it is skipped (with the reason), not failed.
 MIN_PCA_WINDOWS = 3
 #: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
@@ -254,7 +259,8 @@ def run_pipeline(
             check_results_target(out, overwrite=overwrite)
         stages = _StageProgress(progress, cancel)
         objects, steps = _run_steps(image, options, stages, workers=workers, executor=executor, cancel=cancel)
-        results = Results(**objects, image_info=image.info, steps=steps)
+        results = Results(**{k: v for k, v in objects.items() if k in RESULT_CLASSES}, image_info=image.info,
+                          steps=steps)
         if not _IN_BATCH.get():  # a batch prints them as lines of its own
             for text in _step_warning_texts(steps):
                 warnings.warn(text, UserWarning, stacklevel=2)
@@ -291,16 +297,21 @@ def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgr
         "columns": lambda: find_columns(image.data, pixel_size=ps, options=options.columns, progress=stages.sub,
                                         cancel=cancel),
         "cells": lambda: build_cells(objects["columns"], pixel_size=ps, options=options.cells),
+        "polarization": lambda: _polarization(image, objects, options.polarization),
         "lingam": lambda: fit_lingam(objects["cells"].table, variables=list(DESCRIPTORS), options=options.lingam,
                                      units=objects["cells"].units, progress=stages.sub, cancel=cancel),
         "sliding": lambda: sliding_lingam(objects["cells"], options=options.sliding, workers=workers,
                                           executor=executor, progress=stages.sub, cancel=cancel),
+        "null": lambda: _instrument_null(image, objects, options, stages, workers=workers, executor=executor,
+                                         cancel=cancel),
         "pca": lambda: pca(objects["sliding"]),
     }
     objects: dict = {}
     steps: dict = {}
     noted: set = set()
     for name, needs in STEPS.items():
+        if name == "null" and options.null.n_images == 0:
+            continue  # no instrument null asked for
         stages.start(name)
         missing = [n for n in needs if n not in objects]
         if missing:
@@ -308,7 +319,7 @@ def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgr
         else:
             try:
                 objects[name], notes, caught = _noting_warnings(run[name], noted)
-                steps[name] = {"status": "done", "reason": "", **_step_facts(name, objects[name]),
+                steps[name] = {"status": "done", "reason": "", **_step_facts(name, objects[name], objects),
                                **({"note": " ".join(notes)} if notes else {}),
                                **({"warnings": caught} if caught else {})}
             except Cancelled:
@@ -365,15 +376,69 @@ def _noting_warnings(call, noted: set):
     return value, notes, messages
 
 
-def _step_facts(name: str, value) -> dict:
-    """What the results record about a finished step besides its status: the atom columns found, the cells
-    and the flagged cells by reason, the sliding window used (cells)."""
+def _polarization(image: LoadedImage, objects: dict, options) -> dict:
+    """The mean polarization of the cells (with the fit-model variants and the reference region of ``options``);
+    with a reference, ``objects["cells"]`` becomes the referenced cells (maps and figures show the referenced P).
+
+    Returns the step's facts: mean P, its statistical and systematic sigma (pm, per component), the reference.
+    """
+    from .cells import mean_polarization, referenced_polarization
+
+    cells, columns = objects["cells"], objects["columns"]
+    variants = None if options.variants else {}
+    mean = mean_polarization(cells, variants, image=image.data, columns=columns, reference=options.reference,
+                             warn_sigma=options.warn_sigma)
+    if options.reference is not None:
+        objects["cells"] = referenced_polarization(cells, options.reference)
+    return {"mean": [round(float(v), 4) for v in mean.mean], "sigma_stat": [round(float(v), 4) for v in
+                                                                              mean.sigma_stat],
+            "sigma_sys": [round(float(v), 4) for v in mean.sigma_sys], "n_cells": int(mean.n_cells),
+            "reference": options.reference, "n_reference": int(mean.n_reference), "unit": cells.units.get("Px", ""),
+            "variants": list(mean.variants)}
+
+
+def _instrument_null(image: LoadedImage, objects: dict, options: AnalysisOptions, stages, *, workers, executor,
+                     cancel):
+    """The instrument null of this image, and the global and sliding results tested against it (replacing
+    ``objects["lingam"]`` and ``objects["sliding"]``: an edge is significant only when it beats both)."""
+    from .null import instrument_null
+
+    lingam, sliding = objects["lingam"], objects.get("sliding")
+    null = instrument_null(image.data, objects["columns"], objects["cells"], n_images=options.null.n_images,
+                           seed=int(options.lingam.seed or 0), shuffle_intensities=options.null.shuffle_intensities,
+                           smooth_degree=options.null.smooth_degree, result=lingam, sliding=sliding,
+                           workers=workers, executor=executor, progress=stages.sub, cancel=cancel)
+    objects["lingam"] = null.apply(lingam)
+    if sliding is not None:
+        objects["sliding"] = null.apply_sliding(sliding)
+    return null
+
+
+def _step_facts(name: str, value, objects: dict) -> dict:
+    """What the results record about a finished step besides its status: the atom columns found with the line
+    jitter and the faint columns, the cells and the flagged cells by reason, the mean polarization, the sliding
+    window used (cells), the edges the instrument null explains."""
     if name == "columns":
-        return {"count": int(len(value.positions))}
+        facts = {"count": int(len(value.positions))}
+        if value.scan is not None:
+            facts["jitter"] = {"rms_px": round(float(value.scan.rms_px), 4),
+                               "rms_pm": None if value.scan.rms_pm is None else round(float(value.scan.rms_pm), 3),
+                               "corrected": bool(value.scan.applied)}
+        if value.faint is not None:
+            facts["faint"] = int(np.count_nonzero(value.faint))
+        return facts
     if name == "cells":
         return {"count": int(len(value.table)), "flags": value.flag_counts()}
+    if name == "polarization":
+        return value
     if name == "sliding":
         return {"window": int(value.window)}
+    if name == "null":
+        lingam = objects["lingam"]
+        instrument = getattr(lingam, "instrument", None)
+        return {"n_images": int(value.n_images),
+                "instrument_edges": [] if instrument is None else [
+                    f"{lingam.names[i]} <- {lingam.names[j]}" for i, j in zip(*np.nonzero(instrument))]}
     return {}
 
 
@@ -400,9 +465,25 @@ def step_summary(steps: dict) -> str:
         count = (steps.get(step) or {}).get("count")
         if count is not None:
             parts.append(f"{count} {what}")
+    jitter = (steps.get("columns") or {}).get("jitter")
+    if jitter is not None:
+        done = "corrected" if jitter["corrected"] else "not corrected"
+        parts.append(f"line jitter {jitter['rms_px']:.2f} px rms ({done})")
+    faint = (steps.get("columns") or {}).get("faint")
+    if faint:
+        parts.append(f"{faint} faint columns")
     window = (steps.get("sliding") or {}).get("window")
     if window is not None:
         parts.append(f"window {window} cells")
+    polar = steps.get("polarization") or {}
+    if "mean" in polar:
+        sigma = np.hypot(polar["sigma_stat"], polar["sigma_sys"])
+        ref = f" (referenced to {polar['reference']})" if polar.get("reference") else " (no reference)"
+        parts.append(f"mean P ({polar['mean'][0]:+.2f}, {polar['mean'][1]:+.2f}) +- ({sigma[0]:.2f}, "
+                     f"{sigma[1]:.2f}) {polar.get('unit', '')}{ref}")
+    instrument = (steps.get("null") or {}).get("instrument_edges")
+    if instrument is not None:
+        parts.append(f"{len(instrument)} edges the instrument explains")
     flags = (steps.get("cells") or {}).get("flags")
     if flags is not None:
         total = sum(flags.values())
@@ -445,6 +526,7 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
         lingam=results.lingam,
         sliding=results.sliding,
         pca=results.pca,
+        null=results.null,
         image_info=results.image_info,
         run=run,
         steps=results.steps,
