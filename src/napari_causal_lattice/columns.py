@@ -1439,6 +1439,10 @@ _MIN_JITTER_PX = 0.005
 #: an undetected jitter is reported, not "corrected" with noise.
 _JITTER_SIGNIFICANCE = 2.0
 
+#: Line shifts with more than this share of their variance at the lattice's row frequencies are model misfit, not
+#: scan jitter, and are not corrected (see _lattice_row_share).
+_MAX_LATTICE_SHARE = 0.5
+
 #: Contrast statistic (skewness of the high-passed image) below which columns are dark (see detect_contrast).
 _DARK_SKEW = -0.1
 
@@ -1507,9 +1511,39 @@ def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: b
                                     pixel_size=pixel_size, is_a=is_a, lattice=lattice)
     if not correct or scan.rms_px < max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px):
         return img, refined, scan
+    periodic = _lattice_row_share(scan.shifts, grid.v1, grid.v2, img.shape[1])
+    if periodic > _MAX_LATTICE_SHARE:
+        note = (f"the line shifts repeat with the lattice rows ({100 * periodic:.0f} % of their variance at the "
+                "lattice's row frequencies): that is the column model's misfit, not scan jitter, so the image was "
+                "not resampled")
+        return img, refined, dataclasses.replace(scan, provenance={**scan.provenance, "note": note})
     img = correct_scan(img, scan.shifts)
     refined = _peel(img, refined, is_a, grid.radius, cancel)[0]
     return img, refined, dataclasses.replace(scan, applied=True)
+
+
+def _lattice_row_share(shifts, v1, v2, width: int, *, order: int = 3) -> float:
+    """Share of the variance of the per-line shifts at the frequencies with which the lattice repeats down the
+    image rows (the reciprocal vectors up to ``order`` that are nearly constant along a row of ``width`` px).
+
+    Scan jitter has no reason to follow the lattice; the misfit of the column model does (rows through columns
+    differ from rows between them), so a shift pattern concentrated there is not jitter.
+    """
+    s = np.asarray(shifts, dtype=float) - np.mean(shifts)
+    power = np.abs(np.fft.rfft(s)) ** 2
+    total = power[1:].sum()
+    if total <= 0:
+        return 0.0
+    dual = _dual(np.asarray(v1, float), np.asarray(v2, float))  # rows: reciprocal vectors (y, x), cycles per px
+    freqs = np.fft.rfftfreq(len(s))
+    near = np.zeros(len(freqs), dtype=bool)
+    for h in range(-order, order + 1):
+        for k in range(-order, order + 1):
+            g = h * dual[0] + k * dual[1]
+            if (h or k) and abs(g[1]) * width < 0.5 and abs(g[0]) > 0:
+                near |= np.abs(freqs - abs(g[0])) <= 1.5 / len(s)
+    near[0] = False
+    return float(power[near].sum() / total)
 
 
 def _detectability(img, refined: Refined, radius: float) -> np.ndarray:
