@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QEvent, QSize, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 #: Dock size: fits beside the canvas on a 1280 x 1024 screen; the body scrolls when it is taller.
 DOCK_WIDTH = 420
@@ -111,6 +111,24 @@ class DockWidget(QWidget):
         if jobs is not None:
             jobs.status.setText(str(exc))
         show_error(message)
+
+    # ----------------------------------------------------------------- own layers
+    def keep_layers_check(self) -> QCheckBox:
+        """The check box "keep the layers of earlier runs" (off: a re-run replaces this step's own layers, like
+        stardist-napari's reusable output layer); stored as :attr:`keep_layers`."""
+        self.keep_layers = QCheckBox("keep the layers of earlier runs")
+        self.keep_layers.setToolTip("Off: running again replaces the layers this step added before. "
+                                    "On: they stay, and the new ones get a suffix.")
+        return self.keep_layers
+
+    def drop_own_layers(self, layers) -> None:
+        """Remove ``layers`` (this step's output of an earlier run) from the viewer unless the user keeps them."""
+        keep = getattr(self, "keep_layers", None)
+        if keep is not None and keep.isChecked():
+            return
+        for layer in list(layers):
+            if layer is not None and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
 
     # ----------------------------------------------------------------- lifecycle
     def event(self, event) -> bool:

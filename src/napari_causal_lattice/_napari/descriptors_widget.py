@@ -235,6 +235,7 @@ class DescriptorsWidget(DockWidget):
         layout = self.body_layout
         layout.addLayout(form)
         layout.addWidget(self.build_button)
+        layout.addWidget(self.keep_layers_check())
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
         layout.addLayout(arrows)
@@ -347,6 +348,7 @@ class DescriptorsWidget(DockWidget):
     def _show(self, result: dict, image_layer, b_layer):
         """Generator run by the job panel: one layer change per event-loop turn."""
         cells: Cells = result["cells"]
+        self.drop_own_layers([*self.map_layers.values(), self.vectors_layer])
         self.cells = cells
         self.map_layers = {}
         self.vectors_layer = None
