@@ -143,6 +143,10 @@ def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
     assert px_after[5] - px_before[5] == pytest.approx(sample.pixel_size, rel=1e-9)
     np.testing.assert_allclose(np.delete(px_after, 5), np.delete(px_before, 5), atol=1e-9)
     assert second is not first
+    # the rebuild replaced its own map; with "keep the layers of earlier runs" the old one stays
+    assert sum(layer.name.startswith("Py [pm]") for layer in viewer.layers) == 1
+    widget.keep_layers.setChecked(True)
+    build(widget, qtbot)
     assert sum(layer.name.startswith("Py [pm]") for layer in viewer.layers) == 2
 
     # the same layer for A and B is refused without starting a job: a notification, no exception

@@ -48,6 +48,7 @@ from .layers import (
     image_data_to_world,
     is_map_layer,
     is_truth_layer,
+    markers_check,
     newest_matching,
     plugin_meta,
     show_only,
@@ -225,12 +226,14 @@ class DescriptorsWidget(DockWidget):
         self.length_spin.valueChanged.connect(self.set_vector_length)
         self.arrow_legend = QLabel("")
         self.arrow_legend.setWordWrap(True)
+        self.markers = markers_check(self.viewer)
         self.export_button = QPushButton("Export CSV...")
         self.export_button.clicked.connect(self.guarded(self.export_csv))
         arrows = QFormLayout()
         arrows.addRow(self.arrows_check, self.arrow_colour)
         arrows.addRow("Arrow length x", self.length_spin)
         arrows.addRow("", self.arrow_legend)
+        arrows.addRow(self.markers)
 
         layout = self.body_layout
         layout.addLayout(form)
@@ -276,7 +279,21 @@ class DescriptorsWidget(DockWidget):
         meta = plugin_meta(self.viewer, self.a_combo.currentText())
         refill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
         self._update_pixel_size(self.image_combo.currentText())
+        if self._built is not None and any(self._built[k] not in self.viewer.layers for k in ("image", "b")):
+            self.clear()
         self._update_buttons()
+
+    def clear(self) -> None:
+        """Forget the last build (its image or B columns layer is gone): no cells, no summary, no arrows."""
+        self.cells = None
+        self._built = None
+        self.map_layers = {}
+        self.vectors_layer = None
+        self.summary.setText("")
+        self.arrow_legend.setText("")
+        self.arrows_check.blockSignals(True)
+        self.arrows_check.setChecked(False)
+        self.arrows_check.blockSignals(False)
 
     def _update_buttons(self) -> None:
         has_inputs = all(combo.currentText() for combo in (self.image_combo, self.a_combo, self.b_combo))
@@ -352,7 +369,7 @@ class DescriptorsWidget(DockWidget):
         self.cells = cells
         self.map_layers = {}
         self.vectors_layer = None
-        self._built = {"result": result, "image": image_layer}
+        self._built = {"result": result, "image": image_layer, "b": b_layer}
         self.summary.setText(
             f"{len(cells)} cells on a {cells.grid_shape[0]} x {cells.grid_shape[1]} grid; "
             f"{cells.n_excluded} B columns without 4 A corners excluded; lengths in {cells.length_unit}; "
@@ -422,9 +439,15 @@ class DescriptorsWidget(DockWidget):
         return self.vectors_layer
 
     def _vectors(self, cells: Cells, result: dict, image_layer) -> Vectors:
-        start = cells.table[["y", "x"]].to_numpy()
-        vectors = np.stack([start, result["offset_px"]], axis=1)
-        features = cells.table[["i", "j", "Px", "Py"]].reset_index(drop=True)
+        """One arrow per unflagged cell (flagged cells have NaN polarization: no arrow, and no NaN colour that
+        would stop the whole layer from drawing)."""
+        table = cells.table.reset_index(drop=True)
+        keep = np.isfinite(table["Px"].to_numpy(dtype=float)) & np.isfinite(table["Py"].to_numpy(dtype=float))
+        if "flag" in table.columns:
+            keep &= table["flag"].fillna("").astype(str).eq("").to_numpy()
+        start = table[["y", "x"]].to_numpy()[keep]
+        vectors = np.stack([start, np.asarray(result["offset_px"])[keep]], axis=1)
+        features = table.loc[keep, ["i", "j", "Px", "Py"]].reset_index(drop=True)
         features["P_abs"] = np.hypot(features["Px"], features["Py"])
         features["P_angle"] = np.degrees(np.arctan2(features["Py"], features["Px"]))
         return Vectors(

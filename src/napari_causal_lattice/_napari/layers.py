@@ -104,6 +104,27 @@ def robust_limits(values: np.ndarray, *, signed: bool, percentile: float = 98.0)
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
+#: Diverging colormap of signed maps, the same in the dock's heatmaps (matplotlib) and on the canvas.
+SIGNED_CMAP = "RdBu_r"
+#: Share of the colour range around 0 that fades to transparent on the canvas (atoms stay visible there).
+CLEAR_CENTRE = 0.3
+
+
+def clear_centre_colormap(name: str = SIGNED_CMAP, *, clear: float = CLEAR_CENTRE):
+    """napari Colormap of the matplotlib diverging map ``name`` whose centre is transparent.
+
+    The opacity rises linearly from 0 at the centre to 1 at ``clear`` of the half-range, so near-zero couplings
+    leave the STEM image underneath visible instead of a white fog, and strong ones are drawn in full colour.
+    """
+    import matplotlib
+    from napari.utils.colormaps import Colormap
+
+    t = np.linspace(0.0, 1.0, 257)
+    rgba = np.asarray(matplotlib.colormaps[name](t), dtype=float)
+    rgba[:, 3] = np.clip(np.abs(2.0 * t - 1.0) / clear, 0.0, 1.0)
+    return Colormap(colors=rgba, controls=t, name=f"{name} (clear centre)")
+
+
 def map_layer_tuple(
     values: np.ndarray,
     grid_affine_px: np.ndarray,
@@ -114,17 +135,17 @@ def map_layer_tuple(
     units: str | None = None,
     colormap: str | None = None,
     metadata: dict | None = None,
-    opacity: float = 0.7,
+    opacity: float = 0.85,
 ) -> tuple:
     """LayerDataTuple of an image layer showing ``values`` (ny, nx) aligned on the STEM image.
 
-    Signed maps get a diverging colormap with robust symmetric limits (:func:`robust_limits`); NaN pixels stay
-    transparent.  ``units`` (the unit of the values) goes into the layer metadata; the layer's axis units are
+    Signed maps get the diverging colormap of the docks with a transparent centre (:func:`clear_centre_colormap`)
+    and robust symmetric limits (:func:`robust_limits`); NaN pixels stay transparent.  ``units`` (the unit of the values) goes into the layer metadata; the layer's axis units are
     copied from the image layer.  Add the tuple with :func:`add_map_layer`.
     """
     values = np.asarray(values, dtype=float)
     limits = robust_limits(values, signed=signed)
-    cmap = colormap or ("PiYG" if signed else "viridis")
+    cmap = colormap or (clear_centre_colormap() if signed else "viridis")
     meta = dict(metadata or {})
     meta[META_KEY] = {**meta.get(META_KEY, {}), "map": True}
     if units is not None:
@@ -219,6 +240,32 @@ def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
     viewer.layers.insert(len(viewer.layers) if below is None else below, layer)
     show_scale_bar(viewer, image_layer)
     return layer
+
+
+def marker_layers(viewer) -> list:
+    """The plugin's column Points layers and arrow Vectors layers (what the "show columns and arrows" switch
+    hides), truth layers of the synthetic sample excluded."""
+    from napari.layers import Points, Vectors
+
+    return [layer for layer in viewer.layers
+            if isinstance(layer, (Points, Vectors)) and META_KEY in layer.metadata and not is_truth_layer(layer)]
+
+
+def set_markers_visible(viewer, visible: bool) -> None:
+    """Show or hide every column and arrow layer of the plugin at once (maps stay as they are)."""
+    for layer in marker_layers(viewer):
+        layer.visible = bool(visible)
+
+
+def markers_check(viewer):
+    """A check box "show columns and arrows" that shows or hides all of them (:func:`set_markers_visible`)."""
+    from qtpy.QtWidgets import QCheckBox
+
+    check = QCheckBox("show columns and arrows")
+    check.setChecked(True)
+    check.setToolTip("Hide the atom columns and polarization arrows to look at the map and the image underneath")
+    check.toggled.connect(lambda on: set_markers_visible(viewer, on))
+    return check
 
 
 def show_only(viewer, layer) -> None:
