@@ -86,6 +86,26 @@ def symmetric_limits(values: np.ndarray, *, percentile: float = 100.0) -> tuple[
     return -m, m
 
 
+def nice_limits(low: float, high: float, *, max_ticks: int = 5) -> tuple[float, float]:
+    """``(low, high)`` widened to multiples of a 1-2-5 step, so the colour bar shows at least 3 labelled ticks.
+
+    napari's colour bar labels only multiples of a 1-2-5 step inside the limits: limits of +-0.85 get a single
+    "0".  Widening to the next multiple of a step that gives at most ``max_ticks`` intervals puts a labelled
+    tick at both ends (e.g. +-0.85 -> +-1, 381-399 -> 380-400).
+    """
+    low, high = float(low), float(high)
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        return low, high
+    raw = (high - low) / max_ticks
+    exponent = np.floor(np.log10(raw))
+    for mantissa in (1.0, 2.0, 5.0, 10.0):
+        step = mantissa * 10.0**exponent
+        if step >= raw:
+            break
+    lo, hi = np.floor(low / step) * step, np.ceil(high / step) * step
+    return float(round(lo, 12)), float(round(hi, 12))
+
+
 def robust_limits(values: np.ndarray, *, signed: bool, percentile: float = 98.0) -> tuple[float, float]:
     """Colour limits that one outlier cannot wash out.
 
@@ -144,7 +164,7 @@ def map_layer_tuple(
     copied from the image layer.  Add the tuple with :func:`add_map_layer`.
     """
     values = np.asarray(values, dtype=float)
-    limits = robust_limits(values, signed=signed)
+    limits = nice_limits(*robust_limits(values, signed=signed))
     cmap = colormap or (clear_centre_colormap() if signed else "viridis")
     meta = dict(metadata or {})
     meta[META_KEY] = {**meta.get(META_KEY, {}), "map": True}
@@ -239,7 +259,25 @@ def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
     # inserted in place: moving a layer afterwards makes napari rebuild every layer's canvas overlays (~3 s)
     viewer.layers.insert(len(viewer.layers) if below is None else below, layer)
     show_scale_bar(viewer, image_layer)
+    show_caption(viewer, layer)
     return layer
+
+
+def map_caption(layer) -> str:
+    """What the colour bar of a map shows and in which unit, e.g. ``"Px <- Py (window 20): pm/pm"``."""
+    unit = layer.metadata.get("units")
+    if not unit or f"[{unit}]" in layer.name:
+        return layer.name
+    return f"{layer.name}: {unit}"
+
+
+def show_caption(viewer, layer) -> None:
+    """Write the map's caption (:func:`map_caption`) next to its colour bar (napari's text overlay, top right),
+    since napari's colour bar has ticks but no title."""
+    viewer.text_overlay.text = map_caption(layer)
+    viewer.text_overlay.position = "top_right"
+    viewer.text_overlay.font_size = 10
+    viewer.text_overlay.visible = True
 
 
 def marker_layers(viewer) -> list:
@@ -274,6 +312,7 @@ def show_only(viewer, layer) -> None:
         if is_map_layer(other) and other is not layer:
             other.visible = False
     layer.visible = True
+    show_caption(viewer, layer)
 
 
 def is_truth_layer(layer) -> bool:

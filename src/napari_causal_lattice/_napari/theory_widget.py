@@ -140,13 +140,12 @@ class TheoryWidget(DockWidget):
             ("P0 [C/m^2]", self.P0, "bulk spontaneous polarization of the undoped material"),
             ("range +- [px]", self.extent, "half-width of the plotted distance range"),
         ]
-        for k, (text, spin, tip) in enumerate(cells):
-            row, col = 1 + k // 2, 2 * (k % 2)
+        for k, (text, spin, tip) in enumerate(cells):  # one per row: two per row do not fit the dock
             label = QLabel(text)
             label.setToolTip(tip)
             spin.setToolTip(tip)
-            grid.addWidget(label, row, col)
-            grid.addWidget(spin, row, col + 1)
+            grid.addWidget(label, 1 + k, 0, 1, 2)
+            grid.addWidget(spin, 1 + k, 2, 1, 2)
         layout.addWidget(params)
 
         measure = QGroupBox("Measured profile")
