@@ -160,4 +160,4 @@ def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
 def test_flag_summary_counts_by_reason():
     assert flag_summary(SimpleNamespace(flag_counts=lambda: {})) == "no cell flagged"
     text = flag_summary(SimpleNamespace(flag_counts=lambda: {"outlier": 1, "fit": 3}))
-    assert text == "flagged: 3 fit, 1 outlier (kept with NaN descriptors)"
+    assert text == "flagged: 3 a column fit failed (fit), 1 outlier (kept with NaN descriptors)"

@@ -137,12 +137,27 @@ def compute_cells(
     return {"columns": columns, "cells": cells, "b_rows": b_rows, "offset_px": offset, "raster": raster}
 
 
+#: Flag reasons (``Cells.table["flag"]``) in the user's words; the code stays in brackets.
+FLAG_WORDS = {
+    "fit": "a column fit failed",
+    "b_near_a": "B column too close to an A column",
+    "b_off_lattice": "B column off its lattice site",
+    "outlier": "outlier",
+}
+
+
 def flag_summary(cells: Cells) -> str:
-    """The flagged cells by reason, e.g. ``"flagged: 3 fit, 1 outlier (kept with NaN descriptors)"``."""
+    """The flagged cells by reason, e.g. ``"flagged: 3 a column fit failed (fit), 1 outlier (kept with NaN
+    descriptors)"``."""
     counts = cells.flag_counts()
     if not counts:
         return "no cell flagged"
-    listed = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda item: -item[1]))
+
+    def words(reason: str) -> str:
+        text = FLAG_WORDS.get(reason)
+        return reason if text is None or text == reason else f"{text} ({reason})"
+
+    listed = ", ".join(f"{n} {words(reason)}" for reason, n in sorted(counts.items(), key=lambda item: -item[1]))
     return f"flagged: {listed} (kept with NaN descriptors)"
 
 
