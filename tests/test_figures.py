@@ -317,3 +317,24 @@ def test_importing_the_package_does_not_import_matplotlib():
             "napari_causal_lattice.pipeline; print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_every_figure_fits_a_journal_page(analysis):
+    """3.5 in or 7.2 in wide, no text below 7 pt: the figures go into a paper as they are."""
+    from matplotlib import rc_context
+
+    from napari_causal_lattice.figures import _makers, get_style
+
+    res, image = analysis
+    style = get_style("paper")
+    too_small = {}
+    for name, make in _makers(res, image).items():
+        with rc_context(style.rc):
+            fig = make(style)
+        width = fig.get_size_inches()[0]
+        texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+                 if t.get_text() and t.get_visible()]
+        smallest = min(t.get_fontsize() for t in texts)
+        if width not in (3.5, 7.2) or smallest < 7.0:
+            too_small[name] = (width, smallest, [t.get_text()[:30] for t in texts if t.get_fontsize() < 7][:4])
+    assert not too_small

@@ -360,22 +360,25 @@ def draw_map(ax, image, pixel_size, where, values, *, label: str, signed: bool, 
     return mesh
 
 
-def _panel_layout(shape, n: int, *, panel_width: float = 3.2):
-    """(nrows, ncols, figsize in inches) for ``n`` map panels of an image of ``shape``: wide images stack."""
+def _panel_layout(shape, n: int, *, width: float = 7.2):
+    """(nrows, ncols, figsize in inches) for ``n`` map panels of an image of ``shape`` on a page ``width`` inches
+    wide (two journal columns): wide images stack, square ones sit 4 to a row."""
     aspect = shape[1] / max(shape[0], 1)
     ncols = next((c for c in (4, 2, 1) if n % c == 0 and aspect <= 8 / c), 1)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    width = panel_width if ncols > 1 else 8.0
-    height = float(np.clip(width / aspect, 0.9, 4.0))
-    return nrows, ncols, (ncols * (width + 1.4), nrows * (height + 0.9))
+    panel = width / ncols - 0.75  # room for the colour bar and its label
+    height = float(np.clip(panel / aspect, 0.6, 3.0))
+    return nrows, ncols, (width, nrows * (height + 0.55) + 0.5)
 
 
 def _single_size(shape, *, height: float = 4.5, extra: float = 1.8) -> tuple[float, float]:
-    """Figure size (inches) of one map panel of an image of ``shape``: as wide as the image's aspect asks."""
+    """Figure size (inches) of one map panel of an image of ``shape``: 7.2 in wide (two journal columns), or
+    3.5 in (one column) for an image taller than wide; ``height`` caps the map, ``extra`` is the colour bar."""
     aspect = shape[1] / max(shape[0], 1)
-    width = float(np.clip(height * aspect, 3.0, 12.0))
-    return width + extra, min(height, width / aspect + 1.0) + 0.6
+    width = 3.5 if aspect < 0.9 else 7.2
+    map_height = min(height, (width - min(extra, 1.2)) / aspect)
+    return width, map_height + 0.8
 
 
 def _pixel_size(results) -> float | tuple | None:
@@ -484,7 +487,14 @@ def plot_overlay(image, sliding, pixel_size=None, effect: str = OVERLAY[0], caus
     draw_map(ax, image, pixel_size, where, to_values(values), label=_element_label(sliding, effect, cause, in_units),
              signed=True, style=style, percentile=percentile)
     ax.set_title(f"{effect} <- {cause}, sliding windows of {sliding.window} x {sliding.window} cells "
-                 f"(uncoloured: no edge{' or not significant' if _significant(sliding) is not None else ''})")
+                 f"(uncoloured: no edge{' or not significant' if _significant(sliding) is not None else ''})",
+                 fontsize=_font(get_style(style)))
+    if not np.isfinite(values).any() or not np.any(np.nan_to_num(values)):
+        decided = _significant(sliding) is not None
+        why = (f"{effect} <- {cause} is not significant in any window" if decided
+               else f"{effect} <- {cause} is zero in every window")
+        ax.text(0.5, 0.5, f"{why}: nothing to colour", transform=ax.transAxes, ha="center", va="center",
+                fontsize=_font(get_style(style)), bbox=dict(fc="white", ec="0.3", alpha=0.9))
     return fig
 
 
@@ -694,8 +704,8 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
     k = pca.n_components
     h, w = np.shape(image)
     ratio = float(np.clip(w / h, 1.0, 4.0))
-    fig = _figure((3.6 + 3.0 * ratio + 1.0, 3.1 * k + 0.5))
-    axes = fig.subplots(k, 2, squeeze=False, gridspec_kw={"width_ratios": [1.0, ratio]})
+    fig = _figure((DOUBLE_COLUMN, 2.6 * k + 0.5))
+    axes = fig.subplots(k, 2, squeeze=False, gridspec_kw={"width_ratios": [1.0, min(ratio, 1.6)]})
     unit = "dimensionless" if pca.use != "probabilities" else "probability"
     if cells is not None and sliding is not None:
         where, to_values = _window_placement(sliding, cells, (h, w), max_pixels)
@@ -767,10 +777,10 @@ def plot_global_graph(lingam, *, min_probability: float = 0.5, flag_above: float
 
     style = get_style(style)
     keep = edge_mask(lingam, min_probability)
-    fig = _figure((11.5, 6.2))
+    fig = _figure((DOUBLE_COLUMN, 3.9))
     graph, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
     unit = "standardised (dimensionless)" if lingam.standardized else "data units"
-    plot_causal_graph(lingam, ax=graph, keep=keep, flag_above=flag_above, font_size=0.9 * style.font_size,
+    plot_causal_graph(lingam, ax=graph, keep=keep, flag_above=flag_above, font_size=_font(style, 0.9),
                       title=f"layered layout: causes above effects\nedges shown: {edge_criterion(lingam, min_probability)}")
     shown = np.where(keep, lingam.adjacency, 0.0)
     plot_adjacency(shown, list(lingam.names), ax=heat, signed=True, vmin=-1.0, vmax=1.0, fmt="{:+.2f}",

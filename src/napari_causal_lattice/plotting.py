@@ -353,7 +353,7 @@ def plot_adjacency(
             for j in range(p):
                 if np.isfinite(M[i, j]) and M[i, j] != 0 and abs(M[i, j]) >= annotate_min:
                     dark = abs((M[i, j] - vmin) / span - 0.5) > 0.3 if signed else (M[i, j] - vmin) / span < 0.6
-                    ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=6,
+                    ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if dark else "black")
     if colorbar:
         below, above = bool(finite.size and finite.min() < vmin), bool(finite.size and finite.max() > vmax)

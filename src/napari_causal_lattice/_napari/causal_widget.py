@@ -478,7 +478,7 @@ class CausalWidget(DockWidget):
         title = f"cause \u2192 effect ({'physical units' if in_units else 'standardised'})"
         self.graph_canvas.plot(lambda fig: draw_graph(
             plot_causal_graph, res, ax=fig.add_subplot(), in_units=in_units, keep=shown,
-            fmt="{:+.3g}" if in_units else "{:+.2g}", title=title, node_radius=0.17, font_size=6.5,
+            fmt="{:+.3g}" if in_units else "{:+.2g}", title=title, node_radius=0.17, font_size=7.0,
         ))
         self.adjacency_canvas.plot(lambda fig: plot_adjacency(
             np.where(shown, B, 0.0), res.names, ax=fig.add_subplot(), signed=True, label=unit_label, fmt="{:.2g}",
