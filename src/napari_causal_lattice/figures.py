@@ -615,11 +615,15 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
         return fig
     nrows, ncols, panel_width, panel_height = _grid_shape(len(elements), w / max(h, 1), width)
     bar_room = 0.55 if in_units else 0.0
-    size = (width, nrows * (panel_height + 0.42) + 0.95)
+    legend = (f"uncoloured: no edge{' or not significant' if decided else ''}"
+              + ("; grey: window not fitted" if not sliding.fitted.all() else ""))
+    title = textwrap.wrap(f"{head}; {legend}", 110)
+    top_room = 0.3 + 0.16 * len(title)
+    size = (width, nrows * (panel_height + 0.42) + 0.45 + top_room)
     fig = _figure(size, layout=None)  # placed by hand: a layout engine is slow on many map panels
     axes = fig.subplots(nrows, ncols, squeeze=False)
     fig.subplots_adjust(left=0.55 / size[0], right=1 - (0.35 + (0 if in_units else 0.6)) / size[0],
-                        bottom=0.45 / size[1], top=1 - 0.6 / size[1],
+                        bottom=0.45 / size[1], top=1 - top_room / size[1],
                         wspace=(0.15 + bar_room) / panel_width, hspace=0.42 / panel_height)
     maps = {(e, c): _element(sliding, e, c, in_units) for e, c in elements}
     top = robust_limits(np.concatenate([m.ravel() for m in maps.values()]), signed=True, percentile=percentile)[1]
@@ -662,9 +666,7 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
                            extend=_extend(all_values, *shared))
         bar.set_label(_element_label(sliding, names[0], names[1], False), fontsize=_font(style))
         bar.ax.tick_params(labelsize=_font(style, 0.9))
-    legend = (f"uncoloured: no edge{' or not significant' if decided else ''}"
-              + ("; grey: window not fitted" if not sliding.fitted.all() else ""))
-    fig.suptitle("\n".join(textwrap.wrap(f"{head}; {legend}", 120)), fontsize=_font(style))
+    fig.suptitle("\n".join(title), fontsize=_font(style), y=1 - 0.08 / size[1], va="top")
     return fig
 
 
