@@ -131,3 +131,27 @@ def test_report_of_a_batch_where_everything_failed(tmp_path):
     items = [BatchItem(image="a.tif", out=str(tmp_path / "a"), status="failed", message="no columns found")]
     page = write_report(tmp_path, items).read_text(encoding="utf-8")
     assert "no columns found" in page and "report_files" not in page
+
+
+def test_groups_from_the_command_line(batch, tmp_path, capsys):
+    """Paper Fig. 7 from one command: --groups labels the images of the report's summary."""
+    from napari_causal_lattice.cli import main
+    from napari_causal_lattice.report import parse_groups
+
+    assert parse_groups("scan3=x 0; scan4 = x 0.2") == {"scan3": "x 0", "scan4": "x 0.2"}
+    table = tmp_path / "groups.csv"
+    table.write_text("image,group\nscan3.npy,x = 0\nscan4.npy,x = 0.2\n")
+    assert parse_groups(str(table)) == {"scan3.npy": "x = 0", "scan4.npy": "x = 0.2"}
+    for bad in ("scan3", "scan3=", str(tmp_path / "missing.csv")):
+        with pytest.raises(ValueError, match="groups"):
+            parse_groups(bad)
+    out, items = batch
+    images = [item.image for item in items if item.ok]
+    # the finished images are skipped (resume): only the report is written again, with the groups
+    code = main(["analyze", *images, "--out", str(out), "--window", "8", "--bootstrap", "4", "--seed", "1",
+                 "--pixel-size", "28", "--groups", "scan3=x = 0;scan4=x = 0.2"])
+    assert code == 0, capsys.readouterr().err
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "x = 0.2" in page and "x = 0<" in page
+    assert main(["analyze", *images, "--out", str(out), "--groups", "scan3"]) == 2
+    assert "IMAGE=GROUP" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._version import __version__
 
-__all__ = ["write_report", "summary_table", "plot_summary", "is_identity", "REPORT_NAME", "KEY_EDGES", "GEOMETRIC"]
+__all__ = ["write_report", "summary_table", "plot_summary", "is_identity", "parse_groups", "REPORT_NAME", "KEY_EDGES", "GEOMETRIC"]
 
 #: File name of the report in the batch folder.
 REPORT_NAME = "report.html"
@@ -271,6 +271,39 @@ def _provenance_section(results) -> str:
             f"<p>versions: {_esc(', '.join(f'{k} {v}' for k, v in versions.items()))}</p>"
             f"<details><summary>parameters of every step</summary><pre>{_esc(json.dumps(params, indent=1))}</pre>"
             "</details>")
+
+
+def parse_groups(text: str) -> dict[str, str]:
+    """Group labels of images from the command line: ``"scan3=x 0;scan4=x 0.2"`` or a CSV file with the columns
+    ``image`` and ``group`` (image file name or stem; e.g. the composition).
+
+    Raises
+    ------
+    ValueError
+        An entry without ``=``, an empty name or label, or a file without those two columns.
+    """
+    path = Path(text)
+    if path.suffix.lower() == ".csv" or path.is_file():
+        import pandas as pd
+
+        try:
+            table = pd.read_csv(path, dtype=str)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read the groups file {text!r}: {exc}") from None
+        if not {"image", "group"} <= set(table.columns):
+            raise ValueError(f"the groups file {text!r} needs the columns 'image' and 'group' (one row per image)")
+        pairs = list(zip(table["image"].fillna(""), table["group"].fillna("")))
+    else:
+        pairs = []
+        for entry in filter(None, (e.strip() for e in text.split(";"))):
+            if "=" not in entry:
+                raise ValueError(f"groups: write each entry as IMAGE=GROUP, separated by ';' (got {entry!r})")
+            name, label = entry.split("=", 1)
+            pairs.append((name, label))
+    groups = {str(name).strip(): str(label).strip() for name, label in pairs}
+    if not groups or any(not name or not label for name, label in groups.items()):
+        raise ValueError(f"groups: every entry needs an image name and a group label (got {text!r})")
+    return groups
 
 
 def write_report(out, items, *, groups=None, min_probability: float = 0.5, n_edges: int = 6, style="paper") -> Path:
