@@ -13,7 +13,7 @@ import pytest
 from qtpy.QtWidgets import QApplication
 
 from napari_causal_lattice._napari._dock import DOCK_WIDTH
-from napari_causal_lattice._napari.layers import is_map_layer, show_only
+from napari_causal_lattice._napari.layers import is_map_layer, nice_limits, show_only
 
 from test_causal_widget import assert_one_decision
 from test_responsive import GAP_LAYERS, GAP_MARGIN_S, Heartbeat, _ok
@@ -32,25 +32,12 @@ def sideways_scroll(workflow) -> dict:
     return out
 
 
-def ticks_at_both_ends(low: float, high: float) -> bool:
-    """True when both limits are multiples of a 1-2-5 step that cuts the range into 2 to 10 intervals (napari's
-    colour bar then labels both ends and the ticks between)."""
-    for exponent in range(-12, 12):
-        for mantissa in (1, 2, 5):
-            step = mantissa * 10.0**exponent
-            n = (high - low) / step
-            on_grid = all(abs(v / step - round(v / step)) < 1e-6 for v in (low, high))
-            if on_grid and 2 <= round(n) <= 10:
-                return True
-    return False
-
-
 def assert_map_has_unit_bar(viewer, layer) -> None:
-    """Shown, a map has its colour bar with labelled ticks at both ends, and its unit beside it."""
+    """Shown, a map has its colour bar with limits that napari labels with ticks, and its unit beside it."""
     show_only(viewer, layer)
     assert layer.colorbar.visible, layer.name
     low, high = layer.contrast_limits
-    assert ticks_at_both_ends(low, high), (layer.name, low, high)
+    assert nice_limits(low, high) == (low, high), (layer.name, low, high)  # limits napari labels with ticks
     unit = layer.metadata.get("units")
     assert unit and unit in viewer.text_overlay.text and viewer.text_overlay.visible, layer.name
 

@@ -86,22 +86,30 @@ def symmetric_limits(values: np.ndarray, *, percentile: float = 100.0) -> tuple[
     return -m, m
 
 
-def nice_limits(low: float, high: float, *, max_ticks: int = 5) -> tuple[float, float]:
-    """``(low, high)`` widened to multiples of a 1-2-5 step, so the colour bar shows at least 3 labelled ticks.
+#: Half-ranges (times a power of 10) of signed maps whose colour bar napari labels with at least 3 ticks
+#: (measured on napari 0.6: +-0.8 and +-0.9 get a lone "0").
+_SIGNED_NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 10.0)
 
-    napari's colour bar labels only multiples of a 1-2-5 step inside the limits: limits of +-0.85 get a single
-    "0".  Widening to the next multiple of a step that gives at most ``max_ticks`` intervals puts a labelled
-    tick at both ends (e.g. +-0.85 -> +-1, 381-399 -> 380-400).
+
+def nice_limits(low: float, high: float, *, max_ticks: int = 5) -> tuple[float, float]:
+    """Colour limits widened a little so that napari's colour bar labels at least 3 ticks.
+
+    napari's colour bar labels only multiples of a 1-2-5 step inside the limits, so limits of +-0.85 get a
+    single "0".  Symmetric limits ``(-m, m)`` become the next half-range of :data:`_SIGNED_NICE` (+-0.85 ->
+    +-1, +-10.8 -> +-12); others are widened to multiples of a 1-2-5 step that cuts the range into at most
+    ``max_ticks`` intervals (381-399 -> 380-400).
     """
     low, high = float(low), float(high)
     if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
         return low, high
+    if np.isclose(low, -high):
+        exponent = np.floor(np.log10(high))
+        half = next(m * 10.0**exponent for m in _SIGNED_NICE if m * 10.0**exponent >= high * (1 - 1e-12))
+        half = float(round(half, 12))
+        return -half, half
     raw = (high - low) / max_ticks
     exponent = np.floor(np.log10(raw))
-    for mantissa in (1.0, 2.0, 5.0, 10.0):
-        step = mantissa * 10.0**exponent
-        if step >= raw:
-            break
+    step = next(m * 10.0**exponent for m in (1.0, 2.0, 5.0, 10.0) if m * 10.0**exponent >= raw)
     lo, hi = np.floor(low / step) * step, np.ceil(high / step) * step
     return float(round(lo, 12)), float(round(hi, 12))
 
