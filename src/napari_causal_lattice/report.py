@@ -17,7 +17,8 @@ import numpy as np
 
 from ._version import __version__
 
-__all__ = ["write_report", "summary_table", "plot_summary", "is_identity", "parse_groups", "REPORT_NAME", "KEY_EDGES", "GEOMETRIC"]
+__all__ = ["write_report", "summary_table", "plot_summary", "is_identity", "parse_groups", "REPORT_NAME",
+           "KEY_EDGES", "GEOMETRIC"]
 
 #: File name of the report in the batch folder.
 REPORT_NAME = "report.html"

@@ -116,7 +116,8 @@ class WallProfile:
         if not (np.isfinite(lc_err) and lc_err > 0) or lc_err > max_relative_error * lc:
             return f"the wall width is not determined (Lc = {lc:.3g} \u00b1 {lc_err:.2g} px)"
         if not (np.isfinite(amp_err) and amp_err > 0) or amp_err > max_relative_error * amp:
-            return f"the step across the wall is not distinguishable from zero (A = {p['amplitude']:.3g} \u00b1 {amp_err:.2g})"
+            return (f"the step across the wall is not distinguishable from zero "
+                    f"(A = {p['amplitude']:.3g} \u00b1 {amp_err:.2g})")
         distance = self.table["distance"].to_numpy(dtype=float)
         span = float(distance.max() - distance.min()) if distance.size else 0.0
         if lc < 0.5 * self.bin_width or lc > 0.5 * span:

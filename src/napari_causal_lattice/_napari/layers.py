@@ -168,7 +168,9 @@ def map_layer_tuple(
     """LayerDataTuple of an image layer showing ``values`` (ny, nx) aligned on the STEM image.
 
     Signed maps get the diverging colormap of the docks with a transparent centre (:func:`clear_centre_colormap`)
-    and robust symmetric limits (:func:`robust_limits`); NaN pixels stay transparent.  ``units`` (the unit of the values) goes into the layer metadata; the layer's axis units are
+    and robust symmetric limits (:func:`robust_limits`), widened to limits napari's colour bar labels with
+    ticks (:func:`nice_limits`); NaN pixels stay transparent.  ``units`` (the unit of the values) goes into the
+    layer metadata; the layer's axis units are
     copied from the image layer.  Add the tuple with :func:`add_map_layer`.
     """
     values = np.asarray(values, dtype=float)
