@@ -39,6 +39,7 @@ from ..cells import Cells, build_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
 from ..placement import cell_regions
 from ._combos import refill, track_user_picks
+from ._scatter import CellScatter
 from ._dock import DockWidget
 from ._jobs import JobPanel
 from .layers import (
@@ -258,6 +259,11 @@ class DescriptorsWidget(DockWidget):
         layout.addWidget(self.summary)
         layout.addLayout(arrows)
         layout.addWidget(self.export_button)
+        self.scatter = CellScatter(lambda: self.viewer.theme)
+        self.scatter.setCheckable(True)
+        self.scatter.setChecked(False)  # drawn only when opened: the dock stays short and fast
+        self.scatter.toggled.connect(lambda _on: self._update_scatter())
+        layout.addWidget(self.scatter)
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
@@ -298,8 +304,17 @@ class DescriptorsWidget(DockWidget):
             self.clear()
         self._update_buttons()
 
+    def _update_scatter(self) -> None:
+        """Give the scatter the cells of the last build (when it is open), linked with their B columns layer."""
+        built = self._built if self.scatter.isChecked() else None
+        if built is None or built["b"] not in self.viewer.layers:
+            self.scatter.set_cells(None, None, None)
+        else:
+            self.scatter.set_cells(self.cells, built["b"], built["result"]["b_rows"])
+
     def clear(self) -> None:
         """Forget the last build (its image or B columns layer is gone): no cells, no summary, no arrows."""
+        self.scatter.set_cells(None, None, None)
         self.cells = None
         self._built = None
         self.map_layers = {}
@@ -396,6 +411,7 @@ class DescriptorsWidget(DockWidget):
         self._annotate_b_layer(b_layer, cells, result["b_rows"], result["raster"])
         yield
         self.show_map()
+        self._update_scatter()
         if self.arrows_check.isChecked():
             yield
             self.show_arrows(True)
