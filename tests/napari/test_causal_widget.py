@@ -183,6 +183,10 @@ def test_edges_tab_criterion_and_significant_only(make_napari_viewer, qtbot, gri
     assert widget.options.min_probability.enabled
     assert widget.edges_view.rowCount() == int((res.adjacency != 0).sum()) >= len(shown)
     assert_one_decision(widget)
+    # the cells layer gone: no stale result, no export
+    viewer.layers.clear()
+    assert widget.result is None and widget.summary.text() == "" and widget.edges_view.rowCount() == 0
+    assert not widget.export_csv_button.isEnabled() and not widget.export_json_button.isEnabled()
 
 
 def drawn_arrows(widget) -> int:

@@ -184,3 +184,9 @@ def test_scatter_and_image_selection_are_linked(make_napari_viewer, qtbot, sampl
     assert sorted(widget.scatter.selected) == [0, 3]
     rings = widget.scatter.canvas.figure.axes[0].collections[1]
     assert len(rings.get_offsets()) == 2 and np.allclose(rings.get_offsets()[0], (x[0], y[0]))
+    # the layers cleared: nothing stale stays enabled or written
+    widget.arrows_check.setChecked(True)
+    viewer.layers.clear()
+    assert widget.cells is None and widget.summary.text() == "" and widget.arrow_legend.text() == ""
+    assert not widget.export_button.isEnabled() and not widget.arrows_check.isEnabled()
+    assert not widget.arrows_check.isChecked() and not widget.scatter.canvas.figure.axes

@@ -277,7 +277,24 @@ class CausalWidget(DockWidget):
         self.source.setCurrentIndex(index)
         self.source.blockSignals(False)
         self.run_button.setEnabled(bool(self.source.currentData()))
+        source = self._source_of_result
+        if self.result is not None and source and source.startswith("layer:") and source[6:] not in self.viewer.layers:
+            self.clear_result()
         self._on_source_changed()
+
+    def clear_result(self) -> None:
+        """Forget the last fit (its cells layer is gone): no summary, plots, edge table or export."""
+        self.result = None
+        self._source_of_result = None
+        self.summary.setText("")
+        self.deterministic_box.setVisible(False)
+        for canvas in (self.graph_canvas, self.adjacency_canvas, self.probability_canvas):
+            canvas.plot(lambda figure: None)
+        self.edges_view.clear()
+        self.edges_view.setRowCount(0)
+        self.edges_view.setColumnCount(0)
+        for button in (self.export_csv_button, self.export_json_button):
+            button.setEnabled(False)
 
     def current_table(self) -> tuple[pd.DataFrame, dict]:
         """The selected source as (table, units).
