@@ -175,7 +175,9 @@ def plot_causal_graph(
     _place_labels(ax, labels, pos, node_radius, font_size)
     for k in range(p):
         ax.add_patch(_circle(pos[k], node_radius))
-        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=1.3 * font_size, fontweight="bold", zorder=5)
+        # long names (alpha) shrink towards the edge-label size so they stay inside their circle
+        size = 1.3 * font_size * min(1.0, max(3.5 / max(len(names[k]), 1), 1 / 1.3))
+        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=size, fontweight="bold", zorder=5)
     if title is None:
         title = "causal graph (arrow: cause -> effect)"
     ax.set_title(title, fontsize=1.3 * font_size)

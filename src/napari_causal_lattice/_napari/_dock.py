@@ -33,7 +33,7 @@ DOCK_HINT_HEIGHT = 620
 #: Characters a layer picker shows before eliding: long layer names must not widen the dock.
 COMBO_CHARS = 5
 #: Widest a number box may ask to be (px): a large range must not widen the dock.
-SPIN_MAX_WIDTH = 110
+SPIN_MAX_WIDTH = 130
 
 
 def fit_narrow(widget: QWidget) -> None:

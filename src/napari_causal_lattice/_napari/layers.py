@@ -274,11 +274,12 @@ def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
 
 
 def map_caption(layer) -> str:
-    """What the colour bar of a map shows and in which unit, e.g. ``"Px <- Py (window 20): pm/pm"``."""
+    """What the colour bar of a map shows and in which unit, on two short lines (the canvas beside the docks
+    is narrow), e.g. ``"Px <- Py (window 20)\n[pm/pm]"``."""
     unit = layer.metadata.get("units")
     if not unit or f"[{unit}]" in layer.name:
         return layer.name
-    return f"{layer.name}: {unit}"
+    return f"{layer.name}\n[{unit}]"
 
 
 def show_caption(viewer, layer) -> None:

@@ -455,8 +455,7 @@ class SlidingWidget(DockWidget):
         if dropped:
             text += f".\nLeft out as deterministic: {', '.join(dropped)}"
         elif self.warnings:
-            text += (".\nWarning: " + " ".join(str(w) for w in self.warnings)
-                     + " Tick 'leave out deterministic descriptors' and run again.")
+            text += ".\nWarning: " + " ".join(str(w) for w in self.warnings)
         self.summary.setText(text)
         yield
         self.add_overlay()
