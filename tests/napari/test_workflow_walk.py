@@ -105,6 +105,13 @@ def test_workflow_walk_on_pto_sro(make_napari_viewer, qtbot, shared_data):
     step("Sliding again", sliding.run_button.click, lambda: _ok(sliding) and sliding.selected_window is not None)
     assert sorted(layer.name for layer in viewer.layers) == sorted(names)
 
+    # the layers cleared: no dock keeps a stale result or an enabled result button
+    viewer.layers.clear()
+    assert descriptors.cells is None and not descriptors.export_button.isEnabled()
+    assert causal.result is None and not causal.export_csv_button.isEnabled()
+    assert sliding.result is None and not sliding.overlay_button.isEnabled() and sliding.summary.text() == ""
+    assert not theory.measure_button.isEnabled() and not compare.run_button.isEnabled()
+
     print("\nworst event-loop gap per step, s (reference layer creation): "
           + ", ".join(f"{k} {g:.2f} ({r:.2f})" for k, (g, r) in gaps.items()))
     for name, (gap, reference) in gaps.items():

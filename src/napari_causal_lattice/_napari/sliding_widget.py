@@ -364,6 +364,22 @@ class SlidingWidget(DockWidget):
         meta = plugin_meta(self.viewer, self.source_combo.currentText())
         refill(self.image_combo, images, meta.get("image"))
         self.run_button.setEnabled(bool(self.source_combo.currentText()))
+        if self.result is not None and self._image_layer is not None and self._image_layer not in self.viewer.layers:
+            self.clear_result()
+
+    def clear_result(self) -> None:
+        """Forget the last result (its image is gone): no summary, inspector, PCA or result buttons."""
+        self.result, self.pca, self._placement, self._image_layer = None, None, None, None
+        self.overlay_layers, self.pca_layers = [], []
+        self.selected_window = None
+        self.summary.setText("")
+        self.pca_summary.setText("")
+        self.legend.setVisible(False)
+        self.loading_combo.clear()
+        self.window_label.setText("Run, then click on the image to inspect a window.")
+        self.window_plot.plot(lambda figure: None)
+        self.pca_plot.plot(lambda figure: None)
+        self._set_result_controls(False)
 
     def _source(self):
         """(cells or table, lattice or None, image layer) from the current choices."""
