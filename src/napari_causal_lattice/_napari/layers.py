@@ -283,10 +283,10 @@ def map_caption(layer) -> str:
 
 
 def show_caption(viewer, layer) -> None:
-    """Write the map's caption (:func:`map_caption`) next to its colour bar (napari's text overlay, top right),
+    """Write the map's caption (:func:`map_caption`) in the canvas corner (napari's text overlay, bottom left),
     since napari's colour bar has ticks but no title."""
     viewer.text_overlay.text = map_caption(layer)
-    viewer.text_overlay.position = "top_right"
+    viewer.text_overlay.position = "bottom_left"
     viewer.text_overlay.font_size = 10
     viewer.text_overlay.visible = True
 
