@@ -109,36 +109,58 @@ def test_large_image_is_block_averaged_without_moire():
     assert np.ptp(shown) < 0.15 * np.ptp(decimated), "averaging suppresses the unresolved fringes"
 
 
-def test_sliding_grid_has_every_element_with_one_unit_colour_bar(analysis):
+def panel(fig, title):
+    """The map panel of a figure titled ``title``."""
+    return next(ax for ax in map_axes(fig) if ax.get_title() == title)
+
+
+def assert_journal_size(fig) -> None:
+    """3.5 in (one column) or 7.2 in (two columns) wide, and no text below 7 pt."""
+    assert fig.get_size_inches()[0] in (3.5, 7.2)
+    texts = [t for t in fig.findobj(lambda artist: hasattr(artist, "get_fontsize") and hasattr(artist, "get_text"))
+             if t.get_text() and t.get_visible()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 7.0
+
+
+def test_sliding_grid_shows_the_elements_that_matter_with_one_unit_colour_bar(analysis):
+    from napari_causal_lattice.figures import significant_elements
+
     res, image = analysis
     sliding = res.sliding
     fig = plot_sliding_grid(image, sliding, PIXEL)
+    assert_journal_size(fig)
     panels = map_axes(fig)
-    assert len(panels) == 64
-    titles = {ax.get_title() for ax in panels}
-    assert {f"{e} <- {c}" for e in DESCRIPTORS for c in DESCRIPTORS if e != c} <= titles
+    elements = significant_elements(sliding)
+    anywhere = (sliding.significant & (sliding.adjacency != 0)).any(axis=(0, 1))
+    assert len(panels) == len(elements) == int(anywhere.sum()) < 56
+    assert {ax.get_title() for ax in panels} == {f"{e} <- {c}" for e, c in elements}
     assert colorbar_labels(fig) == ["standardised coefficient (dimensionless)"]
-    assert panels[-8].get_xlabel() == "x (nm)" and panels[0].get_ylabel() == "y (nm)"
+    assert panels[-1].get_xlabel() == "x (nm)" and panels[0].get_ylabel() == "y (nm)"
     # windows without the edge are not coloured
-    e, c = DESCRIPTORS.index("Px"), DESCRIPTORS.index("Py")
-    mesh = panels[e * 8 + c].images[1]
+    e, c = DESCRIPTORS.index("Vol"), DESCRIPTORS.index("a")
+    mesh = panel(fig, "Vol <- a").images[1]
     zero = sliding.adjacency[:, :, e, c] == 0
     assert np.array_equal(np.ma.getmaskarray(mesh.get_array()).reshape(sliding.shape)[zero], np.ones(zero.sum(), bool))
     units = plot_sliding_grid(image, sliding, PIXEL, in_units=True)
+    assert_journal_size(units)
     labels = colorbar_labels(units)
-    assert len(labels) == 56 and "pm/pm" in labels and "pm^2/pm" in labels
+    assert len(labels) == len(elements) and "pm^2/pm" in labels
 
 
 def test_sliding_grid_hides_windows_that_are_not_significant(analysis):
     res, image = analysis
     sliding = res.sliding
     decision = np.zeros(sliding.adjacency.shape, dtype=bool)
-    decision[0, 0] = True
+    e, c = DESCRIPTORS.index("Vol"), DESCRIPTORS.index("a")
+    decision[0, 0, e, c] = True
     marked = dataclasses.replace(sliding, significant=decision)
     fig = plot_sliding_grid(image, marked, PIXEL)
-    e, c = DESCRIPTORS.index("Vol"), DESCRIPTORS.index("a")
-    mask = np.ma.getmaskarray(map_axes(fig)[e * 8 + c].images[1].get_array()).reshape(sliding.shape)
+    assert [ax.get_title() for ax in map_axes(fig)] == ["Vol <- a"]
+    mask = np.ma.getmaskarray(panel(fig, "Vol <- a").images[1].get_array()).reshape(sliding.shape)
     assert mask[1:].all() and mask[0, 1:].all()
+    empty = plot_sliding_grid(image, dataclasses.replace(sliding, significant=np.zeros_like(decision)), PIXEL)
+    assert_journal_size(empty)
+    assert "0 of 56 elements significant" in " ".join(t.get_text() for t in empty.axes[0].texts).replace("\n", " ")
 
 
 def _value_under(mesh, yx_px, pixel):
@@ -186,7 +208,7 @@ def test_sliding_maps_follow_the_cells(analysis):
     sliding = res.sliding
     fig = plot_sliding_grid(image, sliding, PIXEL, cells=cells)
     e, c = DESCRIPTORS.index("Px"), DESCRIPTORS.index("Py")
-    mesh = map_axes(fig)[e * 8 + c].images[1]
+    mesh = panel(fig, "Px <- Py").images[1]
     element = np.where(sliding.significant[:, :, e, c] & (sliding.adjacency[:, :, e, c] != 0),
                        sliding.adjacency[:, :, e, c], np.nan)
     expected = window_values_per_cell(sliding, cells, element)
@@ -295,3 +317,24 @@ def test_importing_the_package_does_not_import_matplotlib():
             "napari_causal_lattice.pipeline; print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_every_figure_fits_a_journal_page(analysis):
+    """3.5 in or 7.2 in wide, no text below 7 pt: the figures go into a paper as they are."""
+    from matplotlib import rc_context
+
+    from napari_causal_lattice.figures import _makers, get_style
+
+    res, image = analysis
+    style = get_style("paper")
+    too_small = {}
+    for name, make in _makers(res, image).items():
+        with rc_context(style.rc):
+            fig = make(style)
+        width = fig.get_size_inches()[0]
+        texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+                 if t.get_text() and t.get_visible()]
+        smallest = min(t.get_fontsize() for t in texts)
+        if width not in (3.5, 7.2) or smallest < 7.0:
+            too_small[name] = (width, smallest, [t.get_text()[:30] for t in texts if t.get_fontsize() < 7][:4])
+    assert not too_small

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from napari_causal_lattice.pipeline import BatchItem, analyze_images
-from napari_causal_lattice.report import KEY_EDGES, plot_summary, summary_table, write_report
+from napari_causal_lattice.report import (
+    KEY_EDGES,
+    _choose_edges,
+    is_identity,
+    plot_summary,
+    summary_table,
+    write_report,
+)
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
 FIGURES = ("image_columns", "descriptor_maps", "causal_graph", "sliding_grid", "overlay_Px_Py", "pca")
@@ -97,20 +104,55 @@ def test_summary_table_and_figure_across_groups(batch):
 
     entries = [(Path(i.image).stem, group, load_results(i.out).lingam)
                for i, group in zip(items[:2], ("x = 0", "x = 0.2"))]
-    table = summary_table(entries, KEY_EDGES)
+    assert KEY_EDGES[0] == ("Px", "Py") and not any(is_identity(*edge) for edge in KEY_EDGES)
+    table = summary_table(entries, (("Vol", "a"), ("Px", "Py")))
     assert list(table["edge"]) == ["Vol <- a", "Px <- Py"] * 2
     assert set(table["unit"]) == {"pm^2/pm", "pm/pm"}
     assert (table["ci_low"] <= table["ci_high"]).all()
     fig = plot_summary(table)
+    assert fig.get_size_inches()[0] == 7.2
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text")) if t.get_text()]
+    assert min(t.get_fontsize() for t in texts) >= 7.0
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
-    assert [ax.get_ylabel() for ax in axes] == ["Vol <- a (pm^2/pm)", "Px <- Py (pm/pm)"]
+    assert [ax.get_title() for ax in axes] == ["Vol <- a", "Px <- Py"]
+    assert [ax.get_ylabel() for ax in axes] == ["coefficient (pm^2/pm)", "coefficient (pm/pm)"]
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["scan3", "scan4"]
     assert fig.legends, "groups are told apart"
     again = write_report(out, items, groups={"scan3.npy": "x = 0", "scan4": "x = 0.2"})
-    assert again == out / "report.html" and "x = 0.2" in again.read_text(encoding="utf-8")
+    page = again.read_text(encoding="utf-8")
+    assert again == out / "report.html" and "x = 0.2" in page
+    # the figure shows physical couplings; the geometric identities are listed aside
+    chosen = _choose_edges(entries, min_probability=0.5, n_edges=6)
+    assert chosen[:2] == list(KEY_EDGES) and not any(is_identity(*edge) for edge in chosen)
+    if _choose_edges(entries, min_probability=0.5, n_edges=0, identities=True):
+        assert "Geometric identities, kept aside" in page
 
 
 def test_report_of_a_batch_where_everything_failed(tmp_path):
     items = [BatchItem(image="a.tif", out=str(tmp_path / "a"), status="failed", message="no columns found")]
     page = write_report(tmp_path, items).read_text(encoding="utf-8")
     assert "no columns found" in page and "report_files" not in page
+
+
+def test_groups_from_the_command_line(batch, tmp_path, capsys):
+    """Paper Fig. 7 from one command: --groups labels the images of the report's summary."""
+    from napari_causal_lattice.cli import main
+    from napari_causal_lattice.report import parse_groups
+
+    assert parse_groups("scan3=x 0; scan4 = x 0.2") == {"scan3": "x 0", "scan4": "x 0.2"}
+    table = tmp_path / "groups.csv"
+    table.write_text("image,group\nscan3.npy,x = 0\nscan4.npy,x = 0.2\n")
+    assert parse_groups(str(table)) == {"scan3.npy": "x = 0", "scan4.npy": "x = 0.2"}
+    for bad in ("scan3", "scan3=", str(tmp_path / "missing.csv")):
+        with pytest.raises(ValueError, match="groups"):
+            parse_groups(bad)
+    out, items = batch
+    images = [item.image for item in items if item.ok]
+    # the finished images are skipped (resume): only the report is written again, with the groups
+    code = main(["analyze", *images, "--out", str(out), "--window", "8", "--bootstrap", "4", "--seed", "1",
+                 "--pixel-size", "28", "--groups", "scan3=x = 0;scan4=x = 0.2"])
+    assert code == 0, capsys.readouterr().err
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "x = 0.2" in page and "x = 0<" in page
+    assert main(["analyze", *images, "--out", str(out), "--groups", "scan3"]) == 2
+    assert "IMAGE=GROUP" in capsys.readouterr().err

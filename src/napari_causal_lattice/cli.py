@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--dpi", type=_int_at_least(20), default=150, help="PNG resolution; default 150")
     figures.add_argument("--style", choices=tuple(STYLES), default="paper",
                          help="figure style: paper (default), slides (larger text), greyscale (prints in grey)")
+    figures.add_argument("--groups", default=None, metavar="IMAGE=GROUP[;...] or FILE.csv",
+                         help="group label of each image for the report's summary (e.g. the composition, as in "
+                         "the paper's Fig. 7): 'scan3=x 0;scan4=x 0.2', or a CSV file with columns image,group")
 
     demo = sub.add_parser("demo", help="run the synthetic demo (in napari, or headless)")
     demo.add_argument("--headless", action="store_true", help="run without a window and write the results")
@@ -131,8 +134,10 @@ def main(argv=None) -> int:
 
     start_warmup()  # compile the causal kernels while the images load and their columns are found
     from .pipeline import analyze_images
+    from .report import parse_groups, write_report
 
     try:
+        groups = parse_groups(args.groups) if args.groups else None
         items = analyze_images(
             args.images,
             out=args.out,
@@ -152,6 +157,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished images are saved; rerun the same command to resume", file=sys.stderr)
         return 130
+    if groups:  # the batch report again, with the groups (analyze_images writes it without them)
+        write_report(args.out, items, groups=groups, style=args.style)
     _print_summary(items, as_json=args.json)
     return EXIT_OK if all(item.ok for item in items) else EXIT_FAILED
 

@@ -14,6 +14,7 @@ results folder (PNG, SVG, PDF) for :func:`napari_causal_lattice.pipeline.write_o
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -358,22 +359,25 @@ def draw_map(ax, image, pixel_size, where, values, *, label: str, signed: bool, 
     return mesh
 
 
-def _panel_layout(shape, n: int, *, panel_width: float = 3.2):
-    """(nrows, ncols, figsize in inches) for ``n`` map panels of an image of ``shape``: wide images stack."""
+def _panel_layout(shape, n: int, *, width: float = 7.2):
+    """(nrows, ncols, figsize in inches) for ``n`` map panels of an image of ``shape`` on a page ``width`` inches
+    wide (two journal columns): wide images stack, square ones sit 4 to a row."""
     aspect = shape[1] / max(shape[0], 1)
     ncols = next((c for c in (4, 2, 1) if n % c == 0 and aspect <= 8 / c), 1)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    width = panel_width if ncols > 1 else 8.0
-    height = float(np.clip(width / aspect, 0.9, 4.0))
-    return nrows, ncols, (ncols * (width + 1.4), nrows * (height + 0.9))
+    panel = width / ncols - 0.75  # room for the colour bar and its label
+    height = float(np.clip(panel / aspect, 0.6, 3.0))
+    return nrows, ncols, (width, nrows * (height + 0.55) + 0.5)
 
 
 def _single_size(shape, *, height: float = 4.5, extra: float = 1.8) -> tuple[float, float]:
-    """Figure size (inches) of one map panel of an image of ``shape``: as wide as the image's aspect asks."""
+    """Figure size (inches) of one map panel of an image of ``shape``: 7.2 in wide (two journal columns), or
+    3.5 in (one column) for an image taller than wide; ``height`` caps the map, ``extra`` is the colour bar."""
     aspect = shape[1] / max(shape[0], 1)
-    width = float(np.clip(height * aspect, 3.0, 12.0))
-    return width + extra, min(height, width / aspect + 1.0) + 0.6
+    width = 3.5 if aspect < 0.9 else 7.2
+    map_height = min(height, (width - min(extra, 1.2)) / aspect)
+    return width, map_height + 0.8
 
 
 def _pixel_size(results) -> float | tuple | None:
@@ -482,7 +486,14 @@ def plot_overlay(image, sliding, pixel_size=None, effect: str = OVERLAY[0], caus
     draw_map(ax, image, pixel_size, where, to_values(values), label=_element_label(sliding, effect, cause, in_units),
              signed=True, style=style, percentile=percentile)
     ax.set_title(f"{effect} <- {cause}, sliding windows of {sliding.window} x {sliding.window} cells "
-                 f"(uncoloured: no edge{' or not significant' if _significant(sliding) is not None else ''})")
+                 f"(uncoloured: no edge{' or not significant' if _significant(sliding) is not None else ''})",
+                 fontsize=_font(get_style(style)))
+    if not np.isfinite(values).any() or not np.any(np.nan_to_num(values)):
+        decided = _significant(sliding) is not None
+        why = (f"{effect} <- {cause} is not significant in any window" if decided
+               else f"{effect} <- {cause} is zero in every window")
+        ax.text(0.5, 0.5, f"{why}: nothing to colour", transform=ax.transAxes, ha="center", va="center",
+                fontsize=_font(get_style(style)), bbox=dict(fc="white", ec="0.3", alpha=0.9))
     return fig
 
 
@@ -508,10 +519,48 @@ def _element_label(sliding, effect: str, cause: str, in_units: bool) -> str:
     return f"{effect} <- {cause} ({ue}/{uc})" if ue and uc else f"{effect} <- {cause}"
 
 
+#: Figure widths of a journal page (inches): one column and two columns.
+SINGLE_COLUMN = 3.5
+DOUBLE_COLUMN = 7.2
+#: Smallest font size (points) any figure text may have.
+MIN_FONT = 7.0
+
+
+def _font(style, factor: float = 1.0) -> float:
+    """``factor`` times the style's font size, never below :data:`MIN_FONT` points."""
+    return max(MIN_FONT, factor * style.font_size)
+
+
+def significant_elements(sliding) -> list[tuple[str, str]]:
+    """``(effect, cause)`` of the sliding adjacency elements that matter: significant in at least one window
+    (with the calibrated decision), else non-zero in at least one window; in the order of ``sliding.names``."""
+    names = list(sliding.names)
+    mask = _significant(sliding)
+    adjacency = np.nan_to_num(np.asarray(sliding.adjacency, dtype=float))
+    present = (mask & (adjacency != 0)) if mask is not None else adjacency != 0
+    anywhere = present.reshape(-1, len(names), len(names)).any(axis=0)
+    return [(names[i], names[j]) for i in range(len(names)) for j in range(len(names))
+            if i != j and anywhere[i, j]]
+
+
+def _grid_shape(n: int, aspect: float, width: float) -> tuple[int, int, float, float]:
+    """(rows, columns, panel width, panel height) in inches of ``n`` map panels of aspect ``aspect`` (W / H)
+    in a figure ``width`` inches wide (0.9 in of margins and colour bars)."""
+    target = float(np.clip(1.3 * np.sqrt(aspect), 1.3, width - 0.9))
+    ncols = int(np.clip(np.floor((width - 0.9) / target), 1, 6))
+    ncols = max(1, min(ncols, n))
+    panel_width = (width - 0.9) / ncols - 0.15
+    return -(-n // ncols), ncols, panel_width, max(panel_width / aspect, 0.35)
+
+
 def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False, style="paper",
-                      percentile: float = 98.0, standardised_limit: float = 1.0, panel_width: float = 1.9,
+                      percentile: float = 98.0, standardised_limit: float = 1.0, width: float = DOUBLE_COLUMN,
                       cells=None, max_pixels: int = 40_000):
-    """Every element of the sliding adjacency as a map on the image: the paper's 8 x 8 grid (Figs. 4, 6).
+    """The sliding adjacency elements that matter, each as a map on the image (the paper's Figs. 4, 6).
+
+    Only the elements significant in at least one window (:func:`significant_elements`) are drawn, on a page
+    ``width`` inches wide (7.2: two journal columns) with fonts of at least 7 pt; the suptitle names how many of
+    the p (p - 1) elements that is.
 
     Parameters
     ----------
@@ -528,8 +577,8 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
     standardised_limit : float
         Largest colour limit of standardised coefficients: an effect size beyond 1 standard deviation per
         standard deviation is the mark of collinear descriptors and saturates (arrow on the colour bar).
-    panel_width : float
-        Width of one panel in inches.
+    width : float
+        Figure width in inches (3.5 single column, 7.2 double column).
     cells : Cells, optional
         The cells the windows were fitted on: each cell then shows its nearest window's value on its own
         region (follows curved lattices); without them the window grid is placed by its lattice.
@@ -539,9 +588,9 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
     Returns
     -------
     matplotlib.figure.Figure
-        Row = effect, column = cause.  Windows without the edge (coefficient 0, or not significant when
-        ``sliding.significant`` holds the calibrated decision) are uncoloured; windows that were not
-        fitted are grey; the diagonal panels name the variable.
+        One panel per element, titled ``"effect <- cause"``.  Windows without the edge (coefficient 0, or not
+        significant when ``sliding.significant`` holds the calibrated decision) are uncoloured; windows that
+        were not fitted are grey.  Without any such element, one panel says so.
     """
     from matplotlib.colors import ListedColormap
 
@@ -549,57 +598,74 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
 
     style = get_style(style)
     names = list(sliding.names)
-    p = len(names)
+    elements = significant_elements(sliding)
     h, w = np.shape(image)
-    panel_width *= float(np.clip(np.sqrt(w / h), 1.0, 1.6))  # wide images get wider panels
-    panel_height = max(panel_width * h / w, 0.5)
-    size = (p * panel_width * (1.35 if in_units else 1.0) + 2.2, p * (panel_height + 0.3) + 1.2)
-    fig = _figure(size, layout=None)  # placed by hand: a layout engine takes a minute on 64 panels
-    axes = fig.subplots(p, p, squeeze=False)  # not shared: sharing is quadratic in the panels
-    fig.subplots_adjust(left=0.9 / size[0], right=1 - 1.5 / size[0], bottom=0.6 / size[1], top=1 - 0.85 / size[1],
-                        wspace=0.45 if in_units else 0.08, hspace=0.32 / panel_height)
-    maps = {(e, c): _element(sliding, e, c, in_units) for e in names for c in names if e != c}
+    ny, nx = sliding.shape
+    decided = _significant(sliding) is not None
+    head = (f"sliding LiNGAM, {ny} x {nx} windows of {sliding.window} x {sliding.window} cells (stride "
+            f"{sliding.stride}): {len(elements)} of {len(names) * (len(names) - 1)} elements "
+            f"{'significant' if decided else 'non-zero'} in at least one window")
+    if not elements:
+        fig = _figure((SINGLE_COLUMN, 1.6))
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(head + "; nothing to map.", 48)), ha="center", va="center",
+                transform=ax.transAxes, fontsize=_font(style))
+        return fig
+    nrows, ncols, panel_width, panel_height = _grid_shape(len(elements), w / max(h, 1), width)
+    bar_room = 0.55 if in_units else 0.0
+    legend = (f"uncoloured: no edge{' or not significant' if decided else ''}"
+              + ("; grey: window not fitted" if not sliding.fitted.all() else ""))
+    title = textwrap.wrap(f"{head}; {legend}", 110)
+    top_room = 0.3 + 0.16 * len(title)
+    size = (width, nrows * (panel_height + 0.42) + 0.45 + top_room)
+    fig = _figure(size, layout=None)  # placed by hand: a layout engine is slow on many map panels
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.subplots_adjust(left=0.55 / size[0], right=1 - (0.35 + (0 if in_units else 0.6)) / size[0],
+                        bottom=0.45 / size[1], top=1 - top_room / size[1],
+                        wspace=(0.15 + bar_room) / panel_width, hspace=0.42 / panel_height)
+    maps = {(e, c): _element(sliding, e, c, in_units) for e, c in elements}
     top = robust_limits(np.concatenate([m.ravel() for m in maps.values()]), signed=True, percentile=percentile)[1]
     shared = (-min(top, standardised_limit), min(top, standardised_limit))
     where, to_values = _window_placement(sliding, cells, (h, w), max_pixels)
     skipped = to_values(np.where(sliding.fitted, np.nan, 1.0))
-    mesh = None
-    for (i, effect), (j, cause) in ((a, b) for a in enumerate(names) for b in enumerate(names)):
-        ax = axes[i, j]
+    mesh, unit = None, "px"
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(elements):
+            ax.remove()
+            continue
+        effect, cause = elements[k]
         fy, fx, unit = draw_image(ax, image, pixel_size, style=style, max_pixels=max_pixels, axis_labels=False)
-        if i == j:
-            ax.text(0.5, 0.5, effect, transform=ax.transAxes, ha="center", va="center", fontweight="bold",
-                    fontsize=1.4 * style.font_size, bbox=dict(fc="white", ec="0.3", alpha=0.9))
-        else:
-            values = maps[(effect, cause)]
-            lo, hi = robust_limits(values, signed=True, percentile=percentile) if in_units else shared
-            mesh = _place(ax, to_values(values), where, (fy, fx), cmap=style.signed_cmap, vmin=lo, vmax=hi,
-                          alpha=style.map_alpha)
-            if in_units:
-                bar = fig.colorbar(mesh, cax=ax.inset_axes([1.03, 0.0, 0.05, 1.0]), extend=_extend(values, lo, hi))
-                bar.set_label(coupling_unit(sliding.units, effect, cause), fontsize=0.7 * style.font_size)
-                bar.ax.tick_params(labelsize=0.7 * style.font_size)
-            ax.set_title(f"{effect} <- {cause}", fontsize=0.85 * style.font_size, pad=2)
+        values = maps[(effect, cause)]
+        lo, hi = robust_limits(values, signed=True, percentile=percentile) if in_units else shared
+        mesh = _place(ax, to_values(values), where, (fy, fx), cmap=style.signed_cmap, vmin=lo, vmax=hi,
+                      alpha=style.map_alpha)
+        if in_units:
+            bar = fig.colorbar(mesh, cax=ax.inset_axes([1.03, 0.0, 0.05, 1.0]), extend=_extend(values, lo, hi))
+            bar.set_label(coupling_unit(sliding.units, effect, cause), fontsize=_font(style, 0.9))
+            bar.ax.tick_params(labelsize=_font(style, 0.9))
         if not sliding.fitted.all():
             _place(ax, skipped, where, (fy, fx), cmap=ListedColormap(["0.55"]), vmin=0, vmax=1, alpha=0.8)
+        ax.set_title(f"{effect} <- {cause}", fontsize=_font(style), pad=2)
+        ax.tick_params(labelsize=_font(style, 0.9))
         ax.set_xlim(-0.5 * fx, (w - 0.5) * fx)
         ax.set_ylim((h - 0.5) * fy, -0.5 * fy)
-    for ax in axes[:-1].ravel():
-        ax.tick_params(labelbottom=False)
-    for ax in axes[:, 1:].ravel():
-        ax.tick_params(labelleft=False)
-    for ax in axes[-1]:
-        ax.set_xlabel(f"x ({unit})")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"y ({unit})")
+        row, col = divmod(k, ncols)
+        if row == nrows - 1 or k + ncols >= len(elements):
+            ax.set_xlabel(f"x ({unit})", fontsize=_font(style))
+        else:
+            ax.tick_params(labelbottom=False)
+        if col == 0:
+            ax.set_ylabel(f"y ({unit})", fontsize=_font(style))
+        else:
+            ax.tick_params(labelleft=False)
     if not in_units and mesh is not None:
         all_values = np.concatenate([m.ravel() for m in maps.values()])
-        fig.colorbar(mesh, cax=fig.add_axes([1 - 1.25 / size[0], 0.3, 0.15 / size[0], 0.4]),
-                     label=_element_label(sliding, names[0], names[1], False), extend=_extend(all_values, *shared))
-    ny, nx = sliding.shape
-    fig.suptitle(f"sliding LiNGAM: {ny} x {nx} windows of {sliding.window} x {sliding.window} cells "
-                 f"(stride {sliding.stride}); row = effect, column = cause; uncoloured: no edge"
-                 f"{' or not significant' if _significant(sliding) is not None else ''}; grey: window not fitted")
+        bar = fig.colorbar(mesh, cax=fig.add_axes([1 - 0.75 / size[0], 0.2, 0.1 / size[0], 0.6]),
+                           extend=_extend(all_values, *shared))
+        bar.set_label(_element_label(sliding, names[0], names[1], False), fontsize=_font(style))
+        bar.ax.tick_params(labelsize=_font(style, 0.9))
+    fig.suptitle("\n".join(title), fontsize=_font(style), y=1 - 0.08 / size[1], va="top")
     return fig
 
 
@@ -639,8 +705,8 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
     k = pca.n_components
     h, w = np.shape(image)
     ratio = float(np.clip(w / h, 1.0, 4.0))
-    fig = _figure((3.6 + 3.0 * ratio + 1.0, 3.1 * k + 0.5))
-    axes = fig.subplots(k, 2, squeeze=False, gridspec_kw={"width_ratios": [1.0, ratio]})
+    fig = _figure((DOUBLE_COLUMN, 2.6 * k + 0.5))
+    axes = fig.subplots(k, 2, squeeze=False, gridspec_kw={"width_ratios": [1.0, min(ratio, 1.6)]})
     unit = "dimensionless" if pca.use != "probabilities" else "probability"
     if cells is not None and sliding is not None:
         where, to_values = _window_placement(sliding, cells, (h, w), max_pixels)
@@ -712,10 +778,10 @@ def plot_global_graph(lingam, *, min_probability: float = 0.5, flag_above: float
 
     style = get_style(style)
     keep = edge_mask(lingam, min_probability)
-    fig = _figure((11.5, 6.2))
+    fig = _figure((DOUBLE_COLUMN, 3.9))
     graph, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
     unit = "standardised (dimensionless)" if lingam.standardized else "data units"
-    plot_causal_graph(lingam, ax=graph, keep=keep, flag_above=flag_above, font_size=0.9 * style.font_size,
+    plot_causal_graph(lingam, ax=graph, keep=keep, flag_above=flag_above, font_size=_font(style, 0.9),
                       title=f"layered layout: causes above effects\nedges shown: {edge_criterion(lingam, min_probability)}")
     shown = np.where(keep, lingam.adjacency, 0.0)
     plot_adjacency(shown, list(lingam.names), ax=heat, signed=True, vmin=-1.0, vmax=1.0, fmt="{:+.2f}",

@@ -197,14 +197,16 @@ def _matrices(result: SlidingResult, use: str, significant_only: bool) -> np.nda
         raise ValueError(f"use must be one of {', '.join(_USES)}, got {use!r}")
     if use == "probabilities":
         if result.probabilities is None:
-            raise ValueError("the sliding result has no bootstrap probabilities; rerun with n_bootstrap > 0")
+            raise ValueError("the sliding result has no bootstrap probabilities; run the sliding LiNGAM again "
+                             "with bootstrap resamples (n_bootstrap > 0)")
         matrices = result.probabilities
     else:
         matrices = result.adjacency if use == "adjacency" else np.abs(result.adjacency)
     if significant_only:
         if result.significant is None:
             raise ValueError("the sliding result has no significance mask (saved by an older version); rerun "
-                             "sliding_lingam or use significant_only=False")
+                             "the sliding LiNGAM, or use all elements (untick 'significant elements only': "
+                             "significant_only=False)")
         matrices = np.where(result.significant, matrices, 0.0)
     return matrices
 

@@ -175,7 +175,9 @@ def plot_causal_graph(
     _place_labels(ax, labels, pos, node_radius, font_size)
     for k in range(p):
         ax.add_patch(_circle(pos[k], node_radius))
-        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=1.3 * font_size, fontweight="bold", zorder=5)
+        # long names (alpha) shrink towards the edge-label size so they stay inside their circle
+        size = 1.3 * font_size * min(1.0, max(3.5 / max(len(names[k]), 1), 1 / 1.3))
+        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=size, fontweight="bold", zorder=5)
     if title is None:
         title = "causal graph (arrow: cause -> effect)"
     ax.set_title(title, fontsize=1.3 * font_size)
@@ -353,7 +355,7 @@ def plot_adjacency(
             for j in range(p):
                 if np.isfinite(M[i, j]) and M[i, j] != 0 and abs(M[i, j]) >= annotate_min:
                     dark = abs((M[i, j] - vmin) / span - 0.5) > 0.3 if signed else (M[i, j] - vmin) / span < 0.6
-                    ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=6,
+                    ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if dark else "black")
     if colorbar:
         below, above = bool(finite.size and finite.min() < vmin), bool(finite.size and finite.max() > vmax)

@@ -17,12 +17,21 @@ import numpy as np
 
 from ._version import __version__
 
-__all__ = ["write_report", "summary_table", "plot_summary", "REPORT_NAME", "KEY_EDGES"]
+__all__ = ["write_report", "summary_table", "plot_summary", "is_identity", "parse_groups", "REPORT_NAME",
+           "KEY_EDGES", "GEOMETRIC"]
 
 #: File name of the report in the batch folder.
 REPORT_NAME = "report.html"
 #: Couplings always in the summary (the paper's Fig. 7): (effect, cause).
-KEY_EDGES = (("Vol", "a"), ("Px", "Py"))
+KEY_EDGES = (("Px", "Py"), ("Py", "I5"))
+#: Descriptors tied by geometry (Vol = a b sin(alpha)): an edge between two of them restates the identity, not
+#: a physical coupling, so the summary puts such edges aside.
+GEOMETRIC = ("a", "b", "alpha", "Vol")
+
+
+def is_identity(effect: str, cause: str) -> bool:
+    """True for an edge between two geometric descriptors (:data:`GEOMETRIC`): a restated identity."""
+    return effect in GEOMETRIC and cause in GEOMETRIC
 #: Order and captions of the figures of one image.
 _FIGURES = {
     "image_columns": "The image with the atom columns found (A: orange, B: blue).",
@@ -134,11 +143,17 @@ def plot_summary(table, *, style="paper"):
     groups = list(dict.fromkeys(table["group"]))
     images = list(dict.fromkeys(table.assign(_g=table["group"].map(groups.index)).sort_values("_g", kind="stable")
                                 ["image"]))
+    from .figures import DOUBLE_COLUMN, MIN_FONT, SINGLE_COLUMN, get_style
+
+    style = get_style(style)
+    font = max(MIN_FONT, style.font_size)
     colours = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000")
     markers = "osD^vP*"
-    fig = Figure(figsize=(max(4.5, 0.55 * len(images) + 2.5) * min(len(edges), 3) / 1.4, 3.6 * -(-len(edges) // 3)),
-                 layout="constrained")
-    axes = fig.subplots(-(-len(edges) // 3), min(len(edges), 3), squeeze=False).ravel()
+    ncols = min(len(edges), 3)
+    nrows = -(-len(edges) // 3)
+    width = SINGLE_COLUMN if ncols == 1 else DOUBLE_COLUMN
+    fig = Figure(figsize=(width, 2.3 * nrows + 0.7), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(edges):]:
         ax.set_axis_off()
     for ax, edge in zip(axes, edges):
@@ -154,21 +169,25 @@ def plot_summary(table, *, style="paper"):
             ax.plot(x[shown], y[shown], marker, color=colour, ms=6, ls="none", label=str(group))
             ax.plot(x[~shown], y[~shown], marker, mfc="white", color=colour, ms=6, ls="none")
         ax.axhline(0, color="0.6", lw=0.8)
-        ax.set_xticks(range(len(images)), images, rotation=30, ha="right")
+        ax.set_xticks(range(len(images)), images, rotation=30, ha="right", fontsize=font)
+        ax.tick_params(labelsize=font)
         ax.set_xlim(-0.6, len(images) - 0.4)
         unit = rows["unit"].iloc[0] if len(rows) else ""
-        ax.set_ylabel(f"{edge} ({unit})" if unit else edge)
-        ax.set_title(edge)
+        ax.set_ylabel(f"coefficient ({unit})" if unit else "coefficient", fontsize=font)
+        ax.set_title(edge, fontsize=font)
     if len(groups) > 1:
         fig.legend(*axes[0].get_legend_handles_labels(), title="group", loc="outside lower center",
-                   ncols=min(len(groups), 6))
-    fig.suptitle("global couplings per image: coefficient with 95 % bootstrap interval "
-                 "(filled: passes the confidence; hollow: does not)")
+                   ncols=min(len(groups), 6), fontsize=font, title_fontsize=font)
+    fig.suptitle("Physical couplings per image, 95 % bootstrap intervals\n(filled: passes the confidence; "
+                 "hollow: does not)", fontsize=font)
     return fig
 
 
-def _choose_edges(entries, *, min_probability: float, n_edges: int) -> list[tuple[str, str]]:
-    """:data:`KEY_EDGES` plus the edges shown in most images (largest mean |standardised coefficient| first)."""
+def _choose_edges(entries, *, min_probability: float, n_edges: int,
+                  identities: bool = False) -> list[tuple[str, str]]:
+    """:data:`KEY_EDGES` plus the physical couplings shown in most images (largest mean |standardised
+    coefficient| first); with ``identities=True`` instead the edges between geometric descriptors
+    (:func:`is_identity`) shown in any image."""
     from .figures import edge_mask
 
     counts: dict = {}
@@ -176,9 +195,13 @@ def _choose_edges(entries, *, min_probability: float, n_edges: int) -> list[tupl
         mask = edge_mask(lingam, min_probability)
         for i, j in zip(*np.nonzero(mask)):
             key = (lingam.names[i], lingam.names[j])
+            if is_identity(*key) != identities:
+                continue
             n, size = counts.get(key, (0, 0.0))
             counts[key] = (n + 1, size + abs(float(lingam.adjacency[i, j])))
     ranked = sorted(counts, key=lambda k: (-counts[k][0], -counts[k][1]))
+    if identities:
+        return ranked
     chosen = list(KEY_EDGES) + [k for k in ranked if k not in KEY_EDGES]
     return chosen[:n_edges]
 
@@ -264,6 +287,39 @@ def _provenance_section(results) -> str:
             "</details>")
 
 
+def parse_groups(text: str) -> dict[str, str]:
+    """Group labels of images from the command line: ``"scan3=x 0;scan4=x 0.2"`` or a CSV file with the columns
+    ``image`` and ``group`` (image file name or stem; e.g. the composition).
+
+    Raises
+    ------
+    ValueError
+        An entry without ``=``, an empty name or label, or a file without those two columns.
+    """
+    path = Path(text)
+    if path.suffix.lower() == ".csv" or path.is_file():
+        import pandas as pd
+
+        try:
+            table = pd.read_csv(path, dtype=str)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read the groups file {text!r}: {exc}") from None
+        if not {"image", "group"} <= set(table.columns):
+            raise ValueError(f"the groups file {text!r} needs the columns 'image' and 'group' (one row per image)")
+        pairs = list(zip(table["image"].fillna(""), table["group"].fillna("")))
+    else:
+        pairs = []
+        for entry in filter(None, (e.strip() for e in text.split(";"))):
+            if "=" not in entry:
+                raise ValueError(f"groups: write each entry as IMAGE=GROUP, separated by ';' (got {entry!r})")
+            name, label = entry.split("=", 1)
+            pairs.append((name, label))
+    groups = {str(name).strip(): str(label).strip() for name, label in pairs}
+    if not groups or any(not name or not label for name, label in groups.items()):
+        raise ValueError(f"groups: every entry needs an image name and a group label (got {text!r})")
+    return groups
+
+
 def write_report(out, items, *, groups=None, min_probability: float = 0.5, n_edges: int = 6, style="paper") -> Path:
     """Write ``out/report.html`` for a batch analysed by :func:`~napari_causal_lattice.pipeline.analyze_images`.
 
@@ -337,8 +393,15 @@ def _summary_section(root: Path, items, loaded, *, min_probability, n_edges, sty
                 fig = plot_summary(table, style=style)
                 for ext in ("png", "svg"):
                     fig.savefig(files / f"summary.{ext}", dpi=150)
-            parts.append(f"<figure><img src='report_files/summary.png' alt='summary'><figcaption>Global couplings per "
-                         "image with their 95 % bootstrap intervals, in physical units (the paper's Fig. 7). Vector: "
-                         "<a href='report_files/summary.svg'>SVG</a></figcaption></figure>")
+            parts.append(f"<figure><img src='report_files/summary.png' alt='summary'><figcaption>Physical couplings "
+                         "per image with their 95 % bootstrap intervals, in physical units (the paper's Fig. 7). "
+                         "Vector: <a href='report_files/summary.svg'>SVG</a></figcaption></figure>")
             parts.append(_table(table, text_columns=("image", "group", "edge", "unit", "shown")))
+        aside = _choose_edges(loaded, min_probability=min_probability, n_edges=0, identities=True)
+        if aside:
+            identity = summary_table(loaded, aside, min_probability=min_probability)
+            parts.append("<h3>Geometric identities, kept aside</h3><p>Edges between a, b, alpha and Vol restate "
+                         "Vol = a b sin(alpha) rather than a physical coupling; they are listed here and left out "
+                         "of the figure above.</p>")
+            parts.append(_table(identity, text_columns=("image", "group", "edge", "unit", "shown")))
     return "\n".join(parts)

@@ -760,7 +760,7 @@ def _assemble(plan: _WindowPlan, fit_orders, fit_adjacency, n_bootstrap: int, *,
     if not np.any(reasons == ""):
         raise ValueError(
             "every window is degenerate (a variable is a linear combination of the others, e.g. Vol = a * b); "
-            "drop one of the dependent variables (drop_deterministic=True)"
+            "leave one of the dependent variables out (leave out deterministic descriptors: drop_deterministic=True)"
         )
     return {"adjacency": adjacency, "orders": orders, "scales": scales, "probabilities": probabilities,
             "boot_adjacency": boot_adjacency, "boot_orders": boot_orders, "reasons": reasons}

@@ -97,6 +97,36 @@ class WallProfile:
             raise ValueError("this profile was measured with fit=False; rerun wall_profile with fit=True")
         return self.params["offset"] - self.params["amplitude"], self.params["offset"] + self.params["amplitude"]
 
+    def fit_problem(self, *, max_relative_error: float = 1.0) -> str:
+        """Why the tanh fit cannot be read as a wall width, or ``""`` when it can.
+
+        A fit is failed when the width ``Lc`` or the step ``A`` is not determined (standard error missing, zero
+        because the fit stopped at a bound, or above ``max_relative_error`` times the value), or when ``Lc``
+        lies outside what the profile can resolve: narrower than half a bin or wider than half the measured
+        distance range.
+
+        Parameters
+        ----------
+        max_relative_error : float
+            Largest accepted ratio of standard error to value for ``Lc`` and ``A``.
+        """
+        p = self.params
+        if not p:
+            return "no fit was made (fit=False)"
+        lc, lc_err = p["Lc"], p["Lc_err"]
+        amp, amp_err = abs(p["amplitude"]), p["amplitude_err"]
+        if not (np.isfinite(lc_err) and lc_err > 0) or lc_err > max_relative_error * lc:
+            return f"the wall width is not determined (Lc = {lc:.3g} \u00b1 {lc_err:.2g} px)"
+        if not (np.isfinite(amp_err) and amp_err > 0) or amp_err > max_relative_error * amp:
+            return (f"the step across the wall is not distinguishable from zero "
+                    f"(A = {p['amplitude']:.3g} \u00b1 {amp_err:.2g})")
+        distance = self.table["distance"].to_numpy(dtype=float)
+        span = float(distance.max() - distance.min()) if distance.size else 0.0
+        if lc < 0.5 * self.bin_width or lc > 0.5 * span:
+            return (f"the fitted width Lc = {lc:.3g} px lies outside what the profile resolves "
+                    f"({0.5 * self.bin_width:.3g} to {0.5 * span:.3g} px: half a bin to half the measured range)")
+        return ""
+
     @property
     def sign_change(self) -> bool:
         """True when the fitted coupling has opposite signs on the two sides of the wall."""
@@ -334,7 +364,7 @@ def _fit_tanh(table: pd.DataFrame, fit_shift: bool, bin_width: float, window: fl
     if len(d) < n_params + 2:
         raise ValueError(
             f"only {len(d)} distance bins have enough samples; the tanh fit needs at least {n_params + 2}. "
-            "Draw a longer line across the wall, use a smaller bin_width or max_distance=None"
+            "Draw a longer line across the wall, use a smaller bin width or no distance limit (max_distance=None)"
         )
     floor = np.nanmedian(se[se > 0]) if np.any(se > 0) else 1.0
     sigma = np.where(np.isfinite(se) & (se > 0), se, floor)
@@ -426,7 +456,7 @@ def _near_the_line(yx, origin, tangent, normal, length, *, within_segment: bool,
     if not keep.any():
         raise ValueError(
             "no window or cell lies next to the drawn line; draw the line across the region with results "
-            "(or set within_segment=False)"
+            "(or also use cells beyond the line's ends: within_segment=False)"
         )
     return dist, np.flatnonzero(keep)
 
@@ -592,8 +622,10 @@ def plot_wall_profile(ax, profile: WallProfile, *, color="C0", label=None):
     if profile.params:
         d = np.linspace(t["distance"].min(), t["distance"].max(), 300)
         p = profile.params
-        ax.plot(d, profile.model(d), color=color, lw=1.5,
-                label=f"fit: Lc = {p['Lc']:.3g} ± {p['Lc_err']:.2g} px, A = {p['amplitude']:.3g}")
+        problem = profile.fit_problem()
+        text = ("fit failed: " + problem if problem
+                else f"fit: Lc = {p['Lc']:.3g} ± {p['Lc_err']:.2g} px, A = {p['amplitude']:.3g}")
+        ax.plot(d, profile.model(d), color=color, lw=1.5, ls=":" if problem else "-", label=text)
     ax.axhline(0.0, color="0.6", lw=0.8)
     ax.axvline(0.0, color="0.6", lw=0.8, ls="--")
     ax.set_xlabel("distance from wall [px]")

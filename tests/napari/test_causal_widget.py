@@ -160,23 +160,48 @@ def test_edges_tab_criterion_and_significant_only(make_napari_viewer, qtbot, gri
     wait(qtbot, widget)
     res = widget.result
     assert res.params["fdr"] == "by"
-    assert "order t-test, alpha 0.01, BY" in widget.summary.text() and "significant edges" in widget.summary.text()
+    assert "order t-test, alpha 0.01, BY" in widget.summary.text()
     headers = [widget.edges_view.horizontalHeaderItem(k).text() for k in range(widget.edges_view.columnCount())]
     assert {"significant", "link", "p_value"} <= set(headers)
+    # one decision three ways: the summary's count, the graph's arrows and the table's rows agree
     shown = widget.edges_table()
-    assert len(shown) == widget.edges_view.rowCount() == int(res.significant.sum())
-    assert shown["significant"].all()
+    assert_one_decision(widget)
+    assert shown["significant"].all() and (shown["coefficient"] != 0).all()
+    assert (shown["p_value"] <= 0.01).all()  # FDR-adjusted q <= alpha implies the raw p <= alpha
     column = headers.index("significant")
     assert {widget.edges_view.item(r, column).text() for r in range(widget.edges_view.rowCount())} == {"yes"}
     # the planted Vol <- a is significant and linked
     row = shown[(shown.effect == "Vol") & (shown.cause == "a")].iloc[0]
     assert row.link in ("Vol <- a", "Vol <-> a")
-    # unticked: every edge, the non-significant ones too (as the graph then draws them)
+    # the minimum probability is no hidden filter while the test decides
+    assert not widget.options.min_probability.enabled
+    widget.options.min_probability.value = 1.0
+    assert len(widget.edges_table()) == len(shown)
+    # unticked: every edge of the fit with at least the minimum probability, counted, drawn and listed alike
     widget.options.min_probability.value = 0.0
-    assert widget.edges_view.rowCount() == len(widget.edges_table()) < len(res.edges())
     widget.options.significant_only.value = False
-    assert widget.edges_view.rowCount() == len(res.edges()) > len(shown)
-    assert "significant" not in widget.graph_canvas.figure.axes[0].get_title()
+    assert widget.options.min_probability.enabled
+    assert widget.edges_view.rowCount() == int((res.adjacency != 0).sum()) >= len(shown)
+    assert_one_decision(widget)
+    # the cells layer gone: no stale result, no export
+    viewer.layers.clear()
+    assert widget.result is None and widget.summary.text() == "" and widget.edges_view.rowCount() == 0
+    assert not widget.export_csv_button.isEnabled() and not widget.export_json_button.isEnabled()
+
+
+def drawn_arrows(widget) -> int:
+    from matplotlib.patches import FancyArrowPatch
+
+    return sum(isinstance(p, FancyArrowPatch) for p in widget.graph_canvas.figure.axes[0].patches)
+
+
+def assert_one_decision(widget) -> None:
+    """The summary's edge count, the graph's arrows and the table's rows are the same edges."""
+    import re
+
+    count = int(re.search(r"(\d+) edges", widget.summary.text()).group(1))
+    assert count == len(widget.edges_table()) == widget.edges_view.rowCount() == drawn_arrows(widget)
+    assert "graph and table show exactly these" in widget.summary.text()
 
 
 def test_deterministic_descriptor_label_and_leave_out(make_napari_viewer, qtbot, grid):

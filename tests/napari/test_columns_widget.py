@@ -29,7 +29,7 @@ def _wait(qtbot, widget, worker):
     qtbot.waitUntil(lambda: not widget.jobs.running, timeout=60000)
 
 
-def test_find_adds_aligned_layers_and_never_overwrites(make_napari_viewer, qtbot, sample):
+def test_find_adds_aligned_layers_and_replaces_only_its_own(make_napari_viewer, qtbot, sample):
     viewer = _viewer_with_image(make_napari_viewer, sample)
     viewer.add_points(np.zeros((1, 2)), name="A columns")  # the user's own layer
     widget = ColumnsWidget(viewer)
@@ -51,6 +51,12 @@ def test_find_adds_aligned_layers_and_never_overwrites(make_napari_viewer, qtbot
     meta = a.metadata[META_KEY]
     assert isinstance(meta["columns"], Columns) and meta["image"] == "haadf"
     assert a.face_color[0][:3] .tolist() != b.face_color[0][:3].tolist()
+    # Find again: its own layers are replaced, the user's layer stays
+    _wait(qtbot, widget, widget.run())
+    assert widget.a_layer.name == "A columns [2]" and widget.b_layer.name == "B columns"
+    assert a not in viewer.layers and len(viewer.layers["A columns"].data) == 1
+    # ... unless the earlier layers are kept
+    widget.keep_layers.setChecked(True)
     _wait(qtbot, widget, widget.run())
     assert widget.a_layer.name == "A columns [3]" and widget.b_layer.name == "B columns [2]"
 

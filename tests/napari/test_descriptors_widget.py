@@ -143,6 +143,10 @@ def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
     assert px_after[5] - px_before[5] == pytest.approx(sample.pixel_size, rel=1e-9)
     np.testing.assert_allclose(np.delete(px_after, 5), np.delete(px_before, 5), atol=1e-9)
     assert second is not first
+    # the rebuild replaced its own map; with "keep the layers of earlier runs" the old one stays
+    assert sum(layer.name.startswith("Py [pm]") for layer in viewer.layers) == 1
+    widget.keep_layers.setChecked(True)
+    build(widget, qtbot)
     assert sum(layer.name.startswith("Py [pm]") for layer in viewer.layers) == 2
 
     # the same layer for A and B is refused without starting a job: a notification, no exception
@@ -156,4 +160,33 @@ def test_rebuild_after_edit_and_bad_choice(make_napari_viewer, qtbot, sample):
 def test_flag_summary_counts_by_reason():
     assert flag_summary(SimpleNamespace(flag_counts=lambda: {})) == "no cell flagged"
     text = flag_summary(SimpleNamespace(flag_counts=lambda: {"outlier": 1, "fit": 3}))
-    assert text == "flagged: 3 fit, 1 outlier (kept with NaN descriptors)"
+    assert text == "flagged: 3 a column fit failed (fit), 1 outlier (kept with NaN descriptors)"
+
+
+def test_scatter_and_image_selection_are_linked(make_napari_viewer, qtbot, sample):
+    """Lasso in the scatter selects the cells' B columns on the image; a canvas selection rings them back."""
+    viewer = make_napari_viewer()
+    image, a_layer, b_layer = add_sample(viewer, sample)
+    widget = DescriptorsWidget(viewer)
+    cells = build(widget, qtbot)
+    widget.scatter.setChecked(True)
+    x = cells.table["Px"].to_numpy()
+    y = cells.table["Py"].to_numpy()
+    # a lasso around the cells with Px above its median
+    cut = float(np.nanmedian(x))
+    widget.scatter._on_lasso([(cut, -1e6), (1e6, -1e6), (1e6, 1e6), (cut, 1e6)])
+    chosen = np.flatnonzero(x > cut)
+    assert sorted(widget.scatter.selected) == sorted(chosen)
+    rows = widget._built["result"]["b_rows"]
+    assert b_layer.selected_data == set(int(r) for r in rows[chosen])
+    # the reverse: two B columns picked on the canvas are ringed in the scatter
+    b_layer.selected_data = {int(rows[0]), int(rows[3])}
+    assert sorted(widget.scatter.selected) == [0, 3]
+    rings = widget.scatter.canvas.figure.axes[0].collections[1]
+    assert len(rings.get_offsets()) == 2 and np.allclose(rings.get_offsets()[0], (x[0], y[0]))
+    # the layers cleared: nothing stale stays enabled or written
+    widget.arrows_check.setChecked(True)
+    viewer.layers.clear()
+    assert widget.cells is None and widget.summary.text() == "" and widget.arrow_legend.text() == ""
+    assert not widget.export_button.isEnabled() and not widget.arrows_check.isEnabled()
+    assert not widget.arrows_check.isChecked() and not widget.scatter.canvas.figure.axes

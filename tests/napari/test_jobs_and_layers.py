@@ -17,6 +17,7 @@ from napari_causal_lattice._napari.layers import (
     add_map_layer,
     link_layer_tuple,
     map_layer_tuple,
+    nice_limits,
     robust_limits,
     symmetric_limits,
 )
@@ -99,7 +100,9 @@ def test_map_layer_lands_on_its_lattice_site(make_napari_viewer, rotation):
     expected_world = image.data_to_world(site_px)
     np.testing.assert_allclose(layer.data_to_world([i, j]), expected_world, atol=1e-9)
     lo, hi = layer.contrast_limits
-    assert lo == pytest.approx(-hi) and hi == pytest.approx(np.percentile(np.abs(values), 98))
+    robust = np.percentile(np.abs(values), 98)
+    assert lo == pytest.approx(-hi) and robust <= hi <= 1.25 * robust  # widened to a labelled tick: 10.78 -> 12
+    assert nice_limits(-0.85, 0.85) == (-1.0, 1.0) and nice_limits(381.2, 398.7) == (380.0, 400.0)
 
 
 def test_robust_limits_ignore_one_outlier():
@@ -217,3 +220,27 @@ def test_link_layer_is_a_categorical_map_on_its_lattice_site(make_napari_viewer)
     np.testing.assert_allclose(layer.data_to_world((1, 2)), (40.0, 60.0))
     assert list(layer.features["link"]) == list(LINK_TYPES)
     assert layer.colormap.map(0)[3] == 0.0 and layer.colormap.map(3)[3] == 1.0  # none is transparent
+
+
+def test_plot_canvas_is_in_the_theme_before_its_first_plot(qtbot):
+    """No white box in a dark dock: an empty canvas already has the theme's background."""
+    from matplotlib.colors import to_hex
+    from napari.utils.theme import get_theme
+
+    from napari_causal_lattice._napari._mpl import MplCanvas
+
+    canvas = MplCanvas(theme=lambda: "dark")
+    qtbot.addWidget(canvas)
+    assert to_hex(canvas.figure.get_facecolor()) == get_theme("dark").background.as_hex()
+
+
+def test_signed_maps_are_clear_near_zero_in_the_docks_colours():
+    """Near-zero couplings leave the atoms visible; the hues are the dock heatmaps' (RdBu_r)."""
+    import matplotlib
+
+    from napari_causal_lattice._napari.layers import SIGNED_CMAP, clear_centre_colormap
+    assert SIGNED_CMAP == "RdBu_r"  # plot_adjacency's signed default, used by the docks' heatmaps
+    cmap = clear_centre_colormap()
+    centre, end = cmap.map(np.array([0.5, 1.0]))
+    assert centre[3] == 0.0 and end[3] == 1.0
+    np.testing.assert_allclose(end[:3], matplotlib.colormaps[SIGNED_CMAP](1.0)[:3], atol=1e-6)

@@ -100,3 +100,39 @@ def test_sliding_overlay_source_maps_the_line_back_to_image_px(make_napari_viewe
     qtbot.waitUntil(lambda: not widget.jobs.running and widget.profile is not None, timeout=30000)
     assert widget.profile.method == "window mean"
     assert widget.profile.sign_change
+
+
+def test_failed_fit_is_reported_and_never_left_stale(make_napari_viewer, qtbot, grid):
+    """A fit whose width is not determined says so, offers no "Use fitted Lc", leaves the range alone; the
+    next run clears the old text first; a descriptor map is no source."""
+    import dataclasses
+
+    viewer = make_napari_viewer()
+    b, shapes, line_px = setup_layers(viewer, grid)
+    # a descriptor map carries the cells too, but is not a coupling source
+    viewer.add_image(np.zeros((8, 8)), name="Px [pm]", metadata={META_KEY: {"cells": grid, "map": True}})
+    widget = TheoryWidget(viewer)
+    assert [widget.source_layer.itemText(k) for k in range(widget.source_layer.count())] == ["B columns"]
+    widget.n_bootstrap.setValue(30)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.jobs.running and widget.profile is not None, timeout=30000)
+    good = widget.profile
+    assert not good.fit_problem() and widget.use_fit_button.isEnabled()
+    extent = widget.extent.value()
+    # the same profile with an undetermined width, as on the real PTO/SRO image (Lc = 1.37 +- 1.1e7 px)
+    bad = dataclasses.replace(good, params={**good.params, "Lc": 1.37, "Lc_err": 1.1e7})
+    assert "not determined" in bad.fit_problem()
+    widget._on_profile(bad)
+    assert "fit failed" in widget.fit_label.text() and "Lc = 1.37" in widget.fit_label.text()
+    assert not widget.use_fit_button.isEnabled() and widget.extent.value() == extent
+    wide = dataclasses.replace(good, params={**good.params, "Lc": 1e4, "Lc_err": 10.0})
+    assert "outside what the profile resolves" in wide.fit_problem()
+    # a new run clears the old fit before it starts; a failing one leaves no old text behind
+    shapes.data = [np.array([[0.0, 0.0], [0.0, 0.0]])]
+    widget.measure_button.click()
+    assert widget.fit_label.text() == "" and widget.profile is None and "same point" in widget.jobs.status.text()
+    # the source layer gone: no stale profile
+    widget.profile = good
+    widget._profile_source = "B columns"
+    viewer.layers.remove(b)
+    assert widget.profile is None and widget.fit_label.text() == "" and not widget.measure_button.isEnabled()

@@ -12,12 +12,45 @@ from typing import Any, Callable
 
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QEvent, QSize, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 #: Dock size: fits beside the canvas on a 1280 x 1024 screen; the body scrolls when it is taller.
 DOCK_WIDTH = 420
 DOCK_MIN_HEIGHT = 240
 DOCK_HINT_HEIGHT = 620
+
+
+#: Characters a layer picker shows before eliding: long layer names must not widen the dock.
+COMBO_CHARS = 5
+#: Widest a number box may ask to be (px): a large range must not widen the dock.
+SPIN_MAX_WIDTH = 130
+
+
+def fit_narrow(widget: QWidget) -> None:
+    """Let every combo box and spin box under ``widget`` shrink, so the dock fits :data:`DOCK_WIDTH`.
+
+    Combo boxes size to :data:`COMBO_CHARS` characters instead of their longest entry (the list still shows the
+    whole names); spin boxes are capped at :data:`SPIN_MAX_WIDTH` px; form rows that are too wide put the field
+    under its label.
+    """
+    for combo in widget.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(COMBO_CHARS)
+        combo.setSizePolicy(QSizePolicy.Policy.Expanding, combo.sizePolicy().verticalPolicy())
+    for spin in widget.findChildren(QAbstractSpinBox):
+        spin.setMaximumWidth(SPIN_MAX_WIDTH)
+    for form in widget.findChildren(QFormLayout):
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
 
 
 def track_docking(widget, event) -> None:
@@ -112,9 +145,29 @@ class DockWidget(QWidget):
             jobs.status.setText(str(exc))
         show_error(message)
 
+    # ----------------------------------------------------------------- own layers
+    def keep_layers_check(self) -> QCheckBox:
+        """The check box "keep the layers of earlier runs" (off: a re-run replaces this step's own layers, like
+        stardist-napari's reusable output layer); stored as :attr:`keep_layers`."""
+        self.keep_layers = QCheckBox("keep the layers of earlier runs")
+        self.keep_layers.setToolTip("Off: running again replaces the layers this step added before. "
+                                    "On: they stay, and the new ones get a suffix.")
+        return self.keep_layers
+
+    def drop_own_layers(self, layers) -> None:
+        """Remove ``layers`` (this step's output of an earlier run) from the viewer unless the user keeps them."""
+        keep = getattr(self, "keep_layers", None)
+        if keep is not None and keep.isChecked():
+            return
+        for layer in list(layers):
+            if layer is not None and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+
     # ----------------------------------------------------------------- lifecycle
     def event(self, event) -> bool:
         track_docking(self, event)
+        if event.type() == QEvent.Type.Polish:
+            fit_narrow(self)
         return super().event(event)
 
     def close_dock(self) -> None:

@@ -58,6 +58,7 @@ class MplCanvas(QWidget):
             self.toolbar = NavigationToolbar2QT(self.canvas, self)
             layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas)
+        self.retheme()  # the empty figure in the theme's colours too, never a white box before the first plot
 
     def plot(self, draw: Callable) -> None:
         """Clear the figure, run ``draw(figure)`` with the theme's colours and render now."""

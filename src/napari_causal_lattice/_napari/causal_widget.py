@@ -49,7 +49,7 @@ from ..provenance import jsonable
 from ._dock import DockWidget
 from ._edges import FDR_CHOICES, criterion_text, decision_fields
 from ._jobs import JobPanel
-from ._mpl import MplCanvas, draw_graph, pruned
+from ._mpl import MplCanvas, draw_graph
 from .layers import META_KEY
 
 _UNIT_HEADER = re.compile(r"^\s*(.+?)\s*\[(.*)\]\s*$")
@@ -117,10 +117,12 @@ class CausalWidget(DockWidget):
         load = QPushButton("Load CSV...")
         load.setToolTip("A table with one row per unit cell and one column per descriptor ('Px [pm]' headers ok).")
         load.clicked.connect(self._ask_table)
-        src_row = QHBoxLayout()
-        src_row.addWidget(self.source, 1)
-        src_row.addWidget(refresh)
-        src_row.addWidget(load)
+        src_row = QVBoxLayout()
+        src_row.addWidget(self.source)
+        buttons = QHBoxLayout()
+        buttons.addWidget(refresh)
+        buttons.addWidget(load)
+        src_row.addLayout(buttons)
 
         # --- variables and prior knowledge
         self.variables = _CheckGrid()
@@ -135,7 +137,9 @@ class CausalWidget(DockWidget):
         QVBoxLayout(var_box).addWidget(self.variables)
         prior_box = QGroupBox("Prior knowledge")
         prior_form = QFormLayout(prior_box)
-        prior_form.addRow(QLabel("Exogenous (no cause among the variables):"))
+        exogenous_label = QLabel("Exogenous (no cause among the variables):")
+        exogenous_label.setWordWrap(True)
+        prior_form.addRow(exogenous_label)
         prior_form.addRow(self.exogenous)
         prior_form.addRow("Required paths", self.required)
         prior_form.addRow("Forbidden paths", self.forbidden)
@@ -146,8 +150,9 @@ class CausalWidget(DockWidget):
             SpinBox(name="n_bootstrap", label="Bootstrap resamples", min=0, max=100000, value=100,
                     tooltip="Bootstrap resamples for edge probabilities and confidence intervals."),
             SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0),
-            FloatSpinBox(name="min_probability", label="Min probability to draw", min=0.0, max=1.0, step=0.05,
-                         value=0.5, tooltip="Edges with a lower bootstrap probability are not drawn or exported."),
+            FloatSpinBox(name="min_probability", label="Min probability", min=0.0, max=1.0, step=0.05,
+                         value=0.5, tooltip="Without 'significant edges only': edges with a lower bootstrap "
+                                            "probability are not drawn, listed or exported."),
             CheckBox(name="in_units", text="physical units (e.g. pm per pm)",
                      tooltip="Off: standardised coefficients (std of effect per std of cause)."),
             *decision_fields("the p(p-1) edges"),
@@ -162,6 +167,7 @@ class CausalWidget(DockWidget):
         self.min_probability = self.options.min_probability.native
         self.in_units = self.options.in_units.native
         self.options.min_probability.changed.connect(self.redraw)
+        self.options.min_probability.enabled = False  # only used without "significant edges only"
         self.options.in_units.changed.connect(self.redraw)
         self.options.significant_only.changed.connect(self.redraw)
         opts = QFormLayout()
@@ -271,7 +277,24 @@ class CausalWidget(DockWidget):
         self.source.setCurrentIndex(index)
         self.source.blockSignals(False)
         self.run_button.setEnabled(bool(self.source.currentData()))
+        source = self._source_of_result
+        if self.result is not None and source and source.startswith("layer:") and source[6:] not in self.viewer.layers:
+            self.clear_result()
         self._on_source_changed()
+
+    def clear_result(self) -> None:
+        """Forget the last fit (its cells layer is gone): no summary, plots, edge table or export."""
+        self.result = None
+        self._source_of_result = None
+        self.summary.setText("")
+        self.deterministic_box.setVisible(False)
+        for canvas in (self.graph_canvas, self.adjacency_canvas, self.probability_canvas):
+            canvas.plot(lambda figure: None)
+        self.edges_view.clear()
+        self.edges_view.setRowCount(0)
+        self.edges_view.setColumnCount(0)
+        for button in (self.export_csv_button, self.export_json_button):
+            button.setEnabled(False)
 
     def current_table(self) -> tuple[pd.DataFrame, dict]:
         """The selected source as (table, units).
@@ -417,46 +440,66 @@ class CausalWidget(DockWidget):
             meta[META_KEY] = {**(entry if isinstance(entry, dict) else {}), "lingam": result}
             layer.metadata = meta
 
-    #: Edges with a standardized |coefficient| at or below this are not drawn in the graph.
-    min_abs = 0.05
+    def shown_edges(self) -> np.ndarray:
+        """(p, p) bool: the edges the summary counts, the graph draws and the table lists (one decision).
+
+        With "significant edges only": the edges that pass the calibrated test and carry a coefficient in the fit
+        (a pair linked without a resolved direction is shown once, in the fitted direction, with link
+        ``a <-> b``; the reverse has no coefficient).  Otherwise every edge of the fit with a bootstrap
+        probability of at least "min probability" (all of them without bootstrap).
+        """
+        res = self.result
+        B = np.asarray(res.adjacency, dtype=float)
+        present = np.isfinite(B) & (B != 0)
+        if self.options.significant_only.value and res.significant is not None:
+            return present & np.asarray(res.significant, dtype=bool)
+        if res.probabilities is not None:
+            present &= np.asarray(res.probabilities) >= self.min_probability.value()
+        return present
 
     def redraw(self, *_args) -> None:
-        """Redraw graph and heatmaps of :attr:`result` with the current display options."""
+        """Redraw summary, graph, heatmaps and the edge table of :attr:`result` from one edge decision."""
         res = self.result
+        self.options.min_probability.enabled = not (self.options.significant_only.value
+                                                    and res is not None and res.significant is not None)
         if res is None:
             return
         in_units = self.in_units.isChecked()
         min_p = self.min_probability.value()
-        min_abs = self.min_abs
         dropped = f", {res.n_dropped} rows with NaN dropped" if res.n_dropped else ""
         order = " \u2192 ".join(res.names[k] for k in res.causal_order)
         left_out = res.params.get("dropped_deterministic") or []
-        sig = res.significant if self.options.significant_only.value else None
-        edges = (f"{int(res.significant.sum())} significant edges" if res.significant is not None
-                 else "no significance test")
+        shown = self.shown_edges()
+        tested = self.options.significant_only.value and res.significant is not None
+        unresolved = int(np.sum(shown & np.asarray(res.significant, dtype=bool).T)) if tested else 0
+        if tested:
+            criterion = f"pass the {criterion_text(res.params)}"
+            extra = int(np.sum(np.asarray(res.significant) & ~shown & ~shown.T))
+            note = (f" ({unresolved} linked without a resolved direction: drawn in the fitted direction)"
+                    if unresolved else "")
+            if extra:
+                note += f"; {extra} more pass the test but the pruned fit gives them no coefficient"
+        else:
+            criterion = ("in the fit" + (f" with bootstrap probability \u2265 {min_p:.2f}" if res.probabilities
+                                         is not None else "") + " (no significance filter)")
+            note = ""
         self.summary.setText(
             f"{res.n_samples} cells{dropped}; {res.n_bootstrap} resamples.\nCausal order: {order}\n"
-            f"Edges: {criterion_text(res.params)}; {edges}"
-            + (" (only these drawn)" if sig is not None else "")
+            f"{int(shown.sum())} edges {criterion}{note}; graph and table show exactly these."
             + (f"\nLeft out as deterministic: {', '.join(left_out)}" if left_out else "")
         )
         B = res.adjacency_in_units() if in_units else res.adjacency
         prob = res.probabilities
         unit_label = "unit of effect / unit of cause" if in_units else "std / std"
 
-        title = (f"cause \u2192 effect ({'physical units' if in_units else 'standardised'}"
-                 + (f", P \u2265 {min_p:.2f}" if prob is not None else "") + f", |b| > {min_abs:g} std"
-                 + (", significant" if sig is not None else "") + ")")
+        title = f"cause \u2192 effect ({'physical units' if in_units else 'standardised'})"
         self.graph_canvas.plot(lambda fig: draw_graph(
-            plot_causal_graph, pruned(res, min_abs=min_abs, keep=sig), ax=fig.add_subplot(), in_units=in_units,
-            min_probability=min_p, fmt="{:+.3g}" if in_units else "{:+.2g}", title=title,
+            plot_causal_graph, res, ax=fig.add_subplot(), in_units=in_units, keep=shown,
+            fmt="{:+.3g}" if in_units else "{:+.2g}", title=title, node_radius=0.17, font_size=7.0,
         ))
-        shown = B if prob is None else np.where(prob >= min_p, B, 0.0)
-        if sig is not None:
-            shown = np.where(sig, shown, 0.0)
         self.adjacency_canvas.plot(lambda fig: plot_adjacency(
-            shown, res.names, ax=fig.add_subplot(), signed=True, label=unit_label, fmt="{:.2g}",
-            title="direct effects: effect \u2190 cause",
+            np.where(shown, B, 0.0), res.names, ax=fig.add_subplot(), signed=True, label=unit_label, fmt="{:.2g}",
+            title="direct effects shown: effect \u2190 cause",
         ))
 
         def draw_probability(fig) -> None:
@@ -496,15 +539,15 @@ class CausalWidget(DockWidget):
 
     # ------------------------------------------------------------------ export
     def edges_table(self) -> pd.DataFrame:
-        """Edges of :attr:`result` with probability >= the min probability, in the chosen units, only the
-        significant ones when "significant edges only" is ticked (columns of ``LingamResult.edges()``, with
-        ``p_value``, ``significant`` and ``link``)."""
+        """The edges of :meth:`shown_edges` (those the summary counts and the graph draws), in the chosen units
+        (columns of ``LingamResult.edges()``, with ``p_value``, ``significant`` and ``link``)."""
         if self.result is None:
             raise ValueError("Run the causal discovery first.")
-        table = self.result.edges(self.min_probability.value(), in_units=self.in_units.isChecked())
-        if self.options.significant_only.value and self.result.significant is not None:
-            table = table[table["significant"]].reset_index(drop=True)
-        return table
+        res = self.result
+        table = res.edges(in_units=self.in_units.isChecked())
+        shown = self.shown_edges()
+        keep = [bool(shown[res.index(e), res.index(c)]) for e, c in zip(table["effect"], table["cause"])]
+        return table[np.asarray(keep, dtype=bool)].reset_index(drop=True)
 
     def export_csv(self, path) -> Path:
         """Write the edge table (cause, effect, coefficient, probability, ci_low, ci_high, std, unit)."""

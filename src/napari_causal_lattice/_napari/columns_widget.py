@@ -4,7 +4,8 @@ Find runs :func:`~napari_causal_lattice.columns.find_columns` on the chosen imag
 plane on screen) in a worker and adds two Points layers, "A columns" (orange) and "B columns" (cyan),
 aligned with the image (its scale/translate/rotate/shear/affine copied, data in image px), with features
 ``intensity``, ``width`` and ``quality`` and ``metadata[META_KEY] = {"columns": Columns, "image": name}``.
-Re-running Find adds new layers with a suffix (" [2]", ...): no layer is ever overwritten.  "Projection" picks
+Re-running Find replaces the layers of the previous Find, unless "keep the layers of earlier runs" is ticked:
+then the new layers get a suffix (" [2]", ...).  "Projection" picks
 the crystal projection (``find_columns(projection=...)``: "auto" detects [001] or [110] from the B site; the
 summary names the one used).  When the image file's scale had no unit and one was assumed (``io.load_image``
 records it), the pixel-size note says so.
@@ -219,7 +220,8 @@ class ColumnsWidget(DockWidget):
         form.addRow("", self.b_brighter)
 
         self.find_button = QPushButton("Find")
-        self.find_button.setToolTip("Find, refine and classify the columns (new layers; nothing is overwritten)")
+        self.find_button.setToolTip("Find, refine and classify the columns (replaces the layers of the previous Find "
+                                    "unless 'keep the layers of earlier runs' is ticked)")
         self.find_button.clicked.connect(self.guarded(self.run))
         self.refine_button = QPushButton("Refine")
         self.refine_button.setToolTip("Re-fit only the points added or moved since the last refinement")
@@ -236,6 +238,7 @@ class ColumnsWidget(DockWidget):
         layout = self.body_layout
         layout.addLayout(form)
         layout.addWidget(self.find_button)
+        layout.addWidget(self.keep_layers_check())
         layout.addLayout(buttons)
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
@@ -334,6 +337,7 @@ class ColumnsWidget(DockWidget):
 
     def _add_layers(self, columns: Columns, image_layer, plane):
         """Generator run by the job panel: the A layer, then (next event-loop turn) the B layer."""
+        self.drop_own_layers([self.a_layer, self.b_layer])
         self.columns = columns
         self._plane = plane
         self.a_layer = self.viewer.add_points(columns.positions[columns.a],

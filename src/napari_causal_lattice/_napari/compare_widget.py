@@ -99,7 +99,12 @@ class CompareWidget(DockWidget):
         header.setSectionResizeMode(_GROUP, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.setMinimumHeight(130)
-        layout.addWidget(QLabel("Images (tick to use; type a group label, e.g. the composition):"))
+        self.run_button = QPushButton("Compare")
+        self.run_button.clicked.connect(self.guarded(self.run))
+        self.jobs = JobPanel()
+        intro = QLabel("Images (tick to use; type a group label, e.g. the composition):")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
         layout.addWidget(self.table)
         self.add_folder_button = QPushButton("Add results folder...")
         self.add_folder_button.clicked.connect(self._choose_folder)
@@ -139,10 +144,7 @@ class CompareWidget(DockWidget):
         self.min_probability.setToolTip("graph arrows need at least this mean bootstrap probability in the group")
         form.addRow("graphs: min probability", self.min_probability)
         layout.addLayout(form)
-        self.run_button = QPushButton("Compare")
-        self.run_button.clicked.connect(self.guarded(self.run))
         layout.addWidget(self.run_button)
-        self.jobs = JobPanel()
         layout.addWidget(self.jobs)
 
         theme = lambda: self.viewer.theme  # noqa: E731
@@ -193,6 +195,8 @@ class CompareWidget(DockWidget):
             self.table.setItem(r, _USE, check)
             self.table.setItem(r, _NAME, label)
             self.table.setItem(r, _GROUP, QTableWidgetItem(group))
+        self.run_button.setEnabled(bool(names))
+        self.run_button.setToolTip("" if names else "Needs an image layer or a results folder to compare")
 
     def set_group(self, name: str, group: str, *, use: bool = True) -> None:
         """Set the group label (and the tick) of the image or folder ``name``."""

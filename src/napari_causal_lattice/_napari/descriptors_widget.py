@@ -40,6 +40,7 @@ from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
 from ..placement import cell_regions
 from ..registry import SIGNED
 from ._combos import refill, track_user_picks
+from ._scatter import CellScatter
 from ._dock import DockWidget
 from ._jobs import JobPanel
 from .layers import (
@@ -49,6 +50,7 @@ from .layers import (
     image_data_to_world,
     is_map_layer,
     is_truth_layer,
+    markers_check,
     newest_matching,
     plugin_meta,
     show_only,
@@ -135,12 +137,27 @@ def compute_cells(
     return {"columns": columns, "cells": cells, "b_rows": b_rows, "offset_px": offset, "raster": raster}
 
 
+#: Flag reasons (``Cells.table["flag"]``) in the user's words; the code stays in brackets.
+FLAG_WORDS = {
+    "fit": "a column fit failed",
+    "b_near_a": "B column too close to an A column",
+    "b_off_lattice": "B column off its lattice site",
+    "outlier": "outlier",
+}
+
+
 def flag_summary(cells: Cells) -> str:
-    """The flagged cells by reason, e.g. ``"flagged: 3 fit, 1 outlier (kept with NaN descriptors)"``."""
+    """The flagged cells by reason, e.g. ``"flagged: 3 a column fit failed (fit), 1 outlier (kept with NaN
+    descriptors)"``."""
     counts = cells.flag_counts()
     if not counts:
         return "no cell flagged"
-    listed = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda item: -item[1]))
+
+    def words(reason: str) -> str:
+        text = FLAG_WORDS.get(reason)
+        return reason if text is None or text == reason else f"{text} ({reason})"
+
+    listed = ", ".join(f"{n} {words(reason)}" for reason, n in sorted(counts.items(), key=lambda item: -item[1]))
     return f"flagged: {listed} (kept with NaN descriptors)"
 
 
@@ -224,20 +241,28 @@ class DescriptorsWidget(DockWidget):
         self.length_spin.valueChanged.connect(self.set_vector_length)
         self.arrow_legend = QLabel("")
         self.arrow_legend.setWordWrap(True)
+        self.markers = markers_check(self.viewer)
         self.export_button = QPushButton("Export CSV...")
         self.export_button.clicked.connect(self.guarded(self.export_csv))
         arrows = QFormLayout()
         arrows.addRow(self.arrows_check, self.arrow_colour)
         arrows.addRow("Arrow length x", self.length_spin)
         arrows.addRow("", self.arrow_legend)
+        arrows.addRow(self.markers)
 
         layout = self.body_layout
         layout.addLayout(form)
         layout.addWidget(self.build_button)
+        layout.addWidget(self.keep_layers_check())
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
         layout.addLayout(arrows)
         layout.addWidget(self.export_button)
+        self.scatter = CellScatter(lambda: self.viewer.theme)
+        self.scatter.setCheckable(True)
+        self.scatter.setChecked(False)  # drawn only when opened: the dock stays short and fast
+        self.scatter.toggled.connect(lambda _on: self._update_scatter())
+        layout.addWidget(self.scatter)
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
@@ -274,7 +299,30 @@ class DescriptorsWidget(DockWidget):
         meta = plugin_meta(self.viewer, self.a_combo.currentText())
         refill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
         self._update_pixel_size(self.image_combo.currentText())
+        if self._built is not None and any(self._built[k] not in self.viewer.layers for k in ("image", "b")):
+            self.clear()
         self._update_buttons()
+
+    def _update_scatter(self) -> None:
+        """Give the scatter the cells of the last build (when it is open), linked with their B columns layer."""
+        built = self._built if self.scatter.isChecked() else None
+        if built is None or built["b"] not in self.viewer.layers:
+            self.scatter.set_cells(None, None, None)
+        else:
+            self.scatter.set_cells(self.cells, built["b"], built["result"]["b_rows"])
+
+    def clear(self) -> None:
+        """Forget the last build (its image or B columns layer is gone): no cells, no summary, no arrows."""
+        self.scatter.set_cells(None, None, None)
+        self.cells = None
+        self._built = None
+        self.map_layers = {}
+        self.vectors_layer = None
+        self.summary.setText("")
+        self.arrow_legend.setText("")
+        self.arrows_check.blockSignals(True)
+        self.arrows_check.setChecked(False)
+        self.arrows_check.blockSignals(False)
 
     def _update_buttons(self) -> None:
         has_inputs = all(combo.currentText() for combo in (self.image_combo, self.a_combo, self.b_combo))
@@ -346,10 +394,11 @@ class DescriptorsWidget(DockWidget):
     def _show(self, result: dict, image_layer, b_layer):
         """Generator run by the job panel: one layer change per event-loop turn."""
         cells: Cells = result["cells"]
+        self.drop_own_layers([*self.map_layers.values(), self.vectors_layer])
         self.cells = cells
         self.map_layers = {}
         self.vectors_layer = None
-        self._built = {"result": result, "image": image_layer}
+        self._built = {"result": result, "image": image_layer, "b": b_layer}
         self.summary.setText(
             f"{len(cells)} cells on a {cells.grid_shape[0]} x {cells.grid_shape[1]} grid; "
             f"{cells.n_excluded} B columns without 4 A corners excluded; lengths in {cells.length_unit}; "
@@ -361,6 +410,7 @@ class DescriptorsWidget(DockWidget):
         self._annotate_b_layer(b_layer, cells, result["b_rows"], result["raster"])
         yield
         self.show_map()
+        self._update_scatter()
         if self.arrows_check.isChecked():
             yield
             self.show_arrows(True)
@@ -419,9 +469,15 @@ class DescriptorsWidget(DockWidget):
         return self.vectors_layer
 
     def _vectors(self, cells: Cells, result: dict, image_layer) -> Vectors:
-        start = cells.table[["y", "x"]].to_numpy()
-        vectors = np.stack([start, result["offset_px"]], axis=1)
-        features = cells.table[["i", "j", "Px", "Py"]].reset_index(drop=True)
+        """One arrow per unflagged cell (flagged cells have NaN polarization: no arrow, and no NaN colour that
+        would stop the whole layer from drawing)."""
+        table = cells.table.reset_index(drop=True)
+        keep = np.isfinite(table["Px"].to_numpy(dtype=float)) & np.isfinite(table["Py"].to_numpy(dtype=float))
+        if "flag" in table.columns:
+            keep &= table["flag"].fillna("").astype(str).eq("").to_numpy()
+        start = table[["y", "x"]].to_numpy()[keep]
+        vectors = np.stack([start, np.asarray(result["offset_px"])[keep]], axis=1)
+        features = table.loc[keep, ["i", "j", "Px", "Py"]].reset_index(drop=True)
         features["P_abs"] = np.hypot(features["Px"], features["Py"])
         features["P_angle"] = np.degrees(np.arctan2(features["Py"], features["Px"]))
         return Vectors(

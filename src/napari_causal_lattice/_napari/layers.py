@@ -86,6 +86,34 @@ def symmetric_limits(values: np.ndarray, *, percentile: float = 100.0) -> tuple[
     return -m, m
 
 
+#: Half-ranges (times a power of 10) of signed maps whose colour bar napari labels with at least 3 ticks
+#: (measured on napari 0.6: +-0.8 and +-0.9 get a lone "0").
+_SIGNED_NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 10.0)
+
+
+def nice_limits(low: float, high: float, *, max_ticks: int = 5) -> tuple[float, float]:
+    """Colour limits widened a little so that napari's colour bar labels at least 3 ticks.
+
+    napari's colour bar labels only multiples of a 1-2-5 step inside the limits, so limits of +-0.85 get a
+    single "0".  Symmetric limits ``(-m, m)`` become the next half-range of :data:`_SIGNED_NICE` (+-0.85 ->
+    +-1, +-10.8 -> +-12); others are widened to multiples of a 1-2-5 step that cuts the range into at most
+    ``max_ticks`` intervals (381-399 -> 380-400).
+    """
+    low, high = float(low), float(high)
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        return low, high
+    if np.isclose(low, -high):
+        exponent = np.floor(np.log10(high))
+        half = next(m * 10.0**exponent for m in _SIGNED_NICE if m * 10.0**exponent >= high * (1 - 1e-12))
+        half = float(round(half, 12))
+        return -half, half
+    raw = (high - low) / max_ticks
+    exponent = np.floor(np.log10(raw))
+    step = next(m * 10.0**exponent for m in (1.0, 2.0, 5.0, 10.0) if m * 10.0**exponent >= raw)
+    lo, hi = np.floor(low / step) * step, np.ceil(high / step) * step
+    return float(round(lo, 12)), float(round(hi, 12))
+
+
 def robust_limits(values: np.ndarray, *, signed: bool, percentile: float = 98.0) -> tuple[float, float]:
     """Colour limits that one outlier cannot wash out.
 
@@ -104,6 +132,27 @@ def robust_limits(values: np.ndarray, *, signed: bool, percentile: float = 98.0)
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
+#: Diverging colormap of signed maps, the same in the dock's heatmaps (matplotlib) and on the canvas.
+SIGNED_CMAP = "RdBu_r"
+#: Share of the colour range around 0 that fades to transparent on the canvas (atoms stay visible there).
+CLEAR_CENTRE = 0.3
+
+
+def clear_centre_colormap(name: str = SIGNED_CMAP, *, clear: float = CLEAR_CENTRE):
+    """napari Colormap of the matplotlib diverging map ``name`` whose centre is transparent.
+
+    The opacity rises linearly from 0 at the centre to 1 at ``clear`` of the half-range, so near-zero couplings
+    leave the STEM image underneath visible instead of a white fog, and strong ones are drawn in full colour.
+    """
+    import matplotlib
+    from napari.utils.colormaps import Colormap
+
+    t = np.linspace(0.0, 1.0, 257)
+    rgba = np.asarray(matplotlib.colormaps[name](t), dtype=float)
+    rgba[:, 3] = np.clip(np.abs(2.0 * t - 1.0) / clear, 0.0, 1.0)
+    return Colormap(colors=rgba, controls=t, name=f"{name} (clear centre)")
+
+
 def map_layer_tuple(
     values: np.ndarray,
     grid_affine_px: np.ndarray,
@@ -114,17 +163,19 @@ def map_layer_tuple(
     units: str | None = None,
     colormap: str | None = None,
     metadata: dict | None = None,
-    opacity: float = 0.7,
+    opacity: float = 0.85,
 ) -> tuple:
     """LayerDataTuple of an image layer showing ``values`` (ny, nx) aligned on the STEM image.
 
-    Signed maps get a diverging colormap with robust symmetric limits (:func:`robust_limits`); NaN pixels stay
-    transparent.  ``units`` (the unit of the values) goes into the layer metadata; the layer's axis units are
+    Signed maps get the diverging colormap of the docks with a transparent centre (:func:`clear_centre_colormap`)
+    and robust symmetric limits (:func:`robust_limits`), widened to limits napari's colour bar labels with
+    ticks (:func:`nice_limits`); NaN pixels stay transparent.  ``units`` (the unit of the values) goes into the
+    layer metadata; the layer's axis units are
     copied from the image layer.  Add the tuple with :func:`add_map_layer`.
     """
     values = np.asarray(values, dtype=float)
-    limits = robust_limits(values, signed=signed)
-    cmap = colormap or ("PiYG" if signed else "viridis")
+    limits = nice_limits(*robust_limits(values, signed=signed))
+    cmap = colormap or (clear_centre_colormap() if signed else "viridis")
     meta = dict(metadata or {})
     meta[META_KEY] = {**meta.get(META_KEY, {}), "map": True}
     if units is not None:
@@ -218,7 +269,52 @@ def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
     # inserted in place: moving a layer afterwards makes napari rebuild every layer's canvas overlays (~3 s)
     viewer.layers.insert(len(viewer.layers) if below is None else below, layer)
     show_scale_bar(viewer, image_layer)
+    show_caption(viewer, layer)
     return layer
+
+
+def map_caption(layer) -> str:
+    """What the colour bar of a map shows and in which unit, on two short lines (the canvas beside the docks
+    is narrow), e.g. ``"Px <- Py (window 20)\n[pm/pm]"``."""
+    unit = layer.metadata.get("units")
+    if not unit or f"[{unit}]" in layer.name:
+        return layer.name
+    return f"{layer.name}\n[{unit}]"
+
+
+def show_caption(viewer, layer) -> None:
+    """Write the map's caption (:func:`map_caption`) in the canvas corner (napari's text overlay, bottom left),
+    since napari's colour bar has ticks but no title."""
+    viewer.text_overlay.text = map_caption(layer)
+    viewer.text_overlay.position = "bottom_left"
+    viewer.text_overlay.font_size = 10
+    viewer.text_overlay.visible = True
+
+
+def marker_layers(viewer) -> list:
+    """The plugin's column Points layers and arrow Vectors layers (what the "show columns and arrows" switch
+    hides), truth layers of the synthetic sample excluded."""
+    from napari.layers import Points, Vectors
+
+    return [layer for layer in viewer.layers
+            if isinstance(layer, (Points, Vectors)) and META_KEY in layer.metadata and not is_truth_layer(layer)]
+
+
+def set_markers_visible(viewer, visible: bool) -> None:
+    """Show or hide every column and arrow layer of the plugin at once (maps stay as they are)."""
+    for layer in marker_layers(viewer):
+        layer.visible = bool(visible)
+
+
+def markers_check(viewer):
+    """A check box "show columns and arrows" that shows or hides all of them (:func:`set_markers_visible`)."""
+    from qtpy.QtWidgets import QCheckBox
+
+    check = QCheckBox("show columns and arrows")
+    check.setChecked(True)
+    check.setToolTip("Hide the atom columns and polarization arrows to look at the map and the image underneath")
+    check.toggled.connect(lambda on: set_markers_visible(viewer, on))
+    return check
 
 
 def show_only(viewer, layer) -> None:
@@ -227,6 +323,7 @@ def show_only(viewer, layer) -> None:
         if is_map_layer(other) and other is not layer:
             other.visible = False
     layer.visible = True
+    show_caption(viewer, layer)
 
 
 def is_truth_layer(layer) -> bool:

@@ -78,6 +78,8 @@ KIND_PROBABILITY = "probability"
 KIND_SIGNIFICANT = "significant only"
 KIND_LINK = "link type"
 OVERLAY_KINDS = (KIND_COEFFICIENT, KIND_PROBABILITY, KIND_SIGNIFICANT, KIND_LINK)
+#: Value of the window spin box that reads "auto" (windows are at least 3 cells).
+AUTO_WINDOW = 2
 
 
 def _features_source(layer) -> tuple[pd.DataFrame, Lattice]:
@@ -196,12 +198,8 @@ class SlidingWidget(DockWidget):
         # the numeric parameters: a magicgui form (typed, scriptable: ``widget.params.window.value = 12``); the Qt
         # spin boxes underneath stay reachable as attributes for scripts
         self.params = Container(widgets=[
-            SpinBox(name="window", label="Window (cells)", min=3, max=10000, value=20,
-                    tooltip="Window side in unit cells"),
-            SpinBox(name="stride", label="Stride (cells)", min=0, max=10000, value=0,
-                    tooltip="Step between windows in cells; auto = window / 2 (50 % overlap)"),
-            SpinBox(name="n_bootstrap", label="Bootstraps", min=0, max=10000, value=20,
-                    tooltip="Bootstrap resamples per window (0: no probabilities)"),
+            SpinBox(name="n_bootstrap", label="Bootstraps", min=0, max=10000, value=100,
+                    tooltip="Bootstrap resamples per window (0: no probabilities); 100 as in the command line"),
             SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0,
                     tooltip="Seed of the bootstrap resampling (same seed, same maps)"),
             *decision_fields("all windows and edges"),
@@ -209,14 +207,23 @@ class SlidingWidget(DockWidget):
                      value=False, tooltip="Leave out variables that the others predict almost exactly (e.g. Vol = "
                                           "a b sin(alpha), R^2 > 0.999); LiNGAM cannot orient their edges"),
         ])
-        self.window_spin = self.params.window.native
-        self.stride_spin = self.params.stride.native
+        # window and stride: Qt spin boxes whose lowest value reads "auto" (the command line's defaults)
+        self.window_spin = self._spin(AUTO_WINDOW, 10000, AUTO_WINDOW,
+                                      "Window side in unit cells; auto chooses it from the cell grid, as the "
+                                      "command line does (--window auto)")
+        self.window_spin.setSpecialValueText("auto")
+        self.stride_spin = self._spin(0, 10000, 0, "Step between windows in cells; auto = window / 2 (50 % overlap)")
         self.stride_spin.setSpecialValueText("auto")
         self.boot_spin = self.params.n_bootstrap.native
         self.seed_spin = self.params.seed.native
         form = QFormLayout()
         form.addRow("Cells (B columns)", self.source_combo)
         form.addRow("Align on image", self.image_combo)
+        window_row = QHBoxLayout()
+        window_row.addWidget(self.window_spin)
+        window_row.addWidget(QLabel("stride"))
+        window_row.addWidget(self.stride_spin)
+        form.addRow("Window (cells)", window_row)
         form.addRow(self.params.native)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.guarded(self.run))
@@ -235,13 +242,15 @@ class SlidingWidget(DockWidget):
         edge_row.addWidget(self.effect_combo)
         edge_row.addWidget(QLabel("<-"))
         edge_row.addWidget(self.cause_combo)
-        edge_row.addWidget(self.kind_combo)
         self.overlay_button = QPushButton("Add overlay")
         self.overlay_button.clicked.connect(self.guarded(self.add_overlay))
         overlay_box = QGroupBox("Overlay (effect <- cause)")
         overlay_layout = QVBoxLayout(overlay_box)
         overlay_layout.addLayout(edge_row)
-        overlay_layout.addWidget(self.overlay_button)
+        kind_row = QHBoxLayout()
+        kind_row.addWidget(self.kind_combo, 1)
+        kind_row.addWidget(self.overlay_button)
+        overlay_layout.addLayout(kind_row)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.legend.setVisible(False)
@@ -292,6 +301,7 @@ class SlidingWidget(DockWidget):
         layout = self.body_layout
         layout.addLayout(form)
         layout.addWidget(self.run_button)
+        layout.addWidget(self.keep_layers_check())
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
         layout.addWidget(overlay_box)
@@ -354,6 +364,22 @@ class SlidingWidget(DockWidget):
         meta = plugin_meta(self.viewer, self.source_combo.currentText())
         refill(self.image_combo, images, meta.get("image"))
         self.run_button.setEnabled(bool(self.source_combo.currentText()))
+        if self.result is not None and self._image_layer is not None and self._image_layer not in self.viewer.layers:
+            self.clear_result()
+
+    def clear_result(self) -> None:
+        """Forget the last result (its image is gone): no summary, inspector, PCA or result buttons."""
+        self.result, self.pca, self._placement, self._image_layer = None, None, None, None
+        self.overlay_layers, self.pca_layers = [], []
+        self.selected_window = None
+        self.summary.setText("")
+        self.pca_summary.setText("")
+        self.legend.setVisible(False)
+        self.loading_combo.clear()
+        self.window_label.setText("Run, then click on the image to inspect a window.")
+        self.window_plot.plot(lambda figure: None)
+        self.pca_plot.plot(lambda figure: None)
+        self._set_result_controls(False)
 
     def _source(self):
         """(cells or table, lattice or None, image layer) from the current choices."""
@@ -380,6 +406,7 @@ class SlidingWidget(DockWidget):
         """
         cells, lattice, image_layer = self._source()
         stride = self.stride_spin.value() or None
+        window = "auto" if self.window_spin.value() == AUTO_WINDOW else self.window_spin.value()
         self.warnings = []
         # per-window maps are painted on the cells' regions of the image (a Cells source on an image only)
         placed = lattice is None and image_layer is not None
@@ -397,7 +424,7 @@ class SlidingWidget(DockWidget):
             cells,
             raster=raster,
             image_shape=shape,
-            window=self.window_spin.value(),
+            window=window,
             stride=stride,
             n_bootstrap=self.boot_spin.value(),
             seed=self.seed_spin.value(),
@@ -418,6 +445,8 @@ class SlidingWidget(DockWidget):
         """
         if result.lattice is None:
             raise ValueError("the cells carry no lattice, so the maps cannot be placed on the image")
+        self.drop_own_layers([*self.overlay_layers, *self.pca_layers])
+        self.overlay_layers, self.pca_layers = [], []
         self.result = result
         self._placement = placement
         self.pca = None
@@ -442,14 +471,17 @@ class SlidingWidget(DockWidget):
         if dropped:
             text += f".\nLeft out as deterministic: {', '.join(dropped)}"
         elif self.warnings:
-            text += (".\nWarning: " + " ".join(str(w) for w in self.warnings)
-                     + " Tick 'leave out deterministic descriptors' and run again.")
+            text += ".\nWarning: " + " ".join(str(w) for w in self.warnings)
         self.summary.setText(text)
         yield
         self.add_overlay()
         yield
         first = np.argwhere(result.fitted)[0]
         self.show_window(int(first[0]), int(first[1]))
+
+    def _image_name(self) -> str | None:
+        """Name of the image the maps are aligned on (recorded on each map, e.g. for the Theory dock)."""
+        return None if self._image_layer is None else self._image_layer.name
 
     # ----------------------------------------------------------------- overlays
     def add_overlay(self, effect: str | None = None, cause: str | None = None, *, probability: bool | None = None,
@@ -486,7 +518,7 @@ class SlidingWidget(DockWidget):
                 show_only(self.viewer, layer)
                 return layer
         metadata = {META_KEY: {"sliding": result, "effect": effect, "cause": cause, "kind": kind,
-                               "probability": kind == KIND_PROBABILITY}}
+                               "probability": kind == KIND_PROBABILITY, "image": self._image_name()}}
         if kind == KIND_LINK:
             codes, affine = self._window_map(result.link_type(effect, cause), categorical=True)
             layer_tuple = link_layer_tuple(
@@ -643,6 +675,8 @@ class SlidingWidget(DockWidget):
 
     def _on_pca(self, pca: AdjacencyPCA):
         """Generator run by the job panel: the component heatmaps, then the first loading layer."""
+        self.drop_own_layers(self.pca_layers)
+        self.pca_layers = []
         self.pca = pca
         self.loading_combo.blockSignals(True)
         self.loading_combo.clear()
@@ -674,7 +708,7 @@ class SlidingWidget(DockWidget):
             image_layer=self._image_layer,
             signed=True,
             units="score",
-            metadata={META_KEY: {"pca": pca, "component": component}},
+            metadata={META_KEY: {"pca": pca, "component": component, "image": self._image_name()}},
         )
         if self._image_layer is not None:
             kwargs["units"] = self._image_layer.units

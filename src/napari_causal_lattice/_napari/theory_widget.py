@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 
 from .. import theory
 from ..lattice import DESCRIPTORS
+from ._combos import refill, track_user_picks
 from ._dock import DockWidget
 from ._jobs import JobPanel
 from ._mpl import MplCanvas
@@ -43,21 +44,43 @@ def _is_cells(obj) -> bool:
 
 
 def find_source(layer):
-    """The SlidingResult or Cells riding on ``layer.metadata[META_KEY]`` (sliding preferred), or None."""
+    """The SlidingResult or Cells a wall profile can be measured on, riding on ``layer``, or None.
+
+    Sliding-result overlays carry a SlidingResult; the B columns Points layer carries the cells.  Descriptor and
+    PCA maps are not sources (a map of one descriptor is not a coupling; its cells are on the B columns layer).
+    """
     meta = layer.metadata.get(META_KEY) if hasattr(layer, "metadata") else None
-    candidates = list(meta.values()) if isinstance(meta, dict) else [meta]
-    for test in (_is_sliding, _is_cells):
-        for obj in candidates:
-            if obj is not None and test(obj):
-                return obj
+    if not isinstance(meta, dict):
+        return None
+    sliding = meta.get("sliding")
+    if sliding is not None and _is_sliding(sliding):
+        return sliding
+    cells = meta.get("cells")
+    if isinstance(layer, Points) and cells is not None and _is_cells(cells):
+        return cells
     return None
 
 
-def line_in_image_px(shapes_layer, source_layer, source) -> np.ndarray:
+def _px_to_world(viewer, source_layer, source) -> np.ndarray:
+    """(3, 3) image px -> world of the image a source layer belongs to.
+
+    Points layers hold image px.  Overlays record the image they are aligned on (``metadata[META_KEY]["image"]``);
+    an overlay without it is taken as placed with the source's lattice (window index -> image px).
+    """
+    if isinstance(source_layer, Points):
+        return image_data_to_world(source_layer)
+    meta = source_layer.metadata.get(META_KEY) or {}
+    image = meta.get("image")
+    if viewer is not None and image in viewer.layers:
+        return image_data_to_world(viewer.layers[image])
+    return image_data_to_world(source_layer) @ np.linalg.inv(source.lattice.affine)
+
+
+def line_in_image_px(shapes_layer, source_layer, source, viewer=None) -> np.ndarray:
     """(2, 2) first and last vertex of the wall shape, as image px of the source.
 
-    Uses the selected shape of ``shapes_layer`` (else its last shape).  Points layers hold image px; a map
-    layer (indexed by window or cell) is taken back to image px with the source's lattice.
+    Uses the selected shape of ``shapes_layer`` (else its last shape).  Points layers hold image px; an overlay is
+    taken back to the px of the image it is aligned on (found in ``viewer``), or through the source's lattice.
     """
     if len(shapes_layer.data) == 0:
         raise ValueError(f"the Shapes layer {shapes_layer.name!r} is empty; draw the wall as a line on it first")
@@ -66,12 +89,8 @@ def line_in_image_px(shapes_layer, source_layer, source) -> np.ndarray:
     ends = vertices[[0, -1]]
     if np.allclose(ends[0], ends[1]):
         raise ValueError("the wall shape starts and ends at the same point; draw it as a line across the image")
-    to_world = image_data_to_world(shapes_layer)
-    from_world = np.linalg.inv(image_data_to_world(source_layer))
-    homog = np.column_stack([ends, np.ones(2)]) @ (from_world @ to_world).T
-    if isinstance(source_layer, Points):
-        return homog[:, :2]
-    return (homog @ source.lattice.affine.T)[:, :2]
+    to_px = np.linalg.inv(_px_to_world(viewer, source_layer, source)) @ image_data_to_world(shapes_layer)
+    return (np.column_stack([ends, np.ones(2)]) @ to_px.T)[:, :2]
 
 
 class TheoryWidget(DockWidget):
@@ -92,6 +111,7 @@ class TheoryWidget(DockWidget):
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
         self.profile = None
+        self._profile_source: str | None = None
         layout = self.body_layout
 
         params = QGroupBox("LGD parameters")
@@ -120,20 +140,22 @@ class TheoryWidget(DockWidget):
             ("P0 [C/m^2]", self.P0, "bulk spontaneous polarization of the undoped material"),
             ("range +- [px]", self.extent, "half-width of the plotted distance range"),
         ]
-        for k, (text, spin, tip) in enumerate(cells):
-            row, col = 1 + k // 2, 2 * (k % 2)
+        for k, (text, spin, tip) in enumerate(cells):  # one per row: two per row do not fit the dock
             label = QLabel(text)
             label.setToolTip(tip)
             spin.setToolTip(tip)
-            grid.addWidget(label, row, col)
-            grid.addWidget(spin, row, col + 1)
+            grid.addWidget(label, 1 + k, 0, 1, 2)
+            grid.addWidget(spin, 1 + k, 2, 1, 2)
         layout.addWidget(params)
 
         measure = QGroupBox("Measured profile")
         mform = QFormLayout(measure)
         self.wall_layer = QComboBox()
         self.source_layer = QComboBox()
-        self.source_layer.currentIndexChanged.connect(self._update_names)
+        self.source_layer.currentIndexChanged.connect(lambda _index: self._update_names())
+        self.wall_layer.currentIndexChanged.connect(self._update_buttons)
+        self.source_layer.currentIndexChanged.connect(self._update_buttons)
+        track_user_picks(self.wall_layer, self.source_layer)
         mform.addRow("wall (Shapes line)", self.wall_layer)
         mform.addRow("source", self.source_layer)
         self.effect = QComboBox()
@@ -144,7 +166,8 @@ class TheoryWidget(DockWidget):
         pair.addWidget(self.cause)
         mform.addRow("coupling", pair)
         self.bin_width = self._spin(0.0, 0.0, 1e5, 1.0, 2)
-        self.bin_width.setSpecialValueText("auto (1 lattice spacing)")
+        self.bin_width.setSpecialValueText("auto")
+        self.bin_width.setToolTip("Width of the distance bins in px; auto: one lattice spacing")
         mform.addRow("bin width [px]", self.bin_width)
         self.n_bootstrap = QSpinBox()
         self.n_bootstrap.setRange(20, 5000)
@@ -191,34 +214,42 @@ class TheoryWidget(DockWidget):
         return spin
 
     def refresh_layers(self, event=None) -> None:
-        """Refill the layer choices: Shapes layers for the wall, layers carrying a sliding result or cells."""
-        keep_wall, keep_source = self.wall_layer.currentText(), self.source_layer.currentText()
-        self.wall_layer.blockSignals(True)
-        self.source_layer.blockSignals(True)
-        self.wall_layer.clear()
-        self.source_layer.clear()
-        for layer in self.viewer.layers:
-            if isinstance(layer, Shapes):
-                self.wall_layer.addItem(layer.name)
-            elif find_source(layer) is not None:
-                self.source_layer.addItem(layer.name)
-        for combo, keep in ((self.wall_layer, keep_wall), (self.source_layer, keep_source)):
-            index = combo.findText(keep)
-            if index >= 0:
-                combo.setCurrentIndex(index)
-        self.wall_layer.blockSignals(False)
-        self.source_layer.blockSignals(False)
-        self._update_names()
+        """Refill the layer choices: Shapes layers for the wall; sliding overlays and B columns with cells.
 
-    def _update_names(self, *args) -> None:
-        source = self._source()[1]
+        The source defaults to the newest sliding overlay (a coupling per window, what the fit needs), else the
+        newest B columns layer with cells; a hand pick stays.  A profile whose source layer is gone is cleared.
+        """
+        walls = [layer.name for layer in self.viewer.layers if isinstance(layer, Shapes)]
+        sources = [layer for layer in self.viewer.layers if find_source(layer) is not None]
+        overlays = [layer.name for layer in sources if _is_sliding(find_source(layer))]
+        names = [layer.name for layer in sources]
+        refill(self.wall_layer, walls, walls[-1] if walls else None)
+        changed = refill(self.source_layer, names, (overlays or names or [None])[-1])
+        if self._profile_source is not None and self._profile_source not in self.viewer.layers:
+            self.clear_profile()
+        self._update_names(follow_overlay=changed)
+        self._update_buttons()
+
+    def _update_buttons(self, *args) -> None:
+        ready = bool(self.wall_layer.currentText()) and bool(self.source_layer.currentText())
+        self.measure_button.setEnabled(ready)
+        self.measure_button.setToolTip("" if ready else "Needs a Shapes layer with the wall line and a source: a "
+                                       "sliding overlay, or the B columns after Descriptors")
+
+    def _update_names(self, *args, follow_overlay: bool = True) -> None:
+        layer, source = self._source()
         names = list(getattr(source, "names", ())) if _is_sliding(source) else list(DESCRIPTORS)
-        for combo, default in ((self.effect, "Px"), (self.cause, "Py")):
+        meta = (layer.metadata.get(META_KEY) or {}) if layer is not None else {}
+        for combo, key, default in ((self.effect, "effect", "Px"), (self.cause, "cause", "Py")):
             current = combo.currentText() or default
+            if follow_overlay and meta.get(key) in names:
+                current = meta[key]  # an overlay's own coupling
+            combo.blockSignals(True)
             combo.clear()
             combo.addItems(names)
             if current in names:
                 combo.setCurrentText(current)
+            combo.blockSignals(False)
 
     def _source(self):
         name = self.source_layer.currentText()
@@ -274,45 +305,72 @@ class TheoryWidget(DockWidget):
 
         plot_wall_profile(ax, self.profile)
         fit = self.profile.params
-        if fit:
+        if fit and not self.profile.fit_problem():
             shape = fit["amplitude"] * np.tanh((x - fit["shift"]) / p["Lc"]) + fit["offset"]
             ax.plot(x, shape, "--", color="C3", lw=1.0, label=f"theory shape, Lc = {p['Lc']:g} px")
             ax.legend(fontsize="x-small")
         ax.set_title(f"measured {self.profile.effect} <- {self.profile.cause}", fontsize="small")
 
     def run(self):
-        """Measure the chosen coupling across the wall line; returns the started worker."""
+        """Measure the chosen coupling across the wall line; returns the started worker.
+
+        The previous profile and its fit text are cleared first, so a failure never shows an old result.
+        """
         from ..walls import wall_profile
 
+        self.clear_profile()
         if not self.wall_layer.currentText():
             raise ValueError("add a Shapes layer and draw the wall as a line on it")
         layer, source = self._source()
         if source is None:
-            raise ValueError("choose a source layer with a sliding result or cells (run Descriptors or Sliding)")
+            raise ValueError("choose a source: a sliding overlay, or the B columns after Descriptors")
         shapes = self.viewer.layers[self.wall_layer.currentText()]
-        line = line_in_image_px(shapes, layer, source)
+        line = line_in_image_px(shapes, layer, source, self.viewer)
         bin_width = self.bin_width.value() or None
+        name = layer.name
+
+        def done(profile):
+            self._profile_source = name
+            self._on_profile(profile)
+
         return self.jobs.run(
             wall_profile, source, line, effect=self.effect.currentText(), cause=self.cause.currentText(),
             bin_width=bin_width, n_bootstrap=self.n_bootstrap.value(), seed=self.seed.value(),
-            on_result=self._on_profile, label="wall profile",
+            on_result=done, label="wall profile",
         )
+
+    def clear_profile(self) -> None:
+        """Forget the measured profile: no fit text, no "Use fitted Lc", the plot without it."""
+        had = self.profile is not None or bool(self.fit_label.text())
+        self.profile = None
+        self._profile_source = None
+        self.fit_label.setText("")
+        self.use_fit_button.setEnabled(False)
+        if had:
+            self.redraw()
 
     def _on_profile(self, profile) -> None:
         self.profile = profile
         fit = profile.params
-        self.fit_label.setText(
-            f"{profile.effect} <- {profile.cause} ({profile.method}): Lc = {fit['Lc']:.3g} ± {fit['Lc_err']:.2g} px, "
-            f"A = {fit['amplitude']:.3g} ± {fit['amplitude_err']:.2g}, c = {fit['offset']:.3g}, "
-            f"wall at {fit['shift']:+.3g} px from the line; sign change: {'yes' if profile.sign_change else 'no'}"
-        )
-        self.use_fit_button.setEnabled(True)
+        problem = profile.fit_problem()
+        where = f"{profile.effect} <- {profile.cause} ({profile.method})"
+        if problem:
+            self.fit_label.setText(f"{where}: fit failed: {problem}. Draw the line across the wall, further into "
+                                   "both domains, or pick another coupling.")
+        else:
+            self.fit_label.setText(
+                f"{where}: Lc = {fit['Lc']:.3g} ± {fit['Lc_err']:.2g} px, A = {fit['amplitude']:.3g} ± "
+                f"{fit['amplitude_err']:.2g}, c = {fit['offset']:.3g}, wall at {fit['shift']:+.3g} px from the "
+                f"line; sign change: {'yes' if profile.sign_change else 'no'}"
+            )
+        self.fit_label.setStyleSheet("color: #E69F00" if problem else "")
+        self.use_fit_button.setEnabled(not problem)
         reach = float(profile.table["distance"].abs().max()) + profile.bin_width
-        if reach > self.extent.value():
+        if not problem and reach > self.extent.value():
             self.extent.setValue(reach)
         self.redraw()
 
     def use_fitted_lc(self) -> None:
-        """Set the theory ``Lc`` to the fitted wall width."""
-        if self.profile is not None and self.profile.params:
+        """Set the theory ``Lc`` to the fitted wall width (only a fit that did not fail)."""
+        if self.profile is not None and self.profile.params and not self.profile.fit_problem():
             self.Lc.setValue(self.profile.params["Lc"])

@@ -314,7 +314,8 @@ def warn_deterministic(found: Mapping, dropped, *, stacklevel: int = 3) -> None:
     """Emit the :class:`DeterministicDescriptorWarning` for the output of :func:`near_deterministic`."""
     listing = ", ".join(f"{n} (R^2 = {r:.4f})" for n, r in found.items())
     action = (f"left out: {', '.join(dropped)}" if dropped else
-              "pass drop_deterministic=True (or choose variables without them) to leave them out")
+              "leave them out (tick 'leave out deterministic descriptors'; drop_deterministic=True), or "
+              "choose variables without them")
     warnings.warn(
         f"Near-deterministic variables: {listing} are almost exact linear functions of the other variables, which "
         f"breaks LiNGAM's assumptions (their edges cannot be oriented); {action}.",
