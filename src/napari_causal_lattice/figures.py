@@ -38,6 +38,7 @@ __all__ = [
     "plot_image_columns",
     "plot_overlay",
     "plot_pca",
+    "plot_scan_jitter",
     "plot_sliding_grid",
     "robust_limits",
     "window_values",
@@ -728,6 +729,37 @@ def plot_pca(image, pca, pixel_size=None, *, style="paper", percentile: float = 
     return fig
 
 
+def plot_scan_jitter(scan, *, style="paper"):
+    """The scan-line jitter of one image: the shift of each scan line (px) with its 1-sigma band.
+
+    Parameters
+    ----------
+    scan : ScanDistortion
+        ``columns.scan`` from :func:`~napari_causal_lattice.columns.find_columns`.
+    style : str or FigureStyle
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    style = get_style(style)
+    fig = _figure((DOUBLE_COLUMN, 2.6))
+    ax = fig.subplots()
+    rows = np.arange(len(scan.shifts))
+    ax.fill_between(rows, scan.shifts - scan.sigma, scan.shifts + scan.sigma, color="0.82", lw=0, label="1 sigma")
+    ax.plot(rows, scan.shifts, lw=0.7, color="C0", label="shift along x of each scan line")
+    ax.set_xlabel("scan line (image row)", fontsize=_font(style))
+    ax.set_ylabel("shift (px)", fontsize=_font(style))
+    pm = "" if scan.rms_pm is None else f" = {scan.rms_pm:.1f} pm"
+    done = "corrected before the final fit" if scan.applied else "not corrected"
+    note = (scan.provenance or {}).get("note", "")
+    ax.set_title(f"line jitter {scan.rms_px:.3f} px{pm} rms, {done}" + (f"\n{note}" if note else ""),
+                 fontsize=_font(style), loc="left", wrap=True)
+    ax.legend(fontsize=_font(style, 0.9), loc="upper right")
+    ax.tick_params(labelsize=_font(style, 0.9))
+    return fig
+
+
 def edge_mask(lingam, min_probability: float = 0.5) -> np.ndarray:
     """(p, p) bool: the edges of a global result that pass the chosen confidence.
 
@@ -806,6 +838,8 @@ def _makers(results, image) -> dict:
     makers = {}
     if image is not None and results.columns is not None:
         makers["image_columns"] = lambda style: plot_image_columns(image, results.columns, ps, style=style)
+    if results.columns is not None and getattr(results.columns, "scan", None) is not None:
+        makers["scan_jitter"] = lambda style: plot_scan_jitter(results.columns.scan, style=style)
     if image is not None and results.cells is not None:
         makers["descriptor_maps"] = lambda style: plot_descriptor_maps(image, results.cells, style=style)
     if results.lingam is not None:
@@ -841,7 +875,7 @@ def figure_writers(results, image=None, *, formats=("png",), dpi: float = 150.0,
     Returns
     -------
     dict
-        ``"figures/<name>.<format>"`` -> ``write(path)``.  Names: image_columns, descriptor_maps,
+        ``"figures/<name>.<format>"`` -> ``write(path)``.  Names: image_columns, scan_jitter, descriptor_maps,
         causal_graph, sliding_grid, overlay_Px_Py, pca.
     """
     formats, dpi, style = check_figure_options(formats, dpi, style)

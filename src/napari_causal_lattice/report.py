@@ -35,6 +35,7 @@ def is_identity(effect: str, cause: str) -> bool:
 #: Order and captions of the figures of one image.
 _FIGURES = {
     "image_columns": "The image with the atom columns found (A: orange, B: blue).",
+    "scan_jitter": "The scan-line jitter estimated from the image: the shift of each scan line along x.",
     "descriptor_maps": "The 8 descriptors of every unit cell, on the image (robust colour limits).",
     "causal_graph": "Global causal graph and adjacency (edges passing the confidence only).",
     "sliding_grid": "Every element of the sliding-window adjacency on the image (paper Figs. 4, 6).",
@@ -234,6 +235,7 @@ def _image_section(anchor: str, item, results, folder: Path, root: Path, *, min_
                      f"{' Vector: ' + ', '.join(vectors) if vectors else ''}</figcaption></figure>")
         if fig == "causal_graph" and results.lingam is not None:
             parts.append(_edges_section(results.lingam, edge_mask(results.lingam, min_probability), min_probability))
+            parts.append(_instrument_section(results))
     parts.append(_provenance_section(results))
     return "\n".join(parts)
 
@@ -274,6 +276,30 @@ def _edges_section(lingam, mask, min_probability: float) -> str:
             "linked, direction not resolved by the bootstrap); <code>probability</code>: lingam's bootstrap "
             "probability, for comparison with the paper. The 95 % interval is the 2.5-97.5 percentile range of the bootstrap coefficient (zeros included). "
             "A standardised coefficient beyond &plusmn;3 marks collinear descriptors, not an effect size.</p>")
+
+
+def _instrument_section(results) -> str:
+    """Links the measurement itself produces: the edges the instrument null reproduces, or why none was run."""
+    title = "<h3>Links the measurement itself produces</h3>"
+    null = getattr(results, "null", None)
+    if null is None:
+        return (title + "<p>No instrument null was run: the edges above are tested against counting noise only, not "
+                "against what probe tails, scan jitter and shared corners produce in a crystal without physics. "
+                "Rerun with <code>--null-images 20</code> (Python: <code>instrument_null</code>).</p>")
+    lingam = results.lingam
+    instrument = getattr(lingam, "instrument", None)
+    labelled = [] if instrument is None else [f"{lingam.names[i]} <- {lingam.names[j]}"
+                                              for i, j in zip(*np.nonzero(instrument))]
+    rates = null.rates()
+    rates = rates[rates["rate"] > 0].head(12)
+    return (title + f"<p>{null.n_images} images re-rendered from this image's model with the physics removed (B "
+            "columns at their cells' centres on a smooth lattice, the measured intensities, noise and jitter "
+            "re-drawn) and measured the same way. An edge counts as significant only when it beats both the "
+            f"calibrated test and this null. Labelled <b>instrument</b> (the null reproduces them): "
+            f"{_esc(', '.join(labelled) or 'none')}.</p>"
+            + (f"<p>How often the null images' own fits call an edge significant:</p>"
+               f"{_table(rates, text_columns=('cause', 'effect'))}" if len(rates) else
+               "<p>No null image produced a significant edge.</p>"))
 
 
 def _provenance_section(results) -> str:
