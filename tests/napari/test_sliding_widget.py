@@ -201,11 +201,11 @@ def test_edge_decision_form_overlays_and_inspector(make_napari_viewer, qtbot, gr
     image, _ = add_source(viewer, grid)
     widget = SlidingWidget(viewer)
     qtbot.addWidget(widget)
-    assert widget.params.alpha.value == pytest.approx(0.01) and widget.params.fdr.value == "none"
+    assert widget.params.alpha.value == pytest.approx(0.01) and widget.params.fdr.value is None
     widget.window_spin.setValue(WINDOW)
     widget.boot_spin.setValue(4)
     widget.params.alpha.value = 0.02
-    widget.params.fdr.value = "BH"
+    widget.params.fdr.value = "bh"
     result = run(widget, qtbot)
     params = result.provenance["params"]
     assert params["alpha"] == pytest.approx(0.02) and params["fdr"] == "bh"

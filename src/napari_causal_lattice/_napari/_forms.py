@@ -12,12 +12,17 @@ import math
 
 from napari_causal_lattice.options import AnalysisOptions, StepOptions, form_fields
 
-__all__ = ["AUTO", "options_form", "form_options"]
+__all__ = ["AUTO", "FORM_LABELS", "option_widgets", "options_form", "form_options"]
 
 #: Spin-box value that reads "auto" for ``window`` (windows are at least 3 cells) and the optional counts.
 AUTO = {"window": 2}
-#: Display names of optional choices.
-_NONE_LABEL = "none"
+#: Short labels of the fields in the docks (the tooltips carry the options' full docs).
+FORM_LABELS = {"n_bootstrap": "Bootstraps", "seed": "Seed", "alpha": "Edge alpha", "fdr": "FDR control",
+               "min_direction": "Direction share", "drop_deterministic": "leave out deterministic descriptors",
+               "spatial": "spatially honest p-values", "standardize": "standardise", "eiv": "errors-in-variables",
+               "n_images": "Null images", "shuffle_intensities": "shuffle intensities"}
+#: How choices read in a form (the value stays the option's).
+_CHOICE_LABELS = {None: "none", "bh": "BH (Benjamini-Hochberg)", "by": "BY (Benjamini-Yekutieli)"}
 
 
 def _defaults(step: str) -> StepOptions:
@@ -25,13 +30,20 @@ def _defaults(step: str) -> StepOptions:
 
 
 def options_form(step: str, names=None, *, labels: dict | None = None):
-    """A magicgui Container with one field per option of ``step`` (``"columns"``, ``"cells"``, ``"lingam"``,
-    ``"sliding"``, ``"pca"``), defaults as in a whole analysis.
+    """A magicgui Container of :func:`option_widgets`."""
+    from magicgui.widgets import Container
+
+    return Container(widgets=option_widgets(step, names, labels=labels))
+
+
+def option_widgets(step: str, names=None, *, labels: dict | None = None) -> list:
+    """One magicgui widget per option of ``step`` (``"columns"``, ``"cells"``, ``"lingam"``, ``"sliding"``,
+    ``"pca"``, ``"null"``), defaults as in a whole analysis; ``names`` picks and orders them.
 
     ``window`` and optional whole numbers (``stride``, ``min_cells``) are spin boxes whose lowest value reads
     "auto"; optional choices (``fdr``) offer "none".  ``labels`` overrides a field's label.
     """
-    from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+    from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
 
     defaults = _defaults(step)
     cls = type(defaults)
@@ -46,7 +58,7 @@ def options_form(step: str, names=None, *, labels: dict | None = None):
             widget = CheckBox(value=bool(value), text=label, **{k: v for k, v in common.items() if k != "label"})
             widget.label = ""
         elif spec.kind == "choice":
-            choices = [(_NONE_LABEL if c is None else str(c), c) for c in entry["choices"]]
+            choices = [(_CHOICE_LABELS.get(c, str(c)), c) for c in entry["choices"]]
             widget = ComboBox(choices=choices, value=value, **common)
         elif spec.kind == "window" or (spec.kind == "int" and spec.optional):
             low = AUTO.get(name, int(spec.low or 0) - 1)
@@ -61,11 +73,12 @@ def options_form(step: str, names=None, *, labels: dict | None = None):
         else:
             widget = LineEdit(value="" if value is None else str(value), **common)
         widgets.append(widget)
-    return Container(widgets=widgets)
+    return widgets
 
 
 def form_options(step: str, form, **more) -> StepOptions:
-    """The validated options of ``step`` from ``form`` (a Container of :func:`options_form`) plus ``more``.
+    """The validated options of ``step`` from the widgets of ``form`` (those named after an option of the step;
+    a Container of :func:`options_form` or any container holding :func:`option_widgets`) plus ``more``.
 
     Raises
     ------
@@ -77,6 +90,8 @@ def form_options(step: str, form, **more) -> StepOptions:
     values = {}
     for widget in form:
         name = widget.name
+        if name not in specs:
+            continue
         spec = specs[name]
         value = widget.value
         if spec.kind == "window" or (spec.kind == "int" and spec.optional):

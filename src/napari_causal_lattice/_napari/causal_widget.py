@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from napari.layers import Points
-from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, Container, FloatSpinBox
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -44,15 +44,23 @@ from qtpy.QtWidgets import (
 
 from ..causal import DEFAULT_EXOGENOUS, DeterministicDescriptorWarning, fit_lingam
 from ..lattice import DESCRIPTORS
+from ..null import instrument_null
 from ..plotting import plot_adjacency, plot_causal_graph
 from ..provenance import jsonable
 from ._dock import DockWidget
-from ._edges import FDR_CHOICES, criterion_text, decision_fields
+from ._edges import criterion_text
+from ._forms import FORM_LABELS, form_options, option_widgets, options_form
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph
 from .layers import META_KEY
 
 _UNIT_HEADER = re.compile(r"^\s*(.+?)\s*\[(.*)\]\s*$")
+
+
+#: The CausalOptions in the dock's form (prior knowledge has its own boxes above it).
+CAUSAL_FORM = ("n_bootstrap", "seed", "alpha", "fdr", "min_direction", "drop_deterministic", "spatial", "eiv")
+#: Images of the instrument null the dock proposes.
+NULL_IMAGES = 20
 
 
 def _split_edges(text: str) -> list[str]:
@@ -103,6 +111,7 @@ class CausalWidget(DockWidget):
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
         self.result = None
+        self.null = None
         self._tables: dict[str, tuple[pd.DataFrame, dict]] = {}
         self._source_of_result: str | None = None
         self._shown: tuple | None = None  # (source, candidate columns) the check boxes were built for
@@ -146,21 +155,18 @@ class CausalWidget(DockWidget):
 
         # --- options: a magicgui form (typed, scriptable: ``widget.options.n_bootstrap.value = 50``); the Qt
         # widgets underneath stay reachable as attributes for scripts
+        # the fit's options are generated from CausalOptions (defaults of a whole analysis, as the CLI's); the
+        # last three only choose what is shown
         self.options = Container(widgets=[
-            SpinBox(name="n_bootstrap", label="Bootstrap resamples", min=0, max=100000, value=100,
-                    tooltip="Bootstrap resamples for edge probabilities and confidence intervals."),
-            SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0),
+            *option_widgets("lingam", CAUSAL_FORM, labels=FORM_LABELS),
             FloatSpinBox(name="min_probability", label="Min probability", min=0.0, max=1.0, step=0.05,
                          value=0.5, tooltip="Without 'significant edges only': edges with a lower bootstrap "
                                             "probability are not drawn, listed or exported."),
             CheckBox(name="in_units", text="physical units (e.g. pm per pm)",
                      tooltip="Off: standardised coefficients (std of effect per std of cause)."),
-            *decision_fields("the p(p-1) edges"),
             CheckBox(name="significant_only", text="significant edges only", value=True,
-                     tooltip="Draw and list only the edges that pass the calibrated test."),
-            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",
-                     value=False, tooltip="Leave out variables that the others predict almost exactly (R^2 > 0.999,"
-                                          " e.g. Vol = a b sin(alpha)); LiNGAM cannot orient their edges."),
+                     tooltip="Draw and list only the edges that pass the calibrated test (and the instrument "
+                             "null, once it is run)."),
         ])
         self.n_bootstrap = self.options.n_bootstrap.native
         self.seed = self.options.seed.native
@@ -175,6 +181,16 @@ class CausalWidget(DockWidget):
 
         self.run_button = QPushButton("Run causal discovery")
         self.run_button.clicked.connect(self.guarded(self.run))
+        # the instrument null: images re-rendered from the image's own model without the physics
+        self.null_form = options_form("null", ("n_images", "shuffle_intensities"), labels=FORM_LABELS)
+        self.null_form.n_images.value = NULL_IMAGES
+        self.null_button = QPushButton("Test against the instrument null")
+        self.null_button.setToolTip("Re-render the image without its physics (P = 0, no strain; the measured column "
+                                    "profile, intensities, noise and scan jitter) and measure it the same way: edges "
+                                    "the null reproduces are labelled 'instrument' and no longer count as "
+                                    "significant. Needs cells made in napari from a found image.")
+        self.null_button.clicked.connect(self.guarded(self.run_null))
+        self.null_button.setEnabled(False)
         self.jobs = JobPanel()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
@@ -222,6 +238,8 @@ class CausalWidget(DockWidget):
         layout.addWidget(prior_box)
         layout.addLayout(opts)
         layout.addWidget(self.run_button)
+        layout.addWidget(self.null_form.native)
+        layout.addWidget(self.null_button)
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
         layout.addWidget(self.deterministic_box)
@@ -285,6 +303,7 @@ class CausalWidget(DockWidget):
     def clear_result(self) -> None:
         """Forget the last fit (its cells layer is gone): no summary, plots, edge table or export."""
         self.result = None
+        self.null = None
         self._source_of_result = None
         self.summary.setText("")
         self.deterministic_box.setVisible(False)
@@ -293,7 +312,7 @@ class CausalWidget(DockWidget):
         self.edges_view.clear()
         self.edges_view.setRowCount(0)
         self.edges_view.setColumnCount(0)
-        for button in (self.export_csv_button, self.export_json_button):
+        for button in (self.export_csv_button, self.export_json_button, self.null_button):
             button.setEnabled(False)
 
     def current_table(self) -> tuple[pd.DataFrame, dict]:
@@ -397,17 +416,13 @@ class CausalWidget(DockWidget):
         self._source_of_result = self.source.currentData()
         self.deterministic_warnings = []
         self.deterministic_box.setVisible(False)
+        options = form_options("lingam", self.options, prior_knowledge=self.prior_knowledge(names))
         return self.jobs.run(
             fit_lingam,
             table[names],
-            names=names,
-            prior_knowledge=self.prior_knowledge(names),
-            n_bootstrap=self.n_bootstrap.value(),
-            seed=self.seed.value(),
+            variables=names,
             units=units,
-            alpha=self.options.alpha.value,
-            fdr=FDR_CHOICES[self.options.fdr.value],
-            drop_deterministic=self.options.drop_deterministic.value,
+            options=options,
             on_result=self._on_result,
             on_warning=self._on_warning,
             label="Causal discovery",
@@ -427,11 +442,52 @@ class CausalWidget(DockWidget):
         self.options.drop_deterministic.value = True
         return self.run()
 
+    def _null_inputs(self):
+        """(image plane, columns, cells) of the result's source layer, or None when it has no image model."""
+        source = self._source_of_result
+        if not (source and source.startswith("layer:") and source[6:] in self.viewer.layers):
+            return None
+        meta = self.viewer.layers[source[6:]].metadata.get(META_KEY) or {}
+        columns, cells, image = meta.get("columns"), meta.get("cells"), meta.get("image")
+        if columns is None or cells is None or image not in self.viewer.layers:
+            return None
+        plane = np.asarray(self.viewer.layers[image].data)
+        return (plane if plane.ndim == 2 else None), columns, cells
+
+    def run_null(self):
+        """Test the current result against the instrument null of its image (worker); returns the worker.
+
+        Raises
+        ------
+        ValueError
+            No result yet, or its cells do not come from columns found in napari on an image still open.
+        """
+        if self.result is None:
+            raise ValueError("Run the causal discovery first.")
+        inputs = self._null_inputs()
+        if inputs is None or inputs[0] is None:
+            raise ValueError("The instrument null needs the image and its columns: build the cells with the "
+                             "Atom columns and Descriptors docks on a 2D image that is still open.")
+        image, columns, cells = inputs
+        options = form_options("null", self.null_form)
+        if options.n_images < 5:
+            raise ValueError("The instrument null needs at least 5 images (20 is a good start).")
+        return self.jobs.run(
+            instrument_null, image, columns, cells, n_images=options.n_images, seed=self.seed.value(),
+            shuffle_intensities=options.shuffle_intensities, result=self.result,
+            on_result=self._on_null, label="Instrument null",
+        )
+
+    def _on_null(self, null) -> None:
+        self.null = null
+        self._on_result(null.apply(self.result))
+
     def _on_result(self, result) -> None:
         self.result = result
         self.redraw()
         for b in (self.export_csv_button, self.export_json_button):
             b.setEnabled(True)
+        self.null_button.setEnabled(self._null_inputs() is not None)
         source = self._source_of_result
         if source and source.startswith("layer:") and source[6:] in self.viewer.layers:
             layer = self.viewer.layers[source[6:]]
@@ -483,10 +539,16 @@ class CausalWidget(DockWidget):
             criterion = ("in the fit" + (f" with bootstrap probability \u2265 {min_p:.2f}" if res.probabilities
                                          is not None else "") + " (no significance filter)")
             note = ""
+        instrument = getattr(res, "instrument", None)
+        labelled = [] if instrument is None else [f"{res.names[i]} <- {res.names[j]}"
+                                                  for i, j in zip(*np.nonzero(instrument))]
         self.summary.setText(
             f"{res.n_samples} cells{dropped}; {res.n_bootstrap} resamples.\nCausal order: {order}\n"
             f"{int(shown.sum())} edges {criterion}{note}; graph and table show exactly these."
             + (f"\nLeft out as deterministic: {', '.join(left_out)}" if left_out else "")
+            + (f"\nInstrument null ({self.null.n_images} images): {len(labelled)} edges the measurement itself "
+               f"produces, not drawn: {', '.join(labelled) or 'none'}" if instrument is not None and self.null
+               is not None else "")
         )
         B = res.adjacency_in_units() if in_units else res.adjacency
         prob = res.probabilities

@@ -38,6 +38,7 @@ from scipy.spatial import cKDTree
 from ..columns import Columns, as_image, columns_from_positions, find_columns, refine_columns
 from ._combos import refill
 from ._dock import DockWidget
+from ._mpl import MplCanvas
 from ._jobs import JobPanel
 from .layers import META_KEY, is_map_layer, show_scale_bar
 
@@ -171,6 +172,21 @@ def refine_edits(plane, a_data, b_data, a_ref, b_ref, *, radius, pixel_size, int
     return out
 
 
+def _measurement_text(columns) -> str:
+    """What the measurement says about the instrument: the line jitter and the faint columns."""
+    parts = []
+    scan = getattr(columns, "scan", None)
+    if scan is not None:
+        pm = "" if scan.rms_pm is None else f" ({scan.rms_pm:.1f} pm)"
+        done = "corrected" if scan.applied else "not corrected"
+        note = (scan.provenance or {}).get("note")
+        parts.append(f"line jitter {scan.rms_px:.2f} px{pm} rms, {done}" + (f": {note}" if note else ""))
+    faint = getattr(columns, "faint", None)
+    if faint is not None and faint.any():
+        parts.append(f"{int(faint.sum())} faint columns (barely above the noise; their cells are flagged)")
+    return "".join(f"; {p}" for p in parts)
+
+
 class ColumnsWidget(DockWidget):
     """Find A and B atom columns on an image layer; refine hand-edited points.
 
@@ -234,6 +250,10 @@ class ColumnsWidget(DockWidget):
         self.jobs = JobPanel(self)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        # the scan-line jitter find_columns estimated: shift of each scan line (shown after a Find)
+        self.jitter_plot = MplCanvas(figsize=(4.0, 1.8), toolbar=False, theme=lambda: self.viewer.theme,
+                                     min_height=150)
+        self.jitter_plot.setVisible(False)
 
         layout = self.body_layout
         layout.addLayout(form)
@@ -242,6 +262,7 @@ class ColumnsWidget(DockWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
+        layout.addWidget(self.jitter_plot)
         layout.addStretch(1)
 
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
@@ -356,8 +377,26 @@ class ColumnsWidget(DockWidget):
         self.summary.setText(
             f"{len(columns.a)} A and {len(columns.b)} B columns; lattice {s1:.1f} x {s2:.1f} {unit}, "
             f"angle {columns.lattice.angle:.1f} deg; projection {columns.motif.name}; "
-            f"median fit quality {np.median(columns.quality):.2f}"
+            f"median fit quality {np.median(columns.quality):.2f}" + _measurement_text(columns)
         )
+        self._show_jitter(columns.scan)
+
+    def _show_jitter(self, scan) -> None:
+        """Plot the shift of each scan line (hidden when the columns carry no estimate)."""
+        self.jitter_plot.setVisible(scan is not None)
+        if scan is None:
+            return
+
+        def draw(figure):
+            ax = figure.subplots()
+            rows = np.arange(len(scan.shifts))
+            ax.fill_between(rows, scan.shifts - scan.sigma, scan.shifts + scan.sigma, color="0.5", alpha=0.4, lw=0)
+            ax.plot(rows, scan.shifts, lw=0.7)
+            ax.set_xlabel("scan line", fontsize=7)
+            ax.set_ylabel("shift (px)", fontsize=7)
+            ax.tick_params(labelsize=7)
+
+        self.jitter_plot.plot(draw)
 
     # ----------------------------------------------------------------- Refine / Undo
     def _check_made_layers(self) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from napari.layers import Image, Points
-from magicgui.widgets import CheckBox, Container, SpinBox
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,7 +55,8 @@ from ..plotting import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
-from ._edges import FDR_CHOICES, LINK_COLORS, criterion_text, decision_fields, link_legend_html, link_names
+from ._edges import LINK_COLORS, criterion_text, link_legend_html, link_names
+from ._forms import FORM_LABELS, form_options, options_form
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import (
@@ -78,6 +78,8 @@ KIND_PROBABILITY = "probability"
 KIND_SIGNIFICANT = "significant only"
 KIND_LINK = "link type"
 OVERLAY_KINDS = (KIND_COEFFICIENT, KIND_PROBABILITY, KIND_SIGNIFICANT, KIND_LINK)
+#: The SlidingOptions in the dock's form (window and stride have their own "auto" spin boxes beside it).
+SLIDING_FORM = ("n_bootstrap", "seed", "alpha", "fdr", "min_direction", "drop_deterministic", "spatial")
 #: Value of the window spin box that reads "auto" (windows are at least 3 cells).
 AUTO_WINDOW = 2
 
@@ -197,16 +199,8 @@ class SlidingWidget(DockWidget):
         track_user_picks(self.source_combo, self.image_combo)
         # the numeric parameters: a magicgui form (typed, scriptable: ``widget.params.window.value = 12``); the Qt
         # spin boxes underneath stay reachable as attributes for scripts
-        self.params = Container(widgets=[
-            SpinBox(name="n_bootstrap", label="Bootstraps", min=0, max=10000, value=100,
-                    tooltip="Bootstrap resamples per window (0: no probabilities); 100 as in the command line"),
-            SpinBox(name="seed", label="Seed", min=0, max=2**31 - 1, value=0,
-                    tooltip="Seed of the bootstrap resampling (same seed, same maps)"),
-            *decision_fields("all windows and edges"),
-            CheckBox(name="drop_deterministic", text="leave out deterministic descriptors",
-                     value=False, tooltip="Leave out variables that the others predict almost exactly (e.g. Vol = "
-                                          "a b sin(alpha), R^2 > 0.999); LiNGAM cannot orient their edges"),
-        ])
+        # generated from SlidingOptions, with the defaults of a whole analysis (the CLI's): one definition
+        self.params = options_form("sliding", SLIDING_FORM, labels=FORM_LABELS)
         # window and stride: Qt spin boxes whose lowest value reads "auto" (the command line's defaults)
         self.window_spin = self._spin(AUTO_WINDOW, 10000, AUTO_WINDOW,
                                       "Window side in unit cells; auto chooses it from the cell grid, as the "
@@ -419,19 +413,14 @@ class SlidingWidget(DockWidget):
             result, regions = out
             return self._on_result(result, image_layer, None if regions is None else (cells, regions))
 
+        options = form_options("sliding", self.params, window=window, stride=stride)
         return self.jobs.run(
             sliding_job,
             cells,
             raster=raster,
             image_shape=shape,
-            window=window,
-            stride=stride,
-            n_bootstrap=self.boot_spin.value(),
-            seed=self.seed_spin.value(),
             lattice=lattice,
-            alpha=self.params.alpha.value,
-            fdr=FDR_CHOICES[self.params.fdr.value],
-            drop_deterministic=self.params.drop_deterministic.value,
+            options=options,
             on_result=done,
             on_warning=self.warnings.append,
             label="Sliding LiNGAM",
