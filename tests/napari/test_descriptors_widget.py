@@ -190,3 +190,36 @@ def test_scatter_and_image_selection_are_linked(make_napari_viewer, qtbot, sampl
     assert widget.cells is None and widget.summary.text() == "" and widget.arrow_legend.text() == ""
     assert not widget.export_button.isEnabled() and not widget.arrows_check.isEnabled()
     assert not widget.arrows_check.isChecked() and not widget.scatter.canvas.figure.axes
+
+
+def test_mean_p_against_a_reference_drawn_on_a_shapes_layer(make_napari_viewer, qtbot):
+    """Absolute P needs a reference: a rectangle on a Shapes layer (world coordinates, in pm) picks the cells whose
+    mean P is subtracted; the dock states both numbers with their uncertainty."""
+    from napari_causal_lattice import find_columns
+    from napari_causal_lattice.synthetic import NON_POLAR, synthetic_perovskite
+
+    from test_responsive import _ok
+
+    sample = synthetic_perovskite(seed=2, shape_cells=(10, 10), **NON_POLAR)
+    columns = find_columns(sample.image, pixel_size=sample.pixel_size)
+    viewer = make_napari_viewer()
+    ps = sample.pixel_size
+    image = viewer.add_image(sample.image, name="scan", scale=(ps, ps), units="pm")
+    meta = {"napari_causal_lattice": {"columns": columns, "image": "scan"}}
+    viewer.add_points(columns.positions[columns.a], name="A columns", scale=(ps, ps), metadata=meta)
+    viewer.add_points(columns.positions[columns.b], name="B columns", scale=(ps, ps), metadata=meta)
+    widget = DescriptorsWidget(viewer)
+    qtbot.addWidget(widget)
+    assert not widget.mean_p_button.isEnabled()
+    widget.build_button.click()
+    qtbot.waitUntil(lambda: _ok(widget) and widget.cells is not None, timeout=120000)
+    widget.mean_p_button.click()
+    qtbot.waitUntil(lambda: _ok(widget) and bool(widget.mean_p_text.text()), timeout=120000)
+    assert "no reference" in widget.mean_p_text.text()
+    h, w = sample.image.shape
+    viewer.add_shapes([np.array([[0, 0], [0, w / 2], [h, w / 2], [h, 0]]) * ps], name="substrate")
+    widget.reference_combo.setCurrentText("substrate")
+    mask = widget.reference_mask()
+    assert mask.shape == image.data.shape and 0.4 < mask.mean() < 0.6
+    widget.mean_p_button.click()
+    qtbot.waitUntil(lambda: _ok(widget) and "referenced to substrate" in widget.mean_p_text.text(), timeout=120000)

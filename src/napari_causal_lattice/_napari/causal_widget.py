@@ -417,9 +417,10 @@ class CausalWidget(DockWidget):
         self.deterministic_warnings = []
         self.deterministic_box.setVisible(False)
         options = form_options("lingam", self.options, prior_knowledge=self.prior_knowledge(names))
+        grid = [c for c in ("i", "j") if c in table.columns and c not in names]  # spatially honest p-values
         return self.jobs.run(
             fit_lingam,
-            table[names],
+            table[names + grid],
             variables=names,
             units=units,
             options=options,

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from napari.layers import Image, Points, Vectors
+from napari.layers import Image, Points, Shapes, Vectors
 from napari.utils.notifications import show_info
+from skimage.draw import polygon2mask
 from qtpy.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -48,6 +49,7 @@ from .layers import (
     add_map_layer,
     cell_map_tuple,
     image_data_to_world,
+    image_shape,
     is_map_layer,
     is_truth_layer,
     markers_check,
@@ -83,6 +85,28 @@ def _positions_in_image_px(points, image) -> np.ndarray:
     return (homog @ to_image.T)[:, :2]
 
 
+#: Reference choice meaning "no reference region".
+NO_REFERENCE = "(none)"
+
+
+def mean_p_job(cells, image, columns, *, reference=None, progress=None, cancel=None):
+    """:func:`~napari_causal_lattice.cells.mean_polarization` of ``cells`` with the default fit-model variants (a
+    worker's job: the variants re-measure the columns on ``image``)."""
+    from ..cells import mean_polarization
+
+    return mean_polarization(cells, image=image, columns=columns, reference=reference)
+
+
+def _unchanged(found, a_positions, b_positions) -> bool:
+    """True when the A and B points are exactly the columns ``found`` (none added, moved or deleted)."""
+    if found is None:
+        return False
+    a, b = np.asarray(a_positions, dtype=float), np.asarray(b_positions, dtype=float)
+    a_found, b_found = found.positions[found.a], found.positions[found.b]
+    return (a.shape == a_found.shape and b.shape == b_found.shape and np.allclose(a, a_found, rtol=0, atol=1e-9)
+            and np.allclose(b, b_found, rtol=0, atol=1e-9))
+
+
 def compute_cells(
     image,
     a_positions,
@@ -92,10 +116,16 @@ def compute_cells(
     frame="lattice",
     radius=None,
     intensity="gaussian",
+    found=None,
     progress=None,
     cancel=None,
 ):
     """Columns at the given positions (intensities re-measured on ``image``) and their cells.
+
+    When the positions are exactly the columns ``found`` (the Points layers as Find made them), those columns are
+    used as they are (with their profile fit, scan-jitter estimate and faint flags), so the dock gives the same
+    cells as :func:`~napari_causal_lattice.pipeline.run_pipeline`; points added, moved or deleted by hand are
+    re-measured (:func:`~napari_causal_lattice.columns.columns_from_positions`).
 
     Parameters
     ----------
@@ -111,6 +141,8 @@ def compute_cells(
         Fit-patch radius in px (the one ``find_columns`` used, so intensities mean the same).
     intensity : {"gaussian", "disk"}
         How column intensities are measured.
+    found : Columns, optional
+        The columns Find made (the Points layers' metadata).
 
     Returns
     -------
@@ -126,9 +158,12 @@ def compute_cells(
 
     # Columns record a single (square) pixel size; a (sy, sx) pair goes to build_cells only
     square = None if pixel_size is None or np.ndim(pixel_size) else float(pixel_size)
-    columns = columns_from_positions(
-        image, a_positions, b_positions, pixel_size=square, radius=radius, intensity=intensity
-    )
+    if _unchanged(found, a_positions, b_positions) and (square is None or square == found.pixel_size):
+        columns = found  # the points are those Find made: the same columns as a script or `analyze` gets
+    else:
+        columns = columns_from_positions(
+            image, a_positions, b_positions, pixel_size=square, radius=radius, intensity=intensity
+        )
     cells = build_cells(columns, pixel_size=pixel_size, frame=frame, progress=progress, cancel=cancel)
     b_pos = columns.positions[cells.b_index]
     _, b_rows = cKDTree(np.asarray(b_positions, dtype=float)).query(b_pos)
@@ -244,6 +279,21 @@ class DescriptorsWidget(DockWidget):
         self.markers = markers_check(self.viewer)
         self.export_button = QPushButton("Export CSV...")
         self.export_button.clicked.connect(self.guarded(self.export_csv))
+        # absolute polarization: the mean P, against a reference region of known P drawn on a Shapes layer
+        self.reference_combo = QComboBox()
+        self.reference_combo.setToolTip("A Shapes layer drawn over cells of known polarization (a substrate, a "
+                                        "centrosymmetric region): its mean P is subtracted (tilt and probe "
+                                        "asymmetry shift all B columns alike)")
+        self.mean_p_button = QPushButton("Mean P")
+        self.mean_p_button.setToolTip("Mean polarization of the unflagged cells with its statistical and "
+                                      "fit-model uncertainty, referenced to the region when one is chosen")
+        self.mean_p_button.clicked.connect(self.guarded(self.run_mean_p))
+        self.mean_p_text = QLabel("")
+        self.mean_p_text.setWordWrap(True)
+        reference = QFormLayout()
+        reference.addRow("Reference region", self.reference_combo)
+        reference.addRow(self.mean_p_button)
+        reference.addRow(self.mean_p_text)
         arrows = QFormLayout()
         arrows.addRow(self.arrows_check, self.arrow_colour)
         arrows.addRow("Arrow length x", self.length_spin)
@@ -257,6 +307,7 @@ class DescriptorsWidget(DockWidget):
         layout.addWidget(self.jobs)
         layout.addWidget(self.summary)
         layout.addLayout(arrows)
+        layout.addLayout(reference)
         layout.addWidget(self.export_button)
         self.scatter = CellScatter(lambda: self.viewer.theme)
         self.scatter.setCheckable(True)
@@ -296,6 +347,8 @@ class DescriptorsWidget(DockWidget):
         candidates = [layer for layer in layers if isinstance(layer, Points) and not is_truth_layer(layer)]
         refill(self.a_combo, points, newest_matching(candidates, "A columns"), auto_first=False)
         refill(self.b_combo, points, newest_matching(candidates, "B columns"), auto_first=False)
+        refill(self.reference_combo, [NO_REFERENCE] + [layer.name for layer in layers if isinstance(layer, Shapes)],
+               NO_REFERENCE)
         meta = plugin_meta(self.viewer, self.a_combo.currentText())
         refill(self.image_combo, images, meta.get("image") if meta.get("image") in images else None)
         self._update_pixel_size(self.image_combo.currentText())
@@ -311,6 +364,41 @@ class DescriptorsWidget(DockWidget):
         else:
             self.scatter.set_cells(self.cells, built["b"], built["result"]["b_rows"])
 
+    def reference_mask(self):
+        """(H, W) bool mask of the chosen reference Shapes layer on the built image (None: no reference)."""
+        name = self.reference_combo.currentText()
+        if not name or name == NO_REFERENCE or name not in self.viewer.layers:
+            return None
+        shapes, image_layer = self.viewer.layers[name], self._built["image"]
+        shape = image_shape(image_layer)
+        mask = np.zeros(shape, dtype=bool)
+        for vertices in shapes.data:
+            world = [shapes.data_to_world(v) for v in np.asarray(vertices)]
+            px = np.array([image_layer.world_to_data(v)[-2:] for v in world])
+            mask |= polygon2mask(shape, px)
+        if not mask.any():
+            raise ValueError(f"the shapes of {name!r} do not cover the image; draw the reference over cells")
+        return mask
+
+    def run_mean_p(self):
+        """The mean P of the built cells (worker: the fit-model variants re-measure the columns)."""
+        if self._built is None:
+            raise ValueError("Build the cells first.")
+        result, image_layer = self._built["result"], self._built["image"]
+        mask = self.reference_mask()
+        image = np.asarray(image_layer.data[0] if image_layer.multiscale else image_layer.data, dtype=float)
+        return self.jobs.run(mean_p_job, self.cells, image, result["columns"], reference=mask,
+                             on_result=self._show_mean_p, label="Mean P")
+
+    def _show_mean_p(self, mean) -> None:
+        unit = self.cells.units.get("Px", "")
+        ref = (f"referenced to {self.reference_combo.currentText()} ({mean.n_reference} cells)" if mean.n_reference
+               else "no reference: an absolute P needs one (tilt and probe asymmetry give a uniform offset)")
+        self.mean_p_text.setText(
+            f"mean P = ({mean.mean[0]:+.2f}, {mean.mean[1]:+.2f}) \u00b1 ({mean.sigma[0]:.2f}, {mean.sigma[1]:.2f}) "
+            f"{unit} over {mean.n_cells} cells (statistical and fit-model, {len(mean.variants)} variants); {ref}"
+            + (f". {mean.note}" if mean.note else ""))
+
     def clear(self) -> None:
         """Forget the last build (its image or B columns layer is gone): no cells, no summary, no arrows."""
         self.scatter.set_cells(None, None, None)
@@ -319,6 +407,7 @@ class DescriptorsWidget(DockWidget):
         self.map_layers = {}
         self.vectors_layer = None
         self.summary.setText("")
+        self.mean_p_text.setText("")
         self.arrow_legend.setText("")
         self.arrows_check.blockSignals(True)
         self.arrows_check.setChecked(False)
@@ -328,7 +417,8 @@ class DescriptorsWidget(DockWidget):
         has_inputs = all(combo.currentText() for combo in (self.image_combo, self.a_combo, self.b_combo))
         self.build_button.setEnabled(has_inputs)
         built = self.cells is not None
-        for control in (self.export_button, self.arrows_check, self.arrow_colour, self.length_spin):
+        for control in (self.export_button, self.arrows_check, self.arrow_colour, self.length_spin,
+                        self.mean_p_button):
             control.setEnabled(built)
 
     def _update_pixel_size(self, name: str) -> None:
@@ -387,7 +477,7 @@ class DescriptorsWidget(DockWidget):
 
         return self.jobs.run(
             compute_cells, image, a_pos, b_pos, pixel_size=pixel_size, frame=frame,
-            radius=params.get("radius"), intensity=params.get("intensity", "gaussian"), on_result=done,
+            radius=params.get("radius"), intensity=params.get("intensity", "gaussian"), found=found, on_result=done,
             label="Build cells",
         )
 
