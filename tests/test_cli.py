@@ -199,6 +199,10 @@ class _Computed(BaseException):
     """Raised by a trap; not an Exception, so the batch's per-image ``except Exception`` cannot swallow it."""
 
 
+def _analyze(image, out, options, *extra):
+    return main(["analyze", str(image), "--out", str(out), *options, *extra])
+
+
 def test_read_only_and_occupied_out_are_caught_before_computing(scans, tmp_path, monkeypatch, capsys):
     from napari_causal_lattice import pipeline
 

@@ -287,14 +287,16 @@ def test_global_graph_uses_the_calibrated_decision_and_states_it(analysis):
 def test_figure_files_in_every_format(analysis, tmp_path):
     res, image = analysis
     writers = figure_writers(res, image, formats=("png", "svg", "pdf"), dpi=40, style="greyscale")
-    names = {"image_columns", "descriptor_maps", "causal_graph", "sliding_grid", "overlay_Px_Py", "pca"}
+    names = {"image_columns", "scan_jitter", "descriptor_maps", "causal_graph", "sliding_grid", "overlay_Px_Py",
+             "pca"}
     assert set(writers) == {f"figures/{n}.{f}" for n in names for f in ("png", "svg", "pdf")}
     for rel in ("figures/overlay_Px_Py.png", "figures/overlay_Px_Py.svg", "figures/overlay_Px_Py.pdf"):
         writers[rel](tmp_path / rel.split("/")[1])
     assert (tmp_path / "overlay_Px_Py.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "overlay_Px_Py.pdf").read_bytes()[:4] == b"%PDF"
     assert b"<svg" in (tmp_path / "overlay_Px_Py.svg").read_bytes()[:500]
-    assert set(figure_writers(res, None)) == {"figures/causal_graph.png"}, "maps need the image"
+    assert set(figure_writers(res, None)) == {"figures/causal_graph.png", "figures/scan_jitter.png"}, \
+        "maps need the image"
     fig = plot_overlay(image, res.sliding, PIXEL, style="greyscale")
     assert map_axes(fig)[0].images[1].get_cmap().name == "cividis"
     assert colorbar_labels(fig) == ["Px <- Py (pm/pm)"]

@@ -66,7 +66,7 @@ def test_results_folder_round_trips_with_provenance_and_figures(results):
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert names == ["arrays.npz", "cells.csv", "columns.csv", "figures/causal_graph.png",
                      "figures/descriptor_maps.png", "figures/image_columns.png", "figures/overlay_Px_Py.png",
-                     "figures/pca.png", "figures/sliding_grid.png", "manifest.json"]
+                     "figures/pca.png", "figures/scan_jitter.png", "figures/sliding_grid.png", "manifest.json"]
     for png in out.glob("figures/*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     cells_csv = pd.read_csv(out / "cells.csv")
@@ -101,9 +101,10 @@ def test_steps_record_flags_window_and_one_deterministic_note(results):
     saved = load_results(out).steps
     assert saved["cells"]["flags"] == res.steps["cells"]["flags"] and saved["sliding"]["window"] == WINDOW
     line = step_summary(res.steps)
-    assert line.startswith(f"{len(res.columns.positions)} columns; {len(res.cells.table)} cells; window {WINDOW} "
-                           f"cells; {sum(res.cells.flag_counts().values())} flagged cells")
-    assert step_warnings(res.steps)[0].startswith("Near-deterministic")
+    assert line.startswith(f"{len(res.columns.positions)} columns; {len(res.cells.table)} cells; line jitter ")
+    for part in (f"window {WINDOW} cells", "mean P (", f"{sum(res.cells.flag_counts().values())} flagged cells"):
+        assert part in line, (part, line)
+    assert sum(w.startswith("Near-deterministic") for w in step_warnings(res.steps)) == 1
     assert saved["lingam"]["warnings"] == step_warnings(res.steps)
 
 

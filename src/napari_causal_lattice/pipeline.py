@@ -310,9 +310,10 @@ def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgr
     steps: dict = {}
     noted: set = set()
     for name, needs in STEPS.items():
-        if name == "null" and options.null.n_images == 0:
-            continue  # no instrument null asked for
         stages.start(name)
+        if name == "null" and options.null.n_images == 0:  # no instrument null asked for: not a step of this run
+            stages.finish()
+            continue
         missing = [n for n in needs if n not in objects]
         if missing:
             steps[name] = {"status": "skipped", "reason": f"needs {missing[0]}, which {steps[missing[0]]['status']}"}
