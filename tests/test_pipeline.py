@@ -105,7 +105,8 @@ def test_steps_record_flags_window_and_one_deterministic_note(results):
     for part in (f"window {WINDOW} cells", "mean P (", f"{sum(res.cells.flag_counts().values())} flagged cells"):
         assert part in line, (part, line)
     assert sum(w.startswith("Near-deterministic") for w in step_warnings(res.steps)) == 1
-    assert saved["lingam"]["warnings"] == step_warnings(res.steps)
+    recorded = [w for step in saved.values() if isinstance(step, dict) for w in step.get("warnings", [])]
+    assert sorted(set(recorded)) == sorted(step_warnings(res.steps))  # every warning saved with its step
 
 
 def test_drop_deterministic_leaves_vol_out_of_both_fits(sample):
