@@ -10,13 +10,9 @@ processes (the first call of each process, cold, and the best of three warm call
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _revision import REPO, other_revision, run_child
 
 _CHILD = r"""
 import json, sys, time, warnings
@@ -32,31 +28,16 @@ print(json.dumps({"cold": times[0], "warm": min(times[1:])}))
 """
 
 
-def _time(src: Path) -> dict:
-    code = f"import sys; sys.path.insert(0, {str(src)!r}); exec(sys.stdin.read())"
-    done = subprocess.run([sys.executable, "-c", code], input=_CHILD, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the run in {src} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both versions")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        other = Path(tmp) / "other"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(other), args.against],
-                       check=True, capture_output=True)
-        try:
-            ours, theirs = [], []
-            for _ in range(args.rounds):
-                theirs.append(_time(other / "src"))
-                ours.append(_time(REPO / "src"))
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(other)], check=False,
-                           capture_output=True)
+    ours, theirs = [], []
+    with other_revision(args.against) as src:
+        for _ in range(args.rounds):
+            theirs.append(run_child(src, _CHILD))
+            ours.append(run_child(REPO / "src", _CHILD))
     for kind in ("cold", "warm"):
         now, then = min(t[kind] for t in ours), min(t[kind] for t in theirs)
         print(f"find_columns, default sample, {kind}: {now:.2f} s now, {then:.2f} s at {args.against}: "

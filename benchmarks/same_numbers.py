@@ -13,13 +13,10 @@ The other revision is checked out into a temporary git worktree, and imported fr
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _revision import REPO, other_revision, run_child
+
 PTO = REPO.parent / "shared" / "data" / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy"
 
 # Runs inside the child process with the package of one revision first on sys.path.  Only public names that
@@ -71,30 +68,14 @@ print(json.dumps(report))
 """
 
 
-def _run(src: Path) -> dict:
-    env_path = str(src)
-    code = f"import sys; sys.path.insert(0, {env_path!r}); " + "exec(sys.stdin.read())"
-    done = subprocess.run([sys.executable, "-c", code, str(PTO) if PTO.exists() else ""], input=_CHILD,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the run in {src} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="git revision to compare with (e.g. a commit hash)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        other = Path(tmp) / "other"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(other), args.against],
-                       check=True, capture_output=True)
-        try:
-            theirs = _run(other / "src")
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(other)], check=False,
-                           capture_output=True)
-    ours = _run(REPO / "src")
+    pto = str(PTO) if PTO.exists() else ""
+    with other_revision(args.against) as src:
+        theirs = run_child(src, _CHILD, pto)
+    ours = run_child(REPO / "src", _CHILD, pto)
     import numpy as np
 
     different = 0

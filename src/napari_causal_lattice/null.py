@@ -49,7 +49,6 @@ import dataclasses
 import math
 import os
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -59,8 +58,8 @@ from scipy import stats
 
 from .causal.confidence import DEFAULT_ALPHA, fdr_adjust
 from .causal.fit import DeterministicDescriptorWarning
+from .executors import run_units
 from .lattice import DESCRIPTORS
-from .progress import report
 from .provenance import jsonable, make_provenance
 
 __all__ = ["InstrumentNull", "InstrumentModel", "estimate_instrument", "instrument_null", "render_columns",
@@ -964,47 +963,18 @@ def _cells_options(cells) -> dict:
 
 
 def _run_jobs(job: _Job, seeds: list, *, executor, workers: int, progress, cancel) -> list:
-    """Run every null image (here in order, on ``workers`` local threads, or on ``executor``, at most
-    ``workers`` in flight with a local pool); results in seed order, identical in every case."""
+    """Run every null image (here in order, on ``workers`` local threads, or on ``executor``); results in seed
+    order, identical in every case."""
+    out = [None] * len(seeds)
+
+    def store(k, result) -> int:
+        out[k] = result
+        return 1
+
     with warnings.catch_warnings():  # the observed fit warned already (Vol = a b sin alpha); once, not K times
         warnings.simplefilter("ignore", DeterministicDescriptorWarning)
-        return _run_jobs_quietly(job, seeds, executor=executor, workers=workers, progress=progress, cancel=cancel)
-
-
-def _run_jobs_quietly(job: _Job, seeds: list, *, executor, workers: int, progress, cancel) -> list:
-    from .sliding import _as_executor
-
-    total = len(seeds)
-    out = [None] * total
-    report(progress, 0, total, cancel)
-    executor = _as_executor(executor)
-    if executor is None and workers == 1:
-        for k in range(total):
-            out[k] = _null_one(job, seeds[k])
-            report(progress, k + 1, total, cancel)
-        return out
-    own = executor is None
-    pool = ThreadPoolExecutor(max_workers=min(workers, total)) if own else executor
-    queue = iter(range(total))
-    limit = min(workers, total) if own else total
-    pending: dict = {}
-    done = 0
-    try:
-        while True:
-            while len(pending) < limit and (k := next(queue, None)) is not None:
-                pending[pool.submit(_null_one, job, seeds[k])] = k
-            if not pending:
-                break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                out[pending.pop(future)] = future.result()
-                done += 1
-            report(progress, done, total, cancel)
-    finally:
-        for future in pending:
-            future.cancel()
-        if own:
-            pool.shutdown(wait=True, cancel_futures=True)
+        run_units(range(len(seeds)), lambda k: (_null_one, (job, seeds[k]), {}), store, total=len(seeds),
+                  workers=min(workers, len(seeds)), executor=executor, progress=progress, cancel=cancel)
     return out
 
 

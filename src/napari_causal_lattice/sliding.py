@@ -11,7 +11,6 @@ in fixed-size chunks (:func:`fit_chunk`) spread over a local thread pool or any
 from __future__ import annotations
 
 import os
-from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +29,7 @@ from .causal.confidence import (
 from .causal.fit import near_deterministic, warn_deterministic
 from .causal.methods import resolve_method
 from .causal.prior import resolve_prior
+from .executors import as_executor, run_units
 from .lattice import DESCRIPTORS, Lattice
 from .options import SlidingOptions, check_seed, takes_options
 from .progress import report
@@ -643,7 +643,7 @@ def sliding_lingam(
                    variables=variables, workers=workers, lattice=lattice, drop_deterministic=drop_deterministic)
     names, window, stride, n_bootstrap, min_cells = (setup[k] for k in
                                                      ("names", "window", "stride", "n_bootstrap", "min_cells"))
-    executor = _as_executor(executor)
+    executor = as_executor(executor)
     method = resolve_method(backend)
     prior, prior_label = resolve_prior(prior_knowledge, names)
     plan = _plan_windows(table, names, window=window, stride=stride, min_cells=min_cells, standardize=standardize)
@@ -829,18 +829,6 @@ def fit_chunk(data, counts, flat_index, first: int, stop: int, *, n_bootstrap: i
     return resolve_method(method).fit_batch(X, mask, prior, workers=1)
 
 
-def _as_executor(executor):
-    """A concurrent.futures-style executor from ``executor`` (a distributed.Client becomes its executor)."""
-    if executor is None or isinstance(executor, Executor):
-        return executor
-    if callable(getattr(executor, "get_executor", None)):  # distributed.Client
-        return executor.get_executor(pure=False)
-    raise TypeError(
-        f"executor must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor(), or "
-        f"distributed.Client(address).get_executor()) or a distributed.Client, got {type(executor).__name__}"
-    )
-
-
 def _run_fits(plan: _WindowPlan, n_bootstrap: int, entropy: int, prior, *, method, workers: int, executor,
               in_flight, progress, cancel):
     """Fit every (window, resample) pair of ``plan`` through :func:`fit_chunk`, in fixed chunks.
@@ -874,13 +862,9 @@ def _run_fits(plan: _WindowPlan, n_bootstrap: int, entropy: int, prior, *, metho
         return len(o)
 
     options = {"n_bootstrap": n_bootstrap, "entropy": entropy, "prior": prior, "method": method}
-    done = 0
-    report(progress, done, total, cancel)
-    if executor is None and (workers == 1 or len(starts) == 1):
-        for start in starts:
-            done += store(start, fit_chunk(*arguments(start), **options))
-            report(progress, done, total, cancel)
-        return orders, adjacency
+    run_units(starts, lambda start: (fit_chunk, arguments(start), options), store, total=total, workers=workers,
+              executor=executor, in_flight=in_flight, progress=progress, cancel=cancel)
+    return orders, adjacency
     own = executor is None
     pool = ThreadPoolExecutor(max_workers=min(workers, len(starts))) if own else executor
     limit = len(starts) if own or in_flight is None else in_flight
