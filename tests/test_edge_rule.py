@@ -60,18 +60,15 @@ def _counted(n_ab: int, n_ba: int, n_boot: int = 100, **options) -> int:
     return int(link_type(edge_decision(p_values, prob, **options), 0, 1))
 
 
-@pytest.mark.xfail(strict=True, reason="bug in edge_decision: 1 - min_direction is rounded (1 - 0.9 = "
-                   "0.09999999999999998 < 10/100), so 90 of 100 resamples one way is marked 'both' although the "
-                   "docstring says share >= min_direction states the direction")
 def test_a_share_exactly_at_min_direction_states_the_direction_for_any_min_direction():
-    assert _counted(75, 25, min_direction=0.75) == A_FROM_B  # passes today: 1 - 0.75 is exact
+    """90 of 100 resamples at min_direction 0.9 state the direction, although 1 - 0.9 rounds below 0.1."""
+    assert _counted(75, 25, min_direction=0.75) == A_FROM_B
     assert _counted(90, 10, min_direction=0.9) == A_FROM_B
     assert _counted(80, 20, min_direction=0.8) == A_FROM_B
 
 
-@pytest.mark.xfail(strict=True, reason="bug in edge_decision: with min_direction=0.5 an exact tie passes neither "
-                   "'share > 0.5' test, so a linked pair is dropped (link type 'none') instead of marked 'both'")
 def test_a_linked_pair_is_never_dropped_by_the_direction_rule():
+    """An exact tie at min_direction 0.5 marks the pair "both" (it used to drop it)."""
     assert _counted(40, 40, min_direction=0.5) == BOTH
 
 

@@ -62,6 +62,8 @@ DEFAULT_MIN_DIRECTION = CausalOptions.min_direction
 DEFAULT_SPATIAL_MAX_LAG = CausalOptions.spatial_max_lag
 #: Quantile over windows at which :func:`pooled_inflation` floors each window's inflation.
 DEFAULT_POOL_QUANTILE = 0.75
+#: Tolerance of the bootstrap-share comparison with ``min_direction`` (shares are ratios of counts).
+_SHARE_TOLERANCE = 1e-9
 #: FDR procedures accepted by ``fdr=``.
 FDR_METHODS = _FDR_METHODS
 
@@ -424,7 +426,11 @@ def edge_decision(p_values, probabilities=None, *, alpha: float = DEFAULT_ALPHA,
     total = prob + np.swapaxes(prob, -1, -2)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, prob / total, np.where(passed, 1.0, 0.0))
-    return linked & (share > 1.0 - min_direction)
+    # a direction is stated when its share reaches min_direction (a tolerance for shares such as 90/100 that
+    # floating point puts a hair below 0.9); a linked pair keeps a direction unless only the other one is stated,
+    # so neither stated, or both in a tie, marks the pair "both" and a linked pair is never dropped
+    stated = share >= min_direction - _SHARE_TOLERANCE
+    return linked & (stated | ~np.swapaxes(stated, -1, -2))
 
 
 def link_type(significant, a: int, b: int) -> np.ndarray:
