@@ -323,7 +323,7 @@ def first_result_and_analyze_rows(quick: bool) -> list[tuple]:
                          "s more than warm"))
         rows.append((f"{label}, warm cache", t_warm, "first result, warm", warm, t_warm / warm, "analyze / first"))
         image_mb = sample.image.size * 8 / 2**20
-        rows.append((f"analyze peak RSS (MB, not s), warm", rss, "image as float64 (MB)", image_mb, rss / image_mb,
+        rows.append(("analyze peak RSS (MB, not s), warm", rss, "image as float64 (MB)", image_mb, rss / image_mb,
                      "RSS / image"))
     return rows
 

@@ -9,7 +9,6 @@ between.  Each case is a (2, 2) matrix; they are stacked as (n, 2, 2), as window
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from napari_causal_lattice.causal import LINK_TYPES, edge_decision, link_type
 

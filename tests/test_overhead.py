@@ -9,8 +9,6 @@ import io
 import os
 import subprocess
 import sys
-import threading
-import time
 from importlib import metadata
 
 import numpy as np

@@ -38,7 +38,6 @@ from .io import (
     Results,
     array_sha256,
     check_results_target,
-    check_scale_unit,
     clean_stale_temp,
     ResultsBusy,
     ResultsLock,
@@ -50,7 +49,7 @@ from .io import (
     save_results,
 )
 from .lattice import DESCRIPTORS
-from .options import PROJECTIONS, AnalysisOptions, flat_problems
+from .options import AnalysisOptions, flat_problems
 from .provenance import jsonable
 from .progress import Cancelled, report
 from .report import write_report

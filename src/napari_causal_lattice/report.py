@@ -419,7 +419,7 @@ def _summary_section(root: Path, items, loaded, *, min_probability, n_edges, sty
                 fig = plot_summary(table, style=style)
                 for ext in ("png", "svg"):
                     fig.savefig(files / f"summary.{ext}", dpi=150)
-            parts.append(f"<figure><img src='report_files/summary.png' alt='summary'><figcaption>Physical couplings "
+            parts.append("<figure><img src='report_files/summary.png' alt='summary'><figcaption>Physical couplings "
                          "per image with their 95 % bootstrap intervals, in physical units (the paper's Fig. 7). "
                          "Vector: <a href='report_files/summary.svg'>SVG</a></figcaption></figure>")
             parts.append(_table(table, text_columns=("image", "group", "edge", "unit", "shown")))

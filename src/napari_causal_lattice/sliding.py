@@ -32,7 +32,6 @@ from .causal.prior import resolve_prior
 from .executors import as_executor, run_units
 from .lattice import DESCRIPTORS, Lattice
 from .options import SlidingOptions, check_seed, takes_options
-from .progress import report
 from .provenance import make_provenance
 
 __all__ = ["LINK_TYPES", "SlidingResult", "fit_chunk", "sliding_lingam", "suggest_window"]
@@ -864,25 +863,4 @@ def _run_fits(plan: _WindowPlan, n_bootstrap: int, entropy: int, prior, *, metho
     options = {"n_bootstrap": n_bootstrap, "entropy": entropy, "prior": prior, "method": method}
     run_units(starts, lambda start: (fit_chunk, arguments(start), options), store, total=total, workers=workers,
               executor=executor, in_flight=in_flight, progress=progress, cancel=cancel)
-    return orders, adjacency
-    own = executor is None
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(starts))) if own else executor
-    limit = len(starts) if own or in_flight is None else in_flight
-    queue = iter(starts)
-    pending: dict = {}
-    try:
-        while True:
-            while len(pending) < limit and (start := next(queue, None)) is not None:
-                pending[pool.submit(fit_chunk, *arguments(start), **options)] = start
-            if not pending:
-                break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                done += store(pending.pop(future), future.result())
-            report(progress, done, total, cancel)
-    finally:
-        for future in pending:
-            future.cancel()
-        if own:
-            pool.shutdown(wait=True, cancel_futures=True)
     return orders, adjacency
