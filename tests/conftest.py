@@ -6,6 +6,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +75,15 @@ def pytest_terminal_summary(terminalreporter):
     if skipped:
         terminalreporter.write_line(f"{len(skipped)} real-data tests skipped: {_ABSENT.split(': ', 1)[1]}",
                                     yellow=True)
+
+
+@pytest.fixture(scope="session")
+def two_scans(tmp_path_factory) -> Path:
+    """A folder with two different small images as .npy files (first.npy, second.npy: 16 x 16 cells, 25 pm/px)."""
+    from napari_causal_lattice.synthetic import synthetic_perovskite
+
+    folder = tmp_path_factory.mktemp("scans")
+    for name, seed in (("first", 2), ("second", 5)):
+        image = synthetic_perovskite(seed=seed, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0).image
+        np.save(folder / f"{name}.npy", image)
+    return folder

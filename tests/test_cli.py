@@ -185,14 +185,9 @@ def test_module_entry_point_runs():
 
 
 @pytest.fixture(scope="module")
-def scans(tmp_path_factory):
+def scans(two_scans):
     """Two different small images, as .npy files, and common options."""
-    folder = tmp_path_factory.mktemp("scans")
-    first = synthetic_perovskite(seed=2, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0).image
-    second = synthetic_perovskite(seed=5, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0).image
-    np.save(folder / "first.npy", first)
-    np.save(folder / "second.npy", second)
-    return folder, ["--window", "8", "--bootstrap", "0", "--pixel-size", "25"]
+    return two_scans, ["--window", "8", "--bootstrap", "0", "--pixel-size", "25"]
 
 
 class _Computed(BaseException):

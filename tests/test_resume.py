@@ -28,7 +28,6 @@ import pytest
 from napari_causal_lattice.cli import main
 from napari_causal_lattice.io import array_sha256, load_results, results_complete, save_results
 from napari_causal_lattice.pipeline import analyze_images, run_pipeline
-from napari_causal_lattice.synthetic import synthetic_perovskite
 
 #: The module that holds run_pipeline's compute step, figure writers and report (found from run_pipeline, so a
 #: move of the batch code between modules is followed).
@@ -79,14 +78,9 @@ def computed(stub):
 
 
 @pytest.fixture(scope="module")
-def scans(tmp_path_factory):
+def scans(two_scans):
     """Two different small images as .npy files."""
-    folder = tmp_path_factory.mktemp("scans")
-    first = synthetic_perovskite(seed=2, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0).image
-    second = synthetic_perovskite(seed=5, shape_cells=(16, 16), pitch=14.0, pixel_size=25.0).image
-    np.save(folder / "first.npy", first)
-    np.save(folder / "second.npy", second)
-    return folder
+    return two_scans
 
 
 @pytest.fixture(scope="module")

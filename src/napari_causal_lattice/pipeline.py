@@ -120,11 +120,15 @@ def _typed_problems(workers, analysis: dict) -> list[tuple[type, str]]:
     return problems
 
 
+def _check_options_type(options) -> None:
+    if options is not None and not isinstance(options, AnalysisOptions):
+        raise TypeError(f"options must be an AnalysisOptions, got {type(options).__name__}")
+
+
 def _analysis_options(options, analysis: dict, workers=None, *, more_problems=()) -> AnalysisOptions:
     """The AnalysisOptions of a run: ``options`` (or the defaults) with the flat keywords ``analysis`` applied;
     every problem (with ``more_problems``) raised at once as one ValueError."""
-    if options is not None and not isinstance(options, AnalysisOptions):
-        raise TypeError(f"options must be an AnalysisOptions, got {type(options).__name__}")
+    _check_options_type(options)
     problems = [*_typed_problems(workers, analysis), *((ValueError, p) for p in more_problems)]
     if len(problems) == 1:  # one problem: its own kind (TypeError for a wrong type), as every function does
         raise problems[0][0](problems[0][1])
@@ -882,8 +886,7 @@ def analyze_images(
         raise ValueError("no images given; pass one or more image files")
     if isinstance(split_pixels, bool) or not isinstance(split_pixels, (int, np.integer)) or split_pixels < 1:
         raise ValueError(f"split_pixels must be a positive whole number of pixels, got {split_pixels!r}")
-    if options is not None and not isinstance(options, AnalysisOptions):
-        raise TypeError(f"options must be an AnalysisOptions, got {type(options).__name__}")
+    _check_options_type(options)
     problems = parameter_problems(workers=workers, **analysis)
     options = None if problems else AnalysisOptions.from_flat(options, **analysis)
     if isinstance(scheduler, str):
