@@ -2,7 +2,7 @@
 
     python docs/analysis_figures.py --out DIR [--pto-sro FOLDER] [--images docs/images]
 
-Runs :func:`~napari_causal_lattice.pipeline.analyze_images` (as ``napari-causal-lattice analyze`` does) on the
+Runs :func:`~napari_causal_lattice.batch.analyze_images` (as ``napari-causal-lattice analyze`` does) on the
 synthetic perovskite and, when ``--pto-sro`` names the folder of the TEMUL PTO/SRO image
 (``Cropped_PTO-SRO_Aligned.hspy``, GPL: read in place, never copied), on that image too; the batch folder ``DIR``
 gets the results, the figures in PNG, SVG and PDF, a ``report.html`` per sample and one over both.  With ``--images``, each PNG is also
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from napari_causal_lattice.pipeline import analyze_images
+from napari_causal_lattice.batch import analyze_images
 from napari_causal_lattice.report import write_report
 from napari_causal_lattice.synthetic import synthetic_perovskite
 

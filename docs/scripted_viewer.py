@@ -65,7 +65,7 @@ def main(image_path=None, *, out="scripted_viewer_output", viewer=None, window: 
     """
     import napari
 
-    from napari_causal_lattice.io import load_results
+    from napari_causal_lattice.store import load_results
     from napari_causal_lattice.pipeline import run_pipeline
 
     out = Path(out)

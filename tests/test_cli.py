@@ -12,7 +12,7 @@ import pytest
 
 from napari_causal_lattice import __version__
 from napari_causal_lattice.cli import main
-from napari_causal_lattice.io import load_results
+from napari_causal_lattice.store import load_results
 from napari_causal_lattice.pipeline import run_pipeline
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
@@ -51,8 +51,8 @@ def test_usage_errors_exit_2_with_a_message(argv, message, capsys):
 def test_drop_deterministic_and_the_json_summary_reach_the_batch(tmp_path, monkeypatch, capsys):
     import json
 
-    from napari_causal_lattice import pipeline
-    from napari_causal_lattice.pipeline import BatchItem
+    from napari_causal_lattice import batch
+    from napari_causal_lattice.batch import BatchItem
 
     seen = {}
     steps = {"cells": {"status": "done", "reason": "", "flags": {"outlier": 2}},
@@ -63,7 +63,7 @@ def test_drop_deterministic_and_the_json_summary_reach_the_batch(tmp_path, monke
         seen.update(kwargs)
         return [BatchItem(images[0], str(tmp_path), "done", steps=steps)]
 
-    monkeypatch.setattr(pipeline, "analyze_images", fake)
+    monkeypatch.setattr(batch, "analyze_images", fake)
     assert main(["analyze", "x.tif", "--out", str(tmp_path), "--drop-deterministic", "--json"]) == 0
     assert seen["drop_deterministic"] is True
     [summary] = json.loads(capsys.readouterr().out)
@@ -199,7 +199,7 @@ def _analyze(image, out, options, *extra):
 
 
 def test_read_only_and_occupied_out_are_caught_before_computing(scans, tmp_path, monkeypatch, capsys):
-    from napari_causal_lattice import pipeline
+    from napari_causal_lattice import batch
 
     computed = []
 
@@ -207,7 +207,7 @@ def test_read_only_and_occupied_out_are_caught_before_computing(scans, tmp_path,
         computed.append(args)
         raise _Computed("computed although the batch could not be saved")
 
-    monkeypatch.setattr(pipeline, "run_pipeline", never)
+    monkeypatch.setattr(batch, "run_pipeline", never)
     folder, options = scans
     occupied = tmp_path / "occupied"
     (occupied / "first").mkdir(parents=True)
@@ -248,7 +248,7 @@ def test_a_folder_in_use_by_another_process_is_refused(scans, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from napari_causal_lattice.io import ResultsLock; "
+        [sys.executable, "-c", "import sys, time; from napari_causal_lattice.store import ResultsLock; "
          f"lock = ResultsLock({str(out / 'first')!r}).acquire(); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -260,7 +260,7 @@ def test_a_folder_in_use_by_another_process_is_refused(scans, tmp_path, capsys):
     finally:
         holder.kill()
         holder.wait()
-    from napari_causal_lattice.io import ResultsLock
+    from napari_causal_lattice.store import ResultsLock
 
     with ResultsLock(out / "first"):  # the lock went with its process
         pass
@@ -271,7 +271,7 @@ def test_a_folder_in_use_by_another_process_is_refused(scans, tmp_path, capsys):
 def test_figure_options_redraw_figures_without_recomputing(scans, tmp_path, monkeypatch, capsys):
     import json
 
-    from napari_causal_lattice import pipeline
+    from napari_causal_lattice import batch
 
     folder, options = scans
     out = tmp_path / "out"
@@ -287,8 +287,8 @@ def test_figure_options_redraw_figures_without_recomputing(scans, tmp_path, monk
     def never(*args, **kwargs):
         raise AssertionError("recomputed although only the figure options changed")
 
-    monkeypatch.setattr(pipeline, "run_pipeline", never)
-    monkeypatch.setattr(pipeline, "_compute", never)
+    monkeypatch.setattr(batch, "run_pipeline", never)
+    monkeypatch.setattr(batch, "_compute", never)
     assert _analyze(folder / "first.npy", out, options, "--dpi", "60", "--figure-format", "png,svg",
                     "--style", "greyscale", "--json") == 0
     captured = capsys.readouterr()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from napari_causal_lattice.causal import fit_lingam
-from napari_causal_lattice.io import ResultsError, load_results, save_results
+from napari_causal_lattice.store import ResultsError, load_results, save_results
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

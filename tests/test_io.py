@@ -1,4 +1,5 @@
-"""Image readers and the results store (io.py), with small fake result objects and the real test images."""
+"""Image readers (readers.py) and the results store (store.py), with small fake result objects and the real test
+images."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ import pandas as pd
 import pytest
 import tifffile
 
-from napari_causal_lattice import io as ncl_io
-from napari_causal_lattice.io import (
+from napari_causal_lattice import store as ncl_store
+from napari_causal_lattice.readers import load_image
+from napari_causal_lattice.store import (
     FORMAT_VERSION,
     Results,
     ResultsError,
     check_results_target,
     clean_stale_temp,
     columns_frame,
-    load_image,
     load_results,
     results_complete,
     resume_status,
@@ -372,7 +373,7 @@ def test_disk_full_leaves_nothing_half_written(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ncl_io.np, "savez", full)
+    monkeypatch.setattr(ncl_store.np, "savez", full)
     with pytest.raises(OSError, match="the disk is full. Nothing was written"):
         save_results(tmp_path / "new", lingam=fake_result())
     with pytest.raises(OSError, match="disk is full"):
@@ -392,7 +393,7 @@ def test_disk_full_leaves_nothing_half_written(tmp_path, monkeypatch):
 
 def test_interrupted_swap_keeps_old_results(tmp_path, monkeypatch):
     out = save_results(tmp_path / "r", lingam=fake_result())
-    real_replace = ncl_io.os.replace
+    real_replace = ncl_store.os.replace
     calls = []
 
     def flaky(src, dst):
@@ -401,7 +402,7 @@ def test_interrupted_swap_keeps_old_results(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ncl_io.os, "replace", flaky)
+    monkeypatch.setattr(ncl_store.os, "replace", flaky)
     with pytest.raises(KeyboardInterrupt):
         save_results(out, lingam=fake_result(3), overwrite=True)
     monkeypatch.undo()
@@ -575,11 +576,11 @@ def test_leftover_temp_folders_of_killed_saves_are_cleaned(tmp_path):
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    host = ncl_io.socket.gethostname()
+    host = ncl_store.socket.gethostname()
     tmp = tmp_path / f".r.tmp-{host}-{dead}-0badc0de"
     tmp.mkdir()
     (tmp / "arrays.npz").write_bytes(b"half")
-    alive = tmp_path / f".r.tmp-{host}-{ncl_io.os.getpid()}-0000beef"  # this process is still writing it
+    alive = tmp_path / f".r.tmp-{host}-{ncl_store.os.getpid()}-0000beef"  # this process is still writing it
     alive.mkdir()
     check_results_target(tmp_path / "r")
     assert not tmp.exists() and alive.exists()
@@ -588,7 +589,7 @@ def test_leftover_temp_folders_of_killed_saves_are_cleaned(tmp_path):
     # killed between moving old results aside and moving the new ones in: the old ones come back
     out = save_results(tmp_path / "s", lingam=fake_result())
     old = tmp_path / f".s.old-{host}-{dead}-12345678"
-    ncl_io.os.replace(out, old)
+    ncl_store.os.replace(out, old)
     assert clean_stale_temp(tmp_path / "s") == [old]
     assert_same(fake_result(), load_results(out, classes={"lingam": FakeResult}).lingam)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
@@ -602,7 +603,7 @@ def test_an_edited_manifest_or_figure_is_refused(tmp_path):
     assert load_results(out, classes={"lingam": FakeResult}).lingam is not None
     text = (out / "manifest.json").read_text()
     manifest = json.loads(text)
-    assert manifest["manifest_sha256"] == ncl_io.manifest_checksum(manifest)
+    assert manifest["manifest_sha256"] == ncl_store.manifest_checksum(manifest)
     assert '"Px"' in text
     (out / "manifest.json").write_text(text.replace('"Px"', '"Py"', 1))
     with pytest.raises(ResultsError, match="manifest.json was edited after it was saved"):

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from napari_causal_lattice import Cancelled
-from napari_causal_lattice.io import load_results, results_complete
-from napari_causal_lattice.pipeline import analyze_images, output_folders, parameter_problems, run_pipeline
+from napari_causal_lattice.batch import analyze_images, output_folders
+from napari_causal_lattice.pipeline import parameter_problems, run_pipeline
+from napari_causal_lattice.store import load_results, results_complete
 from napari_causal_lattice.synthetic import synthetic_perovskite
 
 WINDOW = 8
@@ -292,7 +293,7 @@ def test_a_calibration_warning_is_recorded_and_issued_once_after_the_run(sample)
 
 
 def test_run_pipeline_refuses_a_folder_another_run_is_writing(sample, tmp_path):
-    from napari_causal_lattice.io import ResultsBusy, ResultsLock
+    from napari_causal_lattice.store import ResultsBusy, ResultsLock
 
     calls = []
     with ResultsLock(tmp_path / "busy"):

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 
-from napari_causal_lattice.pipeline import BatchItem, analyze_images
+from napari_causal_lattice.batch import BatchItem, analyze_images
 from napari_causal_lattice.report import (
     KEY_EDGES,
     _choose_edges,
@@ -100,7 +100,7 @@ def test_report_shows_edges_provenance_and_the_failed_image(batch):
 
 def test_summary_table_and_figure_across_groups(batch):
     out, items = batch
-    from napari_causal_lattice.io import load_results
+    from napari_causal_lattice.store import load_results
 
     entries = [(Path(i.image).stem, group, load_results(i.out).lingam)
                for i, group in zip(items[:2], ("x = 0", "x = 0.2"))]

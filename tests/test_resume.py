@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_causal_lattice.batch import analyze_images
 from napari_causal_lattice.cli import main
-from napari_causal_lattice.io import array_sha256, load_results, results_complete, save_results
-from napari_causal_lattice.pipeline import analyze_images, run_pipeline
+from napari_causal_lattice.pipeline import run_pipeline
+from napari_causal_lattice.readers import array_sha256
+from napari_causal_lattice.store import load_results, results_complete, save_results
 
 #: The module that holds run_pipeline's compute step, figure writers and report (found from run_pipeline, so a
 #: move of the batch code between modules is followed).

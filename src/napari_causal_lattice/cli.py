@@ -12,7 +12,7 @@ import sys
 from ._version import __version__
 from .figures import STYLES
 from .options import AnalysisOptions, add_cli_arguments, cli_values
-from .pipeline import SPLIT_PIXELS
+from .batch import SPLIT_PIXELS
 
 _EPILOG = """examples:
   napari-causal-lattice analyze scan1.tif scan2.hspy --out results
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     from ._warmup import start_warmup
 
     start_warmup()  # compile the causal kernels while the images load and their columns are found
-    from .pipeline import analyze_images
+    from .batch import analyze_images
     from .report import parse_groups, write_report
 
     try:

@@ -185,7 +185,7 @@ def _check_text(spec, value):
 
 
 def _check_length_unit(spec, value):
-    from .io import check_scale_unit
+    from .readers import check_scale_unit
 
     try:
         check_scale_unit(value)
@@ -453,7 +453,7 @@ class NullOptions(StepOptions):
 
 @dataclass(frozen=True)
 class LoadOptions(StepOptions):
-    """How an image file is read (see :func:`~napari_causal_lattice.io.load_image`)."""
+    """How an image file is read (see :func:`~napari_causal_lattice.readers.load_image`)."""
 
     pixel_size: float | None = option(None, "pixel size overriding the file's calibration", kind="float",
                                       unit="pm/px", low=0.0, low_open=True, optional=True, cli="--pixel-size")

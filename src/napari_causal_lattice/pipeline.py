@@ -1,58 +1,33 @@
-"""Headless pipeline: image -> columns -> cells -> global and sliding LiNGAM -> PCA -> results folder.
+"""One image through the whole analysis: image -> columns -> cells -> global and sliding LiNGAM -> instrument
+null -> PCA -> results folder.
 
-:func:`run_pipeline` runs one image (its sliding windows optionally on any executor, e.g. a dask cluster);
-:func:`analyze_images` runs many (serially, in a local process pool, or on a dask.distributed cluster, each
-image whole on one worker or split window by window over all of them).  Before any heavy work it checks every
-input, the output folder and the parameters and lists all problems at once.  It resumes by content: an image
-whose folder holds intact results of the same run (same input bytes, parameters and version) is skipped, one
-whose results are incomplete is recomputed, and one whose results came from another run is only replaced with
-``overwrite``.  A step that fails (e.g. sliding on a small grid) is recorded with its reason in
-``Results.steps`` and the manifest; the steps before it are kept and saved.  Results folders also hold the
-figures of :mod:`napari_causal_lattice.figures` (PNG, SVG, PDF), and a batch gets ``report.html``.
+:func:`run_pipeline` runs the steps of :data:`STEPS` in order on one image (its sliding windows optionally on any
+executor, e.g. a dask cluster).  Before any heavy work it checks the options and the output folder and lists all
+problems at once.  A step that fails (e.g. sliding on a small grid) is recorded with its reason in
+``Results.steps`` and the manifest, the steps that need it are skipped, and the steps before it are kept;
+:func:`step_summary` and :func:`step_warnings` put those outcomes into words.  :func:`write_outputs` saves the
+results with their figures (:mod:`napari_causal_lattice.figures`: PNG, SVG, PDF) in one atomic save.  Many images
+(plan, resume, process pool, dask) are :mod:`napari_causal_lattice.batch`'s work.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import os
-import re
-import shutil
-import socket
-import sys
-import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .figures import check_figure_options, figure_writers
-from .io import (
-    IMAGE_EXTENSIONS,
-    MANIFEST_NAME,
-    RESULT_CLASSES,
-    LoadedImage,
-    Results,
-    array_sha256,
-    check_results_target,
-    clean_stale_temp,
-    ResultsBusy,
-    ResultsLock,
-    file_sha256,
-    load_image,
-    load_results,
-    resume_status,
-    run_record,
-    save_results,
-)
+from .figures import figure_writers
 from .lattice import DESCRIPTORS
 from .options import AnalysisOptions, flat_problems
-from .provenance import jsonable
 from .progress import Cancelled, report
-from .report import write_report
+from .readers import LoadedImage, array_sha256, load_image
+from .store import RESULT_CLASSES, Results, ResultsLock, check_results_target, run_record, save_results
 
 #: Share of the progress bar given to each stage (sums to 1000).
 _STAGES = {"columns": 150, "cells": 30, "polarization": 20, "lingam": 100, "sliding": 450, "null": 150, "pca": 20,
@@ -64,14 +39,6 @@ STEPS = {"columns": (), "cells": ("columns",), "polarization": ("cells",), "ling
 OPTIONAL_STEPS = ("null",)
 #: Fitted sliding windows the PCA step needs; with fewer it is skipped (with the reason), not failed.
 MIN_PCA_WINDOWS = 3
-#: Modules run_pipeline imports lazily (preloaded once by the local process pool's fork server).
-_PIPELINE_MODULES = ("napari_causal_lattice.columns", "napari_causal_lattice.cells", "napari_causal_lattice.causal",
-                     "napari_causal_lattice.sliding", "napari_causal_lattice.pca")
-#: With a dask scheduler, images of at least this many pixels (4096 x 4096) are not sent whole to one worker:
-#: they are analysed on the submitting machine and their sliding windows are spread over the cluster.
-SPLIT_PIXELS = 4096 * 4096
-#: Disk space a results folder needs, estimated from its image file: this much plus the file's size.
-_RESULT_BYTES_BASE = 8 * 2**20
 
 
 class _StageProgress:
@@ -96,7 +63,8 @@ class _StageProgress:
 
 
 def parameter_problems(*, workers=None, **analysis) -> list[str]:
-    """Everything wrong with the analysis options of :func:`run_pipeline` / :func:`analyze_images`, all at once.
+    """Everything wrong with the analysis options of :func:`run_pipeline` /
+    :func:`~napari_causal_lattice.batch.analyze_images`, all at once.
 
     ``analysis`` are flat :class:`~napari_causal_lattice.options.AnalysisOptions` keywords (``window``,
     ``n_bootstrap``, ``seed``, ``projection``, ``alpha``...).
@@ -201,7 +169,7 @@ def run_pipeline(
     Parameters
     ----------
     image_or_path : str, Path, LoadedImage, SyntheticSample or (H, W) array
-        The STEM image (a file is read with :func:`~napari_causal_lattice.io.load_image`).
+        The STEM image (a file is read with :func:`~napari_causal_lattice.readers.load_image`).
     options : AnalysisOptions, optional
         The options of every step (:mod:`napari_causal_lattice.options`); default :class:`AnalysisOptions()`, the
         same defaults as the CLI's ``analyze`` and the docks.
@@ -246,7 +214,7 @@ def run_pipeline(
     ------
     ValueError, TypeError
         Bad parameters (all listed at once), an unreadable image, a refused ``out`` folder (also
-        :class:`~napari_causal_lattice.io.ResultsBusy` when another run is writing into it), or no columns found.
+        :class:`~napari_causal_lattice.store.ResultsBusy` when another run is writing into it), or no columns found.
     """
     out_problem = None if out is None else _writable_problem(Path(out).expanduser().absolute())
     options = _analysis_options(options, analysis, workers, more_problems=[out_problem] if out_problem else [])
@@ -264,7 +232,7 @@ def run_pipeline(
         objects, steps = _run_steps(image, options, stages, workers=workers, executor=executor, cancel=cancel)
         results = Results(**{k: v for k, v in objects.items() if k in RESULT_CLASSES}, image_info=image.info,
                           steps=steps)
-        if not _IN_BATCH.get():  # a batch prints them as lines of its own
+        if not _QUIET_WARNINGS.get():  # a batch prints them as lines of its own
             for text in _step_warning_texts(steps):
                 warnings.warn(text, UserWarning, stacklevel=2)
         stages.start("save")
@@ -338,8 +306,19 @@ def _run_steps(image: LoadedImage, options: AnalysisOptions, stages: _StageProgr
     return objects, steps
 
 
-#: True while a batch runs an image: the batch reports the steps' warnings itself (one clean line each).
-_IN_BATCH = contextvars.ContextVar("napari_causal_lattice_in_batch", default=False)
+#: True within :func:`quiet_step_warnings`: the caller reports the steps' warnings itself.
+_QUIET_WARNINGS = contextvars.ContextVar("napari_causal_lattice_quiet_step_warnings", default=False)
+
+
+@contextlib.contextmanager
+def quiet_step_warnings():
+    """Within it, :func:`run_pipeline` records its steps' warnings in ``Results.steps`` without issuing them; a
+    batch reports them itself, as one clean line each."""
+    token = _QUIET_WARNINGS.set(True)
+    try:
+        yield
+    finally:
+        _QUIET_WARNINGS.reset(token)
 
 
 def _step_warning_texts(steps: dict) -> list[str]:
@@ -496,9 +475,6 @@ def step_summary(steps: dict) -> str:
     return "; ".join(parts)
 
 
-# ----------------------------------------------------------------------------------------------- figures
-
-
 def write_outputs(out, results: Results, *, image=None, overwrite: bool = False, run: dict | None = None,
                   figure_formats=("png",), dpi: float = 150.0, style: str = "paper") -> Path:
     """Save ``results`` with CSV tables and PNG figures into ``out`` in one atomic save.
@@ -506,7 +482,7 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
     Parameters
     ----------
     out : str or Path
-        Results folder (see :func:`~napari_causal_lattice.io.save_results` for the rules).
+        Results folder (see :func:`~napari_causal_lattice.store.save_results` for the rules).
     results : Results
         From :func:`run_pipeline`.
     image : (H, W) array, optional
@@ -514,7 +490,7 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
     overwrite : bool
         Replace earlier results in ``out``.
     run : dict, optional
-        :func:`~napari_causal_lattice.io.run_record` of the run, for resuming by content.
+        :func:`~napari_causal_lattice.store.run_record` of the run, for resuming by content.
     figure_formats, dpi, style
         Figure files and their look (see :func:`~napari_causal_lattice.figures.figure_writers`).
 
@@ -539,152 +515,10 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
     )
 
 
-# ----------------------------------------------------------------------------------------------- batches
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """Outcome of one image of a batch.
-
-    ``status`` is "done" (every step ran), "partial" (a step failed; the steps before it are saved),
-    "skipped" (intact results of the same run were already there) or "failed" (nothing saved); ``steps`` holds
-    each step's outcome (as in ``Results.steps``; from the earlier run for a skipped image).
-    """
-
-    image: str
-    out: str
-    status: str
-    message: str = ""
-    seconds: float = 0.0
-    steps: dict = field(default_factory=dict)
-    image_notes: tuple = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when every step of this image succeeded (now or in the earlier run it skipped to)."""
-        failed = any(isinstance(s, dict) and s.get("status") == "failed" for s in self.steps.values())
-        return self.status in ("done", "skipped") and not failed
-
-    @property
-    def counts(self) -> dict:
-        """Atom columns and unit cells found (None where the step did not run)."""
-        return {what: (self.steps.get(what) or {}).get("count") for what in ("columns", "cells")}
-
-    def as_dict(self) -> dict:
-        """JSON-able form (``--json`` output): besides the steps, the atom ``columns`` and unit ``cells`` found,
-        the sliding ``window`` used (cells), the flagged cells by reason (``flags``), the steps' ``notes`` and
-        every ``warnings`` of the run (:func:`step_warnings`), and the ``image_notes`` of reading the image (no
-        pixel size, plane chosen, unit assumed...)."""
-        return {"image": self.image, "out": self.out, "status": self.status, "message": self.message,
-                "seconds": round(self.seconds, 3), **self.counts,
-                "window": (self.steps.get("sliding") or {}).get("window"),
-                "flags": (self.steps.get("cells") or {}).get("flags"),
-                "notes": [s["note"] for s in self.steps.values() if isinstance(s, dict) and s.get("note")],
-                "warnings": step_warnings(self.steps), "image_notes": list(self.image_notes), "steps": self.steps}
-
-
-def output_folders(paths, out) -> list[Path]:
-    """One results subfolder of ``out`` per image, named after the file (disambiguated when names clash)."""
-    out = Path(out)
-    stems = [Path(p).stem for p in paths]
-    names = []
-    for p, stem in zip(paths, stems):
-        name = stem if stems.count(stem) == 1 else f"{stem}_{Path(p).suffix.lstrip('.').lower()}"
-        while name in names:
-            name += "_"
-        names.append(name)
-    return [out / n for n in names]
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (ValueError, TypeError, OSError, ImportError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-#: Advice of column finding to give the lattice spacing, which a batch (and the CLI) cannot pass on.
-_SPACING_ADVICE = re.compile(r"(give|set) the (A-A |lattice )?spacing( to the A-A distance)? explicitly")
-
-
-def _batch_advice(message: str) -> str:
-    """``message`` with advice a batch cannot follow (giving the spacing) made concrete for it."""
-    return _SPACING_ADVICE.sub(
-        "give the A-A spacing explicitly, which a batch cannot pass on: run find_columns(image, spacing=...) on "
-        "this image from Python", message)
-
-
-def _failed_steps_text(steps: dict) -> str:
-    return "; ".join(f"{name} failed: {s.get('reason', '')}" for name, s in steps.items()
-                     if isinstance(s, dict) and s.get("status") == "failed")
-
-
-def _compute(job: dict):
-    """Load one image and run the pipeline on it (in this process, a worker process or on a dask worker).
-
-    With ``job["folder"]`` the results are written there and not returned (a local worker process shares the
-    disk); otherwise they are returned for the caller to write.  Returns (results or None, steps, message,
-    seconds); ``message`` is the error when nothing could be computed.
-    """
-    start = time.perf_counter()
-    try:
-        image, load = job["image"], job["options"].load
-        if not isinstance(image, LoadedImage):
-            image = _as_image(image, load.pixel_size, plane=load.plane, scale_unit=load.scale_unit)
-        token = _IN_BATCH.set(True)
-        try:
-            results = run_pipeline(image, options=job["options"], workers=job["workers"],
-                                   executor=job.get("executor"), progress=job.get("progress"))
-        finally:
-            _IN_BATCH.reset(token)
-        if job.get("folder") is not None:
-            write_outputs(job["folder"], results, image=image.data, overwrite=True,
-                          run={**job["run"], "input_sha256": image.sha256}, **job["figure_options"])
-            return None, results.steps, "", time.perf_counter() - start
-    except Exception as exc:  # noqa: BLE001 - reported per image; the batch goes on
-        return None, {}, _batch_advice(_describe(exc)), time.perf_counter() - start
-    return results, results.steps, "", time.perf_counter() - start
-
-
-class TextProgress:
-    """Plain-text progress bar on a stream (stderr): redrawn in place on a terminal, every 10 % otherwise."""
-
-    def __init__(self, stream=None, width: int = 30):
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.label = ""
-        self._last = -1
-
-    def begin(self, label: str):
-        self.label = label
-        self._last = -1
-
-    def __call__(self, done: int, total: int):
-        frac = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
-        pct = int(100 * frac)
-        if self.tty:
-            filled = int(self.width * frac)
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}%")
-            self.stream.flush()
-        elif pct // 10 != self._last // 10:
-            self.stream.write(f"{self.label} {pct:3d}%\n")
-            self.stream.flush()
-        self._last = pct
-
-    def line(self, text: str):
-        self.stream.write(("\r" if self.tty else "") + text + "\n")
-        self.stream.flush()
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What a batch will do with each image, decided before any heavy work."""
-
-    folders: list
-    runs: dict  # k -> run record of the images to compute
-    skipped: dict  # k -> BatchItem of the images whose results are complete
-    notes: dict  # k -> note about an image (e.g. why its old results are recomputed)
-    redraw: dict = field(default_factory=dict)  # k -> run record: results complete, figure options changed
 
 
 def _writable_problem(folder: Path) -> str | None:
@@ -702,391 +536,3 @@ def _writable_problem(folder: Path) -> str | None:
         reason = exc.strerror or str(exc)
         return f"--out {folder}: cannot write in {existing} ({reason}); choose a folder you can write to"
     return None
-
-
-def plan_batch(paths, out, options: AnalysisOptions | None, *, overwrite: bool = False, problems=(),
-               figures: dict | None = None, locks: list | None = None) -> _Plan:
-    """Check everything a batch needs before computing, and decide what to do with each image.
-
-    ``options`` are the (validated) options of the run; those that change a number (``options.identity()``)
-    with the input's hash make each image's run record (None when ``problems`` already lists what is wrong with
-    them: then the other checks still run, so that every problem is listed at once).  Checks that every input
-    exists and is readable in a supported format, that ``out`` is writable with room for the results,
-    and each image's results folder (complete results of the same run are skipped, or only get their figures
-    redrawn when ``figures`` (formats, dpi, style) differ from the recorded ones; incomplete ones recomputed;
-    results of another run, a damaged manifest or foreign files are problems unless ``overwrite`` allows
-    replacing our own files).  With ``locks`` (a list) each image's :class:`~napari_causal_lattice.io.ResultsLock`
-    is taken and appended to it, and a folder in use by another run is a problem; the caller releases them.
-    Temporary folders left by killed saves are removed.
-
-    Returns
-    -------
-    _Plan
-        Per image: the run record to compute, or the BatchItem of a skip; notes to show.
-
-    Raises
-    ------
-    ValueError
-        Listing every problem at once; nothing was computed or written.
-    """
-    params = options.identity() if options is not None else {}
-    problems = list(problems)
-    folders = output_folders(paths, out)
-    out_problem = _writable_problem(Path(out).expanduser().absolute())
-    problems += [out_problem] if out_problem else []
-    runs, skipped, notes, redraw, needed = {}, {}, {}, {}, 0
-    figures = None if figures is None else jsonable(dict(figures))
-    for k, (path, folder) in enumerate(zip(paths, folders)):
-        source = Path(path).expanduser()
-        if not source.is_file():
-            problems.append(f"{path}: no such image file" if not source.exists()
-                            else f"{path} is a folder, not an image file")
-            continue
-        if source.suffix.lower() not in IMAGE_EXTENSIONS:
-            problems.append(f"{path}: unsupported file type {source.suffix or '(none)'}; supported: "
-                            f"{', '.join(IMAGE_EXTENSIONS)}")
-            continue
-        if locks is not None and out_problem is None:
-            try:
-                folder.parent.mkdir(parents=True, exist_ok=True)
-                locks.append(ResultsLock(folder).acquire())
-            except ResultsBusy as exc:
-                problems.append(str(exc))
-                continue
-        if out_problem is None and folder.parent.is_dir():
-            clean_stale_temp(folder)
-        try:
-            with open(source, "rb") as fh:
-                fh.read(1)
-            sha = file_sha256(source) if folder.exists() else None
-        except OSError as exc:
-            problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
-            continue
-        run = run_record(input_sha256=sha or "", params=params)
-        if figures is not None:
-            run["figures"] = figures
-        status, detail = resume_status(folder, run) if sha is not None else ("absent", "")
-        if status in ("foreign", "file"):
-            problems.append(f"{folder} already holds files that are not napari-causal-lattice results ({detail}); "
-                            "choose another --out. Nothing was written." if status == "foreign" else detail)
-            continue
-        if status == "complete" and not overwrite:
-            manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-            steps = manifest.get("steps") if isinstance(manifest.get("steps"), dict) else {}
-            if figures is not None and (manifest.get("run") or {}).get("figures") != figures:
-                redraw[k] = run
-            else:
-                skipped[k] = BatchItem(str(path), str(folder), "skipped", "results complete", steps=steps,
-                                       image_notes=_image_notes(manifest))
-            continue
-        if status in ("changed", "damaged") and not overwrite:
-            what = "results of another run" if status == "changed" else "a damaged manifest"
-            problems.append(f"{folder} holds {what} ({detail}); pass --overwrite (overwrite=True) to replace "
-                            "them, or choose another --out")
-            continue
-        if status == "incomplete":
-            notes[k] = f"earlier results are incomplete ({detail}); recomputing"
-        runs[k] = run
-        needed += _RESULT_BYTES_BASE + source.stat().st_size
-    if out_problem is None and runs:
-        problems += _space_problem(Path(out).expanduser().absolute(), needed)
-    _refuse(problems, "cannot start the batch (nothing was computed)", listed=True)
-    return _Plan(folders=folders, runs=runs, skipped=skipped, notes=notes, redraw=redraw)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _image_notes(manifest: dict) -> tuple:
-    """The notes of reading the image, as recorded in a results manifest."""
-    notes = (manifest.get("image") or {}).get("notes") if isinstance(manifest.get("image"), dict) else None
-    return tuple(str(n) for n in notes) if isinstance(notes, list) else ()
-
-
-def _space_problem(out: Path, needed: int) -> list[str]:
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    free = shutil.disk_usage(existing).free
-    if free < needed:
-        return [f"--out {out}: about {needed / 2**20:.0f} MB are needed for the results but only "
-                f"{free / 2**20:.0f} MB are free; free some space or choose another folder"]
-    return []
-
-
-def analyze_images(
-    paths,
-    *,
-    out,
-    options: AnalysisOptions | None = None,
-    workers: int | None = None,
-    scheduler=None,
-    split_pixels: int = SPLIT_PIXELS,
-    overwrite: bool = False,
-    stream=None,
-    figure_formats=("png",),
-    dpi: float = 150.0,
-    style: str = "paper",
-    **analysis,
-) -> list[BatchItem]:
-    """Analyse several images into ``out/<image name>/`` folders; resumable.
-
-    Parameters
-    ----------
-    paths : sequence of str or Path
-        Image files.
-    out : str or Path
-        Parent folder; one results subfolder per image.
-    options, **analysis
-        The options of every step, as in :func:`run_pipeline` (the same for every image).
-    workers : int, optional
-        Local workers: several images run in a pool of this many processes; a single image (or the serial
-        path) fits its windows in this many threads.
-    scheduler : str or distributed.Client, optional
-        Address of a dask.distributed scheduler (``tcp://host:8786``) or a Client.  Each image runs in one of
-        two ways (results are bit-identical either way):
-
-        - whole on one worker (the image is read here and sent; results come back and are written here);
-        - split: when it is the only image to compute, or has at least ``split_pixels`` pixels, it is
-          analysed here (columns, cells, global fit, PCA) while its sliding-window fits, the bulk of the
-          work, are spread over all the cluster's workers.
-
-        Whole-image tasks are submitted first, then split images run one after another.
-    split_pixels : int
-        Pixel count from which an image is split over the cluster (default :data:`SPLIT_PIXELS`, 4096 x 4096).
-    overwrite : bool
-        Recompute images whose results are complete, and replace results of another run (default: skip the
-        first and refuse the second).
-    stream : text stream, optional
-        Where progress goes (default stderr).
-    figure_formats, dpi, style
-        Figure files of each image and their look (see :func:`~napari_causal_lattice.figures.figure_writers`).
-        The batch also gets ``out/report.html`` (:func:`~napari_causal_lattice.report.write_report`).
-
-    Returns
-    -------
-    list of BatchItem
-        One per image, in input order.
-
-    Raises
-    ------
-    ValueError
-        Before anything is computed, listing every problem found by :func:`plan_batch`.
-    """
-    bar = TextProgress(stream)
-    check_figure_options(figure_formats, dpi, style)
-    figure_options = {"figure_formats": tuple(figure_formats), "dpi": dpi, "style": style}
-    paths = [str(p) for p in paths]
-    if not paths:
-        raise ValueError("no images given; pass one or more image files")
-    if isinstance(split_pixels, bool) or not isinstance(split_pixels, (int, np.integer)) or split_pixels < 1:
-        raise ValueError(f"split_pixels must be a positive whole number of pixels, got {split_pixels!r}")
-    _check_options_type(options)
-    problems = parameter_problems(workers=workers, **analysis)
-    options = None if problems else AnalysisOptions.from_flat(options, **analysis)
-    if isinstance(scheduler, str):
-        _refuse([p for p in [scheduler_problem(scheduler)] if p], "cannot start the batch (nothing was computed)")
-    locks: list = []
-    created = _missing_folders(Path(out).expanduser().absolute())
-    try:
-        plan = plan_batch(paths, out, options, overwrite=overwrite, problems=problems, locks=locks,
-                          figures={"formats": list(figure_formats), "dpi": dpi, "style": style})
-        return _run_batch(plan, paths, out, options, figure_options, bar, workers=workers, scheduler=scheduler,
-                          split_pixels=split_pixels)
-    finally:
-        for lock in locks:
-            lock.release()
-        for folder in created:  # a refused batch leaves no folder behind (its locks were taken in it)
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-
-
-def scheduler_problem(address: str, *, timeout: float = 1.0) -> str | None:
-    """Why the dask scheduler at ``address`` cannot be reached (a TCP connection attempt of at most
-    ``timeout`` seconds), or None.  Only ``tcp://host:port`` and ``host:port`` addresses are probed; others
-    (``inproc://``, ``tls://``, ...) are left to dask."""
-    from urllib.parse import urlsplit
-
-    text = address if "://" in address else f"tcp://{address}"
-    parts = urlsplit(text)
-    if parts.scheme != "tcp":
-        return None
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host or port is None:
-        return f"--scheduler {address}: expected an address like tcp://host:8786"
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (
-            f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror or str(exc))
-        return (f"cannot reach the dask scheduler at {address} ({reason}); start it (dask scheduler) or check "
-                "the address and that this machine can reach it")
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
-
-
-def _run_batch(plan: _Plan, paths, out, options: AnalysisOptions, figure_options, bar, *, workers, scheduler,
-               split_pixels) -> list[BatchItem]:
-    """Carry out a checked plan: report the skips, redraw figures, compute the rest, write report.html."""
-    n = len(paths)
-    items: dict[int, BatchItem] = dict(plan.skipped)
-    for k, item in plan.skipped.items():
-        earlier = _failed_steps_text(item.steps)
-        bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: skipped (results complete in {item.out}"
-                 + (f"; earlier run: {earlier})" if earlier else ")"))
-    for k, note in plan.notes.items():
-        bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: note: {note}")
-
-    def job(k, image, folder=None):
-        return {"image": image, "options": options, "workers": 1, "folder": folder, "run": plan.runs[k],
-                "figure_options": figure_options}
-
-    def load(k):
-        try:
-            load_options = options.load
-            image = _as_image(paths[k], load_options.pixel_size, plane=load_options.plane,
-                              scale_unit=load_options.scale_unit)
-        except (ValueError, TypeError, OSError, ImportError) as exc:
-            finish(k, None, {}, _describe(exc), 0.0)
-            return None
-        for note in image.notes:
-            bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: note: {note}")
-        return image
-
-    def finish(k, results, steps, message, seconds, image=None):
-        path, folder = paths[k], plan.folders[k]
-        if results is not None:
-            start = time.perf_counter()
-            try:
-                write_outputs(folder, results, image=image.data, overwrite=True,
-                              run={**plan.runs[k], "input_sha256": image.sha256}, **figure_options)
-            except (ValueError, TypeError, OSError) as exc:
-                steps, message = {}, _describe(exc)
-            seconds += time.perf_counter() - start
-        failed = _failed_steps_text(steps)
-        status = "failed" if not steps else "partial" if failed else "done"
-        message = message or failed
-        manifest = _read_json(folder / MANIFEST_NAME) if status != "failed" else {}
-        items[k] = BatchItem(path, str(folder), status, message, seconds, steps, _image_notes(manifest))
-        text = {"done": f"done in {seconds:.1f} s -> {folder}",
-                "partial": f"PARTIAL in {seconds:.1f} s -> {folder} ({message})",
-                "failed": f"FAILED: {message}"}[status]
-        facts = step_summary(steps)
-        bar.line(f"[{k + 1}/{n}] {Path(path).name}: {text}" + (f"; {facts}" if facts else ""))
-        for warning in step_warnings(steps):
-            bar.line(f"[{k + 1}/{n}] {Path(path).name}: warning: {warning}")
-
-    def run_here(k, executor=None, image=None):
-        image = load(k) if image is None else image
-        if image is None:
-            return
-        if executor is not None:
-            bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: analysed here, its sliding windows on the cluster")
-        bar.begin(f"[{k + 1}/{n}] {Path(paths[k]).name}")
-        task = {**job(k, image), "workers": None if executor is not None else workers, "executor": executor,
-                "progress": bar}
-        results, steps, message, seconds = _compute(task)
-        finish(k, results, steps, message, seconds, image)
-
-    def redraw(k):
-        start = time.perf_counter()
-        image = load(k)
-        if image is None:
-            return
-        folder = plan.folders[k]
-        try:
-            results = load_results(folder)
-            write_outputs(folder, results, image=image.data, overwrite=True,
-                          run={**plan.redraw[k], "input_sha256": image.sha256}, **figure_options)
-        except (ValueError, TypeError, OSError) as exc:
-            finish(k, None, {}, f"could not redraw the figures: {_describe(exc)}", time.perf_counter() - start)
-            return
-        seconds = time.perf_counter() - start
-        items[k] = BatchItem(paths[k], str(folder), "done", "figures redrawn from the saved results", seconds,
-                             results.steps, _image_notes(results.manifest))
-        look = f"{'/'.join(figure_options['figure_formats'])}, {figure_options['dpi']} dpi, {figure_options['style']}"
-        bar.line(f"[{k + 1}/{n}] {Path(paths[k]).name}: results complete; figures redrawn ({look}) from the saved "
-                 f"results in {seconds:.1f} s -> {folder}")
-
-    for k in plan.redraw:
-        redraw(k)
-    todo = list(plan.runs)
-    if scheduler is not None and todo:
-        _run_on_dask(todo, paths, scheduler, job, load, finish, bar, split_pixels=split_pixels, run_here=run_here)
-    elif workers and workers > 1 and len(todo) > 1:
-        _run_in_pool({k: job(k, paths[k], str(plan.folders[k])) for k in todo}, workers, finish, bar)
-    else:
-        for k in todo:
-            run_here(k)
-    batch = [items[k] for k in range(n)]
-    bar.line(f"report: {write_report(out, batch)}")
-    return batch
-
-
-def _run_in_pool(jobs: dict, workers: int, finish, bar):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    bar.line(f"running {len(jobs)} images on {min(workers, len(jobs))} local worker processes")
-    # forkserver: children fork from one clean server that imported the pipeline once (no threads inherited)
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__, *_PIPELINE_MODULES])
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        futures = {pool.submit(_compute, job): k for k, job in jobs.items()}
-        for future in as_completed(futures):
-            finish(futures[future], *future.result())
-
-
-def _run_on_dask(todo: list, paths, scheduler, job, load, finish, bar, *, split_pixels, run_here):
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:
-        raise ImportError(
-            "--scheduler needs dask.distributed: pip install 'napari-causal-lattice[dask]'"
-        ) from exc
-    own = not isinstance(scheduler, Client)
-    try:
-        client = Client(scheduler, timeout="20s") if own else scheduler
-    except OSError as exc:
-        raise OSError(f"cannot reach the dask scheduler at {scheduler} ({exc}); is it running and reachable?") from exc
-    try:
-        address = client.scheduler.address
-        images, split = {}, {}
-        for k in todo:
-            image = load(k) if len(todo) > 1 else None
-            if len(todo) == 1 or (image is not None and image.data.size >= split_pixels):
-                split[k] = image
-            elif image is not None:
-                images[k] = image
-        if images:
-            bar.line(f"running {len(images)} images on the dask cluster at {address}")
-        futures = {client.submit(_compute, job(k, image), pure=False, key=f"ncl-image-{k}-{id(image)}"): k
-                   for k, image in images.items()}
-        if split:
-            executor = client.get_executor(pure=False)
-            for k, image in split.items():
-                run_here(k, executor, image)
-        for future in as_completed(futures):
-            k = futures[future]
-            finish(k, *future.result(), images[k])
-    finally:
-        if own:
-            client.close()

@@ -347,7 +347,7 @@ def parse_groups(text: str) -> dict[str, str]:
 
 
 def write_report(out, items, *, groups=None, min_probability: float = 0.5, n_edges: int = 6, style="paper") -> Path:
-    """Write ``out/report.html`` for a batch analysed by :func:`~napari_causal_lattice.pipeline.analyze_images`.
+    """Write ``out/report.html`` for a batch analysed by :func:`~napari_causal_lattice.batch.analyze_images`.
 
     Parameters
     ----------
@@ -370,7 +370,7 @@ def write_report(out, items, *, groups=None, min_probability: float = 0.5, n_edg
         The report file.
     """
     from .figures import get_style
-    from .io import load_results
+    from .store import load_results
 
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)

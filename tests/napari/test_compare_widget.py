@@ -82,7 +82,7 @@ def test_compare_needs_a_group_and_an_image(make_napari_viewer, samples):
 def test_results_folder_adds_a_row_with_its_cells(make_napari_viewer, samples, tmp_path):
     from napari_causal_lattice.cells import build_cells
     from napari_causal_lattice.columns import find_columns
-    from napari_causal_lattice.io import save_results
+    from napari_causal_lattice.store import save_results
 
     sample = samples[0.8]
     cells = build_cells(find_columns(sample.image, pixel_size=sample.pixel_size))

@@ -15,7 +15,7 @@ def test_headless_demo_writes_results_and_screenshot(tmp_path, qapp):
     manifest = json.loads((out / "results" / "manifest.json").read_text())
     assert set(manifest["contents"]) == {"columns", "cells", "lingam", "sliding", "pca"}
     assert manifest["image"]["shape"] == [1070, 1070] and manifest["image"]["pixel_size"] == 19.8
-    from napari_causal_lattice.io import load_results
+    from napari_causal_lattice.store import load_results
 
     back = load_results(out / "results")
     assert back.cells is not None and back.sliding is not None and back.pca is not None

@@ -146,7 +146,7 @@ def test_microscopist_journey(make_napari_viewer, qtbot, tmp_path):
     np.testing.assert_allclose(loading.affine.affine_matrix, overlay.affine.affine_matrix)
 
     # 7. save and reload
-    from napari_causal_lattice.io import load_results, save_results
+    from napari_causal_lattice.store import load_results, save_results
 
     target_dir = tmp_path / "results"
     save_results(target_dir, columns=b_layer.metadata["napari_causal_lattice"]["columns"], cells=cells,

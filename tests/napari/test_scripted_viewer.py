@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_causal_lattice.io import results_complete
+from napari_causal_lattice.store import results_complete
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "scripted_viewer.py"
 

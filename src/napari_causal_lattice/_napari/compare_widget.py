@@ -209,7 +209,7 @@ class CompareWidget(DockWidget):
 
     def add_results(self, path) -> str:
         """Add the cells of a results folder (from save_results / the CLI) as one more image; returns its name."""
-        from ..io import load_results
+        from ..store import load_results
 
         results = load_results(path)
         if results.cells is None:

@@ -153,7 +153,7 @@ def run_demo(headless: bool = False, out: str | None = None, *, settings: dict |
         napari.run()
         return None
 
-    from ..io import save_results
+    from ..store import save_results
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from napari.utils.notifications import show_info, show_warning
 
-from ..io import IMAGE_EXTENSIONS, LoadedImage, load_image
+from ..readers import IMAGE_EXTENSIONS, LoadedImage, load_image
 from .layers import META_KEY
 
 
