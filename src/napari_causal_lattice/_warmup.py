@@ -21,7 +21,8 @@ Where numba's cache lives is numba's choice: next to the package (``__pycache__`
 writable, otherwise a user cache folder (``~/.cache/numba`` on Linux, the platform's equivalent elsewhere),
 so a read-only installation still compiles only once; ``NUMBA_CACHE_DIR`` overrides both.
 
-Importing this module is cheap: numpy and numba load only in the children and in the engine.
+Importing this module is cheap: numpy and numba load only in the children and in the engine.  The children run
+:mod:`napari_causal_lattice._compile_kernels`, which imports the engine (the engine imports this module).
 """
 
 from __future__ import annotations
@@ -53,21 +54,6 @@ _KERNEL_SOURCES = ("causal/engine.py", "causal/confidence.py")
 
 _COMPILING = "compiling"
 _DONE = "done"
-
-
-def _compile_job(job: str) -> None:
-    """Compile (or load from the disk cache) the kernels of one job, for the argument types every fit uses."""
-    for name in job.split(","):
-        if name == "pvalues":
-            import numpy as np
-
-            from .causal.confidence import order_pvalues_from_covariance
-
-            order_pvalues_from_covariance(np.eye(3)[None], 16, np.array([[0, 1, 2]]))
-        else:
-            from .causal.engine import compile_stage
-
-            compile_stage(name)
 
 
 def user_cache_dir() -> Path:
@@ -116,7 +102,7 @@ def _write_stamp(job: str) -> None:
 
 
 def _child_command(job: str) -> list[str]:
-    return [sys.executable, "-m", "napari_causal_lattice._warmup", job]
+    return [sys.executable, "-m", "napari_causal_lattice._compile_kernels", job]
 
 
 def _child_env() -> dict:
@@ -135,7 +121,7 @@ class Warmup:
     jobs : sequence of str
         One child process per entry (kernel groups, see ``JOBS``).
     command : callable, optional
-        ``command(job) -> argv`` of a child (default: ``python -m napari_causal_lattice._warmup job``).  A child
+        ``command(job) -> argv`` of a child (default: ``python -m napari_causal_lattice._compile_kernels job``).  A child
         prints ``compiling`` on stdout when it starts a real compilation and ``done`` when it has finished.
     stamps : bool
         Skip the jobs whose stamp file says their kernels are already in the disk cache (see ``_stamp``).
@@ -307,16 +293,3 @@ def install_compile_note(action=None) -> None:
             pass
 
     event.register("numba:compile", _FirstCompile())
-
-
-def _main(argv) -> int:
-    """Child process: compile the jobs named in ``argv[0]``, reporting on stdout."""
-    install_compile_note(lambda: print(_COMPILING, flush=True))
-    _compile_job(argv[0])
-    _write_stamp(argv[0])
-    print(_DONE, flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

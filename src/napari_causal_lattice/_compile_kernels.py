@@ -1,0 +1,42 @@
+"""The child process of :mod:`napari_causal_lattice._warmup`: ``python -m napari_causal_lattice._compile_kernels
+JOB`` compiles (or loads from numba's disk cache) one group of causal kernels and reports on stdout
+(``compiling`` when a real compilation starts, ``done`` at the end).
+
+It is a module of its own because it imports the causal engine, which imports ``_warmup``: so imports run one
+way (``_compile_kernels`` -> ``causal`` -> ``_warmup``).  The engine is imported only after the note is installed,
+so that the first compilation is reported as ``compiling``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ._warmup import _COMPILING, _DONE, _write_stamp, install_compile_note
+
+
+def _compile_job(job: str) -> None:
+    """Compile (or load from the disk cache) the kernels of one job, for the argument types every fit uses."""
+    for name in job.split(","):
+        if name == "pvalues":
+            import numpy as np
+
+            from .causal.confidence import order_pvalues_from_covariance
+
+            order_pvalues_from_covariance(np.eye(3)[None], 16, np.array([[0, 1, 2]]))
+        else:
+            from .causal.engine import compile_stage
+
+            compile_stage(name)
+
+
+def _main(argv) -> int:
+    """Child process: compile the jobs named in ``argv[0]``, reporting on stdout."""
+    install_compile_note(lambda: print(_COMPILING, flush=True))
+    _compile_job(argv[0])
+    _write_stamp(argv[0])
+    print(_DONE, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
