@@ -516,6 +516,7 @@ def write_outputs(out, results: Results, *, image=None, overwrite: bool = False,
 
 
 def _describe(exc: BaseException) -> str:
+    """An error in one line, for the reason of a failed step or image (its type unless it is a usage error)."""
     if isinstance(exc, (ValueError, TypeError, OSError, ImportError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -643,6 +643,25 @@ def save_results(
     target = check_results_target(path, overwrite=overwrite)
 
     flat = _Flattener()
+    contents = _encode_contents(objects, flat)
+    writers = _file_writers(columns, cells, extra)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "versions": package_versions(),
+        "image": jsonable(image_info),
+        "run": jsonable(run),
+        "steps": jsonable(dict(steps or {})),
+        "files": [ARRAYS_NAME, *writers],
+        "contents": contents,
+        "array_checksums": {key: array_sha256(value) for key, value in flat.arrays.items()},
+    }
+    _write_atomically(target, flat.arrays, writers, manifest)
+    return target
+
+
+def _encode_contents(objects: dict, flat: _Flattener) -> dict:
+    """The manifest's ``contents``: per result its class, its state (arrays moved into ``flat``) and provenance."""
     contents = {}
     for name, obj in objects.items():
         if obj is None:
@@ -654,6 +673,12 @@ def save_results(
             "state": flat.encode(obj.to_state(), name),
             "provenance": jsonable(getattr(obj, "provenance", None)),
         }
+    return contents
+
+
+def _file_writers(columns, cells, extra) -> dict:
+    """Relative file name -> ``write(path)`` of every file besides the arrays and the manifest: the CSV tables and
+    the ``extra`` files (figures)."""
     csv_writers = {}
     if columns is not None:
         csv_writers["columns.csv"] = lambda p: columns_frame(columns).to_csv(p, index=False)
@@ -663,28 +688,21 @@ def save_results(
     for rel in writers:
         if Path(rel).is_absolute() or ".." in Path(rel).parts or rel in (MANIFEST_NAME, ARRAYS_NAME):
             raise ValueError(f"extra file name {rel!r} must be a relative path inside the results folder")
-    files = [ARRAYS_NAME, *writers]
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "versions": package_versions(),
-        "image": jsonable(image_info),
-        "run": jsonable(run),
-        "steps": jsonable(dict(steps or {})),
-        "files": files,
-        "contents": contents,
-        "array_checksums": {key: array_sha256(value) for key, value in flat.arrays.items()},
-    }
-    parent = target.parent
+    return writers
+
+
+def _write_atomically(target: Path, arrays: dict, writers: dict, manifest: dict) -> None:
+    """Write ``arrays.npz``, the ``writers``' files and the manifest (with their checksums) into a hidden temporary
+    folder beside ``target`` and swap it into place; on any failure nothing is left and ``target`` is unchanged."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _write_error(target, exc) from exc
     tmp = _temp_name(target, "tmp")
     try:
         tmp.mkdir()
         with open(tmp / ARRAYS_NAME, "wb") as fh:
-            np.savez(fh, **flat.arrays)
+            np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         for rel, write in writers.items():
@@ -693,7 +711,7 @@ def save_results(
         missing = [rel for rel in writers if not (tmp / rel).is_file()]
         if missing:
             raise ValueError(f"extra writers did not create {missing}")
-        manifest["checksums"] = {rel: file_sha256(tmp / rel) for rel in files}
+        manifest["checksums"] = {rel: file_sha256(tmp / rel) for rel in manifest["files"]}
         manifest = json.loads(json.dumps(manifest, allow_nan=False))
         manifest["manifest_sha256"] = manifest_checksum(manifest)
         text = json.dumps(manifest, indent=1, allow_nan=False)
@@ -708,7 +726,6 @@ def save_results(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
