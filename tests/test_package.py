@@ -62,7 +62,7 @@ def test_npe2_validate_cli():
 
 PACKAGE = Path(napari_causal_lattice.__file__).resolve().parent
 #: Modules in the order imports may run: each may import the earlier ones, never a later one.
-LAYERS = ("readers", "store", "pipeline", "batch", "cli")
+LAYERS = ("readers", "store", "pipeline", "report", "batch", "cli")
 
 
 def _module_name(path: Path) -> str:
@@ -132,7 +132,7 @@ def test_the_cycle_check_finds_a_cycle():
     assert _cycles(graph) == [["a", "b", "c"]]
 
 
-def test_readers_store_pipeline_batch_cli_import_one_way_down():
+def test_readers_store_pipeline_report_batch_cli_import_one_way_down():
     graph = _import_graph()
     for k, name in enumerate(LAYERS):
         later = {f"napari_causal_lattice.{m}" for m in LAYERS[k + 1:]}

@@ -1,5 +1,5 @@
-"""Former home of the image readers and the results store, kept so that ``napari_causal_lattice.io`` imports
-written for 0.3 and earlier keep working.
+"""Former home of the image readers and the results store, kept so that existing scripts' ``from
+napari_causal_lattice.io import ...`` keep working.
 
 The code lives in :mod:`napari_causal_lattice.readers` (reading images, units of length, content hashes) and
 :mod:`napari_causal_lattice.store` (saving, loading, checking and locking results folders); import from those
