@@ -166,6 +166,7 @@ def _compute(job: _Job):
         return None, {}, _batch_advice(_describe(exc)), time.perf_counter() - start
     return results, results.steps, "", time.perf_counter() - start
 
+
 class TextProgress:
     """Plain-text progress bar on a stream (stderr): redrawn in place on a terminal, every 10 % otherwise."""
 
@@ -309,6 +310,7 @@ def _plan_image(path, folder: Path, params: dict, figures: dict | None, *, overw
                            "or choose another --out"), ""
     note = f"earlier results are incomplete ({detail}); recomputing" if status == "incomplete" else ""
     return "run", run, note
+
 
 def _read_json(path: Path) -> dict:
     try:
