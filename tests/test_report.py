@@ -10,12 +10,12 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 
+from napari_causal_lattice.figures import plot_summary
 from napari_causal_lattice.pipeline import BatchItem, analyze_images
 from napari_causal_lattice.report import (
     KEY_EDGES,
     _choose_edges,
     is_identity,
-    plot_summary,
     summary_table,
     write_report,
 )

@@ -3,7 +3,9 @@
 Each image is fitted with :func:`napari_causal_lattice.causal.fit_lingam` (bootstrap resamples from one
 seeded generator); a group's coefficient is the mean of its images' coefficients, and its confidence
 interval comes from averaging one bootstrap replicate per image, drawn at random, many times (images are
-independent samples, each weighted equally as in the paper's per-composition averages).
+independent samples, each weighted equally as in the paper's per-composition averages).  The figures
+(:func:`~napari_causal_lattice.figures.plot_coefficient_vs_group`, ``plot_group_adjacency``) live in
+:mod:`napari_causal_lattice.figures`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._moved import moved
 from .lattice import DESCRIPTORS
 from .options import check_seed, renamed
 from .progress import report
 from .provenance import make_provenance
+
+#: Drawing helpers that lived here (old name -> new module).
+_MOVED = dict.fromkeys(("plot_coefficient_vs_group", "plot_group_adjacency"), "napari_causal_lattice.figures")
 
 _TABLE_COLUMNS = ("level", "image", "group", "effect", "cause", "coefficient", "ci_low", "ci_high", "probability",
                   "n_samples", "flip_rate")
@@ -466,51 +472,6 @@ def _tidy(names, group_of, variables, fits, n_samples, confidence, rng, n_group_
     return table[list(_TABLE_COLUMNS) + extra]
 
 
-def plot_coefficient_vs_group(ax, result: ComparisonResult, effect: str, cause: str, *, show_images: bool = True,
-                              color="C0"):
-    """Fig. 5/7 style: coefficient ``effect <- cause`` per group with its interval (and each image's).
-
-    Parameters
-    ----------
-    ax : matplotlib.axes.Axes
-        Target axes (no pyplot state).
-    result : ComparisonResult
-    effect, cause : str
-        The coupling ``effect <- cause``.
-    show_images : bool
-        Also draw each image's coefficient and interval, offset slightly to the right of its group.
-    color : str
-        Matplotlib colour.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    group_rows = result.edge(effect, cause, level="group")
-    positions = {g: k for k, g in enumerate(result.group_names)}
-    x = np.array([positions[g] for g in group_rows["group"]], dtype=float)
-    coef = group_rows["coefficient"]
-    yerr = np.vstack([coef - group_rows["ci_low"], group_rows["ci_high"] - coef])
-    ax.errorbar(x, group_rows["coefficient"], yerr=yerr, fmt="s-", color=color, capsize=4, ms=6,
-                label=f"group mean ({result.confidence:.0%} CI)")
-    if show_images:
-        img = result.edge(effect, cause, level="image")
-        counts: dict = {}
-        xs = []
-        for g in img["group"]:
-            counts[g] = counts.get(g, 0) + 1
-            xs.append(positions[g] + 0.08 * counts[g])
-        yerr_i = np.vstack([img["coefficient"] - img["ci_low"], img["ci_high"] - img["coefficient"]])
-        ax.errorbar(xs, img["coefficient"], yerr=yerr_i, fmt="o", color=color, alpha=0.45, ms=3, capsize=2,
-                    label="images")
-    ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.set_xticks(range(len(positions)), list(positions))
-    ax.set_xlabel("group")
-    ax.set_ylabel(f"{effect} <- {cause} [{result.edge_units(effect, cause)}]")
-    ax.legend(fontsize="small")
-    return ax
-
-
 def compare_stem_images(
     images,
     groups=None,
@@ -578,44 +539,5 @@ def compare_stem_images(
     )
 
 
-def plot_group_adjacency(axes, result: ComparisonResult, *, vmax: float | None = None, symlog: bool | None = None):
-    """Fig. 3 style: the mean adjacency matrix of each group side by side, on one shared colour scale.
-
-    Parameters
-    ----------
-    axes : sequence of matplotlib.axes.Axes
-        One Axes per group, in the order of ``result.group_names``.
-    result : ComparisonResult
-    vmax : float, optional
-        Colour limit (symmetric around 0); default the largest |coefficient| of all groups.
-    symlog : bool, optional
-        Symmetric-log colour scale (linear below ``vmax / 1000``), so couplings of very different units
-        (e.g. Vol <- a in pm^2/pm next to Px <- Py in pm/pm) stay visible; default on unless standardized.
-
-    Returns
-    -------
-    matplotlib.image.AxesImage
-        The last image drawn (for a colour bar).
-    """
-    axes = list(np.ravel(axes))
-    groups = result.group_names
-    if len(axes) != len(groups):
-        raise ValueError(f"plot_group_adjacency needs one Axes per group ({len(groups)}), got {len(axes)}")
-    from matplotlib.colors import Normalize, SymLogNorm
-
-    if symlog is None:
-        symlog = not result.standardized
-    mats = [result.group_adjacency(g) for g in groups]
-    if vmax is None:
-        vmax = max(float(np.max(np.abs(m))) for m in mats) or 1.0
-    names = list(result.names)
-    norm = SymLogNorm(linthresh=vmax * 1e-3, vmin=-vmax, vmax=vmax) if symlog else Normalize(-vmax, vmax)
-    image = None
-    for ax, group, mat in zip(axes, groups, mats):
-        image = ax.imshow(mat, cmap="RdBu_r", norm=norm)
-        ax.set_title(str(group), fontsize="small")
-        ax.set_xticks(range(len(names)), names, rotation=90, fontsize="x-small")
-        ax.set_yticks(range(len(names)), names, fontsize="x-small")
-        ax.set_xlabel("cause", fontsize="x-small")
-    axes[0].set_ylabel("effect", fontsize="x-small")
-    return image
+def __getattr__(name: str):
+    return moved(__name__, _MOVED, name)

@@ -208,7 +208,7 @@ class SlidingResult:
         """The fit of window ``(ky, kx)`` as a :class:`~napari_causal_lattice.causal.result.LingamResult`.
 
         Gives the window the global fit's queries and drawings (``edges()``, ``coefficient()``,
-        :func:`~napari_causal_lattice.plotting.plot_causal_graph`).  Raises ValueError for a skipped window.
+        :func:`~napari_causal_lattice.figures.plot_causal_graph`).  Raises ValueError for a skipped window.
         """
         from .causal.result import LingamResult
 
