@@ -225,6 +225,88 @@ def _checked_result(result, name: str, variables: list, eiv: bool):
     return result
 
 
+def _checked_bootstrap(n_bootstrap, confidence) -> int:
+    """``n_bootstrap`` as an int, after checking it and ``confidence`` (ValueError naming the bad one)."""
+    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
+        raise ValueError(f"n_bootstrap must be a whole number >= 20 for confidence intervals, got {n_bootstrap!r}")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
+    return int(n_bootstrap)
+
+
+@dataclass
+class _ImageInputs:
+    """The images of a comparison, checked: names, items, group of each, the variables, and per image given as
+    a table its (n, p) data matrix, its table and the descriptors' units."""
+
+    names: list
+    values: list
+    group_of: list
+    results_given: list
+    variables: list
+    data: dict
+    tables: dict
+    units: dict
+
+    @classmethod
+    def of(cls, items, groups, variables, shared_order: bool) -> _ImageInputs:
+        names, values = _named_items(items)
+        if len(set(names)) != len(names):
+            raise ValueError("image names must be unique")
+        group_of = _resolve_groups(groups, names)
+        results_given = [_is_lingam_result(v) for v in values]
+        if variables is None:
+            variables = list(values[results_given.index(True)].names) if all(results_given) else list(DESCRIPTORS)
+        variables = [str(v) for v in variables]
+        if shared_order and any(results_given):
+            raise ValueError("shared_order needs the cell tables of every image, not precomputed LingamResults")
+        data, tables, units = {}, {}, {}
+        for name, item, given in zip(names, values, results_given):
+            if not given:
+                table, unit_map = _table_of(item, name)
+                data[name] = _data_matrix(table, variables, name)
+                tables[name] = table
+                units.update(unit_map)
+        return cls(names, values, group_of, results_given, variables, data, tables, units)
+
+
+def _shared_order(inputs: _ImageInputs, prior_knowledge, seed: int, standardize: bool, backend, cancel):
+    """``(causal_order, prior)``: the order fitted once on the pooled, per-image centred data, and the prior that
+    fixes it for every image's fit."""
+    from .causal import fit_lingam
+
+    variables = inputs.variables
+    pooled = np.vstack([X - X.mean(axis=0) for X in inputs.data.values()])
+    pooled_fit = fit_lingam(pooled, variables=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
+                            seed=seed, standardize=standardize, backend=backend, cancel=cancel)
+    order_idx = [int(k) for k in pooled_fit.causal_order]
+    return tuple(variables[k] for k in order_idx), order_prior(order_idx, len(variables))
+
+
+def _fit_images(inputs: _ImageInputs, prior, n_bootstrap: int, child_seeds, standardize: bool, backend, eiv: bool,
+                *, progress, cancel, done: int, total: int) -> tuple[list, list]:
+    """``(fits, n_samples)``: each image fitted with its own child seed (or its given LingamResult, checked);
+    one progress unit per image after the ``done`` ones."""
+    from .causal import fit_lingam
+
+    units = inputs.units
+    fits, n_samples = [], []
+    for k, (name, item, given) in enumerate(zip(inputs.names, inputs.values, inputs.results_given)):
+        if given:
+            result = _checked_result(item, name, inputs.variables, eiv)
+            units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
+        else:
+            result = fit_lingam(inputs.tables[name] if eiv else inputs.data[name], variables=inputs.variables,
+                                prior_knowledge=prior, n_bootstrap=n_bootstrap, seed=child_seeds[k],
+                                standardize=standardize, units=units or None, backend=backend, eiv=eiv,
+                                cancel=cancel)
+        fits.append(result)
+        n_samples.append(int(getattr(result, "n_samples", len(inputs.data.get(name, ())))))
+        done += 1
+        report(progress, done, total, cancel)
+    return fits, n_samples
+
+
 @renamed(method="backend")
 def compare_images(
     items,
@@ -292,60 +374,20 @@ def compare_images(
     -------
     ComparisonResult
     """
-    from .causal import fit_lingam
-
-    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
-        raise ValueError(f"n_bootstrap must be a whole number >= 20 for confidence intervals, got {n_bootstrap!r}")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
-    n_bootstrap = int(n_bootstrap)
+    n_bootstrap = _checked_bootstrap(n_bootstrap, confidence)
     seed = check_seed(seed)
-    names, values = _named_items(items)
-    if len(set(names)) != len(names):
-        raise ValueError("image names must be unique")
-    group_of = _resolve_groups(groups, names)
+    inputs = _ImageInputs.of(items, groups, variables, shared_order)
+    names, values, variables = inputs.names, inputs.values, inputs.variables
+    group_of, units = inputs.group_of, inputs.units
     root = np.random.default_rng(seed)
     child_seeds = [int(s) for s in root.integers(0, 2**63 - 1, size=len(values) + 1)]
-    results_given = [_is_lingam_result(v) for v in values]
-    if variables is None:
-        variables = list(values[results_given.index(True)].names) if all(results_given) else list(DESCRIPTORS)
-    variables = [str(v) for v in variables]
-    p = len(variables)
-    if shared_order and any(results_given):
-        raise ValueError("shared_order needs the cell tables of every image, not precomputed LingamResults")
-    data, tables, units = {}, {}, {}
-    for name, item, given in zip(names, values, results_given):
-        if not given:
-            table, unit_map = _table_of(item, name)
-            data[name] = _data_matrix(table, variables, name)
-            tables[name] = table
-            units.update(unit_map)
-    causal_order = None
-    prior = prior_knowledge
     total = len(values) + (1 if shared_order else 0)
-    done = 0
+    causal_order, prior = None, prior_knowledge
     if shared_order:
-        pooled = np.vstack([X - X.mean(axis=0) for X in data.values()])
-        pooled_fit = fit_lingam(pooled, variables=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
-                                seed=child_seeds[-1], standardize=standardize, backend=backend, cancel=cancel)
-        order_idx = [int(k) for k in pooled_fit.causal_order]
-        causal_order = tuple(variables[k] for k in order_idx)
-        prior = order_prior(order_idx, p)
-        done += 1
-        report(progress, done, total, cancel)
-    fits, n_samples = [], []
-    for k, (name, item, given) in enumerate(zip(names, values, results_given)):
-        if given:
-            result = _checked_result(item, name, variables, eiv)
-            units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
-        else:
-            result = fit_lingam(tables[name] if eiv else data[name], variables=variables, prior_knowledge=prior,
-                                n_bootstrap=n_bootstrap, seed=child_seeds[k], standardize=standardize,
-                                units=units or None, backend=backend, eiv=eiv, cancel=cancel)
-        fits.append(result)
-        n_samples.append(int(getattr(result, "n_samples", len(data.get(name, ())))))
-        done += 1
-        report(progress, done, total, cancel)
+        causal_order, prior = _shared_order(inputs, prior_knowledge, child_seeds[-1], standardize, backend, cancel)
+        report(progress, 1, total, cancel)
+    fits, n_samples = _fit_images(inputs, prior, n_bootstrap, child_seeds, standardize, backend, eiv,
+                                  progress=progress, cancel=cancel, done=total - len(values), total=total)
     adjacency = np.stack([np.asarray(f.adjacency, dtype=float) for f in fits])
     table = _tidy(names, group_of, variables, fits, n_samples, float(confidence), root, n_bootstrap, eiv=eiv)
     if null is not None:

@@ -117,34 +117,15 @@ def plot_causal_graph(
         Red arrows are positive effects, blue negative; labels give the coefficient and probability,
         placed where they overlap neither another label nor a variable.
     """
-    from matplotlib.patches import FancyArrowPatch
-
     res = result_or_matrix if hasattr(result_or_matrix, "adjacency") else None
     B, names, prob, order = _unpack(result_or_matrix, names, probabilities, in_units)
     if ax is None:
         ax = new_axes()
-    p = len(names)
-    if keep is None:
-        keep = (np.abs(B) > min_abs) & np.isfinite(B)
-        if prob is not None:
-            keep &= prob >= min_probability
-    else:
-        keep = np.asarray(keep, dtype=bool)
-        if keep.shape != B.shape:
-            raise ValueError(f"keep must have the adjacency's shape {B.shape}, got {keep.shape}.")
-        keep = keep & np.isfinite(B) & (B != 0)
-    keep = keep & ~np.eye(p, dtype=bool)
+    keep = _shown_edges(B, prob, keep, min_abs=min_abs, min_probability=min_probability)
     flagged = np.zeros_like(keep)
     if flag_above is not None and res is not None and res.standardized:
         flagged = keep & (np.abs(res.adjacency) > flag_above)
-    if layout == "layered":
-        pos = _layered_positions(keep, order)
-    elif layout == "circle":
-        angles = np.pi / 2 - 2 * np.pi * np.arange(p) / p
-        pos = np.empty((p, 2))
-        pos[order] = np.c_[np.cos(angles), np.sin(angles)]
-    else:
-        raise ValueError(f"layout must be 'layered' or 'circle', got {layout!r}.")
+    pos = _node_positions(layout, keep, order)
     _frame(ax, pos, node_radius)
     loose = ~(keep.any(axis=0) | keep.any(axis=1))
     if layout == "layered" and loose.any() and not loose.all():
@@ -155,19 +136,6 @@ def plot_causal_graph(
     vmax = np.abs(B[sized]).max() if sized.any() else 1.0
     labels = []
     for i, j in zip(*np.nonzero(keep)):  # arrow j -> i
-        start, end = pos[j], pos[i]
-        d = end - start
-        unit = d / max(np.hypot(*d), 1e-12)
-        a0, a2 = start + unit * node_radius, end - unit * node_radius
-        rad = _bend(start, end, pair=bool(keep[j, i]), layered=layout == "layered")
-        if flagged[i, j]:
-            width, color, style = 1.0, "0.45", "--"
-        else:
-            width, color, style = 0.8 + 3.2 * min(abs(B[i, j]) / vmax, 1.0), _POS_COLOR if B[i, j] > 0 else _NEG_COLOR, "-"
-        ax.add_patch(FancyArrowPatch(
-            a0, a2, arrowstyle="-|>", mutation_scale=9 + 2 * width, lw=width, color=color, alpha=0.85,
-            linestyle=style, connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0, zorder=1,
-        ))
         text = fmt.format(B[i, j])
         if res is not None and in_units:
             text += f" {coupling_unit(res.units, names[i], names[j])}".rstrip()
@@ -175,18 +143,74 @@ def plot_causal_graph(
             text += " !"
         if prob is not None:
             text += f"\nP={prob[i, j]:.2f}"
-        ctrl = (a0 + a2) / 2 + rad * np.array([a2[1] - a0[1], a0[0] - a2[0]])
-        labels.append((text, color, a0, ctrl, a2))
+        labels.append(_arrow(ax, pos[j], pos[i], B[i, j], vmax, text, flagged=bool(flagged[i, j]),
+                             pair=bool(keep[j, i]), layered=layout == "layered", node_radius=node_radius))
     _place_labels(ax, labels, pos, node_radius, font_size)
-    for k in range(p):
-        ax.add_patch(_circle(pos[k], node_radius))
-        # long names (alpha) shrink towards the edge-label size so they stay inside their circle
-        size = 1.3 * font_size * min(1.0, max(3.5 / max(len(names[k]), 1), 1 / 1.3))
-        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=size, fontweight="bold", zorder=5)
+    _draw_nodes(ax, pos, names, node_radius, font_size)
     if title is None:
         title = "causal graph (arrow: cause -> effect)"
     ax.set_title(title, fontsize=1.3 * font_size)
     return ax
+
+
+def _shown_edges(B, prob, keep, *, min_abs: float, min_probability: float) -> np.ndarray:
+    """(p, p) bool: the edges to draw (``keep`` if given, else ``|B| > min_abs`` with enough probability),
+    finite, non-zero and off the diagonal."""
+    if keep is None:
+        keep = (np.abs(B) > min_abs) & np.isfinite(B)
+        if prob is not None:
+            keep &= prob >= min_probability
+    else:
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != B.shape:
+            raise ValueError(f"keep must have the adjacency's shape {B.shape}, got {keep.shape}.")
+        keep = keep & np.isfinite(B) & (B != 0)
+    return keep & ~np.eye(B.shape[0], dtype=bool)
+
+
+def _node_positions(layout: str, keep: np.ndarray, order) -> np.ndarray:
+    """(p, 2) positions of the variables: rows by depth (``"layered"``) or a circle in causal order."""
+    p = keep.shape[0]
+    if layout == "layered":
+        return _layered_positions(keep, order)
+    if layout == "circle":
+        angles = np.pi / 2 - 2 * np.pi * np.arange(p) / p
+        pos = np.empty((p, 2))
+        pos[order] = np.c_[np.cos(angles), np.sin(angles)]
+        return pos
+    raise ValueError(f"layout must be 'layered' or 'circle', got {layout!r}.")
+
+
+def _arrow(ax, start, end, coefficient: float, vmax: float, text: str, *, flagged: bool, pair: bool, layered: bool,
+           node_radius: float):
+    """Draw one arrow cause -> effect between the variables' circles: width by ``|coefficient| / vmax`` (the
+    largest shown), red positive, blue negative, grey dashed when ``flagged``.  Returns its label's
+    ``(text, colour, start, control point, end)`` for :func:`_place_labels`."""
+    from matplotlib.patches import FancyArrowPatch
+
+    d = end - start
+    unit = d / max(np.hypot(*d), 1e-12)
+    a0, a2 = start + unit * node_radius, end - unit * node_radius
+    rad = _bend(start, end, pair=pair, layered=layered)
+    if flagged:
+        width, color, style = 1.0, "0.45", "--"
+    else:
+        width = 0.8 + 3.2 * min(abs(coefficient) / vmax, 1.0)
+        color, style = _POS_COLOR if coefficient > 0 else _NEG_COLOR, "-"
+    ax.add_patch(FancyArrowPatch(
+        a0, a2, arrowstyle="-|>", mutation_scale=9 + 2 * width, lw=width, color=color, alpha=0.85,
+        linestyle=style, connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0, zorder=1,
+    ))
+    ctrl = (a0 + a2) / 2 + rad * np.array([a2[1] - a0[1], a0[0] - a2[0]])
+    return text, color, a0, ctrl, a2
+
+
+def _draw_nodes(ax, pos, names, node_radius: float, font_size: float) -> None:
+    """One circle per variable with its name (long names shrink towards the edge-label size to stay inside)."""
+    for k in range(len(names)):
+        ax.add_patch(_circle(pos[k], node_radius))
+        size = 1.3 * font_size * min(1.0, max(3.5 / max(len(names[k]), 1), 1 / 1.3))
+        ax.text(*pos[k], names[k], ha="center", va="center", fontsize=size, fontweight="bold", zorder=5)
 
 
 def _bend(start, end, *, pair: bool, layered: bool) -> float:

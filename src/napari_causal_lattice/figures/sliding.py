@@ -126,8 +126,6 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
         significant when ``sliding.significant`` holds the calibrated decision) are uncoloured; windows that
         were not fitted are grey.  Without any such element, one panel says so.
     """
-    from matplotlib.colors import ListedColormap
-
     style = get_style(style)
     names = list(sliding.names)
     elements = significant_elements(sliding)
@@ -138,64 +136,96 @@ def plot_sliding_grid(image, sliding, pixel_size=None, *, in_units: bool = False
             f"{sliding.stride}): {len(elements)} of {len(names) * (len(names) - 1)} elements "
             f"{'significant' if decided else 'non-zero'} in at least one window")
     if not elements:
-        fig = _figure((SINGLE_COLUMN, 1.6))
-        ax = fig.add_subplot()
-        ax.set_axis_off()
-        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(head + "; nothing to map.", 48)), ha="center", va="center",
-                transform=ax.transAxes, fontsize=_font(style))
-        return fig
-    nrows, ncols, panel_width, panel_height = _grid_shape(len(elements), w / max(h, 1), width)
-    bar_room = 0.55 if in_units else 0.0
+        return _nothing_to_map(head, style)
     legend = (f"uncoloured: no edge{' or not significant' if decided else ''}"
               + ("; grey: window not fitted" if not sliding.fitted.all() else ""))
     title = textwrap.wrap(f"{head}; {legend}", 110)
-    top_room = 0.3 + 0.16 * len(title)
-    size = (width, nrows * (panel_height + 0.42) + 0.45 + top_room)
-    fig = _figure(size, layout=None)  # placed by hand: a layout engine is slow on many map panels
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    fig.subplots_adjust(left=0.55 / size[0], right=1 - (0.35 + (0 if in_units else 0.6)) / size[0],
-                        bottom=0.45 / size[1], top=1 - top_room / size[1],
-                        wspace=(0.15 + bar_room) / panel_width, hspace=0.42 / panel_height)
+    fig, axes, size = _grid_figure(len(elements), (h, w), width, in_units, len(title))
     maps = {(e, c): _element(sliding, e, c, in_units) for e, c in elements}
-    top = robust_limits(np.concatenate([m.ravel() for m in maps.values()]), signed=True, percentile=percentile)[1]
+    all_values = np.concatenate([m.ravel() for m in maps.values()])
+    top = robust_limits(all_values, signed=True, percentile=percentile)[1]
     shared = (-min(top, standardised_limit), min(top, standardised_limit))
     where, to_values = _window_placement(sliding, cells, (h, w), max_pixels)
     skipped = to_values(np.where(sliding.fitted, np.nan, 1.0))
-    mesh, unit = None, "px"
+    mesh = None
     for k, ax in enumerate(axes.ravel()):
         if k >= len(elements):
             ax.remove()
             continue
-        effect, cause = elements[k]
-        fy, fx, unit = draw_image(ax, image, pixel_size, style=style, max_pixels=max_pixels, axis_labels=False)
-        values = maps[(effect, cause)]
-        lo, hi = robust_limits(values, signed=True, percentile=percentile) if in_units else shared
-        mesh = _place(ax, to_values(values), where, (fy, fx), cmap=style.signed_cmap, vmin=lo, vmax=hi,
-                      alpha=style.map_alpha)
-        if in_units:
-            bar = fig.colorbar(mesh, cax=ax.inset_axes([1.03, 0.0, 0.05, 1.0]), extend=_extend(values, lo, hi))
-            bar.set_label(coupling_unit(sliding.units, effect, cause), fontsize=_font(style, 0.9))
-            bar.ax.tick_params(labelsize=_font(style, 0.9))
-        if not sliding.fitted.all():
-            _place(ax, skipped, where, (fy, fx), cmap=ListedColormap(["0.55"]), vmin=0, vmax=1, alpha=0.8)
-        ax.set_title(f"{effect} <- {cause}", fontsize=_font(style), pad=2)
-        ax.tick_params(labelsize=_font(style, 0.9))
-        ax.set_xlim(-0.5 * fx, (w - 0.5) * fx)
-        ax.set_ylim((h - 0.5) * fy, -0.5 * fy)
-        row, col = divmod(k, ncols)
-        if row == nrows - 1 or k + ncols >= len(elements):
-            ax.set_xlabel(f"x ({unit})", fontsize=_font(style))
-        else:
-            ax.tick_params(labelbottom=False)
-        if col == 0:
-            ax.set_ylabel(f"y ({unit})", fontsize=_font(style))
-        else:
-            ax.tick_params(labelleft=False)
+        values = maps[elements[k]]
+        limits = robust_limits(values, signed=True, percentile=percentile) if in_units else shared
+        mesh, unit = _element_panel(ax, image, pixel_size, sliding, elements[k], to_values(values), where, skipped,
+                                    limits, style=style, max_pixels=max_pixels,
+                                    unit_bar=_extend(values, *limits) if in_units else None)
+        _label_panel(ax, k, axes.shape, len(elements), unit, style)
     if not in_units and mesh is not None:
-        all_values = np.concatenate([m.ravel() for m in maps.values()])
         bar = fig.colorbar(mesh, cax=fig.add_axes([1 - 0.75 / size[0], 0.2, 0.1 / size[0], 0.6]),
                            extend=_extend(all_values, *shared))
         bar.set_label(_element_label(sliding, names[0], names[1], False), fontsize=_font(style))
         bar.ax.tick_params(labelsize=_font(style, 0.9))
     fig.suptitle("\n".join(title), fontsize=_font(style), y=1 - 0.08 / size[1], va="top")
     return fig
+
+
+def _nothing_to_map(head: str, style):
+    """A one-column figure that says no element is significant (or non-zero) in any window."""
+    fig = _figure((SINGLE_COLUMN, 1.6))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(head + "; nothing to map.", 48)), ha="center", va="center",
+            transform=ax.transAxes, fontsize=_font(style))
+    return fig
+
+
+def _grid_figure(n: int, shape, width: float, in_units: bool, title_lines: int):
+    """``(fig, axes (nrows, ncols), size)`` of ``n`` map panels, placed by hand (a layout engine is slow on many
+    map panels): room for one colour bar per panel (``in_units``) or one shared bar, and the title's lines."""
+    h, w = shape
+    nrows, ncols, panel_width, panel_height = _grid_shape(n, w / max(h, 1), width)
+    bar_room = 0.55 if in_units else 0.0
+    top_room = 0.3 + 0.16 * title_lines
+    size = (width, nrows * (panel_height + 0.42) + 0.45 + top_room)
+    fig = _figure(size, layout=None)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.subplots_adjust(left=0.55 / size[0], right=1 - (0.35 + (0 if in_units else 0.6)) / size[0],
+                        bottom=0.45 / size[1], top=1 - top_room / size[1],
+                        wspace=(0.15 + bar_room) / panel_width, hspace=0.42 / panel_height)
+    return fig, axes, size
+
+
+def _element_panel(ax, image, pixel_size, sliding, element, values, where, skipped, limits, *, style, max_pixels,
+                   unit_bar):
+    """One element's map on the image (not-fitted windows grey); with ``unit_bar`` (the colour bar's
+    ``extend``) its own colour bar in the coupling's unit.  Returns the map and the axis unit."""
+    from matplotlib.colors import ListedColormap
+
+    effect, cause = element
+    fy, fx, unit = draw_image(ax, image, pixel_size, style=style, max_pixels=max_pixels, axis_labels=False)
+    lo, hi = limits
+    mesh = _place(ax, values, where, (fy, fx), cmap=style.signed_cmap, vmin=lo, vmax=hi, alpha=style.map_alpha)
+    if unit_bar is not None:
+        bar = ax.figure.colorbar(mesh, cax=ax.inset_axes([1.03, 0.0, 0.05, 1.0]), extend=unit_bar)
+        bar.set_label(coupling_unit(sliding.units, effect, cause), fontsize=_font(style, 0.9))
+        bar.ax.tick_params(labelsize=_font(style, 0.9))
+    if not sliding.fitted.all():
+        _place(ax, skipped, where, (fy, fx), cmap=ListedColormap(["0.55"]), vmin=0, vmax=1, alpha=0.8)
+    ax.set_title(f"{effect} <- {cause}", fontsize=_font(style), pad=2)
+    ax.tick_params(labelsize=_font(style, 0.9))
+    h, w = np.shape(image)
+    ax.set_xlim(-0.5 * fx, (w - 0.5) * fx)
+    ax.set_ylim((h - 0.5) * fy, -0.5 * fy)
+    return mesh, unit
+
+
+def _label_panel(ax, k: int, grid, n: int, unit: str, style) -> None:
+    """Axis labels on the outer panels of the grid only (the bottom one of each column, the left column)."""
+    nrows, ncols = grid
+    row, col = divmod(k, ncols)
+    if row == nrows - 1 or k + ncols >= n:
+        ax.set_xlabel(f"x ({unit})", fontsize=_font(style))
+    else:
+        ax.tick_params(labelbottom=False)
+    if col == 0:
+        ax.set_ylabel(f"y ({unit})", fontsize=_font(style))
+    else:
+        ax.tick_params(labelleft=False)
