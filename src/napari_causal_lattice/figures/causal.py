@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import DOUBLE_COLUMN, _figure, _font, get_style
+from .style import DOUBLE_COLUMN, _extend, _figure, _font, get_style
 
 
 _POS_COLOR = "#c0392b"
@@ -379,19 +379,23 @@ def plot_adjacency(
     ax.set_xlabel("cause", fontsize=8)
     ax.set_ylabel("effect", fontsize=8)
     if annotate and p <= 12:
-        span = (vmax - vmin) or 1.0
-        for i in range(p):
-            for j in range(p):
-                if np.isfinite(M[i, j]) and M[i, j] != 0 and abs(M[i, j]) >= annotate_min:
-                    dark = abs((M[i, j] - vmin) / span - 0.5) > 0.3 if signed else (M[i, j] - vmin) / span < 0.6
-                    ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black")
+        _annotate(ax, M, vmin, vmax, signed=signed, fmt=fmt, annotate_min=annotate_min)
     if colorbar:
-        below, above = bool(finite.size and finite.min() < vmin), bool(finite.size and finite.max() > vmax)
-        extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get((below, above), "both")
-        ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label, extend=extend)
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label, extend=_extend(M, vmin, vmax))
     ax.set_title(title if title is not None else "effect <- cause", fontsize=9)
     return ax
+
+
+def _annotate(ax, M, vmin: float, vmax: float, *, signed: bool, fmt: str, annotate_min: float) -> None:
+    """Write the non-zero values of at least ``annotate_min`` magnitude in their cells, white on dark colours."""
+    p = M.shape[0]
+    span = (vmax - vmin) or 1.0
+    for i in range(p):
+        for j in range(p):
+            if np.isfinite(M[i, j]) and M[i, j] != 0 and abs(M[i, j]) >= annotate_min:
+                dark = abs((M[i, j] - vmin) / span - 0.5) > 0.3 if signed else (M[i, j] - vmin) / span < 0.6
+                ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
 
 
 def edge_mask(lingam, min_probability: float = 0.5) -> np.ndarray:
