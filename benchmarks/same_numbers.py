@@ -17,7 +17,10 @@ import sys
 
 from _revision import REPO, other_revision, run_child
 
-PTO = REPO.parent / "shared" / "data" / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy"
+#: The real image, next to the checkout or, for a git worktree one level deeper, next to its parent folder.
+PTO = next((p for p in (base / "shared" / "data" / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy"
+                        for base in (REPO.parent, REPO.parent.parent)) if p.exists()),
+           REPO.parent / "shared" / "data" / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy")
 
 # Runs inside the child process with the package of one revision first on sys.path.  Only public names that
 # exist in both versions are used, so the script works across the refactor.
