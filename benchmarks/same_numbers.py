@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from _revision import REPO, other_revision, run_child
 
-#: The real PTO/SRO image, beside the repository or beside the folder of its git worktrees (as tests/conftest.py).
-_PTO_NAME = Path("shared", "data", "temul_pto_sro_supercrystal", "Cropped_PTO-SRO_Aligned_image.npy")
-PTO = next((base / _PTO_NAME for base in (REPO.parent, REPO.parent.parent) if (base / _PTO_NAME).exists()),
-           REPO.parent / _PTO_NAME)
+#: The real image, next to the checkout or, for a git worktree one level deeper, next to its parent folder.
+PTO = next((p for p in (base / "shared" / "data" / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy"
+                        for base in (REPO.parent, REPO.parent.parent)) if p.exists()),
+           REPO.parent / "shared" / "data" / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy")
 
 # Runs inside the child process with the package of one revision first on sys.path.  Only public names that
 # exist in both versions are used, so the script works across the refactor.
@@ -77,8 +76,6 @@ def main(argv=None) -> int:
     parser.add_argument("--against", required=True, help="git revision to compare with (e.g. a commit hash)")
     args = parser.parse_args(argv)
     pto = str(PTO) if PTO.exists() else ""
-    if not pto:
-        print(f"PTO/SRO not compared: {PTO} is absent (only the synthetic sample is)")
     with other_revision(args.against) as src:
         theirs = run_child(src, _CHILD, pto)
     ours = run_child(REPO / "src", _CHILD, pto)

@@ -30,14 +30,20 @@ from scipy.spatial import cKDTree
 from napari_causal_lattice.causal import fit_lingam
 from napari_causal_lattice.cells import build_cells
 from napari_causal_lattice.columns import find_columns
-from napari_causal_lattice.figures import draw_map, plot_global_graph
+from napari_causal_lattice.figures import (
+    draw_map,
+    plot_adjacency,
+    plot_causal_graph,
+    plot_figure8,
+    plot_figure9,
+    plot_global_graph,
+)
 from napari_causal_lattice.lattice import DESCRIPTORS
 from napari_causal_lattice.pca import adjacency_pca
 from napari_causal_lattice.placement import cell_regions, window_values_per_cell
-from napari_causal_lattice.plotting import plot_adjacency, plot_causal_graph
 from napari_causal_lattice.sliding import LINK_TYPES, sliding_lingam
 from napari_causal_lattice.synthetic import synthetic_perovskite
-from napari_causal_lattice.theory import figure8_curves, figure9_curves, plot_figure8, plot_figure9
+from napari_causal_lattice.theory import figure8_curves, figure9_curves
 
 #: Settings: small enough to run in about 15 s on 2 cores, large enough for clear maps.
 SEED = 0

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from napari_causal_lattice.compare import ComparisonResult, compare_images, order_prior, plot_coefficient_vs_group
+from napari_causal_lattice.compare import ComparisonResult, compare_images, order_prior
+from napari_causal_lattice.figures import plot_coefficient_vs_group
 from napari_causal_lattice.synthetic import synthetic_descriptor_grid
 
 VARIABLES = ["I5", "a", "Px", "Py"]

@@ -340,3 +340,28 @@ def test_every_figure_fits_a_journal_page(analysis):
         if width not in (3.5, 7.2) or smallest < 7.0:
             too_small[name] = (width, smallest, [t.get_text()[:30] for t in texts if t.get_fontsize() < 7][:4])
     assert not too_small
+
+
+@pytest.mark.parametrize("module, name", [
+    ("plotting", "plot_causal_graph"), ("plotting", "plot_adjacency"), ("plotting", "coupling_unit"),
+    ("compare", "plot_coefficient_vs_group"), ("compare", "plot_group_adjacency"), ("walls", "plot_wall_profile"),
+    ("theory", "plot_figure8"), ("theory", "plot_figure9"), ("report", "plot_summary"),
+])
+def test_drawing_helpers_moved_to_figures_keep_their_old_names_with_a_warning(module, name):
+    import importlib
+
+    from napari_causal_lattice import figures
+
+    old = importlib.import_module(f"napari_causal_lattice.{module}")
+    with pytest.warns(DeprecationWarning, match=rf"{module}\.{name} has moved; use napari_causal_lattice\.figures"):
+        assert getattr(old, name) is getattr(figures, name)
+    with pytest.raises(AttributeError):
+        old.no_such_name  # noqa: B018
+
+
+def test_computing_modules_hold_no_drawing_code():
+    code = ("import sys; import napari_causal_lattice as ncl, napari_causal_lattice.compare, napari_causal_lattice.walls, "
+            "napari_causal_lattice.theory, napari_causal_lattice.sliding, napari_causal_lattice.pca; "
+            "ncl.plot_causal_graph; print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.patches import FancyArrowPatch
 
 from napari_causal_lattice.causal import fit_lingam
-from napari_causal_lattice.plotting import new_axes, plot_adjacency, plot_causal_graph
+from napari_causal_lattice.figures import new_axes, plot_adjacency, plot_causal_graph
 
 NAMES = ["z0", "z1", "z2"]
 B = np.array([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, -6.0, 0.0]])
@@ -79,7 +79,7 @@ def test_bad_inputs():
 def test_no_pyplot_qt_or_lingam_imported():
     code = (
         "import sys, numpy as np\n"
-        "from napari_causal_lattice.plotting import plot_causal_graph, plot_adjacency\n"
+        "from napari_causal_lattice.figures import plot_causal_graph, plot_adjacency\n"
         "from napari_causal_lattice.causal import fit_lingam\n"
         "r = fit_lingam(np.random.default_rng(0).uniform(size=(50, 3)))\n"
         "plot_causal_graph(r); plot_adjacency(r)\n"

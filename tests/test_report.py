@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from napari_causal_lattice.batch import BatchItem, analyze_images
+from napari_causal_lattice.figures import plot_summary
 from napari_causal_lattice.report import (
     KEY_EDGES,
     _choose_edges,
     is_identity,
-    plot_summary,
     summary_table,
     write_report,
 )

@@ -11,6 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from napari_causal_lattice import theory
+from napari_causal_lattice.figures import plot_figure8, plot_figure9
 
 
 def test_dp2_dp1_limits_far_from_wall_and_at_wall():
@@ -98,10 +99,10 @@ def test_figure_curves_reproduce_paper_trends():
 def test_plot_helpers_draw_without_pyplot():
     fig = Figure()
     ax = fig.add_subplot(1, 5, 1)
-    theory.plot_figure8(ax, theory.figure8_curves(), eps_index=1)
+    plot_figure8(ax, theory.figure8_curves(), eps_index=1)
     assert len(ax.lines) >= 5
     low, high = ax.get_ylim()
     assert np.isfinite([low, high]).all() and high <= 10.0
     axes = [fig.add_subplot(1, 5, k) for k in range(2, 6)]
-    theory.plot_figure9(axes, theory.figure9_curves())
+    plot_figure9(axes, theory.figure9_curves())
     assert all(len(a.lines) == 4 for a in axes)

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from napari_causal_lattice.figures import plot_wall_profile
 from napari_causal_lattice.synthetic import synthetic_descriptor_grid
-from napari_causal_lattice.walls import WallProfile, plot_wall_profile, signed_distance, tanh_profile, wall_profile
+from napari_causal_lattice.walls import WallProfile, signed_distance, tanh_profile, wall_profile
 
 
 def _wall_line(wall: dict, half_length: float) -> np.ndarray:

@@ -3,7 +3,9 @@
 Each image is fitted with :func:`napari_causal_lattice.causal.fit_lingam` (bootstrap resamples from one
 seeded generator); a group's coefficient is the mean of its images' coefficients, and its confidence
 interval comes from averaging one bootstrap replicate per image, drawn at random, many times (images are
-independent samples, each weighted equally as in the paper's per-composition averages).
+independent samples, each weighted equally as in the paper's per-composition averages).  The figures
+(:func:`~napari_causal_lattice.figures.plot_coefficient_vs_group`, ``plot_group_adjacency``) live in
+:mod:`napari_causal_lattice.figures`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._moved import moved
 from .lattice import DESCRIPTORS
 from .options import check_seed, renamed
 from .progress import report
 from .provenance import make_provenance
+
+#: Drawing helpers that lived here (old name -> new module).
+_MOVED = dict.fromkeys(("plot_coefficient_vs_group", "plot_group_adjacency"), "napari_causal_lattice.figures")
 
 _TABLE_COLUMNS = ("level", "image", "group", "effect", "cause", "coefficient", "ci_low", "ci_high", "probability",
                   "n_samples", "flip_rate")
@@ -219,6 +225,88 @@ def _checked_result(result, name: str, variables: list, eiv: bool):
     return result
 
 
+def _checked_bootstrap(n_bootstrap, confidence) -> int:
+    """``n_bootstrap`` as an int, after checking it and ``confidence`` (ValueError naming the bad one)."""
+    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
+        raise ValueError(f"n_bootstrap must be a whole number >= 20 for confidence intervals, got {n_bootstrap!r}")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
+    return int(n_bootstrap)
+
+
+@dataclass
+class _ImageInputs:
+    """The images of a comparison, checked: names, items, group of each, the variables, and per image given as
+    a table its (n, p) data matrix, its table and the descriptors' units."""
+
+    names: list
+    values: list
+    group_of: list
+    results_given: list
+    variables: list
+    data: dict
+    tables: dict
+    units: dict
+
+    @classmethod
+    def of(cls, items, groups, variables, shared_order: bool) -> _ImageInputs:
+        names, values = _named_items(items)
+        if len(set(names)) != len(names):
+            raise ValueError("image names must be unique")
+        group_of = _resolve_groups(groups, names)
+        results_given = [_is_lingam_result(v) for v in values]
+        if variables is None:
+            variables = list(values[results_given.index(True)].names) if all(results_given) else list(DESCRIPTORS)
+        variables = [str(v) for v in variables]
+        if shared_order and any(results_given):
+            raise ValueError("shared_order needs the cell tables of every image, not precomputed LingamResults")
+        data, tables, units = {}, {}, {}
+        for name, item, given in zip(names, values, results_given):
+            if not given:
+                table, unit_map = _table_of(item, name)
+                data[name] = _data_matrix(table, variables, name)
+                tables[name] = table
+                units.update(unit_map)
+        return cls(names, values, group_of, results_given, variables, data, tables, units)
+
+
+def _shared_order(inputs: _ImageInputs, prior_knowledge, seed: int, standardize: bool, backend, cancel):
+    """``(causal_order, prior)``: the order fitted once on the pooled, per-image centred data, and the prior that
+    fixes it for every image's fit."""
+    from .causal import fit_lingam
+
+    variables = inputs.variables
+    pooled = np.vstack([X - X.mean(axis=0) for X in inputs.data.values()])
+    pooled_fit = fit_lingam(pooled, variables=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
+                            seed=seed, standardize=standardize, backend=backend, cancel=cancel)
+    order_idx = [int(k) for k in pooled_fit.causal_order]
+    return tuple(variables[k] for k in order_idx), order_prior(order_idx, len(variables))
+
+
+def _fit_images(inputs: _ImageInputs, prior, n_bootstrap: int, child_seeds, standardize: bool, backend, eiv: bool,
+                *, progress, cancel, done: int, total: int) -> tuple[list, list]:
+    """``(fits, n_samples)``: each image fitted with its own child seed (or its given LingamResult, checked);
+    one progress unit per image after the ``done`` ones."""
+    from .causal import fit_lingam
+
+    units = inputs.units
+    fits, n_samples = [], []
+    for k, (name, item, given) in enumerate(zip(inputs.names, inputs.values, inputs.results_given)):
+        if given:
+            result = _checked_result(item, name, inputs.variables, eiv)
+            units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
+        else:
+            result = fit_lingam(inputs.tables[name] if eiv else inputs.data[name], variables=inputs.variables,
+                                prior_knowledge=prior, n_bootstrap=n_bootstrap, seed=child_seeds[k],
+                                standardize=standardize, units=units or None, backend=backend, eiv=eiv,
+                                cancel=cancel)
+        fits.append(result)
+        n_samples.append(int(getattr(result, "n_samples", len(inputs.data.get(name, ())))))
+        done += 1
+        report(progress, done, total, cancel)
+    return fits, n_samples
+
+
 @renamed(method="backend")
 def compare_images(
     items,
@@ -286,60 +374,20 @@ def compare_images(
     -------
     ComparisonResult
     """
-    from .causal import fit_lingam
-
-    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
-        raise ValueError(f"n_bootstrap must be a whole number >= 20 for confidence intervals, got {n_bootstrap!r}")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
-    n_bootstrap = int(n_bootstrap)
+    n_bootstrap = _checked_bootstrap(n_bootstrap, confidence)
     seed = check_seed(seed)
-    names, values = _named_items(items)
-    if len(set(names)) != len(names):
-        raise ValueError("image names must be unique")
-    group_of = _resolve_groups(groups, names)
+    inputs = _ImageInputs.of(items, groups, variables, shared_order)
+    names, values, variables = inputs.names, inputs.values, inputs.variables
+    group_of, units = inputs.group_of, inputs.units
     root = np.random.default_rng(seed)
     child_seeds = [int(s) for s in root.integers(0, 2**63 - 1, size=len(values) + 1)]
-    results_given = [_is_lingam_result(v) for v in values]
-    if variables is None:
-        variables = list(values[results_given.index(True)].names) if all(results_given) else list(DESCRIPTORS)
-    variables = [str(v) for v in variables]
-    p = len(variables)
-    if shared_order and any(results_given):
-        raise ValueError("shared_order needs the cell tables of every image, not precomputed LingamResults")
-    data, tables, units = {}, {}, {}
-    for name, item, given in zip(names, values, results_given):
-        if not given:
-            table, unit_map = _table_of(item, name)
-            data[name] = _data_matrix(table, variables, name)
-            tables[name] = table
-            units.update(unit_map)
-    causal_order = None
-    prior = prior_knowledge
     total = len(values) + (1 if shared_order else 0)
-    done = 0
+    causal_order, prior = None, prior_knowledge
     if shared_order:
-        pooled = np.vstack([X - X.mean(axis=0) for X in data.values()])
-        pooled_fit = fit_lingam(pooled, variables=variables, prior_knowledge=prior_knowledge, n_bootstrap=0,
-                                seed=child_seeds[-1], standardize=standardize, backend=backend, cancel=cancel)
-        order_idx = [int(k) for k in pooled_fit.causal_order]
-        causal_order = tuple(variables[k] for k in order_idx)
-        prior = order_prior(order_idx, p)
-        done += 1
-        report(progress, done, total, cancel)
-    fits, n_samples = [], []
-    for k, (name, item, given) in enumerate(zip(names, values, results_given)):
-        if given:
-            result = _checked_result(item, name, variables, eiv)
-            units.update({n: u for n, u in (getattr(result, "units", None) or {}).items() if n not in units})
-        else:
-            result = fit_lingam(tables[name] if eiv else data[name], variables=variables, prior_knowledge=prior,
-                                n_bootstrap=n_bootstrap, seed=child_seeds[k], standardize=standardize,
-                                units=units or None, backend=backend, eiv=eiv, cancel=cancel)
-        fits.append(result)
-        n_samples.append(int(getattr(result, "n_samples", len(data.get(name, ())))))
-        done += 1
-        report(progress, done, total, cancel)
+        causal_order, prior = _shared_order(inputs, prior_knowledge, child_seeds[-1], standardize, backend, cancel)
+        report(progress, 1, total, cancel)
+    fits, n_samples = _fit_images(inputs, prior, n_bootstrap, child_seeds, standardize, backend, eiv,
+                                  progress=progress, cancel=cancel, done=total - len(values), total=total)
     adjacency = np.stack([np.asarray(f.adjacency, dtype=float) for f in fits])
     table = _tidy(names, group_of, variables, fits, n_samples, float(confidence), root, n_bootstrap, eiv=eiv)
     if null is not None:
@@ -466,51 +514,6 @@ def _tidy(names, group_of, variables, fits, n_samples, confidence, rng, n_group_
     return table[list(_TABLE_COLUMNS) + extra]
 
 
-def plot_coefficient_vs_group(ax, result: ComparisonResult, effect: str, cause: str, *, show_images: bool = True,
-                              color="C0"):
-    """Fig. 5/7 style: coefficient ``effect <- cause`` per group with its interval (and each image's).
-
-    Parameters
-    ----------
-    ax : matplotlib.axes.Axes
-        Target axes (no pyplot state).
-    result : ComparisonResult
-    effect, cause : str
-        The coupling ``effect <- cause``.
-    show_images : bool
-        Also draw each image's coefficient and interval, offset slightly to the right of its group.
-    color : str
-        Matplotlib colour.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    group_rows = result.edge(effect, cause, level="group")
-    positions = {g: k for k, g in enumerate(result.group_names)}
-    x = np.array([positions[g] for g in group_rows["group"]], dtype=float)
-    coef = group_rows["coefficient"]
-    yerr = np.vstack([coef - group_rows["ci_low"], group_rows["ci_high"] - coef])
-    ax.errorbar(x, group_rows["coefficient"], yerr=yerr, fmt="s-", color=color, capsize=4, ms=6,
-                label=f"group mean ({result.confidence:.0%} CI)")
-    if show_images:
-        img = result.edge(effect, cause, level="image")
-        counts: dict = {}
-        xs = []
-        for g in img["group"]:
-            counts[g] = counts.get(g, 0) + 1
-            xs.append(positions[g] + 0.08 * counts[g])
-        yerr_i = np.vstack([img["coefficient"] - img["ci_low"], img["ci_high"] - img["coefficient"]])
-        ax.errorbar(xs, img["coefficient"], yerr=yerr_i, fmt="o", color=color, alpha=0.45, ms=3, capsize=2,
-                    label="images")
-    ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.set_xticks(range(len(positions)), list(positions))
-    ax.set_xlabel("group")
-    ax.set_ylabel(f"{effect} <- {cause} [{result.edge_units(effect, cause)}]")
-    ax.legend(fontsize="small")
-    return ax
-
-
 def compare_stem_images(
     images,
     groups=None,
@@ -578,44 +581,5 @@ def compare_stem_images(
     )
 
 
-def plot_group_adjacency(axes, result: ComparisonResult, *, vmax: float | None = None, symlog: bool | None = None):
-    """Fig. 3 style: the mean adjacency matrix of each group side by side, on one shared colour scale.
-
-    Parameters
-    ----------
-    axes : sequence of matplotlib.axes.Axes
-        One Axes per group, in the order of ``result.group_names``.
-    result : ComparisonResult
-    vmax : float, optional
-        Colour limit (symmetric around 0); default the largest |coefficient| of all groups.
-    symlog : bool, optional
-        Symmetric-log colour scale (linear below ``vmax / 1000``), so couplings of very different units
-        (e.g. Vol <- a in pm^2/pm next to Px <- Py in pm/pm) stay visible; default on unless standardized.
-
-    Returns
-    -------
-    matplotlib.image.AxesImage
-        The last image drawn (for a colour bar).
-    """
-    axes = list(np.ravel(axes))
-    groups = result.group_names
-    if len(axes) != len(groups):
-        raise ValueError(f"plot_group_adjacency needs one Axes per group ({len(groups)}), got {len(axes)}")
-    from matplotlib.colors import Normalize, SymLogNorm
-
-    if symlog is None:
-        symlog = not result.standardized
-    mats = [result.group_adjacency(g) for g in groups]
-    if vmax is None:
-        vmax = max(float(np.max(np.abs(m))) for m in mats) or 1.0
-    names = list(result.names)
-    norm = SymLogNorm(linthresh=vmax * 1e-3, vmin=-vmax, vmax=vmax) if symlog else Normalize(-vmax, vmax)
-    image = None
-    for ax, group, mat in zip(axes, groups, mats):
-        image = ax.imshow(mat, cmap="RdBu_r", norm=norm)
-        ax.set_title(str(group), fontsize="small")
-        ax.set_xticks(range(len(names)), names, rotation=90, fontsize="x-small")
-        ax.set_yticks(range(len(names)), names, fontsize="x-small")
-        ax.set_xlabel("cause", fontsize="x-small")
-    axes[0].set_ylabel("effect", fontsize="x-small")
-    return image
+def __getattr__(name: str):
+    return moved(__name__, _MOVED, name)

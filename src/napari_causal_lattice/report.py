@@ -15,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ._moved import moved
 from ._version import __version__
 
-__all__ = ["write_report", "summary_table", "plot_summary", "is_identity", "parse_groups", "REPORT_NAME",
+__all__ = ["write_report", "summary_table", "is_identity", "parse_groups", "REPORT_NAME",
            "KEY_EDGES", "GEOMETRIC"]
+
+#: Drawing helpers that lived here (old name -> new module).
+_MOVED = {"plot_summary": "napari_causal_lattice.figures"}
 
 #: File name of the report in the batch folder.
 REPORT_NAME = "report.html"
@@ -100,7 +104,7 @@ def summary_table(entries, edges, *, min_probability: float = 0.5):
     import pandas as pd
 
     from .figures import edge_mask
-    from .plotting import coupling_unit
+    from .figures import coupling_unit
 
     rows = []
     for name, group, lingam in entries:
@@ -120,68 +124,6 @@ def summary_table(entries, edges, *, min_probability: float = 0.5):
                          "shown": bool(mask[i, j])})
     return pd.DataFrame(rows, columns=["image", "group", "edge", "coefficient", "ci_low", "ci_high", "unit",
                                        "probability", "shown"])
-
-
-def plot_summary(table, *, style="paper"):
-    """Coefficient of each chosen coupling per image, grouped, with 95 % bootstrap intervals (paper Fig. 7).
-
-    Parameters
-    ----------
-    table : DataFrame
-        From :func:`summary_table`.
-    style : str or FigureStyle
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One panel per edge; x = images ordered by group, y = coefficient in physical units; filled markers:
-        the edge passes the confidence, hollow: it does not.  Groups differ in colour and marker shape
-        (readable in grey).
-    """
-    from matplotlib.figure import Figure
-
-    edges = list(dict.fromkeys(table["edge"]))
-    groups = list(dict.fromkeys(table["group"]))
-    images = list(dict.fromkeys(table.assign(_g=table["group"].map(groups.index)).sort_values("_g", kind="stable")
-                                ["image"]))
-    from .figures import DOUBLE_COLUMN, MIN_FONT, SINGLE_COLUMN, get_style
-
-    style = get_style(style)
-    font = max(MIN_FONT, style.font_size)
-    colours = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000")
-    markers = "osD^vP*"
-    ncols = min(len(edges), 3)
-    nrows = -(-len(edges) // 3)
-    width = SINGLE_COLUMN if ncols == 1 else DOUBLE_COLUMN
-    fig = Figure(figsize=(width, 2.3 * nrows + 0.7), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(edges):]:
-        ax.set_axis_off()
-    for ax, edge in zip(axes, edges):
-        rows = table[table["edge"] == edge]
-        for g, group in enumerate(groups):
-            sub = rows[rows["group"] == group]
-            x = np.array([images.index(n) for n in sub["image"]], dtype=float)
-            y = sub["coefficient"].to_numpy()
-            err = np.vstack([y - sub["ci_low"].to_numpy(), sub["ci_high"].to_numpy() - y]).clip(min=0)
-            colour, marker = colours[g % len(colours)], markers[g % len(markers)]
-            ax.errorbar(x, y, yerr=err, fmt="none", ecolor=colour, capsize=3, lw=1)
-            shown = sub["shown"].to_numpy()
-            ax.plot(x[shown], y[shown], marker, color=colour, ms=6, ls="none", label=str(group))
-            ax.plot(x[~shown], y[~shown], marker, mfc="white", color=colour, ms=6, ls="none")
-        ax.axhline(0, color="0.6", lw=0.8)
-        ax.set_xticks(range(len(images)), images, rotation=30, ha="right", fontsize=font)
-        ax.tick_params(labelsize=font)
-        ax.set_xlim(-0.6, len(images) - 0.4)
-        unit = rows["unit"].iloc[0] if len(rows) else ""
-        ax.set_ylabel(f"coefficient ({unit})" if unit else "coefficient", fontsize=font)
-        ax.set_title(edge, fontsize=font)
-    if len(groups) > 1:
-        fig.legend(*axes[0].get_legend_handles_labels(), title="group", loc="outside lower center",
-                   ncols=min(len(groups), 6), fontsize=font, title_fontsize=font)
-    fig.suptitle("Physical couplings per image, 95 % bootstrap intervals\n(filled: passes the confidence; "
-                 "hollow: does not)", fontsize=font)
-    return fig
 
 
 def _choose_edges(entries, *, min_probability: float, n_edges: int,
@@ -406,6 +348,8 @@ def _summary_section(root: Path, items, loaded, *, min_probability, n_edges, sty
     import pandas as pd
     from matplotlib import rc_context
 
+    from .figures import plot_summary
+
     status = pd.DataFrame({"image": [Path(i.image).name for i in items], "status": [i.status for i in items],
                            "seconds": [i.seconds for i in items], "message": [i.message for i in items]})
     parts = ["<h2 id='summary'>Summary across images</h2>", _table(status, text_columns=("image", "status", "message"))]
@@ -431,3 +375,7 @@ def _summary_section(root: Path, items, loaded, *, min_probability, n_edges, sty
                          "of the figure above.</p>")
             parts.append(_table(identity, text_columns=("image", "group", "edge", "unit", "shown")))
     return "\n".join(parts)
+
+
+def __getattr__(name: str):
+    return moved(__name__, _MOVED, name)

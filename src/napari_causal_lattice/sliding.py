@@ -208,7 +208,7 @@ class SlidingResult:
         """The fit of window ``(ky, kx)`` as a :class:`~napari_causal_lattice.causal.result.LingamResult`.
 
         Gives the window the global fit's queries and drawings (``edges()``, ``coefficient()``,
-        :func:`~napari_causal_lattice.plotting.plot_causal_graph`).  Raises ValueError for a skipped window.
+        :func:`~napari_causal_lattice.figures.plot_causal_graph`).  Raises ValueError for a skipped window.
         """
         from .causal.result import LingamResult
 
@@ -656,11 +656,7 @@ def sliding_lingam(
                                           spatial=spatial, max_lag=spatial_max_lag)
     ny, nx = plan.n_cells.shape
     i0, j0 = plan.origin
-    first_centre = (i0 + (window - 1) / 2.0, j0 + (window - 1) / 2.0)
-    centers = np.stack(
-        np.meshgrid(first_centre[0] + stride * np.arange(ny), first_centre[1] + stride * np.arange(nx), indexing="ij"),
-        axis=-1,
-    )
+    first_centre, centers = _window_centres(plan, window, stride)
     params = {
         "window": window, "stride": stride, "n_bootstrap": n_bootstrap, "min_cells": min_cells,
         "variables": list(names), "prior_knowledge": prior_label, "standardize": bool(standardize),
@@ -682,6 +678,18 @@ def sliding_lingam(
     )
     return result if null is None else null.apply_sliding(result)
 
+
+
+def _window_centres(plan, window: int, stride: int):
+    """``(first_centre, centres (ny, nx, 2))``: the windows' centres in grid (i, j) cells."""
+    ny, nx = plan.n_cells.shape
+    i0, j0 = plan.origin
+    first_centre = (i0 + (window - 1) / 2.0, j0 + (window - 1) / 2.0)
+    centers = np.stack(
+        np.meshgrid(first_centre[0] + stride * np.arange(ny), first_centre[1] + stride * np.arange(nx), indexing="ij"),
+        axis=-1,
+    )
+    return first_centre, centers
 
 def _setup(table, *, window, stride, n_bootstrap, min_cells, variables, workers, lattice, drop_deterministic) -> dict:
     """Check and complete the scalar options of :func:`sliding_lingam` (window, stride, variables, workers)."""

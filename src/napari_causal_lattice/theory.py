@@ -20,7 +20,7 @@ They were not checked against the paper's supplementary Table SI; reported value
 by up to a factor of two (and in the Voigt factor of ``Q44``).  Pass your own for quantitative work: the
 shapes of Figs. 8-9 do not depend on them, only the amplitudes do.
 
-Nothing here imports Qt or napari; the plot helpers draw on matplotlib Axes you pass in.
+Nothing here draws: :func:`napari_causal_lattice.figures.plot_figure8` and ``plot_figure9`` draw the curves.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._moved import moved
 
 #: Electrostriction coefficient Q11 of BiFeO3 in m^4/C^2 (typical magnitude, see above).
 Q11_BFO = 0.032
@@ -45,6 +47,9 @@ PAPER_EPS = (0.0, 0.5, 0.95)
 STRAIN_COUPLINGS = ("du11/dP1", "du12/dP2", "du22/dP1", "dV/dP1")
 
 _POLE_TOL = 1e-12
+
+#: Drawing helpers that lived here (old name -> new module).
+_MOVED = dict.fromkeys(("plot_figure8", "plot_figure9"), "napari_causal_lattice.figures")
 
 
 def _positive(value, name: str, what: str) -> float:
@@ -266,68 +271,5 @@ def figure9_curves(*, x=None, eps=PAPER_EPS, Q11=Q11_BFO, Q12=Q12_BFO, Q44=Q44_B
     return TheoryCurves(x=x, eps=eps, r=None, values=values)
 
 
-def _display_limit(values, clip: float) -> float:
-    """Half-height of the y axis: 1.2 x the 95th percentile of |values|, at most ``clip``."""
-    finite = np.abs(np.asarray(values, dtype=float))
-    finite = finite[np.isfinite(finite)]
-    top = min(float(np.percentile(finite, 95)) * 1.2, clip) if finite.size else clip
-    return max(top, 1e-3)
-
-
-def plot_figure8(ax, curves: TheoryCurves, *, eps_index: int = 0, clip: float = 10.0):
-    """Draw Fig. 8 (a)-(c) style lines ``dP2/dP1`` vs ``x / Lc`` for one ``eps`` on a matplotlib Axes.
-
-    Parameters
-    ----------
-    ax : matplotlib.axes.Axes
-        Target axes (no pyplot state is used).
-    curves : TheoryCurves
-        Output of :func:`figure8_curves`.
-    eps_index : int
-        Which ``eps`` of ``curves`` to draw.
-    clip : float
-        Largest |ratio| shown; near the poles the curves leave the axes instead of squashing the plot.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    values = curves.values["dP2/dP1"][eps_index]
-    top = _display_limit(values, clip)
-    for r, line in zip(curves.r, values):
-        # break the line at the poles instead of joining +inf to -inf
-        ax.plot(curves.x, np.where(np.abs(line) > 5 * top, np.nan, line), label=f"e2*/e1* = {r:g}")
-    ax.set_ylim(-top, top)
-    ax.axvline(0.0, color="0.6", lw=0.8)
-    ax.set_xlabel("x / Lc")
-    ax.set_ylabel("dP2 / dP1")
-    ax.set_title(f"eps = {curves.eps[eps_index]:g}")
-    ax.legend(fontsize="small")
-    return ax
-
-
-def plot_figure9(axes, curves: TheoryCurves):
-    """Draw Fig. 9 (a)-(d): the four Eq. 16 couplings vs ``x / Lc``, one Axes per coupling.
-
-    Parameters
-    ----------
-    axes : sequence of 4 matplotlib.axes.Axes
-        Targets for du11/dP1, du12/dP2, du22/dP1 and dV/dP1.
-    curves : TheoryCurves
-        Output of :func:`figure9_curves`.
-
-    Returns
-    -------
-    list of matplotlib.axes.Axes
-    """
-    axes = list(np.ravel(axes))
-    if len(axes) != len(STRAIN_COUPLINGS):
-        raise ValueError(f"plot_figure9 needs {len(STRAIN_COUPLINGS)} axes, got {len(axes)}")
-    for ax, name in zip(axes, STRAIN_COUPLINGS):
-        for eps, line in zip(curves.eps, curves.values[name]):
-            ax.plot(curves.x, line, label=f"eps = {eps:g}")
-        ax.axvline(0.0, color="0.6", lw=0.8)
-        ax.set_xlabel("x / Lc")
-        ax.set_ylabel(f"{name} [m^2/C]")
-        ax.legend(fontsize="small")
-    return axes
+def __getattr__(name: str):
+    return moved(__name__, _MOVED, name)

@@ -9,7 +9,8 @@ the shape of every strain-polarization coupling of the linearized LGD theory (Eq
 
 Sign convention: with ``t`` the unit vector from the first to the second point, the normal is
 ``n = (-t_x, t_y)`` in (y, x); for a line drawn top to bottom, positive distances lie to its right
-(+x); for a line drawn left to right, positive distances lie above it (-y).
+(+x); for a line drawn left to right, positive distances lie above it (-y).  The figure:
+:func:`napari_causal_lattice.figures.plot_wall_profile`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ._moved import moved
 from .lattice import DESCRIPTORS
 from .options import check_seed
 from .progress import report
 from .provenance import make_provenance
+
+#: Drawing helpers that lived here (old name -> new module).
+_MOVED = {"plot_wall_profile": "napari_causal_lattice.figures"}
 
 _PROFILE_COLUMNS = ("distance", "value", "ci_low", "ci_high", "se", "n")
 
@@ -599,38 +604,5 @@ def wall_profile(
     )
 
 
-def plot_wall_profile(ax, profile: WallProfile, *, color="C0", label=None):
-    """Draw the binned coupling with its confidence intervals and the fitted tanh on a matplotlib Axes.
-
-    Parameters
-    ----------
-    ax : matplotlib.axes.Axes
-        Target axes (no pyplot state).
-    profile : WallProfile
-        Output of :func:`wall_profile`.
-    color : str
-        Matplotlib colour of the points and the fit.
-    label : str, optional
-        Legend label of the points (default ``"effect <- cause"``).
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    t = profile.table
-    yerr = np.vstack([t["value"] - t["ci_low"], t["ci_high"] - t["value"]])
-    ax.errorbar(t["distance"], t["value"], yerr=yerr, fmt="o", ms=3, color=color, capsize=2,
-                label=label or f"{profile.effect} <- {profile.cause}")
-    if profile.params:
-        d = np.linspace(t["distance"].min(), t["distance"].max(), 300)
-        p = profile.params
-        problem = profile.fit_problem()
-        text = ("fit failed: " + problem if problem
-                else f"fit: Lc = {p['Lc']:.3g} ± {p['Lc_err']:.2g} px, A = {p['amplitude']:.3g}")
-        ax.plot(d, profile.model(d), color=color, lw=1.5, ls=":" if problem else "-", label=text)
-    ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.axvline(0.0, color="0.6", lw=0.8, ls="--")
-    ax.set_xlabel("distance from wall [px]")
-    ax.set_ylabel(f"{profile.effect} <- {profile.cause} [{profile.units}]")
-    ax.legend(fontsize="small")
-    return ax
+def __getattr__(name: str):
+    return moved(__name__, _MOVED, name)

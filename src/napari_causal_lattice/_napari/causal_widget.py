@@ -45,7 +45,7 @@ from qtpy.QtWidgets import (
 from ..causal import DEFAULT_EXOGENOUS, DeterministicDescriptorWarning, fit_lingam
 from ..lattice import DESCRIPTORS
 from ..null import instrument_null
-from ..plotting import plot_adjacency, plot_causal_graph
+from ..figures import plot_adjacency, plot_causal_graph
 from ..provenance import jsonable
 from ._dock import DockWidget
 from ._edges import criterion_text

@@ -290,7 +290,7 @@ class CompareWidget(DockWidget):
 
     def draw_graphs(self, *args) -> None:
         """One causal graph per group, side by side (at most 3 per row), edges with P >= min probability."""
-        from ..plotting import plot_causal_graph
+        from ..figures import plot_causal_graph
 
         if self._hint(self.graph_canvas):
             return
@@ -322,7 +322,7 @@ class CompareWidget(DockWidget):
 
     def draw_coupling(self, *args) -> None:
         """The chosen coupling ``effect <- cause`` vs group, with confidence intervals."""
-        from ..compare import plot_coefficient_vs_group
+        from ..figures import plot_coefficient_vs_group
 
         if self._hint(self.coupling_canvas):
             return
@@ -341,7 +341,7 @@ class CompareWidget(DockWidget):
 
     def draw_matrices(self, *args) -> None:
         """The groups' mean adjacency matrices side by side on one colour scale."""
-        from ..compare import plot_group_adjacency
+        from ..figures import plot_group_adjacency
 
         if self._hint(self.matrix_canvas):
             return

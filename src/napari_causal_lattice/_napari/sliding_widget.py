@@ -51,7 +51,7 @@ from qtpy.QtWidgets import (
 from ..lattice import DESCRIPTORS, Lattice
 from ..pca import AdjacencyPCA, adjacency_pca
 from ..placement import CellRaster, cell_regions, window_values_per_cell
-from ..plotting import plot_adjacency, plot_causal_graph
+from ..figures import plot_adjacency, plot_causal_graph
 from ..sliding import SlidingResult, sliding_lingam
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget

@@ -301,7 +301,7 @@ class TheoryWidget(DockWidget):
                     ha="center", va="center", transform=ax.transAxes, fontsize="small", color="0.4")
             ax.set_yticks([])
             return
-        from ..walls import plot_wall_profile
+        from ..figures import plot_wall_profile
 
         plot_wall_profile(ax, self.profile)
         fit = self.profile.params

@@ -236,8 +236,113 @@ def _cov(x, mx, y, my):
 
 
 @njit(fastmath=_FM, cache=True, nogil=True)
+def _candidates(remaining, orders0, alive, cand):
+    """Mark in ``cand`` the variables the partial orders still in force allow next (lingam's
+    _search_candidate); returns their number and the first of them (-1 if none)."""
+    p = remaining.shape[0]
+    for i in range(p):
+        cand[i] = remaining[i]
+    for q in range(orders0.shape[0]):
+        if alive[q]:
+            cand[orders0[q, 1]] = False
+    ncand = 0
+    first = -1
+    for i in range(p):
+        if cand[i]:
+            ncand += 1
+            if first < 0:
+                first = i
+    return ncand, first
+
+
+@njit(fastmath=_FM, cache=True, nogil=True)
+def _standardized_remaining(X, Z, remaining, smean, C, Hx, done, n):
+    """z-score the remaining variables of X (p, n) into Z, with their means (``smean``), correlations (``C``) and
+    entropies (``Hx``); clears the pair cache ``done``.  Returns False if a variable is constant."""
+    p = X.shape[0]
+    for i in range(p):
+        if remaining[i]:
+            xi = X[i]
+            mu = _mean(xi)
+            var = _cov(xi, mu, xi, mu)
+            if not var > 0.0:
+                return False
+            sd = np.sqrt(var)
+            zi = Z[i, :n]
+            for t in range(n):
+                zi[t] = (xi[t] - mu) / sd
+            smean[i] = _mean(zi)
+    for i in range(p):
+        if remaining[i]:
+            for j in range(i, p):
+                if remaining[j]:
+                    C[i, j] = _cov(Z[i, :n], smean[i], Z[j, :n], smean[j])
+                    C[j, i] = C[i, j]
+    for i in range(p):
+        if remaining[i]:
+            Hx[i] = _entropy(Z[i], Z[i], 0.0, 1.0, n)
+            for j in range(p):
+                done[i, j] = False
+    return True
+
+
+@njit(fastmath=_FM, cache=True, nogil=True)
+def _most_exogenous(Z, C, Hx, Hr, done, cand, remaining, n, first):
+    """The candidate whose pairwise likelihood-ratio measure (lingam's "pwling") is smallest, ``first`` on ties
+    at infinity; -1 if a residual variance is not positive.  Residual entropies are cached in ``Hr``/``done``."""
+    p = Z.shape[0]
+    chosen = first
+    best = np.inf
+    for i in range(p):
+        if not cand[i]:
+            continue
+        M = 0.0
+        for j in range(p):
+            if j == i or not remaining[j]:
+                continue
+            for swap in range(2):
+                a, b = (j, i) if swap else (i, j)
+                if not done[a, b]:
+                    rho = C[a, b] / C[b, b]
+                    rvar = C[a, a] - 2.0 * rho * C[a, b] + rho * rho * C[b, b]
+                    if not rvar > 0.0:
+                        return -1
+                    Hr[a, b] = _entropy(Z[a], Z[b], rho, 1.0 / np.sqrt(rvar), n)
+                    done[a, b] = True
+            d = Hx[j] + Hr[i, j] - Hx[i] - Hr[j, i]
+            if d < 0.0:
+                M += d * d
+        if M < best:
+            best = M
+            chosen = i
+    return chosen
+
+
+@njit(fastmath=_FM, cache=True, nogil=True)
+def _regress_out(X, chosen, remaining, n):
+    """Regress the chosen variable out of the remaining ones (on the raw data, as lingam); False if it is
+    constant."""
+    xm = X[chosen]
+    mm = _mean(xm)
+    vm = _cov(xm, mm, xm, mm)
+    if not vm > 0.0:
+        return False
+    for i in range(X.shape[0]):
+        if remaining[i]:
+            xi = X[i]
+            c = _cov(xi, _mean(xi), xm, mm) / vm
+            for t in range(n):
+                xi[t] -= c * xm[t]
+    return True
+
+
+@njit(fastmath=_FM, cache=True, nogil=True)
 def _causal_order(X, orders0, order):
-    """DirectLiNGAM causal order of one dataset X (p, n) (overwritten); returns False if degenerate."""
+    """DirectLiNGAM causal order of one dataset X (p, n) (overwritten); returns False if degenerate.
+
+    Each step picks the most exogenous allowed variable (:func:`_candidates`, :func:`_standardized_remaining`,
+    :func:`_most_exogenous`) and regresses it out of the others (:func:`_regress_out`).
+    """
     p, n = X.shape
     Z = np.zeros((p, -(-n // _PAD) * _PAD))
     remaining = np.ones(p, dtype=np.bool_)
@@ -249,86 +354,22 @@ def _causal_order(X, orders0, order):
     smean = np.empty(p)
     cand = np.empty(p, dtype=np.bool_)
     for step in range(p):
-        # candidates allowed by the partial orders still in force (lingam's _search_candidate)
-        for i in range(p):
-            cand[i] = remaining[i]
-        for q in range(orders0.shape[0]):
-            if alive[q]:
-                cand[orders0[q, 1]] = False
-        ncand = 0
-        first = -1
-        for i in range(p):
-            if cand[i]:
-                ncand += 1
-                if first < 0:
-                    first = i
+        ncand, chosen = _candidates(remaining, orders0, alive, cand)
         if ncand == 0:
             return False
-        chosen = first
         if ncand > 1:
-            for i in range(p):
-                if remaining[i]:
-                    xi = X[i]
-                    mu = _mean(xi)
-                    var = _cov(xi, mu, xi, mu)
-                    if not var > 0.0:
-                        return False
-                    sd = np.sqrt(var)
-                    zi = Z[i, :n]
-                    for t in range(n):
-                        zi[t] = (xi[t] - mu) / sd
-                    smean[i] = _mean(zi)
-            for i in range(p):
-                if remaining[i]:
-                    for j in range(i, p):
-                        if remaining[j]:
-                            C[i, j] = _cov(Z[i, :n], smean[i], Z[j, :n], smean[j])
-                            C[j, i] = C[i, j]
-            for i in range(p):
-                if remaining[i]:
-                    Hx[i] = _entropy(Z[i], Z[i], 0.0, 1.0, n)
-                    for j in range(p):
-                        done[i, j] = False
-            best = np.inf
-            for i in range(p):
-                if not cand[i]:
-                    continue
-                M = 0.0
-                for j in range(p):
-                    if j == i or not remaining[j]:
-                        continue
-                    for swap in range(2):
-                        a, b = (j, i) if swap else (i, j)
-                        if not done[a, b]:
-                            rho = C[a, b] / C[b, b]
-                            rvar = C[a, a] - 2.0 * rho * C[a, b] + rho * rho * C[b, b]
-                            if not rvar > 0.0:
-                                return False
-                            Hr[a, b] = _entropy(Z[a], Z[b], rho, 1.0 / np.sqrt(rvar), n)
-                            done[a, b] = True
-                    d = Hx[j] + Hr[i, j] - Hx[i] - Hr[j, i]
-                    if d < 0.0:
-                        M += d * d
-                if M < best:
-                    best = M
-                    chosen = i
+            if not _standardized_remaining(X, Z, remaining, smean, C, Hx, done, n):
+                return False
+            chosen = _most_exogenous(Z, C, Hx, Hr, done, cand, remaining, n, chosen)
+            if chosen < 0:
+                return False
         order[step] = chosen
         remaining[chosen] = False
         for q in range(orders0.shape[0]):
             if orders0[q, 0] == chosen:
                 alive[q] = False
-        # regress the chosen variable out of the others (on the raw data, as lingam)
-        xm = X[chosen]
-        mm = _mean(xm)
-        vm = _cov(xm, mm, xm, mm)
-        if not vm > 0.0:
+        if not _regress_out(X, chosen, remaining, n):
             return False
-        for i in range(p):
-            if remaining[i]:
-                xi = X[i]
-                c = _cov(xi, _mean(xi), xm, mm) / vm
-                for t in range(n):
-                    xi[t] -= c * xm[t]
     return True
 
 
@@ -473,10 +514,197 @@ def _cholesky_delete(L, n, go_out):
 
 
 @njit(cache=True, nogil=True)
+def _most_correlated(buf, n_active, q):
+    """``(C_idx, C_, C)``: the inactive feature most correlated with the residual (offset past the active ones),
+    its correlation and the correlation's magnitude (zeros when every feature is active)."""
+    C_idx = 0
+    C_ = 0.0
+    C = 0.0
+    if q - n_active > 0:
+        best = -1.0
+        for t in range(n_active, q):
+            if abs(buf[t]) > best:
+                best = abs(buf[t])
+                C_idx = t - n_active
+        C_ = buf[n_active + C_idx]
+        C = abs(C_)
+    return C_idx, C_, C
+
+
+@njit(cache=True, nogil=True)
+def _swap_features(Gram, buf, indices, m, nn, q):
+    """Swap features ``m`` and ``nn`` in the residual correlations, the index map and the Gram matrix."""
+    tmp = buf[nn]
+    buf[nn] = buf[m]
+    buf[m] = tmp
+    ti = indices[nn]
+    indices[nn] = indices[m]
+    indices[m] = ti
+    for t in range(q):
+        tmp = Gram[m, t]
+        Gram[m, t] = Gram[nn, t]
+        Gram[nn, t] = tmp
+    for t in range(q):
+        tmp = Gram[t, m]
+        Gram[t, m] = Gram[t, nn]
+        Gram[t, nn] = tmp
+
+
+@njit(cache=True, nogil=True)
+def _add_feature(Gram, buf, indices, L, sign_active, n_active, C_idx, C_, q):
+    """Move the chosen feature into the active set's position ``n_active`` and grow the Cholesky factor L by one
+    row.  Returns False for a degenerate regressor (scikit-learn zeroes its correlation and carries on)."""
+    sign_active[n_active] = 1.0 if C_ > 0 else (-1.0 if C_ < 0 else 0.0)
+    m = n_active
+    nn = C_idx + n_active
+    _swap_features(Gram, buf, indices, m, nn, q)
+    c = Gram[n_active, n_active]
+    for t in range(n_active):
+        L[n_active, t] = Gram[n_active, t]
+    for i in range(n_active):  # forward substitution with L[:na, :na]
+        s = L[n_active, i]
+        for k in range(i):
+            s -= L[i, k] * L[n_active, k]
+        L[n_active, i] = s / L[i, i]
+    v = 0.0
+    for t in range(n_active):
+        v += L[n_active, t] * L[n_active, t]
+    diag = max(np.sqrt(abs(c - v)), _EPS)
+    L[n_active, n_active] = diag
+    if diag < 1e-7:
+        tmp = buf[m]
+        buf[m] = buf[nn]
+        buf[nn] = tmp
+        buf[m] = 0.0
+        tmp = buf[nn]
+        buf[nn] = buf[m]
+        buf[m] = tmp
+        return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _equiangular(L, sign_active, n_active):
+    """``(ls, AA)``: the equiangular direction of the active set (unit-normalised) and its normalisation,
+    regularising the Cholesky factor when the Gram matrix is singular."""
+    ls = _cho_solve(L, n_active, sign_active[:n_active])
+    if n_active == 1 and ls[0] == 0.0:
+        ls[0] = 1.0
+        AA = 1.0
+    else:
+        AA = 1.0 / np.sqrt(_dot(ls, sign_active, n_active))
+        if not np.isfinite(AA):
+            i = 0
+            L_ = np.empty((n_active, n_active))
+            for t in range(n_active):
+                for k in range(n_active):
+                    L_[t, k] = L[t, k]
+            while not np.isfinite(AA):
+                for t in range(n_active):
+                    L_[t, t] += (2.0**i) * _EPS
+                ls = _cho_solve(L_, n_active, sign_active[:n_active])
+                tmp = max(_dot(ls, sign_active, n_active), _EPS)
+                AA = 1.0 / np.sqrt(tmp)
+                i += 1
+        for t in range(n_active):
+            ls[t] *= AA
+    return ls, AA
+
+
+@njit(cache=True, nogil=True)
+def _step_length(Gram, buf, ls, AA, C, n_active, q):
+    """``(corr, gamma_)``: the inactive features' correlation with the direction, and the step to the next
+    feature that joins (or to the end of the path)."""
+    nrest = q - n_active
+    corr = np.zeros(nrest)
+    for t in range(nrest):
+        s = 0.0
+        for k in range(n_active):
+            s += Gram[k, n_active + t] * ls[k]
+        corr[t] = np.rint(s * 1e15) / 1e15
+    g1 = _BIG
+    g2 = _BIG
+    for t in range(nrest):
+        v1 = (C - buf[n_active + t]) / (AA - corr[t] + _TINY32)
+        v2 = (C + buf[n_active + t]) / (AA + corr[t] + _TINY32)
+        if 0.0 < v1 < g1:
+            g1 = v1
+        if 0.0 < v2 < g2:
+            g2 = v2
+    return corr, min(g1, g2, C / AA)
+
+
+@njit(cache=True, nogil=True)
+def _lasso_drop(coef, active, ls, sign_active, n_active, gamma_):
+    """``(gamma_, drop_at)``: a shorter step and the active position of the coefficient that would cross zero
+    first (the lasso modification; its sign flips), else the step unchanged and -1."""
+    z = np.empty(n_active)
+    for t in range(n_active):
+        z[t] = -coef[active[t]] / (ls[t] + _TINY32)
+    z_pos = _min_pos(z)
+    drop_at = -1
+    if z_pos < gamma_:
+        for t in range(n_active - 1, -1, -1):
+            if z[t] == z_pos:
+                drop_at = t
+                break
+        sign_active[drop_at] = -sign_active[drop_at]
+        gamma_ = z_pos
+    return gamma_, drop_at
+
+
+@njit(cache=True, nogil=True)
+def _grown(coefs, alphas):
+    """The path storage twice as long (drops make the path longer than q + 1), copied by loops."""
+    q = coefs.shape[1]
+    grown = np.zeros((2 * coefs.shape[0], q))
+    grown_a = np.zeros(2 * alphas.shape[0])
+    for k in range(coefs.shape[0]):
+        grown_a[k] = alphas[k]
+        for t in range(q):
+            grown[k, t] = coefs[k, t]
+    return grown, grown_a
+
+
+@njit(cache=True, nogil=True)
+def _remove_feature(Gram0, Cov0, Gram, buf, indices, L, active, sign_active, coef, n_active, drop_at, q):
+    """Take active position ``drop_at`` out of the active set (Cholesky downdate, index and Gram shuffles) and
+    restore its residual correlation; returns the new number of active features."""
+    _cholesky_delete(L, n_active, drop_at)
+    n_active -= 1
+    dropped = active[drop_at]
+    for t in range(drop_at, n_active):
+        active[t] = active[t + 1]
+    for i in range(drop_at, n_active):
+        ti = indices[i]
+        indices[i] = indices[i + 1]
+        indices[i + 1] = ti
+        for t in range(q):
+            tmp = Gram[i, t]
+            Gram[i, t] = Gram[i + 1, t]
+            Gram[i + 1, t] = tmp
+        for t in range(q):
+            tmp = Gram[t, i]
+            Gram[t, i] = Gram[t, i + 1]
+            Gram[t, i + 1] = tmp
+    s = Cov0[dropped]
+    for t in range(q):
+        s -= Gram0[dropped, t] * coef[t]
+    buf[n_active] = s
+    for t in range(drop_at, q - 1):
+        sign_active[t] = sign_active[t + 1]
+    sign_active[q - 1] = 0.0
+    return n_active
+
+
+@njit(cache=True, nogil=True)
 def _lars_lasso_path(Gram0, Cov0, n_samples):
     """LARS lasso path from the Gram matrix (scikit-learn's ``lars_path(method="lasso")``).
 
-    Returns the coefficients along the path, (n_steps, q).
+    Returns the coefficients along the path, (n_steps, q).  Each step: the most correlated inactive feature
+    joins (:func:`_add_feature`), the equiangular direction (:func:`_equiangular`) is followed for
+    :func:`_step_length`, shortened where a coefficient would cross zero, which then leaves
+    (:func:`_lasso_drop`, :func:`_remove_feature`).
     """
     q = Gram0.shape[0]
     Gram = Gram0.copy()
@@ -493,17 +721,7 @@ def _lars_lasso_path(Gram0, Cov0, n_samples):
     n_active = 0
     drop = False
     while True:
-        C_idx = 0
-        C_ = 0.0
-        C = 0.0
-        if q - n_active > 0:
-            best = -1.0
-            for t in range(n_active, q):
-                if abs(buf[t]) > best:
-                    best = abs(buf[t])
-                    C_idx = t - n_active
-            C_ = buf[n_active + C_idx]
-            C = abs(C_)
+        C_idx, C_, C = _most_correlated(buf, n_active, q)
         prev_alpha = alphas[n_iter - 1] if n_iter > 0 else 0.0
         alphas[n_iter] = C / n_samples
         if alphas[n_iter] <= _EQ_TOL:
@@ -511,144 +729,28 @@ def _lars_lasso_path(Gram0, Cov0, n_samples):
         if n_iter >= _MAX_ITER or n_active >= q:
             break
         if not drop:
-            sign_active[n_active] = 1.0 if C_ > 0 else (-1.0 if C_ < 0 else 0.0)
-            m = n_active
-            nn = C_idx + n_active
-            tmp = buf[nn]
-            buf[nn] = buf[m]
-            buf[m] = tmp
-            ti = indices[nn]
-            indices[nn] = indices[m]
-            indices[m] = ti
-            for t in range(q):
-                tmp = Gram[m, t]
-                Gram[m, t] = Gram[nn, t]
-                Gram[nn, t] = tmp
-            for t in range(q):
-                tmp = Gram[t, m]
-                Gram[t, m] = Gram[t, nn]
-                Gram[t, nn] = tmp
-            c = Gram[n_active, n_active]
-            for t in range(n_active):
-                L[n_active, t] = Gram[n_active, t]
-            for i in range(n_active):  # forward substitution with L[:na, :na]
-                s = L[n_active, i]
-                for k in range(i):
-                    s -= L[i, k] * L[n_active, k]
-                L[n_active, i] = s / L[i, i]
-            v = 0.0
-            for t in range(n_active):
-                v += L[n_active, t] * L[n_active, t]
-            diag = max(np.sqrt(abs(c - v)), _EPS)
-            L[n_active, n_active] = diag
-            if diag < 1e-7:
-                # degenerate regressor: scikit-learn zeroes its correlation and carries on
-                tmp = buf[m]
-                buf[m] = buf[nn]
-                buf[nn] = tmp
-                buf[m] = 0.0
-                tmp = buf[nn]
-                buf[nn] = buf[m]
-                buf[m] = tmp
+            if not _add_feature(Gram, buf, indices, L, sign_active, n_active, C_idx, C_, q):
                 continue
             active[n_active] = indices[n_active]
             n_active += 1
         if n_iter > 0 and prev_alpha < alphas[n_iter]:
             break
-        ls = _cho_solve(L, n_active, sign_active[:n_active])
-        if n_active == 1 and ls[0] == 0.0:
-            ls[0] = 1.0
-            AA = 1.0
-        else:
-            AA = 1.0 / np.sqrt(_dot(ls, sign_active, n_active))
-            if not np.isfinite(AA):
-                i = 0
-                L_ = np.empty((n_active, n_active))
-                for t in range(n_active):
-                    for k in range(n_active):
-                        L_[t, k] = L[t, k]
-                while not np.isfinite(AA):
-                    for t in range(n_active):
-                        L_[t, t] += (2.0**i) * _EPS
-                    ls = _cho_solve(L_, n_active, sign_active[:n_active])
-                    tmp = max(_dot(ls, sign_active, n_active), _EPS)
-                    AA = 1.0 / np.sqrt(tmp)
-                    i += 1
-            for t in range(n_active):
-                ls[t] *= AA
-        nrest = q - n_active
-        corr = np.zeros(nrest)
-        for t in range(nrest):
-            s = 0.0
-            for k in range(n_active):
-                s += Gram[k, n_active + t] * ls[k]
-            corr[t] = np.rint(s * 1e15) / 1e15
-        g1 = _BIG
-        g2 = _BIG
-        for t in range(nrest):
-            v1 = (C - buf[n_active + t]) / (AA - corr[t] + _TINY32)
-            v2 = (C + buf[n_active + t]) / (AA + corr[t] + _TINY32)
-            if 0.0 < v1 < g1:
-                g1 = v1
-            if 0.0 < v2 < g2:
-                g2 = v2
-        gamma_ = min(g1, g2, C / AA)
-        drop = False
-        coef = coefs[n_iter]
-        z = np.empty(n_active)
-        for t in range(n_active):
-            z[t] = -coef[active[t]] / (ls[t] + _TINY32)
-        z_pos = _min_pos(z)
-        drop_at = -1
-        if z_pos < gamma_:
-            for t in range(n_active - 1, -1, -1):
-                if z[t] == z_pos:
-                    drop_at = t
-                    break
-            sign_active[drop_at] = -sign_active[drop_at]
-            gamma_ = z_pos
-            drop = True
+        ls, AA = _equiangular(L, sign_active, n_active)
+        corr, gamma_ = _step_length(Gram, buf, ls, AA, C, n_active, q)
+        gamma_, drop_at = _lasso_drop(coefs[n_iter], active, ls, sign_active, n_active, gamma_)
+        drop = drop_at >= 0
         n_iter += 1
-        if n_iter >= coefs.shape[0]:  # grow the path storage (drops make the path longer than q + 1), by loops
-            grown = np.zeros((2 * coefs.shape[0], q))
-            grown_a = np.zeros(2 * alphas.shape[0])
-            for k in range(coefs.shape[0]):
-                grown_a[k] = alphas[k]
-                for t in range(q):
-                    grown[k, t] = coefs[k, t]
-            coefs = grown
-            alphas = grown_a
+        if n_iter >= coefs.shape[0]:
+            coefs, alphas = _grown(coefs, alphas)
         coef = coefs[n_iter]
         prev = coefs[n_iter - 1]
         for t in range(n_active):
             coef[active[t]] = prev[active[t]] + gamma_ * ls[t]
-        for t in range(nrest):
+        for t in range(q - n_active):
             buf[n_active + t] -= gamma_ * corr[t]
         if drop:
-            _cholesky_delete(L, n_active, drop_at)
-            n_active -= 1
-            dropped = active[drop_at]
-            for t in range(drop_at, n_active):
-                active[t] = active[t + 1]
-            for i in range(drop_at, n_active):
-                ti = indices[i]
-                indices[i] = indices[i + 1]
-                indices[i + 1] = ti
-                for t in range(q):
-                    tmp = Gram[i, t]
-                    Gram[i, t] = Gram[i + 1, t]
-                    Gram[i + 1, t] = tmp
-                for t in range(q):
-                    tmp = Gram[t, i]
-                    Gram[t, i] = Gram[t, i + 1]
-                    Gram[t, i + 1] = tmp
-            s = Cov0[dropped]
-            for t in range(q):
-                s -= Gram0[dropped, t] * coef[t]
-            buf[n_active] = s
-            for t in range(drop_at, q - 1):
-                sign_active[t] = sign_active[t + 1]
-            sign_active[q - 1] = 0.0
+            n_active = _remove_feature(Gram0, Cov0, Gram, buf, indices, L, active, sign_active, coef, n_active,
+                                       drop_at, q)
     return coefs[: n_iter + 1]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -142,6 +143,56 @@ def _error_independence(Z, B, names, alpha: float, max_rows: int):
             ErrorDependenceWarning, stacklevel=3,
         )
     return P, int(min(n, max_rows))
+
+
+class _Bootstrap(NamedTuple):
+    """The bootstrap stage of :func:`fit_lingam`: the seed used (drawn when none was given), the share of
+    resamples with each edge, and the non-degenerate resamples' adjacencies, orders and rows."""
+
+    seed: int | None
+    probabilities: np.ndarray | None = None
+    adjacency: np.ndarray | None = None
+    orders: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    n_failed: int = 0
+
+
+def _bootstrap_stage(Z, pk, method, n_bootstrap: int, chunk: int, seed, min_causal_effect: float, *,
+                     keep_rows: bool, progress, cancel, total: int) -> _Bootstrap:
+    """Fit the resamples of the seeded generator (none for ``n_bootstrap == 0``) and drop degenerate ones."""
+    if not n_bootstrap:
+        return _Bootstrap(seed)
+    if seed is None:  # record a fresh seed so the run can be repeated exactly
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+    boot_orders, boot_B, boot_idx = _bootstrap(Z, pk, method, n_bootstrap, chunk, np.random.default_rng(seed),
+                                               keep_rows=keep_rows, progress=progress, cancel=cancel, total=total)
+    failed = boot_orders[:, 0] < 0
+    n_failed = int(failed.sum())
+    if n_failed == n_bootstrap:
+        raise ValueError("Every bootstrap resample was degenerate (constant column); use more rows.")
+    boot_B, boot_orders, boot_idx = boot_B[~failed], boot_orders[~failed], boot_idx[~failed]
+    probabilities = (np.abs(boot_B) > min_causal_effect).mean(axis=0)
+    return _Bootstrap(seed, probabilities, boot_B, boot_orders, boot_idx, n_failed)
+
+
+def _order_pvalues(t: dict, orders, pk, positions, max_lag: int) -> np.ndarray:
+    """(p, p) p-values of the order t-test, with the cells' spatial autocorrelation when ``positions`` is given."""
+    n = len(t["clean"])
+    inflation = None if positions is None else spatial_inflation(t["standard"][None], orders, positions[None],
+                                                                 max_lag=max_lag)
+    return order_pvalues_from_covariance(t["correlation"][None], n, orders, prior=pk, inflation=inflation)[0]
+
+
+def _eiv_stage(t: dict, B, boot: _Bootstrap):
+    """``(adjacency_eiv, bootstrap_adjacency_eiv)`` corrected for the cells' measurement noise (None without
+    ``sigma_<name>`` columns; the second also None without kept bootstrap rows)."""
+    if t["sigma"] is None:
+        return None, None
+    sigma, clean = t["sigma"], t["clean"]
+    eiv_B = eiv_adjacency(clean[None], np.mean(sigma**2, axis=0)[None], B)[0]
+    if boot.rows is None:
+        return eiv_B, None
+    return eiv_B, eiv_adjacency(clean[boot.rows], np.mean(sigma[boot.rows] ** 2, axis=1), boot.adjacency)
 
 
 def _bootstrap(Z, pk, method, n_bootstrap: int, chunk: int, rng, *, keep_rows: bool, progress, cancel, total: int):
@@ -451,42 +502,24 @@ def fit_lingam(
     if orders[0, 0] < 0:
         raise ValueError("The variables are degenerate (a residual became constant); check for derived columns.")
     report(progress, 1, total, cancel)
-    probabilities = boot_B = boot_orders = boot_idx = None
-    n_failed = 0
-    if n_bootstrap:
-        if seed is None:  # record a fresh seed so the run can be repeated exactly
-            seed = int(np.random.SeedSequence().entropy % (2**63))
-        boot_orders, boot_B, boot_idx = _bootstrap(Z, pk, method, n_bootstrap, chunk, np.random.default_rng(seed),
-                                                   keep_rows=eiv, progress=progress, cancel=cancel, total=total)
-        failed = boot_orders[:, 0] < 0
-        n_failed = int(failed.sum())
-        if n_failed == n_bootstrap:
-            raise ValueError("Every bootstrap resample was degenerate (constant column); use more rows.")
-        boot_B, boot_orders, boot_idx = boot_B[~failed], boot_orders[~failed], boot_idx[~failed]
-        probabilities = (np.abs(boot_B) > min_causal_effect).mean(axis=0)
+    boot = _bootstrap_stage(Z, pk, method, n_bootstrap, chunk, seed, min_causal_effect, keep_rows=eiv,
+                            progress=progress, cancel=cancel, total=total)
+    seed, probabilities, boot_B = boot.seed, boot.probabilities, boot.adjacency
     positions = _grid_positions(X, data) if spatial else None
-    inflation = None if positions is None else spatial_inflation(t["standard"][None], orders, positions[None],
-                                                                 max_lag=spatial_max_lag)
-    p_values = order_pvalues_from_covariance(t["correlation"][None], n, orders, prior=pk, inflation=inflation)[0]
+    p_values = _order_pvalues(t, orders, pk, positions, spatial_max_lag)
     total_effects = total_effects_from_data(Z, B[0], orders[0])
     independence, independence_rows = _error_independence(Z, B[0], names, independence_alpha,
                                                           independence_max_samples)
     tested = fdr_adjust(p_values, fdr) if fdr else p_values
     significant = edge_decision(tested, probabilities, alpha=alpha, min_direction=min_direction)
-    eiv_B = eiv_boot = None
-    if t["sigma"] is not None:
-        sigma = t["sigma"]
-        eiv_B = eiv_adjacency(clean[None], np.mean(sigma**2, axis=0)[None], B)[0]
-        if boot_idx is not None:
-            eiv_boot = eiv_adjacency(clean[boot_idx], np.mean(sigma[boot_idx] ** 2, axis=1), boot_B)
+    eiv_B, eiv_boot = _eiv_stage(t, B, boot)
     n_dropped, scale, dropped = t["n_dropped"], t["scale"], t["dropped"]
-
     prior_desc = describe_prior_knowledge(pk, names) if pk is not None else None
     params = {
         "names": list(names),
         "prior_knowledge": "none" if pk is None else prior_desc,
         "n_bootstrap": n_bootstrap,
-        "n_bootstrap_degenerate": n_failed,
+        "n_bootstrap_degenerate": boot.n_failed,
         "seed": seed,
         "standardize": bool(standardize),
         "min_causal_effect": float(min_causal_effect),
@@ -507,7 +540,7 @@ def fit_lingam(
         adjacency=B[0],
         probabilities=probabilities,
         bootstrap_adjacency=boot_B,
-        bootstrap_orders=boot_orders,
+        bootstrap_orders=boot.orders,
         p_values=p_values,
         significant=significant,
         total_effects=total_effects,
