@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
-from ..cells import Cells, build_cells
+from ..cells import Cells, build_cells, reference_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
 from ..placement import cell_regions
 from ..registry import SIGNED
@@ -400,6 +400,8 @@ class DescriptorsWidget(DockWidget):
         if mask is not None and options.reference is not None:
             raise ValueError(f"two references: the Shapes layer {self.reference_combo.currentText()!r} and the grid "
                              f"ranges {options.reference!r}; choose '{NO_REFERENCE}' or empty the ranges")
+        if options.reference is not None:
+            reference_cells(self.cells, options.reference)  # bad ranges: a message now, not a failed job
         image = np.asarray(image_layer.data[0] if image_layer.multiscale else image_layer.data, dtype=float)
         where = self.reference_combo.currentText() if mask is not None else f"grid cells {options.reference}"
         return self.jobs.run(mean_p_job, self.cells, image, result["columns"], options=options, reference=mask,
