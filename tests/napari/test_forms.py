@@ -40,6 +40,20 @@ def test_dock_form_is_the_options_form(make_napari_viewer, qtbot, dock, attribut
     assert form_options(step, form).to_dict() == expected
 
 
+def test_auto_fields_read_auto(make_napari_viewer, qtbot):
+    widget = SlidingWidget(make_napari_viewer())
+    qtbot.addWidget(widget)
+    for name in ("window", "stride", "min_cells"):
+        assert getattr(widget.params, name).native.text() == "auto", name
+    widget.window_spin.setValue(12)
+    assert form_options("sliding", widget.params).window == 12
+    columns = ColumnsWidget(widget.viewer)
+    qtbot.addWidget(columns)
+    assert columns.params.spacing.native.text() == columns.params.radius.native.text() == "auto"
+    columns.params.spacing.value = 390.0
+    assert form_options("columns", columns.params).spacing == 390.0
+
+
 def test_bad_form_value_is_a_message_in_the_dock(make_napari_viewer, qtbot):
     widget = DescriptorsWidget(make_napari_viewer())
     qtbot.addWidget(widget)

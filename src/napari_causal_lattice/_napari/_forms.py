@@ -87,8 +87,7 @@ def option_widgets(step: str, first=(), *, labels: dict | None = FORM_LABELS) ->
             widget = ComboBox(choices=choices, value=value, **common)
         elif spec.kind == "window" or (spec.kind == "int" and spec.optional):
             low = AUTO.get(name, int(spec.low or 0) - 1)
-            widget = SpinBox(min=low, max=10**6, value=low if value in (None, "auto") else int(value), **common)
-            widget.native.setSpecialValueText("auto")
+            widget = _auto_spin_box(low, value=low if value in (None, "auto") else int(value), **common)
         elif spec.kind in ("int", "seed"):
             widget = SpinBox(min=entry.get("min", 0), max=min(entry.get("max", 2**31 - 1), 2**31 - 1),
                              value=int(value if value is not None else 0), **common)
@@ -103,6 +102,22 @@ def option_widgets(step: str, first=(), *, labels: dict | None = FORM_LABELS) ->
             widget = LineEdit(value="" if value is None else str(value), **common)
         widgets.append(widget)
     return widgets
+
+
+def _auto_spin_box(low: int, *, value: int, **common):
+    """A magicgui spin box of whole numbers whose lowest value ``low`` reads "auto", on a plain QSpinBox (magicgui's
+    own SpinBox is a superqt QLargeIntSpinBox, which shows no special-value text)."""
+    from magicgui.backends._qtpy.widgets import QBaseRangedWidget
+    from magicgui.widgets.bases import RangedWidget
+    from qtpy.QtWidgets import QSpinBox
+
+    class _Backend(QBaseRangedWidget):
+        def __init__(self, **kwargs):
+            super().__init__(QSpinBox, **kwargs)
+
+    widget = RangedWidget(widget_type=_Backend, min=low, max=10**6, value=value, **common)
+    widget.native.setSpecialValueText("auto")
+    return widget
 
 
 def form_options(step: str, form, **more) -> StepOptions:
