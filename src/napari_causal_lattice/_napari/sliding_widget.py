@@ -19,9 +19,11 @@ worker thread (progress bar, Cancel); then
   only), reports the outlier windows it left out, shows the components as heatmaps and adds the loading picked
   in "Show loading" (``"PCA loading 1"``); other loadings are added when picked.
 
-The form sets the edge decision (``alpha``, FDR control none / BH / BY over the run, leaving out deterministic
-descriptors such as Vol = a b sin(alpha)); a ``DeterministicDescriptorWarning`` is shown as a notification and
-in the summary.
+The forms are generated from the options classes with the defaults of ``analyze`` (``_forms.py``): ``params``
+from :class:`~napari_causal_lattice.options.SlidingOptions` (window and stride, "auto" at their lowest value; the
+edge decision: ``alpha``, FDR control none / BH / BY over the run, leaving out deterministic descriptors such as
+Vol = a b sin(alpha)) and ``pca_params`` from :class:`~napari_causal_lattice.options.PCAOptions`; a
+``DeterministicDescriptorWarning`` is shown as a notification and in the summary.
 
 Layers are only added after a job finished (one per event-loop turn): a cancelled or failed run leaves the layer
 list untouched, and a dock closed meanwhile adds nothing.  The significance mask of a result
