@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -185,3 +186,42 @@ def test_run_pipeline_rejects_options_all_at_once_and_by_kind():
         ncl.run_pipeline(sample, window=2, n_bootstrap=-1)
     with pytest.raises(TypeError, match="unknown analysis option"):
         ncl.run_pipeline(sample, windw=8)
+
+
+# --- warnings point at the caller ---------------------------------------------------------------------------------
+
+
+def _deterministic_table(side: int = 24) -> pd.DataFrame:
+    """Cells on a side x side grid with independent descriptors, except Vol = a b sin(alpha) (near-deterministic)."""
+    rng = np.random.default_rng(1)
+    i, j = np.divmod(np.arange(side * side), side)
+    table = pd.DataFrame({"i": i, "j": j, "I14": 1000 + 50 * rng.uniform(-1, 1, i.size),
+                          "I5": 800 + 40 * rng.uniform(-1, 1, i.size), "a": 390 + 2 * rng.uniform(-1, 1, i.size),
+                          "b": 395 + 2 * rng.uniform(-1, 1, i.size), "alpha": 90 + 0.5 * rng.uniform(-1, 1, i.size),
+                          "Px": 3 * rng.uniform(-1, 1, i.size), "Py": 2 * rng.uniform(-1, 1, i.size)})
+    table["Vol"] = table["a"] * table["b"] * np.sin(np.radians(table["alpha"]))
+    return table
+
+
+def _caught(kind, call) -> list:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    found = [w for w in caught if issubclass(w.category, kind)]
+    assert found, f"no {kind.__name__}"
+    return found
+
+
+def test_warnings_of_decorated_functions_point_at_the_callers_line():
+    """The takes_options wrapper adds a frame between a core function and its caller; the warnings raised inside
+    (at any depth of stages) still name the line that called the package."""
+    from napari_causal_lattice.causal import DeterministicDescriptorWarning
+
+    table = _deterministic_table()
+    line = inspect.currentframe().f_lineno + 1
+    found = _caught(DeterministicDescriptorWarning, lambda: ncl.fit_lingam(table))
+    assert [(w.filename, w.lineno) for w in found] == [(__file__, line)]
+    found = _caught(DeterministicDescriptorWarning, lambda: ncl.sliding_lingam(table, window=12, workers=1))
+    assert {w.filename for w in found} == {__file__}
+    found = _caught(DeprecationWarning, lambda: ncl.fit_lingam(table, names=["I14", "I5", "Px", "Py"]))
+    assert {w.filename for w in found} == {__file__}

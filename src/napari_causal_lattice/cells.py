@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ._warn import warn
 from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
 from .lattice import DESCRIPTORS, Lattice, check_calibration, check_expected_lattice, descriptor_units, fit_lattice
 from .motif import Motif, get_motif
@@ -687,7 +688,7 @@ def build_cells(
     report(progress, 0, 4, cancel)
     ij, assigned, fitted = _index_a_columns(a_pos, data.lattice, progress, cancel)
     if pixel_size is not None and _as_pixel_size(own) != pixel_size:
-        check_calibration(min(fitted.spacings) * float(np.mean(pixel_scale(pixel_size))), stacklevel=2)
+        check_calibration(min(fitted.spacings) * float(np.mean(pixel_scale(pixel_size))))
     keep, corner_a, cell_ij = _assign_b(b_pos, a_pos, ij, assigned, fitted, data.motif)
     if len(keep) == 0:
         raise ValueError(
@@ -753,8 +754,7 @@ def _lattice_notes(table, flags, units, expected_lattice, tolerance) -> list:
         return []
     if units["a"] != "pm":
         raise ValueError("expected_lattice (pm) needs a pixel size: give pixel_size= (pm per px)")
-    text = check_expected_lattice(_long_edge(table.assign(flag=flags)), expected_lattice, tolerance=tolerance,
-                                  stacklevel=4)
+    text = check_expected_lattice(_long_edge(table.assign(flag=flags)), expected_lattice, tolerance=tolerance)
     return [text] if text else []
 
 
@@ -1014,7 +1014,7 @@ def mean_polarization(cells: Cells, variants=None, *, image=None, columns=None, 
                   "like this is exactly what specimen tilt or probe asymmetry (coma) produce; an absolute P needs a "
                   "reference: pass reference= (a region of known P, e.g. the substrate or a centrosymmetric area; "
                   "a mask over the cells, cell indices or an image mask).")
-        warnings.warn(offset, AbsolutePolarizationWarning, stacklevel=2)
+        warn(offset, AbsolutePolarizationWarning)
         result = dataclasses.replace(result, note=(result.note + " " + offset).strip())
     return result
 

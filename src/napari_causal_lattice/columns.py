@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -24,6 +23,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
 from . import _fftlattice, _gaussfit
+from ._warn import warn
 from .lattice import PLAUSIBLE_SPACING_PM, Lattice, check_calibration, fit_lattice
 from .motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .options import ColumnsOptions, takes_options
@@ -260,11 +260,10 @@ def as_image(image) -> np.ndarray:
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"image must hold numbers, got dtype {arr.dtype}")
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        warnings.warn(
+        warn(
             f"image of shape {arr.shape} looks like RGB(A); converted to grey by averaging R, G and B. "
             "For quantitative intensities load the raw detector image instead.",
             UserWarning,
-            stacklevel=3,
         )
         arr = arr[..., :3].astype(float).mean(axis=-1)
     if arr.ndim != 2:
@@ -1377,8 +1376,7 @@ def find_columns(
     v1, v2 = _estimate_basis(img, spacing_px, spacing)
     img, note = _apply_contrast(img, contrast, v1, v2)
     if pixel_size is not None:
-        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, plausible=plausible_spacing,
-                          stacklevel=2)
+        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, plausible=plausible_spacing)
     report(progress, 1, steps + 1, cancel)
     cand, bright, prominence, frac, sites = _site_candidates(img, v1, v2, radius, cancel)
     report(progress, 2, steps + 1, cancel)
@@ -1497,7 +1495,7 @@ def _apply_contrast(img, contrast, v1, v2):
         )
     note = ("columns are dark (ABF/BF contrast): the inverted image (max - image) was analysed; intensities are "
             "dips below the background, not HAADF Z-contrast")
-    warnings.warn(note, ContrastWarning, stacklevel=3)
+    warn(note, ContrastWarning)
     return img.max() - img, note
 
 
@@ -1574,13 +1572,12 @@ def _warn_faint(faint, is_a, threshold):
     """Warn (:class:`FaintColumnsWarning`) when more than half of the B columns are faint."""
     b = ~is_a
     if b.any() and faint[b].mean() > 0.5:
-        warnings.warn(
+        warn(
             f"{int(faint[b].sum())} of {int(b.sum())} B columns are barely above the noise (peak below "
             f"{threshold:g} x the local background noise): their positions, and the polarization Px, Py from them, "
             "are not measurable and their cells are flagged 'faint'. Record with a longer dwell time (or more "
             "frames), analyse a denoised image, or use the A sublattice only (lattice parameters a, b, alpha).",
             FaintColumnsWarning,
-            stacklevel=3,
         )
 
 
@@ -1647,7 +1644,7 @@ def columns_from_positions(
     a_pos = refined.positions[: len(a)]
     v1, v2 = _lattice_vectors_from_positions(a_pos)
     if pixel_size is not None:
-        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, stacklevel=2)
+        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size)
     lattice = _fit_lattice(a_pos, v1, v2, img.shape)
     half = _b_site_of_positions(refined.positions[len(a):], lattice)
     sites = [np.zeros(2), half] if half is not None else []

@@ -10,11 +10,11 @@ the paper's ``a``) and ``v2`` the one along the grid rows (the paper's ``b``).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._warn import warn
 from .registry import DESCRIPTORS, meaning, units_of
 
 #: Short descriptions of the descriptors ([001] meaning; per projection: :func:`registry.meaning`).
@@ -49,7 +49,7 @@ _UNIT_HINTS = {
 }
 
 
-def check_calibration(spacing_pm, *, plausible=PLAUSIBLE_SPACING_PM, stacklevel: int = 2) -> bool:
+def check_calibration(spacing_pm, *, plausible=PLAUSIBLE_SPACING_PM) -> bool:
     """Warn when a measured lattice parameter is outside the plausible range, naming the likely cause.
 
     Parameters
@@ -59,8 +59,6 @@ def check_calibration(spacing_pm, *, plausible=PLAUSIBLE_SPACING_PM, stacklevel:
     plausible : (float, float)
         Range in pm that counts as plausible (default 150 to 1000 pm, oxide perovskites including [110]
         cells and small superstructures).
-    stacklevel : int
-        Passed on to :func:`warnings.warn`.
 
     Returns
     -------
@@ -74,12 +72,11 @@ def check_calibration(spacing_pm, *, plausible=PLAUSIBLE_SPACING_PM, stacklevel:
     factor = 10.0 ** round(math.log10(math.sqrt(low * high) / value)) if value > 0 else float("nan")
     hint = _UNIT_HINTS.get(factor, f"the pixel size is probably off by a factor of about "
                                    f"{math.sqrt(low * high) / value:.3g}" if value > 0 else "check the pixel size")
-    warnings.warn(
+    warn(
         f"the lattice parameter comes out as {value:.4g} pm, outside the {low:g}-{high:g} pm of oxide "
         f"perovskites: {hint}; the pixel size must be in pm per px. Descriptors in pm are wrong by the same "
         "factor until it is fixed.",
         UserWarning,
-        stacklevel=stacklevel + 1,
     )
     return False
 
@@ -109,7 +106,7 @@ class CalibrationWarning(UserWarning):
     """The measured lattice parameter disagrees with the one the user expects: the pixel size may be off."""
 
 
-def check_expected_lattice(measured_pm, expected_pm, *, tolerance: float = 0.05, stacklevel: int = 2) -> str:
+def check_expected_lattice(measured_pm, expected_pm, *, tolerance: float = 0.05) -> str:
     """Compare a measured lattice parameter with the expected one; warn beyond ``tolerance``.
 
     Parameters
@@ -120,8 +117,6 @@ def check_expected_lattice(measured_pm, expected_pm, *, tolerance: float = 0.05,
         The lattice parameter the user expects, pm (e.g. a substrate's or the bulk value).
     tolerance : float
         Relative difference (fraction) beyond which a :class:`CalibrationWarning` is given.
-    stacklevel : int
-        Passed on to :func:`warnings.warn`.
 
     Returns
     -------
@@ -139,7 +134,7 @@ def check_expected_lattice(measured_pm, expected_pm, *, tolerance: float = 0.05,
             f"(tolerance {100 * tolerance:g} %): the pixel size is probably off by a factor {expected / value:.3f} "
             "(calibrate it on a region of known lattice parameter, e.g. the substrate: calibrate_pixel_size), or the "
             "material is strained or not the one expected. All lengths in pm scale with the pixel size.")
-    warnings.warn(text, CalibrationWarning, stacklevel=stacklevel + 1)
+    warn(text, CalibrationWarning)
     return text
 
 

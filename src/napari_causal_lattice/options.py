@@ -33,12 +33,12 @@ import argparse
 import functools
 import inspect
 import math
-import warnings
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable
 
 import numpy as np
 
+from ._warn import warn
 from .lattice import PLAUSIBLE_SPACING_PM
 
 __all__ = [
@@ -614,7 +614,7 @@ def _rename(name: str, aliases: dict, keywords: dict) -> None:
         if old in keywords:
             if new in keywords:
                 raise TypeError(f"{name}() got both {old!r} and its new name {new!r}; pass {new!r}")
-            warnings.warn(f"{name}({old}=...) is deprecated; use {new}=...", DeprecationWarning, stacklevel=3)
+            warn(f"{name}({old}=...) is deprecated; use {new}=...", DeprecationWarning)
             keywords[new] = keywords.pop(old)
 
 

@@ -733,7 +733,7 @@ def _check_deterministic(table: pd.DataFrame, names: tuple, *, drop: bool) -> tu
     if not found:
         return names, []
     dropped = list(found) if drop else []
-    warn_deterministic(found, dropped, stacklevel=5)  # -> the caller of sliding_lingam
+    warn_deterministic(found, dropped)
     return tuple(n for n in names if n not in dropped), dropped
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._moved import moved
+from ._warn import warn
 from .lattice import DESCRIPTORS
 from .options import check_seed
 from .progress import report
@@ -473,7 +474,7 @@ def _estimator_and_backend(estimator, backend, method):
     if method is not None:
         new = (f"estimator={method!r}" if isinstance(method, str) and method in ("regression", "lingam")
                else "estimator='lingam', backend=...")
-        warnings.warn(f"wall_profile(method=...) is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+        warn(f"wall_profile(method=...) is deprecated; use {new}", DeprecationWarning)
         if isinstance(method, str) and method in ("regression", "lingam"):
             estimator = method
         else:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_causal_lattice._napari.descriptors_widget import DescriptorsWidget, flag_summary
+from napari_causal_lattice._napari.descriptors_widget import NO_REFERENCE, DescriptorsWidget, flag_summary
 from napari_causal_lattice._napari.layers import META_KEY
 from napari_causal_lattice._napari.sample import sample_layer_tuples
 from napari_causal_lattice.lattice import DESCRIPTORS
@@ -223,3 +223,14 @@ def test_mean_p_against_a_reference_drawn_on_a_shapes_layer(make_napari_viewer, 
     assert mask.shape == image.data.shape and 0.4 < mask.mean() < 0.6
     widget.mean_p_button.click()
     qtbot.waitUntil(lambda: _ok(widget) and "referenced to substrate" in widget.mean_p_text.text(), timeout=120000)
+    # the form's alternative: grid ranges, as the CLI's --reference; bad ranges or two references are a message
+    widget.mean_p_params.reference.value = "0:99,x"
+    widget.mean_p_button.click()
+    assert widget.jobs.status.text().startswith("two references")
+    widget.reference_combo.setCurrentText(NO_REFERENCE)
+    widget.mean_p_button.click()
+    assert "is not a range of whole numbers" in widget.jobs.status.text() and not widget.jobs.running
+    widget.mean_p_params.reference.value = "0:5"
+    widget.mean_p_button.click()
+    qtbot.waitUntil(lambda: _ok(widget) and "referenced to grid cells 0:5" in widget.mean_p_text.text(),
+                    timeout=120000)

@@ -244,8 +244,9 @@ def test_edge_decision_form_overlays_and_inspector(make_napari_viewer, qtbot, gr
     passing = [f"{result.names[e]} <- {result.names[c]}" for e, c in np.argwhere(result.significant[1, 1])]
     assert passing and all(edge in text for edge in passing)
 
-    # PCA of the significant elements only, with the outlier windows reported
-    assert widget.significant_only_check.isEnabled() and widget.significant_only_check.isChecked()
+    # PCA of the significant elements only (off by default, as in `analyze`), with the outlier windows reported
+    assert widget.significant_only_check.isEnabled() and not widget.significant_only_check.isChecked()
+    widget.pca_params.significant_only.value = True
     widget.pca_button.click()
     qtbot.waitUntil(lambda: not widget.jobs.running, timeout=30000)
     assert widget.pca.significant_only

@@ -49,7 +49,7 @@ from ..figures import plot_adjacency, plot_causal_graph
 from ..provenance import jsonable
 from ._dock import DockWidget
 from ._edges import criterion_text
-from ._forms import FORM_LABELS, form_options, option_widgets, options_form
+from ._forms import form_options, option_widgets, options_form
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph
 from .layers import META_KEY
@@ -57,8 +57,9 @@ from .layers import META_KEY
 _UNIT_HEADER = re.compile(r"^\s*(.+?)\s*\[(.*)\]\s*$")
 
 
-#: The CausalOptions in the dock's form (prior knowledge has its own boxes above it).
-CAUSAL_FORM = ("n_bootstrap", "seed", "alpha", "fdr", "min_direction", "drop_deterministic", "spatial", "eiv")
+#: CausalOptions shown first in the dock's form (the others follow in field order; prior knowledge has its own
+#: boxes above it).
+CAUSAL_FORM_FIRST = ("n_bootstrap", "seed")
 #: Images of the instrument null the dock proposes.
 NULL_IMAGES = 20
 
@@ -158,7 +159,7 @@ class CausalWidget(DockWidget):
         # the fit's options are generated from CausalOptions (defaults of a whole analysis, as the CLI's); the
         # last three only choose what is shown
         self.options = Container(widgets=[
-            *option_widgets("lingam", CAUSAL_FORM, labels=FORM_LABELS),
+            *option_widgets("lingam", CAUSAL_FORM_FIRST),
             FloatSpinBox(name="min_probability", label="Min probability", min=0.0, max=1.0, step=0.05,
                          value=0.5, tooltip="Without 'significant edges only': edges with a lower bootstrap "
                                             "probability are not drawn, listed or exported."),
@@ -182,7 +183,7 @@ class CausalWidget(DockWidget):
         self.run_button = QPushButton("Run causal discovery")
         self.run_button.clicked.connect(self.guarded(self.run))
         # the instrument null: images re-rendered from the image's own model without the physics
-        self.null_form = options_form("null", ("n_images", "shuffle_intensities"), labels=FORM_LABELS)
+        self.null_form = options_form("null")
         self.null_form.n_images.value = NULL_IMAGES
         self.null_button = QPushButton("Test against the instrument null")
         self.null_button.setToolTip("Re-render the image without its physics (P = 0, no strain; the measured column "

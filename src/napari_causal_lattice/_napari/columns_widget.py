@@ -5,10 +5,12 @@ plane on screen) in a worker and adds two Points layers, "A columns" (orange) an
 aligned with the image (its scale/translate/rotate/shear/affine copied, data in image px), with features
 ``intensity``, ``width`` and ``quality`` and ``metadata[META_KEY] = {"columns": Columns, "image": name}``.
 Re-running Find replaces the layers of the previous Find, unless "keep the layers of earlier runs" is ticked:
-then the new layers get a suffix (" [2]", ...).  "Projection" picks
-the crystal projection (``find_columns(projection=...)``: "auto" detects [001] or [110] from the B site; the
-summary names the one used).  When the image file's scale had no unit and one was assumed (``io.load_image``
-records it), the pixel-size note says so.
+then the new layers get a suffix (" [2]", ...).  The form of Find's parameters (:attr:`ColumnsWidget.params`)
+is generated from :class:`~napari_causal_lattice.options.ColumnsOptions` (``_forms.py``), with the defaults of
+``analyze``: "Projection" picks the crystal projection ("auto" detects [001] or [110] from the B site; the
+summary names the one used), "Spacing" restricts the lattice search, and so on.  The pixel size is read from the
+image layer; when the image file's scale had no unit and one was assumed (``io.load_image`` records it), the
+pixel-size note says so.
 
 Users then add, move or delete points with napari's Points tools; Refine re-fits only the points that
 were added or moved since the last refinement (the others keep their positions) and rebuilds the
@@ -25,7 +27,6 @@ from napari.layers import Image, Points
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
     QAbstractSpinBox,
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -38,12 +39,13 @@ from scipy.spatial import cKDTree
 from ..columns import Columns, as_image, columns_from_positions, find_columns, refine_columns
 from ._combos import refill
 from ._dock import DockWidget
+from ._forms import form_options, options_form
 from ._mpl import MplCanvas
 from ._jobs import JobPanel
 from .layers import META_KEY, is_map_layer, show_scale_bar
 
-#: Crystal projections offered for Find (``find_columns(projection=...)``).
-PROJECTIONS = ("auto", "[001]", "[110]")
+#: ColumnsOptions shown first in the form (the others follow in field order).
+COLUMNS_FORM_FIRST = ("projection", "spacing", "intensity", "b_brighter")
 #: Face colours of the two Points layers.
 COLORS = {"A": "orange", "B": "cyan"}
 #: Feature columns written on the Points layers.
@@ -198,6 +200,8 @@ class ColumnsWidget(DockWidget):
         The columns on the current A/B layers.
     a_layer, b_layer : Points or None
         The layers made by the last Find.
+    params : magicgui Container
+        Find's parameters, one widget per ColumnsOptions form field (``widget.params.projection.value = "[001]"``).
     """
 
     title = "Atom columns"
@@ -215,25 +219,15 @@ class ColumnsWidget(DockWidget):
         self.pixel_spin = self._spin(1e6, "pm per px; 'unknown' keeps lengths in px")
         self.pixel_note = QLabel("")
         self.pixel_note.setWordWrap(True)
-        self.spacing_spin = self._spin(1e7, "approximate A-A lattice spacing (pm, or px without pixel size); "
-                                            "'auto' finds it from the Fourier transform", special="auto")
-        self.b_brighter = QCheckBox("B columns brighter than A")
-        self.intensity_combo = QComboBox()
-        self.intensity_combo.addItems(["gaussian", "disk"])
-        self.intensity_combo.setToolTip("gaussian: fitted Gaussian volume; disk: sum of the pixels around the column")
-        self.projection_combo = QComboBox()
-        self.projection_combo.addItems(list(PROJECTIONS))
-        self.projection_combo.setToolTip("Crystal projection: auto detects [001] (B at the cell centre) or [110] "
-                                         "(B half-way along a) from the image")
+        # Find's parameters: generated from ColumnsOptions (defaults of a whole analysis, as the CLI's)
+        self.params = options_form("columns", COLUMNS_FORM_FIRST)
+        self.projection_combo = self.params.projection.native
 
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("Pixel size (pm/px)", self.pixel_spin)
         form.addRow("", self.pixel_note)
-        form.addRow("Spacing", self.spacing_spin)
-        form.addRow("Intensity", self.intensity_combo)
-        form.addRow("Projection", self.projection_combo)
-        form.addRow("", self.b_brighter)
+        form.addRow(self.params.native)
 
         self.find_button = QPushButton("Find")
         self.find_button.setToolTip("Find, refine and classify the columns (replaces the layers of the previous Find "
@@ -270,12 +264,12 @@ class ColumnsWidget(DockWidget):
         self.refresh_layers()
 
     @staticmethod
-    def _spin(maximum: float, tip: str, special: str = "unknown") -> QDoubleSpinBox:
+    def _spin(maximum: float, tip: str) -> QDoubleSpinBox:
         spin = QDoubleSpinBox()
         spin.setRange(0.0, maximum)
         spin.setDecimals(3)
         spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
-        spin.setSpecialValueText(special)
+        spin.setSpecialValueText("unknown")
         spin.setToolTip(tip)
         return spin
 
@@ -295,7 +289,7 @@ class ColumnsWidget(DockWidget):
         assumed = scale_unit_note(layer)
         self.pixel_spin.setValue(0.0 if size is None else size)
         self.pixel_note.setText(f"{note}; {assumed}" if assumed else note)
-        self.spacing_spin.setSuffix(" px" if size is None else " pm")
+        self.params.spacing.native.setSuffix(" px" if size is None else " pm")
 
     def _update_buttons(self) -> None:
         self.find_button.setEnabled(self.image_combo.count() > 0)
@@ -308,11 +302,6 @@ class ColumnsWidget(DockWidget):
         value = self.pixel_spin.value()
         return None if value <= 0 else float(value)
 
-    @property
-    def spacing(self) -> float | None:
-        value = self.spacing_spin.value()
-        return None if value <= 0 else float(value)
-
     def image_layer(self) -> Image:
         name = self.image_combo.currentText()
         if name not in self.viewer.layers:
@@ -320,8 +309,14 @@ class ColumnsWidget(DockWidget):
         return self.viewer.layers[name]
 
     # ----------------------------------------------------------------- Find
+    def options(self):
+        """The ColumnsOptions of the form (validated: a value they do not allow is a ValueError/TypeError naming
+        the field, which the Find button shows in the dock)."""
+        return form_options("columns", self.params)
+
     def run(self):
         """Find the columns on the chosen image (current plane) in a worker; returns the started worker."""
+        options = self.options()
         layer = self.image_layer()
         plane = image_plane(layer, self.viewer)
         with warnings.catch_warnings(record=True) as caught:
@@ -333,10 +328,7 @@ class ColumnsWidget(DockWidget):
             find_columns,
             plane,
             pixel_size=self.pixel_size,
-            spacing=self.spacing,
-            b_brighter=self.b_brighter.isChecked(),
-            intensity=self.intensity_combo.currentText(),
-            projection=self.projection_combo.currentText(),
+            options=options,
             on_result=lambda cols: self._add_layers(cols, layer, plane),  # a generator: one layer per turn
             label="Find columns",
         )

@@ -2,7 +2,9 @@
 
 Uses the CURRENT data of the A and B Points layers (after any manual edits), re-measures the column
 intensities on the image with :func:`~napari_causal_lattice.columns.columns_from_positions`, builds the
-cells with :func:`~napari_causal_lattice.cells.build_cells` in a worker thread, then adds
+cells with :func:`~napari_causal_lattice.cells.build_cells` in a worker thread (its form, :attr:`params`, is
+generated from :class:`~napari_causal_lattice.options.CellsOptions`; the mean P's, :attr:`mean_p_params`, from
+:class:`~napari_causal_lattice.options.PolarizationOptions`; both with the defaults of ``analyze``), then adds
 
 - the map of the descriptor picked in "Show map" (``"Px [pm]"``...), each cell's value painted on its own
   region of the image around its B column (:func:`~napari_causal_lattice.placement.cell_regions`, computed in
@@ -36,13 +38,14 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
-from ..cells import Cells, build_cells
+from ..cells import Cells, build_cells, reference_cells
 from ..lattice import DESCRIPTORS, DESCRIPTOR_LABELS
 from ..placement import cell_regions
 from ..registry import SIGNED
 from ._combos import refill, track_user_picks
 from ._scatter import CellScatter
 from ._dock import DockWidget
+from ._forms import form_options, options_form
 from ._jobs import JobPanel
 from .layers import (
     META_KEY,
@@ -89,12 +92,15 @@ def _positions_in_image_px(points, image) -> np.ndarray:
 NO_REFERENCE = "(none)"
 
 
-def mean_p_job(cells, image, columns, *, reference=None, progress=None, cancel=None):
-    """:func:`~napari_causal_lattice.cells.mean_polarization` of ``cells`` with the default fit-model variants (a
-    worker's job: the variants re-measure the columns on ``image``)."""
+def mean_p_job(cells, image, columns, *, options, reference=None, progress=None, cancel=None):
+    """:func:`~napari_causal_lattice.cells.mean_polarization` of ``cells`` with the PolarizationOptions
+    ``options`` (a worker's job: the fit-model variants re-measure the columns on ``image``); ``reference`` (a
+    mask or cell indices, e.g. from a Shapes layer) replaces ``options.reference`` (grid ranges) when given."""
     from ..cells import mean_polarization
 
-    return mean_polarization(cells, image=image, columns=columns, reference=reference)
+    return mean_polarization(cells, None if options.variants else {}, image=image, columns=columns,
+                             reference=options.reference if reference is None else reference,
+                             warn_sigma=options.warn_sigma)
 
 
 def _unchanged(found, a_positions, b_positions) -> bool:
@@ -113,7 +119,7 @@ def compute_cells(
     b_positions,
     *,
     pixel_size=None,
-    frame="lattice",
+    options=None,
     radius=None,
     intensity="gaussian",
     found=None,
@@ -135,8 +141,8 @@ def compute_cells(
         A and B column positions (y, x) in px of the image.
     pixel_size : float, (sy, sx) pair or None
         pm/px.
-    frame : {"lattice", "image"}
-        Polarization frame.
+    options : CellsOptions, optional
+        The quality gates and polarization frame of :func:`~napari_causal_lattice.cells.build_cells`.
     radius : float, optional
         Fit-patch radius in px (the one ``find_columns`` used, so intensities mean the same).
     intensity : {"gaussian", "disk"}
@@ -164,7 +170,7 @@ def compute_cells(
         columns = columns_from_positions(
             image, a_positions, b_positions, pixel_size=square, radius=radius, intensity=intensity
         )
-    cells = build_cells(columns, pixel_size=pixel_size, frame=frame, progress=progress, cancel=cancel)
+    cells = build_cells(columns, pixel_size=pixel_size, options=options, progress=progress, cancel=cancel)
     b_pos = columns.positions[cells.b_index]
     _, b_rows = cKDTree(np.asarray(b_positions, dtype=float)).query(b_pos)
     offset = b_pos - columns.positions[cells.corners].mean(axis=1)
@@ -209,6 +215,9 @@ class DescriptorsWidget(DockWidget):
         Descriptor name -> map layer of the last build (added when first shown).
     vectors_layer : Vectors or None
         The polarization arrows of the last build, once shown.
+    params, mean_p_params : magicgui Container
+        The build's CellsOptions and the mean P's PolarizationOptions, one widget per form field
+        (``widget.params.frame.value = "image"``).
     """
 
     title = "Descriptors"
@@ -223,11 +232,9 @@ class DescriptorsWidget(DockWidget):
         self.image_combo = QComboBox()
         self.a_combo = QComboBox()
         self.b_combo = QComboBox()
-        self.frame_combo = QComboBox()
-        self.frame_combo.addItems(["lattice", "image"])
-        self.frame_combo.setToolTip(
-            "lattice: Px along lattice vector 1 (a), Py perpendicular to it; image: Px along x, Py along y (down)"
-        )
+        # the build's options: generated from CellsOptions (defaults of a whole analysis, as the CLI's)
+        self.params = options_form("cells", ("frame",))
+        self.frame_combo = self.params.frame.native
         self.pixel_y = self._pixel_spin()
         self.pixel_x = self._pixel_spin()
         self.pixel_note = QLabel("")
@@ -242,9 +249,9 @@ class DescriptorsWidget(DockWidget):
         form.addRow("Image", self.image_combo)
         form.addRow("A columns", self.a_combo)
         form.addRow("B columns", self.b_combo)
-        form.addRow("Polarization frame", self.frame_combo)
         form.addRow("Pixel size (pm/px)", pixel_row)
         form.addRow("", self.pixel_note)
+        form.addRow(self.params.native)
 
         self.map_combo = QComboBox()
         for name in DESCRIPTORS:
@@ -290,8 +297,11 @@ class DescriptorsWidget(DockWidget):
         self.mean_p_button.clicked.connect(self.guarded(self.run_mean_p))
         self.mean_p_text = QLabel("")
         self.mean_p_text.setWordWrap(True)
+        # the mean P's options: generated from PolarizationOptions (a reference as grid ranges, the variants)
+        self.mean_p_params = options_form("polarization")
         reference = QFormLayout()
         reference.addRow("Reference region", self.reference_combo)
+        reference.addRow(self.mean_p_params.native)
         reference.addRow(self.mean_p_button)
         reference.addRow(self.mean_p_text)
         arrows = QFormLayout()
@@ -385,14 +395,21 @@ class DescriptorsWidget(DockWidget):
         if self._built is None:
             raise ValueError("Build the cells first.")
         result, image_layer = self._built["result"], self._built["image"]
+        options = form_options("polarization", self.mean_p_params)
         mask = self.reference_mask()
+        if mask is not None and options.reference is not None:
+            raise ValueError(f"two references: the Shapes layer {self.reference_combo.currentText()!r} and the grid "
+                             f"ranges {options.reference!r}; choose '{NO_REFERENCE}' or empty the ranges")
+        if options.reference is not None:
+            reference_cells(self.cells, options.reference)  # bad ranges: a message now, not a failed job
         image = np.asarray(image_layer.data[0] if image_layer.multiscale else image_layer.data, dtype=float)
-        return self.jobs.run(mean_p_job, self.cells, image, result["columns"], reference=mask,
-                             on_result=self._show_mean_p, label="Mean P")
+        where = self.reference_combo.currentText() if mask is not None else f"grid cells {options.reference}"
+        return self.jobs.run(mean_p_job, self.cells, image, result["columns"], options=options, reference=mask,
+                             on_result=lambda mean: self._show_mean_p(mean, where), label="Mean P")
 
-    def _show_mean_p(self, mean) -> None:
+    def _show_mean_p(self, mean, where: str) -> None:
         unit = self.cells.units.get("Px", "")
-        ref = (f"referenced to {self.reference_combo.currentText()} ({mean.n_reference} cells)" if mean.n_reference
+        ref = (f"referenced to {where} ({mean.n_reference} cells)" if mean.n_reference
                else "no reference: an absolute P needs one (tilt and probe asymmetry give a uniform offset)")
         self.mean_p_text.setText(
             f"mean P = ({mean.mean[0]:+.2f}, {mean.mean[1]:+.2f}) \u00b1 ({mean.sigma[0]:.2f}, {mean.sigma[1]:.2f}) "
@@ -451,9 +468,11 @@ class DescriptorsWidget(DockWidget):
 
         Raises
         ------
-        ValueError
-            A missing or unusable layer choice or pixel size (the button shows it as a notification).
+        ValueError, TypeError
+            A form value the CellsOptions do not allow, or a missing or unusable layer choice or pixel size (the
+            button shows it in the dock and as a notification).
         """
+        options = form_options("cells", self.params)
         image_layer = self._layer(self.image_combo, Image, "image")
         a_layer = self._layer(self.a_combo, Points, "A columns")
         b_layer = self._layer(self.b_combo, Points, "B columns")
@@ -466,7 +485,6 @@ class DescriptorsWidget(DockWidget):
         a_pos = _positions_in_image_px(a_layer, image_layer)
         b_pos = _positions_in_image_px(b_layer, image_layer)
         pixel_size = self.pixel_size
-        frame = self.frame_combo.currentText()
 
         # measure intensities as the column finder did, so I14 / I5 mean the same as in scripts
         found = plugin_meta(self.viewer, b_layer.name).get("columns")
@@ -476,7 +494,7 @@ class DescriptorsWidget(DockWidget):
             return self._show(result, image_layer, b_layer)
 
         return self.jobs.run(
-            compute_cells, image, a_pos, b_pos, pixel_size=pixel_size, frame=frame,
+            compute_cells, image, a_pos, b_pos, pixel_size=pixel_size, options=options,
             radius=params.get("radius"), intensity=params.get("intensity", "gaussian"), found=found, on_result=done,
             label="Build cells",
         )

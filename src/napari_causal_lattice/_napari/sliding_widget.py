@@ -19,9 +19,11 @@ worker thread (progress bar, Cancel); then
   only), reports the outlier windows it left out, shows the components as heatmaps and adds the loading picked
   in "Show loading" (``"PCA loading 1"``); other loadings are added when picked.
 
-The form sets the edge decision (``alpha``, FDR control none / BH / BY over the run, leaving out deterministic
-descriptors such as Vol = a b sin(alpha)); a ``DeterministicDescriptorWarning`` is shown as a notification and
-in the summary.
+The forms are generated from the options classes with the defaults of ``analyze`` (``_forms.py``): ``params``
+from :class:`~napari_causal_lattice.options.SlidingOptions` (window and stride, "auto" at their lowest value; the
+edge decision: ``alpha``, FDR control none / BH / BY over the run, leaving out deterministic descriptors such as
+Vol = a b sin(alpha)) and ``pca_params`` from :class:`~napari_causal_lattice.options.PCAOptions`; a
+``DeterministicDescriptorWarning`` is shown as a notification and in the summary.
 
 Layers are only added after a job finished (one per event-loop turn): a cancelled or failed run leaves the layer
 list untouched, and a dock closed meanwhile adds nothing.  The significance mask of a result
@@ -31,18 +33,18 @@ overlays, the inspector (:func:`significant_edge`) and the PCA option.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from napari.layers import Image, Points
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -56,7 +58,7 @@ from ..sliding import SlidingResult, sliding_lingam
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
 from ._edges import LINK_COLORS, criterion_text, link_legend_html, link_names
-from ._forms import FORM_LABELS, form_options, options_form
+from ._forms import form_options, options_form
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph, pruned
 from .layers import (
@@ -78,10 +80,8 @@ KIND_PROBABILITY = "probability"
 KIND_SIGNIFICANT = "significant only"
 KIND_LINK = "link type"
 OVERLAY_KINDS = (KIND_COEFFICIENT, KIND_PROBABILITY, KIND_SIGNIFICANT, KIND_LINK)
-#: The SlidingOptions in the dock's form (window and stride have their own "auto" spin boxes beside it).
-SLIDING_FORM = ("n_bootstrap", "seed", "alpha", "fdr", "min_direction", "drop_deterministic", "spatial")
-#: Value of the window spin box that reads "auto" (windows are at least 3 cells).
-AUTO_WINDOW = 2
+#: SlidingOptions shown first in the dock's form (the others follow in field order).
+SLIDING_FORM_FIRST = ("window", "stride", "n_bootstrap", "seed")
 
 
 def _features_source(layer) -> tuple[pd.DataFrame, Lattice]:
@@ -120,10 +120,10 @@ def sliding_job(cells, *, raster: CellRaster | None = None, image_shape: tuple |
     return result, raster
 
 
-def pca_job(result: SlidingResult, n_components: int, *, use: str, significant_only: bool = False, progress=None,
-            cancel=None) -> AdjacencyPCA:
-    """:func:`~napari_causal_lattice.pca.adjacency_pca` with the job panel's progress/cancel arguments."""
-    pca = adjacency_pca(result, n_components, use=use, significant_only=significant_only)
+def pca_job(result: SlidingResult, *, options, progress=None, cancel=None) -> AdjacencyPCA:
+    """:func:`~napari_causal_lattice.pca.adjacency_pca` with PCAOptions ``options`` and the job panel's
+    progress/cancel arguments."""
+    pca = adjacency_pca(result, options=options)
     if progress is not None:
         progress(1, 1)
     return pca
@@ -197,27 +197,17 @@ class SlidingWidget(DockWidget):
         self.image_combo.setToolTip("STEM image the maps are aligned on")
         self.source_combo.currentTextChanged.connect(lambda text: self.run_button.setEnabled(bool(text)))
         track_user_picks(self.source_combo, self.image_combo)
-        # the numeric parameters: a magicgui form (typed, scriptable: ``widget.params.window.value = 12``); the Qt
-        # spin boxes underneath stay reachable as attributes for scripts
-        # generated from SlidingOptions, with the defaults of a whole analysis (the CLI's): one definition
-        self.params = options_form("sliding", SLIDING_FORM, labels=FORM_LABELS)
-        # window and stride: Qt spin boxes whose lowest value reads "auto" (the command line's defaults)
-        self.window_spin = self._spin(AUTO_WINDOW, 10000, AUTO_WINDOW,
-                                      "Window side in unit cells; auto chooses it from the cell grid, as the "
-                                      "command line does (--window auto)")
-        self.window_spin.setSpecialValueText("auto")
-        self.stride_spin = self._spin(0, 10000, 0, "Step between windows in cells; auto = window / 2 (50 % overlap)")
-        self.stride_spin.setSpecialValueText("auto")
+        # the parameters: a magicgui form (typed, scriptable: ``widget.params.window.value = 12``) generated from
+        # SlidingOptions, with the defaults of a whole analysis (the CLI's): one definition.  Window and stride
+        # read "auto" at their lowest value; the Qt spin boxes underneath stay reachable as attributes for scripts
+        self.params = options_form("sliding", SLIDING_FORM_FIRST)
+        self.window_spin = self.params.window.native
+        self.stride_spin = self.params.stride.native
         self.boot_spin = self.params.n_bootstrap.native
         self.seed_spin = self.params.seed.native
         form = QFormLayout()
         form.addRow("Cells (B columns)", self.source_combo)
         form.addRow("Align on image", self.image_combo)
-        window_row = QHBoxLayout()
-        window_row.addWidget(self.window_spin)
-        window_row.addWidget(QLabel("stride"))
-        window_row.addWidget(self.stride_spin)
-        form.addRow("Window (cells)", window_row)
         form.addRow(self.params.native)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.guarded(self.run))
@@ -250,25 +240,18 @@ class SlidingWidget(DockWidget):
         self.legend.setVisible(False)
         overlay_layout.addWidget(self.legend)
 
-        self.components_spin = self._spin(1, 64, 4, "Number of principal components")
-        self.use_combo = QComboBox()
-        self.use_combo.addItems(["adjacency", "abs_adjacency", "probabilities"])
-        self.use_combo.setToolTip("Decompose signed coefficients, their magnitudes or bootstrap probabilities")
-        self.significant_only_check = QCheckBox("significant elements only")
-        self.significant_only_check.setChecked(True)
-        self.significant_only_check.setToolTip("Set the elements that fail the calibrated edge test to zero "
-                                               "first, so the components describe only believable edges")
+        # the PCA's options: generated from PCAOptions (defaults of a whole analysis, as the CLI's)
+        self.pca_params = options_form("pca", ("n_components", "use"))
+        self.components_spin = self.pca_params.n_components.native
+        self.use_combo = self.pca_params.use.native
+        self.significant_only_check = self.pca_params.significant_only.native
         self.pca_button = QPushButton("Run PCA")
         self.pca_button.clicked.connect(self.guarded(self.run_pca))
         self.loading_combo = QComboBox()
         self.loading_combo.setToolTip("Loading map shown on the image (added when first picked)")
         self.loading_combo.currentIndexChanged.connect(self.guarded(lambda: self.show_loading()))
         pca_form = QFormLayout()
-        pca_row = QHBoxLayout()
-        pca_row.addWidget(self.components_spin)
-        pca_row.addWidget(self.use_combo)
-        pca_form.addRow("Components", pca_row)
-        pca_form.addRow(self.significant_only_check)
+        pca_form.addRow(self.pca_params.native)
         pca_form.addRow(self.pca_button)
         self.pca_summary = QLabel("")
         self.pca_summary.setWordWrap(True)
@@ -309,14 +292,6 @@ class SlidingWidget(DockWidget):
         self.refresh_layers()
 
     # ----------------------------------------------------------------- helpers
-    @staticmethod
-    def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
-        spin = QSpinBox()
-        spin.setRange(low, high)
-        spin.setValue(value)
-        spin.setToolTip(tip)
-        return spin
-
     def _retheme(self) -> None:
         self.window_plot.retheme()
         self.pca_plot.retheme()
@@ -399,8 +374,7 @@ class SlidingWidget(DockWidget):
             No usable cells source (the Run button shows it as a notification).
         """
         cells, lattice, image_layer = self._source()
-        stride = self.stride_spin.value() or None
-        window = "auto" if self.window_spin.value() == AUTO_WINDOW else self.window_spin.value()
+        options = form_options("sliding", self.params)
         self.warnings = []
         # per-window maps are painted on the cells' regions of the image (a Cells source on an image only)
         placed = lattice is None and image_layer is not None
@@ -413,7 +387,6 @@ class SlidingWidget(DockWidget):
             result, regions = out
             return self._on_result(result, image_layer, None if regions is None else (cells, regions))
 
-        options = form_options("sliding", self.params, window=window, stride=stride)
         return self.jobs.run(
             sliding_job,
             cells,
@@ -648,19 +621,19 @@ class SlidingWidget(DockWidget):
                 significant_only: bool | None = None):
         """Start the PCA of the last result in a worker; returns the started worker.
 
-        ``significant_only`` (default: the check box, when the result has a significance mask) zeroes the
+        The options are those of the form (:attr:`pca_params`, PCAOptions), the arguments given here replacing
+        them.  ``significant_only`` (default: the check box, when the result has a significance mask) zeroes the
         elements that fail the calibrated test first.  When it finishes, the component heatmaps are drawn in the
         dock, the outlier windows left out are reported under the button, and the first loading is added as the
         layer ``"PCA loading 1"`` (the others when picked in "Show loading").
         """
         if self.result is None:
             raise ValueError("run the sliding LiNGAM first")
-        n_components = n_components or self.components_spin.value()
-        use = use or self.use_combo.currentText()
-        if significant_only is None:
-            significant_only = self.significant_only_check.isChecked() and self.result.significant is not None
-        return self.jobs.run(pca_job, self.result, n_components, use=use, significant_only=significant_only,
-                             on_result=self._on_pca, label="PCA")
+        given = {"n_components": n_components, "use": use, "significant_only": significant_only}
+        options = form_options("pca", self.pca_params, **{k: v for k, v in given.items() if v is not None})
+        if self.result.significant is None and options.significant_only:
+            options = replace(options, significant_only=False)  # no edge test in this result: nothing to zero
+        return self.jobs.run(pca_job, self.result, options=options, on_result=self._on_pca, label="PCA")
 
     def _on_pca(self, pca: AdjacencyPCA):
         """Generator run by the job panel: the component heatmaps, then the first loading layer."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from .._warn import warn
 from ..lattice import DESCRIPTORS
 from ..options import CausalOptions, takes_options
 from ..progress import report
@@ -97,7 +97,7 @@ def _prepared(X, data, names, *, eiv: bool, drop_deterministic: bool) -> dict:
     found = _near_deterministic(correlation, names, inverse=inverse)
     dropped = list(found) if drop_deterministic else []
     if found:
-        warn_deterministic(found, dropped, stacklevel=4)
+        warn_deterministic(found, dropped)
         keep = [k for k, name in enumerate(names) if name not in dropped]
         clean, names, sigma = clean[:, keep], [names[k] for k in keep], None if sigma is None else sigma[:, keep]
         scale, standard, correlation = scale[keep], standard[:, keep], correlation[np.ix_(keep, keep)]
@@ -135,12 +135,12 @@ def _error_independence(Z, B, names, alpha: float, max_rows: int):
     bad = [(names[u], names[v], P[u, v]) for u in range(p) for v in range(u + 1, p) if P[u, v] < alpha / n_pairs]
     if bad:
         listing = ", ".join(f"{a}/{b}" for a, b, _ in sorted(bad, key=lambda x: x[2])[:4])
-        warnings.warn(
+        warn(
             f"The linear non-Gaussian model does not fit: the errors of {listing}"
             f"{' and more' if len(bad) > 4 else ''} are dependent (HSIC, family-wise level {alpha} over {n_pairs} "
             "pairs). A hidden common cause, a non-linear or cyclic relation, or errors shared between cells break "
             "LiNGAM's assumptions; read the orders and links with care (result.error_independence_summary()).",
-            ErrorDependenceWarning, stacklevel=3,
+            ErrorDependenceWarning,
         )
     return P, int(min(n, max_rows))
 
@@ -361,16 +361,16 @@ def _near_deterministic(correlation: np.ndarray, names, r2_threshold: float = 0.
     return found
 
 
-def warn_deterministic(found: Mapping, dropped, *, stacklevel: int = 3) -> None:
+def warn_deterministic(found: Mapping, dropped) -> None:
     """Emit the :class:`DeterministicDescriptorWarning` for the output of :func:`near_deterministic`."""
     listing = ", ".join(f"{n} (R^2 = {r:.4f})" for n, r in found.items())
     action = (f"left out: {', '.join(dropped)}" if dropped else
               "leave them out (tick 'leave out deterministic descriptors'; drop_deterministic=True), or "
               "choose variables without them")
-    warnings.warn(
+    warn(
         f"Near-deterministic variables: {listing} are almost exact linear functions of the other variables, which "
         f"breaks LiNGAM's assumptions (their edges cannot be oriented); {action}.",
-        DeterministicDescriptorWarning, stacklevel=stacklevel,
+        DeterministicDescriptorWarning,
     )
 
 
