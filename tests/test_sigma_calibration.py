@@ -42,7 +42,8 @@ def test_neighbour_ratio_counts_shared_corners():
             rows = np.flatnonzero(cols.sublattice == sub)
             _, k = cKDTree(true).query(cols.positions[rows])
             planted[rows] = true[k] + rng.normal(0.0, 1.0, (len(rows), 2)) * sigma[rows, None]
-        columns = dataclasses.replace(cols, positions=planted, sigma=sigma)
+        columns = dataclasses.replace(cols, positions=planted, sigma=sigma, sigma_axes=np.repeat(sigma[:, None], 2, 1),
+                                      line_variance=None)
         ratios.append(neighbour_sigma_ratio(build_cells(columns), columns, names=NAMES))
     for name in NAMES:
         values = [r[name] for r in ratios]

@@ -33,8 +33,8 @@ from threadpoolctl import threadpool_limits
 from . import _gaussfit
 from .provenance import make_provenance
 
-__all__ = ["ScanDistortion", "estimate_scan_distortion", "correct_scan", "register_frames", "Registered",
-           "combine_orthogonal", "OrthogonalPair"]
+__all__ = ["ScanDistortion", "estimate_scan_distortion", "correct_scan", "line_covariance", "register_frames",
+           "Registered", "combine_orthogonal", "OrthogonalPair"]
 
 #: Rows solved per dense block when computing each line's posterior uncertainty (plus a margin each side).
 _BLOCK = 128
@@ -107,12 +107,19 @@ class ScanDistortion:
         """Peak-to-peak slow drift (non-linear part) in px."""
         return float(np.ptp(self.drift)) if self.drift.size else 0.0
 
+    @property
+    def line_variance(self) -> np.ndarray:
+        """(H,) variance in px^2 of the x shift left in each image row, shared by every column on that row: the
+        estimate's remaining uncertainty ``sigma**2`` when corrected, the shift itself ``shifts**2`` when not."""
+        return self.sigma**2 if self.applied else self.shifts**2
+
     def scan_sigma(self, positions, width) -> np.ndarray:
         """Position uncertainty (N, 2) px per axis (y, x) that the line jitter adds to each column.
 
         After correction a column keeps the remaining uncertainty of the lines it covers (``sigma``), without
         correction the jitter itself (``shifts``); averaged over the rows of a Gaussian of standard deviation
-        ``width`` (px) with weights ``exp(-(r - y)^2 / width^2)``.  The y part is 0 (line jitter moves along x).
+        ``width`` (px) with weights ``exp(-(r - y)^2 / width^2)`` (:func:`line_covariance`).  The y part is 0
+        (line jitter moves along x).  Columns on the same rows share this part: see :func:`line_covariance`.
 
         Parameters
         ----------
@@ -122,17 +129,8 @@ class ScanDistortion:
             Gaussian sigma of each column, px.
         """
         pos = np.asarray(positions, dtype=float).reshape(-1, 2)
-        width = np.broadcast_to(np.asarray(width, dtype=float), (len(pos),))
-        per_line = self.sigma**2 if self.applied else self.shifts**2
         out = np.zeros((len(pos), 2))
-        rows = np.arange(len(per_line))
-        for k, ((y, _), w) in enumerate(zip(pos, width)):
-            w = w if np.isfinite(w) and w > 0 else 2.0
-            sel = slice(max(0, int(y - 3 * w)), min(len(rows), int(y + 3 * w) + 2))
-            weight = np.exp(-((rows[sel] - y) ** 2) / w**2)
-            if weight.sum() > 0:
-                # independent lines: variance of a weighted mean
-                out[k, 1] = np.sqrt((weight**2 * per_line[sel]).sum()) / weight.sum()
+        out[:, 1] = np.sqrt(line_covariance(pos, width, self.line_variance))
         return out
 
     def summary(self) -> str:
@@ -153,6 +151,63 @@ class ScanDistortion:
         return cls(shifts=state["shifts"], sigma=state["sigma"], drift=state["drift"],
                    pixel_size=state.get("pixel_size"), applied=bool(state.get("applied", False)),
                    provenance=json.loads(prov) if isinstance(prov, str) else dict(prov))
+
+
+def _line_weights(y, width, rows, h):
+    """Weights (M, L) of the image rows ``rows`` (M, L) in the x position of columns at rows ``y`` (M,) of
+    Gaussian sigma ``width`` (M,) px (``sum_x (dG/dx)^2`` per row), normalised over the rows inside the image."""
+    w = np.exp(-((rows - y[:, None]) ** 2) / width[:, None] ** 2) * ((rows >= 0) & (rows < h))
+    return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+
+
+def line_covariance(positions, width, line_variance, first=None, second=None) -> np.ndarray:
+    """Covariance in px^2 of the x errors of pairs of columns from the line shifts they share.
+
+    A column's fitted x moves by the weighted mean of the shifts of the rows it covers (weights
+    ``exp(-(r - y)^2 / width^2)``, the row's share of ``sum_x (dG/dx)^2``), so two columns on the same rows share
+    that error (it cancels in x differences along a row, not across rows): ``cov(c, d) = sum_r w_cr w_dr v_r``
+    with ``v`` the variance of each row's shift left after the jitter stage (:attr:`ScanDistortion.line_variance`),
+    independent between rows.
+
+    Parameters
+    ----------
+    positions : (N, 2) array
+        Column positions (y, x) px.
+    width : (N,) array or float
+        Gaussian sigma of each column, px (non-finite or non-positive: 2 px).
+    line_variance : (H,) array
+        Variance px^2 of each image row's remaining shift.
+    first, second : (M,) int arrays, optional
+        The pairs of columns; ``second`` defaults to ``first`` (variances) and ``first`` to all columns.
+
+    Returns
+    -------
+    (M,) float array
+    """
+    pos = np.asarray(positions, dtype=float).reshape(-1, 2)
+    width = np.broadcast_to(np.asarray(width, dtype=float), (len(pos),))
+    width = np.where(np.isfinite(width) & (width > 0), width, 2.0)
+    v = np.asarray(line_variance, dtype=float).reshape(-1)
+    h = len(v)
+    first = np.arange(len(pos)) if first is None else np.asarray(first, dtype=np.int64).reshape(-1)
+    second = first if second is None else np.asarray(second, dtype=np.int64).reshape(-1)
+    if len(first) == 0:
+        return np.zeros(0)
+    reach = int(np.ceil(3.0 * width.max())) + 1
+    steps = np.arange(-reach, reach + 1)
+    out = np.empty(len(first))
+    chunk = max(1, (1 << 20) // len(steps))
+    for start in range(0, len(first), chunk):
+        c, d = first[start : start + chunk], second[start : start + chunk]
+        rows_c = np.rint(pos[c, 0]).astype(np.int64)[:, None] + steps
+        rows_d = np.rint(pos[d, 0]).astype(np.int64)[:, None] + steps
+        w_c = _line_weights(pos[c, 0], width[c], rows_c, h)
+        # d's weights on c's rows, with d's own normalisation
+        norm_d = np.exp(-((rows_d - pos[d, :1]) ** 2) / width[d, None] ** 2) * ((rows_d >= 0) & (rows_d < h))
+        w_d = np.exp(-((rows_c - pos[d, :1]) ** 2) / width[d, None] ** 2) * ((rows_c >= 0) & (rows_c < h))
+        w_d /= np.maximum(norm_d.sum(axis=1, keepdims=True), 1e-300)
+        out[start : start + chunk] = np.sum(w_c * w_d * v[np.clip(rows_c, 0, h - 1)], axis=1)
+    return out
 
 
 def _raw_line_shifts(image, model):
