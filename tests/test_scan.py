@@ -83,10 +83,14 @@ def test_no_jitter_reads_small_and_state_round_trip():
     assert back.scan.applied == cols.scan.applied and back.scan.pixel_size == cols.scan.pixel_size
     np.testing.assert_array_equal(back.detectability, cols.detectability)
     old = cols.to_state()
-    for key in ("scan", "detectability", "faint"):
+    np.testing.assert_array_equal(back.sigma_axes, cols.sigma_axes)
+    np.testing.assert_array_equal(back.line_variance, cols.line_variance)
+    for key in ("scan", "detectability", "faint", "sigma_axes", "line_variance"):
         old.pop(key)
     legacy = Columns.from_state(old)  # states saved before these fields load
     assert legacy.scan is None and not legacy.faint.any() and np.all(np.isnan(legacy.detectability))
+    assert legacy.line_variance is None
+    np.testing.assert_array_equal(legacy.sigma_axes, np.repeat(cols.sigma[:, None], 2, axis=1))
 
 
 def test_correct_scan_undoes_a_known_shift():
