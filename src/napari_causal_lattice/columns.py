@@ -57,6 +57,12 @@ _PROFILE_MIN_COLUMNS = 16
 _PROFILE_MAX_SIGMA_GAIN = 2.0
 #: The neighbour-aware fit frees each column's core width (True) or holds it at its sublattice's profile.
 _PROFILE_FREE_WIDTH = True
+#: A ghost site (a lattice site next to the found columns) whose fit disk lies at least this share inside the
+#: image is fitted for its amplitude (else it gets its sublattice's median).
+_GHOST_MIN_SHARE = 0.4
+#: A fitted ghost below this fraction of its sublattice's median amplitude is an empty site (vacuum beyond a
+#: specimen edge, a vacancy): its neighbours keep the profile fit (else their Gaussian fit).
+_GHOST_EMPTY = 0.25
 #: Columns whose fitted width (volume) exceeds this (squared) times their sublattice's median are not peeled.
 _PEEL_OUTLIER = 1.5
 
@@ -833,10 +839,15 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     ``_PROFILE_MAX_SIGMA_GAIN`` times the Gaussian fit's (the model does not describe it: at the image border
     where its neighbours are not modelled, a faint column where the neighbours' model takes its signal), keeps
     its Gaussian fit (position, sigma, volume).  ``ghosts`` (positions (M, 2) px, labels (M,)) are lattice sites
-    without a fitted column near the found ones (beyond the image border): they enter the model image with their
-    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled; the
-    outermost ring of columns (within 1.2 nearest-neighbour distances, ``2.4 radius``, of a ghost) keeps its
-    Gaussian fit, as its guessed neighbours are not known well enough.
+    without a fitted column near the found ones (beyond the image border, in the border band, beyond a specimen
+    edge): they enter the model image, so the columns next to them see all their neighbours modelled.  A ghost
+    the image shows (its fit disk at least ``_GHOST_MIN_SHARE`` inside) gets its own amplitude
+    (:func:`_ghost_amplitudes`, fitted before the first round and after each), the others their sublattice's
+    median.  A column within 1.2 nearest-neighbour distances (``2.4 radius``) of a ghost that is not a fitted
+    empty site (below ``_GHOST_EMPTY`` of the median) keeps its Gaussian fit, as that neighbour is only guessed.
+    (Measured on non-polar synthetics with a vacuum margin: modelling the empty sites beyond the crystal edge
+    at the median amplitude moved the outer ring of columns 0.15-0.21 px inwards, their Gaussian fits 0.11-0.14
+    px; with the fitted amplitudes 0.01-0.02 px.)
 
     Returns
     -------
@@ -861,9 +872,15 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     ghost_pos, ghost_sub = (np.empty((0, 2)), np.empty(0, "<U1")) if ghosts is None else ghosts
     keep = np.isin(ghost_sub, np.unique(sub))
     ghost_pos, ghost_sub = ghost_pos[keep], ghost_sub[keep]
+    ghost_fit = np.full(len(ghost_pos), np.nan)  # fitted amplitudes of the ghosts the image shows
+    if len(ghost_pos):  # before the first round, so no round starts from a model with guessed empty sites
+        columns_only = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
+        ghost_fit = _ghost_amplitudes(np.subtract(image, columns_only, out=columns_only), ghost_pos,
+                                      np.zeros(len(ghost_pos)), profile.shape_arrays(ghost_sub)[0], radius)
     for k in range(rounds):
         last = k == rounds - 1
         ghost_amp = np.array([np.median(amp[sub == label]) for label in ghost_sub])
+        ghost_amp = np.where(np.isfinite(ghost_fit), ghost_fit, ghost_amp)
         model = profile.render(image.shape, np.concatenate([pos, ghost_pos]), np.concatenate([sub, ghost_sub]),
                                profile.volume(np.concatenate([amp, ghost_amp]), np.concatenate([sub, ghost_sub])),
                                background=False)
@@ -889,11 +906,15 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
             report(None, 0, 1, cancel)
         if noise is None and signals:
             noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
+        if len(ghost_pos) and not last:
+            ghost_fit = _ghost_amplitudes(residual, ghost_pos, ghost_amp, profile.shape_arrays(ghost_sub)[0], radius)
     volume = profile.volume(amp, sub)
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
     lost |= _isotropic(spread) > _PROFILE_MAX_SIGMA_GAIN * _isotropic(refined.sigma)
-    if len(ghost_pos):  # the outer ring: neighbours beyond it are only guessed (median amplitude, ideal sites)
-        lost |= cKDTree(ghost_pos).query(pos)[0] < 2.4 * radius
+    guessed = ~(ghost_fit < _GHOST_EMPTY * np.array([np.median(amp[sub == label]) for label in ghost_sub]))
+    if guessed.any():  # next to a column that is only guessed (median amplitude beyond the border, or a site the
+        # image shows a column at but the search did not find), the neighbour model is not known well enough
+        lost |= cKDTree(ghost_pos[guessed]).query(pos)[0] < 2.4 * radius
     pos[lost], spread[lost], volume[lost] = refined.positions[lost], _per_axis(refined.sigma)[lost], refined.intensity[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
@@ -902,6 +923,28 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     # neighbour-subtracted patch would measure something else
     out = Refined(pos, refined.width.copy(), volume, refined.quality.copy(), spread)
     return _add_scan_sigma(out, scan_sigma), profile
+
+
+def _ghost_amplitudes(residual, ghost_pos, ghost_amp, core, radius, *, min_share: float = _GHOST_MIN_SHARE):
+    """Core peak amplitudes (M,) of the ghost sites the image shows, NaN for the others.
+
+    A ghost whose fit disk lies at least ``min_share`` inside the image is fitted like a column (its own core
+    added back to the residual image, amplitude and local background by linear least squares, centre and width
+    fixed at the lattice site and the profile's core) and clipped at 0: a crystal that ends inside the image (a
+    vacuum margin, a specimen edge) leaves its empty sites empty, and columns cut by the border get their own
+    intensity instead of the median.  Sites farther out stay unknown (the caller's median).
+    """
+    values, yy, xx, mask = _gaussfit.extract_patches(residual, ghost_pos, radius)
+    g = np.exp(-((yy - ghost_pos[:, :1]) ** 2 + (xx - ghost_pos[:, 1:]) ** 2) / (2.0 * core[:, None] ** 2))
+    values = values + ghost_amp[:, None] * g
+    w = mask.astype(float)
+    s1, sg, sgg = w.sum(axis=1), (w * g).sum(axis=1), (w * g * g).sum(axis=1)
+    sv, sgv = (w * values).sum(axis=1), (w * g * values).sum(axis=1)
+    det = sgg * s1 - sg**2
+    amp = (s1 * sgv - sg * sv) / np.where(det > 0, det, np.inf)
+    full = np.pi * radius**2
+    seen = (det > 0) & (s1 >= min_share * full)
+    return np.where(seen, np.maximum(amp, 0.0), np.nan)
 
 
 def _profile_patches(residual, model, state, core, sel, radius, noise):
