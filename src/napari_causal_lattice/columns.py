@@ -1593,24 +1593,31 @@ def _apply_contrast(img, contrast, v1, v2):
 
 
 def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: bool, cancel):
-    """Stage 6: estimate the line jitter; with ``correct`` resample the rows and refit the columns.
+    """Stage 6: estimate the line jitter and the slow drift; with ``correct`` resample the rows to undo what is
+    significant (the jitter unless it follows the lattice rows, the drift above 3 sigma) and refit the columns.
 
     Returns the (corrected) image, the columns and the :class:`~napari_causal_lattice.scan.ScanDistortion`.
     """
     lattice = _fit_lattice(refined.positions[is_a], grid.v1, grid.v2, img.shape)
     scan = estimate_scan_distortion(img, refined.positions, refined.width, refined.intensity,
                                     pixel_size=pixel_size, is_a=is_a, lattice=lattice)
-    if not correct or scan.rms_px < max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px):
+    if not correct:
         return img, refined, scan
-    periodic = _lattice_row_share(scan.shifts, grid.v1, grid.v2, img.shape[1])
+    jitter = scan.rms_px >= max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px)
+    periodic = _lattice_row_share(scan.shifts, grid.v1, grid.v2, img.shape[1]) if jitter else 0.0
     if periodic > _MAX_LATTICE_SHARE:
+        jitter = False
         note = (f"the line shifts repeat with the lattice rows ({100 * periodic:.0f} % of their variance at the "
                 "lattice's row frequencies): that is the column model's misfit, not scan jitter, so the image was "
-                "not resampled")
-        return img, refined, dataclasses.replace(scan, provenance={**scan.provenance, "note": note})
-    img = correct_scan(img, scan.shifts)
+                "not resampled for them")
+        scan = dataclasses.replace(scan, provenance={**scan.provenance, "note": note})
+    drift = scan.drift_significant()
+    if not (jitter or drift):
+        return img, refined, scan
+    scan = dataclasses.replace(scan, applied=jitter, drift_applied=drift)
+    img = correct_scan(img, scan.correction)
     refined = _peel(img, refined, is_a, grid.radius, cancel)[0]
-    return img, refined, dataclasses.replace(scan, applied=True)
+    return img, refined, scan
 
 
 def _lattice_row_share(shifts, v1, v2, width: int, *, order: int = 3) -> float:
@@ -1779,8 +1786,8 @@ def fit_variants(image, columns: Columns, *, radii=(0.7, 1.3)) -> dict[str, Colu
     img = as_image(image)
     if img.shape != tuple(columns.image_shape):
         raise ValueError(f"image has shape {img.shape}, but the columns were found on {tuple(columns.image_shape)}")
-    if columns.scan is not None and columns.scan.applied:
-        img = correct_scan(img, columns.scan.shifts)
+    if columns.scan is not None and (columns.scan.applied or columns.scan.drift_applied):
+        img = correct_scan(img, columns.scan.correction)
     radius = columns.provenance.get("params", {}).get("radius") or _default_radius(columns.positions)
     is_a = columns.sublattice == "A"
     start = Refined(columns.positions, columns.width, columns.intensity, columns.quality, columns.sigma)

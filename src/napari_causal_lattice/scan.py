@@ -59,13 +59,17 @@ class ScanDistortion:
     drift : (H,) float array
         Slow, non-linear x displacement (px) of the A columns from the straight lattice, as a smooth function
         of the row (a cubic in y without its linear part): slow-scan drift or lattice bending, which one image
-        cannot tell apart.  Reported, never corrected.
+        cannot tell apart.  Corrected with the jitter when significant (:meth:`drift_significant`).
     pixel_size : float or None
         pm per px (None when unknown).
     applied : bool
-        True when the image was corrected (rows resampled) before the final column fit.
+        True when the image was corrected for the line jitter (rows resampled) before the final column fit.
     provenance : dict
         How the estimate was made.
+    drift_sigma : (H,) float array, optional
+        1-sigma uncertainty px of ``drift`` per row (from the polynomial fit's covariance); default zeros.
+    drift_applied : bool
+        True when the rows were also resampled to undo ``drift`` (states saved before load as False).
     """
 
     shifts: np.ndarray
@@ -74,10 +78,15 @@ class ScanDistortion:
     pixel_size: float | None = None
     applied: bool = False
     provenance: dict = field(default_factory=dict)
+    drift_sigma: np.ndarray | None = None
+    drift_applied: bool = False
 
     def __post_init__(self):
         shifts = np.asarray(self.shifts, dtype=float).reshape(-1)
-        for name in ("shifts", "sigma", "drift"):
+        if self.drift_sigma is None:
+            object.__setattr__(self, "drift_sigma", np.zeros_like(shifts))
+        object.__setattr__(self, "drift_applied", bool(self.drift_applied))
+        for name in ("shifts", "sigma", "drift", "drift_sigma"):
             arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
             if arr.shape != shifts.shape:
                 raise ValueError(f"{name} must have shape {shifts.shape} (one value per image row), got {arr.shape}")
@@ -106,6 +115,18 @@ class ScanDistortion:
     def drift_px(self) -> float:
         """Peak-to-peak slow drift (non-linear part) in px."""
         return float(np.ptp(self.drift)) if self.drift.size else 0.0
+
+    @property
+    def correction(self) -> np.ndarray:
+        """(H,) px: the shifts the image was resampled by (:func:`correct_scan`): the jitter when ``applied``
+        plus the drift when ``drift_applied``."""
+        return self.shifts * self.applied + self.drift * self.drift_applied
+
+    def drift_significant(self, *, n_sigma: float = 3.0, min_px: float = 0.1) -> bool:
+        """True when the drift departs from a straight line by more than ``n_sigma`` times its uncertainty and
+        by at least ``min_px`` px somewhere."""
+        peak = np.abs(self.drift)
+        return bool(peak.size and peak.max() >= min_px and np.any(peak > n_sigma * self.drift_sigma))
 
     @property
     def line_variance(self) -> np.ndarray:
@@ -137,20 +158,23 @@ class ScanDistortion:
         """One line: jitter rms (px and pm), its remaining uncertainty and whether it was corrected."""
         pm = "" if self.rms_pm is None else f" = {self.rms_pm:.1f} pm"
         done = "corrected" if self.applied else "not corrected"
+        drift = "corrected" if self.drift_applied else "not corrected"
         return (f"line jitter {self.rms_px:.3f} px rms{pm} ({done}; +- {self.residual_px:.3f} px per line left), "
-                f"slow drift {self.drift_px:.2f} px")
+                f"slow drift {self.drift_px:.2f} px ({drift})")
 
     def to_state(self) -> dict:
         """Nested dict of arrays and plain values; :meth:`from_state` restores it exactly."""
         return {"shifts": self.shifts.copy(), "sigma": self.sigma.copy(), "drift": self.drift.copy(),
-                "pixel_size": self.pixel_size, "applied": self.applied, "provenance": json.dumps(self.provenance)}
+                "pixel_size": self.pixel_size, "applied": self.applied, "provenance": json.dumps(self.provenance),
+                "drift_sigma": self.drift_sigma.copy(), "drift_applied": self.drift_applied}
 
     @classmethod
     def from_state(cls, state: dict) -> "ScanDistortion":
         prov = state.get("provenance", "{}")
         return cls(shifts=state["shifts"], sigma=state["sigma"], drift=state["drift"],
                    pixel_size=state.get("pixel_size"), applied=bool(state.get("applied", False)),
-                   provenance=json.loads(prov) if isinstance(prov, str) else dict(prov))
+                   provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
+                   drift_sigma=state.get("drift_sigma"), drift_applied=bool(state.get("drift_applied", False)))
 
 
 def _line_weights(y, width, rows, h):
@@ -367,16 +391,22 @@ def _marginal_diag(precision, h) -> np.ndarray:
 
 
 def _slow_drift(positions, is_a, lattice, h, degree: int = 3):
-    """Smooth non-linear x displacement (H,) px of the A columns from ``lattice`` along the rows."""
+    """Smooth non-linear x displacement (H,) px of the A columns from ``lattice`` along the rows, and its 1-sigma
+    (H,) px from the fit's covariance (robust residual scatter).  The constant and the linear term (a shear)
+    belong to the lattice in one image and are left out."""
     if lattice is None or is_a is None or is_a.sum() < 4 * (degree + 1):
-        return np.zeros(h)
+        return np.zeros(h), np.zeros(h)
     a = positions[is_a]
     ideal = lattice.to_image(np.rint(lattice.to_grid(a)))
     dx = a[:, 1] - ideal[:, 1]
     y = a[:, 0] / max(h - 1, 1) * 2 - 1
-    coef = np.polynomial.polynomial.polyfit(y, dx, degree)
-    coef[:2] = 0.0  # constant and shear belong to the lattice
-    return np.polynomial.polynomial.polyval(np.linspace(-1, 1, h), coef)
+    design = np.polynomial.polynomial.polyvander(y, degree)
+    coef = np.linalg.lstsq(design, dx, rcond=None)[0]
+    cov = _robust_var(dx - design @ coef) * np.linalg.pinv(design.T @ design)
+    rows = np.polynomial.polynomial.polyvander(np.linspace(-1, 1, h), degree)[:, 2:]
+    drift = rows @ coef[2:]
+    sigma = np.sqrt(np.maximum(np.einsum("hk,kl,hl->h", rows, cov[2:, 2:], rows), 0.0))
+    return drift, sigma
 
 
 def estimate_scan_distortion(
@@ -433,12 +463,12 @@ def estimate_scan_distortion(
         columns = (weights, d, design, sub_a)
     with threadpool_limits(1):  # small banded solves: BLAS threads only spin (10-100x slower on a busy machine)
         shifts, sigma, tau = _solve_shifts(e, noise, operator, covered, columns)
-    drift = _slow_drift(np.asarray(positions, float).reshape(-1, 2)[ok], None if is_a is None else
-                        np.asarray(is_a, bool)[ok], lattice, img.shape[0])
+    drift, drift_sigma = _slow_drift(np.asarray(positions, float).reshape(-1, 2)[ok], None if is_a is None else
+                                     np.asarray(is_a, bool)[ok], lattice, img.shape[0])
     prov = make_provenance("estimate_scan_distortion", {"tau_px": tau, "lattice_term": columns is not None,
                                                         "n_columns": int(ok.sum())})
     return ScanDistortion(shifts=shifts, sigma=sigma, drift=drift, pixel_size=pixel_size, applied=False,
-                          provenance=prov)
+                          provenance=prov, drift_sigma=drift_sigma)
 
 
 def correct_scan(image, shifts, *, rows_per_chunk: int = 256) -> np.ndarray:
