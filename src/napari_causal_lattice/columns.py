@@ -275,7 +275,8 @@ class Refined(NamedTuple):
     width: np.ndarray  #: (N,) Gaussian sigma in px
     intensity: np.ndarray  #: (N,) Gaussian volume or disk sum, image units
     quality: np.ndarray  #: (N,) R^2 of the Gaussian fit in [0, 1]
-    sigma: np.ndarray  #: (N,) or (N, 2) 1-sigma position uncertainty per axis (isotropic, or y and x) in px (NaN when the centre was not fitted)
+    #: (N,) isotropic or (N, 2) y and x 1-sigma position uncertainty in px (NaN when the centre was not fitted)
+    sigma: np.ndarray
 
 
 def as_image(image) -> np.ndarray:
@@ -915,7 +916,8 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     if guessed.any():  # next to a column that is only guessed (median amplitude beyond the border, or a site the
         # image shows a column at but the search did not find), the neighbour model is not known well enough
         lost |= cKDTree(ghost_pos[guessed]).query(pos)[0] < 2.4 * radius
-    pos[lost], spread[lost], volume[lost] = refined.positions[lost], _per_axis(refined.sigma)[lost], refined.intensity[lost]
+    pos[lost], volume[lost] = refined.positions[lost], refined.intensity[lost]
+    spread[lost] = _per_axis(refined.sigma)[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
                           background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
