@@ -362,7 +362,7 @@ def _inner_count(cols, sub, cells=1.0):
 def _subset(cols, keep):
     return {name: getattr(cols, name)[keep]
             for name in ("positions", "sublattice", "intensity", "width", "quality", "sigma",
-                         "detectability", "faint")}
+                         "detectability", "faint", "sigma_axes")}
 
 
 def _check_counts(cols, tolerance, subs=("A", "B")):

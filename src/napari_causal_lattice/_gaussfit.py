@@ -231,7 +231,7 @@ def _lag_pairs(yy: np.ndarray, xx: np.ndarray, reach: int):
 
 def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray,
                    params: np.ndarray, *, reach: int = 2, weights: np.ndarray | None = None,
-                   free=(True, True, True, True, True)) -> np.ndarray:
+                   free=(True, True, True, True, True), axes: bool = False) -> np.ndarray:
     """1-sigma uncertainty (N,) in px of each fitted centre, per axis, from the fit covariance and residual.
 
     Sandwich covariance of the least-squares fit, ``(J^T J)^-1 (J^T diag(r^2) J) (J^T J)^-1`` times
@@ -257,6 +257,9 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
         to the noise model).
     free : sequence of 5 bool
         The fitted parameters (a fixed width leaves ``sigma`` out of the covariance).
+    axes : bool
+        Return the (N, 2) sigmas along y and x (each axis with its own correlated-noise inflation) instead of
+        the isotropic (N,) root mean.
     """
     p = np.asarray(params, dtype=float)
     ref = np.rint(p[:, 1:3])
@@ -271,7 +274,7 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
     dof = w.sum(axis=1) - len(keep)
     jtj = jac @ jac.transpose(0, 2, 1)
     ok = (dof > 0) & (np.abs(np.linalg.det(jtj)) > 0) & np.all(np.isfinite(res), axis=1)
-    sigma = np.full(len(p), np.nan)
+    sigma = np.full((len(p), 2) if axes else len(p), np.nan)
     if not ok.any():
         return sigma
     # influence of each pixel's residual on the fitted centre: rows y0, x0 of (J^T J)^-1 J r, (n, 2, M)
@@ -281,8 +284,12 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
     cross = np.zeros_like(white)
     for k1, k2 in _lag_pairs(yy, xx, reach):
         cross += np.einsum("nkm,nkm->nk", influence[:, :, k1], influence[:, :, k2])
-    inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
-    var = white.mean(axis=1) * inflation * w[ok].sum(axis=1) / dof[ok]
+    if axes:
+        inflation = np.maximum(1.0, 1.0 + cross.sum(axis=0) / np.maximum(white.sum(axis=0), 1e-300))
+        var = white * inflation * (w[ok].sum(axis=1) / dof[ok])[:, None]
+    else:
+        inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
+        var = white.mean(axis=1) * inflation * w[ok].sum(axis=1) / dof[ok]
     sigma[ok] = np.sqrt(np.where(var > 0, var, np.nan))
     return sigma
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ._warn import warn
-from .descriptors import SIGMA_DESCRIPTORS, compute_descriptors, descriptor_sigmas, pixel_scale
+from .descriptors import SIGMA_DESCRIPTORS, cell_line_covariance, compute_descriptors, descriptor_sigmas, pixel_scale
 from .lattice import DESCRIPTORS, Lattice, check_calibration, check_expected_lattice, descriptor_units, fit_lattice
 from .motif import Motif, get_motif
 from .options import CellsOptions, takes_options
@@ -254,6 +254,9 @@ class _ColumnData(NamedTuple):
     sigma: np.ndarray  #: (N,) position sigma px per axis (NaN where unknown)
     motif: Motif  #: crystal projection
     faint: np.ndarray  #: (N,) bool, column barely above the noise (all False where unknown)
+    sigma_axes: np.ndarray  #: (N, 2) own position sigma px along (y, x) (``sigma`` on both without it)
+    width: np.ndarray  #: (N,) Gaussian width px (NaN where unknown)
+    line_variance: np.ndarray | None  #: (H,) px^2 line shift shared by a row's columns, or None
 
 
 def _check_columns(columns) -> _ColumnData:
@@ -303,7 +306,13 @@ def _check_columns(columns) -> _ColumnData:
     motif = get_motif(getattr(columns, "motif", None) or "[001]", lattice)
     faint = getattr(columns, "faint", None)
     faint = np.zeros(n, dtype=bool) if faint is None else np.asarray(faint, dtype=bool).reshape(n)
-    return _ColumnData(positions, labels, intensity, lattice, quality.reshape(n), sigma.reshape(n), motif, faint)
+    axes = getattr(columns, "sigma_axes", None)
+    axes = np.repeat(sigma.reshape(n, 1), 2, axis=1) if axes is None else np.asarray(axes, dtype=float).reshape(n, 2)
+    width = getattr(columns, "width", None)
+    width = np.full(n, np.nan) if width is None else np.asarray(width, dtype=float).reshape(n)
+    line_variance = getattr(columns, "line_variance", None)
+    return _ColumnData(positions, labels, intensity, lattice, quality.reshape(n), sigma.reshape(n), motif, faint,
+                       axes, width, line_variance)
 
 
 def _link_neighbours(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
@@ -578,8 +587,11 @@ def _descriptor_table(data: _ColumnData, corners, b_index, cell_ij, pixel_size, 
         )
     geometry = {"pixel_size": pixel_size, "frame": frame, "v1": data.lattice.v1, "motif": data.motif}
     values = compute_descriptors(data.positions[corners], data.positions[b_index], corner_int, b_int, **geometry)
-    sigmas = descriptor_sigmas(data.positions[corners], data.positions[b_index], data.sigma[corners],
-                               data.sigma[b_index], **geometry)
+    members = np.concatenate([corners, b_index[:, None]], axis=1)
+    line_cov = (None if data.line_variance is None else
+                cell_line_covariance(data.positions, data.width, data.line_variance, members))
+    sigmas = descriptor_sigmas(data.positions[corners], data.positions[b_index], data.sigma_axes[corners],
+                               data.sigma_axes[b_index], line_cov=line_cov, **geometry)
     cell_grid = cell_ij - cell_ij.min(axis=0)
     table = pd.DataFrame({"i": cell_grid[:, 0], "j": cell_grid[:, 1], "y": data.positions[b_index, 0],
                           "x": data.positions[b_index, 1]})
@@ -606,7 +618,9 @@ def build_cells(
 
     Where B sits in a cell comes from ``columns.motif`` (:mod:`napari_causal_lattice.motif`): the centre for
     [001], half-way along the long edge for [110].  Each cell also gets the propagated 1-sigma uncertainty
-    ``sigma_<name>`` of a, b, alpha, Px, Py (from ``columns.sigma``) and a quality ``flag``: "" when good,
+    ``sigma_<name>`` of a, b, alpha, Px, Py (from the columns' own per-axis sigmas ``columns.sigma_axes``, or
+    ``columns.sigma``, and the x covariance of columns on the same scan lines, ``columns.line_variance``) and a
+    quality ``flag``: "" when good,
     else the first reason that applies,
 
     * ``"faint"``: one of its 5 columns is ``faint`` (``columns.faint``: peak below ``faint_threshold`` x the

@@ -30,7 +30,7 @@ from .options import ColumnsOptions, takes_options
 from .profile import ColumnProfile, estimate_profile
 from .progress import report
 from .provenance import make_provenance
-from .scan import ScanDistortion, correct_scan, estimate_scan_distortion
+from .scan import ScanDistortion, correct_scan, estimate_scan_distortion, line_covariance
 
 __all__ = ["Columns", "Refined", "find_columns", "refine_columns", "columns_from_positions", "as_image",
            "FaintColumnsWarning", "ContrastWarning", "detect_contrast", "fit_variants"]
@@ -57,6 +57,12 @@ _PROFILE_MIN_COLUMNS = 16
 _PROFILE_MAX_SIGMA_GAIN = 2.0
 #: The neighbour-aware fit frees each column's core width (True) or holds it at its sublattice's profile.
 _PROFILE_FREE_WIDTH = True
+#: A ghost site (a lattice site next to the found columns) whose fit disk lies at least this share inside the
+#: image is fitted for its amplitude (else it gets its sublattice's median).
+_GHOST_MIN_SHARE = 0.4
+#: A fitted ghost below this fraction of its sublattice's median amplitude is an empty site (vacuum beyond a
+#: specimen edge, a vacancy): its neighbours keep the profile fit (else their Gaussian fit).
+_GHOST_EMPTY = 0.25
 #: Columns whose fitted width (volume) exceeds this (squared) times their sublattice's median are not peeled.
 _PEEL_OUTLIER = 1.5
 
@@ -87,8 +93,9 @@ class Columns:
     provenance : dict
         How the columns were made (see :func:`napari_causal_lattice.provenance.make_provenance`).
     sigma : (N,) float array, optional
-        1-sigma position uncertainty of each column per axis (isotropic) in px, from the Gaussian fit's
-        covariance and residual; NaN where unknown (hand-placed positions, no fit).  Default all NaN.
+        1-sigma position uncertainty of each column per axis (isotropic: the root mean of the y and x variances,
+        the shared line part included) in px, from the fit's covariance and residual; NaN where unknown
+        (hand-placed positions, no fit).  Default all NaN.
     motif : Motif or {"[001]", "[110]"}, optional
         The crystal projection (which sites a cell has); default ``"[001]"``.  A name is resolved with
         :func:`~napari_causal_lattice.motif.get_motif` on ``lattice``.
@@ -103,6 +110,13 @@ class Columns:
         column model within about one cell); default all NaN (unknown).
     faint : (N,) bool array, optional
         Columns whose detectability is below the threshold given to :func:`find_columns`; default all False.
+    sigma_axes : (N, 2) float array, optional
+        The part of each column's position uncertainty that is its own (independent between columns), px along
+        (y, x): the fit's sandwich covariance per axis.  Default ``sigma`` on both axes (states saved before).
+    line_variance : (H,) float array, optional
+        Variance in px^2 of the x shift left in each image row after the jitter stage, shared by all columns on
+        that row (:func:`~napari_causal_lattice.scan.line_covariance` turns it into the columns' covariance;
+        :func:`~napari_causal_lattice.cells.build_cells` propagates it).  None: no shared part.
     """
 
     positions: np.ndarray
@@ -120,6 +134,8 @@ class Columns:
     scan: ScanDistortion | None = None
     detectability: np.ndarray | None = None
     faint: np.ndarray | None = None
+    sigma_axes: np.ndarray | None = None
+    line_variance: np.ndarray | None = None
 
     def __post_init__(self):
         pos = np.asarray(self.positions, dtype=float).reshape(-1, 2)
@@ -135,6 +151,14 @@ class Columns:
         if faint.shape != (n,):
             raise ValueError(f"faint must have shape ({n},) to match positions, got {faint.shape}")
         object.__setattr__(self, "faint", faint)
+        sigma = np.asarray(self.sigma, dtype=float).reshape(-1)
+        axes = (np.repeat(sigma[:, None], 2, axis=1) if self.sigma_axes is None
+                else np.asarray(self.sigma_axes, dtype=float))
+        if axes.shape != (n, 2):
+            raise ValueError(f"sigma_axes must have shape ({n}, 2) to match positions, got {axes.shape}")
+        object.__setattr__(self, "sigma_axes", axes)
+        if self.line_variance is not None:
+            object.__setattr__(self, "line_variance", np.asarray(self.line_variance, dtype=float).reshape(-1))
         if self.scan is not None and not isinstance(self.scan, ScanDistortion):
             raise TypeError(f"scan must be a ScanDistortion or None, got {type(self.scan).__name__}")
         arrays = {}
@@ -171,7 +195,8 @@ class Columns:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per column: ``y, x`` (px), ``sublattice``, ``intensity``, ``width`` (px), ``quality``,
-        ``sigma`` (px), ``detectability`` (peak over local noise) and ``faint``.
+        ``sigma`` (px), ``sigma_y``, ``sigma_x`` (px, each column's own part), ``detectability`` (peak over local
+        noise) and ``faint``.
 
         With a known pixel size, ``y_pm``, ``x_pm`` and ``sigma_pm`` (pm) are added.
         """
@@ -184,6 +209,8 @@ class Columns:
                 "width": self.width,
                 "quality": self.quality,
                 "sigma": self.sigma,
+                "sigma_y": self.sigma_axes[:, 0],
+                "sigma_x": self.sigma_axes[:, 1],
                 "detectability": self.detectability,
                 "faint": self.faint,
             }
@@ -212,6 +239,8 @@ class Columns:
             "scan": None if self.scan is None else self.scan.to_state(),
             "detectability": self.detectability.copy(),
             "faint": self.faint.copy(),
+            "sigma_axes": self.sigma_axes.copy(),
+            "line_variance": None if self.line_variance is None else self.line_variance.copy(),
         }
 
     @classmethod
@@ -234,6 +263,8 @@ class Columns:
             scan=ScanDistortion.from_state(state["scan"]) if state.get("scan") is not None else None,
             detectability=state.get("detectability"),
             faint=state.get("faint"),
+            sigma_axes=state.get("sigma_axes"),
+            line_variance=state.get("line_variance"),
         )
 
 
@@ -244,7 +275,8 @@ class Refined(NamedTuple):
     width: np.ndarray  #: (N,) Gaussian sigma in px
     intensity: np.ndarray  #: (N,) Gaussian volume or disk sum, image units
     quality: np.ndarray  #: (N,) R^2 of the Gaussian fit in [0, 1]
-    sigma: np.ndarray  #: (N,) 1-sigma position uncertainty per axis in px (NaN when the centre was not fitted)
+    #: (N,) isotropic or (N, 2) y and x 1-sigma position uncertainty in px (NaN when the centre was not fitted)
+    sigma: np.ndarray
 
 
 def as_image(image) -> np.ndarray:
@@ -801,16 +833,21 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     updated together, as in a Jacobi sweep of a joint model fit).  From the second round on, pixels are
     weighted by the inverse of the noise model fitted to the first round's residuals, which brings the
     precision to the Cramer-Rao bound for counting noise.  The final position sigmas are the weighted fit's
-    sandwich covariance (residual chi^2 relative to the noise model, i.e. misfit included), with ``scan_sigma``
-    (px per axis, y and x) added in quadrature (isotropic mean of the two).  A column the profile fit moves
+    sandwich covariance per axis (residual chi^2 relative to the noise model, i.e. misfit included), with
+    ``scan_sigma`` (px per axis, y and x) added in quadrature.  A column the profile fit moves
     farther than ``max_shift`` times ``radius`` from its Gaussian fit, or whose sigma it makes more than
     ``_PROFILE_MAX_SIGMA_GAIN`` times the Gaussian fit's (the model does not describe it: at the image border
     where its neighbours are not modelled, a faint column where the neighbours' model takes its signal), keeps
     its Gaussian fit (position, sigma, volume).  ``ghosts`` (positions (M, 2) px, labels (M,)) are lattice sites
-    without a fitted column near the found ones (beyond the image border): they enter the model image with their
-    sublattice's median amplitude, so the columns next to the border see all their neighbours modelled; the
-    outermost ring of columns (within 1.2 nearest-neighbour distances, ``2.4 radius``, of a ghost) keeps its
-    Gaussian fit, as its guessed neighbours are not known well enough.
+    without a fitted column near the found ones (beyond the image border, in the border band, beyond a specimen
+    edge): they enter the model image, so the columns next to them see all their neighbours modelled.  A ghost
+    the image shows (its fit disk at least ``_GHOST_MIN_SHARE`` inside) gets its own amplitude
+    (:func:`_ghost_amplitudes`, fitted before the first round and after each), the others their sublattice's
+    median.  A column within 1.2 nearest-neighbour distances (``2.4 radius``) of a ghost that is not a fitted
+    empty site (below ``_GHOST_EMPTY`` of the median) keeps its Gaussian fit, as that neighbour is only guessed.
+    (Measured on non-polar synthetics with a vacuum margin: modelling the empty sites beyond the crystal edge
+    at the median amplitude moved the outer ring of columns 0.15-0.21 px inwards, their Gaussian fits 0.11-0.14
+    px; with the fitted amplitudes 0.01-0.02 px.)
 
     Returns
     -------
@@ -829,33 +866,36 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     peak = refined.intensity / (2.0 * np.pi * np.where(np.isfinite(refined.width), refined.width, core) ** 2)
     amp = np.where(np.isfinite(peak) & (peak > 0), peak / (1.0 + ratio), 0.0)
     bg = np.full(n, profile.background)
-    spread = np.full(n, np.nan)
+    spread = np.full((n, 2), np.nan)
     free = (True, True, True, _PROFILE_FREE_WIDTH, True)
     noise = None
     ghost_pos, ghost_sub = (np.empty((0, 2)), np.empty(0, "<U1")) if ghosts is None else ghosts
     keep = np.isin(ghost_sub, np.unique(sub))
     ghost_pos, ghost_sub = ghost_pos[keep], ghost_sub[keep]
+    ghost_fit = np.full(len(ghost_pos), np.nan)  # fitted amplitudes of the ghosts the image shows
+    if len(ghost_pos):  # before the first round, so no round starts from a model with guessed empty sites
+        columns_only = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
+        ghost_fit = _ghost_amplitudes(np.subtract(image, columns_only, out=columns_only), ghost_pos,
+                                      np.zeros(len(ghost_pos)), profile.shape_arrays(ghost_sub)[0], radius)
     for k in range(rounds):
         last = k == rounds - 1
         ghost_amp = np.array([np.median(amp[sub == label]) for label in ghost_sub])
+        ghost_amp = np.where(np.isfinite(ghost_fit), ghost_fit, ghost_amp)
         model = profile.render(image.shape, np.concatenate([pos, ghost_pos]), np.concatenate([sub, ghost_sub]),
                                profile.volume(np.concatenate([amp, ghost_amp]), np.concatenate([sub, ghost_sub])),
                                background=False)
         residual = np.subtract(image, model)
         signals, residuals, dof_scale = [], [], []
+        start_state = (pos.copy(), amp.copy(), bg.copy())
         for start in range(0, n, _CHUNK):
             sel = slice(start, min(start + _CHUNK, n))
-            values, yy, xx, mask = _gaussfit.extract_patches(residual, pos[sel], radius)
-            own = amp[sel, None] * np.exp(-((yy - pos[sel, :1]) ** 2 + (xx - pos[sel, 1:]) ** 2)
-                                           / (2.0 * core[sel, None] ** 2))
-            values = values + own
-            signal = _gaussfit.extract_patches(model, pos[sel], radius)[0] + bg[sel, None]
-            weights = None if noise is None else 1.0 / np.maximum(noise[0] * np.maximum(signal, 0) + noise[1],
-                                                                  1e-300)
+            values, yy, xx, mask, signal, weights = _profile_patches(residual, model, start_state, core, sel, radius,
+                                                                     noise)
             p0 = np.column_stack([amp[sel], pos[sel], core[sel], bg[sel]])
             params = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free, weights=weights)[0]
             if last:
-                spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free)
+                spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free,
+                                                       axes=True)
             elif noise is None:
                 fitted = params[:, 4:5] + params[:, :1] * np.exp(
                     -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
@@ -866,12 +906,17 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
             report(None, 0, 1, cancel)
         if noise is None and signals:
             noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
+        if len(ghost_pos) and not last:
+            ghost_fit = _ghost_amplitudes(residual, ghost_pos, ghost_amp, profile.shape_arrays(ghost_sub)[0], radius)
     volume = profile.volume(amp, sub)
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
-    lost |= spread > _PROFILE_MAX_SIGMA_GAIN * refined.sigma
-    if len(ghost_pos):  # the outer ring: neighbours beyond it are only guessed (median amplitude, ideal sites)
-        lost |= cKDTree(ghost_pos).query(pos)[0] < 2.4 * radius
-    pos[lost], spread[lost], volume[lost] = refined.positions[lost], refined.sigma[lost], refined.intensity[lost]
+    lost |= _isotropic(spread) > _PROFILE_MAX_SIGMA_GAIN * _isotropic(refined.sigma)
+    guessed = ~(ghost_fit < _GHOST_EMPTY * np.array([np.median(amp[sub == label]) for label in ghost_sub]))
+    if guessed.any():  # next to a column that is only guessed (median amplitude beyond the border, or a site the
+        # image shows a column at but the search did not find), the neighbour model is not known well enough
+        lost |= cKDTree(ghost_pos[guessed]).query(pos)[0] < 2.4 * radius
+    pos[lost], volume[lost] = refined.positions[lost], refined.intensity[lost]
+    spread[lost] = _per_axis(refined.sigma)[lost]
     if noise is not None:
         profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
                           background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
@@ -879,6 +924,41 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     # neighbour-subtracted patch would measure something else
     out = Refined(pos, refined.width.copy(), volume, refined.quality.copy(), spread)
     return _add_scan_sigma(out, scan_sigma), profile
+
+
+def _ghost_amplitudes(residual, ghost_pos, ghost_amp, core, radius, *, min_share: float = _GHOST_MIN_SHARE):
+    """Core peak amplitudes (M,) of the ghost sites the image shows, NaN for the others.
+
+    A ghost whose fit disk lies at least ``min_share`` inside the image is fitted like a column (its own core
+    added back to the residual image, amplitude and local background by linear least squares, centre and width
+    fixed at the lattice site and the profile's core) and clipped at 0: a crystal that ends inside the image (a
+    vacuum margin, a specimen edge) leaves its empty sites empty, and columns cut by the border get their own
+    intensity instead of the median.  Sites farther out stay unknown (the caller's median).
+    """
+    values, yy, xx, mask = _gaussfit.extract_patches(residual, ghost_pos, radius)
+    g = np.exp(-((yy - ghost_pos[:, :1]) ** 2 + (xx - ghost_pos[:, 1:]) ** 2) / (2.0 * core[:, None] ** 2))
+    values = values + ghost_amp[:, None] * g
+    w = mask.astype(float)
+    s1, sg, sgg = w.sum(axis=1), (w * g).sum(axis=1), (w * g * g).sum(axis=1)
+    sv, sgv = (w * values).sum(axis=1), (w * g * values).sum(axis=1)
+    det = sgg * s1 - sg**2
+    amp = (s1 * sgv - sg * sv) / np.where(det > 0, det, np.inf)
+    full = np.pi * radius**2
+    seen = (det > 0) & (s1 >= min_share * full)
+    return np.where(seen, np.maximum(amp, 0.0), np.nan)
+
+
+def _profile_patches(residual, model, state, core, sel, radius, noise):
+    """Patches of the columns ``sel`` for the profile fit: the residual image plus the column's own core (at the
+    round's start ``state = (pos, amp, bg)``), pixel coordinates, mask, model signal and noise weights (None
+    without a noise model)."""
+    pos, amp, bg = state
+    values, yy, xx, mask = _gaussfit.extract_patches(residual, pos[sel], radius)
+    values = values + amp[sel, None] * np.exp(-((yy - pos[sel, :1]) ** 2 + (xx - pos[sel, 1:]) ** 2)
+                                              / (2.0 * core[sel, None] ** 2))
+    signal = _gaussfit.extract_patches(model, pos[sel], radius)[0] + bg[sel, None]
+    weights = None if noise is None else 1.0 / np.maximum(noise[0] * np.maximum(signal, 0) + noise[1], 1e-300)
+    return values, yy, xx, mask, signal, weights
 
 
 def _minus_model(image, refined: Refined, rows) -> np.ndarray:
@@ -1025,15 +1105,16 @@ def refine_columns(
             out = _add_scan_sigma(out, scan)
         if intensity == "disk":
             out = out._replace(intensity=_disk_sum(img, out.positions, radius))
-        return out
+        return out._replace(sigma=_isotropic(out.sigma))
     out = _refine(img, pos, float(radius), intensity="gaussian" if joint else intensity, move=move,
                   progress=progress, cancel=cancel, done0=0, total=total, sigma=True)
     if not joint:
-        return _add_scan_sigma(out, scan)
+        out = _add_scan_sigma(out, scan)
+        return out._replace(sigma=_isotropic(out.sigma))
     out = _profile_refine(img, out, labels, float(radius), cancel, scan_sigma=scan)[0]
     if intensity == "disk":
         out = out._replace(intensity=_disk_sum(img, out.positions, radius))
-    return out
+    return out._replace(sigma=_isotropic(out.sigma))
 
 
 def _refine_labels(sublattice, n: int, peeled: bool) -> np.ndarray:
@@ -1060,8 +1141,10 @@ def _check_scan_sigma(scan_sigma):
 
 
 def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step: str, params: dict,
-                  motif: Motif, profile=None) -> Columns:
-    """Columns from a refinement, with the provenance of the public function ``step``."""
+                  motif: Motif, profile=None, line_variance=None) -> Columns:
+    """Columns from a refinement, with the provenance of the public function ``step``; ``line_variance`` (H,)
+    px^2 is the line shift shared by the columns of each row (its diagonal enters the isotropic ``sigma``)."""
+    line = 0.0 if line_variance is None else line_covariance(refined.positions, refined.width, line_variance)
     return Columns(
         positions=refined.positions,
         sublattice=sublattice,
@@ -1072,9 +1155,11 @@ def _make_columns(refined: Refined, sublattice, lattice, pixel_size, shape, step
         pixel_size=pixel_size,
         image_shape=shape,
         provenance=make_provenance(step, params),
-        sigma=refined.sigma,
+        sigma=_isotropic(refined.sigma, line),
         motif=motif,
         profile=profile,
+        sigma_axes=_per_axis(refined.sigma),
+        line_variance=line_variance,
     )
 
 
@@ -1217,22 +1302,24 @@ def _neighbour_stage(img, refined: Refined, is_a, grid: _Grid, cancel, *, neighb
                            ghosts=(ghost_pos, np.where(ghost_a, "A", "B")))
 
 
-def _scan_sigma(scan, refined: Refined):
-    """Scan noise (px, along y and x) left in the columns' positions after :func:`_scan_stage`: the median over
-    the columns of :meth:`ScanDistortion.scan_sigma` (what is left of the line jitter, averaged over the lines
-    each column spans)."""
-    if scan is None:
-        return None
-    per_column = scan.scan_sigma(refined.positions, refined.width)
-    return tuple(float(v) for v in np.sqrt(np.median(per_column**2, axis=0)))
-
-
 def _add_scan_sigma(refined: Refined, scan_sigma) -> Refined:
-    """``refined`` with the scan noise ``scan_sigma`` (px, y and x) added in quadrature to its sigmas."""
+    """``refined`` with the scan noise ``scan_sigma`` (px, y and x) added in quadrature to its sigmas per axis."""
     if scan_sigma is None:
         return refined
-    sy, sx = np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,))
-    return refined._replace(sigma=np.sqrt(refined.sigma**2 + 0.5 * (sy**2 + sx**2)))
+    extra = np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,))
+    return refined._replace(sigma=np.sqrt(_per_axis(refined.sigma) ** 2 + extra**2))
+
+
+def _per_axis(sigma) -> np.ndarray:
+    """(N, 2) per-axis sigmas from (N,) isotropic or (N, 2) ones."""
+    sigma = np.asarray(sigma, dtype=float)
+    return np.repeat(sigma[:, None], 2, axis=1) if sigma.ndim == 1 else sigma
+
+
+def _isotropic(sigma, line=0.0) -> np.ndarray:
+    """(N,) isotropic sigmas (root mean of the axis variances, ``line`` (N,) px^2 added to x) of (N,) or (N, 2)."""
+    var = _per_axis(sigma) ** 2
+    return np.sqrt(0.5 * (var[:, 0] + var[:, 1] + line))
 
 
 @takes_options(ColumnsOptions)
@@ -1274,7 +1361,7 @@ def find_columns(
        round) on the corrected image.  ``Columns.scan`` reports it.
     7. Neighbour-aware fit (``neighbours``): the column profile (core + tail per sublattice) is estimated and
        every column refitted with all its neighbours' modelled contributions removed (see ``neighbours``); what
-       is left of the line jitter is added to the sigmas as scan noise.
+       is left of the line jitter is kept per scan line (``Columns.line_variance``, shared by a row's columns).
     8. The A lattice is least-squares fitted through all A columns; every column gets a detectability (peak
        amplitude over the local pixel noise of the image minus the column model) and a ``faint`` flag below
        ``faint_threshold``.  When most B columns are faint, a :class:`FaintColumnsWarning` names the fixes.
@@ -1286,7 +1373,8 @@ def find_columns(
     peeled image.  Columns closer than the fit radius to the image border are left out.
     ``provenance["params"]["b_site_offset"]`` records where the B site sits in the A cell, in fractions of
     ``(v1, v2)``; ``Columns.motif`` is the crystal projection it means.  Every column's position uncertainty
-    (``Columns.sigma``, px per axis) comes from the covariance and residual of its final Gaussian fit.
+    comes from the covariance and residual of its final fit, per axis (``Columns.sigma_axes``, y and x), plus the
+    line shift its row shares (``Columns.line_variance``); ``Columns.sigma`` is the isotropic total.
     With a pixel size, a lattice parameter outside ``plausible_spacing`` gives a warning that names the
     likely unit mistake.
 
@@ -1325,9 +1413,11 @@ def find_columns(
         contributions removed, so positions do not depend on the neighbours' intensities; intensities are then
         the profile cores' volumes.  False keeps the peeled Gaussian fits.
     scan_sigma : float or (float, float), optional
-        Scan noise: rms displacement of a column in px along (y, x) from scan distortion left in the image
-        (e.g. residual line jitter, averaged over the lines a column spans); added in quadrature to every
-        column's sigma (isotropic: the mean of the two variances).
+        Scan noise: rms displacement of a column in px along (y, x) from scan distortion left in the image,
+        independent between columns; added in quadrature to every column's ``sigma_axes``.  It replaces the
+        estimated line jitter's part: by default (None) the shift left in each scan line after the jitter stage is
+        kept as ``Columns.line_variance``, shared by the columns of a row (it cancels in x differences along a
+        row and not across rows), and :func:`~napari_causal_lattice.cells.build_cells` propagates it.
     scan_correction : bool
         Correct the estimated line jitter before the final fit (default True).  False still estimates and
         reports it (``Columns.scan.applied`` is False).
@@ -1391,7 +1481,10 @@ def find_columns(
     grid = _Grid(c1, c2, v1, v2, radius, d_nn)
     refined, is_a = _fit_columns(img, positions, is_a, ij, component, grid, progress, cancel, steps)
     img, refined, scan = _scan_stage(img, refined, is_a, grid, pixel_size, scan_correction, cancel)
-    scan_sigma = _check_scan_sigma(scan_sigma) if scan_sigma is not None else _scan_sigma(scan, refined)
+    scan_sigma = _check_scan_sigma(scan_sigma)
+    # the line shift left after the jitter stage is shared by the columns of a row (it cancels in x differences
+    # along a row): it stays a covariance for the cells, unless a scan_sigma is given instead
+    line_variance = scan.line_variance if scan_sigma is None else None
     gaussian = refined  # consistent Gaussian (volume, width) pairs: what the detectability is measured from
     refined, profile = _neighbour_stage(img, refined, is_a, grid, cancel, neighbours=neighbours,
                                         scan_sigma=scan_sigma)
@@ -1418,7 +1511,7 @@ def find_columns(
         "note": note,
     }
     columns = _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif,
-                            profile=profile)
+                            profile=profile, line_variance=line_variance)
     return dataclasses.replace(columns, scan=scan, detectability=detectability, faint=faint)
 
 
@@ -1500,24 +1593,31 @@ def _apply_contrast(img, contrast, v1, v2):
 
 
 def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: bool, cancel):
-    """Stage 6: estimate the line jitter; with ``correct`` resample the rows and refit the columns.
+    """Stage 6: estimate the line jitter and the slow drift; with ``correct`` resample the rows to undo what is
+    significant (the jitter unless it follows the lattice rows, the drift above 3 sigma) and refit the columns.
 
     Returns the (corrected) image, the columns and the :class:`~napari_causal_lattice.scan.ScanDistortion`.
     """
     lattice = _fit_lattice(refined.positions[is_a], grid.v1, grid.v2, img.shape)
     scan = estimate_scan_distortion(img, refined.positions, refined.width, refined.intensity,
                                     pixel_size=pixel_size, is_a=is_a, lattice=lattice)
-    if not correct or scan.rms_px < max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px):
+    if not correct:
         return img, refined, scan
-    periodic = _lattice_row_share(scan.shifts, grid.v1, grid.v2, img.shape[1])
+    jitter = scan.rms_px >= max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px)
+    periodic = _lattice_row_share(scan.shifts, grid.v1, grid.v2, img.shape[1]) if jitter else 0.0
     if periodic > _MAX_LATTICE_SHARE:
+        jitter = False
         note = (f"the line shifts repeat with the lattice rows ({100 * periodic:.0f} % of their variance at the "
                 "lattice's row frequencies): that is the column model's misfit, not scan jitter, so the image was "
-                "not resampled")
-        return img, refined, dataclasses.replace(scan, provenance={**scan.provenance, "note": note})
-    img = correct_scan(img, scan.shifts)
+                "not resampled for them")
+        scan = dataclasses.replace(scan, provenance={**scan.provenance, "note": note})
+    drift = scan.drift_significant()
+    if not (jitter or drift):
+        return img, refined, scan
+    scan = dataclasses.replace(scan, applied=jitter, drift_applied=drift)
+    img = correct_scan(img, scan.correction)
     refined = _peel(img, refined, is_a, grid.radius, cancel)[0]
-    return img, refined, dataclasses.replace(scan, applied=True)
+    return img, refined, scan
 
 
 def _lattice_row_share(shifts, v1, v2, width: int, *, order: int = 3) -> float:
@@ -1685,8 +1785,8 @@ def fit_variants(image, columns: Columns, *, radii=(0.7, 1.3)) -> dict[str, Colu
     img = as_image(image)
     if img.shape != tuple(columns.image_shape):
         raise ValueError(f"image has shape {img.shape}, but the columns were found on {tuple(columns.image_shape)}")
-    if columns.scan is not None and columns.scan.applied:
-        img = correct_scan(img, columns.scan.shifts)
+    if columns.scan is not None and (columns.scan.applied or columns.scan.drift_applied):
+        img = correct_scan(img, columns.scan.correction)
     radius = columns.provenance.get("params", {}).get("radius") or _default_radius(columns.positions)
     is_a = columns.sublattice == "A"
     start = Refined(columns.positions, columns.width, columns.intensity, columns.quality, columns.sigma)

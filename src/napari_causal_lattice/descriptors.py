@@ -15,6 +15,7 @@ import pandas as pd
 
 from .lattice import DESCRIPTORS
 from .motif import Motif, get_motif
+from .scan import line_covariance
 
 #: Descriptors that carry a propagated position uncertainty ``sigma_<name>`` on the cells.
 SIGMA_DESCRIPTORS: tuple[str, ...] = ("a", "b", "alpha", "Px", "Py")
@@ -166,9 +167,13 @@ def descriptor_jacobian(
     return out
 
 
-def _axis_variances(sigma, scan_sigma) -> np.ndarray:
-    """(..., 2) per-axis (y, x) variances from isotropic ``sigma`` (...) plus ``scan_sigma`` (y, x) px."""
-    var = np.repeat(np.asarray(sigma, dtype=float)[..., None] ** 2, 2, axis=-1)
+def _axis_variances(sigma, scan_sigma, shape) -> np.ndarray:
+    """(*shape, 2) per-axis (y, x) variances from ``sigma`` (isotropic ``shape`` or per axis ``(*shape, 2)``)
+    plus ``scan_sigma`` (y, x) px."""
+    sigma = np.asarray(sigma, dtype=float)
+    if sigma.size == int(np.prod(shape)):
+        sigma = np.repeat(sigma.reshape(shape)[..., None], 2, axis=-1)
+    var = sigma.reshape(*shape, 2) ** 2
     if scan_sigma is not None:
         var = var + np.broadcast_to(np.asarray(scan_sigma, dtype=float), (2,)) ** 2
     return var
@@ -186,11 +191,14 @@ def descriptor_sigmas(
     motif: Motif | str | None = None,
     step: float = 1e-3,
     scan_sigma=None,
+    line_cov=None,
 ) -> pd.DataFrame:
     """Propagated 1-sigma uncertainties of ``a, b, alpha, Px, Py`` from the column position uncertainties.
 
     Linear propagation (:func:`descriptor_jacobian`): the squared sensitivities to each of the 10 column
-    coordinates of a cell summed with the columns' position variances, independent between columns.  The column
+    coordinates of a cell summed with the columns' own position variances per axis, independent between columns,
+    plus the x covariance ``line_cov`` the columns share through the scan lines (a shift shared by the columns
+    of one row cancels in ``a``, not in ``Px`` of a [001] cell, whose B sits half a cell lower).  The column
     sigmas of a neighbour-aware fit (:func:`~napari_causal_lattice.columns.find_columns`) hold counting noise
     and model misfit (the residual chi^2 of each column's fit); ``scan_sigma`` adds scan noise per axis.
 
@@ -198,9 +206,9 @@ def descriptor_sigmas(
     ----------
     corners_yx, b_yx : (n, 4, 2), (n, 2) arrays
         As in :func:`compute_descriptors` (px).
-    corner_sigma : (n, 4) array
-        1-sigma position uncertainty of each corner per axis, px.
-    b_sigma : (n,) array
+    corner_sigma : (n, 4) or (n, 4, 2) array
+        1-sigma position uncertainty of each corner, px: isotropic, or along (y, x).
+    b_sigma : (n,) or (n, 2) array
         Same for the B columns, px.
     pixel_size, frame, v1, motif
         As in :func:`compute_descriptors`.
@@ -209,6 +217,9 @@ def descriptor_sigmas(
     scan_sigma : float or (float, float), optional
         Extra rms column displacement from the scan, px along (y, x), added in quadrature to every column
         (leave None when the column sigmas already include it).
+    line_cov : (n, 5, 5) array, optional
+        Covariance px^2 of the x positions of each cell's columns (4 corners then B) from the line shifts they
+        share (:func:`cell_line_covariance`).
 
     Returns
     -------
@@ -218,12 +229,32 @@ def descriptor_sigmas(
     """
     corners = np.asarray(corners_yx, dtype=float)
     n = corners.shape[0]
-    sig = np.concatenate([np.asarray(corner_sigma, float).reshape(n, 4), np.asarray(b_sigma, float).reshape(n, 1)],
-                         axis=1)
-    var = _axis_variances(sig, scan_sigma)  # (n, 5, 2)
+    var = np.concatenate([_axis_variances(corner_sigma, scan_sigma, (n, 4)),
+                          _axis_variances(b_sigma, scan_sigma, (n, 1))], axis=1)  # (n, 5, 2)
     jac = descriptor_jacobian(corners, b_yx, pixel_size=pixel_size, frame=frame, v1=v1, motif=motif, step=step)
     total = np.einsum("ndca,nca->nd", jac**2, var)
+    if line_cov is not None:
+        gx = jac[..., 1]  # (n, 5 descriptors, 5 columns)
+        total = total + np.einsum("ndc,nce,nde->nd", gx, np.asarray(line_cov, dtype=float), gx)
     return pd.DataFrame({f"sigma_{name}": np.sqrt(total[:, k]) for k, name in enumerate(SIGMA_DESCRIPTORS)})
+
+
+def cell_line_covariance(positions, width, line_variance, members) -> np.ndarray:
+    """(n, k, k) covariance px^2 of the x positions of the columns ``members`` (n, k) (indices into
+    ``positions`` (N, 2) px, Gaussian ``width`` (N,) px) from the scan-line shifts they share
+    (:func:`~napari_causal_lattice.scan.line_covariance`, per-row variances ``line_variance`` (H,) px^2)."""
+    members = np.asarray(members, dtype=np.int64)
+    n, k = members.shape
+    first = np.repeat(members, k, axis=1).reshape(-1)
+    second = np.tile(members, (1, k)).reshape(-1)
+    return line_covariance(positions, width, line_variance, first, second).reshape(n, k, k)
+
+
+def _own_variances(columns, scan_sigma) -> np.ndarray:
+    """(N, 2) own (independent) position variances px^2 of ``columns`` along (y, x)."""
+    axes = getattr(columns, "sigma_axes", None)
+    sigma = np.asarray(columns.sigma if axes is None else axes, dtype=float)
+    return _axis_variances(sigma, scan_sigma, (len(sigma),))
 
 
 def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma=None) -> dict:
@@ -232,7 +263,8 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
     For every good cell with its 4 grid neighbours ``(i +- 1, j), (i, j +- 1)`` good, the residual ``r = d_c -
     mean(d_neighbours)`` of each descriptor is divided by its predicted sigma: ``r`` is linear in the positions
     of the (up to 17 distinct) columns of the 5 cells, and shared corners enter once with their summed
-    sensitivity, so the correlation of cells that share A corners is accounted for.  The ratio is the robust
+    sensitivity, so the correlation of cells that share A corners is accounted for; so is the x covariance of
+    columns on the same scan lines (``columns.line_variance``).  The ratio is the robust
     (MAD) standard deviation of ``r / sigma_r``: 1 when the sigmas are honest.
 
     Parameters
@@ -240,7 +272,8 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
     cells : Cells
         From :func:`~napari_causal_lattice.cells.build_cells` on ``columns``.
     columns : Columns
-        With position sigmas (px per axis).
+        With position sigmas (px per axis: ``sigma_axes`` when present, else ``sigma``) and optionally
+        ``line_variance``.
     names : sequence of str
         Descriptors among ``a, b, alpha, Px, Py``.
     scan_sigma : float or (float, float), optional
@@ -252,12 +285,13 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
         Descriptor -> ratio (NaN with fewer than 10 residuals).
     """
     table = cells.table
-    pos, sigma = np.asarray(columns.positions, float), np.asarray(columns.sigma, float)
+    pos = np.asarray(columns.positions, float)
     corners, b_index = np.asarray(cells.corners), np.asarray(cells.b_index)
+    line_variance = getattr(columns, "line_variance", None)
     geometry = {"pixel_size": cells.pixel_size, "frame": cells.frame, "v1": cells.lattice.v1, "motif": cells.motif}
     jac = descriptor_jacobian(pos[corners], pos[b_index], **geometry)  # (n, 5, 5, 2)
     cols = np.concatenate([corners, b_index[:, None]], axis=1)  # (n, 5)
-    var = _axis_variances(sigma, scan_sigma)  # (N, 2)
+    var = _own_variances(columns, scan_sigma)  # (N, 2)
     ii, jj = table["i"].to_numpy(), table["j"].to_numpy()
     lookup = {(a, b): k for k, (a, b) in enumerate(zip(ii.tolist(), jj.tolist()))}
     out = {}
@@ -279,7 +313,12 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
                     grad[key] = grad.get(key, 0.0) + w * jac[cell, d, c]
             keys = np.fromiter(grad, dtype=np.int64)
             g = np.array([grad[key] for key in keys])
-            predicted = np.sqrt(np.sum(g**2 * var[keys]))
+            predicted = np.sum(g**2 * var[keys])
+            if line_variance is not None:
+                first, second = np.repeat(keys, len(keys)), np.tile(keys, len(keys))
+                cov = line_covariance(pos, columns.width, line_variance, first, second).reshape(len(keys), -1)
+                predicted += g[:, 1] @ cov @ g[:, 1]
+            predicted = np.sqrt(predicted)
             ratios.append((value[k] - value[hood].mean()) / predicted)
         ratios = np.asarray(ratios)
         ratios = ratios[np.isfinite(ratios)]

@@ -489,10 +489,11 @@ def _measure(image, job: _Job):
     img, refined, scan = col._scan_stage(img, refined, is_a, grid, cols.pixel_size,
                                          bool(params.get("scan_correction", True)), None)
     refined, _ = col._neighbour_stage(img, refined, is_a, grid, None, neighbours=bool(params.get("neighbours", True)),
-                                      scan_sigma=col._scan_sigma(scan, refined))
+                                      scan_sigma=None)
     lattice = col._fit_lattice(refined.positions[is_a], v1, v2, img.shape)
     null_cols = col._make_columns(refined, np.where(is_a, "A", "B"), lattice, cols.pixel_size, img.shape,
-                                  "instrument_null", {**params, "warm_start": True}, cols.motif)
+                                  "instrument_null", {**params, "warm_start": True}, cols.motif,
+                                  line_variance=scan.line_variance)
     return build_cells(null_cols, **job.cells_options), index
 
 

@@ -174,18 +174,20 @@ def _splat_tail(out, shape, pos, amp, ratio, tail):
     from scipy import ndimage
 
     ny, nx = shape
-    base = np.floor(pos).astype(np.int64)
-    frac = pos - base
+    pad = int(np.ceil(TAIL_REACH * tail)) + 1  # columns beyond the border reach in with their tails
+    hy, hx = ny + 2 * pad, nx + 2 * pad
+    base = np.floor(pos).astype(np.int64) + pad
+    frac = pos + pad - base
     volume = ratio * amp * 2.0 * np.pi * tail**2
-    grid = np.zeros(ny * nx)
+    grid = np.zeros(hy * hx)
     for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1)):
         w = (frac[:, 0] if oy else 1 - frac[:, 0]) * (frac[:, 1] if ox else 1 - frac[:, 1])
         r, c = base[:, 0] + oy, base[:, 1] + ox
-        ok = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
-        grid += np.bincount(r[ok] * nx + c[ok], weights=(volume * w)[ok], minlength=ny * nx)
+        ok = (r >= 0) & (r < hy) & (c >= 0) & (c < hx)
+        grid += np.bincount(r[ok] * hx + c[ok], weights=(volume * w)[ok], minlength=hy * hx)
     width = np.sqrt(max(tail**2 - 1.0 / 6.0, 0.25))
-    smooth = ndimage.gaussian_filter(grid.reshape(ny, nx), width, mode="constant", truncate=TAIL_REACH)
-    out += smooth.reshape(-1)
+    smooth = ndimage.gaussian_filter(grid.reshape(hy, hx), width, mode="constant", truncate=TAIL_REACH)
+    out += smooth[pad : pad + ny, pad : pad + nx].reshape(-1)
 
 
 def _accumulate(out, shape, pos, amp, core, ratio, tail, shift, chunk_values):

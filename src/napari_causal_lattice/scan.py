@@ -33,8 +33,8 @@ from threadpoolctl import threadpool_limits
 from . import _gaussfit
 from .provenance import make_provenance
 
-__all__ = ["ScanDistortion", "estimate_scan_distortion", "correct_scan", "register_frames", "Registered",
-           "combine_orthogonal", "OrthogonalPair"]
+__all__ = ["ScanDistortion", "estimate_scan_distortion", "correct_scan", "line_covariance", "register_frames",
+           "Registered", "combine_orthogonal", "OrthogonalPair"]
 
 #: Rows solved per dense block when computing each line's posterior uncertainty (plus a margin each side).
 _BLOCK = 128
@@ -59,13 +59,17 @@ class ScanDistortion:
     drift : (H,) float array
         Slow, non-linear x displacement (px) of the A columns from the straight lattice, as a smooth function
         of the row (a cubic in y without its linear part): slow-scan drift or lattice bending, which one image
-        cannot tell apart.  Reported, never corrected.
+        cannot tell apart.  Corrected with the jitter when significant (:meth:`drift_significant`).
     pixel_size : float or None
         pm per px (None when unknown).
     applied : bool
-        True when the image was corrected (rows resampled) before the final column fit.
+        True when the image was corrected for the line jitter (rows resampled) before the final column fit.
     provenance : dict
         How the estimate was made.
+    drift_sigma : (H,) float array, optional
+        1-sigma uncertainty px of ``drift`` per row (from the polynomial fit's covariance); default zeros.
+    drift_applied : bool
+        True when the rows were also resampled to undo ``drift`` (states saved before load as False).
     """
 
     shifts: np.ndarray
@@ -74,10 +78,15 @@ class ScanDistortion:
     pixel_size: float | None = None
     applied: bool = False
     provenance: dict = field(default_factory=dict)
+    drift_sigma: np.ndarray | None = None
+    drift_applied: bool = False
 
     def __post_init__(self):
         shifts = np.asarray(self.shifts, dtype=float).reshape(-1)
-        for name in ("shifts", "sigma", "drift"):
+        if self.drift_sigma is None:
+            object.__setattr__(self, "drift_sigma", np.zeros_like(shifts))
+        object.__setattr__(self, "drift_applied", bool(self.drift_applied))
+        for name in ("shifts", "sigma", "drift", "drift_sigma"):
             arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
             if arr.shape != shifts.shape:
                 raise ValueError(f"{name} must have shape {shifts.shape} (one value per image row), got {arr.shape}")
@@ -107,12 +116,31 @@ class ScanDistortion:
         """Peak-to-peak slow drift (non-linear part) in px."""
         return float(np.ptp(self.drift)) if self.drift.size else 0.0
 
+    @property
+    def correction(self) -> np.ndarray:
+        """(H,) px: the shifts the image was resampled by (:func:`correct_scan`): the jitter when ``applied``
+        plus the drift when ``drift_applied``."""
+        return self.shifts * self.applied + self.drift * self.drift_applied
+
+    def drift_significant(self, *, n_sigma: float = 3.0, min_px: float = 0.1) -> bool:
+        """True when the drift departs from a straight line by more than ``n_sigma`` times its uncertainty and
+        by at least ``min_px`` px somewhere."""
+        peak = np.abs(self.drift)
+        return bool(peak.size and peak.max() >= min_px and np.any(peak > n_sigma * self.drift_sigma))
+
+    @property
+    def line_variance(self) -> np.ndarray:
+        """(H,) variance in px^2 of the x shift left in each image row, shared by every column on that row: the
+        estimate's remaining uncertainty ``sigma**2`` when corrected, the shift itself ``shifts**2`` when not."""
+        return self.sigma**2 if self.applied else self.shifts**2
+
     def scan_sigma(self, positions, width) -> np.ndarray:
         """Position uncertainty (N, 2) px per axis (y, x) that the line jitter adds to each column.
 
         After correction a column keeps the remaining uncertainty of the lines it covers (``sigma``), without
         correction the jitter itself (``shifts``); averaged over the rows of a Gaussian of standard deviation
-        ``width`` (px) with weights ``exp(-(r - y)^2 / width^2)``.  The y part is 0 (line jitter moves along x).
+        ``width`` (px) with weights ``exp(-(r - y)^2 / width^2)`` (:func:`line_covariance`).  The y part is 0
+        (line jitter moves along x).  Columns on the same rows share this part: see :func:`line_covariance`.
 
         Parameters
         ----------
@@ -122,37 +150,88 @@ class ScanDistortion:
             Gaussian sigma of each column, px.
         """
         pos = np.asarray(positions, dtype=float).reshape(-1, 2)
-        width = np.broadcast_to(np.asarray(width, dtype=float), (len(pos),))
-        per_line = self.sigma**2 if self.applied else self.shifts**2
         out = np.zeros((len(pos), 2))
-        rows = np.arange(len(per_line))
-        for k, ((y, _), w) in enumerate(zip(pos, width)):
-            w = w if np.isfinite(w) and w > 0 else 2.0
-            sel = slice(max(0, int(y - 3 * w)), min(len(rows), int(y + 3 * w) + 2))
-            weight = np.exp(-((rows[sel] - y) ** 2) / w**2)
-            if weight.sum() > 0:
-                # independent lines: variance of a weighted mean
-                out[k, 1] = np.sqrt((weight**2 * per_line[sel]).sum()) / weight.sum()
+        out[:, 1] = np.sqrt(line_covariance(pos, width, self.line_variance))
         return out
 
     def summary(self) -> str:
         """One line: jitter rms (px and pm), its remaining uncertainty and whether it was corrected."""
         pm = "" if self.rms_pm is None else f" = {self.rms_pm:.1f} pm"
         done = "corrected" if self.applied else "not corrected"
+        drift = "corrected" if self.drift_applied else "not corrected"
         return (f"line jitter {self.rms_px:.3f} px rms{pm} ({done}; +- {self.residual_px:.3f} px per line left), "
-                f"slow drift {self.drift_px:.2f} px")
+                f"slow drift {self.drift_px:.2f} px ({drift})")
 
     def to_state(self) -> dict:
         """Nested dict of arrays and plain values; :meth:`from_state` restores it exactly."""
         return {"shifts": self.shifts.copy(), "sigma": self.sigma.copy(), "drift": self.drift.copy(),
-                "pixel_size": self.pixel_size, "applied": self.applied, "provenance": json.dumps(self.provenance)}
+                "pixel_size": self.pixel_size, "applied": self.applied, "provenance": json.dumps(self.provenance),
+                "drift_sigma": self.drift_sigma.copy(), "drift_applied": self.drift_applied}
 
     @classmethod
     def from_state(cls, state: dict) -> "ScanDistortion":
         prov = state.get("provenance", "{}")
         return cls(shifts=state["shifts"], sigma=state["sigma"], drift=state["drift"],
                    pixel_size=state.get("pixel_size"), applied=bool(state.get("applied", False)),
-                   provenance=json.loads(prov) if isinstance(prov, str) else dict(prov))
+                   provenance=json.loads(prov) if isinstance(prov, str) else dict(prov),
+                   drift_sigma=state.get("drift_sigma"), drift_applied=bool(state.get("drift_applied", False)))
+
+
+def _line_weights(y, width, rows, h):
+    """Weights (M, L) of the image rows ``rows`` (M, L) in the x position of columns at rows ``y`` (M,) of
+    Gaussian sigma ``width`` (M,) px (``sum_x (dG/dx)^2`` per row), normalised over the rows inside the image."""
+    w = np.exp(-((rows - y[:, None]) ** 2) / width[:, None] ** 2) * ((rows >= 0) & (rows < h))
+    return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+
+
+def line_covariance(positions, width, line_variance, first=None, second=None) -> np.ndarray:
+    """Covariance in px^2 of the x errors of pairs of columns from the line shifts they share.
+
+    A column's fitted x moves by the weighted mean of the shifts of the rows it covers (weights
+    ``exp(-(r - y)^2 / width^2)``, the row's share of ``sum_x (dG/dx)^2``), so two columns on the same rows share
+    that error (it cancels in x differences along a row, not across rows): ``cov(c, d) = sum_r w_cr w_dr v_r``
+    with ``v`` the variance of each row's shift left after the jitter stage (:attr:`ScanDistortion.line_variance`),
+    independent between rows.
+
+    Parameters
+    ----------
+    positions : (N, 2) array
+        Column positions (y, x) px.
+    width : (N,) array or float
+        Gaussian sigma of each column, px (non-finite or non-positive: 2 px).
+    line_variance : (H,) array
+        Variance px^2 of each image row's remaining shift.
+    first, second : (M,) int arrays, optional
+        The pairs of columns; ``second`` defaults to ``first`` (variances) and ``first`` to all columns.
+
+    Returns
+    -------
+    (M,) float array
+    """
+    pos = np.asarray(positions, dtype=float).reshape(-1, 2)
+    width = np.broadcast_to(np.asarray(width, dtype=float), (len(pos),))
+    width = np.where(np.isfinite(width) & (width > 0), width, 2.0)
+    v = np.asarray(line_variance, dtype=float).reshape(-1)
+    h = len(v)
+    first = np.arange(len(pos)) if first is None else np.asarray(first, dtype=np.int64).reshape(-1)
+    second = first if second is None else np.asarray(second, dtype=np.int64).reshape(-1)
+    if len(first) == 0:
+        return np.zeros(0)
+    reach = int(np.ceil(3.0 * width.max())) + 1
+    steps = np.arange(-reach, reach + 1)
+    out = np.empty(len(first))
+    chunk = max(1, (1 << 20) // len(steps))
+    for start in range(0, len(first), chunk):
+        c, d = first[start : start + chunk], second[start : start + chunk]
+        rows_c = np.rint(pos[c, 0]).astype(np.int64)[:, None] + steps
+        rows_d = np.rint(pos[d, 0]).astype(np.int64)[:, None] + steps
+        w_c = _line_weights(pos[c, 0], width[c], rows_c, h)
+        # d's weights on c's rows, with d's own normalisation
+        norm_d = np.exp(-((rows_d - pos[d, :1]) ** 2) / width[d, None] ** 2) * ((rows_d >= 0) & (rows_d < h))
+        w_d = np.exp(-((rows_c - pos[d, :1]) ** 2) / width[d, None] ** 2) * ((rows_c >= 0) & (rows_c < h))
+        w_d /= np.maximum(norm_d.sum(axis=1, keepdims=True), 1e-300)
+        out[start : start + chunk] = np.sum(w_c * w_d * v[np.clip(rows_c, 0, h - 1)], axis=1)
+    return out
 
 
 def _raw_line_shifts(image, model):
@@ -312,16 +391,22 @@ def _marginal_diag(precision, h) -> np.ndarray:
 
 
 def _slow_drift(positions, is_a, lattice, h, degree: int = 3):
-    """Smooth non-linear x displacement (H,) px of the A columns from ``lattice`` along the rows."""
+    """Smooth non-linear x displacement (H,) px of the A columns from ``lattice`` along the rows, and its 1-sigma
+    (H,) px from the fit's covariance (robust residual scatter).  The constant and the linear term (a shear)
+    belong to the lattice in one image and are left out."""
     if lattice is None or is_a is None or is_a.sum() < 4 * (degree + 1):
-        return np.zeros(h)
+        return np.zeros(h), np.zeros(h)
     a = positions[is_a]
     ideal = lattice.to_image(np.rint(lattice.to_grid(a)))
     dx = a[:, 1] - ideal[:, 1]
     y = a[:, 0] / max(h - 1, 1) * 2 - 1
-    coef = np.polynomial.polynomial.polyfit(y, dx, degree)
-    coef[:2] = 0.0  # constant and shear belong to the lattice
-    return np.polynomial.polynomial.polyval(np.linspace(-1, 1, h), coef)
+    design = np.polynomial.polynomial.polyvander(y, degree)
+    coef = np.linalg.lstsq(design, dx, rcond=None)[0]
+    cov = _robust_var(dx - design @ coef) * np.linalg.pinv(design.T @ design)
+    rows = np.polynomial.polynomial.polyvander(np.linspace(-1, 1, h), degree)[:, 2:]
+    drift = rows @ coef[2:]
+    sigma = np.sqrt(np.maximum(np.einsum("hk,kl,hl->h", rows, cov[2:, 2:], rows), 0.0))
+    return drift, sigma
 
 
 def estimate_scan_distortion(
@@ -378,12 +463,12 @@ def estimate_scan_distortion(
         columns = (weights, d, design, sub_a)
     with threadpool_limits(1):  # small banded solves: BLAS threads only spin (10-100x slower on a busy machine)
         shifts, sigma, tau = _solve_shifts(e, noise, operator, covered, columns)
-    drift = _slow_drift(np.asarray(positions, float).reshape(-1, 2)[ok], None if is_a is None else
-                        np.asarray(is_a, bool)[ok], lattice, img.shape[0])
+    drift, drift_sigma = _slow_drift(np.asarray(positions, float).reshape(-1, 2)[ok], None if is_a is None else
+                                     np.asarray(is_a, bool)[ok], lattice, img.shape[0])
     prov = make_provenance("estimate_scan_distortion", {"tau_px": tau, "lattice_term": columns is not None,
                                                         "n_columns": int(ok.sum())})
     return ScanDistortion(shifts=shifts, sigma=sigma, drift=drift, pixel_size=pixel_size, applied=False,
-                          provenance=prov)
+                          provenance=prov, drift_sigma=drift_sigma)
 
 
 def correct_scan(image, shifts, *, rows_per_chunk: int = 256) -> np.ndarray:

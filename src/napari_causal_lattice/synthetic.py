@@ -96,6 +96,9 @@ _OPTIONS: dict[str, _Option] = {
                           True),
     "line_jitter": _Option(0.0, "scan-line jitter: rms shift in px along x of each fast-scan line (row), drawn "
                            "independently per line", 0.0, 5.0, False, True),
+    "scan_drift": _Option(0.0, "slow-scan drift: peak x shift in px of a smooth, non-linear drift along the slow "
+                          "scan, drift(t) = scan_drift * (3 t^2 - 1) / 2 with t from -1 (first row) to 1 (last)",
+                          -20.0, 20.0, False, True),
     "a_amplitude_spread": _Option(0.08, "relative half-width of the uniform A amplitude scatter", 0.0, 0.5),
     "b_amplitude_spread": _Option(0.15, "relative half-width of the uniform B amplitude scatter", 0.0, 0.5),
     "a_jitter": _Option(6.0, "half-width in pm of the uniform A-column displacement per axis (at most a0 / 10)",
@@ -602,6 +605,9 @@ def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **o
         line_jitter : float
             Scan-line jitter: rms shift in px along x of each image row, independent per row [0.0]; the shifts
             are ``truth.line_shifts``.
+        scan_drift : float
+            Slow-scan drift: peak x shift in px of the smooth drift ``scan_drift * (3 t^2 - 1) / 2`` over the
+            rows (``t`` from -1 to 1) [0.0]; added to ``truth.line_shifts``.
         a_amplitude_spread, b_amplitude_spread : float
             Relative half-widths of the uniform scatter of A and B peak amplitudes [0.08, 0.15].
         a_jitter : float
@@ -688,6 +694,10 @@ def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **o
     table.insert(0, "i", b_grid[:, 0])
 
     row_shift = rng.normal(0.0, params["line_jitter"], shape[0]) if params["line_jitter"] > 0 else None
+    if params["scan_drift"] != 0:
+        t = np.linspace(-1.0, 1.0, shape[0])
+        drift = params["scan_drift"] * (3.0 * t**2 - 1.0) / 2.0
+        row_shift = drift if row_shift is None else row_shift + drift
     clean = params["background"] + _render_columns(shape, a_pos, a_amp, params["sigma_a"], params, row_shift) + \
         _render_columns(shape, b_pos, b_amp, params["sigma_b"], params, row_shift)
     image = rng.poisson(clean).astype(np.float64)
