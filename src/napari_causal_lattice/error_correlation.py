@@ -53,12 +53,12 @@ class ErrorCorrelation:
     ----------
     rho : dict
         Class (:data:`CLASSES`) -> correlation kept (0 where the estimate was not above the independent-error
-        null, or there were too few pairs).
+        null, the line covariance dominated, or there were too few pairs).
     pairs : dict
         Class -> (M, 2) int array of the neighbouring columns (indices into the columns, smaller first).
     estimates : dict
-        Class -> ``{"differences": rho_d, "products": rho_p, "pairs": M, "null": threshold}`` (NaN estimates
-        with fewer than ``min_pairs`` pairs).
+        Class -> ``{"differences": rho_d, "products": rho_p, "pairs": M, "null": threshold, "line_share": share}``
+        (NaN with fewer than ``min_pairs`` pairs).
     """
 
     rho: dict
@@ -176,9 +176,10 @@ def _clipped(values, clip: float) -> np.ndarray:
     return np.clip(centred, -clip * scale, clip * scale) if scale > 0 else centred
 
 
-def _class_estimates(pairs, residual, sigma_x, line, clip: float) -> tuple[float, float, float]:
-    """(rho from the differences, rho from the products, predicted difference variance / (2 mean s_c s_d)) of
-    one class; ``line`` is ``(L_cc, L_dd, L_cd)`` per pair (px^2)."""
+def _class_estimates(pairs, residual, sigma_x, line, clip: float) -> tuple[float, float, float, float]:
+    """(rho from the differences, rho from the products, predicted difference variance / (2 mean s_c s_d), the
+    line covariance's share of the predicted difference variance) of one class; ``line`` is ``(L_cc, L_dd,
+    L_cd)`` per pair (px^2)."""
     c, d = pairs[:, 0], pairs[:, 1]
     lcc, ldd, lcd = line
     own = np.mean(sigma_x[c] * sigma_x[d])
@@ -187,12 +188,13 @@ def _class_estimates(pairs, residual, sigma_x, line, clip: float) -> tuple[float
     sum_var = np.mean(_clipped(residual[c] + residual[d], clip) ** 2)
     rho_d = (predicted - diff_var) / (2.0 * own)
     rho_p = ((sum_var - diff_var) / 4.0 - np.mean(lcd)) / own
-    return float(rho_d), float(rho_p), float(predicted / (2.0 * own))
+    line_share = np.mean(lcc + ldd - 2.0 * lcd) / predicted
+    return float(rho_d), float(rho_p), float(predicted / (2.0 * own)), float(line_share)
 
 
 def estimate_x_correlation(positions, sigma_x, corners, b_index, cell_ij, motif, v1, v2, *, width=None,
                            line_variance=None, n_sigma: float = 2.5, cap: float = 0.9, min_pairs: int = 20,
-                           clip: float = 4.0) -> ErrorCorrelation:
+                           clip: float = 4.0, max_line_share: float = 0.25) -> ErrorCorrelation:
     """Correlation of the own x-position errors of neighbouring columns, per neighbour class (see the module).
 
     Parameters
@@ -216,6 +218,11 @@ def estimate_x_correlation(positions, sigma_x, corners, b_index, cell_ij, motif,
         Fewest pairs a class needs to be estimated.
     clip : float
         Residual sums and differences are clipped at this many robust standard deviations.
+    max_line_share : float
+        A class is estimated only where the line covariance is at most this share of its pairs' predicted
+        difference variance: the estimate is relative to the columns' own sigmas and cannot tell a correlation
+        of the own errors from a line part that is wrong (the remaining line shifts after a jitter correction are
+        correlated between nearby rows, which :func:`~napari_causal_lattice.scan.line_covariance` leaves out).
 
     Returns
     -------
@@ -235,18 +242,20 @@ def estimate_x_correlation(positions, sigma_x, corners, b_index, cell_ij, motif,
         m = len(pairs)
         if m < min_pairs:
             rho[name] = 0.0
-            estimates[name] = {"differences": np.nan, "products": np.nan, "pairs": m, "null": np.nan}
+            estimates[name] = {"differences": np.nan, "products": np.nan, "pairs": m, "null": np.nan,
+                               "line_share": np.nan}
             continue
         if line_variance is None:
             line = (np.zeros(m),) * 3
         else:
             line = tuple(line_covariance(positions, width, line_variance, first, second)
                          for first, second in ((pairs[:, 0], None), (pairs[:, 1], None), (pairs[:, 0], pairs[:, 1])))
-        rho_d, rho_p, scale = _class_estimates(pairs, residual, sigma_x, line, clip)
+        rho_d, rho_p, scale, line_share = _class_estimates(pairs, residual, sigma_x, line, clip)
         null = n_sigma * scale * np.sqrt(2.0 / m)
         estimate = min(rho_d, rho_p)
-        rho[name] = float(min(estimate, cap)) if estimate > null else 0.0
-        estimates[name] = {"differences": rho_d, "products": rho_p, "pairs": m, "null": float(null)}
+        rho[name] = float(min(estimate, cap)) if estimate > null and line_share <= max_line_share else 0.0
+        estimates[name] = {"differences": rho_d, "products": rho_p, "pairs": m, "null": float(null),
+                           "line_share": line_share}
     return ErrorCorrelation(rho=rho, pairs=all_pairs, estimates=estimates)
 
 
