@@ -8,6 +8,7 @@ between columns of one row and of 0 between rows.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -74,9 +75,8 @@ def test_the_correlation_makes_the_sigmas_match_the_scatter():
     cells = build_cells(columns)
     ratio = neighbour_sigma_ratio(cells, columns, names=("a", "b"))
     assert ratio["a"] == pytest.approx(1.0, abs=0.15) and ratio["b"] == pytest.approx(1.0, abs=0.15), ratio
-    params = cells.provenance["params"]
-    plain = cells.__class__(**{**cells.__dict__, "provenance": {**cells.provenance,
-                                                                "params": {**params, "x_correlation": {}}}})
+    params = {**cells.provenance["params"], "x_correlation": {}}  # as cells made before the correlation
+    plain = dataclasses.replace(cells, provenance={**cells.provenance, "params": params})
     assert neighbour_sigma_ratio(plain, columns, names=("a",))["a"] < 0.85
     independent = build_cells(_columns(7, shared=0.0)).table["sigma_a"].median()
     assert cells.table["sigma_a"].median() == pytest.approx(independent * np.sqrt(0.5), rel=0.2)

@@ -637,9 +637,11 @@ def build_cells(
     Where B sits in a cell comes from ``columns.motif`` (:mod:`napari_causal_lattice.motif`): the centre for
     [001], half-way along the long edge for [110].  Each cell also gets the propagated 1-sigma uncertainty
     ``sigma_<name>`` of a, b, alpha, Px, Py (from the columns' own per-axis sigmas ``columns.sigma_axes``, or
-    ``columns.sigma``, and the x covariance of columns on the same scan lines, ``columns.line_variance``) and a
-    quality ``flag``: "" when good,
-    else the first reason that applies,
+    ``columns.sigma``, the x covariance of columns on the same scan lines, ``columns.line_variance``, and the
+    correlation of neighbouring columns' x errors measured on the columns themselves,
+    :func:`~napari_causal_lattice.error_correlation.estimate_x_correlation`, recorded as
+    ``provenance["params"]["x_correlation"]``) and a quality ``flag``: "" when good, else the first reason that
+    applies,
 
     * ``"faint"``: one of its 5 columns is ``faint`` (``columns.faint``: peak below ``faint_threshold`` x the
       local background noise in :func:`~napari_causal_lattice.columns.find_columns`), so its position is noise;
