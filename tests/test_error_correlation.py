@@ -104,3 +104,14 @@ def test_too_few_pairs_are_not_estimated():
                                  ij[:3], cells.motif, cells.lattice.v1, cells.lattice.v2)
     assert all(value == 0 for value in few.rho.values())
     assert np.isnan(few.estimates["A-A v1"]["differences"]) and few.estimates["A-A v1"]["pairs"] < 20
+
+
+def test_the_recorded_correlation_survives_a_reference():
+    """Cells referenced to a region keep the correlation build_cells measured (through their provenance)."""
+    from napari_causal_lattice.cells import referenced_polarization
+    from napari_causal_lattice.error_correlation import recorded_x_correlation
+
+    cells = build_cells(_columns(1, shared=0.5))
+    shifted = referenced_polarization(cells, np.arange(10))
+    assert recorded_x_correlation(shifted).rho == recorded_x_correlation(cells).rho
+    assert recorded_x_correlation(cells).rho["A-A v1"] > 0

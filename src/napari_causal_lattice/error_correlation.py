@@ -261,10 +261,14 @@ def estimate_x_correlation(positions, sigma_x, corners, b_index, cell_ij, motif,
 
 def recorded_x_correlation(cells) -> ErrorCorrelation | None:
     """The correlation :func:`~napari_causal_lattice.cells.build_cells` used for ``cells`` (its provenance
-    ``params["x_correlation"]``), with the neighbour pairs rebuilt from the cells; None for cells made without it.
+    ``params["x_correlation"]``, also through the ``inputs`` of a later step such as
+    :func:`~napari_causal_lattice.cells.referenced_polarization`), with the neighbour pairs rebuilt from the
+    cells; None for cells made without it.
     """
-    params = cells.provenance.get("params", {}) if isinstance(cells.provenance, dict) else {}
-    record = params.get("x_correlation")
+    record, provenance = None, cells.provenance
+    while record is None and isinstance(provenance, dict):
+        record = provenance.get("params", {}).get("x_correlation")
+        provenance = provenance.get("inputs", {}).get("cells")
     if not record:
         return None
     ij = cells.table[["i", "j"]].to_numpy()
