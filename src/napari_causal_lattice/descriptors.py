@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .error_correlation import recorded_x_correlation
 from .lattice import DESCRIPTORS
 from .motif import Motif, get_motif
 from .scan import line_covariance
@@ -293,8 +294,10 @@ class _Hood(NamedTuple):
     correlated: np.ndarray | None  #: (K, K) x covariance px^2 of correlated neighbour errors, or None
 
 
-def _hood(members, cols, var, shared_x, pos, columns, line_variance) -> _Hood:
-    """The :class:`_Hood` of the cells ``members`` (the cell, then its 4 neighbours)."""
+def _hood(members, cols, var, shared_x, pos, width, line_variance) -> _Hood:
+    """The :class:`_Hood` of the cells ``members`` (the cell, then its 4 neighbours); ``cols`` (n, 5) their
+    columns, ``var`` (N, 2) the own variances, ``shared_x`` the sparse (N, N) correlated-neighbour covariance or
+    None, ``pos``, ``width``, ``line_variance`` as in :func:`~napari_causal_lattice.scan.line_covariance`."""
     index = {}
     for cell in members:
         for c in range(5):
@@ -304,7 +307,7 @@ def _hood(members, cols, var, shared_x, pos, columns, line_variance) -> _Hood:
     shared = None
     if line_variance is not None:
         first, second = np.repeat(keys, len(keys)), np.tile(keys, len(keys))
-        shared = line_covariance(pos, columns.width, line_variance, first, second).reshape(len(keys), -1)
+        shared = line_covariance(pos, width, line_variance, first, second).reshape(len(keys), -1)
     correlated = None if shared_x is None else shared_x[keys][:, keys].toarray()
     return _Hood(keys, slots, var[keys], shared, correlated)
 
@@ -358,8 +361,6 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
     dict
         Descriptor -> ratio (NaN with fewer than 10 residuals).
     """
-    from .error_correlation import recorded_x_correlation
-
     table = cells.table
     pos = np.asarray(columns.positions, float)
     corners, b_index = np.asarray(cells.corners), np.asarray(cells.b_index)
@@ -386,7 +387,7 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
                 continue
             members = [k] + hood
             if k not in cache:
-                cache[k] = _hood(members, cols, var, shared_x, pos, columns, line_variance)
+                cache[k] = _hood(members, cols, var, shared_x, pos, columns.width, line_variance)
             sigma = _residual_sigma(cache[k], jac[:, d], members, max_correlation)
             ratios.append((value[k] - value[hood].mean()) / sigma)
         ratios = np.asarray(ratios)
