@@ -142,12 +142,13 @@ def test_correlated_x_errors_on_real_srtio3(sto_cells, sto_ratio):
 
 @pytest.mark.realdata
 @pytest.mark.xfail(reason="issue 21, open: on SrTiO3 a and Px scatter less than their sigmas predict (a 0.73, Px 0.78 "
-                   "with the measured x-error correlation of neighbours; Px 0.52 without it; ~60 residuals).  a: the vertical part of its neighbour residual (rows i-1..i+2, where a "
-                   "structure constant along the slow scan cancels) reads 0.81, the horizontal part 1.0; the A "
-                   "columns' own x sigmas match their second differences along v1 and v2 (0.97, 0.90), but the x "
-                   "differences along a row hold a structure 0.2 px rms, correlated between neighbouring rows "
-                   "(0.37), that the neighbour classes cannot take apart from a correlation of the errors (A-A "
-                   "along v1 reads -0.49).  Px: 0.77-0.87 with the robust clip at 6-2.5 sigma; kept at 4")
+                   "with the measured x-error correlation of neighbours; Px 0.52 without it; ~60 residuals).  a:"
+                   " the vertical part of its neighbour residual (rows i-1..i+2, where a structure constant "
+                   "along the slow scan cancels) reads 0.81, the horizontal part 1.0; the A columns' own x "
+                   "sigmas match their second differences along v1 and v2 (0.97, 0.90), but the x differences "
+                   "along a row hold a structure 0.2 px rms, correlated between neighbouring rows (0.37), that "
+                   "the neighbour classes cannot take apart from a correlation of the errors (A-A along v1 reads"
+                   " -0.49).  Px: 0.77-0.87 with the robust clip at 6-2.5 sigma; kept at 4")
 def test_x_sigmas_on_real_srtio3(sto_ratio):
     for name in ("a", "Px"):
         assert 0.8 <= sto_ratio[name] <= 1.25, sto_ratio
