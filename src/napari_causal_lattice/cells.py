@@ -33,6 +33,7 @@ import pandas as pd
 
 from ._warn import warn
 from .descriptors import SIGMA_DESCRIPTORS, cell_line_covariance, compute_descriptors, descriptor_sigmas, pixel_scale
+from .error_correlation import ErrorCorrelation, estimate_x_correlation
 from .lattice import DESCRIPTORS, Lattice, check_calibration, check_expected_lattice, descriptor_units, fit_lattice
 from .motif import Motif, get_motif
 from .options import CellsOptions, takes_options
@@ -575,7 +576,23 @@ def _quality_flags(columns: _ColumnData, table: pd.DataFrame, b_rows, corners, g
     return flags
 
 
-def _descriptor_table(data: _ColumnData, corners, b_index, cell_ij, pixel_size, frame) -> pd.DataFrame:
+def _x_error_correlation(data: _ColumnData, corners, b_index, cell_ij) -> ErrorCorrelation:
+    """The correlation of neighbouring columns' own x errors (:mod:`~napari_causal_lattice.error_correlation`)."""
+    return estimate_x_correlation(data.positions, data.sigma_axes[:, 1], corners, b_index, cell_ij, data.motif,
+                                  data.lattice.v1, data.lattice.v2, width=data.width,
+                                  line_variance=data.line_variance)
+
+
+def _neighbour_x_covariance(data: _ColumnData, members, correlation: ErrorCorrelation):
+    """(n, 5, 5) px^2 covariance of the x errors of each cell's columns ``members`` from the correlation of
+    neighbouring columns, or None when no class is correlated."""
+    if not any(rho > 0 for rho in correlation.rho.values()):
+        return None
+    return correlation.cell_covariance(data.sigma_axes[:, 1], members)
+
+
+def _descriptor_table(data: _ColumnData, corners, b_index, cell_ij, pixel_size, frame,
+                      correlation: ErrorCorrelation) -> pd.DataFrame:
     """Cell table (i, j, y, x, the 8 descriptors, ``sigma_<name>``) before quality gating, unsorted."""
     corner_int = data.intensity[corners]
     b_int = data.intensity[b_index]
@@ -591,7 +608,8 @@ def _descriptor_table(data: _ColumnData, corners, b_index, cell_ij, pixel_size, 
     line_cov = (None if data.line_variance is None else
                 cell_line_covariance(data.positions, data.width, data.line_variance, members))
     sigmas = descriptor_sigmas(data.positions[corners], data.positions[b_index], data.sigma_axes[corners],
-                               data.sigma_axes[b_index], line_cov=line_cov, **geometry)
+                               data.sigma_axes[b_index], line_cov=line_cov,
+                               neighbour_cov=_neighbour_x_covariance(data, members, correlation), **geometry)
     cell_grid = cell_ij - cell_ij.min(axis=0)
     table = pd.DataFrame({"i": cell_grid[:, 0], "j": cell_grid[:, 1], "y": data.positions[b_index, 0],
                           "x": data.positions[b_index, 1]})
@@ -619,9 +637,11 @@ def build_cells(
     Where B sits in a cell comes from ``columns.motif`` (:mod:`napari_causal_lattice.motif`): the centre for
     [001], half-way along the long edge for [110].  Each cell also gets the propagated 1-sigma uncertainty
     ``sigma_<name>`` of a, b, alpha, Px, Py (from the columns' own per-axis sigmas ``columns.sigma_axes``, or
-    ``columns.sigma``, and the x covariance of columns on the same scan lines, ``columns.line_variance``) and a
-    quality ``flag``: "" when good,
-    else the first reason that applies,
+    ``columns.sigma``, the x covariance of columns on the same scan lines, ``columns.line_variance``, and the
+    correlation of neighbouring columns' x errors measured on the columns themselves,
+    :func:`~napari_causal_lattice.error_correlation.estimate_x_correlation`, recorded as
+    ``provenance["params"]["x_correlation"]``) and a quality ``flag``: "" when good, else the first reason that
+    applies,
 
     * ``"faint"``: one of its 5 columns is ``faint`` (``columns.faint``: peak below ``faint_threshold`` x the
       local background noise in :func:`~napari_causal_lattice.columns.find_columns`), so its position is noise;
@@ -712,7 +732,8 @@ def build_cells(
         )
     report(progress, 3, 4, cancel)
     corners, b_index = a_cols[corner_a[keep]], b_cols[keep]
-    table = _descriptor_table(data, corners, b_index, cell_ij[keep], pixel_size, frame)
+    correlation = _x_error_correlation(data, corners, b_index, cell_ij[keep])
+    table = _descriptor_table(data, corners, b_index, cell_ij[keep], pixel_size, frame, correlation)
     flags = _quality_flags(data, table, b_index, corners, cell_ij[keep], a_pos[assigned], fitted, data.motif,
                            thresholds)
     gated = list(DESCRIPTORS) + [f"sigma_{name}" for name in SIGMA_DESCRIPTORS]
@@ -725,7 +746,7 @@ def build_cells(
     provenance = make_provenance(
         "build_cells",
         {"pixel_size": pixel_size, "frame": frame, "link_tolerance": LINK_TOLERANCE,
-         "projection": data.motif.name, **thresholds},
+         "projection": data.motif.name, **thresholds, "x_correlation": correlation.summary()},
         inputs={"columns": getattr(columns, "provenance", None) or {}},
     )
     notes = _lattice_notes(table, flags, units, expected_lattice, lattice_tolerance)

@@ -10,9 +10,12 @@ definition.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
+from .error_correlation import recorded_x_correlation
 from .lattice import DESCRIPTORS
 from .motif import Motif, get_motif
 from .scan import line_covariance
@@ -192,6 +195,8 @@ def descriptor_sigmas(
     step: float = 1e-3,
     scan_sigma=None,
     line_cov=None,
+    neighbour_cov=None,
+    max_correlation: float = 0.9,
 ) -> pd.DataFrame:
     """Propagated 1-sigma uncertainties of ``a, b, alpha, Px, Py`` from the column position uncertainties.
 
@@ -220,6 +225,12 @@ def descriptor_sigmas(
     line_cov : (n, 5, 5) array, optional
         Covariance px^2 of the x positions of each cell's columns (4 corners then B) from the line shifts they
         share (:func:`cell_line_covariance`).
+    neighbour_cov : (n, 5, 5) array, optional
+        Covariance px^2 of the same x positions from the correlated errors of neighbouring columns
+        (:meth:`~napari_causal_lattice.error_correlation.ErrorCorrelation.cell_covariance`).
+    max_correlation : float
+        ``neighbour_cov`` takes a variance down to ``1 - max_correlation`` of the variance without it, no lower
+        (pairwise correlations of neighbours need not form a valid covariance matrix together).
 
     Returns
     -------
@@ -236,6 +247,9 @@ def descriptor_sigmas(
     if line_cov is not None:
         gx = jac[..., 1]  # (n, 5 descriptors, 5 columns)
         total = total + np.einsum("ndc,nce,nde->nd", gx, np.asarray(line_cov, dtype=float), gx)
+    if neighbour_cov is not None:
+        shared = np.einsum("ndc,nce,nde->nd", jac[..., 1], np.asarray(neighbour_cov, dtype=float), jac[..., 1])
+        total = np.maximum(total + shared, (1.0 - max_correlation) * total)
     return pd.DataFrame({f"sigma_{name}": np.sqrt(total[:, k]) for k, name in enumerate(SIGMA_DESCRIPTORS)})
 
 
@@ -257,15 +271,76 @@ def _own_variances(columns, scan_sigma) -> np.ndarray:
     return _axis_variances(sigma, scan_sigma, (len(sigma),))
 
 
-def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma=None) -> dict:
+def _neighbourhoods(table) -> dict:
+    """Cell row -> rows of its 4 grid neighbours ``(i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)``, for the cells
+    that have all 4."""
+    ii, jj = table["i"].to_numpy(), table["j"].to_numpy()
+    lookup = {(a, b): k for k, (a, b) in enumerate(zip(ii.tolist(), jj.tolist()))}
+    out = {}
+    for k in range(len(table)):
+        hood = [lookup.get((ii[k] + di, jj[k] + dj)) for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+        if all(h is not None for h in hood):
+            out[k] = hood
+    return out
+
+
+class _Hood(NamedTuple):
+    """The distinct columns of a cell and its 4 neighbours and what the residual's variance needs of them."""
+
+    keys: np.ndarray  #: (K,) column indices
+    slots: list  #: per member cell (5), the position of each of its 5 columns in ``keys``
+    var: np.ndarray  #: (K, 2) own variances px^2
+    shared: np.ndarray | None  #: (K, K) x covariance px^2 shared through the scan lines, or None
+    correlated: np.ndarray | None  #: (K, K) x covariance px^2 of correlated neighbour errors, or None
+
+
+def _hood(members, cols, var, shared_x, pos, width, line_variance) -> _Hood:
+    """The :class:`_Hood` of the cells ``members`` (the cell, then its 4 neighbours); ``cols`` (n, 5) their
+    columns, ``var`` (N, 2) the own variances, ``shared_x`` the sparse (N, N) correlated-neighbour covariance or
+    None, ``pos``, ``width``, ``line_variance`` as in :func:`~napari_causal_lattice.scan.line_covariance`."""
+    index = {}
+    for cell in members:
+        for c in range(5):
+            index.setdefault(int(cols[cell, c]), len(index))
+    keys = np.fromiter(index, dtype=np.int64)
+    slots = [[index[int(cols[cell, c])] for c in range(5)] for cell in members]
+    shared = None
+    if line_variance is not None:
+        first, second = np.repeat(keys, len(keys)), np.tile(keys, len(keys))
+        shared = line_covariance(pos, width, line_variance, first, second).reshape(len(keys), -1)
+    correlated = None if shared_x is None else shared_x[keys][:, keys].toarray()
+    return _Hood(keys, slots, var[keys], shared, correlated)
+
+
+def _residual_sigma(hood: _Hood, jac_d, members, max_correlation: float) -> float:
+    """Predicted sigma of ``d_cell - mean(d_neighbours)`` from the sensitivities ``jac_d`` (n, 5, 2); the
+    correlated neighbours' covariance is floored as in :func:`descriptor_sigmas`."""
+    g = np.zeros((len(hood.keys), 2))
+    for cell, w, slots in zip(members, (1.0, -0.25, -0.25, -0.25, -0.25), hood.slots):
+        for c in range(5):
+            g[slots[c]] += w * jac_d[cell, c]
+    predicted = np.sum(g**2 * hood.var)
+    if hood.shared is not None:
+        predicted += g[:, 1] @ hood.shared @ g[:, 1]
+    if hood.correlated is not None:
+        independent = predicted
+        predicted = max(predicted + g[:, 1] @ hood.correlated @ g[:, 1], (1.0 - max_correlation) * independent)
+    return np.sqrt(predicted)
+
+
+def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma=None,
+                          max_correlation: float = 0.9) -> dict:
     """How well the stated sigmas predict the cell-to-cell scatter of a crystal without real variation.
 
     For every good cell with its 4 grid neighbours ``(i +- 1, j), (i, j +- 1)`` good, the residual ``r = d_c -
     mean(d_neighbours)`` of each descriptor is divided by its predicted sigma: ``r`` is linear in the positions
     of the (up to 17 distinct) columns of the 5 cells, and shared corners enter once with their summed
-    sensitivity, so the correlation of cells that share A corners is accounted for; so is the x covariance of
-    columns on the same scan lines (``columns.line_variance``).  The ratio is the robust
-    (MAD) standard deviation of ``r / sigma_r``: 1 when the sigmas are honest.
+    sensitivity, so the correlation of cells that share A corners is accounted for; so are the x covariance of
+    columns on the same scan lines (``columns.line_variance``) and the correlation of neighbouring columns' x
+    errors that :func:`~napari_causal_lattice.cells.build_cells` measured
+    (:mod:`~napari_causal_lattice.error_correlation`, recorded in the cells' provenance).  The ratio is the robust
+    (MAD) standard deviation of ``r / sigma_r``: 1 when the sigmas are honest.  Each neighbourhood's columns and
+    covariances are gathered once and serve every descriptor.
 
     Parameters
     ----------
@@ -278,6 +353,8 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
         Descriptors among ``a, b, alpha, Px, Py``.
     scan_sigma : float or (float, float), optional
         Extra per-axis column sigma in px, as in :func:`descriptor_sigmas`.
+    max_correlation : float
+        As in :func:`descriptor_sigmas`.
 
     Returns
     -------
@@ -292,34 +369,27 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
     jac = descriptor_jacobian(pos[corners], pos[b_index], **geometry)  # (n, 5, 5, 2)
     cols = np.concatenate([corners, b_index[:, None]], axis=1)  # (n, 5)
     var = _own_variances(columns, scan_sigma)  # (N, 2)
-    ii, jj = table["i"].to_numpy(), table["j"].to_numpy()
-    lookup = {(a, b): k for k, (a, b) in enumerate(zip(ii.tolist(), jj.tolist()))}
+    correlation = recorded_x_correlation(cells)
+    shared_x = None
+    if correlation is not None and any(rho > 0 for rho in correlation.rho.values()):
+        shared_x = correlation.matrix(np.sqrt(_own_variances(columns, None)[:, 1]), len(pos))
+    hoods = _neighbourhoods(table)
+    values = {name: table[name].to_numpy(dtype=float) for name in names}
+    cache = {}
     out = {}
     for name in names:
         d = SIGMA_DESCRIPTORS.index(name)
-        value = table[name].to_numpy(dtype=float)
+        value = values[name]
         good = np.isfinite(value)
         ratios = []
-        for k in np.flatnonzero(good):
-            hood = [lookup.get((ii[k] + di, jj[k] + dj)) for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1))]
-            if any(h is None or not good[h] for h in hood):
+        for k, hood in hoods.items():
+            if not good[k] or not good[hood].all():
                 continue
             members = [k] + hood
-            weight = np.array([1.0] + [-0.25] * 4)
-            grad = {}
-            for cell, w in zip(members, weight):
-                for c in range(5):
-                    key = int(cols[cell, c])
-                    grad[key] = grad.get(key, 0.0) + w * jac[cell, d, c]
-            keys = np.fromiter(grad, dtype=np.int64)
-            g = np.array([grad[key] for key in keys])
-            predicted = np.sum(g**2 * var[keys])
-            if line_variance is not None:
-                first, second = np.repeat(keys, len(keys)), np.tile(keys, len(keys))
-                cov = line_covariance(pos, columns.width, line_variance, first, second).reshape(len(keys), -1)
-                predicted += g[:, 1] @ cov @ g[:, 1]
-            predicted = np.sqrt(predicted)
-            ratios.append((value[k] - value[hood].mean()) / predicted)
+            if k not in cache:
+                cache[k] = _hood(members, cols, var, shared_x, pos, columns.width, line_variance)
+            sigma = _residual_sigma(cache[k], jac[:, d], members, max_correlation)
+            ratios.append((value[k] - value[hood].mean()) / sigma)
         ratios = np.asarray(ratios)
         ratios = ratios[np.isfinite(ratios)]
         out[name] = (1.4826 * float(np.median(np.abs(ratios - np.median(ratios)))) if len(ratios) >= 10
