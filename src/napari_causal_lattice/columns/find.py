@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from .jitter import _scan_stage
 from .neighbours import _neighbour_stage
 from .result import Columns, Refined, _make_columns
 from .sites import _decide_motif, _select_columns, _site_candidates
+
+#: Progress steps of find_columns before its Gaussian fits report their own.
+_STEPS = 4
 
 
 @takes_options(ColumnsOptions)
@@ -150,6 +154,64 @@ def find_columns(
     (49, 36, '[001]')
     """
     img = as_image(image)
+    args = _checked_arguments(pixel_size, spacing, intensity, projection, radius, faint_threshold, scan_sigma)
+    report(progress, 0, _STEPS + 1, cancel)
+    img, v1, v2, note = _lattice_stage(img, spacing, args, contrast, plausible_spacing)
+    report(progress, 1, _STEPS + 1, cancel)
+    cand, bright, prominence, frac, sites = _site_candidates(img, v1, v2, args.radius, cancel)
+    report(progress, 2, _STEPS + 1, cancel)
+    half, motif = _decide_motif(sites, v1, v2, projection)
+    grid = _grid(v1, v2, half, args.radius)
+    positions, is_a, ij, component = _select_columns(cand, bright, prominence, frac, sites[:2], img.shape, grid,
+                                                     b_brighter)
+    report(progress, 3, _STEPS + 1, cancel)
+    refined, is_a = _fit_columns(img, positions, is_a, ij, component, grid, progress, cancel, _STEPS)
+    img, refined, scan = _scan_stage(img, refined, is_a, grid, args.pixel_size, scan_correction, cancel)
+    # the line shift left after the jitter stage is shared by the columns of a row (it cancels in x differences
+    # along a row): it stays a covariance for the cells, unless a scan_sigma is given instead
+    line_variance = scan.line_variance if args.scan_sigma is None else None
+    gaussian = refined  # consistent Gaussian (volume, width) pairs: what the detectability is measured from
+    refined, profile = _neighbour_stage(img, refined, is_a, grid, cancel, neighbours=neighbours,
+                                        scan_sigma=args.scan_sigma)
+    if intensity == "disk":
+        refined = refined._replace(intensity=_disk_sum(img, refined.positions, grid.radius))
+    lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
+    detectability = _detectability(img, gaussian, grid.radius)
+    faint = detectability < args.faint_threshold
+    _warn_faint(faint, is_a, args.faint_threshold)
+    params = {
+        "pixel_size": args.pixel_size,
+        "spacing": spacing,
+        "b_brighter": bool(b_brighter),
+        "intensity": intensity,
+        "radius": grid.radius,
+        "b_site_offset": half.tolist(),
+        "projection": projection if isinstance(projection, str) else projection.name,
+        "neighbours": bool(neighbours),
+        "scan_sigma": None if args.scan_sigma is None else args.scan_sigma.tolist(),
+        "scan_correction": bool(scan_correction),
+        "faint_threshold": args.faint_threshold,
+        "contrast": contrast,
+        "note": note,
+    }
+    columns = _make_columns(refined, np.where(is_a, "A", "B"), lattice, args.pixel_size, img.shape, "find_columns",
+                            params, motif, profile=profile, line_variance=line_variance)
+    return dataclasses.replace(columns, scan=scan, detectability=detectability, faint=faint)
+
+
+class _Arguments(NamedTuple):
+    """The checked arguments of :func:`find_columns` (lengths in px)."""
+
+    pixel_size: float | None  #: pm per px
+    spacing_px: float | None  #: approximate A-A spacing
+    radius: float | None  #: fit radius (None: half the A-B nearest-neighbour distance)
+    faint_threshold: float  #: detectability below which a column is faint
+    scan_sigma: np.ndarray | None  #: (2,) scan noise along (y, x)
+
+
+def _checked_arguments(pixel_size, spacing, intensity, projection, radius, faint_threshold,
+                       scan_sigma) -> _Arguments:
+    """The arguments of :func:`find_columns` checked (ValueError naming the bad one) and converted."""
     pixel_size = _check_pixel_size(pixel_size)
     _check_intensity(intensity)
     _check_projection(projection)
@@ -161,58 +223,25 @@ def find_columns(
     faint_threshold = float(faint_threshold)
     if not np.isfinite(faint_threshold) or faint_threshold < 0:
         raise ValueError(f"faint_threshold must be a non-negative number (peak over noise), got {faint_threshold!r}")
-    steps = 4
-    report(progress, 0, steps + 1, cancel)
-    v1, v2 = _estimate_basis(img, spacing_px, spacing)
+    return _Arguments(pixel_size, spacing_px, radius, faint_threshold, _check_scan_sigma(scan_sigma))
+
+
+def _lattice_stage(img, spacing, args: _Arguments, contrast, plausible_spacing):
+    """Stage 1: the lattice vectors from the power spectrum, the column contrast (the image inverted for dark
+    columns) and the calibration check.  Returns the image to analyse, v1, v2 (px) and the contrast note."""
+    v1, v2 = _estimate_basis(img, args.spacing_px, spacing)
     img, note = _apply_contrast(img, contrast, v1, v2)
-    if pixel_size is not None:
-        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * pixel_size, plausible=plausible_spacing)
-    report(progress, 1, steps + 1, cancel)
-    cand, bright, prominence, frac, sites = _site_candidates(img, v1, v2, radius, cancel)
-    report(progress, 2, steps + 1, cancel)
-    half, motif = _decide_motif(sites, v1, v2, projection)
-    sites = sites[:2]
+    if args.pixel_size is not None:
+        check_calibration(min(np.hypot(*v1), np.hypot(*v2)) * args.pixel_size, plausible=plausible_spacing)
+    return img, v1, v2, note
+
+
+def _grid(v1, v2, half, radius) -> _Grid:
+    """The geometry of the columns' lattice for B at ``half`` of the A cell; ``radius`` None: half the A-B
+    nearest-neighbour distance."""
     c1, c2 = _combined_basis(v1, v2, half)
     d_nn = min(np.hypot(*c1), np.hypot(*c2))
-    radius = float(0.5 * d_nn) if radius is None else radius
-    positions, is_a, ij, component = _select_columns(cand, bright, prominence, frac, sites, img.shape, v1, v2, c1,
-                                                     c2, radius, d_nn, b_brighter)
-    report(progress, 3, steps + 1, cancel)
-    grid = _Grid(c1, c2, v1, v2, radius, d_nn)
-    refined, is_a = _fit_columns(img, positions, is_a, ij, component, grid, progress, cancel, steps)
-    img, refined, scan = _scan_stage(img, refined, is_a, grid, pixel_size, scan_correction, cancel)
-    scan_sigma = _check_scan_sigma(scan_sigma)
-    # the line shift left after the jitter stage is shared by the columns of a row (it cancels in x differences
-    # along a row): it stays a covariance for the cells, unless a scan_sigma is given instead
-    line_variance = scan.line_variance if scan_sigma is None else None
-    gaussian = refined  # consistent Gaussian (volume, width) pairs: what the detectability is measured from
-    refined, profile = _neighbour_stage(img, refined, is_a, grid, cancel, neighbours=neighbours,
-                                        scan_sigma=scan_sigma)
-    if intensity == "disk":
-        refined = refined._replace(intensity=_disk_sum(img, refined.positions, radius))
-    sublattice = np.where(is_a, "A", "B")
-    lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
-    detectability = _detectability(img, gaussian, radius)
-    faint = detectability < faint_threshold
-    _warn_faint(faint, is_a, faint_threshold)
-    params = {
-        "pixel_size": pixel_size,
-        "spacing": spacing,
-        "b_brighter": bool(b_brighter),
-        "intensity": intensity,
-        "radius": radius,
-        "b_site_offset": half.tolist(),
-        "projection": projection if isinstance(projection, str) else projection.name,
-        "neighbours": bool(neighbours),
-        "scan_sigma": None if scan_sigma is None else np.broadcast_to(np.asarray(scan_sigma, float), (2,)).tolist(),
-        "scan_correction": bool(scan_correction),
-        "faint_threshold": faint_threshold,
-        "contrast": contrast,
-        "note": note,
-    }
-    columns = _make_columns(refined, sublattice, lattice, pixel_size, img.shape, "find_columns", params, motif,
-                            profile=profile, line_variance=line_variance)
-    return dataclasses.replace(columns, scan=scan, detectability=detectability, faint=faint)
+    return _Grid(c1, c2, v1, v2, float(0.5 * d_nn) if radius is None else radius, d_nn)
 
 
 def _estimate_basis(img, spacing_px, spacing):

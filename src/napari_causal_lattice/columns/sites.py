@@ -10,7 +10,7 @@ from .. import _fftlattice
 from ..lattice import Lattice
 from ..motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .gaussians import _minus_model, _refine
-from .geometry import _dual, _suppress_duplicates, _torus_diff, _walk_indices
+from .geometry import _dual, _Grid, _suppress_duplicates, _torus_diff, _walk_indices
 
 
 def _local_maxima(smooth: np.ndarray, min_distance: int) -> np.ndarray:
@@ -148,8 +148,8 @@ def _classify_parity(positions, brightness, v1, v2, c1, c2, *, b_brighter: bool)
     return label, ij, component
 
 
-def _select_columns(cand, bright, prominence, frac, sites, shape, v1, v2, c1, c2, radius, d_nn, b_brighter):
-    """Stage 4: candidates on the two sites, inside the image, deduplicated and labelled A/B.
+def _select_columns(cand, bright, prominence, frac, sites, shape, grid: _Grid, b_brighter):
+    """Stage 4: candidates on the two sites, inside the image by the fit radius, deduplicated and labelled A/B.
 
     Returns positions (N, 2) px, is_a (N,) bool, grid indices ij (N, 2) and patch labels (N,).
     """
@@ -158,12 +158,14 @@ def _select_columns(cand, bright, prominence, frac, sites, shape, v1, v2, c1, c2
         members = np.abs(_torus_diff(frac, site)).max(axis=1) < 0.18
         on_site |= members & (prominence >= 0.3 * np.median(prominence[members]))
     ny, nx = shape
+    radius = grid.radius
     inside = (cand[:, 0] >= radius) & (cand[:, 0] <= ny - 1 - radius)
     inside &= (cand[:, 1] >= radius) & (cand[:, 1] <= nx - 1 - radius)
     sel = np.flatnonzero(on_site & inside)
-    sel = sel[_suppress_duplicates(cand[sel], bright[sel], 0.5 * d_nn)]
+    sel = sel[_suppress_duplicates(cand[sel], bright[sel], 0.5 * grid.d_nn)]
     positions = cand[sel]
-    label, ij, component = _classify_parity(positions, bright[sel], v1, v2, c1, c2, b_brighter=b_brighter)
+    label, ij, component = _classify_parity(positions, bright[sel], grid.v1, grid.v2, grid.c1, grid.c2,
+                                             b_brighter=b_brighter)
     keep = label >= 0
     positions, is_a, ij, component = positions[keep], label[keep] == 1, ij[keep], component[keep]
     if not is_a.any() or is_a.all():
