@@ -76,46 +76,62 @@ def refine_columns(
     """
     img = as_image(image)
     _check_intensity(intensity)
-    pos = np.asarray(positions, dtype=float)
-    if pos.ndim != 2 or pos.shape[1] != 2 or not np.all(np.isfinite(pos)):
-        raise ValueError(f"positions must be a finite (N, 2) array of (y, x) in px, got shape {pos.shape}")
+    pos = _finite_points(positions, "positions", "N")
     if radius is None:
         radius = _default_radius(pos)
     elif not np.isfinite(radius) or radius < 1:
         raise ValueError(f"radius must be at least 1 px, got {radius!r}")
     scan = _check_scan_sigma(scan_sigma)
     labels = _refine_labels(sublattice, len(pos), peel is not None)
-    total = max(1, -(-len(pos) // _CHUNK))
-    joint = neighbours and move and len(pos) + (0 if peel is None else len(peel)) >= _PROFILE_MIN_COLUMNS
-    if peel is not None:
-        others = np.asarray(peel, dtype=float)
-        if others.ndim != 2 or others.shape[1] != 2 or not np.all(np.isfinite(others)):
-            raise ValueError(f"peel must be a finite (M, 2) array of (y, x) in px, got shape {others.shape}")
-        total += max(1, -(-len(others) // _CHUNK))
-        fitted = _refine(img, others, float(radius), intensity="gaussian", move=True, progress=progress,
-                         cancel=cancel, done0=0, total=total)
-        peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
-        out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
-                      done0=total - max(1, -(-len(pos) // _CHUNK)), total=total, sigma=True)
-        if joint:
-            both = Refined(*(np.concatenate([a, b]) for a, b in zip(out, fitted)))
-            both = _profile_refine(img, both, np.concatenate([labels, np.full(len(others), "A")]), float(radius),
-                                   cancel, scan_sigma=scan)[0]
-            out = Refined(*(arr[: len(pos)] for arr in both))
-        else:
-            out = _add_scan_sigma(out, scan)
-        if intensity == "disk":
-            out = out._replace(intensity=_disk_sum(img, out.positions, radius))
-        return out._replace(sigma=_isotropic(out.sigma))
+    others = None if peel is None else _finite_points(peel, "peel", "M")
+    joint = neighbours and move and len(pos) + (0 if others is None else len(others)) >= _PROFILE_MIN_COLUMNS
+    fit = (labels, radius, intensity, move, joint, scan, progress, cancel)
+    out = _refine_alone(img, pos, *fit) if others is None else _refine_peeled(img, pos, others, *fit)
+    return out._replace(sigma=_isotropic(out.sigma))
+
+
+def _finite_points(points, name: str, count: str) -> np.ndarray:
+    """``points`` as a float (n, 2) array of (y, x) px; ValueError naming ``name`` when it is not one."""
+    arr = np.asarray(points, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != 2 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a finite ({count}, 2) array of (y, x) in px, got shape {arr.shape}")
+    return arr
+
+
+def _refine_alone(img, pos, labels, radius, intensity, move, joint, scan, progress, cancel) -> Refined:
+    """:func:`refine_columns` without ``peel``: Gaussian fits, then (``joint``) the neighbour-aware fit; sigmas
+    per axis with the scan noise ``scan`` (px) added."""
     out = _refine(img, pos, float(radius), intensity="gaussian" if joint else intensity, move=move,
-                  progress=progress, cancel=cancel, done0=0, total=total, sigma=True)
+                  progress=progress, cancel=cancel, done0=0, total=max(1, -(-len(pos) // _CHUNK)), sigma=True)
     if not joint:
-        out = _add_scan_sigma(out, scan)
-        return out._replace(sigma=_isotropic(out.sigma))
+        return _add_scan_sigma(out, scan)
     out = _profile_refine(img, out, labels, float(radius), cancel, scan_sigma=scan)[0]
     if intensity == "disk":
         out = out._replace(intensity=_disk_sum(img, out.positions, radius))
-    return out._replace(sigma=_isotropic(out.sigma))
+    return out
+
+
+def _refine_peeled(img, pos, others, labels, radius, intensity, move, joint, scan, progress, cancel) -> Refined:
+    """:func:`refine_columns` with ``peel``: the ``others`` (A) columns fitted and their Gaussians subtracted
+    before the ``pos`` columns are fitted; then (``joint``) the neighbour-aware fit of both, of which the ``pos``
+    rows are returned."""
+    chunks = max(1, -(-len(pos) // _CHUNK))
+    total = chunks + max(1, -(-len(others) // _CHUNK))
+    fitted = _refine(img, others, float(radius), intensity="gaussian", move=True, progress=progress,
+                     cancel=cancel, done0=0, total=total)
+    peeled = img - _gaussian_model(img.shape, fitted, np.ones(len(others), dtype=bool))
+    out = _refine(peeled, pos, float(radius), intensity="gaussian", move=move, progress=progress, cancel=cancel,
+                  done0=total - chunks, total=total, sigma=True)
+    if joint:
+        both = Refined(*(np.concatenate([a, b]) for a, b in zip(out, fitted)))
+        both = _profile_refine(img, both, np.concatenate([labels, np.full(len(others), "A")]), float(radius),
+                               cancel, scan_sigma=scan)[0]
+        out = Refined(*(arr[: len(pos)] for arr in both))
+    else:
+        out = _add_scan_sigma(out, scan)
+    if intensity == "disk":
+        out = out._replace(intensity=_disk_sum(img, out.positions, radius))
+    return out
 
 
 def _refine_labels(sublattice, n: int, peeled: bool) -> np.ndarray:
