@@ -7,7 +7,7 @@ image, so columns at the image border or at a specimen edge see all their neighb
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -135,70 +135,121 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
     sub = np.asarray(sublattice).astype(str)
     if profile is None:
         profile = estimate_profile(image, positions=refined.positions, sublattice=sub, width=refined.width)
-    core, ratio, _ = profile.shape_arrays(sub)
-    n = len(sub)
-    pos = refined.positions.copy()
-    peak = refined.intensity / (2.0 * np.pi * np.where(np.isfinite(refined.width), refined.width, core) ** 2)
-    amp = np.where(np.isfinite(peak) & (peak > 0), peak / (1.0 + ratio), 0.0)
-    bg = np.full(n, profile.background)
-    spread = np.full((n, 2), np.nan)
-    free = (True, True, True, _PROFILE_FREE_WIDTH, True)
-    noise = None
-    ghost_pos, ghost_sub = (np.empty((0, 2)), np.empty(0, "<U1")) if ghosts is None else ghosts
-    keep = np.isin(ghost_sub, np.unique(sub))
-    ghost_pos, ghost_sub = ghost_pos[keep], ghost_sub[keep]
-    ghost_fit = np.full(len(ghost_pos), np.nan)  # fitted amplitudes of the ghosts the image shows
-    if len(ghost_pos):  # before the first round, so no round starts from a model with guessed empty sites
-        columns_only = profile.render(image.shape, pos, sub, profile.volume(amp, sub), background=False)
-        ghost_fit = _ghost_amplitudes(np.subtract(image, columns_only, out=columns_only), ghost_pos,
-                                      np.zeros(len(ghost_pos)), profile.shape_arrays(ghost_sub)[0], radius)
+    fit = _start(refined, sub, profile)
+    ghost = _kept_ghosts(ghosts, sub)
+    if len(ghost.pos):  # before the first round, so no round starts from a model with guessed empty sites
+        columns_only = profile.render(image.shape, fit.pos, sub, profile.volume(fit.amp, sub), background=False)
+        ghost.fit = _ghost_amplitudes(np.subtract(image, columns_only, out=columns_only), ghost.pos,
+                                      np.zeros(len(ghost.pos)), profile.shape_arrays(ghost.sub)[0], radius)
     for k in range(rounds):
         last = k == rounds - 1
-        ghost_amp = np.array([np.median(amp[sub == label]) for label in ghost_sub])
-        ghost_amp = np.where(np.isfinite(ghost_fit), ghost_fit, ghost_amp)
-        model = profile.render(image.shape, np.concatenate([pos, ghost_pos]), np.concatenate([sub, ghost_sub]),
-                               profile.volume(np.concatenate([amp, ghost_amp]), np.concatenate([sub, ghost_sub])),
+        ghost_amp = ghost.amplitudes(fit.amp, sub)
+        model = profile.render(image.shape, np.concatenate([fit.pos, ghost.pos]), np.concatenate([sub, ghost.sub]),
+                               profile.volume(np.concatenate([fit.amp, ghost_amp]), np.concatenate([sub, ghost.sub])),
                                background=False)
         residual = np.subtract(image, model)
-        signals, residuals, dof_scale = [], [], []
-        start_state = (pos.copy(), amp.copy(), bg.copy())
-        for start in range(0, n, _CHUNK):
-            sel = slice(start, min(start + _CHUNK, n))
-            values, yy, xx, mask, signal, weights = _profile_patches(residual, model, start_state, core, sel, radius,
-                                                                     noise)
-            p0 = np.column_stack([amp[sel], pos[sel], core[sel], bg[sel]])
-            params = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free, weights=weights)[0]
-            if last:
-                spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free,
-                                                       axes=True)
-            elif noise is None:
-                fitted = params[:, 4:5] + params[:, :1] * np.exp(
-                    -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
-                signals.append((signal - bg[sel, None] + params[:, 4:5])[mask])
-                residuals.append((values - fitted)[mask])
-                dof_scale.append(mask.sum() / max(mask.sum() - 4.0 * mask.shape[0], 1.0))
-            amp[sel], pos[sel], bg[sel] = params[:, 0], params[:, 1:3], params[:, 4]
-            report(None, 0, 1, cancel)
-        if noise is None and signals:
-            noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
-        if len(ghost_pos) and not last:
-            ghost_fit = _ghost_amplitudes(residual, ghost_pos, ghost_amp, profile.shape_arrays(ghost_sub)[0], radius)
-    volume = profile.volume(amp, sub)
-    lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
-    lost |= _isotropic(spread) > _PROFILE_MAX_SIGMA_GAIN * _isotropic(refined.sigma)
-    guessed = ~(ghost_fit < _GHOST_EMPTY * np.array([np.median(amp[sub == label]) for label in ghost_sub]))
-    if guessed.any():  # next to a column that is only guessed (median amplitude beyond the border, or a site the
-        # image shows a column at but the search did not find), the neighbour model is not known well enough
-        lost |= cKDTree(ghost_pos[guessed]).query(pos)[0] < 2.4 * radius
-    pos[lost], volume[lost] = refined.positions[lost], refined.intensity[lost]
-    spread[lost] = _per_axis(refined.sigma)[lost]
-    if noise is not None:
-        profile = replace(profile, noise_gain=noise[0], read_variance=noise[1],
-                          background=float(np.median(bg[np.isfinite(bg)])) if np.isfinite(bg).any() else 0.0)
+        _profile_round(residual, model, fit, profile.shape_arrays(sub)[0], radius, last, cancel)
+        if len(ghost.pos) and not last:
+            ghost.fit = _ghost_amplitudes(residual, ghost.pos, ghost_amp, profile.shape_arrays(ghost.sub)[0], radius)
+    volume = _keep_gaussian_where_lost(fit, refined, sub, ghost, profile.volume(fit.amp, sub), radius, max_shift)
+    if fit.noise is not None:
+        profile = replace(profile, noise_gain=fit.noise[0], read_variance=fit.noise[1],
+                          background=float(np.median(fit.bg[np.isfinite(fit.bg)])) if np.isfinite(fit.bg).any()
+                          else 0.0)
     # quality stays the Gaussian fit's R^2 (how column-like the patch looks); the profile fit's R^2 on the
     # neighbour-subtracted patch would measure something else
-    out = Refined(pos, refined.width.copy(), volume, refined.quality.copy(), spread)
+    out = Refined(fit.pos, refined.width.copy(), volume, refined.quality.copy(), fit.spread)
     return _add_scan_sigma(out, scan_sigma), profile
+
+
+@dataclass
+class _ProfileFit:
+    """The state of the neighbour-aware fit, updated in place round by round (one row per column)."""
+
+    pos: np.ndarray  #: (N, 2) centres (y, x) px
+    amp: np.ndarray  #: (N,) core peak amplitudes
+    bg: np.ndarray  #: (N,) local backgrounds
+    spread: np.ndarray  #: (N, 2) position sigmas per axis px (NaN until the last round)
+    noise: tuple | None = None  #: (gain, read variance) of the pixel noise, fitted after the first round
+
+
+@dataclass
+class _Ghosts:
+    """The ghost sites the model image holds: positions (M, 2) px, labels (M,) and fitted amplitudes (M,) (NaN
+    where the image does not show the site)."""
+
+    pos: np.ndarray
+    sub: np.ndarray
+    fit: np.ndarray
+
+    def amplitudes(self, amp, sub) -> np.ndarray:
+        """(M,) amplitudes of the ghosts in the model: the fitted ones, else their sublattice's median of ``amp``."""
+        median = np.array([np.median(amp[sub == label]) for label in self.sub])
+        return np.where(np.isfinite(self.fit), self.fit, median)
+
+
+def _start(refined: Refined, sub, profile) -> _ProfileFit:
+    """The fit's starting state: the Gaussian fits' centres, their peaks shared out between core and tail, and the
+    profile's background."""
+    core, ratio, _ = profile.shape_arrays(sub)
+    peak = refined.intensity / (2.0 * np.pi * np.where(np.isfinite(refined.width), refined.width, core) ** 2)
+    amp = np.where(np.isfinite(peak) & (peak > 0), peak / (1.0 + ratio), 0.0)
+    n = len(sub)
+    return _ProfileFit(refined.positions.copy(), amp, np.full(n, profile.background), np.full((n, 2), np.nan))
+
+
+def _kept_ghosts(ghosts, sub) -> _Ghosts:
+    """The ghost sites (positions, labels) of a sublattice the columns have, amplitudes not yet fitted."""
+    ghost_pos, ghost_sub = (np.empty((0, 2)), np.empty(0, "<U1")) if ghosts is None else ghosts
+    keep = np.isin(ghost_sub, np.unique(sub))
+    return _Ghosts(ghost_pos[keep], ghost_sub[keep], np.full(int(keep.sum()), np.nan))
+
+
+def _profile_round(residual, model, fit: _ProfileFit, core, radius, last: bool, cancel) -> None:
+    """One Jacobi sweep: every column refitted on ``residual`` plus its own core (centre, amplitude, width and
+    background free), chunk by chunk, all from the round's starting state.  The last round computes the position
+    sigmas; the first (without a noise model yet) fits the pixel-noise model to its residuals."""
+    free = (True, True, True, _PROFILE_FREE_WIDTH, True)
+    signals, residuals, dof_scale = [], [], []
+    start_state = (fit.pos.copy(), fit.amp.copy(), fit.bg.copy())
+    n = len(fit.amp)
+    for start in range(0, n, _CHUNK):
+        sel = slice(start, min(start + _CHUNK, n))
+        values, yy, xx, mask, signal, weights = _profile_patches(residual, model, start_state, core, sel, radius,
+                                                                 fit.noise)
+        p0 = np.column_stack([fit.amp[sel], fit.pos[sel], core[sel], fit.bg[sel]])
+        params = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free, weights=weights)[0]
+        if last:
+            fit.spread[sel] = _gaussfit.position_sigma(values, yy, xx, mask, params, weights=weights, free=free,
+                                                       axes=True)
+        elif fit.noise is None:
+            fitted = params[:, 4:5] + params[:, :1] * np.exp(
+                -((yy - params[:, 1:2]) ** 2 + (xx - params[:, 2:3]) ** 2) / (2.0 * params[:, 3:4] ** 2))
+            signals.append((signal - fit.bg[sel, None] + params[:, 4:5])[mask])
+            residuals.append((values - fitted)[mask])
+            dof_scale.append(mask.sum() / max(mask.sum() - 4.0 * mask.shape[0], 1.0))
+        fit.amp[sel], fit.pos[sel], fit.bg[sel] = params[:, 0], params[:, 1:3], params[:, 4]
+        report(None, 0, 1, cancel)
+    if fit.noise is None and signals:
+        fit.noise = _noise_model(np.concatenate(signals), np.concatenate(residuals), float(np.mean(dof_scale)))
+
+
+def _keep_gaussian_where_lost(fit: _ProfileFit, refined: Refined, sub, ghost: _Ghosts, volume, radius,
+                              max_shift) -> np.ndarray:
+    """Columns the profile fit does not describe keep their Gaussian fit (position, sigma and volume, written
+    into ``fit`` and ``volume``): moved more than ``max_shift`` x ``radius``, a sigma grown more than
+    ``_PROFILE_MAX_SIGMA_GAIN`` times, or within 2.4 ``radius`` of a ghost that is only guessed.  Returns the
+    volumes (N,)."""
+    pos, spread, amp = fit.pos, fit.spread, fit.amp
+    lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
+    lost |= _isotropic(spread) > _PROFILE_MAX_SIGMA_GAIN * _isotropic(refined.sigma)
+    guessed = ~(ghost.fit < _GHOST_EMPTY * np.array([np.median(amp[sub == label]) for label in ghost.sub]))
+    if guessed.any():  # next to a column that is only guessed (median amplitude beyond the border, or a site the
+        # image shows a column at but the search did not find), the neighbour model is not known well enough
+        lost |= cKDTree(ghost.pos[guessed]).query(pos)[0] < 2.4 * radius
+    pos[lost], volume[lost] = refined.positions[lost], refined.intensity[lost]
+    spread[lost] = _per_axis(refined.sigma)[lost]
+    return volume
 
 
 def _ghost_amplitudes(residual, ghost_pos, ghost_amp, core, radius, *, min_share: float = _GHOST_MIN_SHARE):
