@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
 from .. import _fftlattice
-from ..lattice import Lattice, fit_lattice
+from ..lattice import Lattice, fit_lattice, index_lattice
+
+#: Link search radius of the walks over the columns (:func:`~napari_causal_lattice.lattice.index_lattice`),
+#: fraction of the shorter lattice spacing.
+WALK_TOLERANCE = 0.3
 
 
 def _dual(v1, v2) -> np.ndarray:
@@ -49,54 +51,12 @@ def _suppress_duplicates(positions: np.ndarray, brightness: np.ndarray, min_dist
     return keep
 
 
-def _walk_indices(positions: np.ndarray, v1: np.ndarray, v2: np.ndarray, links=()):
-    """Integer grid indices (i, j) of lattice points, found by walking from neighbour to neighbour.
-
-    Points are linked when one sits within 0.3 cell of another plus ``v1``, ``v2`` or one of the
-    extra ``links`` vectors (integer combinations of ``v1`` and ``v2``).  Walking
-    follows slow distortions (curved or strained lattices) that a global rounding of fractional
-    coordinates would get wrong.  Each connected patch is indexed from its own first point.
-
-    Returns
-    -------
-    ij : (N, 2) int array
-        ``i`` counts ``v2`` steps, ``j`` counts ``v1`` steps.
-    component : (N,) int array
-        Label of the connected patch of each point.
-    """
-    n = len(positions)
-    tree = cKDTree(positions)
-    tol = 0.3 * min(np.hypot(*v1), np.hypot(*v2))
-    rows, cols = [], []
-    for step in (v1, v2, *links):
-        dist, idx = tree.query(positions + step, distance_upper_bound=tol)
-        ok = np.isfinite(dist)
-        rows.append(np.flatnonzero(ok))
-        cols.append(idx[ok])
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n)).tocsr()
-    _, component = connected_components(graph, directed=False)
-    inverse = _dual(v1, v2)
-    ij = np.zeros((n, 2), dtype=np.int64)
-    sizes = np.bincount(component)
-    for comp in np.flatnonzero(sizes > 1):
-        first = int(np.flatnonzero(component == comp)[0])
-        order, pred = breadth_first_order(graph, first, directed=False, return_predecessors=True)
-        child = order[1:]
-        steps = np.rint((positions[child] - positions[pred[child]]) @ inverse.T).astype(np.int64)[:, ::-1]
-        step_of = dict(zip(child.tolist(), steps))
-        for node in child.tolist():
-            ij[node] = ij[pred[node]] + step_of[node]
-    return ij, component
-
-
 def _fit_lattice(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray, image_shape) -> Lattice:
     """Least-squares A lattice over the largest connected patch of A columns.
 
     The origin sits on (the fitted site of) the A column of that patch nearest pixel (0, 0).
     """
-    ij, component = _walk_indices(a_pos, v1, v2)
+    ij, component = index_lattice(a_pos, v1, v2, tolerance=WALK_TOLERANCE)[:2]
     ok = component == np.argmax(np.bincount(component))
     if ok.sum() < 4:
         raise ValueError("too few connected A columns (need at least 4) to fit the lattice")

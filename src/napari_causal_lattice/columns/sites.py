@@ -7,10 +7,10 @@ import numpy as np
 from scipy import ndimage
 
 from .. import _fftlattice
-from ..lattice import Lattice
+from ..lattice import Lattice, index_lattice
 from ..motif import Motif, get_motif, motif_from_offset, unsupported_offset_message
 from .gaussians import _minus_model, _refine
-from .geometry import _dual, _Grid, _suppress_duplicates, _torus_diff, _walk_indices
+from .geometry import WALK_TOLERANCE, _dual, _Grid, _suppress_duplicates, _torus_diff
 
 
 def _local_maxima(smooth: np.ndarray, min_distance: int) -> np.ndarray:
@@ -131,7 +131,7 @@ def _classify_parity(positions, brightness, v1, v2, c1, c2, *, b_brighter: bool)
     two sublattices apart, whatever the local contrast.  In each connected patch the brighter parity
     class (mean brightness) is A, or B when ``b_brighter``.
     """
-    ij, component = _walk_indices(positions, c1, c2, links=(v1, v2))
+    ij, component = index_lattice(positions, c1, c2, tolerance=WALK_TOLERANCE, extra_steps=(v1, v2))[:2]
     frac = ij[:, 1:2] * (c1 @ _dual(v1, v2).T) + ij[:, 0:1] * (c2 @ _dual(v1, v2).T)
     parity = np.abs(frac - np.rint(frac)).max(axis=1) < 0.25
     label = np.full(len(positions), -1)
