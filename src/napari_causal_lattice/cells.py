@@ -606,38 +606,18 @@ def build_cells(
     ((2, 2), [200.0, 200.0, 200.0, 200.0], {})
     """
     data = _check_columns(columns)
-    if frame not in ("lattice", "image"):
-        raise ValueError(f"frame must be 'lattice' (Px along lattice vector 1) or 'image' (Px along x), got {frame!r}")
-    own = getattr(columns, "pixel_size", None)
-    pixel_size = _as_pixel_size(own if pixel_size is None else pixel_size)
+    pixel_size, own = _checked_pixel_size(columns, pixel_size, frame)
     thresholds = {"min_quality": float(min_quality), "max_sigma": float(max_sigma),
                   "min_b_distance": float(min_b_distance), "max_offset": float(max_offset),
                   "outlier_threshold": float(outlier_threshold)}
-    a_cols = np.flatnonzero(data.labels == "A")
-    b_cols = np.flatnonzero(data.labels == "B")
-    a_pos, b_pos = data.positions[a_cols], data.positions[b_cols]
     report(progress, 0, 4, cancel)
-    ij, assigned, fitted = _index_a_columns(a_pos, data.lattice, progress, cancel)
-    if pixel_size is not None and _as_pixel_size(own) != pixel_size:
-        check_calibration(min(fitted.spacings) * float(np.mean(pixel_scale(pixel_size))))
-    keep, corner_a, cell_ij = _assign_b(b_pos, a_pos, ij, assigned, fitted, data.motif)
-    if len(keep) == 0:
-        raise ValueError(
-            f"no complete unit cell: none of the {len(b_pos)} B columns has all 4 A corners "
-            f"({int(assigned.sum())} of {len(a_pos)} A columns were indexed on the lattice); check the A/B "
-            "classification and that the field of view holds at least 2 x 2 A columns around a B column"
-        )
+    found = _complete_cells(data, pixel_size, own, progress, cancel)
     report(progress, 3, 4, cancel)
-    corners, b_index = a_cols[corner_a[keep]], b_cols[keep]
-    table = _descriptor_table(data, corners, b_index, cell_ij[keep], pixel_size, frame)
-    flags = _quality_flags(data, table, b_index, corners, cell_ij[keep], a_pos[assigned], fitted, data.motif,
+    corners, b_index = found.corners, found.b_index
+    table = _descriptor_table(data, corners, b_index, found.cell_ij, pixel_size, frame)
+    flags = _quality_flags(data, table, b_index, corners, found.cell_ij, found.a_indexed, found.fitted, data.motif,
                            thresholds)
-    gated = list(DESCRIPTORS) + [f"sigma_{name}" for name in SIGMA_DESCRIPTORS]
-    table.loc[flags != "", gated] = np.nan
-    table["flag"] = flags
-    order = np.lexsort((table["j"].to_numpy(), table["i"].to_numpy()))
-    table = table.iloc[order].reset_index(drop=True)
-    origin_ij = cell_ij[keep].min(axis=0) + np.asarray(data.motif.b_site)
+    table, order = _gated_in_grid_order(table, flags)
     units = descriptor_units(pixel_size)
     provenance = make_provenance(
         "build_cells",
@@ -649,19 +629,70 @@ def build_cells(
     if notes:
         provenance["notes"] = notes
     report(progress, 4, 4, cancel)
+    origin_ij = found.cell_ij.min(axis=0) + np.asarray(data.motif.b_site)
     return Cells(
         table=table,
         corners=corners[order],
         b_index=b_index[order],
-        lattice=Lattice(origin=fitted.to_image(origin_ij), v1=fitted.v1, v2=fitted.v2),
+        lattice=Lattice(origin=found.fitted.to_image(origin_ij), v1=found.fitted.v1, v2=found.fitted.v2),
         grid_shape=(int(table["i"].max()) + 1, int(table["j"].max()) + 1),
         units=units,
         pixel_size=pixel_size,
         frame=frame,
-        n_excluded=int(len(b_pos) - len(keep)),
+        n_excluded=found.n_excluded,
         provenance=provenance,
         motif=data.motif,
     )
+
+
+def _checked_pixel_size(columns, pixel_size, frame):
+    """The pixel size :func:`build_cells` uses (normalised, see :func:`_as_pixel_size`) and the columns' own;
+    ValueError for an unknown ``frame``."""
+    if frame not in ("lattice", "image"):
+        raise ValueError(f"frame must be 'lattice' (Px along lattice vector 1) or 'image' (Px along x), got {frame!r}")
+    own = getattr(columns, "pixel_size", None)
+    return _as_pixel_size(own if pixel_size is None else pixel_size), own
+
+
+class _CompleteCells(NamedTuple):
+    """The complete cells found by :func:`_complete_cells`, one row per cell (in no particular order)."""
+
+    corners: np.ndarray  #: (n, 4) column indices of the A corners
+    b_index: np.ndarray  #: (n,) column index of the B column
+    cell_ij: np.ndarray  #: (n, 2) grid index of the cell
+    fitted: Lattice  #: the A lattice fitted on the indexed A columns
+    a_indexed: np.ndarray  #: (n_indexed, 2) yx px of the indexed A columns
+    n_excluded: int  #: B columns without a complete cell
+
+
+def _complete_cells(data: _ColumnData, pixel_size, own, progress, cancel) -> _CompleteCells:
+    """Index the A columns on the grid and give each B column its cell and 4 A corners (a pixel size other than
+    the columns' own is checked against the plausible lattice parameters); ValueError when no cell is complete."""
+    a_cols = np.flatnonzero(data.labels == "A")
+    b_cols = np.flatnonzero(data.labels == "B")
+    a_pos, b_pos = data.positions[a_cols], data.positions[b_cols]
+    ij, assigned, fitted = _index_a_columns(a_pos, data.lattice, progress, cancel)
+    if pixel_size is not None and _as_pixel_size(own) != pixel_size:
+        check_calibration(min(fitted.spacings) * float(np.mean(pixel_scale(pixel_size))))
+    keep, corner_a, cell_ij = _assign_b(b_pos, a_pos, ij, assigned, fitted, data.motif)
+    if len(keep) == 0:
+        raise ValueError(
+            f"no complete unit cell: none of the {len(b_pos)} B columns has all 4 A corners "
+            f"({int(assigned.sum())} of {len(a_pos)} A columns were indexed on the lattice); check the A/B "
+            "classification and that the field of view holds at least 2 x 2 A columns around a B column"
+        )
+    return _CompleteCells(a_cols[corner_a[keep]], b_cols[keep], cell_ij[keep], fitted, a_pos[assigned],
+                          int(len(b_pos) - len(keep)))
+
+
+def _gated_in_grid_order(table: pd.DataFrame, flags):
+    """The cell table with NaN descriptors and sigmas where flagged, the ``flag`` column, sorted by (i, j); and
+    the order (n,) it was sorted in."""
+    gated = list(DESCRIPTORS) + [f"sigma_{name}" for name in SIGMA_DESCRIPTORS]
+    table.loc[flags != "", gated] = np.nan
+    table["flag"] = flags
+    order = np.lexsort((table["j"].to_numpy(), table["i"].to_numpy()))
+    return table.iloc[order].reset_index(drop=True), order
 
 
 class AbsolutePolarizationWarning(UserWarning):
