@@ -87,8 +87,8 @@ def find_columns(
     half-way along ``a``.  Other patterns (B half-way along a short edge, hexagonal [111], offsets other
     than half a cell) are refused with a ValueError that says what was detected.  Orthorhombic (Pnma)
     [110], e.g. the NSMO image, is pseudocubic [100]: a square cell with B at (1/2, 1/2) ("[001]"); its weak
-    tilt superstructure peaks (< 2 % of the main Bragg power) are ignored, so the cell is the pseudocubic one.  The brighter
-    parity class is called A everywhere in a connected patch, so at an interface where the contrast
+    tilt superstructure peaks (< 2 % of the main Bragg power) are ignored, so the cell is the pseudocubic one.
+    The brighter parity class is called A everywhere in a connected patch, so at an interface where the contrast
     flips (SrRuO3 next to PbTiO3) the labels follow the geometry, not the local brightness.
 
     Parameters
