@@ -26,6 +26,7 @@ def _dual(v1, v2) -> np.ndarray:
 
 
 def _cells_in_view(shape, v1, v2) -> tuple[float, float]:
+    """How many cells (along ``v1``, along ``v2``) an image of ``shape`` (H, W) spans."""
     ny, nx = shape
     corners = np.array([[0, 0], [0, nx - 1], [ny - 1, 0], [ny - 1, nx - 1]], float)
     frac = corners @ _dual(v1, v2).T
@@ -33,6 +34,7 @@ def _cells_in_view(shape, v1, v2) -> tuple[float, float]:
 
 
 def _torus_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a - b`` of fractional cell coordinates wrapped into [-1/2, 1/2)."""
     return (a - b + 0.5) % 1.0 - 0.5
 
 
