@@ -1,4 +1,5 @@
-"""Lattice geometry shared by every step: descriptor names, units and the grid -> image affine.
+"""Lattice geometry shared by every step: descriptor names, units, the grid -> image affine, and the one lattice
+indexing (:func:`index_lattice`) and least-squares lattice fit (:func:`fit_lattice`).
 
 Coordinates are ``(y, x) = (row, column)`` in pixels, pixel centres at integer
 coordinates, as in napari and scikit-image.  A lattice grid index ``(i, j)``
