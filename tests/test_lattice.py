@@ -118,3 +118,65 @@ def test_check_calibration_names_the_likely_unit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_calibration(2000.0, plausible=(100.0, 3000.0))
+
+
+def _bent_grid(shape=(12, 14), pitch=20.0, bend=0.012):
+    """Points of a lattice that rotates slowly along x (about 10 degrees over the field), and their indices."""
+    ij = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), -1).reshape(-1, 2)
+    angle = bend * ij[:, 1]
+    yx = pitch * np.column_stack([ij[:, 0] * np.cos(angle) - ij[:, 1] * np.sin(angle) * 0.5,
+                                  ij[:, 1] + ij[:, 0] * np.sin(angle)])
+    return yx + 50.0, ij
+
+
+@pytest.mark.parametrize("mutual, passes, tolerance", [(False, 1, 0.3), (True, 4, 0.35)])
+def test_index_lattice_follows_a_bent_lattice(mutual, passes, tolerance):
+    from napari_causal_lattice.lattice import index_lattice
+
+    yx, ij = _bent_grid()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(yx))
+    found = index_lattice(yx[order], (0.0, 20.0), (20.0, 0.0), tolerance=tolerance, mutual=mutual, passes=passes)
+    assert len(np.unique(found.component)) == 1
+    # indices relative to the patch's root: the same as the truth up to one shift
+    shift = ij[order] - found.ij
+    assert np.all(shift == shift[0])
+
+
+def test_index_lattice_mutual_links_ignore_a_spurious_point_and_root_at_the_best_fit():
+    from napari_causal_lattice.lattice import index_lattice
+
+    yx, ij = _bent_grid(bend=0.0)
+    spurious = yx[20] + np.array([3.0, 5.0])
+    points = np.vstack([yx, spurious])
+    found = index_lattice(points, (0.0, 20.0), (20.0, 0.0), tolerance=0.35, mutual=True, root="best_fit")
+    assert found.component[-1] not in found.component[:-1]  # the spurious point stole no link
+    assert np.isinf(found.misfit[-1])
+    shift = ij - found.ij[:-1]
+    assert np.all(shift == shift[0])
+    # one-sided links keep the first point of a patch as its root
+    first = index_lattice(yx, (0.0, 20.0), (20.0, 0.0))
+    np.testing.assert_array_equal(first.ij, ij)
+
+
+def test_index_lattice_extra_steps_join_a_centred_lattice():
+    from napari_causal_lattice.lattice import index_lattice
+
+    yx, _ = _bent_grid(bend=0.0)
+    centred = np.vstack([yx, yx + 10.0])  # [001]: B at the cell centres
+    c1, c2 = np.array([10.0, 10.0]), np.array([-10.0, 10.0])
+    alone = index_lattice(centred, c1, c2)
+    joined = index_lattice(centred, c1, c2, extra_steps=((0.0, 20.0), (20.0, 0.0)))
+    assert len(np.unique(joined.component)) <= len(np.unique(alone.component))
+    assert len(np.unique(joined.component)) == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [({"root": "centre"}, "root must be"),
+                                           ({"mutual": True, "extra_steps": ((0.0, 20.0),)}, "extra_steps"),
+                                           ({"passes": 3}, "passes > 1 needs mutual")])
+def test_index_lattice_refuses_bad_options(kwargs, match):
+    from napari_causal_lattice.lattice import index_lattice
+
+    yx, _ = _bent_grid(bend=0.0)
+    with pytest.raises(ValueError, match=match):
+        index_lattice(yx, (0.0, 20.0), (20.0, 0.0), **kwargs)

@@ -7,9 +7,10 @@ lattice grid (robust to a rotated, slightly distorted lattice, to missing and to
 B column in its cell and computes the descriptors with
 :func:`napari_causal_lattice.descriptors.compute_descriptors` (the same definition as the synthetic truth).
 
-How the indexing works: every A column looks for its 4 nearest-neighbour A columns one lattice vector away
-(within 35 % of the shorter lattice spacing), first with the global lattice vectors, then with its own
-vectors measured from the links already found, so a lattice that bends or rotates slowly is followed.  A link
+How the indexing works (:func:`~napari_causal_lattice.lattice.index_lattice` with mutual links): every A column
+looks for its 4 nearest-neighbour A columns one lattice vector away (within 35 % of the shorter lattice
+spacing), first with the global lattice vectors, then with its own vectors measured from the links already
+found, so a lattice that bends or rotates slowly is followed.  A link
 is kept only when both ends agree, so a spurious column next to a real one cannot steal its neighbours.  Grid
 indices then propagate along the links (breadth first), so they do not drift across a distorted field of
 view; islands cut off by a gap are attached with the lattice fitted on the largest connected part (and left
@@ -34,7 +35,8 @@ import pandas as pd
 from ._warn import warn
 from .descriptors import SIGMA_DESCRIPTORS, cell_line_covariance, compute_descriptors, descriptor_sigmas, pixel_scale
 from .error_correlation import ErrorCorrelation, estimate_x_correlation
-from .lattice import DESCRIPTORS, Lattice, check_calibration, check_expected_lattice, descriptor_units, fit_lattice
+from .lattice import (DESCRIPTORS, Lattice, LatticeIndex, check_calibration, check_expected_lattice, descriptor_units,
+                      fit_lattice, index_lattice)
 from .motif import Motif, get_motif
 from .options import CellsOptions, takes_options
 from .progress import report
@@ -42,10 +44,6 @@ from .provenance import make_provenance
 
 #: Neighbour search radius, as a fraction of the shorter lattice spacing.
 LINK_TOLERANCE = 0.35
-
-#: Steps ``(di, dj)`` of the 4 nearest-neighbour links, in the order +v1, -v1, +v2, -v2.
-_STEPS = np.array([[0, 1], [0, -1], [1, 0], [-1, 0]])
-_OPPOSITE = np.array([1, 0, 3, 2])
 
 #: Passes of the neighbour search (each one predicts with the lattice vectors measured in the last).
 _LINK_PASSES = 4
@@ -316,152 +314,71 @@ def _check_columns(columns) -> _ColumnData:
                        axes, width, line_variance)
 
 
-def _link_neighbours(a_pos: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
-    """(n_a, 4) mutual nearest-neighbour links along +v1, -v1, +v2, -v2 (index into a_pos or -1).
-
-    The first pass looks one global lattice vector away; later passes use each column's own lattice vectors
-    measured from the links found so far, so a lattice that bends or rotates slowly is followed.
-    """
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(a_pos)
-    tol = LINK_TOLERANCE * min(np.hypot(*v1), np.hypot(*v2))
-    n = len(a_pos)
-    local = np.broadcast_to(np.stack([v1, -v1, v2, -v2]), (n, 4, 2)).copy()
-    links = np.full((n, 4), -1, dtype=np.int64)
-    for _ in range(_LINK_PASSES):
-        src, dst, step, res = [], [], [], []
-        for d in range(4):
-            dist, target = tree.query(a_pos + local[:, d], distance_upper_bound=tol)
-            ok = np.flatnonzero(np.isfinite(dist))
-            # looking back from the target by the same vector must find this column again
-            _, back = tree.query(a_pos[target[ok]] - local[ok, d])
-            ok = ok[back == ok]
-            src += [ok, target[ok]]
-            dst += [target[ok], ok]
-            step += [np.full(len(ok), d), np.full(len(ok), _OPPOSITE[d])]
-            res += [dist[ok], dist[ok]]
-        new = _best_links(n, *(np.concatenate(v) for v in (src, dst, step, res)))
-        if np.count_nonzero(new >= 0) <= np.count_nonzero(links >= 0):
-            break
-        links = new
-        # each column's own +v1 and +v2: mean of its measured links along that axis, else the previous guess
-        for axis in (0, 1):
-            fwd, bwd = links[:, 2 * axis], links[:, 2 * axis + 1]
-            total = np.zeros((n, 2))
-            count = np.zeros(n)
-            has = fwd >= 0
-            total[has] += a_pos[fwd[has]] - a_pos[has]
-            count[has] += 1
-            has = bwd >= 0
-            total[has] += a_pos[has] - a_pos[bwd[has]]
-            count[has] += 1
-            measured = count > 0
-            vec = local[:, 2 * axis].copy()
-            vec[measured] = total[measured] / count[measured, None]
-            local[:, 2 * axis], local[:, 2 * axis + 1] = vec, -vec
-    return links
-
-
-def _best_links(n: int, src, dst, step, res) -> np.ndarray:
-    """(n, 4) links from candidate edges: per column and direction the best fitting one, kept when symmetric."""
-    links = np.full((n, 4), -1, dtype=np.int64)
-    order = np.lexsort((res, step, src))
-    src, dst, step = src[order], dst[order], step[order]
-    first = np.ones(len(src), dtype=bool)
-    first[1:] = (src[1:] != src[:-1]) | (step[1:] != step[:-1])
-    links[src[first], step[first]] = dst[first]
-    has = np.nonzero(links >= 0)
-    mutual = links[links[has], _OPPOSITE[has[1]]] == has[0]
-    links[has[0][~mutual], has[1][~mutual]] = -1
-    return links
-
-
-def _tree_indices(links: np.ndarray, nodes: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Grid indices (len(nodes), 2) along a breadth-first tree, relative to its root ``nodes[0]``.
-
-    Each node's index is its parent's plus the step of the link between them; the sums along the tree are
-    taken by pointer jumping (log2(depth) vectorised rounds).
-    """
-    n = len(links)
-    child = nodes[1:]
-    parent = pred[child]
-    direction = np.argmax(links[parent] == child[:, None], axis=1)
-    acc = np.zeros((n, 2), dtype=np.int64)
-    acc[child] = _STEPS[direction]
-    up = np.arange(n)
-    up[child] = parent
-    while np.any(up[nodes] != nodes[0]):
-        acc = acc + acc[up]
-        up = up[up]
-    return acc[nodes]
-
-
 def _index_a_columns(a_pos: np.ndarray, lattice: Lattice, progress, cancel):
-    """Grid indices (n_a, 2) of the A columns (-1 where not indexed), the indexed mask and the fitted A lattice."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order, connected_components
+    """Grid indices (n_a, 2) of the A columns (-1 where not indexed), the indexed mask and the fitted A lattice.
 
-    n = len(a_pos)
-    links = _link_neighbours(a_pos, lattice.v1, lattice.v2)
+    The columns are indexed patch by patch with mutual links (:func:`~napari_causal_lattice.lattice.
+    index_lattice`); the largest patch sets the grid, smaller ones join it where they sit on its lattice, and of
+    two columns claiming one grid index the one of the larger patch, then the one whose links fit best, is kept.
+    """
+    index = index_lattice(a_pos, lattice.v1, lattice.v2, tolerance=LINK_TOLERANCE, mutual=True,
+                          passes=_LINK_PASSES, root="best_fit")
     report(progress, 1, 4, cancel)
-    src, direction = np.nonzero(links >= 0)
-    dst = links[src, direction]
-    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)).tocsr()
-    n_comp, comp = connected_components(graph, directed=False)
-    sizes = np.bincount(comp, minlength=n_comp)
-    # residual of each link against the nominal vector, for resolving duplicates
-    vectors = np.stack([lattice.v1, -lattice.v1, lattice.v2, -lattice.v2])
-    misfit = np.zeros(n)
-    count = np.zeros(n)
-    if len(src):
-        res = np.hypot(*(a_pos[dst] - a_pos[src] - vectors[direction]).T)
-        np.add.at(misfit, src, res)
-        np.add.at(count, src, 1)
-    misfit = np.where(count > 0, misfit / np.maximum(count, 1), np.inf)
+    ij, assigned = _join_patches(a_pos, index, lattice)
+    report(progress, 2, 4, cancel)
+    _drop_duplicates(ij, assigned, index)
+    return ij, assigned, fit_lattice(a_pos[assigned], ij[assigned])
 
+
+def _join_patches(a_pos: np.ndarray, index: LatticeIndex, lattice: Lattice):
+    """Grid indices (n_a, 2) on the largest patch's grid (-1 where not indexed) and the indexed mask: patches of
+    at least ``_MIN_ISLAND`` columns, largest first, each shifted onto the lattice fitted on the largest (left
+    out when it does not sit on it)."""
+    n = len(a_pos)
+    sizes = np.bincount(index.component)
     ij = np.full((n, 2), -1, dtype=np.int64)
     assigned = np.zeros(n, dtype=bool)
-    order_comps = np.argsort(-sizes, kind="stable")
-    rank = np.empty(n_comp, dtype=np.int64)
-    rank[order_comps] = np.arange(n_comp)
     fitted = None
-    for c in order_comps:
-        members = np.flatnonzero(comp == c)
+    for c in np.argsort(-sizes, kind="stable"):
+        members = np.flatnonzero(index.component == c)
         if sizes[c] < _MIN_ISLAND:
             break
-        seed = members[np.argmin(misfit[members])]
-        nodes, pred = breadth_first_order(graph, seed, directed=False, return_predecessors=True)
-        idx = _tree_indices(links, nodes, pred)
+        idx = index.ij[members]
         if fitted is None:
             if np.ptp(idx[:, 0]) < 1 or np.ptp(idx[:, 1]) < 1:
                 break  # a single row or column of A columns: no 2D lattice to index on
             offset = np.zeros(2, dtype=np.int64)
-            fitted = fit_lattice(a_pos[nodes], idx)
+            fitted = fit_lattice(a_pos[members], idx)
         else:
-            shift = np.median(fitted.to_grid(a_pos[nodes]) - idx, axis=0)
+            shift = np.median(fitted.to_grid(a_pos[members]) - idx, axis=0)
             if np.any(np.abs(shift - np.round(shift)) > 0.3):
                 continue  # the island does not sit on the main lattice: leave it out rather than guess
             offset = np.round(shift).astype(np.int64)
-        ij[nodes] = idx + offset
-        assigned[nodes] = True
+        ij[members] = idx + offset
+        assigned[members] = True
     if fitted is None:
         raise ValueError(
             "could not index the A columns on a lattice: no 2 x 2 block of A columns one lattice vector apart "
             f"(lattice vectors v1={np.round(lattice.v1, 2).tolist()}, v2={np.round(lattice.v2, 2).tolist()} px); "
             "check the lattice estimate and the A/B classification"
         )
-    report(progress, 2, 4, cancel)
-    # duplicates: keep, per grid index, the column of the larger connected part, then the one whose links fit best
+    return ij, assigned
+
+
+def _drop_duplicates(ij, assigned, index: LatticeIndex) -> None:
+    """Of columns claiming one grid index keep the one of the larger patch, then the one whose links fit best;
+    the others are marked not indexed (``ij`` -1, ``assigned`` False, in place)."""
+    sizes = np.bincount(index.component)
+    rank = np.empty(len(sizes), dtype=np.int64)
+    rank[np.argsort(-sizes, kind="stable")] = np.arange(len(sizes))
     idx_rows = np.flatnonzero(assigned)
-    order = idx_rows[np.lexsort((misfit[idx_rows], rank[comp[idx_rows]], ij[idx_rows, 1], ij[idx_rows, 0]))]
+    order = idx_rows[np.lexsort((index.misfit[idx_rows], rank[index.component[idx_rows]], ij[idx_rows, 1],
+                                 ij[idx_rows, 0]))]
     keys = ij[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
     ij[order[~first]] = -1
     assigned[order[~first]] = False
-    fitted = fit_lattice(a_pos[assigned], ij[assigned])
-    return ij, assigned, fitted
 
 
 #: Reasons a cell can be flagged, in the order they are checked (a cell gets the first that applies).
@@ -709,17 +626,72 @@ def build_cells(
     ((2, 2), [200.0, 200.0, 200.0, 200.0], {})
     """
     data = _check_columns(columns)
-    if frame not in ("lattice", "image"):
-        raise ValueError(f"frame must be 'lattice' (Px along lattice vector 1) or 'image' (Px along x), got {frame!r}")
-    own = getattr(columns, "pixel_size", None)
-    pixel_size = _as_pixel_size(own if pixel_size is None else pixel_size)
+    pixel_size, own = _checked_pixel_size(columns, pixel_size, frame)
     thresholds = {"min_quality": float(min_quality), "max_sigma": float(max_sigma),
                   "min_b_distance": float(min_b_distance), "max_offset": float(max_offset),
                   "outlier_threshold": float(outlier_threshold)}
+    report(progress, 0, 4, cancel)
+    found = _complete_cells(data, pixel_size, own, progress, cancel)
+    report(progress, 3, 4, cancel)
+    corners, b_index = found.corners, found.b_index
+    correlation = _x_error_correlation(data, corners, b_index, found.cell_ij)
+    table = _descriptor_table(data, corners, b_index, found.cell_ij, pixel_size, frame, correlation)
+    flags = _quality_flags(data, table, b_index, corners, found.cell_ij, found.a_indexed, found.fitted, data.motif,
+                           thresholds)
+    table, order = _gated_in_grid_order(table, flags)
+    units = descriptor_units(pixel_size)
+    provenance = make_provenance(
+        "build_cells",
+        {"pixel_size": pixel_size, "frame": frame, "link_tolerance": LINK_TOLERANCE,
+         "projection": data.motif.name, **thresholds, "x_correlation": correlation.summary()},
+        inputs={"columns": getattr(columns, "provenance", None) or {}},
+    )
+    notes = _lattice_notes(table, units, expected_lattice, lattice_tolerance)
+    if notes:
+        provenance["notes"] = notes
+    report(progress, 4, 4, cancel)
+    origin_ij = found.cell_ij.min(axis=0) + np.asarray(data.motif.b_site)
+    return Cells(
+        table=table,
+        corners=corners[order],
+        b_index=b_index[order],
+        lattice=Lattice(origin=found.fitted.to_image(origin_ij), v1=found.fitted.v1, v2=found.fitted.v2),
+        grid_shape=(int(table["i"].max()) + 1, int(table["j"].max()) + 1),
+        units=units,
+        pixel_size=pixel_size,
+        frame=frame,
+        n_excluded=found.n_excluded,
+        provenance=provenance,
+        motif=data.motif,
+    )
+
+
+def _checked_pixel_size(columns, pixel_size, frame):
+    """The pixel size :func:`build_cells` uses (normalised, see :func:`_as_pixel_size`) and the columns' own;
+    ValueError for an unknown ``frame``."""
+    if frame not in ("lattice", "image"):
+        raise ValueError(f"frame must be 'lattice' (Px along lattice vector 1) or 'image' (Px along x), got {frame!r}")
+    own = getattr(columns, "pixel_size", None)
+    return _as_pixel_size(own if pixel_size is None else pixel_size), own
+
+
+class _CompleteCells(NamedTuple):
+    """The complete cells found by :func:`_complete_cells`, one row per cell (in no particular order)."""
+
+    corners: np.ndarray  #: (n, 4) column indices of the A corners
+    b_index: np.ndarray  #: (n,) column index of the B column
+    cell_ij: np.ndarray  #: (n, 2) grid index of the cell
+    fitted: Lattice  #: the A lattice fitted on the indexed A columns
+    a_indexed: np.ndarray  #: (n_indexed, 2) yx px of the indexed A columns
+    n_excluded: int  #: B columns without a complete cell
+
+
+def _complete_cells(data: _ColumnData, pixel_size, own, progress, cancel) -> _CompleteCells:
+    """Index the A columns on the grid and give each B column its cell and 4 A corners (a pixel size other than
+    the columns' own is checked against the plausible lattice parameters); ValueError when no cell is complete."""
     a_cols = np.flatnonzero(data.labels == "A")
     b_cols = np.flatnonzero(data.labels == "B")
     a_pos, b_pos = data.positions[a_cols], data.positions[b_cols]
-    report(progress, 0, 4, cancel)
     ij, assigned, fitted = _index_a_columns(a_pos, data.lattice, progress, cancel)
     if pixel_size is not None and _as_pixel_size(own) != pixel_size:
         check_calibration(min(fitted.spacings) * float(np.mean(pixel_scale(pixel_size))))
@@ -730,42 +702,18 @@ def build_cells(
             f"({int(assigned.sum())} of {len(a_pos)} A columns were indexed on the lattice); check the A/B "
             "classification and that the field of view holds at least 2 x 2 A columns around a B column"
         )
-    report(progress, 3, 4, cancel)
-    corners, b_index = a_cols[corner_a[keep]], b_cols[keep]
-    correlation = _x_error_correlation(data, corners, b_index, cell_ij[keep])
-    table = _descriptor_table(data, corners, b_index, cell_ij[keep], pixel_size, frame, correlation)
-    flags = _quality_flags(data, table, b_index, corners, cell_ij[keep], a_pos[assigned], fitted, data.motif,
-                           thresholds)
+    return _CompleteCells(a_cols[corner_a[keep]], b_cols[keep], cell_ij[keep], fitted, a_pos[assigned],
+                          int(len(b_pos) - len(keep)))
+
+
+def _gated_in_grid_order(table: pd.DataFrame, flags):
+    """The cell table with NaN descriptors and sigmas where flagged, the ``flag`` column, sorted by (i, j); and
+    the order (n,) it was sorted in."""
     gated = list(DESCRIPTORS) + [f"sigma_{name}" for name in SIGMA_DESCRIPTORS]
     table.loc[flags != "", gated] = np.nan
     table["flag"] = flags
     order = np.lexsort((table["j"].to_numpy(), table["i"].to_numpy()))
-    table = table.iloc[order].reset_index(drop=True)
-    origin_ij = cell_ij[keep].min(axis=0) + np.asarray(data.motif.b_site)
-    units = descriptor_units(pixel_size)
-    provenance = make_provenance(
-        "build_cells",
-        {"pixel_size": pixel_size, "frame": frame, "link_tolerance": LINK_TOLERANCE,
-         "projection": data.motif.name, **thresholds, "x_correlation": correlation.summary()},
-        inputs={"columns": getattr(columns, "provenance", None) or {}},
-    )
-    notes = _lattice_notes(table, flags, units, expected_lattice, lattice_tolerance)
-    if notes:
-        provenance["notes"] = notes
-    report(progress, 4, 4, cancel)
-    return Cells(
-        table=table,
-        corners=corners[order],
-        b_index=b_index[order],
-        lattice=Lattice(origin=fitted.to_image(origin_ij), v1=fitted.v1, v2=fitted.v2),
-        grid_shape=(int(table["i"].max()) + 1, int(table["j"].max()) + 1),
-        units=units,
-        pixel_size=pixel_size,
-        frame=frame,
-        n_excluded=int(len(b_pos) - len(keep)),
-        provenance=provenance,
-        motif=data.motif,
-    )
+    return table.iloc[order].reset_index(drop=True), order
 
 
 class AbsolutePolarizationWarning(UserWarning):
@@ -783,13 +731,13 @@ def _long_edge(table: pd.DataFrame, rows=None) -> float:
     return float(np.median(edge[good]))
 
 
-def _lattice_notes(table, flags, units, expected_lattice, tolerance) -> list:
+def _lattice_notes(table, units, expected_lattice, tolerance) -> list:
     """[warning text] when the lattice parameter is off the expected one (CalibrationWarning given), else []."""
     if expected_lattice is None:
         return []
     if units["a"] != "pm":
         raise ValueError("expected_lattice (pm) needs a pixel size: give pixel_size= (pm per px)")
-    text = check_expected_lattice(_long_edge(table.assign(flag=flags)), expected_lattice, tolerance=tolerance)
+    text = check_expected_lattice(_long_edge(table), expected_lattice, tolerance=tolerance)
     return [text] if text else []
 
 

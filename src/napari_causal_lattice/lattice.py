@@ -1,4 +1,5 @@
-"""Lattice geometry shared by every step: descriptor names, units and the grid -> image affine.
+"""Lattice geometry shared by every step: descriptor names, units, the grid -> image affine, and the one lattice
+indexing (:func:`index_lattice`) and least-squares lattice fit (:func:`fit_lattice`).
 
 Coordinates are ``(y, x) = (row, column)`` in pixels, pixel centres at integer
 coordinates, as in napari and scikit-image.  A lattice grid index ``(i, j)``
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,6 +102,196 @@ def fit_lattice(positions, ij) -> "Lattice":
     design = np.column_stack([np.ones(len(ij)), ij[:, 1], ij[:, 0]])
     coef, *_ = np.linalg.lstsq(design, np.asarray(positions, dtype=float), rcond=None)
     return Lattice(origin=coef[0], v1=coef[1], v2=coef[2])
+
+
+class LatticeIndex(NamedTuple):
+    """Result of :func:`index_lattice` (one row per point)."""
+
+    ij: np.ndarray  #: (N, 2) int64 grid indices (i counts ``v2`` steps, j ``v1`` steps) from the root of each patch
+    component: np.ndarray  #: (N,) int label of the connected patch of each point
+    links: np.ndarray  #: (N, K) int64 the point linked along each step vector, -1 where none
+    misfit: np.ndarray  #: (N,) mean distance px of a point's links from their step vectors (inf without a link)
+
+
+#: Grid steps ``(di, dj)`` of the mutual links of :func:`index_lattice`, in the order +v1, -v1, +v2, -v2.
+MUTUAL_STEPS = np.array([[0, 1], [0, -1], [1, 0], [-1, 0]])
+_OPPOSITE = np.array([1, 0, 3, 2])
+
+
+def index_lattice(positions, v1, v2, *, tolerance: float = 0.3, extra_steps=(), mutual: bool = False,
+                  passes: int = 1, root: str = "first") -> LatticeIndex:
+    """Integer grid indices (i, j) of lattice points, found by walking from neighbour to neighbour.
+
+    Points are linked when one sits within ``tolerance`` times the shorter lattice spacing of another plus a step
+    vector.  Walking follows slow distortions (curved or strained lattices) that a global rounding of fractional
+    coordinates would get wrong: the indices propagate along a breadth-first tree of the links of each connected
+    patch from its root, each link adding its own grid step.
+
+    Parameters
+    ----------
+    positions : (N, 2) float array
+        Points (y, x) in px.
+    v1, v2 : (2,) float arrays
+        Lattice vectors (y, x) in px along the grid columns j and rows i.
+    tolerance : float
+        Link search radius, fraction of the shorter of ``|v1|``, ``|v2|``.
+    extra_steps : sequence of (2,) arrays
+        One-sided links only: more step vectors (integer combinations of ``v1`` and ``v2``) to link along.
+    mutual : bool
+        False: each point links to the nearest point near it plus ``v1``, ``v2`` and ``extra_steps``.  True: links
+        along +v1, -v1, +v2, -v2 (:data:`MUTUAL_STEPS`) are kept only when both ends agree (looking back finds
+        the point again, and each end keeps its best-fitting link per direction), so a spurious point next to a
+        real one cannot steal its neighbours.
+    passes : int
+        Mutual links only: passes of the search; each one after the first predicts with each point's own lattice
+        vectors measured from the links found in the last, so a lattice that bends or rotates slowly is
+        followed.  The search stops early when a pass finds no more links.
+    root : {"first", "best_fit"}
+        The root of each patch: its first point, or the point whose links fit their step vectors best.
+
+    Returns
+    -------
+    LatticeIndex
+        Points alone in their patch get index (0, 0).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
+    from scipy.spatial import cKDTree
+
+    positions = np.asarray(positions, dtype=float).reshape(-1, 2)
+    v1, v2 = np.asarray(v1, dtype=float), np.asarray(v2, dtype=float)
+    if root not in ("first", "best_fit"):
+        raise ValueError(f"root must be 'first' or 'best_fit', got {root!r}")
+    if mutual and len(extra_steps):
+        raise ValueError("extra_steps are for one-sided links; mutual links run along +-v1 and +-v2 only")
+    if passes > 1 and not mutual:
+        raise ValueError("passes > 1 needs mutual=True (later passes measure each point's own +-v1, +-v2)")
+    n = len(positions)
+    tree = cKDTree(positions)
+    tol = tolerance * min(np.hypot(*v1), np.hypot(*v2))
+    if mutual:
+        vectors, steps = np.stack([v1, -v1, v2, -v2]), MUTUAL_STEPS
+        links = _mutual_links(tree, positions, vectors, tol, passes)
+    else:
+        vectors = np.stack([v1, v2, *extra_steps])
+        steps = np.rint(vectors @ np.linalg.inv(np.column_stack([v1, v2])).T).astype(np.int64)[:, ::-1]
+        links = _one_sided_links(tree, positions, vectors, tol)
+    misfit = _link_misfit(positions, links, vectors)
+    src, direction = np.nonzero(links >= 0)
+    graph = coo_matrix((np.ones(len(src)), (src, links[src, direction])), shape=(n, n)).tocsr()
+    _, component = connected_components(graph, directed=False)
+    ij = np.zeros((n, 2), dtype=np.int64)
+    for comp in np.flatnonzero(np.bincount(component) > 1):
+        members = np.flatnonzero(component == comp)
+        first = members[np.argmin(misfit[members])] if root == "best_fit" else members[0]
+        nodes, pred = breadth_first_order(graph, first, directed=False, return_predecessors=True)
+        ij[nodes] = _tree_indices(links, steps, nodes, pred)
+    return LatticeIndex(ij, component, links, misfit)
+
+
+def _one_sided_links(tree, positions, vectors, tol) -> np.ndarray:
+    """(N, K) the point nearest each point plus ``vectors[k]`` within ``tol`` px (-1 where none)."""
+    links = np.full((len(positions), len(vectors)), -1, dtype=np.int64)
+    for k, step in enumerate(vectors):
+        dist, idx = tree.query(positions + step, distance_upper_bound=tol)
+        ok = np.isfinite(dist)
+        links[ok, k] = idx[ok]
+    return links
+
+
+def _mutual_links(tree, positions, vectors, tol, passes: int) -> np.ndarray:
+    """(N, 4) mutual links along ``vectors`` = (+v1, -v1, +v2, -v2) (see :func:`index_lattice`)."""
+    n = len(positions)
+    local = np.broadcast_to(vectors, (n, 4, 2)).copy()
+    links = np.full((n, 4), -1, dtype=np.int64)
+    for _ in range(passes):
+        src, dst, step, res = [], [], [], []
+        for d in range(4):
+            dist, target = tree.query(positions + local[:, d], distance_upper_bound=tol)
+            ok = np.flatnonzero(np.isfinite(dist))
+            # looking back from the target by the same vector must find this point again
+            _, back = tree.query(positions[target[ok]] - local[ok, d])
+            ok = ok[back == ok]
+            src += [ok, target[ok]]
+            dst += [target[ok], ok]
+            step += [np.full(len(ok), d), np.full(len(ok), _OPPOSITE[d])]
+            res += [dist[ok], dist[ok]]
+        new = _best_links(n, *(np.concatenate(v) for v in (src, dst, step, res)))
+        if np.count_nonzero(new >= 0) <= np.count_nonzero(links >= 0):
+            break
+        links = new
+        _measure_local_vectors(positions, links, local)
+    return links
+
+
+def _measure_local_vectors(positions, links, local) -> None:
+    """Each point's own +v1 and +v2 (written into ``local`` (N, 4, 2) with their negatives): the mean of its
+    links along that axis, else the previous guess."""
+    n = len(positions)
+    for axis in (0, 1):
+        fwd, bwd = links[:, 2 * axis], links[:, 2 * axis + 1]
+        total = np.zeros((n, 2))
+        count = np.zeros(n)
+        has = fwd >= 0
+        total[has] += positions[fwd[has]] - positions[has]
+        count[has] += 1
+        has = bwd >= 0
+        total[has] += positions[has] - positions[bwd[has]]
+        count[has] += 1
+        measured = count > 0
+        vec = local[:, 2 * axis].copy()
+        vec[measured] = total[measured] / count[measured, None]
+        local[:, 2 * axis], local[:, 2 * axis + 1] = vec, -vec
+
+
+def _best_links(n: int, src, dst, step, res) -> np.ndarray:
+    """(n, 4) links from candidate edges: per point and direction the best fitting one, kept when symmetric."""
+    links = np.full((n, 4), -1, dtype=np.int64)
+    order = np.lexsort((res, step, src))
+    src, dst, step = src[order], dst[order], step[order]
+    first = np.ones(len(src), dtype=bool)
+    first[1:] = (src[1:] != src[:-1]) | (step[1:] != step[:-1])
+    links[src[first], step[first]] = dst[first]
+    has = np.nonzero(links >= 0)
+    mutual = links[links[has], _OPPOSITE[has[1]]] == has[0]
+    links[has[0][~mutual], has[1][~mutual]] = -1
+    return links
+
+
+def _link_misfit(positions, links, vectors) -> np.ndarray:
+    """(N,) mean distance px of each point's links from their step ``vectors``; inf for a point without links."""
+    n = len(positions)
+    src, direction = np.nonzero(links >= 0)
+    misfit = np.zeros(n)
+    count = np.zeros(n)
+    if len(src):
+        res = np.hypot(*(positions[links[src, direction]] - positions[src] - vectors[direction]).T)
+        np.add.at(misfit, src, res)
+        np.add.at(count, src, 1)
+    return np.where(count > 0, misfit / np.maximum(count, 1), np.inf)
+
+
+def _tree_indices(links, steps, nodes, pred) -> np.ndarray:
+    """Grid indices (len(nodes), 2) along a breadth-first tree, relative to its root ``nodes[0]``.
+
+    Each node's index is its parent's plus the grid step of the link between them (``steps[k]`` for the parent's
+    link ``k``, minus it for the child's); the sums along the tree are taken by pointer jumping (log2(depth)
+    vectorised rounds).
+    """
+    n = len(links)
+    child = nodes[1:]
+    parent = pred[child]
+    forward = links[parent] == child[:, None]
+    ahead = forward.any(axis=1)
+    direction = np.where(ahead, np.argmax(forward, axis=1), np.argmax(links[child] == parent[:, None], axis=1))
+    acc = np.zeros((n, 2), dtype=np.int64)
+    acc[child] = np.where(ahead[:, None], steps[direction], -steps[direction])
+    up = np.arange(n)
+    up[child] = parent
+    while np.any(up[nodes] != nodes[0]):
+        acc = acc + acc[up]
+        up = up[up]
+    return acc[nodes]
 
 
 class CalibrationWarning(UserWarning):

@@ -465,35 +465,41 @@ def _measure(image, job: _Job):
 
     Returns the Cells and, for each null column, the index of the observed column it is.
     """
-    from . import columns as col
     from .cells import build_cells
+    from .columns.fill import _plausible_columns
+    from .columns.gaussians import _peel, _refine
+    from .columns.geometry import _combined_basis, _fit_lattice, _Grid
+    from .columns.inputs import _default_radius, as_image
+    from .columns.jitter import _scan_stage
+    from .columns.neighbours import _neighbour_stage
+    from .columns.result import Refined, _make_columns
 
     cols = job.columns
     params = dict(cols.provenance.get("params", {}) or {})
-    img = col.as_image(image)
+    img = as_image(image)
     index = np.concatenate([cols.a, cols.b])
     is_a = np.arange(len(index)) < len(cols.a)
     positions = job.model.positions[index]
-    radius = float(params.get("radius") or col._default_radius(positions))
-    refined = col._refine(img, positions, radius, intensity="gaussian", move=True, progress=None, cancel=None,
-                          done0=0, total=1, sigma=False)
-    refined = col._peel(img, refined, is_a, radius, None)[0]
-    good = col._plausible_columns(refined, is_a)
-    refined = col.Refined(*(np.asarray(arr)[good] for arr in refined))
+    radius = float(params.get("radius") or _default_radius(positions))
+    refined = _refine(img, positions, radius, intensity="gaussian", move=True, progress=None, cancel=None,
+                      done0=0, total=1, sigma=False)
+    refined = _peel(img, refined, is_a, radius, None)[0]
+    good = _plausible_columns(refined, is_a)
+    refined = Refined(*(np.asarray(arr)[good] for arr in refined))
     is_a, index = is_a[good], index[good]
     v1, v2 = cols.lattice.v1, cols.lattice.v2
-    c1, c2 = col._combined_basis(v1, v2, np.asarray(params.get("b_site_offset", cols.motif.b_site), dtype=float))
-    grid = col._Grid(c1, c2, v1, v2, radius, min(np.hypot(*c1), np.hypot(*c2)))
+    c1, c2 = _combined_basis(v1, v2, np.asarray(params.get("b_site_offset", cols.motif.b_site), dtype=float))
+    grid = _Grid(c1, c2, v1, v2, radius, min(np.hypot(*c1), np.hypot(*c2)))
     # the stages find_columns runs after its Gaussian fits, with the observed options: line jitter, then the
     # neighbour-aware profile fit
-    img, refined, scan = col._scan_stage(img, refined, is_a, grid, cols.pixel_size,
-                                         bool(params.get("scan_correction", True)), None)
-    refined, _ = col._neighbour_stage(img, refined, is_a, grid, None, neighbours=bool(params.get("neighbours", True)),
-                                      scan_sigma=None)
-    lattice = col._fit_lattice(refined.positions[is_a], v1, v2, img.shape)
-    null_cols = col._make_columns(refined, np.where(is_a, "A", "B"), lattice, cols.pixel_size, img.shape,
-                                  "instrument_null", {**params, "warm_start": True}, cols.motif,
-                                  line_variance=scan.line_variance)
+    img, refined, scan = _scan_stage(img, refined, is_a, grid, cols.pixel_size,
+                                     bool(params.get("scan_correction", True)), None)
+    refined, _ = _neighbour_stage(img, refined, is_a, grid, None, neighbours=bool(params.get("neighbours", True)),
+                                  scan_sigma=None)
+    lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
+    null_cols = _make_columns(refined, np.where(is_a, "A", "B"), lattice, cols.pixel_size, img.shape,
+                              "instrument_null", {**params, "warm_start": True}, cols.motif,
+                              line_variance=scan.line_variance)
     return build_cells(null_cols, **job.cells_options), index
 
 

@@ -50,7 +50,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..lattice import DESCRIPTORS, Lattice
+from ..lattice import DESCRIPTORS, Lattice, fit_lattice
 from ..pca import AdjacencyPCA, adjacency_pca
 from ..placement import CellRaster, cell_regions, window_values_per_cell
 from ..figures import plot_adjacency, plot_causal_graph
@@ -98,9 +98,7 @@ def _features_source(layer) -> tuple[pd.DataFrame, Lattice]:
     table = table[np.isfinite(table["i"].to_numpy(dtype=float)) & np.isfinite(table["j"].to_numpy(dtype=float))]
     if len(table) < 3:
         raise ValueError(f"layer {layer.name!r} has fewer than 3 indexed cells; run 'Descriptors' first")
-    design = np.column_stack([table["i"], table["j"], np.ones(len(table))])
-    coef, *_ = np.linalg.lstsq(design, table[["y", "x"]].to_numpy(), rcond=None)
-    return table.reset_index(drop=True), Lattice(origin=coef[2], v1=coef[1], v2=coef[0])
+    return table.reset_index(drop=True), fit_lattice(table[["y", "x"]].to_numpy(), table[["i", "j"]].to_numpy())
 
 
 def significant_edge(result: SlidingResult, ky: int, kx: int) -> np.ndarray | None:
