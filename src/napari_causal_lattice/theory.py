@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._moved import moved
+from .options import LGDOptions, takes_options
 
 #: Electrostriction coefficient Q11 of BiFeO3 in m^4/C^2 (typical magnitude, see above).
 Q11_BFO = 0.032
@@ -76,6 +77,7 @@ def _x_array(x) -> np.ndarray:
     return x
 
 
+@takes_options(LGDOptions, arrays=("eps",))
 def spontaneous_polarization(x, *, eps=0.0, Lc=1.0, P0=P0_BFO) -> np.ndarray:
     """Eq. 14: spontaneous polarization ``P_S(x) = P0 sqrt(1 - eps) tanh(x / Lc)`` across a 180 degree wall.
 
@@ -90,6 +92,10 @@ def spontaneous_polarization(x, *, eps=0.0, Lc=1.0, P0=P0_BFO) -> np.ndarray:
     P0 : float
         Bulk spontaneous polarization of the undoped material in C/m^2.
 
+    options : LGDOptions, optional
+        The scalar parameters at once (:class:`~napari_causal_lattice.options.LGDOptions`, the Theory dock's
+        form); keywords given as well replace its fields.
+
     Returns
     -------
     ndarray
@@ -101,6 +107,7 @@ def spontaneous_polarization(x, *, eps=0.0, Lc=1.0, P0=P0_BFO) -> np.ndarray:
     return float(P0) * np.sqrt(1.0 - eps) * np.tanh(x / Lc)
 
 
+@takes_options(LGDOptions, arrays=("eps", "r"))
 def dp2_dp1(x, *, eps, Lc, r, a1=-1.0) -> np.ndarray:
     """Eq. 15: ratio ``dP2/dP1`` of the polarization fluctuations across a 180 degree wall.
 
@@ -120,6 +127,10 @@ def dp2_dp1(x, *, eps, Lc, r, a1=-1.0) -> np.ndarray:
         Ratio ``e2*/e1*`` of the non-observable local fields (dimensionless).
     a1 : float
         Landau coefficient ``a1`` (any unit; non-zero).
+
+    options : LGDOptions, optional
+        The scalar parameters at once (:class:`~napari_causal_lattice.options.LGDOptions`, the Theory dock's
+        form); keywords given as well replace its fields.
 
     Returns
     -------
@@ -160,6 +171,7 @@ def dp2_dp1(x, *, eps, Lc, r, a1=-1.0) -> np.ndarray:
     return out
 
 
+@takes_options(LGDOptions, arrays=("eps",))
 def strain_couplings(x, *, eps=0.0, Lc=1.0, Q11=Q11_BFO, Q12=Q12_BFO, Q44=Q44_BFO, P0=P0_BFO) -> dict:
     """Eq. 16: strain-polarization couplings across a 180 degree wall.
 
@@ -175,6 +187,10 @@ def strain_couplings(x, *, eps=0.0, Lc=1.0, Q11=Q11_BFO, Q12=Q12_BFO, Q44=Q44_BF
         Electrostriction coefficients in m^4/C^2 (defaults: BiFeO3, see the module docstring).
     P0 : float
         Bulk spontaneous polarization in C/m^2.
+
+    options : LGDOptions, optional
+        The scalar parameters at once (:class:`~napari_causal_lattice.options.LGDOptions`, the Theory dock's
+        form); keywords given as well replace its fields.
 
     Returns
     -------
