@@ -531,6 +531,8 @@ def compare_stem_images(
     standardize: bool = False,
     prior_knowledge="default",
     confidence: float = 0.95,
+    backend=None,
+    eiv: bool = False,
     progress=None,
     cancel=None,
 ) -> ComparisonResult:
@@ -545,8 +547,10 @@ def compare_stem_images(
     pixel_size : float or dict, optional
         pm per px for all images, or image name -> pm per px (None: lengths in px; give it when the images
         differ in magnification, else their lattice and polarization descriptors are not comparable).
-    variables, n_bootstrap, seed, shared_order, standardize, prior_knowledge, confidence
+    variables, n_bootstrap, seed, shared_order, standardize, prior_knowledge, confidence, backend, eiv
         As in :func:`compare_images`.
+    options : CompareOptions, optional
+        Those options at once (the Compare dock's form); keywords given as well replace its fields.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`: one unit per image for the columns, then one per fit.
 
@@ -581,7 +585,7 @@ def compare_stem_images(
 
     return compare_images(
         cells, groups, variables=variables, n_bootstrap=n_bootstrap, seed=seed, shared_order=shared_order,
-        standardize=standardize, prior_knowledge=prior_knowledge, confidence=confidence,
+        standardize=standardize, prior_knowledge=prior_knowledge, confidence=confidence, backend=backend, eiv=eiv,
         progress=fit_progress, cancel=cancel,
     )
 

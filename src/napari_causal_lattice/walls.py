@@ -479,8 +479,6 @@ def _estimator_and_backend(estimator, backend, method):
             estimator = method
         else:
             estimator, backend = "lingam", method
-    if estimator not in ("regression", "lingam"):
-        raise ValueError(f"estimator must be 'regression' or 'lingam', got {estimator!r}")
     if backend is None:
         return estimator, None
     from .causal.methods import resolve_method
