@@ -1,8 +1,9 @@
 """One definition per parameter: a frozen, validated options object per pipeline step.
 
 Each step of the pipeline has one options class (:class:`ColumnsOptions`, :class:`CellsOptions`,
-:class:`CausalOptions`, :class:`SlidingOptions`, :class:`PCAOptions`, :class:`NullOptions`) whose fields carry
-the default, the unit, the bounds and a one-line doc.  Everything else is generated from them:
+:class:`CausalOptions`, :class:`SlidingOptions`, :class:`PCAOptions`, :class:`NullOptions`; and outside one
+analysis :class:`CompareOptions`, :class:`WallOptions`, :class:`LGDOptions`) whose fields carry the default, the
+unit, the bounds and a one-line doc.  Everything else is generated from them:
 
 - the core functions take ``options=`` (keywords still work and override it; :func:`takes_options`);
 - :func:`pipeline_parameters` / :class:`AnalysisOptions` give the pipeline's parameters, its provenance and its
