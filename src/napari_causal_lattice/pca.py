@@ -99,7 +99,6 @@ class AdjacencyPCA:
         )
 
 
-@takes_options(PCAOptions)
 def _used_windows(result: SlidingResult, exclude) -> tuple[np.ndarray, np.ndarray]:
     """``(used, excluded)`` (ny, nx) bool: the fitted windows not excluded, and the excluded ones."""
     ny, nx = result.fitted.shape
@@ -133,6 +132,7 @@ def _principal_components(samples: np.ndarray, n_components: int):
     return mean, singular, vt * np.sign(vt[np.arange(n_components), peak])[:, None], total
 
 
+@takes_options(PCAOptions)
 def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "adjacency",
                   significant_only: bool = False, exclude=None, outlier_factor: float | None = 3.0) -> AdjacencyPCA:
     """PCA of the per-window matrices of a sliding LiNGAM result.
