@@ -20,7 +20,10 @@ They were not checked against the paper's supplementary Table SI; reported value
 by up to a factor of two (and in the Voigt factor of ``Q44``).  Pass your own for quantitative work: the
 shapes of Figs. 8-9 do not depend on them, only the amplitudes do.
 
-Nothing here draws: :func:`napari_causal_lattice.figures.plot_figure8` and ``plot_figure9`` draw the curves.
+The scalar parameters (``eps``, ``Lc``, ``r``, ``Q11``, ``Q12``, ``Q44``, ``P0``) are one
+:class:`~napari_causal_lattice.options.LGDOptions` (``options=``; the Theory dock's form); ``eps`` and ``r`` may
+also be arrays.  Nothing here draws: :func:`napari_causal_lattice.figures.plot_figure8` and ``plot_figure9`` draw
+the curves.
 """
 
 from __future__ import annotations
