@@ -24,7 +24,8 @@ from napari_causal_lattice.options import (
 )
 from napari_causal_lattice.synthetic import synthetic_descriptor_grid
 
-ALL = (opts.LoadOptions, ColumnsOptions, CellsOptions, CausalOptions, SlidingOptions, PCAOptions, opts.NullOptions)
+ALL = (opts.LoadOptions, ColumnsOptions, CellsOptions, CausalOptions, SlidingOptions, PCAOptions, opts.NullOptions,
+       opts.CompareOptions, opts.WallOptions, opts.LGDOptions)
 
 
 @pytest.mark.parametrize("cls", ALL)
@@ -55,6 +56,11 @@ def test_every_field_has_a_doc_and_its_default_is_valid(cls):
         (ColumnsOptions, "b_brighter", "yes", TypeError),
         (CellsOptions, "min_quality", 1.5, ValueError),
         (PCAOptions, "n_components", 0, ValueError),
+        (opts.CompareOptions, "confidence", 1.0, ValueError),
+        (opts.WallOptions, "n_bootstrap", 10, ValueError),
+        (opts.WallOptions, "estimator", "ica", ValueError),
+        (opts.LGDOptions, "Lc", 0.0, ValueError),
+        (opts.LGDOptions, "eps", "0.5", TypeError),
     ],
 )
 def test_one_error_type_per_kind_of_bad_input(cls, name, value, kind):
@@ -73,6 +79,8 @@ def test_shared_fields_are_defined_once():
 @pytest.mark.parametrize("function, cls", [
     (ncl.find_columns, ColumnsOptions), (ncl.build_cells, CellsOptions), (ncl.fit_lingam, CausalOptions),
     (ncl.sliding_lingam, SlidingOptions), (ncl.adjacency_pca, PCAOptions),
+    (ncl.compare_images, opts.CompareOptions), (ncl.wall_profile, opts.WallOptions),
+    (ncl.strain_couplings, opts.LGDOptions), (ncl.spontaneous_polarization, opts.LGDOptions),
 ])
 def test_core_functions_take_their_options_with_the_same_defaults(function, cls):
     params = inspect.signature(function).parameters
@@ -93,6 +101,18 @@ def test_options_object_and_keywords_agree():
     mixed = ncl.fit_lingam(grid.table[list(ncl.DESCRIPTORS)], options=CausalOptions(n_bootstrap=5, seed=4), seed=3,
                            alpha=0.05)
     np.testing.assert_array_equal(mixed.probabilities, by_keywords.probabilities)
+
+
+def test_theory_takes_lgd_options_and_still_arrays():
+    """The LGD options give the theory's scalar parameters; eps and r also stay arrays, and r stays required."""
+    x = np.linspace(-5.0, 5.0, 11)
+    lgd = opts.LGDOptions(eps=0.5, Lc=2.0, r=0.3)
+    np.testing.assert_array_equal(ncl.dp2_dp1(x, options=lgd), ncl.dp2_dp1(x, eps=0.5, Lc=2.0, r=0.3))
+    np.testing.assert_array_equal(ncl.strain_couplings(x, options=lgd)["dV/dP1"],
+                                  ncl.strain_couplings(x, eps=0.5, Lc=2.0)["dV/dP1"])
+    assert ncl.dp2_dp1(x[:, None], eps=np.array([0.0, 0.5]), Lc=2.0, r=[0.3, 1.0]).shape == (11, 2)
+    with pytest.raises(TypeError, match="r"):
+        ncl.dp2_dp1(x, eps=0.5, Lc=2.0)
 
 
 def test_one_seed_policy_everywhere():

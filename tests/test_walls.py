@@ -149,5 +149,5 @@ def test_causal_backend_as_method_gives_the_same_profile(planted_grid):
         old = wall_profile(g, line, method=EngineMethod(), n_bootstrap=20, seed=1, max_distance=100, fit=False)
     pd.testing.assert_frame_equal(old.table, b.table)
     assert b.provenance["params"]["backend"] == "engine"
-    with pytest.raises(ValueError, match="estimator must be 'regression' or 'lingam'"):
+    with pytest.raises(ValueError, match="estimator must be one of 'regression', 'lingam'"):
         wall_profile(g, line, estimator="ica")

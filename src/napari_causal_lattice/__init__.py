@@ -87,6 +87,9 @@ _LAZY = {
     "SlidingOptions": "options",
     "PCAOptions": "options",
     "NullOptions": "options",
+    "CompareOptions": "options",
+    "WallOptions": "options",
+    "LGDOptions": "options",
     "compare_stem_images": "compare",
     "ComparisonResult": "compare",
 }

@@ -170,21 +170,7 @@ def fit_gaussians(
     res, jac, cost_w = evaluate(p)
     cost[:] = cost_w
     for _ in range(iterations):
-        pw = p[idx]
-        jac_a = jac * free.astype(np.float32)[None, :, None]
-        jw = jac_a * ww[:, None, :]
-        jtj = (jw @ jw.transpose(0, 2, 1)).astype(np.float64)
-        jtr = (jw @ res[..., None])[..., 0].astype(np.float64)
-        diag = np.einsum("nkk->nk", jtj)
-        scale = np.maximum(diag, 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-300))
-        lhs = jtj + (lam[idx, None] * scale)[..., None] * np.eye(5) + fixed_diag
-        step = np.linalg.solve(lhs, jtr[..., None])[..., 0] * free
-        trial = pw + step
-        trial[:, 3] = np.clip(trial[:, 3], 0.3, radius)
-        shift = trial[:, 1:3] - start[idx]
-        dist = np.hypot(shift[:, 0], shift[:, 1])
-        far = dist > radius
-        trial[far, 1:3] = start[idx][far] + shift[far] * (radius / dist[far])[:, None]
+        step, trial = _lm_trial(p[idx], jac, res, ww, free, fixed_diag, lam[idx], start[idx], radius)
         t_res, t_jac, t_cost = evaluate(trial)
         better = t_cost < cost[idx]
         rel = (cost[idx] - t_cost) / np.maximum(cost[idx], 1e-300)
@@ -206,12 +192,38 @@ def fit_gaussians(
         final, _ = _model(p, y_all, x_all)
         cost = np.einsum("nm,nm->n", (v_all - final) * mask, (v_all - final) * mask, dtype=np.float64)
     p[:, 1:3] += ref
+    return p, _r_squared(values, mask, cost)
+
+
+def _lm_trial(pw, jac, res, ww, free, fixed_diag, lam, start, radius: float):
+    """One damped Gauss-Newton step of the patches still fitted: ``(step, trial)`` (n, 5), the trial's sigma kept in
+    [0.3, radius] px and its centre within ``radius`` px of ``start``; ``lam`` (n,) is each patch's damping."""
+    jac_a = jac * free.astype(np.float32)[None, :, None]
+    jw = jac_a * ww[:, None, :]
+    jtj = (jw @ jw.transpose(0, 2, 1)).astype(np.float64)
+    jtr = (jw @ res[..., None])[..., 0].astype(np.float64)
+    diag = np.einsum("nkk->nk", jtj)
+    scale = np.maximum(diag, 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-300))
+    lhs = jtj + (lam[:, None] * scale)[..., None] * np.eye(5) + fixed_diag
+    step = np.linalg.solve(lhs, jtr[..., None])[..., 0] * free
+    trial = pw + step
+    trial[:, 3] = np.clip(trial[:, 3], 0.3, radius)
+    shift = trial[:, 1:3] - start
+    dist = np.hypot(shift[:, 0], shift[:, 1])
+    far = dist > radius
+    trial[far, 1:3] = start[far] + shift[far] * (radius / dist[far])[:, None]
+    return step, trial
+
+
+def _r_squared(values, mask, cost) -> np.ndarray:
+    """(N,) coefficient of determination of each patch's fit (residual sum of squares ``cost``) on its masked
+    pixels, clipped to [0, 1]."""
     w = mask.astype(np.float32)
     count = np.maximum(w.sum(axis=1), 1.0)
     mean = (values * w).sum(axis=1) / count
     total = (((values - mean[:, None]) * w) ** 2).sum(axis=1)
     r2 = np.where(total > 0, 1.0 - cost / np.maximum(total, 1e-300), 0.0)
-    return p, np.clip(r2, 0.0, 1.0)
+    return np.clip(r2, 0.0, 1.0)
 
 
 def _lag_pairs(yy: np.ndarray, xx: np.ndarray, reach: int):

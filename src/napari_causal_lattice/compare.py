@@ -18,7 +18,7 @@ import pandas as pd
 
 from ._moved import moved
 from .lattice import DESCRIPTORS
-from .options import check_seed, renamed
+from .options import CompareOptions, check_seed, takes_options
 from .progress import report
 from .provenance import make_provenance
 
@@ -225,15 +225,6 @@ def _checked_result(result, name: str, variables: list, eiv: bool):
     return result
 
 
-def _checked_bootstrap(n_bootstrap, confidence) -> int:
-    """``n_bootstrap`` as an int, after checking it and ``confidence`` (ValueError naming the bad one)."""
-    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
-        raise ValueError(f"n_bootstrap must be a whole number >= 20 for confidence intervals, got {n_bootstrap!r}")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
-    return int(n_bootstrap)
-
-
 @dataclass
 class _ImageInputs:
     """The images of a comparison, checked: names, items, group of each, the variables, and per image given as
@@ -307,7 +298,7 @@ def _fit_images(inputs: _ImageInputs, prior, n_bootstrap: int, child_seeds, stan
     return fits, n_samples
 
 
-@renamed(method="backend")
+@takes_options(CompareOptions, aliases={"method": "backend"})
 def compare_images(
     items,
     groups=None,
@@ -369,47 +360,60 @@ def compare_images(
         :func:`napari_causal_lattice.null.instrument_null`: the image rows of ``table`` gain ``p_null``,
         ``significant`` (beats the calibrated test and the null) and ``instrument`` (:func:`~napari_causal_lattice.
         null.null_columns`).
+    options : CompareOptions, optional
+        ``n_bootstrap``, ``seed``, ``shared_order``, ``standardize``, ``confidence``, ``eiv``, ``backend`` and
+        ``prior_knowledge`` at once (:class:`~napari_causal_lattice.options.CompareOptions`, the Compare dock's
+        form); keywords given as well replace its fields.
 
     Returns
     -------
     ComparisonResult
     """
-    n_bootstrap = _checked_bootstrap(n_bootstrap, confidence)
+    n_bootstrap = int(n_bootstrap)  # options are validated by CompareOptions (see takes_options)
     seed = check_seed(seed)
     inputs = _ImageInputs.of(items, groups, variables, shared_order)
-    names, values, variables = inputs.names, inputs.values, inputs.variables
-    group_of, units = inputs.group_of, inputs.units
+    names, variables = inputs.names, inputs.variables
     root = np.random.default_rng(seed)
-    child_seeds = [int(s) for s in root.integers(0, 2**63 - 1, size=len(values) + 1)]
-    total = len(values) + (1 if shared_order else 0)
-    causal_order, prior = None, prior_knowledge
-    if shared_order:
-        causal_order, prior = _shared_order(inputs, prior_knowledge, child_seeds[-1], standardize, backend, cancel)
-        report(progress, 1, total, cancel)
-    fits, n_samples = _fit_images(inputs, prior, n_bootstrap, child_seeds, standardize, backend, eiv,
-                                  progress=progress, cancel=cancel, done=total - len(values), total=total)
-    adjacency = np.stack([np.asarray(f.adjacency, dtype=float) for f in fits])
-    table = _tidy(names, group_of, variables, fits, n_samples, float(confidence), root, n_bootstrap, eiv=eiv)
+    fits, n_samples, causal_order = _fit_all(inputs, root, prior_knowledge, n_bootstrap, shared_order, standardize,
+                                             backend, eiv, progress=progress, cancel=cancel)
+    table = _tidy(names, inputs.group_of, variables, fits, n_samples, float(confidence), root, n_bootstrap, eiv=eiv)
     if null is not None:
         from .null import null_columns
 
         table = null_columns(table, names, fits, null)
     provenance = make_provenance(
         "compare_images",
-        {"images": names, "groups": group_of, "variables": variables, "n_bootstrap": n_bootstrap,
+        {"images": names, "groups": inputs.group_of, "variables": variables, "n_bootstrap": n_bootstrap,
          "shared_order": shared_order, "standardize": standardize, "confidence": confidence,
          "method": getattr(fits[0], "params", {}).get("method", "engine") if fits else "engine", "eiv": bool(eiv),
          "prior_knowledge": prior_knowledge if isinstance(prior_knowledge, (str, type(None))) else "matrix",
          "causal_order": causal_order},
         seed=seed,
-        inputs={n: getattr(v, "provenance", {}) or {} for n, v in zip(names, values)},
+        inputs={n: getattr(v, "provenance", {}) or {} for n, v in zip(names, inputs.values)},
     )
     return ComparisonResult(
-        table=table, names=tuple(variables), images=tuple(names), groups=tuple(group_of), adjacency=adjacency,
-        confidence=float(confidence), shared_order=bool(shared_order), causal_order=causal_order,
-        units={v: str(units.get(v, "")) for v in variables}, standardized=bool(standardize),
+        table=table, names=tuple(variables), images=tuple(names), groups=tuple(inputs.group_of),
+        adjacency=np.stack([np.asarray(f.adjacency, dtype=float) for f in fits]), confidence=float(confidence),
+        shared_order=bool(shared_order), causal_order=causal_order,
+        units={v: str(inputs.units.get(v, "")) for v in variables}, standardized=bool(standardize),
         provenance=provenance,
     )
+
+
+def _fit_all(inputs: _ImageInputs, root, prior_knowledge, n_bootstrap: int, shared_order: bool, standardize: bool,
+             backend, eiv: bool, *, progress, cancel) -> tuple[list, list, tuple | None]:
+    """``(fits, n_samples, causal_order)`` of every image: child seeds drawn from ``root`` (one per image and
+    one for the pooled order), the shared order first when asked for (one progress unit), then each image."""
+    n_images = len(inputs.values)
+    child_seeds = [int(s) for s in root.integers(0, 2**63 - 1, size=n_images + 1)]
+    total = n_images + (1 if shared_order else 0)
+    causal_order, prior = None, prior_knowledge
+    if shared_order:
+        causal_order, prior = _shared_order(inputs, prior_knowledge, child_seeds[-1], standardize, backend, cancel)
+        report(progress, 1, total, cancel)
+    fits, n_samples = _fit_images(inputs, prior, n_bootstrap, child_seeds, standardize, backend, eiv,
+                                  progress=progress, cancel=cancel, done=total - n_images, total=total)
+    return fits, n_samples, causal_order
 
 
 def _cause_first(result) -> np.ndarray | None:
@@ -514,6 +518,7 @@ def _tidy(names, group_of, variables, fits, n_samples, confidence, rng, n_group_
     return table[list(_TABLE_COLUMNS) + extra]
 
 
+@takes_options(CompareOptions)
 def compare_stem_images(
     images,
     groups=None,
@@ -526,6 +531,8 @@ def compare_stem_images(
     standardize: bool = False,
     prior_knowledge="default",
     confidence: float = 0.95,
+    backend=None,
+    eiv: bool = False,
     progress=None,
     cancel=None,
 ) -> ComparisonResult:
@@ -540,8 +547,10 @@ def compare_stem_images(
     pixel_size : float or dict, optional
         pm per px for all images, or image name -> pm per px (None: lengths in px; give it when the images
         differ in magnification, else their lattice and polarization descriptors are not comparable).
-    variables, n_bootstrap, seed, shared_order, standardize, prior_knowledge, confidence
+    variables, n_bootstrap, seed, shared_order, standardize, prior_knowledge, confidence, backend, eiv
         As in :func:`compare_images`.
+    options : CompareOptions, optional
+        Those options at once (the Compare dock's form); keywords given as well replace its fields.
     progress, cancel
         See :mod:`napari_causal_lattice.progress`: one unit per image for the columns, then one per fit.
 
@@ -576,7 +585,7 @@ def compare_stem_images(
 
     return compare_images(
         cells, groups, variables=variables, n_bootstrap=n_bootstrap, seed=seed, shared_order=shared_order,
-        standardize=standardize, prior_knowledge=prior_knowledge, confidence=confidence,
+        standardize=standardize, prior_knowledge=prior_knowledge, confidence=confidence, backend=backend, eiv=eiv,
         progress=fit_progress, cancel=cancel,
     )
 

@@ -1047,14 +1047,7 @@ def instrument_null(
     -------
     InstrumentNull
     """
-    if isinstance(n_images, bool) or not isinstance(n_images, (int, np.integer)) or n_images < 5:
-        raise ValueError(f"n_images must be a whole number >= 5 (20 recommended), got {n_images!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TypeError(f"seed must be a whole number >= 0 (the same seed gives the same null), got {seed!r}")
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    workers = _checked_null_args(n_images, seed, workers)
     table = getattr(cells, "table", None)
     if not isinstance(table, pd.DataFrame) or not hasattr(cells, "b_index"):
         raise TypeError(f"cells must be the Cells built from these columns, got {type(cells).__name__}")
@@ -1067,12 +1060,6 @@ def instrument_null(
     children = np.random.SeedSequence(int(seed)).spawn(n_images)
     seeds = [{"entropy": child.entropy, "spawn_key": child.spawn_key} for child in children]
     outs = _run_jobs(job, seeds, executor=executor, workers=workers, progress=progress, cancel=cancel)
-    sliding_params = None
-    if sliding is not None:
-        sliding_params = {k: v for k, v in job.sliding_options.items() if not k.startswith("_")
-                          and k != "prior_knowledge"}
-        sliding_params["grid_origin_ij"] = list(sliding.provenance.get("params", {}).get(
-            "grid_origin_ij", [int(table["i"].min()), int(table["j"].min())]))
     options = {"n_images": int(n_images), "seed": int(seed), "shuffle_intensities": bool(shuffle_intensities),
                "jitter": model.jitter, "smooth_degree": int(smooth_degree), "profile": model.profile_source,
                "cells_options": job.cells_options,
@@ -1084,7 +1071,30 @@ def instrument_null(
         significant=np.stack([o["significant"] for o in outs]),
         sliding_adjacency=None if sliding is None else np.stack([o["sliding_adjacency"] for o in outs]),
         sliding_significant=None if sliding is None else np.stack([o["sliding_significant"] for o in outs]),
-        sliding_params=sliding_params, model=model.summary(), options=options,
+        sliding_params=_null_sliding_params(job, sliding, table), model=model.summary(), options=options,
         provenance=make_provenance("instrument_null", options, seed=int(seed),
                                    inputs={"cells": getattr(cells, "provenance", {}) or {}}),
     )
+
+
+def _checked_null_args(n_images, seed, workers) -> int:
+    """Check the counts and the seed of :func:`instrument_null`; returns ``workers`` (default: the CPUs)."""
+    if isinstance(n_images, bool) or not isinstance(n_images, (int, np.integer)) or n_images < 5:
+        raise ValueError(f"n_images must be a whole number >= 5 (20 recommended), got {n_images!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"seed must be a whole number >= 0 (the same seed gives the same null), got {seed!r}")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    return workers
+
+
+def _null_sliding_params(job: _Job, sliding, table: pd.DataFrame) -> dict | None:
+    """The sliding fit's parameters the null's windows were made with (None without a sliding result)."""
+    if sliding is None:
+        return None
+    params = {k: v for k, v in job.sliding_options.items() if not k.startswith("_") and k != "prior_knowledge"}
+    params["grid_origin_ij"] = list(sliding.provenance.get("params", {}).get(
+        "grid_origin_ij", [int(table["i"].min()), int(table["j"].min())]))
+    return params

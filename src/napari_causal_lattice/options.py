@@ -1,8 +1,9 @@
 """One definition per parameter: a frozen, validated options object per pipeline step.
 
 Each step of the pipeline has one options class (:class:`ColumnsOptions`, :class:`CellsOptions`,
-:class:`CausalOptions`, :class:`SlidingOptions`, :class:`PCAOptions`, :class:`NullOptions`) whose fields carry
-the default, the unit, the bounds and a one-line doc.  Everything else is generated from them:
+:class:`CausalOptions`, :class:`SlidingOptions`, :class:`PCAOptions`, :class:`NullOptions`; and outside one
+analysis :class:`CompareOptions`, :class:`WallOptions`, :class:`LGDOptions`) whose fields carry the default, the
+unit, the bounds and a one-line doc.  Everything else is generated from them:
 
 - the core functions take ``options=`` (keywords still work and override it; :func:`takes_options`);
 - :func:`pipeline_parameters` / :class:`AnalysisOptions` give the pipeline's parameters, its provenance and its
@@ -50,6 +51,9 @@ __all__ = [
     "PCAOptions",
     "NullOptions",
     "LoadOptions",
+    "CompareOptions",
+    "WallOptions",
+    "LGDOptions",
     "AnalysisOptions",
     "OptionSpec",
     "PROJECTIONS",
@@ -80,6 +84,7 @@ class OptionSpec:
     low: float | None = None
     high: float | None = None
     low_open: bool = False
+    high_open: bool = False
     choices: tuple = ()
     optional: bool = False
     cli: str | None = None
@@ -89,7 +94,7 @@ class OptionSpec:
     def range_text(self) -> str:
         low = "-inf" if self.low is None else f"{self.low:g}"
         high = "inf" if self.high is None else f"{self.high:g}"
-        return f"{'(' if self.low_open else '['}{low}, {high}]"
+        return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
 
     def problem(self, value) -> tuple[type, str] | None:
         """(exception type, message) when ``value`` is not allowed, else None."""
@@ -118,7 +123,7 @@ def _is_real(value) -> bool:
 
 def _bounds_problem(spec: OptionSpec, value, what: str):
     too_low = spec.low is not None and (value <= spec.low if spec.low_open else value < spec.low)
-    too_high = spec.high is not None and value > spec.high
+    too_high = spec.high is not None and (value >= spec.high if spec.high_open else value > spec.high)
     if not (too_low or too_high):
         return None
     if spec.high is None and spec.low == 0 and spec.low_open:
@@ -127,7 +132,9 @@ def _bounds_problem(spec: OptionSpec, value, what: str):
     if spec.high is None:
         text = f"{'more than' if spec.low_open else 'at least'} {spec.low:g}"
     elif spec.low is None:
-        text = f"at most {spec.high:g}"
+        text = f"{'less than' if spec.high_open else 'at most'} {spec.high:g}"
+    elif spec.low_open and spec.high_open:
+        text = f"between {spec.low:g} and {spec.high:g} (both excluded)"
     else:
         text = f"between {spec.low:g} and {spec.high:g}"
     return ValueError, f"{spec.name} must be {text}, got {value!r}"
@@ -201,7 +208,8 @@ _CHECKS: dict[str, Callable] = {
 
 
 def option(default, doc: str, *, kind: str, unit: str = "", low=None, high=None, low_open: bool = False,
-           choices=(), optional: bool = False, cli: str | None = None, form: bool = True, identity: bool = True):
+           high_open: bool = False, choices=(), optional: bool = False, cli: str | None = None, form: bool = True,
+           identity: bool = True):
     """A dataclass field of an options class, with its spec in the metadata.
 
     ``cli`` is the flag of ``napari-causal-lattice analyze`` (None: not a flag), ``form`` whether the dock form
@@ -210,7 +218,8 @@ def option(default, doc: str, *, kind: str, unit: str = "", low=None, high=None,
     if kind not in _KINDS:
         raise ValueError(f"unknown option kind {kind!r}")
     meta = {"kind": kind, "doc": doc, "unit": unit, "low": low, "high": high, "low_open": low_open,
-            "choices": tuple(choices), "optional": optional, "cli": cli, "form": form, "identity": identity}
+            "high_open": high_open, "choices": tuple(choices), "optional": optional, "cli": cli, "form": form,
+            "identity": identity}
     return field(default=default, metadata=meta)
 
 
@@ -463,6 +472,78 @@ class LoadOptions(StepOptions):
                                     kind="length_unit", optional=True, cli="--scale-unit")
 
 
+@dataclass(frozen=True)
+class CompareOptions(StepOptions):
+    """Options of :func:`~napari_causal_lattice.compare.compare_images` (edges compared across images and
+    groups)."""
+
+    n_bootstrap: int = option(100, "bootstrap resamples per image for the confidence intervals", kind="int", low=20)
+    seed: int | None = option(None, "random seed of the resampling (image k gets its own child generator; None "
+                              "draws one and records it)", kind="seed", optional=True)
+    shared_order: bool = option(False, "one causal order for all images, estimated on the pooled (per-image "
+                                "centred) data", kind="bool")
+    standardize: bool = option(False, "fit z-scored variables (off: coefficients in descriptor units, comparable "
+                               "between images)", kind="bool")
+    confidence: float = option(0.95, "level of the percentile intervals", kind="float", low=0.0, low_open=True,
+                               high=1.0, high_open=True)
+    eiv: bool = option(False, "also give coefficients corrected for measurement noise (needs sigma_<name> "
+                       "columns)", kind="bool")
+    backend: Any = option(None, "causal-discovery backend: 'engine' (fast, default) or 'lingam' (the reference "
+                          "package), or a CausalMethod", kind="any", choices=("engine", "lingam"), optional=True,
+                          form=False)
+    prior_knowledge: Any = option("default", "prior knowledge ('default': I14 and I5 exogenous)", kind="any",
+                                  form=False)
+
+
+@dataclass(frozen=True)
+class WallOptions(StepOptions):
+    """Options of :func:`~napari_causal_lattice.walls.wall_profile` (a coupling measured across a domain wall)."""
+
+    effect: str = option("Px", "the effect of the coupling effect <- cause", kind="text", form=False)
+    cause: str = option("Py", "the cause of the coupling effect <- cause", kind="text", form=False)
+    estimator: str = option("regression", "cells only: the coupling in each bin by least squares (with a linear "
+                            "term in distance) or by LiNGAM on all descriptors", kind="choice",
+                            choices=("regression", "lingam"))
+    bin_width: float | None = option(None, "width of the distance bins (default: one lattice spacing)", kind="float",
+                                     unit="px", low=0.0, low_open=True, optional=True)
+    max_distance: float | None = option(None, "only samples at most this far from the wall (default: all)",
+                                        kind="float", unit="px", low=0.0, low_open=True, optional=True)
+    within_segment: bool = option(True, "only samples whose projection on the line falls between its two ends",
+                                  kind="bool", form=False)
+    min_count: int | None = option(None, "fewest samples for a bin to be used (default 3 windows or 12 cells)",
+                                   kind="int", low=1, optional=True, form=False)
+    n_bootstrap: int = option(200, "bootstrap resamples per bin for the confidence intervals", kind="int", low=20)
+    confidence: float = option(0.95, "level of the intervals", kind="float", low=0.0, low_open=True, high=1.0,
+                               high_open=True, form=False)
+    seed: int | None = option(None, "random seed of the bootstrap (None draws one and records it)", kind="seed",
+                              optional=True)
+    fit: bool = option(True, "fit A tanh((d - d0) / Lc) + c to the binned profile", kind="bool", form=False)
+    fit_shift: bool = option(True, "fit the offset d0 of the wall from the drawn line (else d0 = 0)", kind="bool",
+                             form=False)
+    deconvolve_window: bool = option(True, "sliding results only: fit the tanh averaged over the window width, so "
+                                     "Lc is the local wall width", kind="bool", form=False)
+
+
+@dataclass(frozen=True)
+class LGDOptions(StepOptions):
+    """Parameters of the linearized LGD theory (:mod:`~napari_causal_lattice.theory`: Eqs. 14-16).
+
+    ``eps`` and ``r`` may also be arrays in the theory functions (broadcast against the distances); the
+    options hold one value each.
+    """
+
+    eps: float = option(0.0, "doping factor (0 at the morphotropic phase boundary, 1 the antiferroelectric "
+                        "limit)", kind="float", high=1.0)
+    Lc: float = option(1.0, "wall width (correlation length L_C^P), in the unit of the distances", kind="float",
+                       low=0.0, low_open=True)
+    r: float = option(0.5, "ratio e2*/e1* of the non-observable local fields (Eq. 15)", kind="float")
+    Q11: float = option(0.032, "electrostriction Q11 (default BiFeO3)", kind="float", unit="m^4/C^2")
+    Q12: float = option(-0.016, "electrostriction Q12 (default BiFeO3)", kind="float", unit="m^4/C^2")
+    Q44: float = option(0.020, "electrostriction Q44, Voigt (default BiFeO3)", kind="float", unit="m^4/C^2")
+    P0: float = option(0.52, "bulk spontaneous polarization of the undoped material", kind="float", unit="C/m^2",
+                       low=0.0)
+
+
 #: Where a whole analysis (the CLI's ``analyze``, :func:`~napari_causal_lattice.pipeline.run_pipeline` and the
 #: docks) departs from the single functions' defaults: it bootstraps every fit, with a fixed seed, so its
 #: results carry probabilities and repeat exactly.
@@ -563,12 +644,14 @@ def _jsonable(values: dict) -> dict:
 # --- core functions ----------------------------------------------------------------------------------------------
 
 
-def takes_options(options_cls: type[StepOptions], *, aliases: dict[str, str] | None = None):
+def takes_options(options_cls: type[StepOptions], *, aliases: dict[str, str] | None = None, arrays=()):
     """Let a core function take ``options=`` of ``options_cls``; its keywords still work and override it.
 
     The decorated function keeps its explicit keyword signature (whose defaults must equal the options' defaults:
-    checked when the module is imported), and receives every option validated.  ``aliases`` maps an old keyword to
-    its new name; the old one still works with a :class:`DeprecationWarning` naming the new one.
+    checked when the module is imported), and receives every option validated.  A parameter without a default
+    stays required unless ``options`` is given.  ``aliases`` maps an old keyword to its new name; the old one still
+    works with a :class:`DeprecationWarning` naming the new one.  ``arrays`` names options the function also takes
+    as arrays (a list, tuple or ndarray of them is passed on as given, for the function to check).
     """
     specs = options_cls.specs()
     aliases = dict(aliases or {})
@@ -576,9 +659,10 @@ def takes_options(options_cls: type[StepOptions], *, aliases: dict[str, str] | N
     def decorate(func):
         signature = inspect.signature(func)
         own = [name for name in specs if name in signature.parameters]
+        required = {name for name in own if signature.parameters[name].default is inspect.Parameter.empty}
         for name in own:
             default = signature.parameters[name].default
-            if default is not specs[name].default and default != specs[name].default:
+            if name not in required and default is not specs[name].default and default != specs[name].default:
                 raise AssertionError(f"{func.__name__}: default of {name!r} ({default!r}) differs from "
                                      f"{options_cls.__name__}'s ({specs[name].default!r})")
 
@@ -593,9 +677,14 @@ def takes_options(options_cls: type[StepOptions], *, aliases: dict[str, str] | N
                 args = args[:first]
             _rename(func.__name__, aliases, keywords)
             given = {name: keywords.pop(name) for name in own if name in keywords}
+            as_given = {name: given.pop(name) for name in arrays
+                        if isinstance(given.get(name), (list, tuple, np.ndarray))}
             resolved = options_cls.resolve(options, **given)
             for name in own:
-                keywords[name] = getattr(resolved, name)
+                if name in as_given:
+                    keywords[name] = as_given[name]
+                elif name not in required or options is not None or name in given:
+                    keywords[name] = getattr(resolved, name)
             return func(*args, **keywords)
 
         params = list(signature.parameters.values())
@@ -616,20 +705,6 @@ def _rename(name: str, aliases: dict, keywords: dict) -> None:
                 raise TypeError(f"{name}() got both {old!r} and its new name {new!r}; pass {new!r}")
             warn(f"{name}({old}=...) is deprecated; use {new}=...", DeprecationWarning)
             keywords[new] = keywords.pop(old)
-
-
-def renamed(**aliases):
-    """Keep an old keyword of a function working (with a DeprecationWarning naming the new one)."""
-
-    def decorate(func):
-        @functools.wraps(func)
-        def wrapper(*args, **keywords):
-            _rename(func.__name__, aliases, keywords)
-            return func(*args, **keywords)
-
-        return wrapper
-
-    return decorate
 
 
 # --- CLI ---------------------------------------------------------------------------------------------------------

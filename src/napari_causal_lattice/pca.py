@@ -99,6 +99,39 @@ class AdjacencyPCA:
         )
 
 
+def _used_windows(result: SlidingResult, exclude) -> tuple[np.ndarray, np.ndarray]:
+    """``(used, excluded)`` (ny, nx) bool: the fitted windows not excluded, and the excluded ones."""
+    ny, nx = result.fitted.shape
+    used = result.fitted.copy()
+    excluded = np.zeros((ny, nx), dtype=bool)
+    if exclude is not None:
+        excluded = np.asarray(exclude, dtype=bool)
+        if excluded.shape != (ny, nx):
+            raise ValueError(f"exclude must be a ({ny}, {nx}) bool array of windows, got shape {excluded.shape}")
+        used &= ~excluded
+    return used, excluded
+
+
+def _principal_components(samples: np.ndarray, n_components: int):
+    """``(mean, singular values, components, total variance)`` of the (n, p*p) window matrices; each component's
+    sign makes its largest element positive."""
+    limit = min(samples.shape[0] - 1, samples.shape[1])
+    if limit < 1:
+        raise ValueError(
+            f"PCA needs at least 2 fitted windows, this result has {samples.shape[0]}; use a smaller window or stride"
+        )
+    if not 1 <= n_components <= limit:
+        raise ValueError(f"n_components must be between 1 and {limit} for this result, got {n_components}")
+    mean = samples.mean(axis=0)
+    _, singular, vt = np.linalg.svd(samples - mean, full_matrices=False)
+    total = float(np.sum(singular**2))
+    if total == 0.0:
+        raise ValueError("all fitted windows have the same matrix; there is no spatial variation to decompose")
+    vt = vt[:n_components]
+    peak = np.argmax(np.abs(vt), axis=1)
+    return mean, singular, vt * np.sign(vt[np.arange(n_components), peak])[:, None], total
+
+
 @takes_options(PCAOptions)
 def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "adjacency",
                   significant_only: bool = False, exclude=None, outlier_factor: float | None = 3.0) -> AdjacencyPCA:
@@ -151,30 +184,10 @@ def adjacency_pca(result: SlidingResult, n_components: int = 4, *, use: str = "a
     if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
         raise TypeError(f"n_components must be a whole number, got {n_components!r}")
     ny, nx, p, _ = matrices.shape
-    used = result.fitted.copy()
-    excluded = np.zeros((ny, nx), dtype=bool)
-    if exclude is not None:
-        excluded = np.asarray(exclude, dtype=bool)
-        if excluded.shape != (ny, nx):
-            raise ValueError(f"exclude must be a ({ny}, {nx}) bool array of windows, got shape {excluded.shape}")
-        used &= ~excluded
+    used, excluded = _used_windows(result, exclude)
     outliers = _outliers(matrices, used, outlier_factor)
     samples = matrices[used & ~outliers].reshape(-1, p * p)
-    limit = min(samples.shape[0] - 1, p * p)
-    if limit < 1:
-        raise ValueError(
-            f"PCA needs at least 2 fitted windows, this result has {samples.shape[0]}; use a smaller window or stride"
-        )
-    if not 1 <= n_components <= limit:
-        raise ValueError(f"n_components must be between 1 and {limit} for this result, got {n_components}")
-    mean = samples.mean(axis=0)
-    _, singular, vt = np.linalg.svd(samples - mean, full_matrices=False)
-    total = float(np.sum(singular**2))
-    if total == 0.0:
-        raise ValueError("all fitted windows have the same matrix; there is no spatial variation to decompose")
-    vt = vt[:n_components]
-    peak = np.argmax(np.abs(vt), axis=1)
-    vt = vt * np.sign(vt[np.arange(n_components), peak])[:, None]
+    mean, singular, vt, total = _principal_components(samples, n_components)
     loadings = np.full((n_components, ny, nx), np.nan)
     loadings[:, used] = ((matrices[used].reshape(-1, p * p) - mean) @ vt.T).T
     params = {"n_components": int(n_components), "use": use, "n_windows": int(samples.shape[0]),

@@ -282,6 +282,43 @@ def _solve_amplitudes(design, values, ridge):
     return np.linalg.solve(gram, design.T @ values)
 
 
+def _spacing_and_core_starts(shape, pos, sub, widths) -> tuple[float, list]:
+    """``(spacing, [core_a, core_b])``: the median A-A nearest-neighbour distance (px; a third of the image
+    without two A columns) and the starting core widths (px): the columns' median fitted widths, else 0.12
+    spacing (B starts like A without B columns)."""
+    from scipy.spatial import cKDTree
+
+    a_pos = pos[sub == "A"]
+    if len(a_pos) >= 2:
+        d, _ = cKDTree(a_pos).query(a_pos, k=2)
+        spacing = float(np.median(d[:, 1]))
+    else:
+        spacing = float(min(shape)) / 3
+    starts = []
+    for label in ("A", "B"):
+        w = None if widths is None else np.asarray(widths, float)[(sub == label) & np.isfinite(widths)]
+        starts.append(float(np.median(w)) if w is not None and len(w) else 0.12 * spacing)
+    return spacing, [starts[0], starts[1] if np.any(sub == "B") else starts[0]]
+
+
+def _fit_shape(residual, core_starts, spacing: float, *, tail: bool, max_tail_width: float) -> np.ndarray:
+    """(4,) ``(core_a, core_b, tail ratio, tail width / core)`` minimising ``residual``; without ``tail`` only the
+    cores are fitted (ratio 0, width 1.5)."""
+    from scipy.optimize import least_squares
+
+    lo_core, hi_core = 0.3, 0.5 * spacing
+    x_start = [np.clip(core_starts[0], lo_core, hi_core), np.clip(core_starts[1], lo_core, hi_core)]
+    if tail:
+        theta0 = np.array(x_start + [0.1, min(3.0, max_tail_width)])
+        lower, upper = [lo_core, lo_core, 0.0, 1.2], [hi_core, hi_core, 1.0, max_tail_width]
+        fit = least_squares(residual, theta0, bounds=(lower, upper), x_scale=[0.2, 0.2, 0.05, 0.5],
+                            diff_step=1e-3, ftol=1e-4, xtol=1e-4, max_nfev=12)
+        return fit.x
+    fit = least_squares(lambda t: residual([t[0], t[1], 0.0, 1.5]), np.array(x_start),
+                        bounds=([lo_core] * 2, [hi_core] * 2), diff_step=1e-3, ftol=1e-4, max_nfev=10)
+    return np.array([fit.x[0], fit.x[1], 0.0, 1.5])
+
+
 def estimate_profile(image, columns=None, *, positions=None, sublattice=None, width=None, window_cells: float = 4.0,
                      max_tail_width: float = 6.0, tail: bool = True) -> ColumnProfile:
     """Estimate the core + tail column profile of each sublattice from the image.
@@ -317,9 +354,6 @@ def estimate_profile(image, columns=None, *, positions=None, sublattice=None, wi
     ColumnProfile
         With ``background`` from the window fit.
     """
-    from scipy.optimize import least_squares
-    from scipy.spatial import cKDTree
-
     img = np.asarray(image, dtype=float)
     if columns is not None:
         positions, sublattice = columns.positions, columns.sublattice
@@ -330,17 +364,7 @@ def estimate_profile(image, columns=None, *, positions=None, sublattice=None, wi
     sub = np.asarray(sublattice).astype(str).reshape(-1)
     if len(pos) != len(sub) or not np.any(sub == "A"):
         raise ValueError("estimate_profile needs column positions with A/B labels (at least one A column)")
-    a_pos = pos[sub == "A"]
-    if len(a_pos) >= 2:
-        d, _ = cKDTree(a_pos).query(a_pos, k=2)
-        spacing = float(np.median(d[:, 1]))
-    else:
-        spacing = float(min(img.shape)) / 3
-    starts = []
-    for label in ("A", "B"):
-        w = None if widths is None else np.asarray(widths, float)[(sub == label) & np.isfinite(widths)]
-        starts.append(float(np.median(w)) if w is not None and len(w) else 0.12 * spacing)
-    core_b_start = starts[1] if np.any(sub == "B") else starts[0]
+    spacing, core_starts = _spacing_and_core_starts(img.shape, pos, sub, widths)
     box = _crop(img.shape, pos, sub, window_cells * spacing)
     y0, y1, x0, x1 = box
     values = img[y0:y1, x0:x1].reshape(-1)
@@ -356,18 +380,7 @@ def estimate_profile(image, columns=None, *, positions=None, sublattice=None, wi
         coef = _solve_amplitudes(design, values, ridge)
         return design @ coef - values
 
-    lo_core, hi_core = 0.3, 0.5 * spacing
-    x_start = [np.clip(starts[0], lo_core, hi_core), np.clip(core_b_start, lo_core, hi_core)]
-    if tail:
-        theta0 = np.array(x_start + [0.1, min(3.0, max_tail_width)])
-        lower, upper = [lo_core, lo_core, 0.0, 1.2], [hi_core, hi_core, 1.0, max_tail_width]
-        fit = least_squares(residual, theta0, bounds=(lower, upper), x_scale=[0.2, 0.2, 0.05, 0.5],
-                            diff_step=1e-3, ftol=1e-4, xtol=1e-4, max_nfev=12)
-        theta = fit.x
-    else:
-        fit = least_squares(lambda t: residual([t[0], t[1], 0.0, 1.5]), np.array(x_start),
-                            bounds=([lo_core] * 2, [hi_core] * 2), diff_step=1e-3, ftol=1e-4, max_nfev=10)
-        theta = np.array([fit.x[0], fit.x[1], 0.0, 1.5])
+    theta = _fit_shape(residual, core_starts, spacing, tail=tail, max_tail_width=max_tail_width)
     core_a, core_b, ratio, width = (float(v) for v in theta)
     coef = _solve_amplitudes(_design(box, cpos, csub, theta, 1.5 * spacing), values, ridge)
     return ColumnProfile(core_a=core_a, core_b=core_b, tail_ratio_a=ratio, tail_ratio_b=ratio,

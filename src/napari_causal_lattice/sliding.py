@@ -654,30 +654,43 @@ def sliding_lingam(
     maps = _assemble(plan, fit_orders, fit_adjacency, n_bootstrap, keep=keep_bootstrap and n_bootstrap > 0)
     p_values, significant = _significance(plan, maps, prior, alpha=alpha, fdr=fdr, min_direction=min_direction,
                                           spatial=spatial, max_lag=spatial_max_lag)
-    ny, nx = plan.n_cells.shape
-    i0, j0 = plan.origin
-    first_centre, centers = _window_centres(plan, window, stride)
     params = {
         "window": window, "stride": stride, "n_bootstrap": n_bootstrap, "min_cells": min_cells,
         "variables": list(names), "prior_knowledge": prior_label, "standardize": bool(standardize),
         "method": method.name, "alpha": float(alpha), "fdr": fdr, "min_direction": float(min_direction),
         "spatial": bool(spatial), "spatial_max_lag": int(spatial_max_lag),
-        "dropped_deterministic": setup["dropped"], "grid_origin_ij": [i0, j0], "grid_shape": list(plan.grid_shape),
-        "n_windows": int(ny * nx), "n_fitted": int(np.sum(maps["reasons"] == "")),
+        "dropped_deterministic": setup["dropped"], **_grid_params(plan, maps),
     }
-    result = SlidingResult(
+    result = _sliding_result(
+        plan, maps, names=names, window=window, stride=stride, n_bootstrap=n_bootstrap, lattice=lattice, units=units,
+        standardize=standardize, prior=prior, p_values=p_values, significant=significant,
+        provenance=make_provenance("sliding_lingam", params, seed=entropy,
+                                   inputs={"cells": getattr(cells, "provenance", {}) or {}}),
+    )
+    return result if null is None else null.apply_sliding(result)
+
+
+def _grid_params(plan: _WindowPlan, maps: dict) -> dict:
+    """The window grid's part of the provenance: origin, grid shape, windows and windows fitted."""
+    ny, nx = plan.n_cells.shape
+    i0, j0 = plan.origin
+    return {"grid_origin_ij": [i0, j0], "grid_shape": list(plan.grid_shape), "n_windows": int(ny * nx),
+            "n_fitted": int(np.sum(maps["reasons"] == ""))}
+
+
+def _sliding_result(plan: _WindowPlan, maps: dict, *, names, window: int, stride: int, n_bootstrap: int, lattice,
+                    units: dict, standardize: bool, prior, p_values, significant, provenance) -> SlidingResult:
+    """The :class:`SlidingResult` of the assembled window maps, placed on the image through ``lattice``."""
+    first_centre, centers = _window_centres(plan, window, stride)
+    return SlidingResult(
         names=names, window=window, stride=stride, adjacency=maps["adjacency"], probabilities=maps["probabilities"],
         n_cells=plan.n_cells, orders=maps["orders"], reasons=maps["reasons"], centers_grid=centers,
         lattice=None if lattice is None else lattice.subgrid(first_centre, stride), n_bootstrap=n_bootstrap,
         standardized=bool(standardize), units={n: str(units.get(n, "")) for n in names}, prior_knowledge=prior,
-        scales=maps["scales"],
-        provenance=make_provenance("sliding_lingam", params, seed=entropy,
-                                   inputs={"cells": getattr(cells, "provenance", {}) or {}}),
+        scales=maps["scales"], provenance=provenance,
         bootstrap_adjacency=maps["boot_adjacency"], bootstrap_orders=maps["boot_orders"],
         p_values=p_values, significant=significant,
     )
-    return result if null is None else null.apply_sliding(result)
-
 
 
 def _window_centres(plan, window: int, stride: int):
@@ -690,6 +703,7 @@ def _window_centres(plan, window: int, stride: int):
         axis=-1,
     )
     return first_centre, centers
+
 
 def _setup(table, *, window, stride, n_bootstrap, min_cells, variables, workers, lattice, drop_deterministic) -> dict:
     """Check and complete the scalar options of :func:`sliding_lingam` (window, stride, variables, workers)."""

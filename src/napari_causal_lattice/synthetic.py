@@ -563,6 +563,55 @@ def _cell_index_grid(ni: int, nj: int) -> np.ndarray:
     return np.stack(np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij"), axis=-1).reshape(-1, 2)
 
 
+def _drawn_columns(params: dict, lattice, a_grid, rng):
+    """``(a_pos, a_amp, i5_rel, b_amp)``: A positions (px) with their jitter and amplitudes (counts), and the B
+    amplitudes' relative spread (ni, nj) and amplitudes (counts), drawn from ``rng`` in this order."""
+    ni, nj = params["shape_cells"]
+    a_ideal = lattice.to_image(a_grid)
+    a_pos = a_ideal + rng.uniform(-1.0, 1.0, a_ideal.shape) * (params["a_jitter"] / params["pixel_size"])
+    a_nominal = np.where(a_grid[:, 0] >= ni - params["substrate_rows"], params["substrate_intensity"], 1.0)
+    a_amp = params["dose"] * a_nominal * (1.0 + params["a_amplitude_spread"] * rng.uniform(-1.0, 1.0, len(a_grid)))
+    i5_nominal = params["dose"] * params["b_intensity"]
+    i5_rel = params["b_amplitude_spread"] * rng.uniform(-1.0, 1.0, (ni, nj))
+    return a_pos, a_amp, i5_rel, (i5_nominal * (1.0 + i5_rel)).reshape(-1)
+
+
+def _planted_cells(params: dict, lattice, motif, a_pos, a_amp, b_grid, b_amp, px, py):
+    """``(b_pos, table)``: the B positions (px), offset by the planted P (pm) from the motif's nominal site, and
+    the cells' descriptors with their grid index and position."""
+    nj = params["shape_cells"][1]
+    ps = params["pixel_size"]
+    flat = b_grid[:, 0] * (nj + 1) + b_grid[:, 1]
+    corner_idx = np.stack([flat, flat + 1, flat + nj + 1, flat + nj + 2], axis=1)
+    corners = a_pos[corner_idx]
+    x_hat = lattice.v1 / np.hypot(*lattice.v1)
+    y_hat = np.array([x_hat[1], -x_hat[0]])
+    b_pos = motif.nominal_b(corners) + (px.reshape(-1, 1) * x_hat + py.reshape(-1, 1) * y_hat) / ps
+    table = compute_descriptors(corners, b_pos, a_amp[corner_idx], b_amp, pixel_size=ps, frame="lattice",
+                                v1=lattice.v1, motif=motif)
+    table.insert(0, "x", b_pos[:, 1])
+    table.insert(0, "y", b_pos[:, 0])
+    table.insert(0, "j", b_grid[:, 1])
+    table.insert(0, "i", b_grid[:, 0])
+    return b_pos, table
+
+
+def _rendered_image(params: dict, shape, a_pos, a_amp, b_pos, b_amp, rng):
+    """``(image, row_shift)``: the columns rendered on ``shape`` with the scan's row shifts (px; None without
+    line jitter or drift), Poisson counting noise and read noise."""
+    row_shift = rng.normal(0.0, params["line_jitter"], shape[0]) if params["line_jitter"] > 0 else None
+    if params["scan_drift"] != 0:
+        t = np.linspace(-1.0, 1.0, shape[0])
+        drift = params["scan_drift"] * (3.0 * t**2 - 1.0) / 2.0
+        row_shift = drift if row_shift is None else row_shift + drift
+    clean = params["background"] + _render_columns(shape, a_pos, a_amp, params["sigma_a"], params, row_shift) + \
+        _render_columns(shape, b_pos, b_amp, params["sigma_b"], params, row_shift)
+    image = rng.poisson(clean).astype(np.float64)
+    if params["read_noise"] > 0:
+        image += rng.normal(0.0, params["read_noise"], shape)
+    return image, row_shift
+
+
 def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **options) -> SyntheticSample:
     """Make a synthetic HAADF-STEM image of a perovskite film with a planted causal structure.
 
@@ -666,44 +715,14 @@ def synthetic_perovskite(seed: int | None = 0, *, projection: str = "[001]", **o
 
     a_grid = _cell_index_grid(ni + 1, nj + 1)
     b_grid = _cell_index_grid(ni, nj)
-    a_ideal = lattice.to_image(a_grid)
-    a_pos = a_ideal + rng.uniform(-1.0, 1.0, a_ideal.shape) * (params["a_jitter"] / ps)
-    a_nominal = np.where(a_grid[:, 0] >= ni - params["substrate_rows"], params["substrate_intensity"], 1.0)
-    a_amp = params["dose"] * a_nominal * (1.0 + params["a_amplitude_spread"] * rng.uniform(-1.0, 1.0, len(a_grid)))
-    i5_nominal = params["dose"] * params["b_intensity"]
-    i5_rel = params["b_amplitude_spread"] * rng.uniform(-1.0, 1.0, (ni, nj))
-    b_amp = (i5_nominal * (1.0 + i5_rel)).reshape(-1)
-
+    a_pos, a_amp, i5_rel, b_amp = _drawn_columns(params, lattice, a_grid, rng)
     wall = _wall(params, cell_lattice)
     d_cells = _signed_distance(wall, cell_lattice.to_image(b_grid), "cells").reshape(ni, nj)
     region = _regions(params, d_cells)
     px, py, k, c_i5 = _plant(params, region, d_cells, i5_rel, rng)
-
-    flat = b_grid[:, 0] * (nj + 1) + b_grid[:, 1]
-    corner_idx = np.stack([flat, flat + 1, flat + nj + 1, flat + nj + 2], axis=1)
-    corners = a_pos[corner_idx]
-    x_hat = lattice.v1 / np.hypot(*lattice.v1)
-    y_hat = np.array([x_hat[1], -x_hat[0]])
-    b_pos = motif.nominal_b(corners) + (px.reshape(-1, 1) * x_hat + py.reshape(-1, 1) * y_hat) / ps
-
-    table = compute_descriptors(corners, b_pos, a_amp[corner_idx], b_amp, pixel_size=ps, frame="lattice",
-                                v1=lattice.v1, motif=motif)
-    table.insert(0, "x", b_pos[:, 1])
-    table.insert(0, "y", b_pos[:, 0])
-    table.insert(0, "j", b_grid[:, 1])
-    table.insert(0, "i", b_grid[:, 0])
-
-    row_shift = rng.normal(0.0, params["line_jitter"], shape[0]) if params["line_jitter"] > 0 else None
-    if params["scan_drift"] != 0:
-        t = np.linspace(-1.0, 1.0, shape[0])
-        drift = params["scan_drift"] * (3.0 * t**2 - 1.0) / 2.0
-        row_shift = drift if row_shift is None else row_shift + drift
-    clean = params["background"] + _render_columns(shape, a_pos, a_amp, params["sigma_a"], params, row_shift) + \
-        _render_columns(shape, b_pos, b_amp, params["sigma_b"], params, row_shift)
-    image = rng.poisson(clean).astype(np.float64)
-    if params["read_noise"] > 0:
-        image += rng.normal(0.0, params["read_noise"], shape)
-
+    b_pos, table = _planted_cells(params, lattice, motif, a_pos, a_amp, b_grid, b_amp, px, py)
+    image, row_shift = _rendered_image(params, shape, a_pos, a_amp, b_pos, b_amp, rng)
+    i5_nominal = params["dose"] * params["b_intensity"]
     units = dict(descriptor_units(ps, "counts"), positions="px")
     truth = SyntheticTruth(
         a_positions=a_pos, a_grid=a_grid, a_intensity=a_amp, b_positions=b_pos, b_grid=b_grid,
@@ -805,6 +824,39 @@ def _smooth_field(shape, correlation_length: float, rng) -> np.ndarray:
     return field / field.std()
 
 
+def _checked_null_grid(shape, **values) -> tuple[int, int]:
+    """``(ni, nj)`` of a :func:`synthetic_null_grid` after checking the grid and every number's range."""
+    ni, nj = (int(n) for n in shape)
+    if min(ni, nj) < 4:
+        raise ValueError(f"shape must be at least (4, 4) cells, got {tuple(shape)}")
+    pitch = values["pitch"]
+    checks = {"correlation_length": (0.0, 20.0), "position_noise": (0.0, pitch / 4), "intensity_noise": (0.0, 0.5),
+              "pitch": (4.0, 200.0), "pixel_size": (1e-6, 1e4), "dose": (1e-6, 1e9), "b_intensity": (1e-6, 1.0)}
+    for name, (low, high) in checks.items():
+        value = values[name]
+        if not (isinstance(value, (int, float, np.integer, np.floating)) and low <= float(value) <= high):
+            raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    return ni, nj
+
+
+def _null_grid_descriptors(ni: int, nj: int, origin, v1, v2, b_grid, b_nominal, xi: float, rng, *, position_noise,
+                           intensity_noise, dose, b_intensity, pixel_size):
+    """The descriptors of the null grid's cells: A corners and B columns at their nominal places (px) plus
+    smooth correlated displacements and relative intensity noise, drawn from ``rng`` in this order."""
+    ai, aj = np.meshgrid(np.arange(ni + 1), np.arange(nj + 1), indexing="ij")
+    a_yx = origin + ai[..., None] * v2 + aj[..., None] * v1
+    a_yx = a_yx + position_noise * np.stack([_smooth_field(ai.shape, xi, rng) for _ in range(2)], axis=-1)
+    a_int = dose * (1.0 + intensity_noise * _smooth_field(ai.shape, xi, rng))
+    b_yx = b_nominal + position_noise * np.stack([_smooth_field((ni, nj), xi, rng).ravel() for _ in range(2)],
+                                                 axis=-1)
+    b_int = dose * b_intensity * (1.0 + intensity_noise * _smooth_field((ni, nj), xi, rng).ravel())
+    i, j = b_grid[:, 0], b_grid[:, 1]
+    corner_index = [(i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1)]
+    corners = np.stack([a_yx[r, c] for r, c in corner_index], axis=1)
+    corner_int = np.stack([a_int[r, c] for r, c in corner_index], axis=1)
+    return compute_descriptors(corners, b_yx, corner_int, b_int, pixel_size=pixel_size, frame="lattice", v1=v1)
+
+
 def synthetic_null_grid(shape=(48, 48), seed: int | None = 0, *, correlation_length: float = 2.0,
                         position_noise: float = 0.3, intensity_noise: float = 0.05, pitch: float = 20.0,
                         pixel_size: float = 19.8, dose: float = 1000.0, b_intensity: float = 0.4) -> SyntheticGrid:
@@ -847,33 +899,19 @@ def synthetic_null_grid(shape=(48, 48), seed: int | None = 0, *, correlation_len
     >>> g.table.shape, float(np.abs(g.adjacency).max())
     ((120, 12), 0.0)
     """
-    ni, nj = (int(n) for n in shape)
-    if min(ni, nj) < 4:
-        raise ValueError(f"shape must be at least (4, 4) cells, got {tuple(shape)}")
-    checks = {"correlation_length": (correlation_length, 0.0, 20.0), "position_noise": (position_noise, 0.0, pitch / 4),
-              "intensity_noise": (intensity_noise, 0.0, 0.5), "pitch": (pitch, 4.0, 200.0),
-              "pixel_size": (pixel_size, 1e-6, 1e4), "dose": (dose, 1e-6, 1e9), "b_intensity": (b_intensity, 1e-6, 1.0)}
-    for name, (value, low, high) in checks.items():
-        if not (isinstance(value, (int, float, np.integer, np.floating)) and low <= float(value) <= high):
-            raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    ni, nj = _checked_null_grid(shape, correlation_length=correlation_length, position_noise=position_noise,
+                                intensity_noise=intensity_noise, pitch=pitch, pixel_size=pixel_size, dose=dose,
+                                b_intensity=b_intensity)
     seed, rng = _make_rng(seed)
     xi = float(correlation_length)
     v1, v2 = np.array([0.0, pitch]), np.array([pitch, 0.0])
     origin = np.array([2.0 * pitch, 2.0 * pitch])
-    ai, aj = np.meshgrid(np.arange(ni + 1), np.arange(nj + 1), indexing="ij")
-    a_yx = origin + ai[..., None] * v2 + aj[..., None] * v1
-    a_yx = a_yx + position_noise * np.stack([_smooth_field(ai.shape, xi, rng) for _ in range(2)], axis=-1)
-    a_int = dose * (1.0 + intensity_noise * _smooth_field(ai.shape, xi, rng))
     b_grid = _cell_index_grid(ni, nj)
     b_nominal = origin + (b_grid[:, :1] + 0.5) * v2 + (b_grid[:, 1:] + 0.5) * v1
-    b_yx = b_nominal + position_noise * np.stack([_smooth_field((ni, nj), xi, rng).ravel() for _ in range(2)],
-                                                 axis=-1)
-    b_int = dose * b_intensity * (1.0 + intensity_noise * _smooth_field((ni, nj), xi, rng).ravel())
+    desc = _null_grid_descriptors(ni, nj, origin, v1, v2, b_grid, b_nominal, xi, rng, position_noise=position_noise,
+                                  intensity_noise=intensity_noise, dose=dose, b_intensity=b_intensity,
+                                  pixel_size=pixel_size)
     i, j = b_grid[:, 0], b_grid[:, 1]
-    corner_index = [(i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1)]
-    corners = np.stack([a_yx[r, c] for r, c in corner_index], axis=1)
-    corner_int = np.stack([a_int[r, c] for r, c in corner_index], axis=1)
-    desc = compute_descriptors(corners, b_yx, corner_int, b_int, pixel_size=pixel_size, frame="lattice", v1=v1)
     cell_lattice = Lattice(origin=origin + 0.5 * (v1 + v2), v1=v1, v2=v2)
     table = pd.DataFrame({"i": i, "j": j, "y": b_nominal[:, 0], "x": b_nominal[:, 1]})
     for name in DESCRIPTORS:

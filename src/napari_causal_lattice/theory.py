@@ -20,7 +20,10 @@ They were not checked against the paper's supplementary Table SI; reported value
 by up to a factor of two (and in the Voigt factor of ``Q44``).  Pass your own for quantitative work: the
 shapes of Figs. 8-9 do not depend on them, only the amplitudes do.
 
-Nothing here draws: :func:`napari_causal_lattice.figures.plot_figure8` and ``plot_figure9`` draw the curves.
+The scalar parameters (``eps``, ``Lc``, ``r``, ``Q11``, ``Q12``, ``Q44``, ``P0``) are one
+:class:`~napari_causal_lattice.options.LGDOptions` (``options=``; the Theory dock's form); ``eps`` and ``r`` may
+also be arrays.  Nothing here draws: :func:`napari_causal_lattice.figures.plot_figure8` and ``plot_figure9`` draw
+the curves.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._moved import moved
+from .options import LGDOptions, takes_options
 
 #: Electrostriction coefficient Q11 of BiFeO3 in m^4/C^2 (typical magnitude, see above).
 Q11_BFO = 0.032
@@ -76,6 +80,7 @@ def _x_array(x) -> np.ndarray:
     return x
 
 
+@takes_options(LGDOptions, arrays=("eps",))
 def spontaneous_polarization(x, *, eps=0.0, Lc=1.0, P0=P0_BFO) -> np.ndarray:
     """Eq. 14: spontaneous polarization ``P_S(x) = P0 sqrt(1 - eps) tanh(x / Lc)`` across a 180 degree wall.
 
@@ -90,6 +95,10 @@ def spontaneous_polarization(x, *, eps=0.0, Lc=1.0, P0=P0_BFO) -> np.ndarray:
     P0 : float
         Bulk spontaneous polarization of the undoped material in C/m^2.
 
+    options : LGDOptions, optional
+        The scalar parameters at once (:class:`~napari_causal_lattice.options.LGDOptions`, the Theory dock's
+        form); keywords given as well replace its fields.
+
     Returns
     -------
     ndarray
@@ -101,6 +110,7 @@ def spontaneous_polarization(x, *, eps=0.0, Lc=1.0, P0=P0_BFO) -> np.ndarray:
     return float(P0) * np.sqrt(1.0 - eps) * np.tanh(x / Lc)
 
 
+@takes_options(LGDOptions, arrays=("eps", "r"))
 def dp2_dp1(x, *, eps, Lc, r, a1=-1.0) -> np.ndarray:
     """Eq. 15: ratio ``dP2/dP1`` of the polarization fluctuations across a 180 degree wall.
 
@@ -120,6 +130,10 @@ def dp2_dp1(x, *, eps, Lc, r, a1=-1.0) -> np.ndarray:
         Ratio ``e2*/e1*`` of the non-observable local fields (dimensionless).
     a1 : float
         Landau coefficient ``a1`` (any unit; non-zero).
+
+    options : LGDOptions, optional
+        The scalar parameters at once (:class:`~napari_causal_lattice.options.LGDOptions`, the Theory dock's
+        form); keywords given as well replace its fields.
 
     Returns
     -------
@@ -160,6 +174,7 @@ def dp2_dp1(x, *, eps, Lc, r, a1=-1.0) -> np.ndarray:
     return out
 
 
+@takes_options(LGDOptions, arrays=("eps",))
 def strain_couplings(x, *, eps=0.0, Lc=1.0, Q11=Q11_BFO, Q12=Q12_BFO, Q44=Q44_BFO, P0=P0_BFO) -> dict:
     """Eq. 16: strain-polarization couplings across a 180 degree wall.
 
@@ -175,6 +190,10 @@ def strain_couplings(x, *, eps=0.0, Lc=1.0, Q11=Q11_BFO, Q12=Q12_BFO, Q44=Q44_BF
         Electrostriction coefficients in m^4/C^2 (defaults: BiFeO3, see the module docstring).
     P0 : float
         Bulk spontaneous polarization in C/m^2.
+
+    options : LGDOptions, optional
+        The scalar parameters at once (:class:`~napari_causal_lattice.options.LGDOptions`, the Theory dock's
+        form); keywords given as well replace its fields.
 
     Returns
     -------

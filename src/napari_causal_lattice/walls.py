@@ -25,7 +25,7 @@ import pandas as pd
 from ._moved import moved
 from ._warn import warn
 from .lattice import DESCRIPTORS
-from .options import check_seed
+from .options import WallOptions, check_seed, takes_options
 from .progress import report
 from .provenance import make_provenance
 
@@ -479,8 +479,6 @@ def _estimator_and_backend(estimator, backend, method):
             estimator = method
         else:
             estimator, backend = "lingam", method
-    if estimator not in ("regression", "lingam"):
-        raise ValueError(f"estimator must be 'regression' or 'lingam', got {estimator!r}")
     if backend is None:
         return estimator, None
     from .causal.methods import resolve_method
@@ -488,6 +486,7 @@ def _estimator_and_backend(estimator, backend, method):
     return estimator, resolve_method(backend)
 
 
+@takes_options(WallOptions)
 def wall_profile(
     source,
     line,
@@ -556,19 +555,17 @@ def wall_profile(
         See :mod:`napari_causal_lattice.progress` (one unit per bin).
     method : deprecated
         The former name: ``"regression"``/``"lingam"`` are now ``estimator``, a causal backend is ``backend``.
+    options : WallOptions, optional
+        All of the options above but ``backend`` at once (:class:`~napari_causal_lattice.options.WallOptions`, the
+        Theory dock's form); keywords given as well replace its fields.
 
     Returns
     -------
     WallProfile
     """
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
-    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 20:
-        raise ValueError(f"n_bootstrap must be a whole number >= 20 for percentile intervals, got {n_bootstrap!r}")
     estimator, backend = _estimator_and_backend(estimator, backend, method)
-    n_bootstrap = int(n_bootstrap)
+    n_bootstrap = int(n_bootstrap)  # options are validated by WallOptions (see takes_options)
     seed = check_seed(seed)
-    rng = np.random.default_rng(seed)
     origin, tangent, normal, length = line_frame(line)
     samples = _wall_samples(source, effect, cause, estimator, deconvolve_window=deconvolve_window,
                             min_count=min_count)
@@ -577,32 +574,37 @@ def wall_profile(
     bin_width = samples.spacing if bin_width is None else float(bin_width)
     if not np.isfinite(bin_width) or bin_width <= 0:
         raise ValueError(f"bin_width must be a positive distance in px, got {bin_width!r}")
-    if samples.table is None:
-        bin_estimate = _window_mean_estimator(samples.values[kept], rng, n_bootstrap)
-    else:
-        bin_estimate = _cell_estimator(samples.table.iloc[kept], dist[kept], effect, cause, estimator, backend, rng,
-                                       n_bootstrap)
+    bin_estimate = _bin_estimator(samples, dist, kept, effect, cause, estimator, backend,
+                                  np.random.default_rng(seed), n_bootstrap)
     rows = _binned_rows(dist[kept], bin_width, samples.min_count, bin_estimate, float(confidence), progress, cancel)
     profile = pd.DataFrame(rows, columns=list(_PROFILE_COLUMNS))
     params = _fit_tanh(profile, fit_shift, bin_width, samples.window_px) if fit else {}
-    label, units = samples.label, samples.units
     provenance = make_provenance(
         "wall_profile",
         {
             "effect": effect, "cause": cause, "line": np.asarray(line, dtype=float)[[0, -1], -2:],
             "bin_width": bin_width, "max_distance": max_distance, "within_segment": within_segment,
-            "method": label, "backend": None if backend is None else backend.name, "min_count": samples.min_count,
-            "n_bootstrap": n_bootstrap, "confidence": confidence, "fit": fit, "fit_shift": fit_shift,
-            "window_px": samples.window_px,
+            "method": samples.label, "backend": None if backend is None else backend.name,
+            "min_count": samples.min_count, "n_bootstrap": n_bootstrap, "confidence": confidence, "fit": fit,
+            "fit_shift": fit_shift, "window_px": samples.window_px,
         },
         seed=seed,
         inputs={"source": getattr(source, "provenance", {}) or {}},
     )
     return WallProfile(
         effect=effect, cause=cause, line=np.stack([origin, origin + tangent * length]), normal=normal,
-        table=profile, method=label, bin_width=bin_width, confidence=float(confidence), params=params,
-        units=units, provenance=provenance,
+        table=profile, method=samples.label, bin_width=bin_width, confidence=float(confidence), params=params,
+        units=samples.units, provenance=provenance,
     )
+
+
+def _bin_estimator(samples: _WallSamples, dist, kept, effect: str, cause: str, estimator: str, backend, rng,
+                   n_bootstrap: int):
+    """The estimate of one bin (rows of the kept samples -> value and bootstrap values): the mean of the window
+    coefficients of a sliding result, or the coupling re-estimated from the cells of the bin."""
+    if samples.table is None:
+        return _window_mean_estimator(samples.values[kept], rng, n_bootstrap)
+    return _cell_estimator(samples.table.iloc[kept], dist[kept], effect, cause, estimator, backend, rng, n_bootstrap)
 
 
 def __getattr__(name: str):

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from napari_causal_lattice._napari._forms import form_options
+from napari_causal_lattice._napari._forms import form_defaults, form_options
 from napari_causal_lattice._napari.causal_widget import NULL_IMAGES, CausalWidget
 from napari_causal_lattice._napari.columns_widget import ColumnsWidget
+from napari_causal_lattice._napari.compare_widget import CompareWidget
 from napari_causal_lattice._napari.descriptors_widget import DescriptorsWidget
 from napari_causal_lattice._napari.sliding_widget import SlidingWidget
-from napari_causal_lattice.options import AnalysisOptions, form_fields
+from napari_causal_lattice._napari.theory_widget import TheoryWidget
+from napari_causal_lattice.options import form_fields
 
-#: (dock, attribute holding the form, step of AnalysisOptions)
+#: (dock, attribute holding the form, step of AnalysisOptions or a dock's own step of `form_defaults`)
 FORMS = [
     (ColumnsWidget, "params", "columns"),
     (DescriptorsWidget, "params", "cells"),
@@ -22,6 +24,9 @@ FORMS = [
     (CausalWidget, "null_form", "null"),
     (SlidingWidget, "params", "sliding"),
     (SlidingWidget, "pca_params", "pca"),
+    (CompareWidget, "options", "compare"),
+    (TheoryWidget, "lgd_form", "lgd"),
+    (TheoryWidget, "wall_form", "wall"),
 ]
 #: Where a dock departs from the analysis defaults on purpose: the instrument null is a button of its own, so the
 #: dock proposes 20 images where `analyze` runs none unless asked.
@@ -33,7 +38,7 @@ def test_dock_form_is_the_options_form(make_napari_viewer, qtbot, dock, attribut
     widget = dock(make_napari_viewer())
     qtbot.addWidget(widget)
     form = getattr(widget, attribute)
-    defaults = getattr(AnalysisOptions(), step)
+    defaults = form_defaults(step)
     shown = [w.name for w in form if w.name in type(defaults).specs()]
     assert sorted(shown) == sorted(form_fields(type(defaults)))  # every form field, each once
     expected = defaults.to_dict() | {name: value for (s, name), value in DOCK_DEFAULTS.items() if s == step}

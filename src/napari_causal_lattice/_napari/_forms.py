@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import math
 
-from napari_causal_lattice.options import AnalysisOptions, StepOptions, form_fields
+from napari_causal_lattice.options import (
+    AnalysisOptions,
+    CompareOptions,
+    LGDOptions,
+    StepOptions,
+    WallOptions,
+    form_fields,
+)
 
-__all__ = ["AUTO", "FORM_LABELS", "option_widgets", "options_form", "form_options"]
+__all__ = ["AUTO", "FORM_LABELS", "form_defaults", "option_widgets", "options_form", "form_options"]
 
 #: Spin-box value that reads "auto" for ``window`` (windows are at least 3 cells) and the optional counts.
 AUTO = {"window": 2}
@@ -34,14 +41,27 @@ FORM_LABELS = {"n_bootstrap": "Bootstraps", "seed": "Seed", "alpha": "Edge alpha
                "max_offset": "Max |P| (cells)", "outlier_threshold": "Outlier threshold (robust sd)",
                "expected_lattice": "Expected lattice (pm)", "lattice_tolerance": "Lattice tolerance",
                "reference": "Reference (grid ranges)", "variants": "fit-model variants (systematic sigma)",
-               "n_components": "Components", "use": "Decompose", "significant_only": "significant elements only"}
+               "n_components": "Components", "use": "Decompose", "significant_only": "significant elements only",
+               "shared_order": "one causal order for all images", "confidence": "Confidence level",
+               "estimator": "Bin estimator", "bin_width": "Bin width (px)", "max_distance": "Max distance (px)",
+               "eps": "eps (doping)", "Lc": "Lc (px)", "r": "r = e2*/e1*"}
 #: What the lowest value of an optional number's spin box reads (default "auto": the step chooses it).
-_NONE_TEXT = {"expected_lattice": "none"}
+_NONE_TEXT = {"expected_lattice": "none", "max_distance": "all"}
 #: How choices read in a form (the value stays the option's).
 _CHOICE_LABELS = {None: "none", "bh": "BH (Benjamini-Hochberg)", "by": "BY (Benjamini-Yekutieli)"}
 
 
-def _defaults(step: str) -> StepOptions:
+#: The forms of steps outside one analysis, with their docks' defaults: the Compare dock seeds its resampling
+#: with 0 like an analysis, the Theory dock its wall profile too, and draws the theory for a wall 40 px wide.
+_OTHER_STEPS = {"compare": lambda: CompareOptions(seed=0), "wall": lambda: WallOptions(seed=0),
+                "lgd": lambda: LGDOptions(Lc=40.0)}
+
+
+def form_defaults(step: str) -> StepOptions:
+    """The options a fresh form of ``step`` shows: those of a whole analysis (:class:`AnalysisOptions`), or for
+    ``"compare"``, ``"wall"`` and ``"lgd"`` the Compare and Theory docks' defaults."""
+    if step in _OTHER_STEPS:
+        return _OTHER_STEPS[step]()
     return getattr(AnalysisOptions(), step)
 
 
@@ -54,7 +74,8 @@ def options_form(step: str, first=(), *, labels: dict | None = FORM_LABELS):
 
 def option_widgets(step: str, first=(), *, labels: dict | None = FORM_LABELS) -> list:
     """One magicgui widget per form field of ``step``'s options (``"columns"``, ``"cells"``, ``"polarization"``,
-    ``"lingam"``, ``"sliding"``, ``"pca"``, ``"null"``), defaults as in a whole analysis.
+    ``"lingam"``, ``"sliding"``, ``"pca"``, ``"null"``; ``"compare"``, ``"wall"``, ``"lgd"``), defaults as in
+    :func:`form_defaults`.
 
     Every option with ``form=True`` gets a widget, so an option added to the class shows up in its dock; ``first``
     names the ones shown first, the others follow in field order.  ``window`` and optional numbers (``stride``,
@@ -64,7 +85,7 @@ def option_widgets(step: str, first=(), *, labels: dict | None = FORM_LABELS) ->
     """
     from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
 
-    defaults = _defaults(step)
+    defaults = form_defaults(step)
     cls = type(defaults)
     specs = cls.specs()
     shown = form_fields(cls)
@@ -129,7 +150,7 @@ def form_options(step: str, form, **more) -> StepOptions:
     ValueError, TypeError
         A value the options do not allow (the message names the field), shown by the dock as a notification.
     """
-    defaults = _defaults(step)
+    defaults = form_defaults(step)
     specs = type(defaults).specs()
     values = {}
     for widget in form:

@@ -117,8 +117,32 @@ class CausalWidget(DockWidget):
         self._source_of_result: str | None = None
         self._shown: tuple | None = None  # (source, candidate columns) the check boxes were built for
         self._watched: set[int] = set()
+        src_row = self._build_source()
+        var_box, prior_box = self._build_variables()
+        opts = self._build_options()
+        self._build_null()
+        self._build_messages()
+        exp_row = self._build_results()
+        layout = self.body_layout
+        layout.addWidget(QLabel("Cells"))
+        layout.addLayout(src_row)
+        layout.addWidget(var_box)
+        layout.addWidget(prior_box)
+        layout.addLayout(opts)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.null_form.native)
+        layout.addWidget(self.null_button)
+        layout.addWidget(self.jobs)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.deterministic_box)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(exp_row)
+        self.listen_layers(self.refresh_sources)
+        self.listen(self.viewer.events.theme, lambda _event: self._retheme())
+        self.refresh_sources()
 
-        # --- source
+    def _build_source(self) -> QVBoxLayout:
+        """The cells' source: a layer picker, Refresh and Load CSV..."""
         self.source = QComboBox()
         self.source.currentIndexChanged.connect(self._on_source_changed)
         refresh = QPushButton("Refresh")
@@ -133,8 +157,10 @@ class CausalWidget(DockWidget):
         buttons.addWidget(refresh)
         buttons.addWidget(load)
         src_row.addLayout(buttons)
+        return src_row
 
-        # --- variables and prior knowledge
+    def _build_variables(self) -> tuple[QGroupBox, QGroupBox]:
+        """The variables' and the prior knowledge's check boxes and path fields."""
         self.variables = _CheckGrid()
         self.exogenous = _CheckGrid()
         self.required = QLineEdit()
@@ -153,11 +179,13 @@ class CausalWidget(DockWidget):
         prior_form.addRow(self.exogenous)
         prior_form.addRow("Required paths", self.required)
         prior_form.addRow("Forbidden paths", self.forbidden)
+        return var_box, prior_box
 
-        # --- options: a magicgui form (typed, scriptable: ``widget.options.n_bootstrap.value = 50``); the Qt
-        # widgets underneath stay reachable as attributes for scripts
-        # the fit's options are generated from CausalOptions (defaults of a whole analysis, as the CLI's); the
-        # last three only choose what is shown
+    def _build_options(self) -> QFormLayout:
+        """The fit's options (a form generated from CausalOptions) and the display choices."""
+        # a magicgui form (typed, scriptable: ``widget.options.n_bootstrap.value = 50``), the Qt widgets underneath
+        # reachable as attributes; the fit's options come from CausalOptions (defaults of a whole analysis, as the
+        # CLI's), the last three only choose what is shown
         self.options = Container(widgets=[
             *option_widgets("lingam", CAUSAL_FORM_FIRST),
             FloatSpinBox(name="min_probability", label="Min probability", min=0.0, max=1.0, step=0.05,
@@ -179,7 +207,10 @@ class CausalWidget(DockWidget):
         self.options.significant_only.changed.connect(self.redraw)
         opts = QFormLayout()
         opts.addRow(self.options.native)
+        return opts
 
+    def _build_null(self) -> None:
+        """The Run button and the instrument null's form (NullOptions) and button."""
         self.run_button = QPushButton("Run causal discovery")
         self.run_button.clicked.connect(self.guarded(self.run))
         # the instrument null: images re-rendered from the image's own model without the physics
@@ -192,6 +223,9 @@ class CausalWidget(DockWidget):
                                     "significant. Needs cells made in napari from a found image.")
         self.null_button.clicked.connect(self.guarded(self.run_null))
         self.null_button.setEnabled(False)
+
+    def _build_messages(self) -> None:
+        """The job panel, the summary and the near-deterministic descriptors' message."""
         self.jobs = JobPanel()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
@@ -209,7 +243,8 @@ class CausalWidget(DockWidget):
         self.deterministic_box.setVisible(False)
         self.deterministic_warnings: list[Warning] = []
 
-        # --- results
+    def _build_results(self) -> QHBoxLayout:
+        """The result tabs (graph, adjacency, probability, edges) and the export buttons."""
         theme = lambda: self.viewer.theme  # noqa: E731
         self.graph_canvas = MplCanvas(theme=theme, min_height=340)
         self.adjacency_canvas = MplCanvas(theme=theme, min_height=340)
@@ -231,25 +266,7 @@ class CausalWidget(DockWidget):
         exp_row = QHBoxLayout()
         exp_row.addWidget(self.export_csv_button)
         exp_row.addWidget(self.export_json_button)
-
-        layout = self.body_layout
-        layout.addWidget(QLabel("Cells"))
-        layout.addLayout(src_row)
-        layout.addWidget(var_box)
-        layout.addWidget(prior_box)
-        layout.addLayout(opts)
-        layout.addWidget(self.run_button)
-        layout.addWidget(self.null_form.native)
-        layout.addWidget(self.null_button)
-        layout.addWidget(self.jobs)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.deterministic_box)
-        layout.addWidget(self.tabs, 1)
-        layout.addLayout(exp_row)
-
-        self.listen_layers(self.refresh_sources)
-        self.listen(self.viewer.events.theme, lambda _event: self._retheme())
-        self.refresh_sources()
+        return exp_row
 
     def _retheme(self) -> None:
         for canvas in (self.graph_canvas, self.adjacency_canvas, self.probability_canvas):

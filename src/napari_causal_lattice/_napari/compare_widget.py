@@ -18,7 +18,6 @@ from napari.layers import Image
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -27,7 +26,6 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -35,11 +33,14 @@ from qtpy.QtWidgets import (
 
 from ..lattice import DESCRIPTORS
 from ._dock import DockWidget
+from ._forms import form_options, options_form
 from ._jobs import JobPanel
 from ._mpl import MplCanvas, draw_graph
 from .layers import META_KEY, is_map_layer
 
 _USE, _NAME, _GROUP = range(3)
+#: Options shown first in the form (the others of CompareOptions follow in field order).
+COMPARE_FORM_FIRST = ("n_bootstrap", "seed")
 #: Most causal-graph panels in one row of the "causal graphs" tab.
 _GRAPH_COLUMNS = 3
 #: Node order on the graphs' circle, clockwise from the top: the couplings the paper discusses (Px <- Py,
@@ -90,7 +91,17 @@ class CompareWidget(DockWidget):
         self.result = None
         self._folders: dict[str, object] = {}
         layout = self.body_layout
+        self._build_image_table()
+        layout.addLayout(self._build_form())
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.jobs)
+        layout.addWidget(self._build_tabs(), 1)
+        self._connect()
+        self.refresh_layers()
+        self.redraw()
 
+    def _build_image_table(self) -> None:
+        """The table of images (use, name, group label) and the "Add results folder..." button."""
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["use", "image", "group"])
         header = self.table.horizontalHeader()
@@ -104,28 +115,19 @@ class CompareWidget(DockWidget):
         self.jobs = JobPanel()
         intro = QLabel("Images (tick to use; type a group label, e.g. the composition):")
         intro.setWordWrap(True)
-        layout.addWidget(intro)
-        layout.addWidget(self.table)
+        self.body_layout.addWidget(intro)
+        self.body_layout.addWidget(self.table)
         self.add_folder_button = QPushButton("Add results folder...")
         self.add_folder_button.clicked.connect(self._choose_folder)
-        layout.addWidget(self.add_folder_button)
+        self.body_layout.addWidget(self.add_folder_button)
 
+    def _build_form(self) -> QFormLayout:
+        """The comparison's options (a form generated from CompareOptions) and the display choices."""
         form = QFormLayout()
-        self.n_bootstrap = QSpinBox()
-        self.n_bootstrap.setRange(20, 5000)
-        self.n_bootstrap.setValue(100)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        row = QHBoxLayout()
-        row.addWidget(self.n_bootstrap)
-        row.addWidget(QLabel("seed"))
-        row.addWidget(self.seed)
-        form.addRow("bootstrap resamples", row)
-        self.shared_order = QCheckBox("one causal order for all images")
-        self.shared_order.setToolTip("order from the pooled (per-image centred) data, then per-image pruning")
-        self.standardize = QCheckBox("standardize each image (std/std)")
-        form.addRow(self.shared_order)
-        form.addRow(self.standardize)
+        self.options = options_form("compare", COMPARE_FORM_FIRST)
+        self.n_bootstrap = self.options.n_bootstrap.native
+        self.seed = self.options.seed.native
+        form.addRow(self.options.native)
         self.effect = QComboBox()
         self.cause = QComboBox()
         self.effect.addItems(DESCRIPTORS)
@@ -143,10 +145,10 @@ class CompareWidget(DockWidget):
         self.min_probability.setValue(0.5)
         self.min_probability.setToolTip("graph arrows need at least this mean bootstrap probability in the group")
         form.addRow("graphs: min probability", self.min_probability)
-        layout.addLayout(form)
-        layout.addWidget(self.run_button)
-        layout.addWidget(self.jobs)
+        return form
 
+    def _build_tabs(self) -> QTabWidget:
+        """The three result tabs: causal graphs per group, the coupling vs group, the adjacency matrices."""
         theme = lambda: self.viewer.theme  # noqa: E731
         self.graph_canvas = MplCanvas(figsize=(6, 3.4), theme=theme)
         self.coupling_canvas = MplCanvas(figsize=(5, 3.4), theme=theme)
@@ -159,14 +161,15 @@ class CompareWidget(DockWidget):
         self.tabs.addTab(self.coupling_canvas, "coupling vs group")
         self.tabs.addTab(self.matrix_canvas, "adjacency matrices")
         self.tabs.setMinimumHeight(360)
-        layout.addWidget(self.tabs, 1)
+        return self.tabs
+
+    def _connect(self) -> None:
+        """Redraw on a new coupling or threshold; follow the layer list and the theme."""
         self.effect.currentTextChanged.connect(self._coupling_changed)
         self.cause.currentTextChanged.connect(self._coupling_changed)
         self.min_probability.valueChanged.connect(self.draw_graphs)
         self.listen_layers(self.refresh_layers)
         self.listen(self.viewer.events.theme, lambda _event: self._retheme())
-        self.refresh_layers()
-        self.redraw()
 
     def selection(self) -> dict[str, tuple[bool, str]]:
         """Image or folder name -> (ticked, group label), in table order."""
@@ -232,7 +235,7 @@ class CompareWidget(DockWidget):
             canvas.retheme()
 
     def run(self):
-        """Start the comparison of the ticked images with the shared parameters; returns the worker."""
+        """Start the comparison of the ticked images with the options of the form; returns the worker."""
         from ..compare import compare_stem_images
 
         images, groups, sizes = {}, {}, {}
@@ -250,10 +253,10 @@ class CompareWidget(DockWidget):
             groups[name] = group.strip()
         if not images:
             raise ValueError("tick at least one image layer (or add a results folder) to compare")
+        options = form_options("compare", self.options)
         return self.jobs.run(
-            compare_stem_images, images, groups, pixel_size=sizes, n_bootstrap=self.n_bootstrap.value(),
-            seed=self.seed.value(), shared_order=self.shared_order.isChecked(),
-            standardize=self.standardize.isChecked(), on_result=self._on_result, label="compare images",
+            compare_stem_images, images, groups, pixel_size=sizes, options=options, on_result=self._on_result,
+            label="compare images",
         )
 
     def _on_result(self, result) -> None:

@@ -46,7 +46,22 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     widgets, docks = {}, {}
     for name in WIDGETS:
         docks[name], widgets[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
+    _find_cells(widgets, image)
+    _causal_step(widgets["Causal discovery"], cfg)
+    _sliding_step(widgets["Sliding LiNGAM"], image, cfg)
+    _wall_profile_step(viewer, widgets["Theory (LGD)"], image, cfg)
+    overlay = widgets["Sliding LiNGAM"].add_overlay("Px", "Py", probability=False)  # the newest map: others hidden
+    keep = {"Synthetic perovskite", overlay.name, "Domain wall", "A columns", "B columns"}
+    for layer in viewer.layers:
+        layer.visible = layer.name in keep
+    viewer.layers.selection.active = viewer.layers["Synthetic perovskite"]
+    docks["Sliding LiNGAM"].raise_()
+    viewer.reset_view()
+    return widgets
 
+
+def _find_cells(widgets: dict, image) -> None:
+    """The Atom columns and Descriptors docks on ``image``: columns, then the unit cells."""
     _log("finding atom columns")
     columns = widgets["Atom columns"]
     columns.image_combo.setCurrentText(image.name)
@@ -62,16 +77,20 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     descriptors.run()
     descriptors.jobs.wait()
 
+
+def _causal_step(causal, cfg: dict) -> None:
+    """The Causal discovery dock: the global fit with the demo's bootstraps and seed."""
     _log(f"global DirectLiNGAM with {cfg['n_bootstrap']} bootstraps")
-    causal = widgets["Causal discovery"]
     causal.refresh_sources()
     causal.n_bootstrap.setValue(cfg["n_bootstrap"])
     causal.seed.setValue(cfg["seed"])
     causal.run()
     causal.jobs.wait()
 
+
+def _sliding_step(sliding, image, cfg: dict) -> None:
+    """The Sliding LiNGAM dock: the windows, a probability overlay of Py <- I5 and the PCA."""
     _log(f"sliding LiNGAM, window {cfg['window']} cells")
-    sliding = widgets["Sliding LiNGAM"]
     sliding.refresh_layers()
     sliding.source_combo.setCurrentText("B columns")
     sliding.image_combo.setCurrentText(image.name)
@@ -84,13 +103,15 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     sliding.run_pca(cfg["pca_components"])
     sliding.jobs.wait()
 
+
+def _wall_profile_step(viewer, theory, image, cfg: dict) -> None:
+    """The planted wall as a Shapes line, and the Theory dock's profile of Px <- Py across it."""
     truth = image.metadata["napari_causal_lattice"]["truth"]
     viewer.add_shapes(
         [truth.wall_line()], shape_type="line", name="Domain wall", edge_color="yellow", edge_width=4,
         scale=image.scale, translate=image.translate, units=image.units,
     )
     _log("wall profile of Px <- Py against the LGD theory")
-    theory = widgets["Theory (LGD)"]
     theory.refresh_layers()
     theory.wall_layer.setCurrentText("Domain wall")
     theory.source_layer.setCurrentText("B columns")
@@ -99,15 +120,6 @@ def run_steps(viewer, *, settings: dict | None = None) -> dict:
     theory.seed.setValue(cfg["seed"])
     theory.run()
     theory.jobs.wait()
-
-    overlay = sliding.add_overlay("Px", "Py", probability=False)  # the newest map: the others are hidden
-    keep = {"Synthetic perovskite", overlay.name, "Domain wall", "A columns", "B columns"}
-    for layer in viewer.layers:
-        layer.visible = layer.name in keep
-    viewer.layers.selection.active = viewer.layers["Synthetic perovskite"]
-    docks["Sliding LiNGAM"].raise_()
-    viewer.reset_view()
-    return widgets
 
 
 def _render_offscreen(viewer) -> None:

@@ -228,7 +228,24 @@ class DescriptorsWidget(DockWidget):
         self.map_layers: dict = {}
         self.vectors_layer = None
         self._built: dict | None = None  # result, image layer and B layer of the last build
+        layout = self.body_layout
+        layout.addLayout(self._build_form())
+        layout.addWidget(self.build_button)
+        layout.addWidget(self.keep_layers_check())
+        layout.addWidget(self.jobs)
+        layout.addWidget(self.summary)
+        layout.addLayout(self._build_arrows())
+        layout.addLayout(self._build_reference())
+        layout.addWidget(self.export_button)
+        layout.addWidget(self._build_scatter())
+        layout.addStretch(1)
+        self._connect()
+        self.listen_layers(self.refresh_layers)
+        self.refresh_layers()
 
+    def _build_form(self) -> QFormLayout:
+        """The image and columns pickers, the pixel size, the build's options (a form generated from CellsOptions),
+        the map picker, Build cells and its job panel."""
         self.image_combo = QComboBox()
         self.a_combo = QComboBox()
         self.b_combo = QComboBox()
@@ -244,7 +261,6 @@ class DescriptorsWidget(DockWidget):
         pixel_row.addWidget(self.pixel_y)
         pixel_row.addWidget(QLabel("x"))
         pixel_row.addWidget(self.pixel_x)
-
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("A columns", self.a_combo)
@@ -252,7 +268,6 @@ class DescriptorsWidget(DockWidget):
         form.addRow("Pixel size (pm/px)", pixel_row)
         form.addRow("", self.pixel_note)
         form.addRow(self.params.native)
-
         self.map_combo = QComboBox()
         for name in DESCRIPTORS:
             self.map_combo.addItem(name)
@@ -261,13 +276,15 @@ class DescriptorsWidget(DockWidget):
         self.map_combo.setToolTip("Descriptor map shown on the image (one at a time; others are hidden)")
         self.map_combo.currentTextChanged.connect(self.guarded(lambda: self.show_map()))
         form.addRow("Show map", self.map_combo)
-
         self.build_button = QPushButton("Build cells")
         self.build_button.clicked.connect(self.guarded(self.run))
         self.jobs = JobPanel(self)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        return form
 
+    def _build_arrows(self) -> QFormLayout:
+        """The polarization arrows (shown, colour, length), the markers check and Export CSV..."""
         self.arrows_check = QCheckBox("Polarization arrows")
         self.arrows_check.setToolTip("Add (or show) arrows from each B column along its offset P")
         self.arrows_check.toggled.connect(self.guarded(lambda: self.show_arrows(self.arrows_check.isChecked())))
@@ -286,6 +303,15 @@ class DescriptorsWidget(DockWidget):
         self.markers = markers_check(self.viewer)
         self.export_button = QPushButton("Export CSV...")
         self.export_button.clicked.connect(self.guarded(self.export_csv))
+        arrows = QFormLayout()
+        arrows.addRow(self.arrows_check, self.arrow_colour)
+        arrows.addRow("Arrow length x", self.length_spin)
+        arrows.addRow("", self.arrow_legend)
+        arrows.addRow(self.markers)
+        return arrows
+
+    def _build_reference(self) -> QFormLayout:
+        """The mean P: a reference region, its options (a form generated from PolarizationOptions) and Mean P."""
         # absolute polarization: the mean P, against a reference region of known P drawn on a Shapes layer
         self.reference_combo = QComboBox()
         self.reference_combo.setToolTip("A Shapes layer drawn over cells of known polarization (a substrate, a "
@@ -304,34 +330,22 @@ class DescriptorsWidget(DockWidget):
         reference.addRow(self.mean_p_params.native)
         reference.addRow(self.mean_p_button)
         reference.addRow(self.mean_p_text)
-        arrows = QFormLayout()
-        arrows.addRow(self.arrows_check, self.arrow_colour)
-        arrows.addRow("Arrow length x", self.length_spin)
-        arrows.addRow("", self.arrow_legend)
-        arrows.addRow(self.markers)
+        return reference
 
-        layout = self.body_layout
-        layout.addLayout(form)
-        layout.addWidget(self.build_button)
-        layout.addWidget(self.keep_layers_check())
-        layout.addWidget(self.jobs)
-        layout.addWidget(self.summary)
-        layout.addLayout(arrows)
-        layout.addLayout(reference)
-        layout.addWidget(self.export_button)
+    def _build_scatter(self) -> CellScatter:
+        """The scatter plot of two descriptors over the cells (drawn only when opened)."""
         self.scatter = CellScatter(lambda: self.viewer.theme)
         self.scatter.setCheckable(True)
         self.scatter.setChecked(False)  # drawn only when opened: the dock stays short and fast
         self.scatter.toggled.connect(lambda _on: self._update_scatter())
-        layout.addWidget(self.scatter)
-        layout.addStretch(1)
+        return self.scatter
 
+    def _connect(self) -> None:
+        """Follow the pickers: the pixel size of the image, the buttons, the user's own picks."""
         self.image_combo.currentTextChanged.connect(self._update_pixel_size)
         for combo in (self.image_combo, self.a_combo, self.b_combo):
             combo.currentTextChanged.connect(lambda _text: self._update_buttons())
         track_user_picks(self.image_combo, self.a_combo, self.b_combo)
-        self.listen_layers(self.refresh_layers)
-        self.refresh_layers()
 
     @staticmethod
     def _pixel_spin() -> QDoubleSpinBox:

@@ -188,7 +188,26 @@ class SlidingWidget(DockWidget):
         self.warnings: list[Warning] = []
         self._image_layer = None
         self._placement: tuple | None = None
+        form = self._build_form()
+        overlay_box = self._build_overlay()
+        pca_box = self._build_pca()
+        layout = self.body_layout
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.keep_layers_check())
+        layout.addWidget(self.jobs)
+        layout.addWidget(self.summary)
+        layout.addWidget(overlay_box)
+        layout.addWidget(pca_box)
+        layout.addWidget(self._build_plots())
+        self._set_result_controls(False)
+        self.listen_layers(self.refresh_layers)
+        self.listen(self.viewer.events.theme, lambda _event: self._retheme())
+        self.add_mouse_callback(self._on_click)
+        self.refresh_layers()
 
+    def _build_form(self) -> QFormLayout:
+        """The cells and image pickers, the sliding fit's options (a form generated from SlidingOptions), Run."""
         self.source_combo = QComboBox()
         self.source_combo.setToolTip("B columns Points layer after 'Descriptors' (carries the unit cells)")
         self.image_combo = QComboBox()
@@ -212,7 +231,10 @@ class SlidingWidget(DockWidget):
         self.jobs = JobPanel(self)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        return form
 
+    def _build_overlay(self) -> QGroupBox:
+        """The overlay controls: the coupling (effect <- cause), the kind of map and Add overlay."""
         self.effect_combo = QComboBox()
         self.cause_combo = QComboBox()
         self.kind_combo = QComboBox()
@@ -237,7 +259,10 @@ class SlidingWidget(DockWidget):
         self.legend.setWordWrap(True)
         self.legend.setVisible(False)
         overlay_layout.addWidget(self.legend)
+        return overlay_box
 
+    def _build_pca(self) -> QGroupBox:
+        """The PCA's options (a form generated from PCAOptions), Run PCA and the loading-map picker."""
         # the PCA's options: generated from PCAOptions (defaults of a whole analysis, as the CLI's)
         self.pca_params = options_form("pca", ("n_components", "use"))
         self.components_spin = self.pca_params.n_components.native
@@ -257,7 +282,10 @@ class SlidingWidget(DockWidget):
         pca_form.addRow("Show loading", self.loading_combo)
         pca_box = QGroupBox("PCA of the window adjacency")
         pca_box.setLayout(pca_form)
+        return pca_box
 
+    def _build_plots(self) -> QTabWidget:
+        """The tabs: the clicked window's graph and matrices, and the PCA components."""
         self.window_label = QLabel("Run, then click on the image to inspect a window.")
         self.window_label.setWordWrap(True)
         theme = lambda: self.viewer.theme  # noqa: E731
@@ -272,22 +300,8 @@ class SlidingWidget(DockWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(window_tab, "Window")
         self.tabs.addTab(self.pca_plot, "PCA components")
+        return self.tabs
 
-        layout = self.body_layout
-        layout.addLayout(form)
-        layout.addWidget(self.run_button)
-        layout.addWidget(self.keep_layers_check())
-        layout.addWidget(self.jobs)
-        layout.addWidget(self.summary)
-        layout.addWidget(overlay_box)
-        layout.addWidget(pca_box)
-        layout.addWidget(self.tabs)
-        self._set_result_controls(False)
-
-        self.listen_layers(self.refresh_layers)
-        self.listen(self.viewer.events.theme, lambda _event: self._retheme())
-        self.add_mouse_callback(self._on_click)
-        self.refresh_layers()
 
     # ----------------------------------------------------------------- helpers
     def _retheme(self) -> None:

@@ -17,22 +17,29 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
-    QSpinBox,
+    QVBoxLayout,
 )
 
 from .. import theory
 from ..lattice import DESCRIPTORS
+from ..options import LGDOptions
 from ._combos import refill, track_user_picks
 from ._dock import DockWidget
+from ._forms import form_options, options_form
 from ._jobs import JobPanel
 from ._mpl import MplCanvas
 from .layers import META_KEY, image_data_to_world
+
+
+#: Decimals of the LGD parameters' spin boxes (each is also an attribute of the dock: ``dock.Lc.value()``).
+_LGD_DECIMALS = {"eps": 3, "Lc": 2, "r": 3, "Q11": 4, "Q12": 4, "Q44": 4, "P0": 3}
+#: Wall-profile options shown first in the form (the others of WallOptions follow in field order).
+WALL_FORM_FIRST = ("bin_width", "n_bootstrap", "seed")
 
 
 def _is_sliding(obj) -> bool:
@@ -113,48 +120,56 @@ class TheoryWidget(DockWidget):
         self.profile = None
         self._profile_source: str | None = None
         layout = self.body_layout
+        layout.addWidget(self._build_theory_form())
+        layout.addWidget(self._build_measure_form())
+        self.jobs = JobPanel()
+        layout.addWidget(self.jobs)
+        self.plot = MplCanvas(figsize=(5, 6.5), toolbar=False, theme=lambda: self.viewer.theme, min_height=480)
+        self.figure = self.plot.figure
+        layout.addWidget(self.plot)
+        self._connect()
+        self.refresh_layers()
+        self.redraw()
 
+    def _build_theory_form(self) -> QGroupBox:
+        """The LGD parameters: a form generated from LGDOptions (eps also on a slider) and the plotted range."""
         params = QGroupBox("LGD parameters")
-        grid = QGridLayout(params)
-        self.eps = self._spin(0.0, -1.0, 0.99, 0.05, 3)
+        column = QVBoxLayout(params)
+        self.lgd_form = options_form("lgd")
+        for name, decimals in _LGD_DECIMALS.items():
+            spin = self.lgd_form[name].native
+            spin.setDecimals(decimals)
+            spin.setKeyboardTracking(False)
+            setattr(self, name, spin)
+        self.eps.setRange(-1.0, 0.99)
+        self.Lc.setMinimum(0.1)
         self.eps_slider = QSlider(Qt.Orientation.Horizontal)
         self.eps_slider.setRange(-100, 99)
+        self.eps_slider.setValue(int(round(self.eps.value() * 100)))
+        self.eps_slider.setToolTip(self.lgd_form.eps.tooltip)
         self.eps_slider.valueChanged.connect(lambda v: self.eps.setValue(v / 100.0))
         self.eps.valueChanged.connect(lambda v: self.eps_slider.setValue(int(round(v * 100))))
-        grid.addWidget(QLabel("eps (doping)"), 0, 0)
-        grid.addWidget(self.eps_slider, 0, 1, 1, 2)
-        grid.addWidget(self.eps, 0, 3)
-        self.Lc = self._spin(40.0, 0.1, 1e5, 1.0, 2)
-        self.r = self._spin(0.5, -20.0, 20.0, 0.1, 3)
-        self.Q11 = self._spin(theory.Q11_BFO, -1.0, 1.0, 0.001, 4)
-        self.Q12 = self._spin(theory.Q12_BFO, -1.0, 1.0, 0.001, 4)
-        self.Q44 = self._spin(theory.Q44_BFO, -1.0, 1.0, 0.001, 4)
-        self.P0 = self._spin(theory.P0_BFO, 0.0, 5.0, 0.01, 3)
-        self.extent = self._spin(200.0, 1.0, 1e5, 10.0, 1)
-        cells = [
-            ("Lc [px]", self.Lc, "wall width (correlation length L_C^P), px"),
-            ("r = e2*/e1*", self.r, "ratio of the non-observable local fields (Eq. 15)"),
-            ("Q11 [m^4/C^2]", self.Q11, "electrostriction Q11 (default BiFeO3)"),
-            ("Q12 [m^4/C^2]", self.Q12, "electrostriction Q12 (default BiFeO3)"),
-            ("Q44 [m^4/C^2]", self.Q44, "electrostriction Q44, Voigt (default BiFeO3)"),
-            ("P0 [C/m^2]", self.P0, "bulk spontaneous polarization of the undoped material"),
-            ("range +- [px]", self.extent, "half-width of the plotted distance range"),
-        ]
-        for k, (text, spin, tip) in enumerate(cells):  # one per row: two per row do not fit the dock
-            label = QLabel(text)
-            label.setToolTip(tip)
-            spin.setToolTip(tip)
-            grid.addWidget(label, 1 + k, 0, 1, 2)
-            grid.addWidget(spin, 1 + k, 2, 1, 2)
-        layout.addWidget(params)
+        column.addWidget(self.eps_slider)
+        column.addWidget(self.lgd_form.native)
+        self.extent = QDoubleSpinBox()
+        self.extent.setRange(1.0, 1e5)
+        self.extent.setDecimals(1)
+        self.extent.setSingleStep(10.0)
+        self.extent.setValue(200.0)
+        self.extent.setKeyboardTracking(False)
+        self.extent.setToolTip("half-width of the plotted distance range")
+        extent_row = QFormLayout()
+        extent_row.addRow("range +- [px]", self.extent)
+        column.addLayout(extent_row)
+        return params
 
+    def _build_measure_form(self) -> QGroupBox:
+        """The measured profile: wall and source layers, the coupling, the wall profile's options (a form
+        generated from WallOptions), the buttons and the fit's text."""
         measure = QGroupBox("Measured profile")
         mform = QFormLayout(measure)
         self.wall_layer = QComboBox()
         self.source_layer = QComboBox()
-        self.source_layer.currentIndexChanged.connect(lambda _index: self._update_names())
-        self.wall_layer.currentIndexChanged.connect(self._update_buttons)
-        self.source_layer.currentIndexChanged.connect(self._update_buttons)
         track_user_picks(self.wall_layer, self.source_layer)
         mform.addRow("wall (Shapes line)", self.wall_layer)
         mform.addRow("source", self.source_layer)
@@ -165,53 +180,34 @@ class TheoryWidget(DockWidget):
         pair.addWidget(QLabel("<-"))
         pair.addWidget(self.cause)
         mform.addRow("coupling", pair)
-        self.bin_width = self._spin(0.0, 0.0, 1e5, 1.0, 2)
-        self.bin_width.setSpecialValueText("auto")
-        self.bin_width.setToolTip("Width of the distance bins in px; auto: one lattice spacing")
-        mform.addRow("bin width [px]", self.bin_width)
-        self.n_bootstrap = QSpinBox()
-        self.n_bootstrap.setRange(20, 5000)
-        self.n_bootstrap.setValue(200)
-        mform.addRow("bootstrap resamples", self.n_bootstrap)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        mform.addRow("seed", self.seed)
+        self.wall_form = options_form("wall", WALL_FORM_FIRST)
+        self.bin_width = self.wall_form.bin_width.native
+        self.n_bootstrap = self.wall_form.n_bootstrap.native
+        self.seed = self.wall_form.seed.native
+        mform.addRow(self.wall_form.native)
         buttons = QHBoxLayout()
         self.measure_button = QPushButton("Measure profile")
-        self.measure_button.clicked.connect(self.guarded(self.run))
         self.use_fit_button = QPushButton("Use fitted Lc")
         self.use_fit_button.setEnabled(False)
-        self.use_fit_button.clicked.connect(self.use_fitted_lc)
         buttons.addWidget(self.measure_button)
         buttons.addWidget(self.use_fit_button)
         mform.addRow(buttons)
         self.fit_label = QLabel("")
         self.fit_label.setWordWrap(True)
         mform.addRow(self.fit_label)
-        layout.addWidget(measure)
+        return measure
 
-        self.jobs = JobPanel()
-        layout.addWidget(self.jobs)
-        self.plot = MplCanvas(figsize=(5, 6.5), toolbar=False, theme=lambda: self.viewer.theme, min_height=480)
-        self.figure = self.plot.figure
-        layout.addWidget(self.plot)
-
-        for spin in (self.eps, self.Lc, self.r, self.Q11, self.Q12, self.Q44, self.P0, self.extent):
-            spin.valueChanged.connect(self.redraw)
+    def _connect(self) -> None:
+        """Redraw on every theory change; follow the layer pickers, the buttons, the layer list and the theme."""
+        self.source_layer.currentIndexChanged.connect(lambda _index: self._update_names())
+        self.wall_layer.currentIndexChanged.connect(self._update_buttons)
+        self.source_layer.currentIndexChanged.connect(self._update_buttons)
+        self.measure_button.clicked.connect(self.guarded(self.run))
+        self.use_fit_button.clicked.connect(self.use_fitted_lc)
+        self.lgd_form.changed.connect(self.redraw)
+        self.extent.valueChanged.connect(self.redraw)
         self.listen_layers(self.refresh_layers)
         self.listen(self.viewer.events.theme, lambda _event: self.plot.retheme())
-        self.refresh_layers()
-        self.redraw()
-
-    @staticmethod
-    def _spin(value, low, high, step, decimals) -> QDoubleSpinBox:
-        spin = QDoubleSpinBox()
-        spin.setRange(low, high)
-        spin.setDecimals(decimals)
-        spin.setSingleStep(step)
-        spin.setValue(value)
-        spin.setKeyboardTracking(False)
-        return spin
 
     def refresh_layers(self, event=None) -> None:
         """Refill the layer choices: Shapes layers for the wall; sliding overlays and B columns with cells.
@@ -259,30 +255,31 @@ class TheoryWidget(DockWidget):
         return layer, find_source(layer)
 
     def parameters(self) -> dict:
-        """Current theory parameters (``Lc`` in px, ``Q`` in m^4/C^2, ``P0`` in C/m^2)."""
-        return {
-            "eps": self.eps.value(), "Lc": self.Lc.value(), "r": self.r.value(), "Q11": self.Q11.value(),
-            "Q12": self.Q12.value(), "Q44": self.Q44.value(), "P0": self.P0.value(),
-        }
+        """Current theory parameters (``Lc`` in px, ``Q`` in m^4/C^2, ``P0`` in C/m^2), as a plain dict of
+        :meth:`theory_options`."""
+        return self.theory_options().to_dict()
+
+    def theory_options(self) -> LGDOptions:
+        """The validated LGD parameters of the form."""
+        return form_options("lgd", self.lgd_form)
 
     def redraw(self, *args) -> None:
         """Redraw Eq. 15, Eq. 16 and (if measured) the profile with the current parameters."""
-        p = self.parameters()
+        p = self.theory_options()
         x = np.linspace(-self.extent.value(), self.extent.value(), 801)
         self.plot.plot(lambda figure: self._draw(figure, x, p))
 
     def _draw(self, figure, x, p) -> None:
         ax15, ax16, axm = figure.subplots(3, 1, sharex=True)
-        ratio = theory.dp2_dp1(x, eps=p["eps"], Lc=p["Lc"], r=p["r"])
+        ratio = theory.dp2_dp1(x, options=p)
         finite = np.abs(ratio[np.isfinite(ratio)])
         top = max(min(float(np.percentile(finite, 95)) * 1.2, 10.0), 1e-3) if finite.size else 1.0
         # break the line at the poles instead of joining +inf to -inf
         ax15.plot(x, np.where(np.abs(ratio) > 5 * top, np.nan, ratio), color="C3")
         ax15.set_ylim(-top, top)
         ax15.set_ylabel("dP2/dP1")
-        ax15.set_title(f"Eq. 15: eps = {p['eps']:g}, r = {p['r']:g}, Lc = {p['Lc']:g} px", fontsize="small")
-        couplings = theory.strain_couplings(x, eps=p["eps"], Lc=p["Lc"], Q11=p["Q11"], Q12=p["Q12"],
-                                            Q44=p["Q44"], P0=p["P0"])
+        ax15.set_title(f"Eq. 15: eps = {p.eps:g}, r = {p.r:g}, Lc = {p.Lc:g} px", fontsize="small")
+        couplings = theory.strain_couplings(x, options=p)
         for name, values in couplings.items():
             ax16.plot(x, values, label=name)
         ax16.set_ylabel("[m^2/C]")
@@ -306,8 +303,8 @@ class TheoryWidget(DockWidget):
         plot_wall_profile(ax, self.profile)
         fit = self.profile.params
         if fit and not self.profile.fit_problem():
-            shape = fit["amplitude"] * np.tanh((x - fit["shift"]) / p["Lc"]) + fit["offset"]
-            ax.plot(x, shape, "--", color="C3", lw=1.0, label=f"theory shape, Lc = {p['Lc']:g} px")
+            shape = fit["amplitude"] * np.tanh((x - fit["shift"]) / p.Lc) + fit["offset"]
+            ax.plot(x, shape, "--", color="C3", lw=1.0, label=f"theory shape, Lc = {p.Lc:g} px")
             ax.legend(fontsize="x-small")
         ax.set_title(f"measured {self.profile.effect} <- {self.profile.cause}", fontsize="small")
 
@@ -326,18 +323,15 @@ class TheoryWidget(DockWidget):
             raise ValueError("choose a source: a sliding overlay, or the B columns after Descriptors")
         shapes = self.viewer.layers[self.wall_layer.currentText()]
         line = line_in_image_px(shapes, layer, source, self.viewer)
-        bin_width = self.bin_width.value() or None
+        options = form_options("wall", self.wall_form, effect=self.effect.currentText(),
+                               cause=self.cause.currentText())
         name = layer.name
 
         def done(profile):
             self._profile_source = name
             self._on_profile(profile)
 
-        return self.jobs.run(
-            wall_profile, source, line, effect=self.effect.currentText(), cause=self.cause.currentText(),
-            bin_width=bin_width, n_bootstrap=self.n_bootstrap.value(), seed=self.seed.value(),
-            on_result=done, label="wall profile",
-        )
+        return self.jobs.run(wall_profile, source, line, options=options, on_result=done, label="wall profile")
 
     def clear_profile(self) -> None:
         """Forget the measured profile: no fit text, no "Use fitted Lc", the plot without it."""

@@ -490,70 +490,85 @@ def fit_lingam(
     n_bootstrap = int(n_bootstrap)  # options are validated by CausalOptions (see takes_options)
     method = resolve_method(backend)
     data, names, table_units = _as_table(X, variables)
-    unit_map = {**table_units, **dict(units or {})}
     t = _prepared(X, data, names, eiv=eiv, drop_deterministic=drop_deterministic)
-    names, clean, n = t["names"], t["clean"], len(t["clean"])
-    pk, _ = resolve_prior(prior_knowledge, names)
-    Z = t["standard"] if standardize else clean
-    chunk = max(1, min(_BOOT_CHUNK, _CHUNK_VALUES // (n * len(names))))
+    pk, _ = resolve_prior(prior_knowledge, t["names"])
+    Z = t["standard"] if standardize else t["clean"]
+    orders, B, boot = _fit_stage(Z, pk, method, n_bootstrap, seed, min_causal_effect, keep_rows=eiv,
+                                 progress=progress, cancel=cancel)
+    positions = _grid_positions(X, data) if spatial else None
+    p_values = _order_pvalues(t, orders, pk, positions, spatial_max_lag)
+    independence, independence_rows = _error_independence(Z, B[0], t["names"], independence_alpha,
+                                                          independence_max_samples)
+    tested = fdr_adjust(p_values, fdr) if fdr else p_values
+    significant = edge_decision(tested, boot.probabilities, alpha=alpha, min_direction=min_direction)
+    eiv_B, eiv_boot = _eiv_stage(t, B, boot)
+    params = _fit_params(t, pk, method, boot, n_bootstrap=n_bootstrap, standardize=standardize,
+                         min_causal_effect=min_causal_effect, alpha=alpha, fdr=fdr, min_direction=min_direction,
+                         eiv=eiv, spatial=positions is not None, spatial_max_lag=spatial_max_lag,
+                         independence_alpha=independence_alpha, independence_rows=independence_rows)
+    result = LingamResult(
+        names=tuple(t["names"]),
+        causal_order=orders[0],
+        adjacency=B[0],
+        probabilities=boot.probabilities,
+        bootstrap_adjacency=boot.adjacency,
+        bootstrap_orders=boot.orders,
+        p_values=p_values,
+        significant=significant,
+        total_effects=total_effects_from_data(Z, B[0], orders[0]),
+        error_independence_p_values=independence,
+        adjacency_eiv=eiv_B,
+        bootstrap_adjacency_eiv=eiv_boot,
+        n_samples=len(t["clean"]),
+        n_dropped=t["n_dropped"],
+        units={**table_units, **dict(units or {})},
+        scale=t["scale"],
+        standardized=bool(standardize),
+        prior_knowledge=pk,
+        params=params,
+        provenance=make_provenance("fit_lingam", params, seed=boot.seed),
+    )
+    return result if null is None else null.apply(result)
+
+
+def _fit_stage(Z, pk, method, n_bootstrap: int, seed, min_causal_effect: float, *, keep_rows: bool, progress,
+               cancel):
+    """The global fit of ``Z`` ((n, p) rows) and its bootstrap: ``(orders, B, _Bootstrap)``, ``orders`` (1, p)
+    and ``B`` (1, p, p) (B[0, i, j]: effect of j on i).  Progress counts the global fit and each resample chunk."""
+    n, p = Z.shape
+    chunk = max(1, min(_BOOT_CHUNK, _CHUNK_VALUES // (n * p)))
     total = 1 + -(-n_bootstrap // chunk)
     report(progress, 0, total, cancel)
     orders, B = method.fit_batch(Z[None], None, pk)
     if orders[0, 0] < 0:
         raise ValueError("The variables are degenerate (a residual became constant); check for derived columns.")
     report(progress, 1, total, cancel)
-    boot = _bootstrap_stage(Z, pk, method, n_bootstrap, chunk, seed, min_causal_effect, keep_rows=eiv,
+    boot = _bootstrap_stage(Z, pk, method, n_bootstrap, chunk, seed, min_causal_effect, keep_rows=keep_rows,
                             progress=progress, cancel=cancel, total=total)
-    seed, probabilities, boot_B = boot.seed, boot.probabilities, boot.adjacency
-    positions = _grid_positions(X, data) if spatial else None
-    p_values = _order_pvalues(t, orders, pk, positions, spatial_max_lag)
-    total_effects = total_effects_from_data(Z, B[0], orders[0])
-    independence, independence_rows = _error_independence(Z, B[0], names, independence_alpha,
-                                                          independence_max_samples)
-    tested = fdr_adjust(p_values, fdr) if fdr else p_values
-    significant = edge_decision(tested, probabilities, alpha=alpha, min_direction=min_direction)
-    eiv_B, eiv_boot = _eiv_stage(t, B, boot)
-    n_dropped, scale, dropped = t["n_dropped"], t["scale"], t["dropped"]
-    prior_desc = describe_prior_knowledge(pk, names) if pk is not None else None
-    params = {
+    return orders, B, boot
+
+
+def _fit_params(t: dict, pk, method, boot: _Bootstrap, *, n_bootstrap: int, standardize: bool,
+                min_causal_effect: float, alpha: float, fdr, min_direction: float, eiv: bool, spatial: bool,
+                spatial_max_lag: int, independence_alpha: float, independence_rows: int) -> dict:
+    """The ``params`` (and provenance) record of a :func:`fit_lingam` result."""
+    names = t["names"]
+    return {
         "names": list(names),
-        "prior_knowledge": "none" if pk is None else prior_desc,
+        "prior_knowledge": "none" if pk is None else describe_prior_knowledge(pk, names),
         "n_bootstrap": n_bootstrap,
         "n_bootstrap_degenerate": boot.n_failed,
-        "seed": seed,
+        "seed": boot.seed,
         "standardize": bool(standardize),
         "min_causal_effect": float(min_causal_effect),
         "method": method.name,
         "alpha": float(alpha),
         "fdr": fdr,
         "min_direction": float(min_direction),
-        "dropped_deterministic": dropped,
+        "dropped_deterministic": t["dropped"],
         "eiv": bool(eiv),
-        "spatial": positions is not None,
+        "spatial": spatial,
         "spatial_max_lag": int(spatial_max_lag),
         "independence_alpha": float(independence_alpha),
         "independence_rows": independence_rows,
     }
-    result = LingamResult(
-        names=tuple(names),
-        causal_order=orders[0],
-        adjacency=B[0],
-        probabilities=probabilities,
-        bootstrap_adjacency=boot_B,
-        bootstrap_orders=boot.orders,
-        p_values=p_values,
-        significant=significant,
-        total_effects=total_effects,
-        error_independence_p_values=independence,
-        adjacency_eiv=eiv_B,
-        bootstrap_adjacency_eiv=eiv_boot,
-        n_samples=n,
-        n_dropped=n_dropped,
-        units=unit_map,
-        scale=scale,
-        standardized=bool(standardize),
-        prior_knowledge=pk,
-        params=params,
-        provenance=make_provenance("fit_lingam", params, seed=seed),
-    )
-    return result if null is None else null.apply(result)

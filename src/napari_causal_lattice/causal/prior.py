@@ -96,6 +96,35 @@ def _indices(items, names, what: str) -> list[int]:
     return [_index(v, names) for v in items]
 
 
+def _start_matrix(matrix, names: list) -> np.ndarray:
+    """(p, p) int matrix the prior knowledge starts from: a given lingam matrix (checked; NaN = unknown) or all
+    -1 (unknown)."""
+    p = len(names)
+    if matrix is None:
+        return np.full((p, p), -1, dtype=int)
+    pk = np.array(matrix, dtype=float)
+    if pk.shape != (p, p):
+        raise ValueError(f"The prior-knowledge matrix must be {p} x {p} for variables {names}, got {pk.shape}.")
+    pk = np.where(np.isnan(pk), -1, pk)
+    if not np.all(np.isin(pk, (-1, 0, 1))):
+        raise ValueError("A lingam prior-knowledge matrix may only contain -1 (unknown), 0 (no path) and 1 (path).")
+    return pk.astype(int)
+
+
+def _forbidden_and_required(names: list, *, forbidden, no_paths, required, paths) -> tuple[list, list]:
+    """``(forbidden, required)`` (i, j) index pairs ("i <- j") from the edge strings and lingam-style pairs;
+    an edge that is both is a ValueError."""
+    forb = [parse_edge(e, names) for e in _edges(forbidden, "forbidden")]
+    forb += [_lingam_pair(e, names, "no_paths") for e in _pairs(no_paths, "no_paths")]
+    req = [parse_edge(e, names) for e in _edges(required, "required")]
+    req += [_lingam_pair(e, names, "paths") for e in _pairs(paths, "paths")]
+    both = set(forb) & set(req)
+    if both:
+        pairs = [f"{names[i]} <- {names[j]}" for i, j in sorted(both)]
+        raise ValueError(f"These edges are both required and forbidden: {pairs}; keep only one of each.")
+    return forb, req
+
+
 def make_prior_knowledge(
     names: Sequence[str],
     *,
@@ -150,24 +179,9 @@ def make_prior_knowledge(
     p = len(names)
     if len(set(names)) != p:
         raise ValueError(f"Variable names must be unique, got {names}.")
-    if matrix is not None:
-        pk = np.array(matrix, dtype=float)
-        if pk.shape != (p, p):
-            raise ValueError(f"The prior-knowledge matrix must be {p} x {p} for variables {names}, got {pk.shape}.")
-        pk = np.where(np.isnan(pk), -1, pk)
-        if not np.all(np.isin(pk, (-1, 0, 1))):
-            raise ValueError("A lingam prior-knowledge matrix may only contain -1 (unknown), 0 (no path) and 1 (path).")
-        pk = pk.astype(int)
-    else:
-        pk = np.full((p, p), -1, dtype=int)
-    forb = [parse_edge(e, names) for e in _edges(forbidden, "forbidden")]
-    forb += [_lingam_pair(e, names, "no_paths") for e in _pairs(no_paths, "no_paths")]
-    req = [parse_edge(e, names) for e in _edges(required, "required")]
-    req += [_lingam_pair(e, names, "paths") for e in _pairs(paths, "paths")]
-    both = set(forb) & set(req)
-    if both:
-        pairs = [f"{names[i]} <- {names[j]}" for i, j in sorted(both)]
-        raise ValueError(f"These edges are both required and forbidden: {pairs}; keep only one of each.")
+    pk = _start_matrix(matrix, names)
+    forb, req = _forbidden_and_required(names, forbidden=forbidden, no_paths=no_paths, required=required,
+                                        paths=paths)
     for i, j in forb:
         pk[i, j] = 0
     for i, j in req:

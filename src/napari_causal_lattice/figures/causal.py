@@ -58,6 +58,35 @@ def coupling_unit(units: dict, effect: str, cause: str) -> str:
     return f"{ue}/{uc}"
 
 
+def _mark_unlinked(ax, pos, keep, font_size: float) -> None:
+    """A dotted line above the nodes without a shown edge (the bottom row of a layered layout), when some are."""
+    loose = ~(keep.any(axis=0) | keep.any(axis=1))
+    if loose.any() and not loose.all():
+        y = pos[loose, 1].max() + _ROW_STEP / 2
+        ax.axhline(y, color="0.7", lw=0.8, ls=":", zorder=0)
+        ax.text(ax.get_xlim()[0], y, "no edge shown", fontsize=font_size, color="0.45", va="bottom", ha="left")
+
+
+def _draw_edges(ax, pos, B, keep, flagged, prob, names, *, fmt: str, units, layered: bool,
+                node_radius: float) -> list:
+    """One arrow j -> i per shown edge ``keep[i, j]``, width by |B| (the flagged ones left out of the scale),
+    labelled with the coefficient (its unit from ``units``, " !" when flagged, P when known); returns the labels."""
+    sized = keep & ~flagged
+    vmax = np.abs(B[sized]).max() if sized.any() else 1.0
+    labels = []
+    for i, j in zip(*np.nonzero(keep)):  # arrow j -> i
+        text = fmt.format(B[i, j])
+        if units is not None:
+            text += f" {coupling_unit(units, names[i], names[j])}".rstrip()
+        if flagged[i, j]:
+            text += " !"
+        if prob is not None:
+            text += f"\nP={prob[i, j]:.2f}"
+        labels.append(_arrow(ax, pos[j], pos[i], B[i, j], vmax, text, flagged=bool(flagged[i, j]),
+                             pair=bool(keep[j, i]), layered=layered, node_radius=node_radius))
+    return labels
+
+
 def plot_causal_graph(
     result_or_matrix,
     names=None,
@@ -127,24 +156,10 @@ def plot_causal_graph(
         flagged = keep & (np.abs(res.adjacency) > flag_above)
     pos = _node_positions(layout, keep, order)
     _frame(ax, pos, node_radius)
-    loose = ~(keep.any(axis=0) | keep.any(axis=1))
-    if layout == "layered" and loose.any() and not loose.all():
-        y = pos[loose, 1].max() + _ROW_STEP / 2
-        ax.axhline(y, color="0.7", lw=0.8, ls=":", zorder=0)
-        ax.text(ax.get_xlim()[0], y, "no edge shown", fontsize=font_size, color="0.45", va="bottom", ha="left")
-    sized = keep & ~flagged
-    vmax = np.abs(B[sized]).max() if sized.any() else 1.0
-    labels = []
-    for i, j in zip(*np.nonzero(keep)):  # arrow j -> i
-        text = fmt.format(B[i, j])
-        if res is not None and in_units:
-            text += f" {coupling_unit(res.units, names[i], names[j])}".rstrip()
-        if flagged[i, j]:
-            text += " !"
-        if prob is not None:
-            text += f"\nP={prob[i, j]:.2f}"
-        labels.append(_arrow(ax, pos[j], pos[i], B[i, j], vmax, text, flagged=bool(flagged[i, j]),
-                             pair=bool(keep[j, i]), layered=layout == "layered", node_radius=node_radius))
+    if layout == "layered":
+        _mark_unlinked(ax, pos, keep, font_size)
+    labels = _draw_edges(ax, pos, B, keep, flagged, prob, names, fmt=fmt, units=res.units if res is not None and
+                         in_units else None, layered=layout == "layered", node_radius=node_radius)
     _place_labels(ax, labels, pos, node_radius, font_size)
     _draw_nodes(ax, pos, names, node_radius, font_size)
     if title is None:
