@@ -213,9 +213,15 @@ def test_both_methods_give_the_same_orders_and_coefficients_on_random_dags():
     assert isinstance(resolve_method(None), EngineMethod) and isinstance(resolve_method("lingam"), LingamMethod)
 
 
-def test_answers_are_bit_identical_to_the_frozen_baseline():
-    """Orders, B, p-values and bootstrap probabilities equal, bit for bit, those of tests/data/engine_baseline.npz
-    (written before the kernels were restructured for a shorter compile; see tests/data/make_engine_baseline.py)."""
+def test_answers_match_the_frozen_baseline():
+    """Orders, B, p-values and bootstrap probabilities equal those of tests/data/engine_baseline.npz (written before
+    the kernels were restructured for a shorter compile; see tests/data/make_engine_baseline.py).
+
+    Whole-number arrays (orders, counts) must be equal bit for bit. Real-valued arrays pass through BLAS, whose
+    kernels (and so the last bits of a sum) depend on the CPU: on an AMD EPYC host the frozen B differs by up to
+    1.9e-14 and the bootstrap coefficients by up to 2.3e-11 (2.8e-12 relative) from the host that wrote it, so
+    they are held to 1e-10 relative (plus 1e-12 absolute for zeros). Bit-identity on one machine is what
+    benchmarks/same_numbers.py checks."""
     import importlib.util
     from pathlib import Path
 
@@ -230,4 +236,8 @@ def test_answers_are_bit_identical_to_the_frozen_baseline():
         now = baseline.compute(X, mask, pk, frozen["table"])
     assert sorted(now) == sorted(k for k in frozen.files if k != "table")
     for key, value in now.items():
-        np.testing.assert_array_equal(value, frozen[key], err_msg=key, strict=True)
+        if np.issubdtype(np.asarray(value).dtype, np.floating):
+            assert np.asarray(value).shape == frozen[key].shape, key
+            np.testing.assert_allclose(value, frozen[key], rtol=1e-10, atol=1e-12, err_msg=key)
+        else:
+            np.testing.assert_array_equal(value, frozen[key], err_msg=key, strict=True)
