@@ -16,13 +16,22 @@ from ._warmup import _COMPILING, _DONE, _write_stamp, install_compile_note
 
 def _compile_job(job: str) -> None:
     """Compile (or load from the disk cache) the kernels of one job, for the argument types every fit uses."""
+    import numpy as np
+
     for name in job.split(","):
         if name == "pvalues":
-            import numpy as np
-
             from .causal.confidence import order_pvalues_from_covariance
 
             order_pvalues_from_covariance(np.eye(3)[None], 16, np.array([[0, 1, 2]]))
+        elif name == "lagsums":
+            from .causal.confidence import spatial_inflation
+
+            grid = np.stack(np.meshgrid(np.arange(4), np.arange(4), indexing="ij"), axis=-1).reshape(1, 16, 2)
+            spatial_inflation(np.random.default_rng(0).standard_normal((1, 16, 3)), np.array([[0, 1, 2]]), grid)
+        elif name == "hsic":
+            from .causal.toolbox import error_independence_pvalues
+
+            error_independence_pvalues(np.random.default_rng(0).standard_normal((16, 3)), np.zeros((3, 3)))
         else:
             from .causal.engine import compile_stage
 

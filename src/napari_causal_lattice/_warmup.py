@@ -35,7 +35,8 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["ENV_DISABLE", "NOTE", "Warmup", "start_warmup", "wait_for_kernels", "install_compile_note", "user_cache_dir"]
+__all__ = ["ENV_DISABLE", "NOTE", "Warmup", "start_warmup", "wait_for_kernels", "kernels_compiling",
+           "install_compile_note", "user_cache_dir"]
 
 #: Environment variable that turns the background compilation off (any value but "" or "0").
 ENV_DISABLE = "NAPARI_CAUSAL_LATTICE_NO_WARMUP"
@@ -46,11 +47,11 @@ NOTE = (
     "longer on a busy one; later runs load them from the disk cache)"
 )
 
-#: Kernel groups compiled by one child process each (independent kernels: no shared helpers).
-JOBS = ("order,pvalues", "prune")
+#: Kernel groups compiled by one child process each (independent kernels: no shared helpers), about equal in CPU.
+JOBS = ("order,pvalues,lagsums", "prune,hsic")
 
 #: Source files of the kernels: a change to either means a new compilation.
-_KERNEL_SOURCES = ("causal/engine.py", "causal/confidence.py")
+_KERNEL_SOURCES = ("causal/engine.py", "causal/confidence.py", "causal/toolbox.py")
 
 _COMPILING = "compiling"
 _DONE = "done"
@@ -216,6 +217,22 @@ class Warmup:
                 self.failed += [job for job, proc, _ in self._children if proc.returncode != 0]
         return True
 
+    def busy_compiling(self, timeout: float = 600.0) -> bool:
+        """Wait until every child has finished or one reports a real compilation; True in the second case.
+
+        Children that merely load the kernels from the disk cache finish within about a second, so they are
+        waited for; a compilation takes seconds of CPU, which a small fit does not wait for (it runs on the
+        kernels' Python twins, :mod:`napari_causal_lattice.causal._twins`).
+        """
+        deadline = time.monotonic() + timeout
+        while self.running:
+            if self.compiling.is_set():
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return False
+
     def _note(self, stream) -> None:
         with self._lock:
             if self._noted:
@@ -268,6 +285,17 @@ def wait_for_kernels(*, stream=None) -> None:
     if _KERNELS.started is not None:
         _KERNELS.wait(stream=stream)
     _READY.set()
+
+
+def kernels_compiling() -> bool:
+    """True while this process's warmup children are compiling the kernels (not merely loading them).
+
+    Children that load the kernels from the cache are waited for.  The engine asks this before a small fit: while
+    the kernels compile it answers with their Python twins instead of waiting (no note, since nobody waits).
+    """
+    if _READY.is_set() or _KERNELS.started is None:
+        return False
+    return _KERNELS.busy_compiling()
 
 
 def install_compile_note(action=None) -> None:
