@@ -38,12 +38,20 @@ def _compile_job(job: str) -> None:
             compile_stage(name)
 
 
+def _say(word: str) -> None:
+    """Report to the parent on stdout; the parent may have exited meanwhile (the child then carries on)."""
+    try:
+        print(word, flush=True)
+    except OSError:
+        pass
+
+
 def _main(argv) -> int:
     """Child process: compile the jobs named in ``argv[0]``, reporting on stdout."""
-    install_compile_note(lambda: print(_COMPILING, flush=True))
+    install_compile_note(lambda: _say(_COMPILING))
     _compile_job(argv[0])
     _write_stamp(argv[0])
-    print(_DONE, flush=True)
+    _say(_DONE)
     return 0
 
 

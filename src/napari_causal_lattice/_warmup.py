@@ -27,7 +27,6 @@ Importing this module is cheap: numpy and numba load only in the children and in
 
 from __future__ import annotations
 
-import atexit
 import os
 import subprocess
 import sys
@@ -175,8 +174,6 @@ class Warmup:
                                           name=f"napari-causal-lattice-warmup-{job}")
                 reader.start()
                 self._children.append((job, proc, reader))
-            if self._children:
-                atexit.register(self.stop)
         return bool(self._children) or not self.failed
 
     def _read(self, proc: subprocess.Popen) -> None:
@@ -241,7 +238,11 @@ class Warmup:
         print(NOTE, file=stream or sys.stderr, flush=True)
 
     def stop(self) -> None:
-        """End the children that are still running (registered at exit: a run that never fits needs no kernels)."""
+        """End the children that are still running.
+
+        Not called at exit: a child outlives a short process (a script whose one fit ran on the twins) and
+        finishes filling the disk cache and writing its stamp, so the next process finds the kernels compiled.
+        """
         for _, proc, _ in self._children:
             if proc.poll() is None:
                 proc.terminate()
