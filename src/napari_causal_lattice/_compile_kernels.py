@@ -9,6 +9,7 @@ so that the first compilation is reported as ``compiling``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ._warmup import _COMPILING, _DONE, _write_stamp, install_compile_note
@@ -47,7 +48,13 @@ def _say(word: str) -> None:
 
 
 def _main(argv) -> int:
-    """Child process: compile the jobs named in ``argv[0]``, reporting on stdout."""
+    """Child process: compile the jobs named in ``argv[0]``, reporting on stdout.
+
+    At a lower priority (nice 10 where the platform has it): the parent's own work (column finding, the first
+    fits on the kernels' Python twins) goes first when both want the same core.
+    """
+    if hasattr(os, "nice"):
+        os.nice(10)
     install_compile_note(lambda: _say(_COMPILING))
     _compile_job(argv[0])
     _write_stamp(argv[0])
