@@ -299,7 +299,8 @@ def _env(cache: Path, warmup: bool) -> dict:
 def _wait_for_warmup(env: dict, timeout: float = 900.0) -> None:
     """Wait until the warmup children (which outlive the process that started them) have stamped every job."""
     deadline = time.monotonic() + timeout
-    while subprocess.run([sys.executable, "-c", _STAMPED], env=env, capture_output=True, text=True).stdout.strip() != "True":
+    stamped = [sys.executable, "-c", _STAMPED]
+    while subprocess.run(stamped, env=env, capture_output=True, text=True).stdout.strip() != "True":
         if time.monotonic() > deadline:
             raise RuntimeError(f"the warmup children did not finish within {timeout:.0f} s")
         time.sleep(1.0)

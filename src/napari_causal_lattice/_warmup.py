@@ -1,16 +1,21 @@
 """Compile the causal engine's numba kernels in separate processes as soon as the CLI or the plugin starts.
 
-The first fit after installation needs the DirectLiNGAM kernels compiled (a few seconds of CPU; numba then
+The first fit after installation needs the DirectLiNGAM kernels compiled (about 15 s of CPU; numba then
 caches them on disk, and later processes load them in well under a second).  Loading an image, finding the
 columns and building the cells do not need them, so :func:`start_warmup` compiles them meanwhile in child
-processes (one per independent kernel group, so they compile side by side on a multi-core machine and never
-share the GIL with column finding).  The first fit then waits for the children (see :func:`wait_for_kernels`,
-called by the engine) and loads the kernels from the cache they wrote.
+processes (one per independent kernel group, so they compile side by side on a multi-core machine, never
+share the GIL with column finding, and at nice 10 yield the core to it).  While they compile, the engine runs
+small fits (a global fit and its bootstrap chunks) on the kernels' Python twins
+(:mod:`napari_causal_lattice.causal._twins`, see :func:`kernels_compiling`) instead of waiting; larger batches
+wait for the children (:func:`wait_for_kernels`) and then load the kernels from the cache they wrote.  The
+children are not stopped when the process that started them exits: they finish filling the cache, so the
+next process finds the kernels compiled.
 
 The note on stderr ("compiling the causal kernels, once ...") appears only when kernels are really compiled
-and someone waits for them: not when the children load them from the cache, and not in a run that never
-fits (``analyze`` skipping complete results).  Without the warmup (``NAPARI_CAUSAL_LATTICE_NO_WARMUP=1``,
-worker processes, plain library use) the engine compiles on first use and prints the same note when it does.
+and someone waits for them: not when the children load them from the cache, not while fits run on the twins,
+and not in a run that never fits (``analyze`` skipping complete results).  Without the warmup
+(``NAPARI_CAUSAL_LATTICE_NO_WARMUP=1``, worker processes, plain library use) the engine compiles on first use and
+prints the same note when it does.
 
 Once a child has the kernels in the cache it leaves a stamp in this package's user cache folder
 (:func:`user_cache_dir`), keyed by the kernel sources, python, numba and the cache location, so later processes

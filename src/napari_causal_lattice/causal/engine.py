@@ -17,7 +17,9 @@ Each stage is one numba kernel over a batch of datasets (``_order_kernel``, ``_p
 the GIL, so batches are spread over threads).  Stage 2 only needs each dataset's covariance matrix (our own
 port of scikit-learn's Gram-based LARS; no scikit-learn at run time).  The kernels are compiled once and
 cached on disk; :mod:`napari_causal_lattice._warmup` compiles them in separate processes when the CLI or
-the plugin starts.  Compile time is kept down by the shape of the code (measured with an empty cache): one
+the plugin starts, and meanwhile small batches run on the kernels' Python twins (:func:`_twin_fit_batch`,
+:mod:`._twins`: the same code, the sample loops in NumPy; the same orders and edges, coefficients to 1e-12).
+Compile time is kept down by the shape of the code (measured with an empty cache): one
 signature per kernel, a flat call tree (numba re-optimises each callee inside every caller, so nesting
 multiplies the work), no ``inline="always"``, and no array-to-slice assignment (its error message pulls in
 numba's string formatting, several seconds of compiling).
@@ -1044,7 +1046,10 @@ def direct_lingam_batch(X, *, prior_knowledge=None, mask=None, workers=None):
     Notes
     -----
     Gives the same causal order and adjacency as ``lingam.DirectLiNGAM(prior_knowledge=pk).fit(X[k][mask[k]])``
-    up to floating-point rounding (coefficients agree to ~1e-10).
+    up to floating-point rounding (coefficients agree to ~1e-10).  While the warmup children compile the kernels
+    (first start after installing), batches of at most 64 datasets run on the kernels' Python twins: the same
+    orders and pruned edges, coefficients equal to rounding (~1e-15); once compiled, answers are bit-identical
+    from run to run.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 3:
