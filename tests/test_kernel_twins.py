@@ -125,6 +125,10 @@ def test_small_fits_run_on_the_twins_while_the_kernels_compile(compiling, monkey
     with pytest.raises(AssertionError, match="compiled kernels ran"):  # a large batch waits for the kernels
         engine.direct_lingam_batch(np.stack([X] * (engine._TWIN_MAX_DATASETS + 1)))
     assert compiling == [1]
+    monkeypatch.setitem(engine._twin_fits, "used", engine._TWIN_BUDGET)
+    with pytest.raises(AssertionError, match="compiled kernels ran"):  # so does any batch once the budget is spent
+        engine.direct_lingam(X)
+    assert compiling == [1, 1]
 
 
 def test_fit_lingam_on_the_twins_gives_the_same_result(monkeypatch):

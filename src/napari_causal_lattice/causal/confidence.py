@@ -35,10 +35,9 @@ import functools
 import numpy as np
 from numba import njit
 
-from . import _twins as _twins_module
-
 from ..options import FDR_METHODS as _FDR_METHODS
 from ..options import CausalOptions
+from . import _twins as _twins_module
 
 __all__ = [
     "LINK_TYPES",

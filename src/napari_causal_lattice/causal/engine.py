@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -900,9 +901,22 @@ def _fit_batch(X, mask, orders0, allowed, order, B, bad) -> None:
 
 
 #: Largest batch answered by the kernels' Python twins while the warmup children compile: a global fit (one
-#: dataset, about 0.1 s of CPU for 2,300 cells and 8 variables) and its bootstrap chunks (about 10 ms a resample);
-#: larger batches (sliding windows) wait for the compiled kernels.
+#: dataset, about 0.1 s of CPU for 2,300 cells and 8 variables) and its bootstrap chunks (about 10 ms a resample).
 _TWIN_MAX_DATASETS = 64
+#: Most datasets one process fits on the twins (a global fit and a 100-resample bootstrap, about 1 s of CPU); later
+#: batches (sliding windows: thousands of fits) wait for the compiled kernels, which is then quicker.
+_TWIN_BUDGET = 256
+_twin_fits = {"used": 0, "lock": threading.Lock()}
+
+
+def _on_twins(m: int) -> bool:
+    """True if a batch of ``m`` datasets runs on the twins (the kernels compile, the batch fits in the budget)."""
+    over_budget = _twin_fits["used"] + m > _TWIN_BUDGET  # then wait for the kernels like a large batch
+    if not _twins_module.compiling(_TWIN_MAX_DATASETS + 1 if over_budget else m, _TWIN_MAX_DATASETS):
+        return False
+    with _twin_fits["lock"]:
+        _twin_fits["used"] += m
+    return True
 
 
 def _mean_numpy(x):
@@ -1073,7 +1087,7 @@ def direct_lingam_batch(X, *, prior_knowledge=None, mask=None, workers=None):
     order = np.empty((m, p), dtype=np.int64)
     B = np.zeros((m, p, p))
     bad = np.zeros(m, dtype=np.bool_)
-    if _twins_module.compiling(m, _TWIN_MAX_DATASETS):  # the warmup children are compiling: do not wait for them
+    if _on_twins(m):  # the warmup children are compiling: do not wait for them
         _twin_fit_batch(X, mask, orders0, allowed, order, B, bad)
     else:
         _fit_threads(X, mask, orders0, allowed, order, B, bad, workers)
