@@ -7,10 +7,12 @@ kernels bound to their Python functions too, and the few sample loops replaced b
 formulas (``replacements``).  Once the children have finished, every call uses the compiled kernels again.
 
 Numbers: the kernels without ``fastmath`` give the same floating-point operations in the same order, so their
-twins give bit-identical answers (``_order_tstats``, ``_lag_sums``, the pruning).  The causal-order kernels use
-``fastmath`` (numba re-orders their sums for vector instructions) and the HSIC sums use numpy's ``exp``, so
-their twins agree to rounding (about 1e-15 relative, see ``tests/test_causal_engine.py``): the same causal
-order, the same pruned edges, coefficients within 1e-12.
+twins give bit-identical answers on the same inputs (``_order_tstats``, ``_lag_sums``, the pruning of a given
+covariance).  The causal-order kernels use ``fastmath`` (numba re-orders their sums for the CPU's vector
+instructions, so not even two CPUs agree bit for bit) and the HSIC sums use numpy's ``exp``: their twins agree
+to rounding (about 1e-15 relative; ``tests/test_kernel_twins.py``): the same causal order, the same pruned edges,
+coefficients and p-values within 1e-12.  A first run on the twins therefore differs from later runs in the last
+digits only.
 """
 
 from __future__ import annotations
