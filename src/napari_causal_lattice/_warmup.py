@@ -1,16 +1,21 @@
 """Compile the causal engine's numba kernels in separate processes as soon as the CLI or the plugin starts.
 
-The first fit after installation needs the DirectLiNGAM kernels compiled (a few seconds of CPU; numba then
+The first fit after installation needs the DirectLiNGAM kernels compiled (about 15 s of CPU; numba then
 caches them on disk, and later processes load them in well under a second).  Loading an image, finding the
 columns and building the cells do not need them, so :func:`start_warmup` compiles them meanwhile in child
-processes (one per independent kernel group, so they compile side by side on a multi-core machine and never
-share the GIL with column finding).  The first fit then waits for the children (see :func:`wait_for_kernels`,
-called by the engine) and loads the kernels from the cache they wrote.
+processes (one per independent kernel group, so they compile side by side on a multi-core machine, never
+share the GIL with column finding, and at nice 10 yield the core to it).  While they compile, the engine runs
+small fits (a global fit and its bootstrap chunks) on the kernels' Python twins
+(:mod:`napari_causal_lattice.causal._twins`, see :func:`kernels_compiling`) instead of waiting; larger batches
+wait for the children (:func:`wait_for_kernels`) and then load the kernels from the cache they wrote.  The
+children are not stopped when the process that started them exits: they finish filling the cache, so the
+next process finds the kernels compiled.
 
 The note on stderr ("compiling the causal kernels, once ...") appears only when kernels are really compiled
-and someone waits for them: not when the children load them from the cache, and not in a run that never
-fits (``analyze`` skipping complete results).  Without the warmup (``NAPARI_CAUSAL_LATTICE_NO_WARMUP=1``,
-worker processes, plain library use) the engine compiles on first use and prints the same note when it does.
+and someone waits for them: not when the children load them from the cache, not while fits run on the twins,
+and not in a run that never fits (``analyze`` skipping complete results).  Without the warmup
+(``NAPARI_CAUSAL_LATTICE_NO_WARMUP=1``, worker processes, plain library use) the engine compiles on first use and
+prints the same note when it does.
 
 Once a child has the kernels in the cache it leaves a stamp in this package's user cache folder
 (:func:`user_cache_dir`), keyed by the kernel sources, python, numba and the cache location, so later processes
@@ -27,7 +32,6 @@ Importing this module is cheap: numpy and numba load only in the children and in
 
 from __future__ import annotations
 
-import atexit
 import os
 import subprocess
 import sys
@@ -35,7 +39,8 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["ENV_DISABLE", "NOTE", "Warmup", "start_warmup", "wait_for_kernels", "install_compile_note", "user_cache_dir"]
+__all__ = ["ENV_DISABLE", "NOTE", "Warmup", "start_warmup", "wait_for_kernels", "kernels_compiling",
+           "install_compile_note", "user_cache_dir"]
 
 #: Environment variable that turns the background compilation off (any value but "" or "0").
 ENV_DISABLE = "NAPARI_CAUSAL_LATTICE_NO_WARMUP"
@@ -46,11 +51,11 @@ NOTE = (
     "longer on a busy one; later runs load them from the disk cache)"
 )
 
-#: Kernel groups compiled by one child process each (independent kernels: no shared helpers).
-JOBS = ("order,pvalues", "prune")
+#: Kernel groups compiled by one child process each (independent kernels: no shared helpers), about equal in CPU.
+JOBS = ("order,pvalues,lagsums", "prune,hsic")
 
 #: Source files of the kernels: a change to either means a new compilation.
-_KERNEL_SOURCES = ("causal/engine.py", "causal/confidence.py")
+_KERNEL_SOURCES = ("causal/engine.py", "causal/confidence.py", "causal/toolbox.py")
 
 _COMPILING = "compiling"
 _DONE = "done"
@@ -174,8 +179,6 @@ class Warmup:
                                           name=f"napari-causal-lattice-warmup-{job}")
                 reader.start()
                 self._children.append((job, proc, reader))
-            if self._children:
-                atexit.register(self.stop)
         return bool(self._children) or not self.failed
 
     def _read(self, proc: subprocess.Popen) -> None:
@@ -216,6 +219,22 @@ class Warmup:
                 self.failed += [job for job, proc, _ in self._children if proc.returncode != 0]
         return True
 
+    def busy_compiling(self, timeout: float = 600.0) -> bool:
+        """Wait until every child has finished or one reports a real compilation; True in the second case.
+
+        Children that merely load the kernels from the disk cache finish within about a second, so they are
+        waited for; a compilation takes seconds of CPU, which a small fit does not wait for (it runs on the
+        kernels' Python twins, :mod:`napari_causal_lattice.causal._twins`).
+        """
+        deadline = time.monotonic() + timeout
+        while self.running:
+            if self.compiling.is_set():
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return False
+
     def _note(self, stream) -> None:
         with self._lock:
             if self._noted:
@@ -224,7 +243,11 @@ class Warmup:
         print(NOTE, file=stream or sys.stderr, flush=True)
 
     def stop(self) -> None:
-        """End the children that are still running (registered at exit: a run that never fits needs no kernels)."""
+        """End the children that are still running.
+
+        Not called at exit: a child outlives a short process (a script whose one fit ran on the twins) and
+        finishes filling the disk cache and writing its stamp, so the next process finds the kernels compiled.
+        """
         for _, proc, _ in self._children:
             if proc.poll() is None:
                 proc.terminate()
@@ -268,6 +291,17 @@ def wait_for_kernels(*, stream=None) -> None:
     if _KERNELS.started is not None:
         _KERNELS.wait(stream=stream)
     _READY.set()
+
+
+def kernels_compiling() -> bool:
+    """True while this process's warmup children are compiling the kernels (not merely loading them).
+
+    Children that load the kernels from the cache are waited for.  The engine asks this before a small fit: while
+    the kernels compile it answers with their Python twins instead of waiting (no note, since nobody waits).
+    """
+    if _READY.is_set() or _KERNELS.started is None:
+        return False
+    return _KERNELS.busy_compiling()
 
 
 def install_compile_note(action=None) -> None:

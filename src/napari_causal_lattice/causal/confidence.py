@@ -30,11 +30,14 @@ see ``docs/confidence.md``) is:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
 from ..options import FDR_METHODS as _FDR_METHODS
 from ..options import CausalOptions
+from . import _twins as _twins_module
 
 __all__ = [
     "LINK_TYPES",
@@ -202,8 +205,8 @@ def spatial_inflation(X, orders, positions, *, mask=None, max_lag: int = DEFAULT
         series.extend(np.moveaxis(Y[:, :, :t] @ inv, 2, 0))  # column j: j partialled on the other predecessors
         slots.append(len(series) - t - 1)
     stacked = np.ascontiguousarray(np.stack(series, axis=2))
-    lag_sums, n_pairs = _lag_sums(stacked, np.ascontiguousarray(mask), np.ascontiguousarray(positions, dtype=np.int64),
-                                  lags)
+    lag_sums, n_pairs = _kernel("_lag_sums", m)(stacked, np.ascontiguousarray(mask),
+                                                np.ascontiguousarray(positions, dtype=np.int64), lags)
     power = np.einsum("mnq,mnq->mq", stacked, stacked)
     out = np.ones((m, p, p))
     rows = np.arange(m)
@@ -218,6 +221,45 @@ def spatial_inflation(X, orders, positions, *, mask=None, max_lag: int = DEFAULT
                 out[rows, orders[:, t], orders[:, j]] = np.where(np.isfinite(f), np.maximum(f, 1.0), 1.0)
     out[degenerate] = np.nan
     return out
+
+
+def _lag_sums_numpy(series, mask, positions, lags):
+    """:func:`_lag_sums` in NumPy (the kernel's Python twin while it compiles): the same sums in the same order
+    (a cumulative sum over the cells adds them one by one, as the kernel does), so bit-identical."""
+    m, n_max, nq = series.shape
+    A = np.zeros((m, lags.shape[0], nq))
+    N = np.zeros((m, lags.shape[0]))
+    for k in range(m):
+        cells = np.flatnonzero(mask[k])
+        if cells.size == 0:
+            continue
+        ij = positions[k, cells] - positions[k, cells].min(axis=0)
+        grid = -np.ones(tuple(ij.max(axis=0) + 1), dtype=np.int64)
+        grid[ij[:, 0], ij[:, 1]] = cells
+        for h, lag in enumerate(lags):
+            r, s = ij[:, 0] + lag[0], ij[:, 1] + lag[1]
+            inside = (r >= 0) & (r < grid.shape[0]) & (s >= 0) & (s < grid.shape[1])
+            d = np.full(cells.size, -1)
+            d[inside] = grid[r[inside], s[inside]]
+            pairs = d >= 0
+            N[k, h] = np.count_nonzero(pairs)
+            products = series[k, cells[pairs]] * series[k, d[pairs]]
+            A[k, h] = np.cumsum(np.concatenate([np.zeros((1, nq)), products]), axis=0)[-1]
+    return A, N
+
+
+_TWIN_MAX_DATASETS = 64  # windows the twins of the two kernels below handle while the kernels compile
+
+
+@functools.cache
+def _twins() -> dict:
+    """The Python twins of this module's kernels (:mod:`._twins`)."""
+    return _twins_module.python_twins(globals(), {"_lag_sums": _lag_sums_numpy})
+
+
+def _kernel(name: str, n_datasets: int):
+    """The compiled kernel ``name``, or its Python twin while the warmup children compile the kernels."""
+    return _twins()[name] if _twins_module.compiling(n_datasets, _TWIN_MAX_DATASETS) else globals()[name]
 
 
 @njit(cache=True, nogil=True)
@@ -282,7 +324,7 @@ def order_pvalues_from_covariance(S, n, orders, *, prior=None, inflation=None) -
     S = np.ascontiguousarray(S, dtype=float)
     m, p, _ = S.shape
     n = np.full(m, n, dtype=float) if np.ndim(n) == 0 else np.array(np.broadcast_to(np.asarray(n, dtype=float), (m,)))
-    tstat, dof = _order_tstats(S, n, np.ascontiguousarray(orders, dtype=np.int64))
+    tstat, dof = _kernel("_order_tstats", m)(S, n, np.ascontiguousarray(orders, dtype=np.int64))
     if inflation is not None:
         f = np.where(dof > 0, np.asarray(inflation, dtype=float), 1.0)
         tested = dof > 0
