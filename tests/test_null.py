@@ -244,13 +244,12 @@ def test_planted_edge_keeps_its_power():
 
 
 @pytest.mark.slow
-def test_sto_110_edges_before_and_after_the_null(shared_data):
+def test_sto_110_edges_before_and_after_the_null(sto_columns):
     """The shared SrTiO3 [110] ADF image (96 cells), K = 20: the significant edges before and after the null
     are recorded in the test's output; none into Px or Py is left."""
-    image = np.load(shared_data / "atomap_sto_adf_abf" / "test_ADF_cropped_image.npy").astype(float)
+    image, columns = sto_columns
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        columns = find_columns(image, pixel_size=9.326)
         cells = build_cells(columns)
         result = fit_lingam(cells, n_bootstrap=100, seed=0)
     null = instrument_null(image, columns, cells, n_images=20, seed=0, result=result)
