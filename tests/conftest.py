@@ -28,6 +28,33 @@ def shared_data() -> Path:
     return path
 
 
+#: The shared real images the tests analyse, with the pixel sizes their folders' READMEs give (pm/px).
+STO_ADF = ("atomap_sto_adf_abf/test_ADF_cropped_image.npy", 9.326)
+PTO_SRO = ("temul_pto_sro_supercrystal/Cropped_PTO-SRO_Aligned_image.npy", 14.997)
+
+
+def _found(shared_data: Path, source) -> tuple:
+    from napari_causal_lattice.columns import find_columns
+
+    name, pixel_size = source
+    image = np.load(shared_data / name).astype(float)
+    return image, find_columns(image, pixel_size=pixel_size)
+
+
+@pytest.fixture(scope="session")
+def sto_columns(shared_data) -> tuple:
+    """(image (400, 380) float64, Columns at 9.326 pm/px) of the SrTiO3 [110] ADF image, with ``find_columns``
+    defaults: found once for the whole run, so tests must not change them (derive new objects instead)."""
+    return _found(shared_data, STO_ADF)
+
+
+@pytest.fixture(scope="session")
+def pto_columns(shared_data) -> tuple:
+    """(image (224, 1312) float64, Columns at 14.997 pm/px) of the PTO/SRO supercrystal, with ``find_columns``
+    defaults: found once for the whole run, so tests must not change them (derive new objects instead)."""
+    return _found(shared_data, PTO_SRO)
+
+
 def _write_placeholder(path) -> None:
     Path(path).write_bytes(b"\x89PNG\r\n\x1a\n placeholder: figure not drawn in this test")
 

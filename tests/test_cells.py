@@ -446,12 +446,9 @@ def test_end_to_end_non_square_pixels():
 
 
 @pytest.mark.realdata
-def test_real_pto_supercrystal_curved_lattice(shared_data):
+def test_real_pto_supercrystal_curved_lattice(pto_columns):
     """Real HAADF of a PbTiO3/SrRuO3 supercrystal: curved lattice planes, 53 cells across (15.0 pm/px)."""
-    from napari_causal_lattice.columns import find_columns
-
-    image = np.load(shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy")
-    columns = find_columns(image, pixel_size=14.997)
+    _, columns = pto_columns
     cells = build_cells(columns)
     # every cell is a distinct grid index and a distinct B column
     keys = cells.table[["i", "j"]].to_numpy()

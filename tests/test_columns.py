@@ -371,9 +371,8 @@ def _check_counts(cols, tolerance, subs=("A", "B")):
         assert abs(n - expected) <= tolerance * expected, f"{sub}: {n} columns, expected {expected:.0f}"
 
 
-def test_real_sto_adf(shared_data):
-    img = np.load(shared_data / "atomap_sto_adf_abf" / "test_ADF_cropped_image.npy")
-    cols = find_columns(img, pixel_size=9.326)
+def test_real_sto_adf(sto_columns):
+    _, cols = sto_columns
     # SrTiO3 [110]: Sr columns on a 42 x 29.5 px (a x a/sqrt2) cell, Ti half-way along a
     assert sorted(cols.lattice.spacings) == pytest.approx([29.5, 41.9], abs=0.5)
     assert cols.provenance["params"]["b_site_offset"] == [0.5, 0.0]
@@ -381,9 +380,8 @@ def test_real_sto_adf(shared_data):
     _check_counts(cols, 0.05)
 
 
-def test_real_pto_sro(shared_data):
-    img = np.load(shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy")
-    cols = find_columns(img, pixel_size=15.0)
+def test_real_pto_sro(pto_columns):
+    _, cols = pto_columns
     assert sorted(cols.lattice.spacings) == pytest.approx([24.2, 24.2], abs=0.5)
     _check_counts(cols, 0.05, subs=("A",))
     # B: complete over the top PbTiO3 rows and the SrRuO3 layer (y < 130 px); near the interface and in the

@@ -13,15 +13,13 @@ pytestmark = pytest.mark.realdata
 
 
 @pytest.fixture(scope="module")
-def sto_cells(shared_data):
-    image = np.load(shared_data / "atomap_sto_adf_abf" / "test_ADF_cropped_image.npy")
-    return build_cells(find_columns(image, pixel_size=9.326))
+def sto_cells(sto_columns):
+    return build_cells(sto_columns[1])
 
 
 @pytest.fixture(scope="module")
-def pto(shared_data):
-    image = np.load(shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy")
-    columns = find_columns(image, pixel_size=14.997)
+def pto(pto_columns):
+    image, columns = pto_columns
     return image, columns, build_cells(columns)
 
 
@@ -41,7 +39,7 @@ def test_sto_110_cells(sto_cells):
         assert table[name].std() == pytest.approx(table[f"sigma_{name}"].median(), rel=0.3)
 
 
-def test_sto_110_mean_polarization_consistent_with_zero(shared_data, sto_cells):
+def test_sto_110_mean_polarization_consistent_with_zero(sto_columns, sto_cells):
     """The cell-averaged P of centrosymmetric SrTiO3 is zero within its statistical and systematic uncertainty.
 
     Measured (mean, stat, sys; pm): Px +0.58, 0.20, 0.47; Py -0.83, 0.23, 0.21 (default radius, variants at
@@ -49,7 +47,7 @@ def test_sto_110_mean_polarization_consistent_with_zero(shared_data, sto_cells):
     sigma.  Against the statistical sigma alone they were 2.5 and 3.6 sigma: the column fit model, not noise,
     limits the mean (Py stays about -0.9 pm, 0.1 px, for every radius: an offset the radius spread does not
     cover, possibly scan distortion)."""
-    image = np.load(shared_data / "atomap_sto_adf_abf" / "test_ADF_cropped_image.npy")
+    image = sto_columns[0]
     variants = [build_cells(find_columns(image, pixel_size=9.326, radius=r)) for r in (6, 10, 13)]
     result = mean_polarization(sto_cells, variants)
     assert result.n_cells == len(sto_cells)

@@ -75,12 +75,11 @@ def test_uniform_offset_warns_and_names_the_reference(nonpolar):
 
 
 @pytest.mark.realdata
-def test_sto_110_mean_p_zero_with_default_variants_and_reference(shared_data):
+def test_sto_110_mean_p_zero_with_default_variants_and_reference(sto_columns):
     """SrTiO3 [110] ADF (centrosymmetric).  Measured (pm): mean (+0.63, -0.84), stat 0.21, sys (0.52, 0.22)
     from the default variants: 1.1 and 2.7 combined sigma; referenced to the left half of the cells, the right
     half reads (-0.01, -0.77) +- (0.44, 0.43)."""
-    image = np.load(shared_data / "atomap_sto_adf_abf" / "test_ADF_cropped_image.npy").astype(float)
-    cols = find_columns(image, pixel_size=9.326)
+    image, cols = sto_columns
     cells = build_cells(cols)
     with warnings.catch_warnings():
         warnings.simplefilter("error", AbsolutePolarizationWarning)
@@ -115,15 +114,14 @@ def test_expected_lattice_warns_records_and_calibrates(nonpolar):
 
 
 @pytest.mark.realdata
-def test_pto_sro_lattice_parameter_off_by_8_percent(shared_data):
+def test_pto_sro_lattice_parameter_off_by_8_percent(pto_columns):
     """PTO/SRO supercrystal at the stored 15.0 pm/px: a = 365 pm in the SrRuO3 and the PbTiO3 rows alike
     (pseudocubic SRO 393, PTO 390-415 pm), so the pixel size, not the material, is off by about 7.5 %; against
     395 pm the warning fires and the SRO rows calibrate the pixel size to about 16.1 pm/px."""
     from napari_causal_lattice.cells import calibrate_pixel_size
     from napari_causal_lattice.lattice import CalibrationWarning
 
-    image = np.load(shared_data / "temul_pto_sro_supercrystal" / "Cropped_PTO-SRO_Aligned_image.npy")
-    cols = find_columns(image, pixel_size=14.997)
+    _, cols = pto_columns
     with pytest.warns(CalibrationWarning, match="36[5-9]"):
         cells = build_cells(cols, expected_lattice=395.0)
     assert cells.provenance["notes"]

@@ -1,5 +1,7 @@
 """Scan distortion (issue 21, item 2): line jitter estimated from one image, corrected; frame series."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -37,11 +39,23 @@ def _mad(values):
     return 1.4826 * np.median(np.abs(values - np.median(values)))
 
 
+def _jittered_columns(seed):
+    sample = synthetic_perovskite(seed, shape_cells=(16, 16), line_jitter=0.3, **NON_POLAR)
+    return sample, find_columns(sample.image, pixel_size=sample.pixel_size)
+
+
+@pytest.fixture(scope="module")
+def jittered():
+    """seed -> (sample, columns): the non-polar 16 x 16 cell image with 0.3 px line jitter and its columns
+    (corrected, the default), found once per seed for the module: the recovery test and the scatter bar share
+    them."""
+    return functools.cache(_jittered_columns)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_planted_jitter_recovered(seed):
+def test_planted_jitter_recovered(seed, jittered):
     # measured: 0.027-0.050 px rms error on 16 x 16 cells, seeds 0-7
-    sample = synthetic_perovskite(seed, shape_cells=(12, 12), line_jitter=0.3, **NON_POLAR)
-    cols = find_columns(sample.image, pixel_size=sample.pixel_size)
+    sample, cols = jittered(seed)
     assert isinstance(cols.scan, ScanDistortion) and cols.scan.applied
     assert _covered_error(cols, sample.truth.line_shifts) < 0.1
     assert abs(cols.scan.rms_px - 0.3) < 0.1
@@ -50,16 +64,15 @@ def test_planted_jitter_recovered(seed):
 
 
 @pytest.mark.slow
-def test_px_scatter_after_correction_matches_no_jitter():
+def test_px_scatter_after_correction_matches_no_jitter(jittered):
     # measured (16 x 16 cells, seeds 0-7, pooled MAD): corrected / clean 1.00, uncorrected / clean 3.1
     pooled = {"clean": [], "corrected": [], "raw": []}
     for seed in SEEDS:
-        opts = dict(shape_cells=(16, 16), **NON_POLAR)
-        clean = synthetic_perovskite(seed, **opts)
-        jit = synthetic_perovskite(seed, line_jitter=0.3, **opts)
-        for key, image, correct in (("clean", clean.image, True), ("corrected", jit.image, True),
-                                    ("raw", jit.image, False)):
-            cols = find_columns(image, pixel_size=clean.pixel_size, scan_correction=correct)
+        jit, corrected = jittered(seed)
+        clean = synthetic_perovskite(seed, shape_cells=(16, 16), **NON_POLAR)
+        for key, cols in (("clean", find_columns(clean.image, pixel_size=clean.pixel_size)),
+                          ("corrected", corrected),
+                          ("raw", find_columns(jit.image, pixel_size=jit.pixel_size, scan_correction=False))):
             pooled[key].append(_neighbour_residual(build_cells(cols), "Px"))
     scatter = {key: _mad(np.concatenate(v)) for key, v in pooled.items()}
     assert scatter["corrected"] <= 1.10 * scatter["clean"]

@@ -105,9 +105,8 @@ def test_line_covariance_cancels_along_a_row():
 
 
 @pytest.fixture(scope="module")
-def sto_cells(shared_data):
-    image = np.load(shared_data / "atomap_sto_adf_abf" / "test_ADF_cropped_image.npy")
-    cols = find_columns(image, pixel_size=9.326)
+def sto_cells(sto_columns):
+    _, cols = sto_columns
     return build_cells(cols), cols
 
 
