@@ -28,13 +28,13 @@ def _finish(qtbot, widget, timeout=120_000):
     assert "failed" not in status and "cancelled" not in status, status
 
 
-@pytest.mark.slow
-
 def _value_at_world(layer, world):
     """The value of a 2D map layer at a world position (its nearest pixel)."""
     index = np.round(np.asarray(layer.world_to_data(world), dtype=float)).astype(int)
     return layer.data[tuple(index)]
 
+
+@pytest.mark.slow
 def test_microscopist_journey(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "synthetic_perovskite")
