@@ -236,6 +236,28 @@ def _crop(shape, positions, sublattice, window):
     return y0, min(ny, y0 + 2 * half), x0, min(nx, x0 + 2 * half)
 
 
+def _stamps(box, p, reach):
+    """Pixel stamps of ``2 ceil(reach) + 1`` px per side around the columns at ``p`` (n, 2) (px in ``box``).
+
+    Returns flat pixel indices in the box (n, m, m), which of them lie inside it (n, m, m) and the squared
+    offsets along y and x (n, m), px^2.
+    """
+    y0, y1, x0, x1 = box
+    h, w = y1 - y0, x1 - x0
+    steps = np.arange(-int(np.ceil(reach)), int(np.ceil(reach)) + 1)
+    base = np.rint(p).astype(np.int64)
+    rows = base[:, :1] + steps
+    cols = base[:, 1:] + steps
+    dy2, dx2 = (rows - p[:, :1]) ** 2, (cols - p[:, 1:]) ** 2
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    return rows[:, :, None] * w + cols[:, None, :], inside, dy2, dx2
+
+
+def _gauss(dy2, dx2, sigma):
+    """Unit-peak Gaussian of ``sigma`` px on the stamps of :func:`_stamps` (n, m, m)."""
+    return np.exp(-0.5 / sigma**2 * dy2)[:, :, None] * np.exp(-0.5 / sigma**2 * dx2)[:, None, :]
+
+
 def _design(box, pos, sub, theta, max_reach):
     """Sparse design matrix (pixels of ``box``, columns + 1 background) of unit-peak profiles for ``theta``,
     each drawn out to at most ``max_reach`` px (the rest of a very wide tail is a pedestal the background
@@ -251,18 +273,11 @@ def _design(box, pos, sub, theta, max_reach):
         if not len(idx):
             continue
         tail = core * width
-        r = int(np.ceil(min(RENDER_REACH * (tail if ratio > 0 else core), max_reach)))
-        steps = np.arange(-r, r + 1)
-        p = pos[idx] - (y0, x0)
-        base = np.rint(p).astype(np.int64)
-        rows = base[:, :1] + steps
-        cols = base[:, 1:] + steps
-        dy2, dx2 = (rows - p[:, :1]) ** 2, (cols - p[:, 1:]) ** 2
-        v = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)[:, None, :]
+        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0),
+                                         min(RENDER_REACH * (tail if ratio > 0 else core), max_reach))
+        v = _gauss(dy2, dx2, core)
         if ratio > 0:
-            v = v + ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)[:, None, :]
-        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        flat = rows[:, :, None] * w + cols[:, None, :]
+            v = v + ratio * _gauss(dy2, dx2, tail)
         which = np.broadcast_to(idx[:, None, None], flat.shape)
         blocks_r.append(flat[inside])
         blocks_c.append(which[inside])
@@ -275,8 +290,36 @@ def _design(box, pos, sub, theta, max_reach):
                       shape=(h * w, n + 1))
 
 
+def _design_derivatives(box, pos, sub, theta, max_reach, coef) -> np.ndarray:
+    """(pixels of ``box``, 4) derivatives of the model image ``design @ coef`` (:func:`_design`) with respect to
+    ``theta = (core_a, core_b, tail ratio, tail width / core)`` at fixed amplitudes ``coef``.
+
+    The tail's derivatives are drawn out to its reach also where ``ratio`` is 0 (the design then holds no tail).
+    """
+    y0, y1, x0, x1 = box
+    npix = (y1 - y0) * (x1 - x0)
+    core_a, core_b, ratio, width = theta
+    out = np.zeros((4, npix))
+    for k, (label, core) in enumerate((("A", core_a), ("B", core_b))):
+        idx = np.flatnonzero(sub == label)
+        if not len(idx):
+            continue
+        tail = core * width
+        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0), min(RENDER_REACH * max(tail, core), max_reach))
+        r2 = dy2[:, :, None] + dx2[:, None, :]
+        g_core, g_tail = _gauss(dy2, dx2, core), _gauss(dy2, dx2, tail)
+        d_tail_sigma = ratio * g_tail * r2 / tail**3  # d(ratio * G(tail)) / d tail
+        amp = coef[idx][:, None, None]
+        where = flat[inside]
+        for row, dv in ((k, g_core * r2 / core**3 + width * d_tail_sigma), (2, g_tail), (3, core * d_tail_sigma)):
+            out[row] += np.bincount(where, weights=(amp * dv)[inside], minlength=npix)
+    return out.T
+
+
 def _solve_amplitudes(design, values, ridge):
-    """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns."""
+    """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns.
+
+    ``values`` is (pixels,) or (pixels, k) for k right-hand sides at once."""
     gram = (design.T @ design).toarray()
     gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
     return np.linalg.solve(gram, design.T @ values)
@@ -301,9 +344,9 @@ def _spacing_and_core_starts(shape, pos, sub, widths) -> tuple[float, list]:
     return spacing, [starts[0], starts[1] if np.any(sub == "B") else starts[0]]
 
 
-def _fit_shape(residual, core_starts, spacing: float, *, tail: bool, max_tail_width: float) -> np.ndarray:
-    """(4,) ``(core_a, core_b, tail ratio, tail width / core)`` minimising ``residual``; without ``tail`` only the
-    cores are fitted (ratio 0, width 1.5)."""
+def _fit_shape(residual, jacobian, core_starts, spacing: float, *, tail: bool, max_tail_width: float) -> np.ndarray:
+    """(4,) ``(core_a, core_b, tail ratio, tail width / core)`` minimising ``residual`` (``jacobian``: its
+    (pixels, 4) derivatives); without ``tail`` only the cores are fitted (ratio 0, width 1.5)."""
     from scipy.optimize import least_squares
 
     lo_core, hi_core = 0.3, 0.5 * spacing
@@ -311,12 +354,42 @@ def _fit_shape(residual, core_starts, spacing: float, *, tail: bool, max_tail_wi
     if tail:
         theta0 = np.array(x_start + [0.1, min(3.0, max_tail_width)])
         lower, upper = [lo_core, lo_core, 0.0, 1.2], [hi_core, hi_core, 1.0, max_tail_width]
-        fit = least_squares(residual, theta0, bounds=(lower, upper), x_scale=[0.2, 0.2, 0.05, 0.5],
-                            diff_step=1e-3, ftol=1e-4, xtol=1e-4, max_nfev=12)
+        fit = least_squares(residual, theta0, jac=jacobian, bounds=(lower, upper), x_scale=[0.2, 0.2, 0.05, 0.5],
+                            ftol=1e-4, xtol=1e-4, max_nfev=12)
         return fit.x
     fit = least_squares(lambda t: residual([t[0], t[1], 0.0, 1.5]), np.array(x_start),
-                        bounds=([lo_core] * 2, [hi_core] * 2), diff_step=1e-3, ftol=1e-4, max_nfev=10)
+                        jac=lambda t: jacobian([t[0], t[1], 0.0, 1.5])[:, :2],
+                        bounds=([lo_core] * 2, [hi_core] * 2), ftol=1e-4, max_nfev=10)
     return np.array([fit.x[0], fit.x[1], 0.0, 1.5])
+
+
+def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
+    """``(residual, jacobian)`` of the window fit as functions of ``theta`` (variable projection).
+
+    ``residual(theta)`` (pixels,) is the model image minus ``values`` with the amplitudes and background solved
+    linearly for ``theta``; ``jacobian(theta)`` (pixels, 4) its derivatives in Kaufman's approximation
+    ``(I - P) dA/dtheta c`` (``A`` the design, ``c`` the solved amplitudes, ``P`` the projection on the design's
+    columns), which needs no further model images.  The design of the last ``theta`` is kept for the Jacobian.
+    """
+    last = {}
+
+    def solved(theta):
+        key = tuple(float(t) for t in theta)
+        if last.get("theta") != key:
+            design = _design(box, pos, sub, key, max_reach)
+            last.update(theta=key, design=design, coef=_solve_amplitudes(design, values, ridge))
+        return last["design"], last["coef"]
+
+    def residual(theta):
+        design, coef = solved(theta)
+        return design @ coef - values
+
+    def jacobian(theta):
+        design, coef = solved(theta)
+        d_model = _design_derivatives(box, pos, sub, last["theta"], max_reach, coef)
+        return d_model - design @ _solve_amplitudes(design, d_model, ridge)
+
+    return residual, jacobian
 
 
 def estimate_profile(image, columns=None, *, positions=None, sublattice=None, width=None, window_cells: float = 4.0,
@@ -373,15 +446,9 @@ def estimate_profile(image, columns=None, *, positions=None, sublattice=None, wi
             & (pos[:, 1] < x1 + reach))
     near &= np.all(np.isfinite(pos), axis=1)
     cpos, csub = pos[near], sub[near]
-    ridge = 1e-6
-
-    def residual(theta):
-        design = _design(box, cpos, csub, theta, 1.5 * spacing)
-        coef = _solve_amplitudes(design, values, ridge)
-        return design @ coef - values
-
-    theta = _fit_shape(residual, core_starts, spacing, tail=tail, max_tail_width=max_tail_width)
+    residual, jacobian = _projected_problem(box, cpos, csub, values, 1.5 * spacing, 1e-6)
+    theta = _fit_shape(residual, jacobian, core_starts, spacing, tail=tail, max_tail_width=max_tail_width)
     core_a, core_b, ratio, width = (float(v) for v in theta)
-    coef = _solve_amplitudes(_design(box, cpos, csub, theta, 1.5 * spacing), values, ridge)
+    coef = _solve_amplitudes(_design(box, cpos, csub, theta, 1.5 * spacing), values, 1e-6)
     return ColumnProfile(core_a=core_a, core_b=core_b, tail_ratio_a=ratio, tail_ratio_b=ratio,
                          tail_a=core_a * width, tail_b=core_b * width, background=float(coef[-1]))
