@@ -184,8 +184,15 @@ class _Ghosts:
 
     def amplitudes(self, amp, sub) -> np.ndarray:
         """(M,) amplitudes of the ghosts in the model: the fitted ones, else their sublattice's median of ``amp``."""
-        median = np.array([np.median(amp[sub == label]) for label in self.sub])
-        return np.where(np.isfinite(self.fit), self.fit, median)
+        return np.where(np.isfinite(self.fit), self.fit, _sublattice_medians(amp, sub, self.sub))
+
+
+def _sublattice_medians(amp, sub, labels) -> np.ndarray:
+    """(M,) median of ``amp`` (N,) over the columns of each sublattice in ``labels`` (M,) (``sub``: (N,) labels)."""
+    out = np.empty(len(labels))
+    for label in np.unique(labels):
+        out[labels == label] = np.median(amp[sub == label])
+    return out
 
 
 def _start(refined: Refined, sub, profile) -> _ProfileFit:
@@ -243,7 +250,7 @@ def _keep_gaussian_where_lost(fit: _ProfileFit, refined: Refined, sub, ghost: _G
     pos, spread, amp = fit.pos, fit.spread, fit.amp
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
     lost |= _isotropic(spread) > _PROFILE_MAX_SIGMA_GAIN * _isotropic(refined.sigma)
-    guessed = ~(ghost.fit < _GHOST_EMPTY * np.array([np.median(amp[sub == label]) for label in ghost.sub]))
+    guessed = ~(ghost.fit < _GHOST_EMPTY * _sublattice_medians(amp, sub, ghost.sub))
     if guessed.any():  # next to a column that is only guessed (median amplitude beyond the border, or a site the
         # image shows a column at but the search did not find), the neighbour model is not known well enough
         lost |= cKDTree(ghost.pos[guessed]).query(pos)[0] < 2.4 * radius
