@@ -176,8 +176,8 @@ def _splat_tails(out, shape, tails):
     ``tails`` holds one ``(positions (n, 2) px, core peaks (n,), tail ratio, tail sigma px)`` per sublattice.
     Each column's tail volume is split bilinearly over its 4 nearest pixels (which keeps its centre exact and
     widens it by 1/6 px^2 per axis, taken off the filter's variance) and the grid filtered with the Gaussian of
-    its sublattice's tail (multiplied in Fourier space, zero-padded so nothing wraps around): a wide tail costs
-    one image transform instead of ``(8 tail)^2`` values per column.
+    its sublattice's tail, truncated at ``TAIL_REACH`` sigma (multiplied in Fourier space, zero-padded so nothing
+    wraps around): a wide tail costs one image transform instead of ``(8 tail)^2`` values per column.
     """
     import scipy.fft
 
@@ -185,7 +185,6 @@ def _splat_tails(out, shape, tails):
     pad = int(np.ceil(TAIL_REACH * max(tail for *_, tail in tails))) + 1  # columns beyond the border reach in
     hy, hx = ny + 2 * pad, nx + 2 * pad
     size = [scipy.fft.next_fast_len(n + pad, real=True) for n in (hy, hx)]
-    freq2 = np.fft.fftfreq(size[0])[:, None] ** 2 + np.fft.rfftfreq(size[1])[None, :] ** 2
     spectrum = 0.0
     for pos, amp, ratio, tail in tails:
         base = np.floor(pos).astype(np.int64) + pad
@@ -198,10 +197,23 @@ def _splat_tails(out, shape, tails):
         r, c, v = (np.concatenate(parts) for parts in zip(*corners))
         ok = (r >= 0) & (r < hy) & (c >= 0) & (c < hx)
         grid = np.bincount(r[ok] * hx + c[ok], weights=v[ok], minlength=hy * hx).reshape(hy, hx)
-        variance = max(tail**2 - 1.0 / 6.0, 0.25)
-        spectrum = spectrum + scipy.fft.rfft2(grid, size) * np.exp(-2.0 * np.pi**2 * variance * freq2)
+        width = np.sqrt(max(tail**2 - 1.0 / 6.0, 0.25))
+        kernel = np.fft.fft(_gaussian_kernel(width, size[0])).real[:, None]
+        kernel = kernel * np.fft.rfft(_gaussian_kernel(width, size[1])).real[None, :]
+        spectrum = spectrum + scipy.fft.rfft2(grid, size) * kernel
     smooth = scipy.fft.irfft2(spectrum, size)
     out += smooth[pad : pad + ny, pad : pad + nx].reshape(-1)
+
+
+def _gaussian_kernel(sigma: float, n: int) -> np.ndarray:
+    """(n,) sampled Gaussian of ``sigma`` px, truncated at ``TAIL_REACH`` sigma and normalised to sum 1, centred on
+    index 0 with negative offsets wrapped to the end (the filter of ``scipy.ndimage.gaussian_filter``)."""
+    reach = int(TAIL_REACH * sigma + 0.5)
+    offsets = np.arange(-reach, reach + 1)
+    weights = np.exp(-0.5 * offsets**2 / sigma**2)
+    out = np.zeros(n)
+    out[offsets % n] = weights / weights.sum()
+    return out
 
 
 def _accumulate(out, shape, pos, amp, core, ratio, tail, shift, chunk_values):
@@ -301,16 +313,17 @@ def _design(box, pos, sub, theta, max_reach):
                       shape=(h * w, n + 1))
 
 
-def _design_derivatives(box, pos, sub, theta, max_reach, coef) -> np.ndarray:
-    """(pixels of ``box``, 4) derivatives of the model image ``design @ coef`` (:func:`_design`) with respect to
-    ``theta = (core_a, core_b, tail ratio, tail width / core)`` at fixed amplitudes ``coef``.
+def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tuple[np.ndarray, np.ndarray]:
+    """Derivatives of the design ``A`` (:func:`_design`) with respect to ``theta = (core_a, core_b, tail ratio,
+    tail width / core)``, applied to the amplitudes and to the residual: ``(dA/dtheta @ coef`` (pixels of ``box``,
+    4), ``dA/dtheta^T @ residual`` (columns + 1, 4)``)`` (``coef``: (columns + 1,), ``residual``: (pixels,)).
 
     The tail's derivatives are drawn out to its reach also where ``ratio`` is 0 (the design then holds no tail).
     """
     y0, y1, x0, x1 = box
     npix = (y1 - y0) * (x1 - x0)
     core_a, core_b, ratio, width = theta
-    out = np.zeros((4, npix))
+    d_model, d_dot_residual = np.zeros((4, npix)), np.zeros((4, len(pos) + 1))
     for k, (label, core) in enumerate((("A", core_a), ("B", core_b))):
         idx = np.flatnonzero(sub == label)
         if not len(idx):
@@ -322,18 +335,21 @@ def _design_derivatives(box, pos, sub, theta, max_reach, coef) -> np.ndarray:
         d_tail_sigma = ratio * g_tail * r2 / tail**3  # d(ratio * G(tail)) / d tail
         amp = coef[idx][:, None, None]
         where = flat[inside]
+        seen = np.where(inside, residual[np.clip(flat, 0, npix - 1)], 0.0)
         for row, dv in ((k, g_core * r2 / core**3 + width * d_tail_sigma), (2, g_tail), (3, core * d_tail_sigma)):
-            out[row] += np.bincount(where, weights=(amp * dv)[inside], minlength=npix)
-    return out.T
+            d_model[row] += np.bincount(where, weights=(amp * dv)[inside], minlength=npix)
+            d_dot_residual[row, idx] += np.einsum("nij,nij->n", dv, seen)
+    return d_model.T, d_dot_residual.T
 
 
-def _solve_amplitudes(design, values, ridge):
+def _solve_amplitudes(design, values, ridge, extra=0.0):
     """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns.
 
-    ``values`` is (pixels,) or (pixels, k) for k right-hand sides at once."""
+    ``values`` is (pixels,) or (pixels, k) for k right-hand sides at once; ``extra`` (same columns) is added to
+    the normal equations' right-hand side ``design^T values``."""
     gram = (design.T @ design).toarray()
     gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
-    return np.linalg.solve(gram, design.T @ values)
+    return np.linalg.solve(gram, design.T @ values + extra)
 
 
 def _spacing_and_core_starts(shape, pos, sub, widths) -> tuple[float, list]:
@@ -375,12 +391,13 @@ def _fit_shape(residual, jacobian, core_starts, spacing: float, *, tail: bool, m
 
 
 def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
-    """``(residual, jacobian)`` of the window fit as functions of ``theta`` (variable projection).
+    """``(residual, jacobian, solved)`` of the window fit as functions of ``theta`` (variable projection).
 
     ``residual(theta)`` (pixels,) is the model image minus ``values`` with the amplitudes and background solved
-    linearly for ``theta``; ``jacobian(theta)`` (pixels, 4) its derivatives in Kaufman's approximation
-    ``(I - P) dA/dtheta c`` (``A`` the design, ``c`` the solved amplitudes, ``P`` the projection on the design's
-    columns), which needs no further model images.  The design of the last ``theta`` is kept for the Jacobian.
+    linearly for ``theta``; ``jacobian(theta)`` (pixels, 4) its exact derivatives (Golub and Pereyra)
+    ``(I - P) dA/dtheta c - A G^-1 dA/dtheta^T r`` (``A`` the design, ``G`` its ridged Gram matrix, ``c`` the
+    solved amplitudes, ``r`` the residual, ``P = A G^-1 A^T``), which needs no further model images.  The design of the last ``theta`` is kept for the Jacobian;
+    ``solved(theta)`` returns it with the solved amplitudes (background last).
     """
     last = {}
 
@@ -397,10 +414,11 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
 
     def jacobian(theta):
         design, coef = solved(theta)
-        d_model = _design_derivatives(box, pos, sub, last["theta"], max_reach, coef)
-        return d_model - design @ _solve_amplitudes(design, d_model, ridge)
+        d_model, d_dot_residual = _design_derivatives(box, pos, sub, last["theta"], max_reach, coef,
+                                                      design @ coef - values)
+        return d_model - design @ _solve_amplitudes(design, d_model, ridge, extra=d_dot_residual)
 
-    return residual, jacobian
+    return residual, jacobian, solved
 
 
 def estimate_profile(image, columns=None, *, positions=None, sublattice=None, width=None, window_cells: float = 4.0,
@@ -457,9 +475,9 @@ def estimate_profile(image, columns=None, *, positions=None, sublattice=None, wi
             & (pos[:, 1] < x1 + reach))
     near &= np.all(np.isfinite(pos), axis=1)
     cpos, csub = pos[near], sub[near]
-    residual, jacobian = _projected_problem(box, cpos, csub, values, 1.5 * spacing, 1e-6)
+    residual, jacobian, solved = _projected_problem(box, cpos, csub, values, 1.5 * spacing, 1e-6)
     theta = _fit_shape(residual, jacobian, core_starts, spacing, tail=tail, max_tail_width=max_tail_width)
     core_a, core_b, ratio, width = (float(v) for v in theta)
-    coef = _solve_amplitudes(_design(box, cpos, csub, theta, 1.5 * spacing), values, 1e-6)
+    coef = solved(theta)[1]
     return ColumnProfile(core_a=core_a, core_b=core_b, tail_ratio_a=ratio, tail_ratio_b=ratio,
                          tail_a=core_a * width, tail_b=core_b * width, background=float(coef[-1]))

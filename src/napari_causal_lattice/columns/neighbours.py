@@ -137,16 +137,22 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
         profile = estimate_profile(image, positions=refined.positions, sublattice=sub, width=refined.width)
     fit = _start(refined, sub, profile)
     ghost = _kept_ghosts(ghosts, sub)
+    columns_only = None
     if len(ghost.pos):  # before the first round, so no round starts from a model with guessed empty sites
         columns_only = profile.render(image.shape, fit.pos, sub, profile.volume(fit.amp, sub), background=False)
-        ghost.fit = _ghost_amplitudes(np.subtract(image, columns_only, out=columns_only), ghost.pos,
-                                      np.zeros(len(ghost.pos)), profile.shape_arrays(ghost.sub)[0], radius)
+        ghost.fit = _ghost_amplitudes(np.subtract(image, columns_only), ghost.pos, np.zeros(len(ghost.pos)),
+                                      profile.shape_arrays(ghost.sub)[0], radius)
     for k in range(rounds):
         last = k == rounds - 1
         ghost_amp = ghost.amplitudes(fit.amp, sub)
-        model = profile.render(image.shape, np.concatenate([fit.pos, ghost.pos]), np.concatenate([sub, ghost.sub]),
-                               profile.volume(np.concatenate([fit.amp, ghost_amp]), np.concatenate([sub, ghost.sub])),
-                               background=False)
+        if k == 0 and columns_only is not None:  # the columns have not moved yet: only the ghosts are new
+            model = columns_only + profile.render(image.shape, ghost.pos, ghost.sub,
+                                                  profile.volume(ghost_amp, ghost.sub), background=False)
+        else:
+            model = profile.render(image.shape, np.concatenate([fit.pos, ghost.pos]),
+                                   np.concatenate([sub, ghost.sub]),
+                                   profile.volume(np.concatenate([fit.amp, ghost_amp]),
+                                                  np.concatenate([sub, ghost.sub])), background=False)
         residual = np.subtract(image, model)
         _profile_round(residual, model, fit, profile.shape_arrays(sub)[0], radius, last, cancel)
         if len(ghost.pos) and not last:
