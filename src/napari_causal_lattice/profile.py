@@ -25,8 +25,8 @@ __all__ = ["ColumnProfile", "estimate_profile"]
 
 #: Profiles are drawn out to this many (largest) sigma.
 RENDER_REACH = 4.0
-#: Wide tails (drawn by convolution) reach into the image from columns up to this many tail sigma outside it (the
-#: rest is < 1.2 % of the tail's peak, itself a fraction of the column's).
+#: Wide tails (drawn by convolution) are drawn out to this many tail sigma (the rest is < 1.2 % of the tail's
+#: peak, itself a fraction of the column's).
 TAIL_REACH = 3.0
 
 
@@ -394,10 +394,11 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
     """``(residual, jacobian, solved)`` of the window fit as functions of ``theta`` (variable projection).
 
     ``residual(theta)`` (pixels,) is the model image minus ``values`` with the amplitudes and background solved
-    linearly for ``theta``; ``jacobian(theta)`` (pixels, 4) its exact derivatives (Golub and Pereyra)
-    ``(I - P) dA/dtheta c - A G^-1 dA/dtheta^T r`` (``A`` the design, ``G`` its ridged Gram matrix, ``c`` the
-    solved amplitudes, ``r`` the residual, ``P = A G^-1 A^T``), which needs no further model images.  The design of the last ``theta`` is kept for the Jacobian;
-    ``solved(theta)`` returns it with the solved amplitudes (background last).
+    linearly for ``theta``; ``jacobian(theta)`` (pixels, 4) its derivatives (Golub and Pereyra; the ridge is
+    held fixed) ``(I - P) dA/dtheta c - A G^-1 dA/dtheta^T r`` (``A`` the design, ``G`` its ridged Gram matrix,
+    ``c`` the solved amplitudes, ``r`` the residual, ``P = A G^-1 A^T``), which need no further model images,
+    so the fit follows the path of finite differences at a fraction of the cost.  The design of the last
+    ``theta`` is kept for the Jacobian; ``solved(theta)`` returns it with the solved amplitudes (background last).
     """
     last = {}
 
