@@ -63,7 +63,8 @@ def _spectrum(image: np.ndarray):
     step = 1.0 / min(ny, nx)
     ring = np.minimum((k / step).astype(np.int64), int(0.75 / step) + 1)
     medians = np.zeros(ring.max() + 1)
-    order = np.argsort(ring, axis=None)
+    # a stable sort of the smallest integer type is a radix sort (the medians do not depend on the order)
+    order = np.argsort(ring.astype(np.min_scalar_type(ring.max())), axis=None, kind="stable")
     flat_ring = ring.ravel()[order]
     flat_pow = power.ravel()[order]
     bounds = np.searchsorted(flat_ring, np.arange(ring.max() + 2))

@@ -226,19 +226,12 @@ def _r_squared(values, mask, cost) -> np.ndarray:
     return np.clip(r2, 0.0, 1.0)
 
 
-def _lag_pairs(yy: np.ndarray, xx: np.ndarray, reach: int):
-    """Pixel index pairs (k1, k2) of the patch layout one lag (|dy|, |dx| <= ``reach``, not 0) apart."""
+def _lag_matrix(yy: np.ndarray, xx: np.ndarray, reach: int) -> np.ndarray:
+    """(M, M) 0/1 matrix of the pixel pairs of the patch layout one lag (|dy|, |dx| <= ``reach``, not 0) apart."""
     oy = np.rint(yy[0] - yy[0, 0]).astype(int)
     ox = np.rint(xx[0] - xx[0, 0]).astype(int)
-    index = {(a, b): k for k, (a, b) in enumerate(zip(oy.tolist(), ox.tolist()))}
-    out = []
-    for ly in range(-reach, reach + 1):
-        for lx in range(-reach, reach + 1):
-            pairs = [(k, index[(a + ly, b + lx)]) for (a, b), k in index.items()
-                     if (ly or lx) and (a + ly, b + lx) in index]
-            if pairs:
-                out.append(np.array(pairs).T)
-    return out
+    dy, dx = np.abs(oy[:, None] - oy[None, :]), np.abs(ox[:, None] - ox[None, :])
+    return ((dy <= reach) & (dx <= reach) & ((dy > 0) | (dx > 0))).astype(np.float64)
 
 
 def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray,
@@ -293,9 +286,7 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
     rows = [int(np.flatnonzero(keep == k)[0]) for k in (1, 2)]
     influence = (np.linalg.inv(jtj[ok])[:, rows, :] @ jac[ok]) * res[ok][:, None, :]
     white = np.einsum("nkm,nkm->nk", influence, influence)
-    cross = np.zeros_like(white)
-    for k1, k2 in _lag_pairs(yy, xx, reach):
-        cross += np.einsum("nkm,nkm->nk", influence[:, :, k1], influence[:, :, k2])
+    cross = np.einsum("nkm,nkm->nk", influence @ _lag_matrix(yy, xx, reach), influence)
     if axes:
         inflation = np.maximum(1.0, 1.0 + cross.sum(axis=0) / np.maximum(white.sum(axis=0), 1e-300))
         var = white * inflation * (w[ok].sum(axis=1) / dof[ok])[:, None]

@@ -143,12 +143,18 @@ class ColumnProfile:
                 raise ValueError(f"row_shift must hold one shift per image row ({ny}), got shape {shift.shape}")
         out = np.zeros(ny * nx)
         ok = np.isfinite(inten) & np.all(np.isfinite(pos), axis=1)
+        wide_tails = []
         for label in ("A", "B"):
             rows = ok & (sub == label)
             if rows.any():
                 core, ratio, tail = self.of(label)
                 amp = inten[rows] / (2.0 * np.pi * core**2)
+                if ratio > 0 and shift is None and tail >= 2.0:
+                    wide_tails.append((pos[rows], amp, ratio, tail))
+                    ratio = 0.0
                 _accumulate(out, (ny, nx), pos[rows], amp, core, ratio, tail, shift, chunk_values)
+        if wide_tails:
+            _splat_tails(out, (ny, nx), wide_tails)
         out = out.reshape(ny, nx)
         if background:
             out += self.background
@@ -164,38 +170,55 @@ class ColumnProfile:
         return cls(**{k: float(np.asarray(v)) for k, v in dict(state).items()})
 
 
-def _splat_tail(out, shape, pos, amp, ratio, tail):
-    """Add the tails (peak ``ratio * amp``, sigma ``tail`` px) to the flat image ``out`` by convolution.
+def _splat_tails(out, shape, tails):
+    """Add wide tails to the flat image ``out`` by convolution, all sublattices in one inverse FFT.
 
+    ``tails`` holds one ``(positions (n, 2) px, core peaks (n,), tail ratio, tail sigma px)`` per sublattice.
     Each column's tail volume is split bilinearly over its 4 nearest pixels (which keeps its centre exact and
-    widens it by 1/6 px^2 per axis, taken off the filter's variance) and the image filtered with one Gaussian:
-    a wide tail costs one image filter instead of ``(8 tail)^2`` values per column.
+    widens it by 1/6 px^2 per axis, taken off the filter's variance) and the grid filtered with the Gaussian of
+    its sublattice's tail, truncated at ``TAIL_REACH`` sigma (multiplied in Fourier space, zero-padded so nothing
+    wraps around): a wide tail costs one image transform instead of ``(8 tail)^2`` values per column.
     """
-    from scipy import ndimage
+    import scipy.fft
 
     ny, nx = shape
-    pad = int(np.ceil(TAIL_REACH * tail)) + 1  # columns beyond the border reach in with their tails
+    pad = int(np.ceil(TAIL_REACH * max(tail for *_, tail in tails))) + 1  # columns beyond the border reach in
     hy, hx = ny + 2 * pad, nx + 2 * pad
-    base = np.floor(pos).astype(np.int64) + pad
-    frac = pos + pad - base
-    volume = ratio * amp * 2.0 * np.pi * tail**2
-    grid = np.zeros(hy * hx)
-    for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        w = (frac[:, 0] if oy else 1 - frac[:, 0]) * (frac[:, 1] if ox else 1 - frac[:, 1])
-        r, c = base[:, 0] + oy, base[:, 1] + ox
+    size = [scipy.fft.next_fast_len(n + pad, real=True) for n in (hy, hx)]
+    spectrum = 0.0
+    for pos, amp, ratio, tail in tails:
+        base = np.floor(pos).astype(np.int64) + pad
+        frac = pos + pad - base
+        volume = ratio * amp * 2.0 * np.pi * tail**2
+        corners = []
+        for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            w = (frac[:, 0] if oy else 1 - frac[:, 0]) * (frac[:, 1] if ox else 1 - frac[:, 1])
+            corners.append((base[:, 0] + oy, base[:, 1] + ox, volume * w))
+        r, c, v = (np.concatenate(parts) for parts in zip(*corners))
         ok = (r >= 0) & (r < hy) & (c >= 0) & (c < hx)
-        grid += np.bincount(r[ok] * hx + c[ok], weights=(volume * w)[ok], minlength=hy * hx)
-    width = np.sqrt(max(tail**2 - 1.0 / 6.0, 0.25))
-    smooth = ndimage.gaussian_filter(grid.reshape(hy, hx), width, mode="constant", truncate=TAIL_REACH)
+        grid = np.bincount(r[ok] * hx + c[ok], weights=v[ok], minlength=hy * hx).reshape(hy, hx)
+        width = np.sqrt(max(tail**2 - 1.0 / 6.0, 0.25))
+        kernel = np.fft.fft(_gaussian_kernel(width, size[0])).real[:, None]
+        kernel = kernel * np.fft.rfft(_gaussian_kernel(width, size[1])).real[None, :]
+        spectrum = spectrum + scipy.fft.rfft2(grid, size) * kernel
+    smooth = scipy.fft.irfft2(spectrum, size)
     out += smooth[pad : pad + ny, pad : pad + nx].reshape(-1)
+
+
+def _gaussian_kernel(sigma: float, n: int) -> np.ndarray:
+    """(n,) sampled Gaussian of ``sigma`` px, truncated at ``TAIL_REACH`` sigma and normalised to sum 1, centred on
+    index 0 with negative offsets wrapped to the end (the filter of ``scipy.ndimage.gaussian_filter``)."""
+    reach = int(TAIL_REACH * sigma + 0.5)
+    offsets = np.arange(-reach, reach + 1)
+    weights = np.exp(-0.5 * offsets**2 / sigma**2)
+    out = np.zeros(n)
+    out[offsets % n] = weights / weights.sum()
+    return out
 
 
 def _accumulate(out, shape, pos, amp, core, ratio, tail, shift, chunk_values):
     """Add core + tail Gaussians (peak ``amp``) at ``pos`` to the flat image ``out`` (in place)."""
     ny, nx = shape
-    if ratio > 0 and shift is None and tail >= 2.0:
-        _splat_tail(out, shape, pos, amp, ratio, tail)
-        ratio = 0.0
     reach = RENDER_REACH * (tail if ratio > 0 else core)
     r = int(np.ceil(reach))
     steps = np.arange(-r, r + 1)
@@ -236,6 +259,28 @@ def _crop(shape, positions, sublattice, window):
     return y0, min(ny, y0 + 2 * half), x0, min(nx, x0 + 2 * half)
 
 
+def _stamps(box, p, reach):
+    """Pixel stamps of ``2 ceil(reach) + 1`` px per side around the columns at ``p`` (n, 2) (px in ``box``).
+
+    Returns flat pixel indices in the box (n, m, m), which of them lie inside it (n, m, m) and the squared
+    offsets along y and x (n, m), px^2.
+    """
+    y0, y1, x0, x1 = box
+    h, w = y1 - y0, x1 - x0
+    steps = np.arange(-int(np.ceil(reach)), int(np.ceil(reach)) + 1)
+    base = np.rint(p).astype(np.int64)
+    rows = base[:, :1] + steps
+    cols = base[:, 1:] + steps
+    dy2, dx2 = (rows - p[:, :1]) ** 2, (cols - p[:, 1:]) ** 2
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    return rows[:, :, None] * w + cols[:, None, :], inside, dy2, dx2
+
+
+def _gauss(dy2, dx2, sigma):
+    """Unit-peak Gaussian of ``sigma`` px on the stamps of :func:`_stamps` (n, m, m)."""
+    return np.exp(-0.5 / sigma**2 * dy2)[:, :, None] * np.exp(-0.5 / sigma**2 * dx2)[:, None, :]
+
+
 def _design(box, pos, sub, theta, max_reach):
     """Sparse design matrix (pixels of ``box``, columns + 1 background) of unit-peak profiles for ``theta``,
     each drawn out to at most ``max_reach`` px (the rest of a very wide tail is a pedestal the background
@@ -251,18 +296,11 @@ def _design(box, pos, sub, theta, max_reach):
         if not len(idx):
             continue
         tail = core * width
-        r = int(np.ceil(min(RENDER_REACH * (tail if ratio > 0 else core), max_reach)))
-        steps = np.arange(-r, r + 1)
-        p = pos[idx] - (y0, x0)
-        base = np.rint(p).astype(np.int64)
-        rows = base[:, :1] + steps
-        cols = base[:, 1:] + steps
-        dy2, dx2 = (rows - p[:, :1]) ** 2, (cols - p[:, 1:]) ** 2
-        v = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)[:, None, :]
+        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0),
+                                         min(RENDER_REACH * (tail if ratio > 0 else core), max_reach))
+        v = _gauss(dy2, dx2, core)
         if ratio > 0:
-            v = v + ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)[:, None, :]
-        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        flat = rows[:, :, None] * w + cols[:, None, :]
+            v = v + ratio * _gauss(dy2, dx2, tail)
         which = np.broadcast_to(idx[:, None, None], flat.shape)
         blocks_r.append(flat[inside])
         blocks_c.append(which[inside])
@@ -275,11 +313,43 @@ def _design(box, pos, sub, theta, max_reach):
                       shape=(h * w, n + 1))
 
 
-def _solve_amplitudes(design, values, ridge):
-    """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns."""
+def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tuple[np.ndarray, np.ndarray]:
+    """Derivatives of the design ``A`` (:func:`_design`) with respect to ``theta = (core_a, core_b, tail ratio,
+    tail width / core)``, applied to the amplitudes and to the residual: ``(dA/dtheta @ coef`` (pixels of ``box``,
+    4), ``dA/dtheta^T @ residual`` (columns + 1, 4)``)`` (``coef``: (columns + 1,), ``residual``: (pixels,)).
+
+    The tail's derivatives are drawn out to its reach also where ``ratio`` is 0 (the design then holds no tail).
+    """
+    y0, y1, x0, x1 = box
+    npix = (y1 - y0) * (x1 - x0)
+    core_a, core_b, ratio, width = theta
+    d_model, d_dot_residual = np.zeros((4, npix)), np.zeros((4, len(pos) + 1))
+    for k, (label, core) in enumerate((("A", core_a), ("B", core_b))):
+        idx = np.flatnonzero(sub == label)
+        if not len(idx):
+            continue
+        tail = core * width
+        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0), min(RENDER_REACH * max(tail, core), max_reach))
+        r2 = dy2[:, :, None] + dx2[:, None, :]
+        g_core, g_tail = _gauss(dy2, dx2, core), _gauss(dy2, dx2, tail)
+        d_tail_sigma = ratio * g_tail * r2 / tail**3  # d(ratio * G(tail)) / d tail
+        amp = coef[idx][:, None, None]
+        where = flat[inside]
+        seen = np.where(inside, residual[np.clip(flat, 0, npix - 1)], 0.0)
+        for row, dv in ((k, g_core * r2 / core**3 + width * d_tail_sigma), (2, g_tail), (3, core * d_tail_sigma)):
+            d_model[row] += np.bincount(where, weights=(amp * dv)[inside], minlength=npix)
+            d_dot_residual[row, idx] += np.einsum("nij,nij->n", dv, seen)
+    return d_model.T, d_dot_residual.T
+
+
+def _solve_amplitudes(design, values, ridge, extra=0.0):
+    """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns.
+
+    ``values`` is (pixels,) or (pixels, k) for k right-hand sides at once; ``extra`` (same columns) is added to
+    the normal equations' right-hand side ``design^T values``."""
     gram = (design.T @ design).toarray()
     gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
-    return np.linalg.solve(gram, design.T @ values)
+    return np.linalg.solve(gram, design.T @ values + extra)
 
 
 def _spacing_and_core_starts(shape, pos, sub, widths) -> tuple[float, list]:
@@ -301,9 +371,9 @@ def _spacing_and_core_starts(shape, pos, sub, widths) -> tuple[float, list]:
     return spacing, [starts[0], starts[1] if np.any(sub == "B") else starts[0]]
 
 
-def _fit_shape(residual, core_starts, spacing: float, *, tail: bool, max_tail_width: float) -> np.ndarray:
-    """(4,) ``(core_a, core_b, tail ratio, tail width / core)`` minimising ``residual``; without ``tail`` only the
-    cores are fitted (ratio 0, width 1.5)."""
+def _fit_shape(residual, jacobian, core_starts, spacing: float, *, tail: bool, max_tail_width: float) -> np.ndarray:
+    """(4,) ``(core_a, core_b, tail ratio, tail width / core)`` minimising ``residual`` (``jacobian``: its
+    (pixels, 4) derivatives); without ``tail`` only the cores are fitted (ratio 0, width 1.5)."""
     from scipy.optimize import least_squares
 
     lo_core, hi_core = 0.3, 0.5 * spacing
@@ -311,12 +381,45 @@ def _fit_shape(residual, core_starts, spacing: float, *, tail: bool, max_tail_wi
     if tail:
         theta0 = np.array(x_start + [0.1, min(3.0, max_tail_width)])
         lower, upper = [lo_core, lo_core, 0.0, 1.2], [hi_core, hi_core, 1.0, max_tail_width]
-        fit = least_squares(residual, theta0, bounds=(lower, upper), x_scale=[0.2, 0.2, 0.05, 0.5],
-                            diff_step=1e-3, ftol=1e-4, xtol=1e-4, max_nfev=12)
+        fit = least_squares(residual, theta0, jac=jacobian, bounds=(lower, upper), x_scale=[0.2, 0.2, 0.05, 0.5],
+                            ftol=1e-4, xtol=1e-4, max_nfev=12)
         return fit.x
     fit = least_squares(lambda t: residual([t[0], t[1], 0.0, 1.5]), np.array(x_start),
-                        bounds=([lo_core] * 2, [hi_core] * 2), diff_step=1e-3, ftol=1e-4, max_nfev=10)
+                        jac=lambda t: jacobian([t[0], t[1], 0.0, 1.5])[:, :2],
+                        bounds=([lo_core] * 2, [hi_core] * 2), ftol=1e-4, max_nfev=10)
     return np.array([fit.x[0], fit.x[1], 0.0, 1.5])
+
+
+def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
+    """``(residual, jacobian, solved)`` of the window fit as functions of ``theta`` (variable projection).
+
+    ``residual(theta)`` (pixels,) is the model image minus ``values`` with the amplitudes and background solved
+    linearly for ``theta``; ``jacobian(theta)`` (pixels, 4) its derivatives (Golub and Pereyra; the ridge is
+    held fixed) ``(I - P) dA/dtheta c - A G^-1 dA/dtheta^T r`` (``A`` the design, ``G`` its ridged Gram matrix,
+    ``c`` the solved amplitudes, ``r`` the residual, ``P = A G^-1 A^T``), which need no further model images,
+    so the fit follows the path of finite differences at a fraction of the cost.  The design of the last
+    ``theta`` is kept for the Jacobian; ``solved(theta)`` returns it with the solved amplitudes (background last).
+    """
+    last = {}
+
+    def solved(theta):
+        key = tuple(float(t) for t in theta)
+        if last.get("theta") != key:
+            design = _design(box, pos, sub, key, max_reach)
+            last.update(theta=key, design=design, coef=_solve_amplitudes(design, values, ridge))
+        return last["design"], last["coef"]
+
+    def residual(theta):
+        design, coef = solved(theta)
+        return design @ coef - values
+
+    def jacobian(theta):
+        design, coef = solved(theta)
+        d_model, d_dot_residual = _design_derivatives(box, pos, sub, last["theta"], max_reach, coef,
+                                                      design @ coef - values)
+        return d_model - design @ _solve_amplitudes(design, d_model, ridge, extra=d_dot_residual)
+
+    return residual, jacobian, solved
 
 
 def estimate_profile(image, columns=None, *, positions=None, sublattice=None, width=None, window_cells: float = 4.0,
@@ -373,15 +476,9 @@ def estimate_profile(image, columns=None, *, positions=None, sublattice=None, wi
             & (pos[:, 1] < x1 + reach))
     near &= np.all(np.isfinite(pos), axis=1)
     cpos, csub = pos[near], sub[near]
-    ridge = 1e-6
-
-    def residual(theta):
-        design = _design(box, cpos, csub, theta, 1.5 * spacing)
-        coef = _solve_amplitudes(design, values, ridge)
-        return design @ coef - values
-
-    theta = _fit_shape(residual, core_starts, spacing, tail=tail, max_tail_width=max_tail_width)
+    residual, jacobian, solved = _projected_problem(box, cpos, csub, values, 1.5 * spacing, 1e-6)
+    theta = _fit_shape(residual, jacobian, core_starts, spacing, tail=tail, max_tail_width=max_tail_width)
     core_a, core_b, ratio, width = (float(v) for v in theta)
-    coef = _solve_amplitudes(_design(box, cpos, csub, theta, 1.5 * spacing), values, ridge)
+    coef = solved(theta)[1]
     return ColumnProfile(core_a=core_a, core_b=core_b, tail_ratio_a=ratio, tail_ratio_b=ratio,
                          tail_a=core_a * width, tail_b=core_b * width, background=float(coef[-1]))

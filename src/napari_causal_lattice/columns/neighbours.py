@@ -137,16 +137,22 @@ def _profile_refine(image, refined: Refined, sublattice, radius, cancel, *, prof
         profile = estimate_profile(image, positions=refined.positions, sublattice=sub, width=refined.width)
     fit = _start(refined, sub, profile)
     ghost = _kept_ghosts(ghosts, sub)
+    columns_only = None
     if len(ghost.pos):  # before the first round, so no round starts from a model with guessed empty sites
         columns_only = profile.render(image.shape, fit.pos, sub, profile.volume(fit.amp, sub), background=False)
-        ghost.fit = _ghost_amplitudes(np.subtract(image, columns_only, out=columns_only), ghost.pos,
-                                      np.zeros(len(ghost.pos)), profile.shape_arrays(ghost.sub)[0], radius)
+        ghost.fit = _ghost_amplitudes(np.subtract(image, columns_only), ghost.pos, np.zeros(len(ghost.pos)),
+                                      profile.shape_arrays(ghost.sub)[0], radius)
     for k in range(rounds):
         last = k == rounds - 1
         ghost_amp = ghost.amplitudes(fit.amp, sub)
-        model = profile.render(image.shape, np.concatenate([fit.pos, ghost.pos]), np.concatenate([sub, ghost.sub]),
-                               profile.volume(np.concatenate([fit.amp, ghost_amp]), np.concatenate([sub, ghost.sub])),
-                               background=False)
+        if k == 0 and columns_only is not None:  # the columns have not moved yet: only the ghosts are new
+            model = columns_only + profile.render(image.shape, ghost.pos, ghost.sub,
+                                                  profile.volume(ghost_amp, ghost.sub), background=False)
+        else:
+            model = profile.render(image.shape, np.concatenate([fit.pos, ghost.pos]),
+                                   np.concatenate([sub, ghost.sub]),
+                                   profile.volume(np.concatenate([fit.amp, ghost_amp]),
+                                                  np.concatenate([sub, ghost.sub])), background=False)
         residual = np.subtract(image, model)
         _profile_round(residual, model, fit, profile.shape_arrays(sub)[0], radius, last, cancel)
         if len(ghost.pos) and not last:
@@ -184,8 +190,15 @@ class _Ghosts:
 
     def amplitudes(self, amp, sub) -> np.ndarray:
         """(M,) amplitudes of the ghosts in the model: the fitted ones, else their sublattice's median of ``amp``."""
-        median = np.array([np.median(amp[sub == label]) for label in self.sub])
-        return np.where(np.isfinite(self.fit), self.fit, median)
+        return np.where(np.isfinite(self.fit), self.fit, _sublattice_medians(amp, sub, self.sub))
+
+
+def _sublattice_medians(amp, sub, labels) -> np.ndarray:
+    """(M,) median of ``amp`` (N,) over the columns of each sublattice in ``labels`` (M,) (``sub``: (N,) labels)."""
+    out = np.empty(len(labels))
+    for label in np.unique(labels):
+        out[labels == label] = np.median(amp[sub == label])
+    return out
 
 
 def _start(refined: Refined, sub, profile) -> _ProfileFit:
@@ -243,7 +256,7 @@ def _keep_gaussian_where_lost(fit: _ProfileFit, refined: Refined, sub, ghost: _G
     pos, spread, amp = fit.pos, fit.spread, fit.amp
     lost = ~(np.hypot(*(pos - refined.positions).T) <= max_shift * radius)
     lost |= _isotropic(spread) > _PROFILE_MAX_SIGMA_GAIN * _isotropic(refined.sigma)
-    guessed = ~(ghost.fit < _GHOST_EMPTY * np.array([np.median(amp[sub == label]) for label in ghost.sub]))
+    guessed = ~(ghost.fit < _GHOST_EMPTY * _sublattice_medians(amp, sub, ghost.sub))
     if guessed.any():  # next to a column that is only guessed (median amplitude beyond the border, or a site the
         # image shows a column at but the search did not find), the neighbour model is not known well enough
         lost |= cKDTree(ghost.pos[guessed]).query(pos)[0] < 2.4 * radius
