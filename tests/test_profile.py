@@ -73,7 +73,7 @@ def test_render_matches_the_synthetic_image(jitter):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_estimate_profile_recovers_the_planted_tail(seed):
     """Measured (seeds 0-1): core 2.39-2.40 / 1.98-2.01 px (planted 2.4 / 2.0), tail ratio 0.19-0.20 (0.2),
-    tail width 2.9-3.0 x core (3.0); in about 0.4 s."""
+    tail width 2.9-3.0 x core (3.0); in about 0.15 s."""
     sample = synthetic_perovskite(seed=seed, shape_cells=(12, 12), **TAILED)
     pos, sub, _ = _truth_columns(sample)
     prof = estimate_profile(sample.image, positions=pos, sublattice=sub)
