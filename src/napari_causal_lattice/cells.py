@@ -503,7 +503,7 @@ def _x_error_correlation(data: _ColumnData, corners, b_index, cell_ij) -> ErrorC
 def _neighbour_x_covariance(data: _ColumnData, members, correlation: ErrorCorrelation):
     """(n, 5, 5) px^2 covariance of the x errors of each cell's columns ``members`` from the correlation of
     neighbouring columns, or None when no class is correlated."""
-    if not any(rho > 0 for rho in correlation.rho.values()):
+    if not correlation.correlated:
         return None
     return correlation.cell_covariance(data.sigma_axes[:, 1], members)
 

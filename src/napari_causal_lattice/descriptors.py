@@ -371,7 +371,7 @@ def neighbour_sigma_ratio(cells, columns, *, names=SIGMA_DESCRIPTORS, scan_sigma
     var = _own_variances(columns, scan_sigma)  # (N, 2)
     correlation = recorded_x_correlation(cells)
     shared_x = None
-    if correlation is not None and any(rho > 0 for rho in correlation.rho.values()):
+    if correlation is not None and correlation.correlated:
         shared_x = correlation.matrix(np.sqrt(_own_variances(columns, None)[:, 1]), len(pos))
     hoods = _neighbourhoods(table)
     values = {name: table[name].to_numpy(dtype=float) for name in names}

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from .lattice import fit_lattice
 from .scan import line_covariance
 
 __all__ = ["CLASSES", "ErrorCorrelation", "estimate_x_correlation", "neighbour_pairs", "recorded_x_correlation"]
@@ -72,6 +73,11 @@ class ErrorCorrelation:
     rho: dict
     pairs: dict
     estimates: dict
+
+    @property
+    def correlated(self) -> bool:
+        """True if any class has a correlation kept (else :meth:`matrix` is all zero)."""
+        return any(rho > 0 for rho in self.rho.values())
 
     def summary(self) -> dict:
         """JSON-able record for the provenance: per class the kept rho (exact: the cells' sigmas use it) and the
@@ -163,17 +169,16 @@ def neighbour_pairs(corners, b_index, cell_ij, motif, v1, v2) -> dict:
 
 
 def _x_residuals(positions, corners, b_index, cell_ij, b_site) -> np.ndarray:
-    """(N,) x residual px of each column from an affine fit of its sublattice's x on the grid (NaN for columns
-    in no cell)."""
+    """(N,) x residual px of each column from its sublattice's lattice (:func:`~napari_causal_lattice.lattice.
+    fit_lattice` on the grid; NaN for columns in no cell)."""
     positions = np.asarray(positions, dtype=float)
     out = np.full(len(positions), np.nan)
     a_grid = (cell_ij[:, None, :] + _CORNER_STEPS[None]).reshape(-1, 2)
     b_grid = cell_ij + np.asarray(b_site)
     for index, grid in ((corners.reshape(-1), a_grid), (b_index, b_grid)):
         index, first = np.unique(index, return_index=True)
-        design = np.column_stack([np.ones(len(index)), grid[first]])
-        coef = np.linalg.lstsq(design, positions[index, 1], rcond=None)[0]
-        out[index] = positions[index, 1] - design @ coef
+        fitted = fit_lattice(positions[index], grid[first])
+        out[index] = positions[index, 1] - fitted.to_image(grid[first])[:, 1]
     return out
 
 
