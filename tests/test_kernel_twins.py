@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from napari_causal_lattice import _warmup
-from napari_causal_lattice.causal import confidence, engine, fit_lingam, toolbox
+from napari_causal_lattice.causal import _twins, confidence, engine, fit_lingam, toolbox
 
 
 def _sem(rng, n, p=8):
@@ -123,7 +123,7 @@ def test_small_fits_run_on_the_twins_while_the_kernels_compile(compiling, monkey
     twin_order, twin_B = engine.direct_lingam(X)
     assert np.array_equal(order, twin_order) and _close(B, twin_B)
     with pytest.raises(AssertionError, match="compiled kernels ran"):  # a large batch waits for the kernels
-        engine.direct_lingam_batch(np.stack([X] * (engine._TWIN_MAX_DATASETS + 1)))
+        engine.direct_lingam_batch(np.stack([X] * (_twins.MAX_DATASETS + 1)))
     assert compiling == [1]
     monkeypatch.setitem(engine._twin_fits, "used", engine._TWIN_BUDGET)
     with pytest.raises(AssertionError, match="compiled kernels ran"):  # so does any batch once the budget is spent

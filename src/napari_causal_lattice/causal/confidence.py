@@ -248,9 +248,6 @@ def _lag_sums_numpy(series, mask, positions, lags):
     return A, N
 
 
-_TWIN_MAX_DATASETS = 64  # windows the twins of the two kernels below handle while the kernels compile
-
-
 @functools.cache
 def _twins() -> dict:
     """The Python twins of this module's kernels (:mod:`._twins`)."""
@@ -259,7 +256,7 @@ def _twins() -> dict:
 
 def _kernel(name: str, n_datasets: int):
     """The compiled kernel ``name``, or its Python twin while the warmup children compile the kernels."""
-    return _twins()[name] if _twins_module.compiling(n_datasets, _TWIN_MAX_DATASETS) else globals()[name]
+    return _twins()[name] if _twins_module.compiling(n_datasets) else globals()[name]
 
 
 @njit(cache=True, nogil=True)

@@ -900,9 +900,6 @@ def _fit_batch(X, mask, orders0, allowed, order, B, bad) -> None:
     _prune_kernel(S, nvalid, order, allowed, B)
 
 
-#: Largest batch answered by the kernels' Python twins while the warmup children compile: a global fit (one
-#: dataset, about 0.1 s of CPU for 2,300 cells and 8 variables) and its bootstrap chunks (about 10 ms a resample).
-_TWIN_MAX_DATASETS = 64
 #: Most datasets one process fits on the twins (a global fit and a 100-resample bootstrap, about 1 s of CPU); later
 #: batches (sliding windows: thousands of fits) wait for the compiled kernels, which is then quicker.
 _TWIN_BUDGET = 256
@@ -911,8 +908,7 @@ _twin_fits = {"used": 0, "lock": threading.Lock()}
 
 def _on_twins(m: int) -> bool:
     """True if a batch of ``m`` datasets runs on the twins (the kernels compile, the batch fits in the budget)."""
-    over_budget = _twin_fits["used"] + m > _TWIN_BUDGET  # then wait for the kernels like a large batch
-    if not _twins_module.compiling(_TWIN_MAX_DATASETS + 1 if over_budget else m, _TWIN_MAX_DATASETS):
+    if not _twins_module.compiling(m, allowed=_twin_fits["used"] + m <= _TWIN_BUDGET):
         return False
     with _twin_fits["lock"]:
         _twin_fits["used"] += m

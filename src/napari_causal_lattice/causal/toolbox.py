@@ -215,7 +215,7 @@ def error_independence_pvalues(X, adjacency) -> np.ndarray:
     widths = np.array([_kernel_width(E[:, v]) for v in range(p)])
     with np.errstate(divide="ignore"):
         inv2w2 = np.where(widths > 0, 1.0 / (2.0 * widths**2), np.inf)
-    hsic_sums = _hsic_sums_numpy if _twins.compiling(1, 1) else _hsic_sums
+    hsic_sums = _hsic_sums_numpy if _twins.compiling() else _hsic_sums
     stat, sq, off = hsic_sums(np.ascontiguousarray(E), inv2w2)
     P = np.zeros((p, p))
     mu = off / n / (n - 1)
