@@ -42,7 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .lattice import fit_lattice
 from .scan import line_covariance
 
 __all__ = ["CLASSES", "ErrorCorrelation", "estimate_x_correlation", "neighbour_pairs", "recorded_x_correlation"]
@@ -169,16 +168,18 @@ def neighbour_pairs(corners, b_index, cell_ij, motif, v1, v2) -> dict:
 
 
 def _x_residuals(positions, corners, b_index, cell_ij, b_site) -> np.ndarray:
-    """(N,) x residual px of each column from its sublattice's lattice (:func:`~napari_causal_lattice.lattice.
-    fit_lattice` on the grid; NaN for columns in no cell)."""
+    """(N,) x residual px of each column from an affine fit of its sublattice's x on the grid (NaN for columns
+    in no cell).  Not :func:`~napari_causal_lattice.lattice.fit_lattice`: that one builds a 2D lattice and refuses
+    grids whose points lie on one line, which a sublattice thinned by edits can be; this fit only needs x."""
     positions = np.asarray(positions, dtype=float)
     out = np.full(len(positions), np.nan)
     a_grid = (cell_ij[:, None, :] + _CORNER_STEPS[None]).reshape(-1, 2)
     b_grid = cell_ij + np.asarray(b_site)
     for index, grid in ((corners.reshape(-1), a_grid), (b_index, b_grid)):
         index, first = np.unique(index, return_index=True)
-        fitted = fit_lattice(positions[index], grid[first])
-        out[index] = positions[index, 1] - fitted.to_image(grid[first])[:, 1]
+        design = np.column_stack([np.ones(len(index)), grid[first]])
+        coef = np.linalg.lstsq(design, positions[index, 1], rcond=None)[0]
+        out[index] = positions[index, 1] - design @ coef
     return out
 
 
