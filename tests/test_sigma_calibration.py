@@ -15,7 +15,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from napari_causal_lattice.cells import build_cells
-from napari_causal_lattice.columns import find_columns
+from napari_causal_lattice.columns import columns_from_positions, find_columns
 from napari_causal_lattice.descriptors import cell_line_covariance, descriptor_sigmas, neighbour_sigma_ratio
 from napari_causal_lattice.synthetic import NON_POLAR, synthetic_perovskite
 
@@ -118,36 +118,61 @@ def sto_ratio(sto_cells):
 
 @pytest.mark.realdata
 def test_sigmas_match_the_scatter_on_real_srtio3(sto_ratio):
-    """SrTiO3 [110] (centrosymmetric, 96 cells, ~60 residuals): b and Py within 0.8-1.25.  Measured with per-axis
-    sigmas, the line covariance and the correlated x errors of neighbours: b 1.07, Py 0.96 (a 0.73, Px 0.78: see
-    the next tests)."""
-    for name in ("b", "Py"):
+    """SrTiO3 [110] (centrosymmetric, 96 cells, ~60 residuals): b, Px and Py within 0.8-1.25.  Measured with
+    per-axis sigmas, the line covariance and the correlated x errors of neighbours: b 0.99, Px 0.86, Py 0.87
+    (a 0.69: see the xfail below).  On so few residuals the ratio itself scatters: positions moved by at most
+    0.09 sigma (the faster profile fit) moved it by 0.04-0.09 (a 0.73 -> 0.69, b 1.07 -> 0.99, Px 0.78 -> 0.86,
+    Py 0.96 -> 0.87)."""
+    for name in ("b", "Px", "Py"):
         assert 0.8 <= sto_ratio[name] <= 1.25, sto_ratio
 
 
 @pytest.mark.realdata
 def test_correlated_x_errors_on_real_srtio3(sto_cells, sto_ratio):
-    """On SrTiO3 the x errors of a B column and the A columns of its edge (rho 0.30) and of vertically
-    neighbouring B columns (0.45) are positively correlated: the x differences of these neighbours scatter less
-    than independent errors of the stated size predict.  With it in the sigmas Px's ratio is 0.78; without it
-    0.52.  The other classes stay 0 (A-A along v1 reads -0.49: the x differences along a row scatter more than
-    predicted, see the xfail below)."""
+    """On SrTiO3 the x errors of a B column and the A columns of its edge (rho 0.38) and of vertically
+    neighbouring B columns (0.51) are positively correlated: the x differences of these neighbours scatter less
+    than independent errors of the stated size predict.  With it in the sigmas Px's ratio is 0.86; without it
+    0.52.  The other classes stay 0 (A-A along v1 reads -0.33: the x differences along a row scatter more
+    than predicted, see the xfail below)."""
     cells, _ = sto_cells
     rho = {name: record["rho"] for name, record in cells.provenance["params"]["x_correlation"].items()}
-    assert rho["A-B"] == pytest.approx(0.30, abs=0.1) and rho["B-B v2"] == pytest.approx(0.45, abs=0.1), rho
+    assert rho["A-B"] == pytest.approx(0.35, abs=0.1) and rho["B-B v2"] == pytest.approx(0.5, abs=0.1), rho
     assert rho["A-A v1"] == 0 and rho["A-A v2"] == 0 and rho["B-B v1"] == 0, rho
     assert sto_ratio["Px"] > 0.7, sto_ratio
 
 
 @pytest.mark.realdata
-@pytest.mark.xfail(reason="issue 21, open: on SrTiO3 a and Px scatter less than their sigmas predict (a 0.73, Px 0.78 "
-                   "with the measured x-error correlation of neighbours; Px 0.52 without it; ~60 residuals).  a:"
-                   " the vertical part of its neighbour residual (rows i-1..i+2, where a structure constant "
-                   "along the slow scan cancels) reads 0.81, the horizontal part 1.0; the A columns' own x "
-                   "sigmas match their second differences along v1 and v2 (0.97, 0.90), but the x differences "
-                   "along a row hold a structure 0.2 px rms, correlated between neighbouring rows (0.37), that "
-                   "the neighbour classes cannot take apart from a correlation of the errors (A-A along v1 reads"
-                   " -0.49).  Px: 0.77-0.87 with the robust clip at 6-2.5 sigma; kept at 4")
+@pytest.mark.xfail(reason="issue 21, open: on SrTiO3 `a` scatters less than its sigma predicts (0.69, ~60 "
+                   "residuals, about 0.1 of sampling spread).  The A columns' x sigmas count as noise the column-"
+                   "model misfit that every A column shares (the ADF/ABF test above: 0.57-0.61 of the predicted "
+                   "scatter); taking each sublattice's mean residual pattern out of the sandwich makes the sigmas "
+                   "0.7x and gives a 1.01, but b 1.35, Py 1.23 and Px 0.76: the y positions carry a row-common "
+                   "error (row means of the y residuals 0.10 px rms against 0.034 px predicted, slow-scan noise) "
+                   "that the sigma model does not hold, and the x residuals hold a smooth distortion (variogram "
+                   "rising with lag) that the neighbour classes read as negative correlation")
 def test_x_sigmas_on_real_srtio3(sto_ratio):
-    for name in ("a", "Px"):
-        assert 0.8 <= sto_ratio[name] <= 1.25, sto_ratio
+    assert 0.8 <= sto_ratio["a"] <= 1.25, sto_ratio
+
+
+@pytest.mark.realdata
+def test_adf_positions_agree_with_the_simultaneous_abf_within_their_sigmas(sto_columns, shared_data):
+    """The registered ABF image of the same scan, inverted and refitted from the ADF columns: the two detectors
+    share the scan (its distortion cancels in the difference) but not their counting noise, so the difference of
+    a column's two positions tests the stated sigmas without the lattice.  ABF moves each sublattice as a whole
+    (defocus, tilt, the O columns next to Ti-O): A by (0.42, -1.13) px, B by (-1.55, -0.36) px, taken out as
+    one median offset per sublattice.  What is left scatters by 0.52-0.66 of the predicted sigma (MAD, per axis
+    and sublattice; largest |z| 1.8): the stated sigmas are not too small.  They are larger than the noise the
+    detectors do not share because the sandwich also counts the column-model misfit that all columns of a
+    sublattice have (taking out the sublattice's mean residual pattern gives 0.7 times smaller sigmas; see the
+    xfail below for why that alone is not the answer)."""
+    image, adf = sto_columns
+    abf = np.load(shared_data / "atomap_sto_adf_abf" / "test_ABF_cropped_image.npy").astype(float)
+    a_rows, b_rows = adf.sublattice == "A", adf.sublattice == "B"
+    refit = columns_from_positions(abf.max() - abf, adf.positions[a_rows], adf.positions[b_rows],
+                                   pixel_size=adf.pixel_size, refine=True)
+    assert (refit.sublattice == adf.sublattice).all()
+    for rows in (a_rows, b_rows):
+        diff = adf.positions[rows] - refit.positions[rows]
+        z = (diff - np.median(diff, axis=0)) / np.hypot(adf.sigma_axes[rows], refit.sigma_axes[rows])
+        scatter = 1.4826 * np.median(np.abs(z - np.median(z, axis=0)), axis=0)
+        assert np.all((scatter > 0.4) & (scatter < 1.0)) and np.abs(z).max() < 4.0, (scatter, np.abs(z).max())
