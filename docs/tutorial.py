@@ -565,7 +565,7 @@ def real_image(out: Path, data: Path | None) -> dict:
     summary.update({
         "status": "done", "graph_figure": _save(graph, out, "real_pto_sro_graph.png"),
         "n_cells": len(cells.table), "grid_shape": list(cells.grid_shape), "flags": cells.flag_counts(),
-        "variables": list(lingam.names), "significant_edges": sorted(set(significant["link"])),
+        "variables": list(lingam.names), "significant_edges": _distinct_links(significant["link"]),
         "window": sliding.provenance["params"]["window"], "windows": list(sliding.shape),
         "link_a_b": {LINK_TYPES[code]: int((links == code).sum()) for code in range(len(LINK_TYPES))},
     })
@@ -634,6 +634,7 @@ def instrument_checks(out: Path, data: Path | None) -> dict:
     before = _distinct_links(lingam.edges().query("significant")["link"])
     after = _distinct_links(tested.edges().query("significant")["link"])
     fig, axes = _figure(1, 3, (13.0, 3.6))
+    fig.get_layout_engine().set(rect=(0.0, 0.05, 1.0, 0.95))  # room for the credit line under the x labels
     ax = axes[0, 0]
     rows = np.arange(len(scan.shifts))
     ax.fill_between(rows, scan.shifts - scan.sigma, scan.shifts + scan.sigma, color="0.8", label="1 sigma")

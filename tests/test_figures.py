@@ -17,6 +17,7 @@ from napari_causal_lattice.figures import (
     draw_map,
     edge_mask,
     figure_writers,
+    plot_causal_graph,
     plot_descriptor_maps,
     plot_global_graph,
     plot_image_columns,
@@ -366,3 +367,19 @@ def test_computing_modules_hold_no_drawing_code():
             "ncl.plot_causal_graph; print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_link_kept_both_ways_is_drawn_with_two_heads():
+    """A pair kept both ways of which the fit has one direction (link type "both") is drawn in the fitted
+    direction with a head at each end and labelled "(both)"; a one-way edge keeps its single head."""
+    from matplotlib.figure import Figure
+
+    B = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, -0.4, 0.0]])  # x0 -> x1, x1 -> x2
+    keep = B != 0
+    keep[0, 1] = True  # x0 <-> x1 kept both ways
+    ax = Figure().subplots()
+    plot_causal_graph(B, ["x0", "x1", "x2"], ax=ax, keep=keep)
+    styles = sorted(type(p.get_arrowstyle()).__name__ for p in ax.patches if isinstance(p, FancyArrowPatch))
+    assert styles == ["CurveFilledAB", "CurveFilledB"], styles
+    labels = [t.get_text() for t in ax.texts]
+    assert "+0.50 (both)" in labels and "-0.40" in labels, labels

@@ -70,9 +70,10 @@ def _mark_unlinked(ax, pos, keep, font_size: float) -> None:
 
 
 def _draw_edges(ax, pos, B, keep, flagged, prob, names, *, fmt: str, units, layered: bool,
-                node_radius: float) -> list:
+                node_radius: float, both) -> list:
     """One arrow j -> i per shown edge ``keep[i, j]``, width by |B| (the flagged ones left out of the scale),
-    labelled with the coefficient (its unit from ``units``, " !" when flagged, P when known); returns the labels."""
+    labelled with the coefficient (its unit from ``units``, " !" when flagged, P when known); a pair in ``both``
+    gets a head at each end and "(both)"; returns the labels."""
     sized = keep & ~flagged
     vmax = np.abs(B[sized]).max() if sized.any() else 1.0
     labels = []
@@ -82,10 +83,13 @@ def _draw_edges(ax, pos, B, keep, flagged, prob, names, *, fmt: str, units, laye
             text += f" {coupling_unit(units, names[i], names[j])}".rstrip()
         if flagged[i, j]:
             text += " !"
+        if both[i, j]:
+            text += " (both)"
         if prob is not None:
             text += f"\nP={prob[i, j]:.2f}"
         labels.append(_arrow(ax, pos[j], pos[i], B[i, j], vmax, text, flagged=bool(flagged[i, j]),
-                             pair=bool(keep[j, i]), layered=layered, node_radius=node_radius))
+                             pair=bool(keep[j, i]), layered=layered, node_radius=node_radius,
+                             two_heads=bool(both[i, j])))
     return labels
 
 
@@ -132,7 +136,9 @@ def plot_causal_graph(
         causal order, clockwise from the top.
     title : str, optional
     keep : (p, p) bool array, optional
-        Edges to draw (e.g. the calibrated significance decision); overrides ``min_probability``.
+        Edges to draw (e.g. the calibrated significance decision); overrides ``min_probability``.  A pair kept
+        both ways of which the fit has one direction (a link whose direction the bootstrap did not settle, link
+        type "both") is drawn in the fitted direction with a head at each end, labelled ``"(both)"``.
     flag_above : float or None
         For a standardised result: edges whose standardised ``|coefficient|`` exceeds this are not effect
         sizes but the mark of collinear descriptors (e.g. ``alpha``, ``Vol``, ``a``, ``b`` with
@@ -152,6 +158,7 @@ def plot_causal_graph(
     B, names, prob, order = _unpack(result_or_matrix, names, probabilities, in_units)
     if ax is None:
         ax = new_axes()
+    both = None if keep is None else _unsettled_pairs(keep, B)
     keep = _shown_edges(B, prob, keep, min_abs=min_abs, min_probability=min_probability)
     flagged = np.zeros_like(keep)
     if flag_above is not None and res is not None and res.standardized:
@@ -161,13 +168,22 @@ def plot_causal_graph(
     if layout == "layered":
         _mark_unlinked(ax, pos, keep, font_size)
     labels = _draw_edges(ax, pos, B, keep, flagged, prob, names, fmt=fmt, units=res.units if res is not None and
-                         in_units else None, layered=layout == "layered", node_radius=node_radius)
+                         in_units else None, layered=layout == "layered", node_radius=node_radius,
+                         both=np.zeros_like(keep) if both is None else both & keep)
     _place_labels(ax, labels, pos, node_radius, font_size)
     _draw_nodes(ax, pos, names, node_radius, font_size)
     if title is None:
         title = "causal graph (arrow: cause -> effect)"
     ax.set_title(title, fontsize=1.3 * font_size)
     return ax
+
+
+def _unsettled_pairs(keep, B) -> np.ndarray:
+    """(p, p) bool: ``keep[i, j]`` and ``keep[j, i]`` both set while the fit has only ``B[i, j]`` (a link kept
+    both ways whose direction the fit chose but the bootstrap did not settle)."""
+    keep = np.asarray(keep, dtype=bool)
+    B = np.asarray(B, dtype=float)
+    return keep & keep.T & (B != 0) & ~(B.T != 0)
 
 
 def _shown_edges(B, prob, keep, *, min_abs: float, min_probability: float) -> np.ndarray:
@@ -199,10 +215,10 @@ def _node_positions(layout: str, keep: np.ndarray, order) -> np.ndarray:
 
 
 def _arrow(ax, start, end, coefficient: float, vmax: float, text: str, *, flagged: bool, pair: bool, layered: bool,
-           node_radius: float):
+           node_radius: float, two_heads: bool = False):
     """Draw one arrow cause -> effect between the variables' circles: width by ``|coefficient| / vmax`` (the
-    largest shown), red positive, blue negative, grey dashed when ``flagged``.  Returns its label's
-    ``(text, colour, start, control point, end)`` for :func:`_place_labels`."""
+    largest shown), red positive, blue negative, grey dashed when ``flagged``, a head at each end when
+    ``two_heads``.  Returns its label's ``(text, colour, start, control point, end)`` for :func:`_place_labels`."""
     from matplotlib.patches import FancyArrowPatch
 
     d = end - start
@@ -215,7 +231,7 @@ def _arrow(ax, start, end, coefficient: float, vmax: float, text: str, *, flagge
         width = 0.8 + 3.2 * min(abs(coefficient) / vmax, 1.0)
         color, style = _POS_COLOR if coefficient > 0 else _NEG_COLOR, "-"
     ax.add_patch(FancyArrowPatch(
-        a0, a2, arrowstyle="-|>", mutation_scale=9 + 2 * width, lw=width, color=color, alpha=0.85,
+        a0, a2, arrowstyle="<|-|>" if two_heads else "-|>", mutation_scale=9 + 2 * width, lw=width, color=color, alpha=0.85,
         linestyle=style, connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0, zorder=1,
     ))
     ctrl = (a0 + a2) / 2 + rad * np.array([a2[1] - a0[1], a0[0] - a2[0]])
