@@ -36,18 +36,40 @@ def extract_patches(image: np.ndarray, centres: np.ndarray, radius: float):
     mask : (N, M) bool array
         Pixels inside both the image and the disk around the (sub-pixel) centre.
     """
-    ny, nx = image.shape
+    flat, yy, xx, mask = patch_layout(image.shape, centres, radius)
+    return gather(image, flat), yy, xx, mask
+
+
+def patch_layout(shape, centres: np.ndarray, radius: float):
+    """The pixels of :func:`extract_patches` without their values, to gather several images on the same patches.
+
+    Returns the flat pixel indices (N, M) int64 (clipped into the ``(H, W)`` image ``shape``) for :func:`gather`,
+    the pixel coordinates ``yy``, ``xx`` (N, M) px and the ``mask`` (N, M) of :func:`extract_patches`.
+    """
+    ny, nx = shape
     r = int(np.ceil(radius))
     dy, dx = np.mgrid[-r - 1 : r + 2, -r - 1 : r + 2]
     near = dy**2 + dx**2 <= (radius + 0.71) ** 2
     dy, dx = dy[near], dx[near]
     base = np.rint(centres).astype(np.int64)
-    yy = base[:, :1] + dy[None, :]
-    xx = base[:, 1:] + dx[None, :]
-    inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-    values = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)]
+    yy = base[:, :1].astype(float) + dy.astype(float)
+    xx = base[:, 1:].astype(float) + dx.astype(float)
     disk = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2 <= radius**2
-    return values, yy.astype(float), xx.astype(float), inside & disk
+    if len(base) and base[:, 0].min() + dy.min() >= 0 and base[:, 0].max() + dy.max() < ny \
+            and base[:, 1].min() + dx.min() >= 0 and base[:, 1].max() + dx.max() < nx:
+        return (base[:, 0] * nx + base[:, 1])[:, None] + (dy * nx + dx)[None, :], yy, xx, disk
+    iy, ix = base[:, :1] + dy[None, :], base[:, 1:] + dx[None, :]
+    inside = (iy >= 0) & (iy < ny) & (ix >= 0) & (ix < nx)
+    return np.clip(iy, 0, ny - 1) * nx + np.clip(ix, 0, nx - 1), yy, xx, inside & disk
+
+
+def gather(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Values (N, M) of the ``(H, W)`` ``image`` at the flat pixel indices ``flat`` of :func:`patch_layout`."""
+    image = np.asarray(image)
+    if image.flags.c_contiguous:
+        return image.reshape(-1).take(flat)
+    nx = image.shape[1]
+    return image[flat // nx, flat % nx]
 
 
 def centre_of_mass(image: np.ndarray, centres: np.ndarray, radius: float, *, iterations: int = 3) -> np.ndarray:

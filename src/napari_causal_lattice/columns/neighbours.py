@@ -292,10 +292,10 @@ def _profile_patches(residual, model, state, core, sel, radius, noise):
     round's start ``state = (pos, amp, bg)``), pixel coordinates, mask, model signal and noise weights (None
     without a noise model)."""
     pos, amp, bg = state
-    values, yy, xx, mask = _gaussfit.extract_patches(residual, pos[sel], radius)
-    values = values + amp[sel, None] * np.exp(-((yy - pos[sel, :1]) ** 2 + (xx - pos[sel, 1:]) ** 2)
-                                              / (2.0 * core[sel, None] ** 2))
-    signal = _gaussfit.extract_patches(model, pos[sel], radius)[0] + bg[sel, None]
+    flat, yy, xx, mask = _gaussfit.patch_layout(residual.shape, pos[sel], radius)
+    values = _gaussfit.gather(residual, flat) + amp[sel, None] * np.exp(
+        -((yy - pos[sel, :1]) ** 2 + (xx - pos[sel, 1:]) ** 2) / (2.0 * core[sel, None] ** 2))
+    signal = _gaussfit.gather(model, flat) + bg[sel, None]
     weights = None if noise is None else 1.0 / np.maximum(noise[0] * np.maximum(signal, 0) + noise[1], 1e-300)
     return values, yy, xx, mask, signal, weights
 
