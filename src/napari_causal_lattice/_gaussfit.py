@@ -105,15 +105,34 @@ def _model(p: np.ndarray, yy: np.ndarray, xx: np.ndarray):
     dy = np.subtract(yy, y0, out=jac[:, 1])
     dx = np.subtract(xx, x0, out=jac[:, 2])
     r2 = np.multiply(dy, dy, out=jac[:, 3])
-    r2 += dx * dx
+    r2 += np.multiply(dx, dx, out=jac[:, 4])
     inv = 1.0 / (sig * sig)
-    e = np.exp(r2 * (-0.5 * inv), out=jac[:, 0])
-    ae = amp * e * inv
+    e = np.multiply(r2, -0.5 * inv, out=jac[:, 0])
+    np.exp(e, out=e)
+    ae = amp * e
+    f = ae + bg
+    ae *= inv
     jac[:, 1] *= ae
     jac[:, 2] *= ae
-    jac[:, 3] *= ae / sig
+    ae /= sig
+    jac[:, 3] *= ae
     jac[:, 4] = 1.0
-    return amp * e + bg, jac
+    return f, jac
+
+
+def _model_values(p: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """The model values (n, M) of :func:`_model` (the same float32 operations) without the Jacobian."""
+    q = p.astype(np.float32)
+    amp, y0, x0, sig, bg = (q[:, k : k + 1] for k in range(5))
+    dy = np.subtract(yy, y0)
+    r2 = np.multiply(dy, dy, out=dy)
+    dx = np.subtract(xx, x0)
+    r2 += np.multiply(dx, dx, out=dx)
+    e = np.multiply(r2, -0.5 * (1.0 / (sig * sig)), out=r2)
+    np.exp(e, out=e)
+    e *= amp
+    e += bg
+    return e
 
 
 def initial_guess(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray, centres: np.ndarray,
@@ -184,21 +203,31 @@ def fit_gaussians(
     idx = np.arange(n)
     vv, yw, xw, ww = v_all, y_all, x_all, w_all
 
+    free32 = None if free.all() else free.astype(np.float32)[None, :, None]
+
     def evaluate(params):
+        """Weighted residuals (n, M), weighted Jacobian of the free parameters (n, 5, M) and cost (n,)."""
         f, jac = _model(params, yw, xw)
-        res = (vv - f) * ww
+        res = np.subtract(vv, f, out=f)
+        res *= ww
+        if free32 is not None:
+            jac *= free32
+        jac *= ww[:, None, :]
         return res, jac, np.einsum("nm,nm->n", res, res, dtype=np.float64)
 
-    res, jac, cost_w = evaluate(p)
+    res, jw, cost_w = evaluate(p)
     cost[:] = cost_w
     for _ in range(iterations):
-        step, trial = _lm_trial(p[idx], jac, res, ww, free, fixed_diag, lam[idx], start[idx], radius)
-        t_res, t_jac, t_cost = evaluate(trial)
+        step, trial = _lm_trial(p[idx], jw, res, free, fixed_diag, lam[idx], start[idx], radius)
+        t_res, t_jw, t_cost = evaluate(trial)
         better = t_cost < cost[idx]
         rel = (cost[idx] - t_cost) / np.maximum(cost[idx], 1e-300)
         p[idx[better]] = trial[better]
         cost[idx[better]] = t_cost[better]
-        res[better], jac[better] = t_res[better], t_jac[better]
+        if better.all():
+            res, jw = t_res, t_jw
+        else:
+            res[better], jw[better] = t_res[better], t_jw[better]
         lam[idx[better]] = np.maximum(lam[idx[better]] / 3.0, 1e-7)
         lam[idx[~better]] *= 4.0
         small_step = np.abs(step[:, 1:3]).max(axis=1) < 1e-3
@@ -208,20 +237,20 @@ def fit_gaussians(
         if done.any():
             keep = ~done
             idx = idx[keep]
-            res, jac = res[keep], jac[keep]
+            res, jw = res[keep], jw[keep]
             vv, yw, xw, ww = vv[keep], yw[keep], xw[keep], ww[keep]
     if weights is not None:
-        final, _ = _model(p, y_all, x_all)
+        final = _model_values(p, y_all, x_all)
         cost = np.einsum("nm,nm->n", (v_all - final) * mask, (v_all - final) * mask, dtype=np.float64)
     p[:, 1:3] += ref
     return p, _r_squared(values, mask, cost)
 
 
-def _lm_trial(pw, jac, res, ww, free, fixed_diag, lam, start, radius: float):
+def _lm_trial(pw, jw, res, free, fixed_diag, lam, start, radius: float):
     """One damped Gauss-Newton step of the patches still fitted: ``(step, trial)`` (n, 5), the trial's sigma kept in
-    [0.3, radius] px and its centre within ``radius`` px of ``start``; ``lam`` (n,) is each patch's damping."""
-    jac_a = jac * free.astype(np.float32)[None, :, None]
-    jw = jac_a * ww[:, None, :]
+    [0.3, radius] px and its centre within ``radius`` px of ``start``; ``jw`` (n, 5, M) is the Jacobian of the free
+    parameters (0 for the fixed ones) times the pixel weights, ``res`` (n, M) the weighted residuals and ``lam``
+    (n,) each patch's damping."""
     jtj = (jw @ jw.transpose(0, 2, 1)).astype(np.float64)
     jtr = (jw @ res[..., None])[..., 0].astype(np.float64)
     diag = np.einsum("nkk->nk", jtj)
