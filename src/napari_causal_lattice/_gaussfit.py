@@ -325,17 +325,24 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
     w = mask.astype(np.float64)
     sw = w if weights is None else w * np.sqrt(np.maximum(weights, 0.0))
     keep = np.flatnonzero(np.asarray(free, dtype=bool))
-    jac = jac.astype(np.float64)[:, keep] * sw[:, None, :]
-    res = (values - f.astype(np.float64)) * sw
+    jac = jac.astype(np.float64)
+    if len(keep) < jac.shape[1]:
+        jac = jac[:, keep]
+    jac *= sw[:, None, :]
+    res = np.subtract(values, f.astype(np.float64))
+    res *= sw
     dof = w.sum(axis=1) - len(keep)
     jtj = jac @ jac.transpose(0, 2, 1)
     ok = (dof > 0) & (np.abs(np.linalg.det(jtj)) > 0) & np.all(np.isfinite(res), axis=1)
     sigma = np.full((len(p), 2) if axes else len(p), np.nan)
     if not ok.any():
         return sigma
+    if not ok.all():
+        jtj, jac, res = jtj[ok], jac[ok], res[ok]
     # influence of each pixel's residual on the fitted centre: rows y0, x0 of (J^T J)^-1 J r, (n, 2, M)
     rows = [int(np.flatnonzero(keep == k)[0]) for k in (1, 2)]
-    influence = (np.linalg.inv(jtj[ok])[:, rows, :] @ jac[ok]) * res[ok][:, None, :]
+    influence = np.linalg.inv(jtj)[:, rows, :] @ jac
+    influence *= res[:, None, :]
     white = np.einsum("nkm,nkm->nk", influence, influence)
     cross = np.einsum("nkm,nkm->nk", influence @ _lag_matrix(yy, xx, reach), influence)
     if axes:
