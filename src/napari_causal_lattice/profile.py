@@ -342,13 +342,19 @@ def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tupl
     return d_model.T, d_dot_residual.T
 
 
-def _solve_amplitudes(design, values, ridge, extra=0.0):
-    """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns.
+def _ridged_gram(design, ridge) -> np.ndarray:
+    """Dense normal matrix ``design^T design`` (columns + 1, columns + 1) with ``ridge`` times its largest diagonal
+    entry added to the diagonal (a small ridge for edge columns)."""
+    gram = (design.T @ design).toarray()
+    gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
+    return gram
+
+
+def _solve_amplitudes(design, values, gram, extra=0.0):
+    """Least-squares peak amplitudes (and background, last) for one design and its :func:`_ridged_gram`.
 
     ``values`` is (pixels,) or (pixels, k) for k right-hand sides at once; ``extra`` (same columns) is added to
     the normal equations' right-hand side ``design^T values``."""
-    gram = (design.T @ design).toarray()
-    gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
     return np.linalg.solve(gram, design.T @ values + extra)
 
 
@@ -398,7 +404,7 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
     held fixed) ``(I - P) dA/dtheta c - A G^-1 dA/dtheta^T r`` (``A`` the design, ``G`` its ridged Gram matrix,
     ``c`` the solved amplitudes, ``r`` the residual, ``P = A G^-1 A^T``), which need no further model images,
     so the fit follows the path of finite differences at a fraction of the cost.  The design of the last
-    ``theta`` is kept for the Jacobian; ``solved(theta)`` returns it with the solved amplitudes (background last).
+    ``theta`` and its ridged Gram matrix are kept for the Jacobian; ``solved(theta)`` returns it with the solved amplitudes (background last).
     """
     last = {}
 
@@ -406,7 +412,8 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
         key = tuple(float(t) for t in theta)
         if last.get("theta") != key:
             design = _design(box, pos, sub, key, max_reach)
-            last.update(theta=key, design=design, coef=_solve_amplitudes(design, values, ridge))
+            gram = _ridged_gram(design, ridge)
+            last.update(theta=key, design=design, gram=gram, coef=_solve_amplitudes(design, values, gram))
         return last["design"], last["coef"]
 
     def residual(theta):
@@ -417,7 +424,7 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
         design, coef = solved(theta)
         d_model, d_dot_residual = _design_derivatives(box, pos, sub, last["theta"], max_reach, coef,
                                                       design @ coef - values)
-        return d_model - design @ _solve_amplitudes(design, d_model, ridge, extra=d_dot_residual)
+        return d_model - design @ _solve_amplitudes(design, d_model, last["gram"], extra=d_dot_residual)
 
     return residual, jacobian, solved
 
