@@ -98,13 +98,16 @@ def _peak_position(power: np.ndarray, iy: int, ix: int) -> np.ndarray:
 
 
 def _find_peaks(power, ratio, k, kmin, threshold):
-    local = ndimage.maximum_filter(ratio, size=5, mode="wrap") == ratio
     ny, nx = power.shape
     ky = np.fft.fftfreq(ny)[:, None] * np.ones((1, nx))
     kx = np.fft.fftfreq(nx)[None, :] * np.ones((ny, 1))
     half = (ky > 0) | ((ky == 0) & (kx > 0))
-    keep = local & half & (ratio > threshold) & (k > kmin) & (k < 0.45)
-    iy, ix = np.nonzero(keep)
+    iy, ix = np.nonzero(half & (ratio > threshold) & (k > kmin) & (k < 0.45))
+    # local maxima of the ratio over 5 x 5 bins (wrapped), tested at these bins only
+    steps = np.arange(-2, 3)
+    window = ratio[((iy[:, None] + steps) % ny)[:, :, None], ((ix[:, None] + steps) % nx)[:, None, :]]
+    local = window.max(axis=(1, 2)) == ratio[iy, ix]
+    iy, ix = iy[local], ix[local]
     order = np.argsort(-power[iy, ix])
     iy, ix = iy[order], ix[order]
     g = np.array([_peak_position(power, a, b) for a, b in zip(iy, ix)]).reshape(-1, 2)
