@@ -77,9 +77,8 @@ def _spectrum(image: np.ndarray):
     medians = np.zeros(ring.max() + 1)
     # a stable sort of the smallest integer type is a radix sort (the medians do not depend on the order)
     order = np.argsort(ring.astype(np.min_scalar_type(ring.max())), axis=None, kind="stable")
-    flat_ring = ring.ravel()[order]
     flat_pow = power.ravel()[order]
-    bounds = np.searchsorted(flat_ring, np.arange(ring.max() + 2))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(ring.ravel(), minlength=ring.max() + 1))])
     for r in range(ring.max() + 1):
         medians[r] = _median(flat_pow[bounds[r] : bounds[r + 1]])
     floor = max(np.median(power), 1e-300) * 1e-6
