@@ -224,10 +224,10 @@ def fit_gaussians(
         rel = (cost[idx] - t_cost) / np.maximum(cost[idx], 1e-300)
         p[idx[better]] = trial[better]
         cost[idx[better]] = t_cost[better]
-        if better.all():
-            res, jw = t_res, t_jw
-        else:
-            res[better], jw[better] = t_res[better], t_jw[better]
+        if not better.all():  # most trials improve: keep the old rows of the others in the new arrays
+            worse = ~better
+            t_res[worse], t_jw[worse] = res[worse], jw[worse]
+        res, jw = t_res, t_jw
         lam[idx[better]] = np.maximum(lam[idx[better]] / 3.0, 1e-7)
         lam[idx[~better]] *= 4.0
         small_step = np.abs(step[:, 1:3]).max(axis=1) < 1e-3
