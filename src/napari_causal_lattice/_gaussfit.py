@@ -36,7 +36,7 @@ def extract_patches(image: np.ndarray, centres: np.ndarray, radius: float):
     mask : (N, M) bool array
         Pixels inside both the image and the disk around the (sub-pixel) centre.
     """
-    flat, yy, xx, mask = patch_layout(image.shape, centres, radius)
+    flat, yy, xx, mask, _ = patch_layout(image.shape, centres, radius)
     return gather(image, flat), yy, xx, mask
 
 
@@ -44,7 +44,8 @@ def patch_layout(shape, centres: np.ndarray, radius: float):
     """The pixels of :func:`extract_patches` without their values, to gather several images on the same patches.
 
     Returns the flat pixel indices (N, M) int64 (clipped into the ``(H, W)`` image ``shape``) for :func:`gather`,
-    the pixel coordinates ``yy``, ``xx`` (N, M) px and the ``mask`` (N, M) of :func:`extract_patches`.
+    the pixel coordinates ``yy``, ``xx`` (N, M) px, the ``mask`` (N, M) of :func:`extract_patches` and the squared
+    distance ``r2`` (N, M) px^2 of each pixel from its centre.
     """
     ny, nx = shape
     r = int(np.ceil(radius))
@@ -54,13 +55,14 @@ def patch_layout(shape, centres: np.ndarray, radius: float):
     base = np.rint(centres).astype(np.int64)
     yy = base[:, :1].astype(float) + dy.astype(float)
     xx = base[:, 1:].astype(float) + dx.astype(float)
-    disk = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2 <= radius**2
+    r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
+    disk = r2 <= radius**2
     if len(base) and base[:, 0].min() + dy.min() >= 0 and base[:, 0].max() + dy.max() < ny \
             and base[:, 1].min() + dx.min() >= 0 and base[:, 1].max() + dx.max() < nx:
-        return (base[:, 0] * nx + base[:, 1])[:, None] + (dy * nx + dx)[None, :], yy, xx, disk
+        return (base[:, 0] * nx + base[:, 1])[:, None] + (dy * nx + dx)[None, :], yy, xx, disk, r2
     iy, ix = base[:, :1] + dy[None, :], base[:, 1:] + dx[None, :]
     inside = (iy >= 0) & (iy < ny) & (ix >= 0) & (ix < nx)
-    return np.clip(iy, 0, ny - 1) * nx + np.clip(ix, 0, nx - 1), yy, xx, inside & disk
+    return np.clip(iy, 0, ny - 1) * nx + np.clip(ix, 0, nx - 1), yy, xx, inside & disk, r2
 
 
 def gather(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -136,12 +138,15 @@ def _model_values(p: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
 
 
 def initial_guess(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray, centres: np.ndarray,
-                  radius: float) -> np.ndarray:
-    """(N, 5) starting parameters from the patches: amplitude, centre, moment width, background."""
+                  radius: float, *, r2: np.ndarray | None = None) -> np.ndarray:
+    """(N, 5) starting parameters from the patches: amplitude, centre, moment width, background.
+
+    ``r2`` (N, M) px^2 is each pixel's squared distance from its centre, when known (:func:`patch_layout`)."""
     bg = np.where(mask, values, np.inf).min(axis=1)
     top = np.where(mask, values, -np.inf).max(axis=1)
     w = np.where(mask, values - bg[:, None], 0.0)
-    r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
+    if r2 is None:
+        r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
     total = np.maximum(w.sum(axis=1), 1e-300)
     sigma = np.sqrt(np.maximum((w * r2).sum(axis=1) / (2.0 * total), 1e-6))
     sigma = np.clip(0.6 * sigma, 0.5, radius / 1.5)

@@ -40,8 +40,8 @@ def _refine(image, positions, radius, *, intensity, move, progress, cancel, done
         centres = out_pos[sl]
         if move:
             centres = _gaussfit.centre_of_mass(image, centres, 0.6 * radius)
-        values, yy, xx, mask = _gaussfit.extract_patches(image, centres, radius)
-        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius)
+        values, yy, xx, mask, dist2 = _patches(image, centres, radius)
+        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius, r2=dist2)
         params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free)
         out_pos[sl] = params[:, 1:3]
         width[sl] = params[:, 3]
@@ -55,6 +55,13 @@ def _refine(image, positions, radius, *, intensity, move, progress, cancel, done
     return Refined(out_pos, width, inten, quality, spread)
 
 
+def _patches(image, centres, radius):
+    """The patches of :func:`~napari_causal_lattice._gaussfit.extract_patches` around ``centres`` (N, 2) px and each
+    pixel's squared distance (N, M) px^2 from its centre."""
+    flat, yy, xx, mask, dist2 = _gaussfit.patch_layout(image.shape, centres, radius)
+    return _gaussfit.gather(image, flat), yy, xx, mask, dist2
+
+
 def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False) -> Refined:
     """``refined`` with the columns ``rows`` (bool mask) refitted on ``image``, starting from their current fit
     (their position sigmas computed when ``sigma``, else NaN)."""
@@ -63,8 +70,8 @@ def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False
     for start in range(0, len(idx), _CHUNK):
         sel = idx[start : start + _CHUNK]
         centres = refined.positions[sel]
-        values, yy, xx, mask = _gaussfit.extract_patches(image, centres, radius)
-        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius)
+        values, yy, xx, mask, dist2 = _patches(image, centres, radius)
+        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius, r2=dist2)
         width = refined.width[sel]
         p0[:, 3] = np.where(np.isfinite(width), np.clip(width, 0.5, radius / 1.5), p0[:, 3])
         params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius)
