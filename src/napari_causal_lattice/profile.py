@@ -281,11 +281,38 @@ def _gauss(dy2, dx2, sigma):
     return np.exp(-0.5 / sigma**2 * dy2)[:, :, None] * np.exp(-0.5 / sigma**2 * dx2)[:, None, :]
 
 
-def _design(box, pos, sub, theta, max_reach):
+class _StampCache:
+    """The stamps (:func:`_stamps`) of each sublattice's columns and the unit Gaussians on them, for one ``theta``:
+    drawn once for the design and reused by its derivatives."""
+
+    def __init__(self, box, pos):
+        self.box, self.pos, self.store = box, pos, {}
+
+    def stamps(self, label, idx, reach):
+        """``(flat, inside, dy2, dx2)`` of :func:`_stamps` for the columns ``idx`` of sublattice ``label``."""
+        key = (label, reach)
+        if key not in self.store:
+            y0, _, x0, _ = self.box
+            self.store[key] = _stamps(self.box, self.pos[idx] - (y0, x0), reach)
+        return self.store[key]
+
+    def gauss(self, label, idx, reach, sigma):
+        """:func:`_gauss` of ``sigma`` px on :meth:`stamps`."""
+        key = (label, reach, sigma)
+        if key not in self.store:
+            dy2, dx2 = self.stamps(label, idx, reach)[2:]
+            self.store[key] = _gauss(dy2, dx2, sigma)
+        return self.store[key]
+
+
+def _design(box, pos, sub, theta, max_reach, cache: _StampCache | None = None):
     """Sparse design matrix (pixels of ``box``, columns + 1 background) of unit-peak profiles for ``theta``,
     each drawn out to at most ``max_reach`` px (the rest of a very wide tail is a pedestal the background
-    takes up)."""
+    takes up).  ``cache`` keeps the stamps and Gaussians drawn (for :func:`_design_derivatives` of this
+    ``theta``)."""
     from scipy.sparse import csr_matrix
+
+    cache = _StampCache(box, pos) if cache is None else cache
 
     y0, y1, x0, x1 = box
     h, w = y1 - y0, x1 - x0
@@ -296,11 +323,11 @@ def _design(box, pos, sub, theta, max_reach):
         if not len(idx):
             continue
         tail = core * width
-        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0),
-                                         min(RENDER_REACH * (tail if ratio > 0 else core), max_reach))
-        v = _gauss(dy2, dx2, core)
+        reach = min(RENDER_REACH * (tail if ratio > 0 else core), max_reach)
+        flat, inside = cache.stamps(label, idx, reach)[:2]
+        v = cache.gauss(label, idx, reach, core)
         if ratio > 0:
-            v = v + ratio * _gauss(dy2, dx2, tail)
+            v = v + ratio * cache.gauss(label, idx, reach, tail)
         which = np.broadcast_to(idx[:, None, None], flat.shape)
         blocks_r.append(flat[inside])
         blocks_c.append(which[inside])
@@ -313,13 +340,16 @@ def _design(box, pos, sub, theta, max_reach):
                       shape=(h * w, n + 1))
 
 
-def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tuple[np.ndarray, np.ndarray]:
+def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual,
+                        cache: _StampCache | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Derivatives of the design ``A`` (:func:`_design`) with respect to ``theta = (core_a, core_b, tail ratio,
     tail width / core)``, applied to the amplitudes and to the residual: ``(dA/dtheta @ coef`` (pixels of ``box``,
     4), ``dA/dtheta^T @ residual`` (columns + 1, 4)``)`` (``coef``: (columns + 1,), ``residual``: (pixels,)).
+    ``cache``: the stamps :func:`_design` drew for this ``theta``.
 
     The tail's derivatives are drawn out to its reach also where ``ratio`` is 0 (the design then holds no tail).
     """
+    cache = _StampCache(box, pos) if cache is None else cache
     y0, y1, x0, x1 = box
     npix = (y1 - y0) * (x1 - x0)
     core_a, core_b, ratio, width = theta
@@ -329,9 +359,10 @@ def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tupl
         if not len(idx):
             continue
         tail = core * width
-        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0), min(RENDER_REACH * max(tail, core), max_reach))
+        reach = min(RENDER_REACH * max(tail, core), max_reach)
+        flat, inside, dy2, dx2 = cache.stamps(label, idx, reach)
         r2 = dy2[:, :, None] + dx2[:, None, :]
-        g_core, g_tail = _gauss(dy2, dx2, core), _gauss(dy2, dx2, tail)
+        g_core, g_tail = cache.gauss(label, idx, reach, core), cache.gauss(label, idx, reach, tail)
         d_tail_sigma = ratio * g_tail * r2 / tail**3  # d(ratio * G(tail)) / d tail
         amp = coef[idx][:, None, None]
         where = flat[inside]
@@ -411,9 +442,11 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
     def solved(theta):
         key = tuple(float(t) for t in theta)
         if last.get("theta") != key:
-            design = _design(box, pos, sub, key, max_reach)
+            stamps = _StampCache(box, pos)
+            design = _design(box, pos, sub, key, max_reach, stamps)
             gram = _ridged_gram(design, ridge)
-            last.update(theta=key, design=design, gram=gram, coef=_solve_amplitudes(design, values, gram))
+            last.update(theta=key, design=design, gram=gram, coef=_solve_amplitudes(design, values, gram),
+                        stamps=stamps)
         return last["design"], last["coef"]
 
     def residual(theta):
@@ -423,7 +456,7 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
     def jacobian(theta):
         design, coef = solved(theta)
         d_model, d_dot_residual = _design_derivatives(box, pos, sub, last["theta"], max_reach, coef,
-                                                      design @ coef - values)
+                                                      design @ coef - values, last["stamps"])
         return d_model - design @ _solve_amplitudes(design, d_model, last["gram"], extra=d_dot_residual)
 
     return residual, jacobian, solved
