@@ -57,8 +57,9 @@ def patch_layout(shape, centres: np.ndarray, radius: float):
     xx = base[:, 1:].astype(float) + dx.astype(float)
     r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
     disk = r2 <= radius**2
-    if len(base) and base[:, 0].min() + dy.min() >= 0 and base[:, 0].max() + dy.max() < ny \
-            and base[:, 1].min() + dx.min() >= 0 and base[:, 1].max() + dx.max() < nx:
+    all_inside = len(base) > 0 and bool(np.all(base.min(axis=0) + (dy.min(), dx.min()) >= 0)
+                                        and np.all(base.max(axis=0) + (dy.max(), dx.max()) < (ny, nx)))
+    if all_inside:  # no pixel to clip or leave out
         return (base[:, 0] * nx + base[:, 1])[:, None] + (dy * nx + dx)[None, :], yy, xx, disk, r2
     iy, ix = base[:, :1] + dy[None, :], base[:, 1:] + dx[None, :]
     inside = (iy >= 0) & (iy < ny) & (ix >= 0) & (ix < nx)
