@@ -89,6 +89,7 @@ def centre_of_mass(image: np.ndarray, centres: np.ndarray, radius: float, *, ite
         w = np.where(mask, values - low, 0.0)
         total = w.sum(axis=1)
         ok = total > 0
+        ok = slice(None) if ok.all() else ok  # all rows: views instead of copies
         new = pos.copy()
         new[ok, 0] = (w[ok] * yy[ok]).sum(axis=1) / total[ok]
         new[ok, 1] = (w[ok] * xx[ok]).sum(axis=1) / total[ok]
