@@ -367,8 +367,8 @@ def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndar
     """Sum of isotropic Gaussians (no background) on an image grid.
 
     Each Gaussian is accumulated on the square of pixels within ``reach`` px (per axis) of its rounded
-    centre as the outer product of its two 1D profiles, all columns of a chunk at once (``np.bincount`` on
-    the flat pixel index).
+    centre as the outer product of its two 1D profiles; the columns of a chunk are summed on one band of image
+    rows (in column order, as ``np.bincount`` on the flat pixel index would) and the band added to the image.
 
     Parameters
     ----------
@@ -383,7 +383,7 @@ def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndar
     reach : float
         Half-width in px of the square each Gaussian is drawn on (4 sigma leaves < 0.04 % of the peak out).
     chunk : int
-        Columns drawn per batch (bounds the memory to ``chunk * (2 reach + 3)^2`` values).
+        Columns summed per band (their stamps are drawn :data:`STAMP_BATCH` values at a time).
 
     Returns
     -------
@@ -393,27 +393,47 @@ def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndar
     out = np.zeros(ny * nx)
     r = int(np.ceil(reach))
     steps = np.arange(-r, r + 1)
+    batch = max(1, STAMP_BATCH // len(steps) ** 2)
     centres = np.asarray(centres, dtype=float).reshape(-1, 2)
-    # in raster order, so each chunk touches one band of rows and its bincount stays small
+    # in raster order, so each chunk touches one band of rows
     order = np.lexsort((centres[:, 1], centres[:, 0]))
     centres, amp, sigma = centres[order], np.asarray(amp)[order], np.asarray(sigma)[order]
     for start in range(0, len(centres), chunk):
-        sl = slice(start, start + chunk)
-        base = np.rint(centres[sl]).astype(np.int64)
-        rows = base[:, :1] + steps[None, :]
-        cols = base[:, 1:] + steps[None, :]
-        scale = -0.5 / sigma[sl, None] ** 2
-        gy = np.exp((rows - centres[sl, :1]) ** 2 * scale) * amp[sl, None]
-        gx = np.exp((cols - centres[sl, 1:]) ** 2 * scale)
-        values = gy[:, :, None] * gx[:, None, :]
-        inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
-        flat = rows[:, :, None] * nx + cols[:, None, :]
-        flat = flat[inside]
-        if flat.size:
-            lo = int(flat.min())
-            band = np.bincount(flat - lo, weights=values[inside])
-            out[lo : lo + band.size] += band
+        stop = min(start + chunk, len(centres))
+        first, band = stamp_band(shape, np.rint(centres[start:stop, 0]).astype(np.int64), r)
+        for lo in range(start, stop, batch):
+            sl = slice(lo, min(lo + batch, stop))
+            base = np.rint(centres[sl]).astype(np.int64)
+            rows = base[:, :1] + steps[None, :]
+            cols = base[:, 1:] + steps[None, :]
+            scale = -0.5 / sigma[sl, None] ** 2
+            gy = np.exp((rows - centres[sl, :1]) ** 2 * scale) * amp[sl, None]
+            gx = np.exp((cols - centres[sl, 1:]) ** 2 * scale)
+            add_stamps(band, first, shape, rows, cols, gy[:, :, None] * gx[:, None, :])
+        out[first * nx : first * nx + band.size] += band
     return out.reshape(ny, nx)
+
+
+#: Stamp values drawn at a time when Gaussians are summed on an image (temporaries of about 1 MB).
+STAMP_BATCH = 1 << 17
+
+
+def stamp_band(shape, base_rows: np.ndarray, reach: int) -> tuple[int, np.ndarray]:
+    """The first image row and a zero flat band (rows x W) covering the rows of the stamps of ``reach`` px
+    around the rows ``base_rows`` (n,) inside the ``(H, W)`` image ``shape``."""
+    ny, nx = shape
+    first = max(int(base_rows.min()) - reach, 0) if len(base_rows) else 0
+    last = min(int(base_rows.max()) + reach, ny - 1) if len(base_rows) else -1
+    return first, np.zeros(max(last - first + 1, 0) * nx)
+
+
+def add_stamps(band: np.ndarray, first: int, shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
+    """Add the stamp ``values`` (n, m, m) on the pixel rows (n, m) and columns (n, m) to ``band`` (the flat image
+    from row ``first`` on, see :func:`stamp_band`) in their order, as ``np.bincount`` would sum them; pixels outside
+    the ``(H, W)`` image ``shape`` are left out."""
+    ny, nx = shape
+    inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
+    np.add.at(band, ((rows - first)[:, :, None] * nx + cols[:, None, :])[inside], values[inside])
 
 
 def reference_fit_scipy(image: np.ndarray, start, radius: float) -> np.ndarray:

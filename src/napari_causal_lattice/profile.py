@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ._gaussfit import STAMP_BATCH, add_stamps, stamp_band
+
 __all__ = ["ColumnProfile", "estimate_profile"]
 
 #: Profiles are drawn out to this many (largest) sigma.
@@ -123,7 +125,8 @@ class ColumnProfile:
         background : bool
             Add :attr:`background`.
         chunk_values : int
-            Patch values drawn per batch (bounds the memory).
+            Stamp values summed on one band of image rows before it is added to the image (the stamps are drawn
+            ``_gaussfit.STAMP_BATCH`` values at a time).
 
         Returns
         -------
@@ -217,36 +220,37 @@ def _gaussian_kernel(sigma: float, n: int) -> np.ndarray:
 
 
 def _accumulate(out, shape, pos, amp, core, ratio, tail, shift, chunk_values):
-    """Add core + tail Gaussians (peak ``amp``) at ``pos`` to the flat image ``out`` (in place)."""
+    """Add core + tail Gaussians (peak ``amp``) at ``pos`` to the flat image ``out`` (in place): the columns of
+    ``chunk_values`` stamp values at a time summed on one band of rows, drawn ``STAMP_BATCH`` values at a time."""
     ny, nx = shape
     reach = RENDER_REACH * (tail if ratio > 0 else core)
     r = int(np.ceil(reach))
     steps = np.arange(-r, r + 1)
     per = len(steps) ** 2
     chunk = max(1, chunk_values // per)
+    batch = max(1, STAMP_BATCH // per)
     order = np.lexsort((pos[:, 1], pos[:, 0]))
     pos, amp = pos[order], amp[order]
     for start in range(0, len(pos), chunk):
-        p, a = pos[start : start + chunk], amp[start : start + chunk]
-        base = np.rint(p).astype(np.int64)
-        rows = base[:, :1] + steps[None, :]
-        cols = base[:, 1:] + steps[None, :]
-        dy2 = (rows - p[:, :1]) ** 2
-        if shift is None:
-            dx2 = ((cols - p[:, 1:]) ** 2)[:, None, :]
-        else:
-            s = shift[np.clip(rows, 0, ny - 1)][:, :, None]
-            dx2 = (cols[:, None, :] - p[:, 1:, None] - s) ** 2
-        values = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)
-        if ratio > 0:
-            values += ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)
-        values *= a[:, None, None]
-        inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
-        flat = (rows[:, :, None] * nx + cols[:, None, :])[inside]
-        if flat.size:
-            lo = int(flat.min())
-            band = np.bincount(flat - lo, weights=values[inside])
-            out[lo : lo + band.size] += band
+        stop = min(start + chunk, len(pos))
+        first, band = stamp_band(shape, np.rint(pos[start:stop, 0]).astype(np.int64), r)
+        for lo in range(start, stop, batch):
+            p, a = pos[lo : min(lo + batch, stop)], amp[lo : min(lo + batch, stop)]
+            base = np.rint(p).astype(np.int64)
+            rows = base[:, :1] + steps[None, :]
+            cols = base[:, 1:] + steps[None, :]
+            dy2 = (rows - p[:, :1]) ** 2
+            if shift is None:
+                dx2 = ((cols - p[:, 1:]) ** 2)[:, None, :]
+            else:
+                s = shift[np.clip(rows, 0, ny - 1)][:, :, None]
+                dx2 = (cols[:, None, :] - p[:, 1:, None] - s) ** 2
+            values = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)
+            if ratio > 0:
+                values += ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)
+            values *= a[:, None, None]
+            add_stamps(band, first, shape, rows, cols, values)
+        out[first * nx : first * nx + band.size] += band
 
 
 def _crop(shape, positions, sublattice, window):
