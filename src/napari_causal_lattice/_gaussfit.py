@@ -191,7 +191,27 @@ def fit_gaussians(
     params : (N, 5) float array
     r_squared : (N,) float array
         Coefficient of determination (unweighted) on the masked pixels, clipped to [0, 1].
+
+    Each patch's fit depends on its own pixels only; the patches are fitted ``FIT_BATCH`` at a time, so the
+    Jacobians and residuals of a batch stay cache-sized.
     """
+    p0 = np.asarray(p0, dtype=float)
+    if len(p0) <= FIT_BATCH:
+        return _fit_batch(values, yy, xx, mask, p0, radius, free, iterations, weights)
+    params, r_squared = np.empty_like(p0), np.empty(len(p0))
+    for start in range(0, len(p0), FIT_BATCH):
+        sl = slice(start, start + FIT_BATCH)
+        params[sl], r_squared[sl] = _fit_batch(values[sl], yy[sl], xx[sl], mask[sl], p0[sl], radius, free, iterations,
+                                               None if weights is None else weights[sl])
+    return params, r_squared
+
+
+#: Patches fitted at a time by :func:`fit_gaussians`.
+FIT_BATCH = 256
+
+
+def _fit_batch(values, yy, xx, mask, p0, radius, free, iterations, weights):
+    """:func:`fit_gaussians` of one batch of patches: ``(params, r_squared)``."""
     ref = np.rint(np.asarray(p0, dtype=float)[:, 1:3])
     p = np.array(p0, dtype=float)
     p[:, 1:3] -= ref
