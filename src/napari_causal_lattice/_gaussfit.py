@@ -345,13 +345,42 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
         the isotropic (N,) root mean.
     """
     p = np.asarray(params, dtype=float)
+    keep = np.flatnonzero(np.asarray(free, dtype=bool))
+    lag = _lag_matrix(yy, xx, reach) if len(p) else None
+    # per patch, SIGMA_BATCH at a time (cache-sized arrays); the correlated-noise share is pooled over all of them
+    terms = [_influence_terms(values[sl], yy[sl], xx[sl], mask[sl], p[sl], keep, lag,
+                              None if weights is None else weights[sl])
+             for sl in (slice(start, start + SIGMA_BATCH) for start in range(0, len(p), SIGMA_BATCH))]
+    ok = np.concatenate([t[0] for t in terms]) if terms else np.zeros(0, dtype=bool)
+    sigma = np.full((len(p), 2) if axes else len(p), np.nan)
+    if not ok.any():
+        return sigma
+    white, cross, pixels, dof = (np.concatenate([t[k] for t in terms]) for k in range(1, 5))
+    if axes:
+        inflation = np.maximum(1.0, 1.0 + cross.sum(axis=0) / np.maximum(white.sum(axis=0), 1e-300))
+        var = white * inflation * (pixels / dof)[:, None]
+    else:
+        inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
+        var = white.mean(axis=1) * inflation * pixels / dof
+    sigma[ok] = np.sqrt(np.where(var > 0, var, np.nan))
+    return sigma
+
+
+#: Patches whose position sigmas are computed at a time by :func:`position_sigma`.
+SIGMA_BATCH = 128
+
+
+def _influence_terms(values, yy, xx, mask, p, keep, lag, weights):
+    """The per-patch terms of :func:`position_sigma` for a batch of patches: which fits are usable (n,), and for
+    those the white (n_ok, 2) and correlated (n_ok, 2) residual variance of the centre along y and x, the masked
+    pixel count (n_ok,) and the degrees of freedom (n_ok,) (``keep``: indices of the free parameters, ``lag``: the
+    :func:`_lag_matrix`)."""
     ref = np.rint(p[:, 1:3])
     q = p.copy()
     q[:, 1:3] -= ref
     f, jac = _model(q, (yy - ref[:, :1]).astype(np.float32), (xx - ref[:, 1:]).astype(np.float32))
     w = mask.astype(np.float64)
     sw = w if weights is None else w * np.sqrt(np.maximum(weights, 0.0))
-    keep = np.flatnonzero(np.asarray(free, dtype=bool))
     jac = jac.astype(np.float64)
     if len(keep) < jac.shape[1]:
         jac = jac[:, keep]
@@ -361,25 +390,15 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
     dof = w.sum(axis=1) - len(keep)
     jtj = jac @ jac.transpose(0, 2, 1)
     ok = (dof > 0) & (np.abs(np.linalg.det(jtj)) > 0) & np.all(np.isfinite(res), axis=1)
-    sigma = np.full((len(p), 2) if axes else len(p), np.nan)
-    if not ok.any():
-        return sigma
     if not ok.all():
-        jtj, jac, res = jtj[ok], jac[ok], res[ok]
+        jtj, jac, res, w, dof = jtj[ok], jac[ok], res[ok], w[ok], dof[ok]
     # influence of each pixel's residual on the fitted centre: rows y0, x0 of (J^T J)^-1 J r, (n, 2, M)
     rows = [int(np.flatnonzero(keep == k)[0]) for k in (1, 2)]
     influence = np.linalg.inv(jtj)[:, rows, :] @ jac
     influence *= res[:, None, :]
     white = np.einsum("nkm,nkm->nk", influence, influence)
-    cross = np.einsum("nkm,nkm->nk", influence @ _lag_matrix(yy, xx, reach), influence)
-    if axes:
-        inflation = np.maximum(1.0, 1.0 + cross.sum(axis=0) / np.maximum(white.sum(axis=0), 1e-300))
-        var = white * inflation * (w[ok].sum(axis=1) / dof[ok])[:, None]
-    else:
-        inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
-        var = white.mean(axis=1) * inflation * w[ok].sum(axis=1) / dof[ok]
-    sigma[ok] = np.sqrt(np.where(var > 0, var, np.nan))
-    return sigma
+    cross = np.einsum("nkm,nkm->nk", influence @ lag, influence)
+    return ok, white, cross, w.sum(axis=1), dof
 
 
 def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndarray, *, reach: float,
