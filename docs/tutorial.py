@@ -587,6 +587,16 @@ STO_CREDIT = ("SrTiO3 [110] ADF: Atomap test data (Nord et al., Adv. Struct. Che
               "read from ../shared/data, not redistributed")
 
 
+def _distinct_links(links) -> list:
+    """The link labels once each: a two-way link is listed from both of its ends (``Py <-> alpha`` and
+    ``alpha <-> Py``), kept here as the first of the two in sorted order."""
+    out = {}
+    for link in sorted(links):
+        key = tuple(sorted(link.split(" <-> "))) if " <-> " in link else link
+        out.setdefault(key, link)
+    return sorted(out.values())
+
+
 def _px_neighbour_scatter(cells) -> float:
     """Robust spread (pm) of each cell's Px minus the mean of its 4 grid neighbours."""
     table = cells.table
@@ -621,8 +631,8 @@ def instrument_checks(out: Path, data: Path | None) -> dict:
     lingam = fit_lingam(cells, n_bootstrap=GLOBAL_BOOTSTRAP, seed=SEED, drop_deterministic=True)
     null = instrument_null(image, columns, cells, n_images=STO_NULL_IMAGES, seed=SEED, result=lingam)
     tested = null.apply(lingam)
-    before = sorted(set(lingam.edges().query("significant")["link"]))
-    after = sorted(set(tested.edges().query("significant")["link"]))
+    before = _distinct_links(lingam.edges().query("significant")["link"])
+    after = _distinct_links(tested.edges().query("significant")["link"])
     fig, axes = _figure(1, 3, (13.0, 3.6))
     ax = axes[0, 0]
     rows = np.arange(len(scan.shifts))

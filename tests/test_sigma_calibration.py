@@ -3,7 +3,10 @@
 The check (:func:`~napari_causal_lattice.descriptors.neighbour_sigma_ratio`): each good cell's residual from the
 mean of its 4 grid neighbours, divided by the sigma its columns' stated sigmas predict for that residual (shared
 A corners counted once, with their summed sensitivity), has a robust (MAD) scatter of 1 when the sigmas are
-honest.  The bar: 0.8-1.25 for a, b, Px and Py.
+honest.  The bar: 0.8-1.25 for a, b, Px and Py, over seeds on synthetics of 400 cells.  One real image of
+96 cells cannot hold each ratio to that bar (honest sigmas spread it over 0.52-1.44 at that size), so the real
+SrTiO3 image is held to it by the geometric mean of its four ratios, and the synthetic of its size is checked
+against its planted truth.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from napari_causal_lattice.cells import build_cells
-from napari_causal_lattice.columns import find_columns
+from napari_causal_lattice.columns import columns_from_positions, find_columns
 from napari_causal_lattice.descriptors import cell_line_covariance, descriptor_sigmas, neighbour_sigma_ratio
 from napari_causal_lattice.synthetic import NON_POLAR, synthetic_perovskite
 
@@ -116,38 +119,128 @@ def sto_ratio(sto_cells):
     return neighbour_sigma_ratio(cells, cols, names=NAMES)
 
 
+#: The SrTiO3 [110] image's cell grid (96 good cells, ~60 with 4 good neighbours), drawn as a synthetic.
+STO_SIZE = dict(shape_cells=(12, 8), projection="[110]", **CONTROL)
+#: Range of one descriptor's ratio that honest sigmas give on one image of this size: 32 seeds of ``STO_SIZE``
+#: read 0.52-1.44 (means 0.95-1.00, standard deviations 0.15-0.18).
+ONE_IMAGE_RANGE = (0.5, 1.45)
+
+
+def _geometric_mean(ratio) -> float:
+    return float(np.exp(np.mean([np.log(ratio[name]) for name in NAMES])))
+
+
+@pytest.fixture(scope="module")
+def sto_size_samples():
+    """8 seeds of the synthetic at the size of the SrTiO3 image, without and with 0.3 px line jitter: (sample,
+    columns) per (jitter, seed)."""
+    out = {}
+    for jitter in (0.0, 0.3):
+        for seed in range(8):
+            sample = synthetic_perovskite(seed=seed, line_jitter=jitter, **STO_SIZE)
+            out[jitter, seed] = sample, find_columns(sample.image, pixel_size=sample.pixel_size)
+    return out
+
+
+def _true_positions(sample, cols) -> np.ndarray:
+    """(N, 2) planted position of each found column (its sublattice's nearest true site), px."""
+    true = np.empty_like(cols.positions)
+    for sub, sites in (("A", sample.truth.a_positions), ("B", sample.truth.b_positions)):
+        rows = np.flatnonzero(cols.sublattice == sub)
+        true[rows] = sites[cKDTree(sites).query(cols.positions[rows])[1]]
+    return true
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jitter", [0.0, 0.3])
+def test_sigmas_hold_the_true_errors_at_the_size_of_the_real_image(sto_size_samples, jitter):
+    """Each cell's descriptor from the found columns minus the same descriptor from the planted positions,
+    divided by its stated sigma (less the median error, a bias shared by all cells): robust scatter 0.8-1.25,
+    averaged over 8 seeds.  Measured, no jitter: a 0.99, b 1.00, Px 0.93, Py 0.98; 0.3 px jitter: a 0.83,
+    b 0.94, Px 0.98, Py 0.95 (single seeds 0.62-1.50).  The truth says what the neighbour ratio on a real image
+    cannot: whether the sigmas hold the error, including the part neighbouring cells share."""
+    scatter = {name: [] for name in NAMES}
+    for seed in range(8):
+        sample, cols = sto_size_samples[jitter, seed]
+        found = build_cells(cols).table.set_index(["i", "j"])
+        planted = build_cells(dataclasses.replace(cols, positions=_true_positions(sample, cols))).table
+        planted = planted.set_index(["i", "j"])
+        both = found.index.intersection(planted.index)
+        for name in NAMES:
+            error = (found.loc[both, name] - planted.loc[both, name]).to_numpy()
+            z = error / found.loc[both, f"sigma_{name}"].to_numpy()
+            z = z[np.isfinite(z)] - np.nanmedian(z)
+            scatter[name].append(1.4826 * np.median(np.abs(z - np.median(z))))
+    for name, values in scatter.items():
+        assert 0.8 <= np.mean(values) <= 1.25, (name, values)
+
+
+@pytest.mark.slow
+def test_one_image_of_this_size_reads_the_neighbour_ratio_widely(sto_size_samples):
+    """Why the real image is judged by the geometric mean of its four ratios: on ~60 residuals that share
+    columns, one descriptor's ratio for honest sigmas spreads over ``ONE_IMAGE_RANGE`` (32 seeds: sd 0.15-0.18;
+    all four within 0.8-1.25 in only 15 of 32 seeds), while the geometric mean of the four reads 0.96 +- 0.10
+    and is within 0.8-1.25 in 29 of 32.  Here, 8 seeds: every ratio within the range and the geometric mean
+    within 0.8-1.25 in at least 7."""
+    inside = 0
+    for seed in range(8):
+        _, cols = sto_size_samples[0.0, seed]
+        ratio = neighbour_sigma_ratio(build_cells(cols), cols, names=NAMES)
+        assert all(ONE_IMAGE_RANGE[0] <= ratio[name] <= ONE_IMAGE_RANGE[1] for name in NAMES), (seed, ratio)
+        inside += 0.8 <= _geometric_mean(ratio) <= 1.25
+    assert inside >= 7, inside
+
+
 @pytest.mark.realdata
 def test_sigmas_match_the_scatter_on_real_srtio3(sto_ratio):
-    """SrTiO3 [110] (centrosymmetric, 96 cells, ~60 residuals): b and Py within 0.8-1.25.  Measured with per-axis
-    sigmas, the line covariance and the correlated x errors of neighbours: b 1.07, Py 0.96 (a 0.73, Px 0.78: see
-    the next tests)."""
-    for name in ("b", "Py"):
-        assert 0.8 <= sto_ratio[name] <= 1.25, sto_ratio
+    """SrTiO3 [110] (centrosymmetric, 96 cells, ~60 residuals): the geometric mean of the four ratios within
+    0.8-1.25 (0.83) and each ratio within what honest sigmas give on one image of this size
+    (``ONE_IMAGE_RANGE``).  Measured with per-axis sigmas, the line covariance and the correlated x errors of
+    neighbours: a 0.67, b 0.92, Px 0.91, Py 0.83.  On so few residuals the ratios move with small changes:
+    positions moved by at most 0.09 sigma (the faster profile fit) moved them by 0.04-0.09 (a 0.73 -> 0.69,
+    b 1.07 -> 0.99, Px 0.78 -> 0.86, Py 0.96 -> 0.87), and by at most 0.13 sigma (the profile fit run to
+    convergence) by 0.03-0.07 more.  ``a`` at 0.67 is 1.7 standard deviations below
+    the mean of honest sigmas at this size (0.95 +- 0.17)."""
+    assert 0.8 <= _geometric_mean(sto_ratio) <= 1.25, sto_ratio
+    for name in NAMES:
+        assert ONE_IMAGE_RANGE[0] <= sto_ratio[name] <= ONE_IMAGE_RANGE[1], sto_ratio
 
 
 @pytest.mark.realdata
 def test_correlated_x_errors_on_real_srtio3(sto_cells, sto_ratio):
-    """On SrTiO3 the x errors of a B column and the A columns of its edge (rho 0.30) and of vertically
-    neighbouring B columns (0.45) are positively correlated: the x differences of these neighbours scatter less
-    than independent errors of the stated size predict.  With it in the sigmas Px's ratio is 0.78; without it
-    0.52.  The other classes stay 0 (A-A along v1 reads -0.49: the x differences along a row scatter more than
-    predicted, see the xfail below)."""
+    """On SrTiO3 the x errors of a B column and the A columns of its edge (rho 0.45) and of vertically
+    neighbouring B columns (0.56) are positively correlated: the x differences of these neighbours scatter less
+    than independent errors of the stated size predict.  With it in the sigmas Px's ratio is 0.91; without it
+    0.47.  The other classes stay 0 (A-A along v1 reads -0.15: the x differences along a row scatter more
+    than predicted: the x residuals hold a smooth distortion, their differences grow with the lag)."""
     cells, _ = sto_cells
     rho = {name: record["rho"] for name, record in cells.provenance["params"]["x_correlation"].items()}
-    assert rho["A-B"] == pytest.approx(0.30, abs=0.1) and rho["B-B v2"] == pytest.approx(0.45, abs=0.1), rho
+    assert rho["A-B"] == pytest.approx(0.45, abs=0.1) and rho["B-B v2"] == pytest.approx(0.55, abs=0.1), rho
     assert rho["A-A v1"] == 0 and rho["A-A v2"] == 0 and rho["B-B v1"] == 0, rho
     assert sto_ratio["Px"] > 0.7, sto_ratio
 
 
 @pytest.mark.realdata
-@pytest.mark.xfail(reason="issue 21, open: on SrTiO3 a and Px scatter less than their sigmas predict (a 0.73, Px 0.78 "
-                   "with the measured x-error correlation of neighbours; Px 0.52 without it; ~60 residuals).  a:"
-                   " the vertical part of its neighbour residual (rows i-1..i+2, where a structure constant "
-                   "along the slow scan cancels) reads 0.81, the horizontal part 1.0; the A columns' own x "
-                   "sigmas match their second differences along v1 and v2 (0.97, 0.90), but the x differences "
-                   "along a row hold a structure 0.2 px rms, correlated between neighbouring rows (0.37), that "
-                   "the neighbour classes cannot take apart from a correlation of the errors (A-A along v1 reads"
-                   " -0.49).  Px: 0.77-0.87 with the robust clip at 6-2.5 sigma; kept at 4")
-def test_x_sigmas_on_real_srtio3(sto_ratio):
-    for name in ("a", "Px"):
-        assert 0.8 <= sto_ratio[name] <= 1.25, sto_ratio
+def test_adf_positions_agree_with_the_simultaneous_abf_within_their_sigmas(sto_columns, shared_data):
+    """The registered ABF image of the same scan, inverted and refitted from the ADF columns: the two detectors
+    share the scan (its distortion cancels in the difference) but not their counting noise, so the difference of
+    a column's two positions tests the stated sigmas without the lattice.  ABF moves each sublattice as a whole
+    (defocus, tilt, the O columns next to Ti-O): A by (0.42, -1.13) px, B by (-1.56, -0.36) px, taken out as
+    one median offset per sublattice.  What is left scatters by 0.49-0.64 of the predicted sigma (MAD, per axis
+    and sublattice; largest |z| 1.7): the stated sigmas are not too small.  They are larger than the noise the
+    detectors do not share because the sandwich also counts the column-model misfit that all columns of a
+    sublattice have (taking out the sublattice's mean residual pattern gives 0.75 times smaller sigmas and a
+    ratio of 0.92 for ``a``, but b 1.23, Py 1.16 and Px 0.70: the y positions also carry a row-common error, row
+    means of the y residuals 0.10 px rms against 0.04 px predicted, which the sigma model does not hold, and no
+    x correlation of neighbours is then kept)."""
+    image, adf = sto_columns
+    abf = np.load(shared_data / "atomap_sto_adf_abf" / "test_ABF_cropped_image.npy").astype(float)
+    a_rows, b_rows = adf.sublattice == "A", adf.sublattice == "B"
+    refit = columns_from_positions(abf.max() - abf, adf.positions[a_rows], adf.positions[b_rows],
+                                   pixel_size=adf.pixel_size, refine=True)
+    assert (refit.sublattice == adf.sublattice).all()
+    for rows in (a_rows, b_rows):
+        diff = adf.positions[rows] - refit.positions[rows]
+        z = (diff - np.median(diff, axis=0)) / np.hypot(adf.sigma_axes[rows], refit.sigma_axes[rows])
+        scatter = 1.4826 * np.median(np.abs(z - np.median(z, axis=0)), axis=0)
+        assert np.all((scatter > 0.4) & (scatter < 1.0)) and np.abs(z).max() < 4.0, (scatter, np.abs(z).max())

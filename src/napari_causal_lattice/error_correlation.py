@@ -30,8 +30,8 @@ nearby rows, which the line covariance leaves out, and the estimate would take t
 errors (on the 0.3 px jitter synthetics the classes across rows have line shares of 0.31-0.58 and read up to 0.9;
 on SrTiO3 [110] every class is below 0.09).
 
-Measured on SrTiO3 [110] (``../shared/data/atomap_sto_adf_abf``): A-B 0.30 and B-B along v2 0.45, the others 0;
-Px's neighbour ratio goes from 0.52 to 0.78.  The non-polar synthetics read 0 in every class but one seed's A-A
+Measured on SrTiO3 [110] (``../shared/data/atomap_sto_adf_abf``): A-B 0.45 and B-B along v2 0.56, the others 0;
+Px's neighbour ratio goes from 0.47 to 0.91.  The non-polar synthetics read 0 in every class but one seed's A-A
 along v2 (0.2), so their sigmas do not change.
 """
 

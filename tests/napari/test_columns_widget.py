@@ -51,10 +51,12 @@ def test_find_adds_aligned_layers_and_replaces_only_its_own(make_napari_viewer, 
     meta = a.metadata[META_KEY]
     assert isinstance(meta["columns"], Columns) and meta["image"] == "haadf"
     assert a.face_color[0][:3] .tolist() != b.face_color[0][:3].tolist()
-    # Find again: its own layers are replaced, the user's layer stays
+    # Find again: its own layers get the new result in place, the user's layer stays
+    n_layers = len(viewer.layers)
     _wait(qtbot, widget, widget.run())
+    assert widget.a_layer is a and widget.b_layer is b and len(viewer.layers) == n_layers
     assert widget.a_layer.name == "A columns [2]" and widget.b_layer.name == "B columns"
-    assert a not in viewer.layers and len(viewer.layers["A columns"].data) == 1
+    assert len(viewer.layers["A columns"].data) == 1
     # ... unless the earlier layers are kept
     widget.keep_layers.setChecked(True)
     _wait(qtbot, widget, widget.run())

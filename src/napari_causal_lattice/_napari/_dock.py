@@ -150,9 +150,17 @@ class DockWidget(QWidget):
         """The check box "keep the layers of earlier runs" (off: a re-run replaces this step's own layers, like
         stardist-napari's reusable output layer); stored as :attr:`keep_layers`."""
         self.keep_layers = QCheckBox("keep the layers of earlier runs")
-        self.keep_layers.setToolTip("Off: running again replaces the layers this step added before. "
+        self.keep_layers.setToolTip("Off: running again gives the layers this step added before the new result. "
                                     "On: they stay, and the new ones get a suffix.")
         return self.keep_layers
+
+    def reusable_layers(self, layers) -> list:
+        """``layers`` (this step's output of an earlier run) that a re-run may refresh in place
+        (:func:`~napari_causal_lattice._napari.layers.update_layer`), each None when it is gone from the viewer or
+        the user keeps the layers of earlier runs."""
+        keep = getattr(self, "keep_layers", None)
+        kept = keep is not None and keep.isChecked()
+        return [None if kept or layer is None or layer not in self.viewer.layers else layer for layer in layers]
 
     def drop_own_layers(self, layers) -> None:
         """Remove ``layers`` (this step's output of an earlier run) from the viewer unless the user keeps them."""

@@ -14,7 +14,8 @@ pixel-size note says so.
 
 Users then add, move or delete points with napari's Points tools; Refine re-fits only the points that
 were added or moved since the last refinement (the others keep their positions) and rebuilds the
-Columns on the layers; Undo refine restores the positions from before the last Refine.
+Columns on the layers; Undo restores the points from before the last Refine, or from before a repeated Find
+(which refreshes the A and B layers in place).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ._dock import DockWidget
 from ._forms import form_options, options_form
 from ._mpl import MplCanvas
 from ._jobs import JobPanel
-from .layers import META_KEY, is_map_layer, show_scale_bar
+from .layers import META_KEY, is_map_layer, show_scale_bar, update_layer
 
 #: ColumnsOptions shown first in the form (the others follow in field order).
 COLUMNS_FORM_FIRST = ("projection", "spacing", "intensity", "b_brighter")
@@ -236,7 +237,8 @@ class ColumnsWidget(DockWidget):
         self.refine_button = QPushButton("Refine")
         self.refine_button.setToolTip("Re-fit only the points added or moved since the last refinement")
         self.refine_button.clicked.connect(self.guarded(self.refine))
-        self.undo_button = QPushButton("Undo refine")
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Restore the points from before the last Refine, or from before a repeated Find")
         self.undo_button.clicked.connect(self.guarded(self.undo_refine))
         buttons = QHBoxLayout()
         buttons.addWidget(self.refine_button)
@@ -349,18 +351,21 @@ class ColumnsWidget(DockWidget):
         }
 
     def _add_layers(self, columns: Columns, image_layer, plane):
-        """Generator run by the job panel: the A layer, then (next event-loop turn) the B layer."""
-        self.drop_own_layers([self.a_layer, self.b_layer])
+        """Generator run by the job panel: the A layer, then (next event-loop turn) the B layer.
+
+        A re-run refreshes the layers of the last Find in place (a layer removal costs about a second in the GUI
+        thread), after a snapshot that Undo restores (the points as they were, edits included)."""
+        old = self.reusable_layers([self.a_layer, self.b_layer])
+        undo = self._snapshot() if all(layer is not None for layer in old) else None
+        self.drop_own_layers([layer for layer, reused in zip((self.a_layer, self.b_layer), old) if reused is None])
         self.columns = columns
         self._plane = plane
-        self.a_layer = self.viewer.add_points(columns.positions[columns.a],
-                                              **self._points_kwargs("A columns", "A", columns, image_layer))
+        self.a_layer = self._points_layer(old[0], "A columns", "A", columns, image_layer)
         yield
-        self.b_layer = self.viewer.add_points(columns.positions[columns.b],
-                                              **self._points_kwargs("B columns", "B", columns, image_layer))
+        self.b_layer = self._points_layer(old[1], "B columns", "B", columns, image_layer)
         show_scale_bar(self.viewer, image_layer)
         self._refined = {"A": self.a_layer.data.copy(), "B": self.b_layer.data.copy()}
-        self._undo = None
+        self._undo = undo
         self._update_buttons()
         s1, s2 = columns.lattice.spacings
         unit = "px"
@@ -372,6 +377,14 @@ class ColumnsWidget(DockWidget):
             f"median fit quality {np.median(columns.quality):.2f}" + _measurement_text(columns)
         )
         self._show_jitter(columns.scan)
+
+    def _points_layer(self, old, name: str, sub: str, columns: Columns, image_layer):
+        """The Points layer of sublattice ``sub``: ``old`` refreshed in place, or a new layer when None."""
+        data = columns.positions[columns.a if sub == "A" else columns.b]
+        if old is None:
+            return self.viewer.add_points(data, **self._points_kwargs(name, sub, columns, image_layer))
+        kwargs = {**self._points_kwargs(name, sub, columns, image_layer), "name": old.name}
+        return update_layer(old, (data, kwargs, "points"))
 
     def _show_jitter(self, scan) -> None:
         """Plot the shift of each scan line (hidden when the columns carry no estimate)."""
@@ -438,9 +451,9 @@ class ColumnsWidget(DockWidget):
         self._update_buttons()
 
     def undo_refine(self) -> None:
-        """Restore the points (positions and features) from before the last Refine."""
+        """Restore the points (positions and features) from before the last Refine or repeated Find."""
         if self._undo is None:
-            show_info("nothing to undo: no Refine since the last Find")
+            show_info("nothing to undo: no Refine or repeated Find since the first Find")
             return
         self._check_made_layers()
         snap, self._undo = self._undo, None
@@ -451,5 +464,5 @@ class ColumnsWidget(DockWidget):
             layer.metadata[META_KEY] = {**layer.metadata.get(META_KEY, {}), "columns": snap["columns"]}
         self._refined = snap["refined"]
         self.columns = snap["columns"]
-        self.summary.setText("restored the points from before the last Refine")
+        self.summary.setText("restored the points from before the last Refine or Find")
         self._update_buttons()

@@ -59,6 +59,7 @@ from .layers import (
     newest_matching,
     plugin_meta,
     show_only,
+    update_layer,
 )
 
 #: Descriptor whose map a build shows first.
@@ -516,7 +517,10 @@ class DescriptorsWidget(DockWidget):
     def _show(self, result: dict, image_layer, b_layer):
         """Generator run by the job panel: one layer change per event-loop turn."""
         cells: Cells = result["cells"]
-        self.drop_own_layers([*self.map_layers.values(), self.vectors_layer])
+        old_maps = dict(zip(self.map_layers, self.reusable_layers(self.map_layers.values())))
+        old_vectors = self.reusable_layers([self.vectors_layer])[0]
+        self.drop_own_layers([layer for name, layer in self.map_layers.items() if old_maps[name] is None]
+                             + [self.vectors_layer if old_vectors is None else None])
         self.cells = cells
         self.map_layers = {}
         self.vectors_layer = None
@@ -530,10 +534,17 @@ class DescriptorsWidget(DockWidget):
         yield
         # before the map: its insertion refreshes pickers
         self._annotate_b_layer(b_layer, cells, result["b_rows"], result["raster"])
+        for name, layer in old_maps.items():  # the maps shown before, refreshed in place (a removal blocks ~1 s)
+            if layer is not None:
+                yield
+                self.map_layers[name] = update_layer(layer, self._map_tuple(name))
         yield
         self.show_map()
         self._update_scatter()
-        if self.arrows_check.isChecked():
+        if old_vectors is not None:
+            yield
+            self._refresh_vectors(old_vectors)
+        elif self.arrows_check.isChecked():
             yield
             self.show_arrows(True)
 
@@ -568,12 +579,14 @@ class DescriptorsWidget(DockWidget):
         if layer is not None and layer in self.viewer.layers:
             show_only(self.viewer, layer)
             return layer
-        image_layer = self._built["image"]
-        layer_tuple = cell_map_tuple(self.cells, name, image_layer=image_layer, signed=name in SIGNED,
-                                     raster=self._built["result"]["raster"])
-        layer = add_map_layer(self.viewer, layer_tuple, image_layer=image_layer)
+        layer = add_map_layer(self.viewer, self._map_tuple(name), image_layer=self._built["image"])
         self.map_layers[name] = layer
         return layer
+
+    def _map_tuple(self, name: str) -> tuple:
+        """LayerDataTuple of descriptor ``name``'s map of the last build."""
+        return cell_map_tuple(self.cells, name, image_layer=self._built["image"], signed=name in SIGNED,
+                              raster=self._built["result"]["raster"])
 
     # ----------------------------------------------------------------- arrows
     def show_arrows(self, visible: bool = True):
@@ -609,6 +622,17 @@ class DescriptorsWidget(DockWidget):
             features=features, edge_color="P_abs", edge_colormap="viridis",
             metadata={META_KEY: {"cells": cells, "units": "px (image frame), times length"}},
         )
+
+    def _refresh_vectors(self, layer):
+        """The arrows layer ``layer`` of an earlier build given the last build's arrows in place; returns it."""
+        new = self._vectors(self.cells, self._built["result"], self._built["image"])
+        layer.data = new.data
+        layer.features = new.features
+        layer.metadata = new.metadata
+        layer.edge_width = new.edge_width
+        self.vectors_layer = layer
+        self._colour_arrows()
+        return layer
 
     def _colour_arrows(self) -> None:
         """Colour the arrows by the chosen feature and write the colour legend under the controls."""

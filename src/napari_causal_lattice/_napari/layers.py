@@ -249,6 +249,22 @@ def show_scale_bar(viewer, image_layer=None) -> None:
         viewer.scale_bar.unit = f"{units[-1]:~}"
 
 
+def update_layer(layer, layer_tuple: tuple):
+    """Give ``layer`` the data and every property of ``layer_tuple`` (a LayerDataTuple of the layer's own kind:
+    the callers refresh a layer from the function that made it) in place; returns the layer.
+
+    A re-run refreshes its own layers this way: on the software-OpenGL test display setting a layer's data takes
+    0.04-0.14 s, where removing a layer takes 0.8-1.1 s in the GUI thread (napari 0.6 rebuilds the scene graph
+    and collects garbage) and adding one 1-1.5 s.  The name changes only when it differs.
+    """
+    data, kwargs, _kind = layer_tuple
+    layer.data = data
+    for key, value in kwargs.items():
+        if key != "name" or value != layer.name:
+            setattr(layer, key, value)
+    return layer
+
+
 def add_map_layer(viewer, layer_tuple: tuple, *, image_layer=None):
     """Add a map (LayerDataTuple from :func:`map_layer_tuple`) so the canvas stays readable.
 

@@ -73,6 +73,7 @@ from .layers import (
     plugin_meta,
     raster_affine,
     show_only,
+    update_layer,
 )
 
 KIND_COEFFICIENT = "coefficient"
@@ -419,7 +420,10 @@ class SlidingWidget(DockWidget):
         """
         if result.lattice is None:
             raise ValueError("the cells carry no lattice, so the maps cannot be placed on the image")
-        self.drop_own_layers([*self.overlay_layers, *self.pca_layers])
+        old_overlays = [layer for layer in self.reusable_layers(self.overlay_layers)
+                        if layer is not None and self._same_variables(layer, result)]
+        self.drop_own_layers([layer for layer in [*self.overlay_layers, *self.pca_layers]
+                              if not any(layer is kept for kept in old_overlays)])
         self.overlay_layers, self.pca_layers = [], []
         self.result = result
         self._placement = placement
@@ -447,11 +451,25 @@ class SlidingWidget(DockWidget):
         elif self.warnings:
             text += ".\nWarning: " + " ".join(str(w) for w in self.warnings)
         self.summary.setText(text)
+        for layer in old_overlays:  # the overlays shown before, refreshed in place (a removal blocks ~1 s)
+            yield
+            meta = layer.metadata[META_KEY]
+            self.overlay_layers.append(update_layer(layer, self._overlay_tuple(meta["effect"], meta["cause"],
+                                                                               meta["kind"])))
         yield
         self.add_overlay()
         yield
         first = np.argwhere(result.fitted)[0]
         self.show_window(int(first[0]), int(first[1]))
+
+    @staticmethod
+    def _same_variables(layer, result: SlidingResult) -> bool:
+        """True if the overlay ``layer`` of an earlier result can be drawn from ``result``: its variables are
+        there, and so are the bootstrap probabilities or the significance mask its kind needs."""
+        meta = layer.metadata.get(META_KEY, {})
+        needs = {KIND_PROBABILITY: result.probabilities, KIND_SIGNIFICANT: result.significant,
+                 KIND_LINK: result.significant}.get(meta.get("kind"), result.names)
+        return meta.get("effect") in result.names and meta.get("cause") in result.names and needs is not None
 
     def _image_name(self) -> str | None:
         """Name of the image the maps are aligned on (recorded on each map, e.g. for the Theory dock)."""
@@ -491,19 +509,23 @@ class SlidingWidget(DockWidget):
             if layer in self.viewer.layers and layer.metadata[META_KEY]["sliding"] is result and layer.name == name:
                 show_only(self.viewer, layer)
                 return layer
+        layer = add_map_layer(self.viewer, self._overlay_tuple(effect, cause, kind), image_layer=self._image_layer)
+        self.overlay_layers.append(layer)
+        return layer
+
+    def _overlay_tuple(self, effect: str, cause: str, kind: str) -> tuple:
+        """LayerDataTuple of the ``effect <- cause`` overlay of kind ``kind`` of the last result."""
+        result = self.result
+        name = overlay_name(effect, cause, result.window, kind=kind)
         metadata = {META_KEY: {"sliding": result, "effect": effect, "cause": cause, "kind": kind,
                                "probability": kind == KIND_PROBABILITY, "image": self._image_name()}}
         if kind == KIND_LINK:
             codes, affine = self._window_map(result.link_type(effect, cause), categorical=True)
-            layer_tuple = link_layer_tuple(
+            return link_layer_tuple(
                 codes, affine, name=name, names=link_names(effect, cause), colors=LINK_COLORS,
                 image_layer=self._image_layer, metadata=metadata,
             )
-        else:
-            layer_tuple = self._value_tuple(result, effect, cause, kind, name, metadata)
-        layer = add_map_layer(self.viewer, layer_tuple, image_layer=self._image_layer)
-        self.overlay_layers.append(layer)
-        return layer
+        return self._value_tuple(result, effect, cause, kind, name, metadata)
 
     def _value_tuple(self, result: SlidingResult, effect: str, cause: str, kind: str, name: str,
                      metadata: dict) -> tuple:
@@ -649,7 +671,9 @@ class SlidingWidget(DockWidget):
 
     def _on_pca(self, pca: AdjacencyPCA):
         """Generator run by the job panel: the component heatmaps, then the first loading layer."""
-        self.drop_own_layers(self.pca_layers)
+        old_loadings = [layer for layer in self.reusable_layers(self.pca_layers)
+                        if layer is not None and layer.metadata[META_KEY]["component"] < pca.n_components]
+        self.drop_own_layers([layer for layer in self.pca_layers if not any(layer is kept for kept in old_loadings)])
         self.pca_layers = []
         self.pca = pca
         self.loading_combo.blockSignals(True)
@@ -659,6 +683,10 @@ class SlidingWidget(DockWidget):
         self._set_result_controls(True)
         self.pca_summary.setText(outlier_text(pca))
         self._draw_components(pca)
+        for layer in old_loadings:  # the loadings shown before, refreshed in place
+            yield
+            component = layer.metadata[META_KEY]["component"]
+            self.pca_layers.append(update_layer(layer, self._loading_tuple(component)))
         yield
         self.show_loading(0)
 
@@ -674,7 +702,13 @@ class SlidingWidget(DockWidget):
             if layer in self.viewer.layers and meta["pca"] is pca and meta["component"] == component:
                 show_only(self.viewer, layer)
                 return layer
-        values, affine = self._window_map(pca.loadings[component])
+        layer = add_map_layer(self.viewer, self._loading_tuple(component), image_layer=self._image_layer)
+        self.pca_layers.append(layer)
+        return layer
+
+    def _loading_tuple(self, component: int) -> tuple:
+        """LayerDataTuple of loading map ``component`` (0-based) of the last PCA."""
+        values, affine = self._window_map(self.pca.loadings[component])
         data, kwargs, kind = map_layer_tuple(
             values,
             affine,
@@ -682,13 +716,11 @@ class SlidingWidget(DockWidget):
             image_layer=self._image_layer,
             signed=True,
             units="score",
-            metadata={META_KEY: {"pca": pca, "component": component, "image": self._image_name()}},
+            metadata={META_KEY: {"pca": self.pca, "component": component, "image": self._image_name()}},
         )
         if self._image_layer is not None:
             kwargs["units"] = self._image_layer.units
-        layer = add_map_layer(self.viewer, (data, kwargs, kind), image_layer=self._image_layer)
-        self.pca_layers.append(layer)
-        return layer
+        return data, kwargs, kind
 
     def _draw_components(self, pca: AdjacencyPCA) -> None:
         k = pca.n_components

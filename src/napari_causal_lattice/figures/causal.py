@@ -7,6 +7,8 @@ Adjacency convention: ``B[i, j]`` is the effect of ``names[j]`` (cause) on ``nam
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from .style import DOUBLE_COLUMN, _extend, _figure, _font, get_style
@@ -464,8 +466,12 @@ def plot_global_graph(lingam, *, min_probability: float = 0.5, flag_above: float
     fig = _figure((DOUBLE_COLUMN, 3.9))
     graph, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
     unit = "standardised (dimensionless)" if lingam.standardized else "data units"
+    # the graph panel is half the figure wide: the criterion wraps instead of running off its left edge (no break
+    # inside "p <= 0.01": non-breaking spaces)
+    criterion = f"edges shown: {edge_criterion(lingam, min_probability)}".replace(" <= ", "\u00a0<=\u00a0")
+    criterion = textwrap.fill(criterion, width=44)
     plot_causal_graph(lingam, ax=graph, keep=keep, flag_above=flag_above, font_size=_font(style, 0.9),
-                      title=f"layered layout: causes above effects\nedges shown: {edge_criterion(lingam, min_probability)}")
+                      title=f"layered layout: causes above effects\n{criterion}")
     shown = np.where(keep, lingam.adjacency, 0.0)
     plot_adjacency(shown, list(lingam.names), ax=heat, signed=True, vmin=-1.0, vmax=1.0, fmt="{:+.2f}",
                    label=f"coefficient, {unit}", title="effect <- cause (0: no edge shown)")
