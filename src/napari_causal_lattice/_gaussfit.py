@@ -36,18 +36,43 @@ def extract_patches(image: np.ndarray, centres: np.ndarray, radius: float):
     mask : (N, M) bool array
         Pixels inside both the image and the disk around the (sub-pixel) centre.
     """
-    ny, nx = image.shape
+    flat, yy, xx, mask, _ = patch_layout(image.shape, centres, radius)
+    return gather(image, flat), yy, xx, mask
+
+
+def patch_layout(shape, centres: np.ndarray, radius: float):
+    """The pixels of :func:`extract_patches` without their values, to gather several images on the same patches.
+
+    Returns the flat pixel indices (N, M) int64 (clipped into the ``(H, W)`` image ``shape``) for :func:`gather`,
+    the pixel coordinates ``yy``, ``xx`` (N, M) px, the ``mask`` (N, M) of :func:`extract_patches` and the squared
+    distance ``r2`` (N, M) px^2 of each pixel from its centre.
+    """
+    ny, nx = shape
     r = int(np.ceil(radius))
     dy, dx = np.mgrid[-r - 1 : r + 2, -r - 1 : r + 2]
     near = dy**2 + dx**2 <= (radius + 0.71) ** 2
     dy, dx = dy[near], dx[near]
     base = np.rint(centres).astype(np.int64)
-    yy = base[:, :1] + dy[None, :]
-    xx = base[:, 1:] + dx[None, :]
-    inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-    values = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)]
-    disk = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2 <= radius**2
-    return values, yy.astype(float), xx.astype(float), inside & disk
+    yy = base[:, :1].astype(float) + dy.astype(float)
+    xx = base[:, 1:].astype(float) + dx.astype(float)
+    r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
+    disk = r2 <= radius**2
+    all_inside = len(base) > 0 and bool(np.all(base.min(axis=0) + (dy.min(), dx.min()) >= 0)
+                                        and np.all(base.max(axis=0) + (dy.max(), dx.max()) < (ny, nx)))
+    if all_inside:  # no pixel to clip or leave out
+        return (base[:, 0] * nx + base[:, 1])[:, None] + (dy * nx + dx)[None, :], yy, xx, disk, r2
+    iy, ix = base[:, :1] + dy[None, :], base[:, 1:] + dx[None, :]
+    inside = (iy >= 0) & (iy < ny) & (ix >= 0) & (ix < nx)
+    return np.clip(iy, 0, ny - 1) * nx + np.clip(ix, 0, nx - 1), yy, xx, inside & disk, r2
+
+
+def gather(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Values (N, M) of the ``(H, W)`` ``image`` at the flat pixel indices ``flat`` of :func:`patch_layout`."""
+    image = np.asarray(image)
+    if image.flags.c_contiguous:
+        return image.reshape(-1).take(flat)
+    nx = image.shape[1]
+    return image[flat // nx, flat % nx]
 
 
 def centre_of_mass(image: np.ndarray, centres: np.ndarray, radius: float, *, iterations: int = 3) -> np.ndarray:
@@ -64,6 +89,7 @@ def centre_of_mass(image: np.ndarray, centres: np.ndarray, radius: float, *, ite
         w = np.where(mask, values - low, 0.0)
         total = w.sum(axis=1)
         ok = total > 0
+        ok = slice(None) if ok.all() else ok  # all rows: views instead of copies
         new = pos.copy()
         new[ok, 0] = (w[ok] * yy[ok]).sum(axis=1) / total[ok]
         new[ok, 1] = (w[ok] * xx[ok]).sum(axis=1) / total[ok]
@@ -83,24 +109,46 @@ def _model(p: np.ndarray, yy: np.ndarray, xx: np.ndarray):
     dy = np.subtract(yy, y0, out=jac[:, 1])
     dx = np.subtract(xx, x0, out=jac[:, 2])
     r2 = np.multiply(dy, dy, out=jac[:, 3])
-    r2 += dx * dx
+    r2 += np.multiply(dx, dx, out=jac[:, 4])
     inv = 1.0 / (sig * sig)
-    e = np.exp(r2 * (-0.5 * inv), out=jac[:, 0])
-    ae = amp * e * inv
+    e = np.multiply(r2, -0.5 * inv, out=jac[:, 0])
+    np.exp(e, out=e)
+    ae = amp * e
+    f = ae + bg
+    ae *= inv
     jac[:, 1] *= ae
     jac[:, 2] *= ae
-    jac[:, 3] *= ae / sig
+    ae /= sig
+    jac[:, 3] *= ae
     jac[:, 4] = 1.0
-    return amp * e + bg, jac
+    return f, jac
+
+
+def _model_values(p: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """The model values (n, M) of :func:`_model` (the same float32 operations) without the Jacobian."""
+    q = p.astype(np.float32)
+    amp, y0, x0, sig, bg = (q[:, k : k + 1] for k in range(5))
+    dy = np.subtract(yy, y0)
+    r2 = np.multiply(dy, dy, out=dy)
+    dx = np.subtract(xx, x0)
+    r2 += np.multiply(dx, dx, out=dx)
+    e = np.multiply(r2, -0.5 * (1.0 / (sig * sig)), out=r2)
+    np.exp(e, out=e)
+    e *= amp
+    e += bg
+    return e
 
 
 def initial_guess(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray, centres: np.ndarray,
-                  radius: float) -> np.ndarray:
-    """(N, 5) starting parameters from the patches: amplitude, centre, moment width, background."""
+                  radius: float, *, r2: np.ndarray | None = None) -> np.ndarray:
+    """(N, 5) starting parameters from the patches: amplitude, centre, moment width, background.
+
+    ``r2`` (N, M) px^2 is each pixel's squared distance from its centre, when known (:func:`patch_layout`)."""
     bg = np.where(mask, values, np.inf).min(axis=1)
     top = np.where(mask, values, -np.inf).max(axis=1)
     w = np.where(mask, values - bg[:, None], 0.0)
-    r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
+    if r2 is None:
+        r2 = (yy - centres[:, :1]) ** 2 + (xx - centres[:, 1:]) ** 2
     total = np.maximum(w.sum(axis=1), 1e-300)
     sigma = np.sqrt(np.maximum((w * r2).sum(axis=1) / (2.0 * total), 1e-6))
     sigma = np.clip(0.6 * sigma, 0.5, radius / 1.5)
@@ -143,7 +191,27 @@ def fit_gaussians(
     params : (N, 5) float array
     r_squared : (N,) float array
         Coefficient of determination (unweighted) on the masked pixels, clipped to [0, 1].
+
+    Each patch's fit depends on its own pixels only; the patches are fitted ``FIT_BATCH`` at a time, so the
+    Jacobians and residuals of a batch stay cache-sized.
     """
+    p0 = np.asarray(p0, dtype=float)
+    if len(p0) <= FIT_BATCH:
+        return _fit_batch(values, yy, xx, mask, p0, radius, free, iterations, weights)
+    params, r_squared = np.empty_like(p0), np.empty(len(p0))
+    for start in range(0, len(p0), FIT_BATCH):
+        sl = slice(start, start + FIT_BATCH)
+        params[sl], r_squared[sl] = _fit_batch(values[sl], yy[sl], xx[sl], mask[sl], p0[sl], radius, free, iterations,
+                                               None if weights is None else weights[sl])
+    return params, r_squared
+
+
+#: Patches fitted at a time by :func:`fit_gaussians`.
+FIT_BATCH = 256
+
+
+def _fit_batch(values, yy, xx, mask, p0, radius, free, iterations, weights):
+    """:func:`fit_gaussians` of one batch of patches: ``(params, r_squared)``."""
     ref = np.rint(np.asarray(p0, dtype=float)[:, 1:3])
     p = np.array(p0, dtype=float)
     p[:, 1:3] -= ref
@@ -162,21 +230,31 @@ def fit_gaussians(
     idx = np.arange(n)
     vv, yw, xw, ww = v_all, y_all, x_all, w_all
 
+    free32 = None if free.all() else free.astype(np.float32)[None, :, None]
+
     def evaluate(params):
+        """Weighted residuals (n, M), weighted Jacobian of the free parameters (n, 5, M) and cost (n,)."""
         f, jac = _model(params, yw, xw)
-        res = (vv - f) * ww
+        res = np.subtract(vv, f, out=f)
+        res *= ww
+        if free32 is not None:
+            jac *= free32
+        jac *= ww[:, None, :]
         return res, jac, np.einsum("nm,nm->n", res, res, dtype=np.float64)
 
-    res, jac, cost_w = evaluate(p)
+    res, jw, cost_w = evaluate(p)
     cost[:] = cost_w
     for _ in range(iterations):
-        step, trial = _lm_trial(p[idx], jac, res, ww, free, fixed_diag, lam[idx], start[idx], radius)
-        t_res, t_jac, t_cost = evaluate(trial)
+        step, trial = _lm_trial(p[idx], jw, res, free, fixed_diag, lam[idx], start[idx], radius)
+        t_res, t_jw, t_cost = evaluate(trial)
         better = t_cost < cost[idx]
         rel = (cost[idx] - t_cost) / np.maximum(cost[idx], 1e-300)
         p[idx[better]] = trial[better]
         cost[idx[better]] = t_cost[better]
-        res[better], jac[better] = t_res[better], t_jac[better]
+        if not better.all():  # most trials improve: keep the old rows of the others in the new arrays
+            worse = ~better
+            t_res[worse], t_jw[worse] = res[worse], jw[worse]
+        res, jw = t_res, t_jw
         lam[idx[better]] = np.maximum(lam[idx[better]] / 3.0, 1e-7)
         lam[idx[~better]] *= 4.0
         small_step = np.abs(step[:, 1:3]).max(axis=1) < 1e-3
@@ -186,20 +264,20 @@ def fit_gaussians(
         if done.any():
             keep = ~done
             idx = idx[keep]
-            res, jac = res[keep], jac[keep]
+            res, jw = res[keep], jw[keep]
             vv, yw, xw, ww = vv[keep], yw[keep], xw[keep], ww[keep]
     if weights is not None:
-        final, _ = _model(p, y_all, x_all)
+        final = _model_values(p, y_all, x_all)
         cost = np.einsum("nm,nm->n", (v_all - final) * mask, (v_all - final) * mask, dtype=np.float64)
     p[:, 1:3] += ref
     return p, _r_squared(values, mask, cost)
 
 
-def _lm_trial(pw, jac, res, ww, free, fixed_diag, lam, start, radius: float):
+def _lm_trial(pw, jw, res, free, fixed_diag, lam, start, radius: float):
     """One damped Gauss-Newton step of the patches still fitted: ``(step, trial)`` (n, 5), the trial's sigma kept in
-    [0.3, radius] px and its centre within ``radius`` px of ``start``; ``lam`` (n,) is each patch's damping."""
-    jac_a = jac * free.astype(np.float32)[None, :, None]
-    jw = jac_a * ww[:, None, :]
+    [0.3, radius] px and its centre within ``radius`` px of ``start``; ``jw`` (n, 5, M) is the Jacobian of the free
+    parameters (0 for the fixed ones) times the pixel weights, ``res`` (n, M) the weighted residuals and ``lam``
+    (n,) each patch's damping."""
     jtj = (jw @ jw.transpose(0, 2, 1)).astype(np.float64)
     jtr = (jw @ res[..., None])[..., 0].astype(np.float64)
     diag = np.einsum("nkk->nk", jtj)
@@ -267,34 +345,60 @@ def position_sigma(values: np.ndarray, yy: np.ndarray, xx: np.ndarray, mask: np.
         the isotropic (N,) root mean.
     """
     p = np.asarray(params, dtype=float)
+    keep = np.flatnonzero(np.asarray(free, dtype=bool))
+    lag = _lag_matrix(yy, xx, reach) if len(p) else None
+    # per patch, SIGMA_BATCH at a time (cache-sized arrays); the correlated-noise share is pooled over all of them
+    terms = [_influence_terms(values[sl], yy[sl], xx[sl], mask[sl], p[sl], keep, lag,
+                              None if weights is None else weights[sl])
+             for sl in (slice(start, start + SIGMA_BATCH) for start in range(0, len(p), SIGMA_BATCH))]
+    ok = np.concatenate([t[0] for t in terms]) if terms else np.zeros(0, dtype=bool)
+    sigma = np.full((len(p), 2) if axes else len(p), np.nan)
+    if not ok.any():
+        return sigma
+    white, cross, pixels, dof = (np.concatenate([t[k] for t in terms]) for k in range(1, 5))
+    if axes:
+        inflation = np.maximum(1.0, 1.0 + cross.sum(axis=0) / np.maximum(white.sum(axis=0), 1e-300))
+        var = white * inflation * (pixels / dof)[:, None]
+    else:
+        inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
+        var = white.mean(axis=1) * inflation * pixels / dof
+    sigma[ok] = np.sqrt(np.where(var > 0, var, np.nan))
+    return sigma
+
+
+#: Patches whose position sigmas are computed at a time by :func:`position_sigma`.
+SIGMA_BATCH = 128
+
+
+def _influence_terms(values, yy, xx, mask, p, keep, lag, weights):
+    """The per-patch terms of :func:`position_sigma` for a batch of patches: which fits are usable (n,), and for
+    those the white (n_ok, 2) and correlated (n_ok, 2) residual variance of the centre along y and x, the masked
+    pixel count (n_ok,) and the degrees of freedom (n_ok,) (``keep``: indices of the free parameters, ``lag``: the
+    :func:`_lag_matrix`)."""
     ref = np.rint(p[:, 1:3])
     q = p.copy()
     q[:, 1:3] -= ref
     f, jac = _model(q, (yy - ref[:, :1]).astype(np.float32), (xx - ref[:, 1:]).astype(np.float32))
     w = mask.astype(np.float64)
     sw = w if weights is None else w * np.sqrt(np.maximum(weights, 0.0))
-    keep = np.flatnonzero(np.asarray(free, dtype=bool))
-    jac = jac.astype(np.float64)[:, keep] * sw[:, None, :]
-    res = (values - f.astype(np.float64)) * sw
+    jac = jac.astype(np.float64)
+    if len(keep) < jac.shape[1]:
+        jac = jac[:, keep]
+    jac *= sw[:, None, :]
+    res = np.subtract(values, f.astype(np.float64))
+    res *= sw
     dof = w.sum(axis=1) - len(keep)
     jtj = jac @ jac.transpose(0, 2, 1)
     ok = (dof > 0) & (np.abs(np.linalg.det(jtj)) > 0) & np.all(np.isfinite(res), axis=1)
-    sigma = np.full((len(p), 2) if axes else len(p), np.nan)
-    if not ok.any():
-        return sigma
+    if not ok.all():
+        jtj, jac, res, w, dof = jtj[ok], jac[ok], res[ok], w[ok], dof[ok]
     # influence of each pixel's residual on the fitted centre: rows y0, x0 of (J^T J)^-1 J r, (n, 2, M)
     rows = [int(np.flatnonzero(keep == k)[0]) for k in (1, 2)]
-    influence = (np.linalg.inv(jtj[ok])[:, rows, :] @ jac[ok]) * res[ok][:, None, :]
+    influence = np.linalg.inv(jtj)[:, rows, :] @ jac
+    influence *= res[:, None, :]
     white = np.einsum("nkm,nkm->nk", influence, influence)
-    cross = np.einsum("nkm,nkm->nk", influence @ _lag_matrix(yy, xx, reach), influence)
-    if axes:
-        inflation = np.maximum(1.0, 1.0 + cross.sum(axis=0) / np.maximum(white.sum(axis=0), 1e-300))
-        var = white * inflation * (w[ok].sum(axis=1) / dof[ok])[:, None]
-    else:
-        inflation = max(1.0, 1.0 + float(cross.sum() / white.sum()))
-        var = white.mean(axis=1) * inflation * w[ok].sum(axis=1) / dof[ok]
-    sigma[ok] = np.sqrt(np.where(var > 0, var, np.nan))
-    return sigma
+    cross = np.einsum("nkm,nkm->nk", influence @ lag, influence)
+    return ok, white, cross, w.sum(axis=1), dof
 
 
 def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndarray, *, reach: float,
@@ -302,8 +406,8 @@ def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndar
     """Sum of isotropic Gaussians (no background) on an image grid.
 
     Each Gaussian is accumulated on the square of pixels within ``reach`` px (per axis) of its rounded
-    centre as the outer product of its two 1D profiles, all columns of a chunk at once (``np.bincount`` on
-    the flat pixel index).
+    centre as the outer product of its two 1D profiles; the columns of a chunk are summed on one band of image
+    rows (in column order, as ``np.bincount`` on the flat pixel index would) and the band added to the image.
 
     Parameters
     ----------
@@ -318,7 +422,7 @@ def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndar
     reach : float
         Half-width in px of the square each Gaussian is drawn on (4 sigma leaves < 0.04 % of the peak out).
     chunk : int
-        Columns drawn per batch (bounds the memory to ``chunk * (2 reach + 3)^2`` values).
+        Columns summed per band (their stamps are drawn :data:`STAMP_BATCH` values at a time).
 
     Returns
     -------
@@ -328,27 +432,47 @@ def render_gaussians(shape, amp: np.ndarray, centres: np.ndarray, sigma: np.ndar
     out = np.zeros(ny * nx)
     r = int(np.ceil(reach))
     steps = np.arange(-r, r + 1)
+    batch = max(1, STAMP_BATCH // len(steps) ** 2)
     centres = np.asarray(centres, dtype=float).reshape(-1, 2)
-    # in raster order, so each chunk touches one band of rows and its bincount stays small
+    # in raster order, so each chunk touches one band of rows
     order = np.lexsort((centres[:, 1], centres[:, 0]))
     centres, amp, sigma = centres[order], np.asarray(amp)[order], np.asarray(sigma)[order]
     for start in range(0, len(centres), chunk):
-        sl = slice(start, start + chunk)
-        base = np.rint(centres[sl]).astype(np.int64)
-        rows = base[:, :1] + steps[None, :]
-        cols = base[:, 1:] + steps[None, :]
-        scale = -0.5 / sigma[sl, None] ** 2
-        gy = np.exp((rows - centres[sl, :1]) ** 2 * scale) * amp[sl, None]
-        gx = np.exp((cols - centres[sl, 1:]) ** 2 * scale)
-        values = gy[:, :, None] * gx[:, None, :]
-        inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
-        flat = rows[:, :, None] * nx + cols[:, None, :]
-        flat = flat[inside]
-        if flat.size:
-            lo = int(flat.min())
-            band = np.bincount(flat - lo, weights=values[inside])
-            out[lo : lo + band.size] += band
+        stop = min(start + chunk, len(centres))
+        first, band = stamp_band(shape, np.rint(centres[start:stop, 0]).astype(np.int64), r)
+        for lo in range(start, stop, batch):
+            sl = slice(lo, min(lo + batch, stop))
+            base = np.rint(centres[sl]).astype(np.int64)
+            rows = base[:, :1] + steps[None, :]
+            cols = base[:, 1:] + steps[None, :]
+            scale = -0.5 / sigma[sl, None] ** 2
+            gy = np.exp((rows - centres[sl, :1]) ** 2 * scale) * amp[sl, None]
+            gx = np.exp((cols - centres[sl, 1:]) ** 2 * scale)
+            add_stamps(band, first, shape, rows, cols, gy[:, :, None] * gx[:, None, :])
+        out[first * nx : first * nx + band.size] += band
     return out.reshape(ny, nx)
+
+
+#: Stamp values drawn at a time when Gaussians are summed on an image (temporaries of about 1 MB).
+STAMP_BATCH = 1 << 17
+
+
+def stamp_band(shape, base_rows: np.ndarray, reach: int) -> tuple[int, np.ndarray]:
+    """The first image row and a zero flat band (rows x W) covering the rows of the stamps of ``reach`` px
+    around the rows ``base_rows`` (n,) inside the ``(H, W)`` image ``shape``."""
+    ny, nx = shape
+    first = max(int(base_rows.min()) - reach, 0) if len(base_rows) else 0
+    last = min(int(base_rows.max()) + reach, ny - 1) if len(base_rows) else -1
+    return first, np.zeros(max(last - first + 1, 0) * nx)
+
+
+def add_stamps(band: np.ndarray, first: int, shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
+    """Add the stamp ``values`` (n, m, m) on the pixel rows (n, m) and columns (n, m) to ``band`` (the flat image
+    from row ``first`` on, see :func:`stamp_band`) in their order, as ``np.bincount`` would sum them; pixels outside
+    the ``(H, W)`` image ``shape`` are left out."""
+    ny, nx = shape
+    inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
+    np.add.at(band, ((rows - first)[:, :, None] * nx + cols[:, None, :])[inside], values[inside])
 
 
 def reference_fit_scipy(image: np.ndarray, start, radius: float) -> np.ndarray:

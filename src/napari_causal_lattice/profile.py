@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ._gaussfit import STAMP_BATCH, add_stamps, stamp_band
 from ._warn import warn
 
 __all__ = ["ColumnProfile", "estimate_profile"]
@@ -125,7 +126,8 @@ class ColumnProfile:
         background : bool
             Add :attr:`background`.
         chunk_values : int
-            Patch values drawn per batch (bounds the memory).
+            Stamp values summed on one band of image rows before it is added to the image (the stamps are drawn
+            ``_gaussfit.STAMP_BATCH`` values at a time).
 
         Returns
         -------
@@ -219,36 +221,37 @@ def _gaussian_kernel(sigma: float, n: int) -> np.ndarray:
 
 
 def _accumulate(out, shape, pos, amp, core, ratio, tail, shift, chunk_values):
-    """Add core + tail Gaussians (peak ``amp``) at ``pos`` to the flat image ``out`` (in place)."""
+    """Add core + tail Gaussians (peak ``amp``) at ``pos`` to the flat image ``out`` (in place): the columns of
+    ``chunk_values`` stamp values at a time summed on one band of rows, drawn ``STAMP_BATCH`` values at a time."""
     ny, nx = shape
     reach = RENDER_REACH * (tail if ratio > 0 else core)
     r = int(np.ceil(reach))
     steps = np.arange(-r, r + 1)
     per = len(steps) ** 2
     chunk = max(1, chunk_values // per)
+    batch = max(1, STAMP_BATCH // per)
     order = np.lexsort((pos[:, 1], pos[:, 0]))
     pos, amp = pos[order], amp[order]
     for start in range(0, len(pos), chunk):
-        p, a = pos[start : start + chunk], amp[start : start + chunk]
-        base = np.rint(p).astype(np.int64)
-        rows = base[:, :1] + steps[None, :]
-        cols = base[:, 1:] + steps[None, :]
-        dy2 = (rows - p[:, :1]) ** 2
-        if shift is None:
-            dx2 = ((cols - p[:, 1:]) ** 2)[:, None, :]
-        else:
-            s = shift[np.clip(rows, 0, ny - 1)][:, :, None]
-            dx2 = (cols[:, None, :] - p[:, 1:, None] - s) ** 2
-        values = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)
-        if ratio > 0:
-            values += ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)
-        values *= a[:, None, None]
-        inside = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
-        flat = (rows[:, :, None] * nx + cols[:, None, :])[inside]
-        if flat.size:
-            lo = int(flat.min())
-            band = np.bincount(flat - lo, weights=values[inside])
-            out[lo : lo + band.size] += band
+        stop = min(start + chunk, len(pos))
+        first, band = stamp_band(shape, np.rint(pos[start:stop, 0]).astype(np.int64), r)
+        for lo in range(start, stop, batch):
+            p, a = pos[lo : min(lo + batch, stop)], amp[lo : min(lo + batch, stop)]
+            base = np.rint(p).astype(np.int64)
+            rows = base[:, :1] + steps[None, :]
+            cols = base[:, 1:] + steps[None, :]
+            dy2 = (rows - p[:, :1]) ** 2
+            if shift is None:
+                dx2 = ((cols - p[:, 1:]) ** 2)[:, None, :]
+            else:
+                s = shift[np.clip(rows, 0, ny - 1)][:, :, None]
+                dx2 = (cols[:, None, :] - p[:, 1:, None] - s) ** 2
+            values = np.exp(-0.5 / core**2 * dy2)[:, :, None] * np.exp(-0.5 / core**2 * dx2)
+            if ratio > 0:
+                values += ratio * np.exp(-0.5 / tail**2 * dy2)[:, :, None] * np.exp(-0.5 / tail**2 * dx2)
+            values *= a[:, None, None]
+            add_stamps(band, first, shape, rows, cols, values)
+        out[first * nx : first * nx + band.size] += band
 
 
 def _crop(shape, positions, sublattice, window):
@@ -283,11 +286,38 @@ def _gauss(dy2, dx2, sigma):
     return np.exp(-0.5 / sigma**2 * dy2)[:, :, None] * np.exp(-0.5 / sigma**2 * dx2)[:, None, :]
 
 
-def _design(box, pos, sub, theta, max_reach):
+class _StampCache:
+    """The stamps (:func:`_stamps`) of each sublattice's columns and the unit Gaussians on them, for one ``theta``:
+    drawn once for the design and reused by its derivatives."""
+
+    def __init__(self, box, pos):
+        self.box, self.pos, self.store = box, pos, {}
+
+    def stamps(self, label, idx, reach):
+        """``(flat, inside, dy2, dx2)`` of :func:`_stamps` for the columns ``idx`` of sublattice ``label``."""
+        key = (label, reach)
+        if key not in self.store:
+            y0, _, x0, _ = self.box
+            self.store[key] = _stamps(self.box, self.pos[idx] - (y0, x0), reach)
+        return self.store[key]
+
+    def gauss(self, label, idx, reach, sigma):
+        """:func:`_gauss` of ``sigma`` px on :meth:`stamps`."""
+        key = (label, reach, sigma)
+        if key not in self.store:
+            dy2, dx2 = self.stamps(label, idx, reach)[2:]
+            self.store[key] = _gauss(dy2, dx2, sigma)
+        return self.store[key]
+
+
+def _design(box, pos, sub, theta, max_reach, cache: _StampCache | None = None):
     """Sparse design matrix (pixels of ``box``, columns + 1 background) of unit-peak profiles for ``theta``,
     each drawn out to at most ``max_reach`` px (the rest of a very wide tail is a pedestal the background
-    takes up)."""
+    takes up).  ``cache`` keeps the stamps and Gaussians drawn (for :func:`_design_derivatives` of this
+    ``theta``)."""
     from scipy.sparse import csr_matrix
+
+    cache = _StampCache(box, pos) if cache is None else cache
 
     y0, y1, x0, x1 = box
     h, w = y1 - y0, x1 - x0
@@ -298,11 +328,11 @@ def _design(box, pos, sub, theta, max_reach):
         if not len(idx):
             continue
         tail = core * width
-        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0),
-                                         min(RENDER_REACH * (tail if ratio > 0 else core), max_reach))
-        v = _gauss(dy2, dx2, core)
+        reach = min(RENDER_REACH * (tail if ratio > 0 else core), max_reach)
+        flat, inside = cache.stamps(label, idx, reach)[:2]
+        v = cache.gauss(label, idx, reach, core)
         if ratio > 0:
-            v = v + ratio * _gauss(dy2, dx2, tail)
+            v = v + ratio * cache.gauss(label, idx, reach, tail)
         which = np.broadcast_to(idx[:, None, None], flat.shape)
         blocks_r.append(flat[inside])
         blocks_c.append(which[inside])
@@ -315,13 +345,16 @@ def _design(box, pos, sub, theta, max_reach):
                       shape=(h * w, n + 1))
 
 
-def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tuple[np.ndarray, np.ndarray]:
+def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual,
+                        cache: _StampCache | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Derivatives of the design ``A`` (:func:`_design`) with respect to ``theta = (core_a, core_b, tail ratio,
     tail width / core)``, applied to the amplitudes and to the residual: ``(dA/dtheta @ coef`` (pixels of ``box``,
     4), ``dA/dtheta^T @ residual`` (columns + 1, 4)``)`` (``coef``: (columns + 1,), ``residual``: (pixels,)).
+    ``cache``: the stamps :func:`_design` drew for this ``theta``.
 
     The tail's derivatives are drawn out to its reach also where ``ratio`` is 0 (the design then holds no tail).
     """
+    cache = _StampCache(box, pos) if cache is None else cache
     y0, y1, x0, x1 = box
     npix = (y1 - y0) * (x1 - x0)
     core_a, core_b, ratio, width = theta
@@ -331,9 +364,10 @@ def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tupl
         if not len(idx):
             continue
         tail = core * width
-        flat, inside, dy2, dx2 = _stamps(box, pos[idx] - (y0, x0), min(RENDER_REACH * max(tail, core), max_reach))
+        reach = min(RENDER_REACH * max(tail, core), max_reach)
+        flat, inside, dy2, dx2 = cache.stamps(label, idx, reach)
         r2 = dy2[:, :, None] + dx2[:, None, :]
-        g_core, g_tail = _gauss(dy2, dx2, core), _gauss(dy2, dx2, tail)
+        g_core, g_tail = cache.gauss(label, idx, reach, core), cache.gauss(label, idx, reach, tail)
         d_tail_sigma = ratio * g_tail * r2 / tail**3  # d(ratio * G(tail)) / d tail
         amp = coef[idx][:, None, None]
         where = flat[inside]
@@ -344,13 +378,19 @@ def _design_derivatives(box, pos, sub, theta, max_reach, coef, residual) -> tupl
     return d_model.T, d_dot_residual.T
 
 
-def _solve_amplitudes(design, values, ridge, extra=0.0):
-    """Least-squares peak amplitudes (and background, last) for one design; small ridge for edge columns.
+def _ridged_gram(design, ridge) -> np.ndarray:
+    """Dense normal matrix ``design^T design`` (columns + 1, columns + 1) with ``ridge`` times its largest diagonal
+    entry added to the diagonal (a small ridge for edge columns)."""
+    gram = (design.T @ design).toarray()
+    gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
+    return gram
+
+
+def _solve_amplitudes(design, values, gram, extra=0.0):
+    """Least-squares peak amplitudes (and background, last) for one design and its :func:`_ridged_gram`.
 
     ``values`` is (pixels,) or (pixels, k) for k right-hand sides at once; ``extra`` (same columns) is added to
     the normal equations' right-hand side ``design^T values``."""
-    gram = (design.T @ design).toarray()
-    gram[np.diag_indices_from(gram)] += ridge * np.maximum(np.diag(gram).max(), 1e-300)
     return np.linalg.solve(gram, design.T @ values + extra)
 
 
@@ -408,15 +448,18 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
     held fixed) ``(I - P) dA/dtheta c - A G^-1 dA/dtheta^T r`` (``A`` the design, ``G`` its ridged Gram matrix,
     ``c`` the solved amplitudes, ``r`` the residual, ``P = A G^-1 A^T``), which need no further model images,
     so the fit follows the path of finite differences at a fraction of the cost.  The design of the last
-    ``theta`` is kept for the Jacobian; ``solved(theta)`` returns it with the solved amplitudes (background last).
+    ``theta`` and its ridged Gram matrix are kept for the Jacobian; ``solved(theta)`` returns it with the solved amplitudes (background last).
     """
     last = {}
 
     def solved(theta):
         key = tuple(float(t) for t in theta)
         if last.get("theta") != key:
-            design = _design(box, pos, sub, key, max_reach)
-            last.update(theta=key, design=design, coef=_solve_amplitudes(design, values, ridge))
+            stamps = _StampCache(box, pos)
+            design = _design(box, pos, sub, key, max_reach, stamps)
+            gram = _ridged_gram(design, ridge)
+            last.update(theta=key, design=design, gram=gram, coef=_solve_amplitudes(design, values, gram),
+                        stamps=stamps)
         return last["design"], last["coef"]
 
     def residual(theta):
@@ -426,8 +469,8 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
     def jacobian(theta):
         design, coef = solved(theta)
         d_model, d_dot_residual = _design_derivatives(box, pos, sub, last["theta"], max_reach, coef,
-                                                      design @ coef - values)
-        return d_model - design @ _solve_amplitudes(design, d_model, ridge, extra=d_dot_residual)
+                                                      design @ coef - values, last["stamps"])
+        return d_model - design @ _solve_amplitudes(design, d_model, last["gram"], extra=d_dot_residual)
 
     return residual, jacobian, solved
 

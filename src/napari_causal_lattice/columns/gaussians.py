@@ -40,8 +40,8 @@ def _refine(image, positions, radius, *, intensity, move, progress, cancel, done
         centres = out_pos[sl]
         if move:
             centres = _gaussfit.centre_of_mass(image, centres, 0.6 * radius)
-        values, yy, xx, mask = _gaussfit.extract_patches(image, centres, radius)
-        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius)
+        values, yy, xx, mask, dist2 = _patches(image, centres, radius)
+        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius, r2=dist2)
         params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius, free=free)
         out_pos[sl] = params[:, 1:3]
         width[sl] = params[:, 3]
@@ -55,6 +55,13 @@ def _refine(image, positions, radius, *, intensity, move, progress, cancel, done
     return Refined(out_pos, width, inten, quality, spread)
 
 
+def _patches(image, centres, radius):
+    """The patches of :func:`~napari_causal_lattice._gaussfit.extract_patches` around ``centres`` (N, 2) px and each
+    pixel's squared distance (N, M) px^2 from its centre."""
+    flat, yy, xx, mask, dist2 = _gaussfit.patch_layout(image.shape, centres, radius)
+    return _gaussfit.gather(image, flat), yy, xx, mask, dist2
+
+
 def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False) -> Refined:
     """``refined`` with the columns ``rows`` (bool mask) refitted on ``image``, starting from their current fit
     (their position sigmas computed when ``sigma``, else NaN)."""
@@ -63,8 +70,8 @@ def _refit(image, refined: Refined, rows, radius, cancel, *, sigma: bool = False
     for start in range(0, len(idx), _CHUNK):
         sel = idx[start : start + _CHUNK]
         centres = refined.positions[sel]
-        values, yy, xx, mask = _gaussfit.extract_patches(image, centres, radius)
-        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius)
+        values, yy, xx, mask, dist2 = _patches(image, centres, radius)
+        p0 = _gaussfit.initial_guess(values, yy, xx, mask, centres, radius, r2=dist2)
         width = refined.width[sel]
         p0[:, 3] = np.where(np.isfinite(width), np.clip(width, 0.5, radius / 1.5), p0[:, 3])
         params, r2 = _gaussfit.fit_gaussians(values, yy, xx, mask, p0, radius=radius)
@@ -93,10 +100,12 @@ def _refine_split(image_a, image_b, positions, is_a, radius, cancel, *, sigma: b
     return Refined(*out)
 
 
-def _gaussian_model(shape, refined: Refined, rows) -> np.ndarray:
+def _gaussian_model(shape, refined: Refined, rows, *, drawn=None) -> np.ndarray:
     """(H, W) sum of the fitted Gaussians (backgrounds left out) of the columns ``rows`` (bool mask).
 
-    ``refined.intensity`` must hold Gaussian volumes; columns without a usable fit are left out.
+    ``refined.intensity`` must hold Gaussian volumes; columns without a usable fit are left out.  ``drawn`` is a
+    model image drawn before with its :func:`~napari_causal_lattice._gaussfit.render_gaussians` arguments,
+    ``(model, (amp, centres, widths, reach))``: it is returned itself when those are the arguments this model needs.
     """
     width, volume, pos = refined.width[rows], refined.intensity[rows], refined.positions[rows]
     ok = np.isfinite(width) & np.isfinite(volume) & (volume > 0) & (width > 0)
@@ -107,7 +116,14 @@ def _gaussian_model(shape, refined: Refined, rows) -> np.ndarray:
     ok &= (width < _PEEL_OUTLIER * np.median(width[ok])) & (volume < _PEEL_OUTLIER**2 * np.median(volume[ok]))
     amp = volume[ok] / (2.0 * np.pi * width[ok] ** 2)
     reach = _PEEL_REACH * np.percentile(width[ok], 99)
+    if drawn is not None and _same_arguments(drawn[1], (amp, pos[ok], width[ok], reach)):
+        return drawn[0]
     return _gaussfit.render_gaussians(shape, amp, pos[ok], width[ok], reach=reach)
+
+
+def _same_arguments(first, second) -> bool:
+    """Whether two tuples of arrays and numbers are equal element by element (same shapes, same values)."""
+    return all(np.shape(a) == np.shape(b) and np.array_equal(a, b) for a, b in zip(first, second))
 
 
 def _minus_model(image, refined: Refined, rows) -> np.ndarray:

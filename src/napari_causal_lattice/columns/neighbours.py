@@ -294,9 +294,9 @@ def _ghost_amplitudes(residual, ghost_pos, ghost_amp, core, radius, *, min_share
     vacuum margin, a specimen edge) leaves its empty sites empty, and columns cut by the border get their own
     intensity instead of the median.  Sites farther out stay unknown (the caller's median).
     """
-    values, yy, xx, mask = _gaussfit.extract_patches(residual, ghost_pos, radius)
-    g = np.exp(-((yy - ghost_pos[:, :1]) ** 2 + (xx - ghost_pos[:, 1:]) ** 2) / (2.0 * core[:, None] ** 2))
-    values = values + ghost_amp[:, None] * g
+    flat, _, _, mask, r2 = _gaussfit.patch_layout(residual.shape, ghost_pos, radius)
+    g = np.exp(-r2 / (2.0 * core[:, None] ** 2))
+    values = _gaussfit.gather(residual, flat) + ghost_amp[:, None] * g
     w = mask.astype(float)
     s1, sg, sgg = w.sum(axis=1), (w * g).sum(axis=1), (w * g * g).sum(axis=1)
     sv, sgv = (w * values).sum(axis=1), (w * g * values).sum(axis=1)
@@ -312,10 +312,9 @@ def _profile_patches(residual, model, state, core, sel, radius, noise):
     round's start ``state = (pos, amp, bg)``), pixel coordinates, mask, model signal and noise weights (None
     without a noise model)."""
     pos, amp, bg = state
-    values, yy, xx, mask = _gaussfit.extract_patches(residual, pos[sel], radius)
-    values = values + amp[sel, None] * np.exp(-((yy - pos[sel, :1]) ** 2 + (xx - pos[sel, 1:]) ** 2)
-                                              / (2.0 * core[sel, None] ** 2))
-    signal = _gaussfit.extract_patches(model, pos[sel], radius)[0] + bg[sel, None]
+    flat, yy, xx, mask, r2 = _gaussfit.patch_layout(residual.shape, pos[sel], radius)
+    values = _gaussfit.gather(residual, flat) + amp[sel, None] * np.exp(-r2 / (2.0 * core[sel, None] ** 2))
+    signal = _gaussfit.gather(model, flat) + bg[sel, None]
     weights = None if noise is None else 1.0 / np.maximum(noise[0] * np.maximum(signal, 0) + noise[1], 1e-300)
     return values, yy, xx, mask, signal, weights
 

@@ -13,12 +13,28 @@ from .gaussians import _minus_model, _refine
 from .geometry import WALK_TOLERANCE, _dual, _Grid, _suppress_duplicates, _torus_diff
 
 
+def _window_min(image: np.ndarray, iy: np.ndarray, ix: np.ndarray, half: int, *, chunk: int = 1 << 16) -> np.ndarray:
+    """(N,) minimum of ``image`` over the square of ``2 half + 1`` px per side centred on each pixel (iy, ix) (N,),
+    edges held (``ndimage.minimum_filter(image, 2 half + 1, mode="nearest")`` at those pixels, without filtering
+    the whole image); ``chunk`` pixels at a time (bounds the memory)."""
+    ny, nx = image.shape
+    steps = np.arange(-half, half + 1)
+    flat = np.ascontiguousarray(image).reshape(-1)
+    out = np.empty(len(iy), dtype=image.dtype)
+    for start in range(0, len(iy), chunk):
+        rows = np.clip(iy[start : start + chunk, None] + steps, 0, ny - 1)
+        cols = np.clip(ix[start : start + chunk, None] + steps, 0, nx - 1)
+        out[start : start + chunk] = flat.take(rows[:, :, None] * nx + cols[:, None, :]).min(axis=(1, 2))
+    return out
+
+
 def _local_maxima(smooth: np.ndarray, min_distance: int) -> np.ndarray:
-    size = 2 * max(min_distance, 1) + 1
-    peaks = (ndimage.maximum_filter(smooth, size=size, mode="nearest") == smooth) & (
-        smooth > ndimage.minimum_filter(smooth, size=size, mode="nearest")
-    )
-    return np.argwhere(peaks).astype(float)
+    """(N, 2) yx px of the pixels that are the maximum of the square of ``2 min_distance + 1`` px around them and
+    above its minimum (not on a plateau)."""
+    half = max(min_distance, 1)
+    iy, ix = np.nonzero(ndimage.maximum_filter(smooth, size=2 * half + 1, mode="nearest") == smooth)
+    peaks = smooth[iy, ix] > _window_min(smooth, iy, ix, half)
+    return np.column_stack([iy[peaks], ix[peaks]]).astype(float)
 
 
 def _candidates(smooth: np.ndarray, d_min: float):
@@ -27,7 +43,7 @@ def _candidates(smooth: np.ndarray, d_min: float):
     cand = _local_maxima(smooth, int(0.25 * d_min))
     ci, cj = cand[:, 0].astype(int), cand[:, 1].astype(int)
     bright = smooth[ci, cj]
-    prominence = bright - ndimage.minimum_filter(smooth, size=2 * int(0.5 * d_min) + 1, mode="nearest")[ci, cj]
+    prominence = bright - _window_min(smooth, ci, cj, int(0.5 * d_min))
     return cand, bright, prominence
 
 
