@@ -9,7 +9,7 @@
 #     python docs/tutorial.py --out DIR
 #
 # It writes one PNG per figure and ``summary.json`` (the key numbers, measured against the planted truth)
-# into DIR, in about 20 s (the last section runs on the shared PbTiO3/SrRuO3 image when ../shared/data is
+# into DIR, in about 30 s (the last section runs on the shared PbTiO3/SrRuO3 image when ../shared/data is
 # present, ``--data`` to point elsewhere, and is skipped with a note otherwise).  The narrative is docs/tutorial.md.
 """Reproduce the paper's figures on the synthetic perovskite: ``python docs/tutorial.py --out DIR``."""
 
@@ -45,7 +45,7 @@ from napari_causal_lattice.sliding import LINK_TYPES, sliding_lingam
 from napari_causal_lattice.synthetic import synthetic_perovskite
 from napari_causal_lattice.theory import figure8_curves, figure9_curves
 
-#: Settings: small enough to run in about 15 s on 2 cores, large enough for clear maps.
+#: Settings: small enough to run in about 30 s on 2 cores (with both real images), large enough for clear maps.
 SEED = 0
 TOY_SAMPLES = 2000
 TOY_BOOTSTRAP = 100
