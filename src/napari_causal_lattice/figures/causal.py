@@ -158,8 +158,9 @@ def plot_causal_graph(
     B, names, prob, order = _unpack(result_or_matrix, names, probabilities, in_units)
     if ax is None:
         ax = new_axes()
-    both = None if keep is None else _unsettled_pairs(keep, B)
-    keep = _shown_edges(B, prob, keep, min_abs=min_abs, min_probability=min_probability)
+    given = keep
+    keep = _shown_edges(B, prob, keep, min_abs=min_abs, min_probability=min_probability)  # checks the shape
+    both = None if given is None else _unsettled_pairs(given, B)
     flagged = np.zeros_like(keep)
     if flag_above is not None and res is not None and res.standardized:
         flagged = keep & (np.abs(res.adjacency) > flag_above)
