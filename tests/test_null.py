@@ -270,10 +270,10 @@ def test_sto_110_edges_before_and_after_the_null(sto_columns):
 
 def test_sto_110_null_images_look_like_the_image(sto_columns):
     """The instrument model of SrTiO3 [110] redrawn as a null image: all 96 cells, none flagged, like the image
-    (its columns' Gaussian fit R^2 reads median 0.85, the image's own 0.92).  Before the edge columns' volumes were put on
-    the profile's scale, the model drew those columns 2x too bright, the misfit passed as noise (residual rms
-    380 against 240) and the null images read R^2 0.58 (10-15 of 96 cells flagged, with the converged profile
-    84-86, and the null fits failed)."""
+    (its columns' Gaussian fit R^2 reads median 0.85, the image's own 0.92).  Before the edge columns' volumes
+    were put on the profile's scale, the model drew those columns 2x too bright, the misfit passed as noise
+    (residual rms 380 against 240) and the null images read R^2 0.58 (10-15 of 96 cells flagged, with the
+    converged profile 84-86, and the null fits failed)."""
     image, columns = sto_columns
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

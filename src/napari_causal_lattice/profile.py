@@ -448,7 +448,8 @@ def _projected_problem(box, pos, sub, values, max_reach: float, ridge: float):
     held fixed) ``(I - P) dA/dtheta c - A G^-1 dA/dtheta^T r`` (``A`` the design, ``G`` its ridged Gram matrix,
     ``c`` the solved amplitudes, ``r`` the residual, ``P = A G^-1 A^T``), which need no further model images,
     so the fit follows the path of finite differences at a fraction of the cost.  The design of the last
-    ``theta`` and its ridged Gram matrix are kept for the Jacobian; ``solved(theta)`` returns it with the solved amplitudes (background last).
+    ``theta`` and its ridged Gram matrix are kept for the Jacobian; ``solved(theta)`` returns it with the solved
+    amplitudes (background last).
     """
     last = {}
 

@@ -237,7 +237,8 @@ def test_a_rerun_refreshes_its_layers_in_place(make_napari_viewer, qtbot):
                             lambda: _ok(descriptors) and descriptors.cells is not None)
 
     def run_sliding():
-        return beat.measure(qtbot, sliding.run_button.click, lambda: _ok(sliding) and sliding.selected_window is not None)
+        return beat.measure(qtbot, sliding.run_button.click,
+                            lambda: _ok(sliding) and sliding.selected_window is not None)
 
     find()
     build()

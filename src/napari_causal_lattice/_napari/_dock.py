@@ -154,22 +154,24 @@ class DockWidget(QWidget):
                                     "On: they stay, and the new ones get a suffix.")
         return self.keep_layers
 
-    def reusable_layers(self, layers) -> list:
-        """``layers`` (this step's output of an earlier run) that a re-run may refresh in place
-        (:func:`~napari_causal_lattice._napari.layers.update_layer`), each None when it is gone from the viewer or
-        the user keeps the layers of earlier runs."""
-        keep = getattr(self, "keep_layers", None)
-        kept = keep is not None and keep.isChecked()
-        return [None if kept or layer is None or layer not in self.viewer.layers else layer for layer in layers]
-
-    def drop_own_layers(self, layers) -> None:
-        """Remove ``layers`` (this step's output of an earlier run) from the viewer unless the user keeps them."""
+    def recycle_own_layers(self, layers, usable: Callable | None = None) -> list:
+        """Sort ``layers`` (this step's output of an earlier run) for a re-run: each one still in the viewer (and
+        ``usable(layer)``, when given) is returned to be refreshed in place
+        (:func:`~napari_causal_lattice._napari.layers.update_layer`; a removal blocks the GUI thread about a
+        second), the others are removed.  With "keep the layers of earlier runs" ticked all of them stay and none
+        is returned.  Returns a list parallel to ``layers``, None where a layer is not recycled."""
+        layers = list(layers)
         keep = getattr(self, "keep_layers", None)
         if keep is not None and keep.isChecked():
-            return
-        for layer in list(layers):
-            if layer is not None and layer in self.viewer.layers:
+            return [None] * len(layers)
+        recycled = []
+        for layer in layers:
+            present = layer is not None and layer in self.viewer.layers
+            reuse = present and (usable is None or usable(layer))
+            if present and not reuse:
                 self.viewer.layers.remove(layer)
+            recycled.append(layer if reuse else None)
+        return recycled
 
     # ----------------------------------------------------------------- lifecycle
     def event(self, event) -> bool:

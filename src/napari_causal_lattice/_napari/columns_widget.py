@@ -355,9 +355,8 @@ class ColumnsWidget(DockWidget):
 
         A re-run refreshes the layers of the last Find in place (a layer removal costs about a second in the GUI
         thread), after a snapshot that Undo restores (the points as they were, edits included)."""
-        old = self.reusable_layers([self.a_layer, self.b_layer])
+        old = self.recycle_own_layers([self.a_layer, self.b_layer])
         undo = self._snapshot() if all(layer is not None for layer in old) else None
-        self.drop_own_layers([layer for layer, reused in zip((self.a_layer, self.b_layer), old) if reused is None])
         self.columns = columns
         self._plane = plane
         self.a_layer = self._points_layer(old[0], "A columns", "A", columns, image_layer)

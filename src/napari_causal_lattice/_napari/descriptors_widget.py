@@ -517,10 +517,8 @@ class DescriptorsWidget(DockWidget):
     def _show(self, result: dict, image_layer, b_layer):
         """Generator run by the job panel: one layer change per event-loop turn."""
         cells: Cells = result["cells"]
-        old_maps = dict(zip(self.map_layers, self.reusable_layers(self.map_layers.values())))
-        old_vectors = self.reusable_layers([self.vectors_layer])[0]
-        self.drop_own_layers([layer for name, layer in self.map_layers.items() if old_maps[name] is None]
-                             + [self.vectors_layer if old_vectors is None else None])
+        *maps, old_vectors = self.recycle_own_layers([*self.map_layers.values(), self.vectors_layer])
+        old_maps = dict(zip(self.map_layers, maps))
         self.cells = cells
         self.map_layers = {}
         self.vectors_layer = None

@@ -420,10 +420,10 @@ class SlidingWidget(DockWidget):
         """
         if result.lattice is None:
             raise ValueError("the cells carry no lattice, so the maps cannot be placed on the image")
-        old_overlays = [layer for layer in self.reusable_layers(self.overlay_layers)
-                        if layer is not None and self._same_variables(layer, result)]
-        self.drop_own_layers([layer for layer in [*self.overlay_layers, *self.pca_layers]
-                              if not any(layer is kept for kept in old_overlays)])
+        # the overlays that the new result can draw are refreshed; the PCA layers (no variables) go
+        recycled = self.recycle_own_layers([*self.overlay_layers, *self.pca_layers],
+                                           usable=lambda layer: self._same_variables(layer, result))
+        old_overlays = [layer for layer in recycled if layer is not None]
         self.overlay_layers, self.pca_layers = [], []
         self.result = result
         self._placement = placement
@@ -671,9 +671,9 @@ class SlidingWidget(DockWidget):
 
     def _on_pca(self, pca: AdjacencyPCA):
         """Generator run by the job panel: the component heatmaps, then the first loading layer."""
-        old_loadings = [layer for layer in self.reusable_layers(self.pca_layers)
-                        if layer is not None and layer.metadata[META_KEY]["component"] < pca.n_components]
-        self.drop_own_layers([layer for layer in self.pca_layers if not any(layer is kept for kept in old_loadings)])
+        recycled = self.recycle_own_layers(
+            self.pca_layers, usable=lambda layer: layer.metadata[META_KEY]["component"] < pca.n_components)
+        old_loadings = [layer for layer in recycled if layer is not None]
         self.pca_layers = []
         self.pca = pca
         self.loading_combo.blockSignals(True)

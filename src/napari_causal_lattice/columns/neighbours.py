@@ -276,9 +276,9 @@ def _profile_scale(volume, refined: Refined, sub, lost) -> np.ndarray:
     """(N,) median ratio of profile core volume to Gaussian volume over the columns of each one's sublattice that
     keep their profile fit (``~lost``, finite positive volumes); 1 for a sublattice without such columns."""
     scale = np.ones(len(volume))
+    ratio = volume / refined.intensity
     for label in np.unique(sub):
         rows = sub == label
-        ratio = volume / refined.intensity
         usable = rows & ~lost & np.isfinite(ratio) & (ratio > 0)
         if usable.any():
             scale[rows] = np.median(ratio[usable])

@@ -160,7 +160,7 @@ def plot_causal_graph(
         ax = new_axes()
     given = keep
     keep = _shown_edges(B, prob, keep, min_abs=min_abs, min_probability=min_probability)  # checks the shape
-    both = None if given is None else _unsettled_pairs(given, B)
+    both = np.zeros_like(keep) if given is None else _unsettled_pairs(given, B) & keep
     flagged = np.zeros_like(keep)
     if flag_above is not None and res is not None and res.standardized:
         flagged = keep & (np.abs(res.adjacency) > flag_above)
@@ -169,8 +169,7 @@ def plot_causal_graph(
     if layout == "layered":
         _mark_unlinked(ax, pos, keep, font_size)
     labels = _draw_edges(ax, pos, B, keep, flagged, prob, names, fmt=fmt, units=res.units if res is not None and
-                         in_units else None, layered=layout == "layered", node_radius=node_radius,
-                         both=np.zeros_like(keep) if both is None else both & keep)
+                         in_units else None, layered=layout == "layered", node_radius=node_radius, both=both)
     _place_labels(ax, labels, pos, node_radius, font_size)
     _draw_nodes(ax, pos, names, node_radius, font_size)
     if title is None:
@@ -184,7 +183,7 @@ def _unsettled_pairs(keep, B) -> np.ndarray:
     both ways whose direction the fit chose but the bootstrap did not settle)."""
     keep = np.asarray(keep, dtype=bool)
     B = np.asarray(B, dtype=float)
-    return keep & keep.T & (B != 0) & ~(B.T != 0)
+    return keep & keep.T & (B != 0) & (B.T == 0)
 
 
 def _shown_edges(B, prob, keep, *, min_abs: float, min_probability: float) -> np.ndarray:
@@ -232,8 +231,8 @@ def _arrow(ax, start, end, coefficient: float, vmax: float, text: str, *, flagge
         width = 0.8 + 3.2 * min(abs(coefficient) / vmax, 1.0)
         color, style = _POS_COLOR if coefficient > 0 else _NEG_COLOR, "-"
     ax.add_patch(FancyArrowPatch(
-        a0, a2, arrowstyle="<|-|>" if two_heads else "-|>", mutation_scale=9 + 2 * width, lw=width, color=color, alpha=0.85,
-        linestyle=style, connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0, zorder=1,
+        a0, a2, arrowstyle="<|-|>" if two_heads else "-|>", mutation_scale=9 + 2 * width, lw=width, color=color,
+        alpha=0.85, linestyle=style, connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0, zorder=1,
     ))
     ctrl = (a0 + a2) / 2 + rad * np.array([a2[1] - a0[1], a0[0] - a2[0]])
     return text, color, a0, ctrl, a2
