@@ -443,14 +443,6 @@ def estimate_scan_distortion(
     ScanDistortion
         ``applied`` is False (see :func:`correct_scan`).
     """
-    return _scan_distortion_and_model(image, positions, width, volume, pixel_size, is_a, lattice)[0]
-
-
-def _scan_distortion_and_model(image, positions, width, volume, pixel_size, is_a, lattice):
-    """:func:`estimate_scan_distortion` and the column model it measured the line shifts against: ``(scan,
-    (model (H, W), (amp, centres, widths, reach)))``, the model with the arguments of
-    :func:`~napari_causal_lattice._gaussfit.render_gaussians` it was drawn with (so a caller that needs the same
-    model can take it instead of drawing it again)."""
     img = np.asarray(image, dtype=float)
     pos = np.asarray(positions, dtype=float).reshape(-1, 2)
     width = np.asarray(width, dtype=float).reshape(-1)
@@ -460,9 +452,9 @@ def _scan_distortion_and_model(image, positions, width, volume, pixel_size, is_a
         raise ValueError("need at least 4 fitted columns (finite width and volume) to estimate the scan jitter")
     pos, width, volume = pos[ok], width[ok], volume[ok]
     amp = volume / (2.0 * np.pi * width**2)
-    reach = 4.0 * np.percentile(width, 99)
-    model = _gaussfit.render_gaussians(img.shape, amp, pos, width, reach=reach)
+    model = _gaussfit.render_gaussians(img.shape, amp, pos, width, reach=4.0 * np.percentile(width, 99))
     e, noise, _ = _raw_line_shifts(img, model)
+    del model
     operator, covered, weights = _absorption(img.shape, pos, width, amp)
     columns = None
     if lattice is not None and is_a is not None:
@@ -475,9 +467,8 @@ def _scan_distortion_and_model(image, positions, width, volume, pixel_size, is_a
                                      np.asarray(is_a, bool)[ok], lattice, img.shape[0])
     prov = make_provenance("estimate_scan_distortion", {"tau_px": tau, "lattice_term": columns is not None,
                                                         "n_columns": int(ok.sum())})
-    scan = ScanDistortion(shifts=shifts, sigma=sigma, drift=drift, pixel_size=pixel_size, applied=False,
+    return ScanDistortion(shifts=shifts, sigma=sigma, drift=drift, pixel_size=pixel_size, applied=False,
                           provenance=prov, drift_sigma=drift_sigma)
-    return scan, (model, (amp, pos, width, reach))
 
 
 def correct_scan(image, shifts, *, rows_per_chunk: int = 256) -> np.ndarray:

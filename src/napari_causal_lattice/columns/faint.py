@@ -15,15 +15,14 @@ class FaintColumnsWarning(UserWarning):
     """Most columns of a sublattice are barely above the noise: their positions are not measurable."""
 
 
-def _detectability(img, refined: Refined, radius: float, *, drawn=None) -> np.ndarray:
+def _detectability(img, refined: Refined, radius: float) -> np.ndarray:
     """(N,) peak amplitude of each column over the local noise on its fit patch (a square of +-``radius`` px).
 
     The noise is the rms of the pixel-to-pixel differences (along x, divided by sqrt 2) of the image minus the
     column model: counting and read-out noise, without the smooth misfit of the column shapes (a bright
-    neighbour's tail is not noise).  ``drawn``: a column model drawn before (see ``_gaussian_model``), used (and
-    overwritten) when it is the one needed.
+    neighbour's tail is not noise).
     """
-    model = _gaussian_model(img.shape, refined, np.ones(len(refined.positions), dtype=bool), drawn=drawn)
+    model = _gaussian_model(img.shape, refined, np.ones(len(refined.positions), dtype=bool))
     resid = np.subtract(img, model, out=model)
     step = np.empty_like(resid)
     step[:, :-1] = np.diff(resid, axis=1)

@@ -17,7 +17,7 @@ from .fill import _fill_sites, _plausible_columns
 from .gaussians import _CHUNK, _disk_sum, _peel, _refine
 from .geometry import _cells_in_view, _combined_basis, _fit_lattice, _Grid
 from .inputs import _check_intensity, _check_pixel_size, _check_projection, _check_scan_sigma, _spacing_px, as_image
-from .jitter import _scan_stage_and_model
+from .jitter import _scan_stage
 from .neighbours import _neighbour_stage
 from .result import Columns, Refined, _make_columns
 from .sites import _decide_motif, _select_columns, _site_candidates
@@ -166,19 +166,17 @@ def find_columns(
                                                      b_brighter)
     report(progress, 3, _STEPS + 1, cancel)
     refined, is_a = _fit_columns(img, positions, is_a, ij, component, grid, progress, cancel, _STEPS)
-    img, refined, scan, drawn = _scan_stage_and_model(img, refined, is_a, grid, args.pixel_size, scan_correction,
-                                                      cancel)
+    img, refined, scan = _scan_stage(img, refined, is_a, grid, args.pixel_size, scan_correction, cancel)
     # the line shift left after the jitter stage is shared by the columns of a row (it cancels in x differences
     # along a row): it stays a covariance for the cells, unless a scan_sigma is given instead
     line_variance = scan.line_variance if args.scan_sigma is None else None
-    # from the consistent Gaussian (volume, width) pairs, on the column model the jitter stage drew when it fits
-    detectability = _detectability(img, refined, grid.radius, drawn=drawn)
-    del drawn
+    gaussian = refined  # consistent Gaussian (volume, width) pairs: what the detectability is measured from
     refined, profile = _neighbour_stage(img, refined, is_a, grid, cancel, neighbours=neighbours,
                                         scan_sigma=args.scan_sigma)
     if intensity == "disk":
         refined = refined._replace(intensity=_disk_sum(img, refined.positions, grid.radius))
     lattice = _fit_lattice(refined.positions[is_a], v1, v2, img.shape)
+    detectability = _detectability(img, gaussian, grid.radius)
     faint = detectability < args.faint_threshold
     _warn_faint(faint, is_a, args.faint_threshold)
     params = {

@@ -100,12 +100,10 @@ def _refine_split(image_a, image_b, positions, is_a, radius, cancel, *, sigma: b
     return Refined(*out)
 
 
-def _gaussian_model(shape, refined: Refined, rows, *, drawn=None) -> np.ndarray:
+def _gaussian_model(shape, refined: Refined, rows) -> np.ndarray:
     """(H, W) sum of the fitted Gaussians (backgrounds left out) of the columns ``rows`` (bool mask).
 
-    ``refined.intensity`` must hold Gaussian volumes; columns without a usable fit are left out.  ``drawn`` is a
-    model image drawn before with its :func:`~napari_causal_lattice._gaussfit.render_gaussians` arguments,
-    ``(model, (amp, centres, widths, reach))``: it is returned itself when those are the arguments this model needs.
+    ``refined.intensity`` must hold Gaussian volumes; columns without a usable fit are left out.
     """
     width, volume, pos = refined.width[rows], refined.intensity[rows], refined.positions[rows]
     ok = np.isfinite(width) & np.isfinite(volume) & (volume > 0) & (width > 0)
@@ -116,14 +114,7 @@ def _gaussian_model(shape, refined: Refined, rows, *, drawn=None) -> np.ndarray:
     ok &= (width < _PEEL_OUTLIER * np.median(width[ok])) & (volume < _PEEL_OUTLIER**2 * np.median(volume[ok]))
     amp = volume[ok] / (2.0 * np.pi * width[ok] ** 2)
     reach = _PEEL_REACH * np.percentile(width[ok], 99)
-    if drawn is not None and _same_arguments(drawn[1], (amp, pos[ok], width[ok], reach)):
-        return drawn[0]
     return _gaussfit.render_gaussians(shape, amp, pos[ok], width[ok], reach=reach)
-
-
-def _same_arguments(first, second) -> bool:
-    """Whether two tuples of arrays and numbers are equal element by element (same shapes, same values)."""
-    return all(np.shape(a) == np.shape(b) and np.array_equal(a, b) for a, b in zip(first, second))
 
 
 def _minus_model(image, refined: Refined, rows) -> np.ndarray:

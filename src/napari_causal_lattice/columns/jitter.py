@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from ..scan import _scan_distortion_and_model, correct_scan
+from ..scan import correct_scan, estimate_scan_distortion
 from .gaussians import _peel
 from .geometry import _dual, _fit_lattice, _Grid
 from .result import Refined
@@ -31,19 +31,11 @@ def _scan_stage(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: b
 
     Returns the (corrected) image, the columns and the :class:`~napari_causal_lattice.scan.ScanDistortion`.
     """
-    return _scan_stage_and_model(img, refined, is_a, grid, pixel_size, correct, cancel)[:3]
-
-
-def _scan_stage_and_model(img, refined: Refined, is_a, grid: _Grid, pixel_size, correct: bool, cancel):
-    """:func:`_scan_stage`, also returning the Gaussian model of the returned columns on the returned image that
-    the jitter was measured against, with the arguments it was drawn with (see
-    :func:`~napari_causal_lattice.scan._scan_distortion_and_model`); None when the image was resampled and the
-    columns refitted."""
     lattice = _fit_lattice(refined.positions[is_a], grid.v1, grid.v2, img.shape)
-    scan, drawn = _scan_distortion_and_model(img, refined.positions, refined.width, refined.intensity, pixel_size,
-                                             is_a, lattice)
+    scan = estimate_scan_distortion(img, refined.positions, refined.width, refined.intensity,
+                                    pixel_size=pixel_size, is_a=is_a, lattice=lattice)
     if not correct:
-        return img, refined, scan, drawn
+        return img, refined, scan
     jitter = scan.rms_px >= max(_MIN_JITTER_PX, _JITTER_SIGNIFICANCE * scan.residual_px)
     periodic = _lattice_row_share(scan.shifts, grid.v1, grid.v2, img.shape[1]) if jitter else 0.0
     if periodic > _MAX_LATTICE_SHARE:
@@ -54,12 +46,11 @@ def _scan_stage_and_model(img, refined: Refined, is_a, grid: _Grid, pixel_size, 
         scan = dataclasses.replace(scan, provenance={**scan.provenance, "note": note})
     drift = scan.drift_significant()
     if not (jitter or drift):
-        return img, refined, scan, drawn
-    drawn = None  # the model of the columns before the correction: not kept while the image is resampled
+        return img, refined, scan
     scan = dataclasses.replace(scan, applied=jitter, drift_applied=drift)
     img = correct_scan(img, scan.correction)
     refined = _peel(img, refined, is_a, grid.radius, cancel)[0]
-    return img, refined, scan, None
+    return img, refined, scan
 
 
 def _lattice_row_share(shifts, v1, v2, width: int, *, order: int = 3) -> float:
